@@ -1,0 +1,30 @@
+package dev.iommuemu.dma;
+
+/**
+ * The shell side of a device model: what a model asks of the world outside guest memory. The
+ * daemon connects these to eventfds, MSI writes and back-end messages to the VMM; tests record
+ * them. Calls are synchronous: when {@link #invalidate} returns, the VMM has dropped the
+ * translations, so the model may complete the guest's invalidation (CMD_SYNC, virtio UNMAP).
+ */
+public interface DmaHost {
+    /** A wired interrupt line fires (edge). Lines are model-specific names, e.g. "evtq", "gerror". */
+    void raiseIrq(String line);
+
+    /** A message-signalled interrupt: a 32-bit write of {@code data} to {@code address}. */
+    void msi(long address, int data);
+
+    /** The VMM must drop cached translations; returns once it has. */
+    void invalidate(IotlbInvalidation inv);
+
+    /** A host that records nothing (for tests that do not look). */
+    DmaHost NONE = new DmaHost() {
+        @Override
+        public void raiseIrq(String line) {}
+
+        @Override
+        public void msi(long address, int data) {}
+
+        @Override
+        public void invalidate(IotlbInvalidation inv) {}
+    };
+}
