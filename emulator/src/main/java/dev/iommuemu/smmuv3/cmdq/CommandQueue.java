@@ -1,0 +1,87 @@
+package dev.iommuemu.smmuv3.cmdq;
+
+import dev.iommuemu.memory.GuestMemory;
+import dev.iommuemu.smmuv3.irq.Interrupts;
+import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
+import dev.iommuemu.smmuv3.queue.QueueGeometry;
+import dev.iommuemu.smmuv3.registers.RegisterFile;
+import dev.iommuemu.smmuv3.registers.Smmuv3Regs;
+import java.util.OptionalLong;
+
+/**
+ * The command queue consumer (IHI 0070 §3.5 and §4). Commands are consumed synchronously, in
+ * order, whenever the guest makes them visible (a CMDQ_PROD write, CMDQEN set, a CMDQ_ERR
+ * acknowledgement). A command that cannot be executed stops the queue with CMDQ_CONS.ERR set and
+ * CONS pointing at it, and activates GERROR.CMDQ_ERR (§4.1.1, §7.1); consumption resumes once
+ * software acknowledges the error through GERRORN.
+ */
+public final class CommandQueue {
+    /** CMDQ_CONS.ERR codes (§4.1.1 Table 4-2). */
+    public static final int CERROR_NONE = 0;
+    public static final int CERROR_ILL = 1;
+    public static final int CERROR_ABT = 2;
+    public static final int CERROR_ATC_INV_SYNC = 3;
+
+    /** Executes one decoded command; returns a CERROR code ({@link #CERROR_NONE} on success). */
+    @FunctionalInterface
+    public interface Executor {
+        int execute(Command c);
+    }
+
+    private final RegisterFile regs;
+    private final GuestMemory mem;
+    private final Interrupts irq;
+    private final Smmuv3Profile profile;
+    private final Executor executor;
+    private long consumed;
+
+    public CommandQueue(RegisterFile regs, GuestMemory mem, Interrupts irq, Smmuv3Profile profile, Executor executor) {
+        this.regs = regs;
+        this.mem = mem;
+        this.irq = irq;
+        this.profile = profile;
+        this.executor = executor;
+    }
+
+    /** Commands executed since reset (for the control API and benchmarks). */
+    public long consumed() {
+        return consumed;
+    }
+
+    /** Consumes every command between CONS and PROD, unless the queue is disabled or in error. */
+    public void process() {
+        if (!Smmuv3Regs.CR0_CMDQEN.isSet(regs.get(Smmuv3Regs.CR0ACK))
+                || irq.gerrorActive(Smmuv3Regs.GERROR_CMDQ_ERR)) {
+            return;
+        }
+        QueueGeometry q = QueueGeometry.of(regs.get(Smmuv3Regs.CMDQ_BASE), profile.cmdqs(), Command.SIZE);
+        int prod = (int) regs.get(Smmuv3Regs.CMDQ_PROD) & q.pointerMask();
+        int cons = (int) regs.get(Smmuv3Regs.CMDQ_CONS) & q.pointerMask();
+        // At most 2^CMDQS entries lie between CONS and PROD, so this loop is bounded.
+        while (!q.empty(prod, cons)) {
+            int err = executeAt(q.slot(cons));
+            if (err != CERROR_NONE) {
+                regs.set(Smmuv3Regs.CMDQ_CONS, Smmuv3Regs.CMDQ_CONS_ERR.insert(Smmuv3Regs.Q_PTR.insert(regs.get(Smmuv3Regs.CMDQ_CONS), cons), err));
+                irq.raiseGerror(Smmuv3Regs.GERROR_CMDQ_ERR);
+                return;
+            }
+            consumed++;
+            cons = q.next(cons);
+            // §6.3.28: the SMMU advances RD; ERR keeps the last error code.
+            regs.set(Smmuv3Regs.CMDQ_CONS, Smmuv3Regs.Q_PTR, cons);
+        }
+    }
+
+    private int executeAt(long addr) {
+        OptionalLong w0 = mem.load(addr, 8);
+        OptionalLong w1 = mem.load(addr + 8, 8);
+        if (w0.isEmpty() || w1.isEmpty()) {
+            return CERROR_ABT; // §4.1.1: an abort fetching the command
+        }
+        Command.Op op = Command.Op.of((int) Command.OPCODE.get(w0.getAsLong()));
+        if (op == null || !op.presentIn(profile)) {
+            return CERROR_ILL; // §4.1.1: unknown opcode, or a command of an absent feature
+        }
+        return executor.execute(new Command(op, w0.getAsLong(), w1.getAsLong()));
+    }
+}

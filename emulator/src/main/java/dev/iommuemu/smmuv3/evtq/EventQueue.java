@@ -1,0 +1,103 @@
+package dev.iommuemu.smmuv3.evtq;
+
+import dev.iommuemu.memory.GuestMemory;
+import dev.iommuemu.smmuv3.irq.Interrupts;
+import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
+import dev.iommuemu.smmuv3.queue.QueueGeometry;
+import dev.iommuemu.smmuv3.registers.RegisterFile;
+import dev.iommuemu.smmuv3.registers.Smmuv3Regs;
+
+/**
+ * The Event queue producer (IHI 0070 §7.2, §7.4). Records are written at EVENTQ_PROD when
+ * EVENTQEN is set; a full queue loses the record and flags an overflow by toggling
+ * EVENTQ_PROD.OVFLG, once, until software acknowledges it through EVENTQ_CONS.OVACKFLG (§7.4);
+ * an abort writing the record activates GERROR.EVENTQ_ABT_ERR (§7.2).
+ */
+public final class EventQueue {
+    private final RegisterFile regs;
+    private final GuestMemory mem;
+    private final Interrupts irq;
+    private final Smmuv3Profile profile;
+    private long written;
+    private long lost;
+
+    public EventQueue(RegisterFile regs, GuestMemory mem, Interrupts irq, Smmuv3Profile profile) {
+        this.regs = regs;
+        this.mem = mem;
+        this.irq = irq;
+        this.profile = profile;
+    }
+
+    /** Records written since reset. */
+    public long written() {
+        return written;
+    }
+
+    /** Records lost (queue disabled, full or aborting) since reset. */
+    public long lost() {
+        return lost;
+    }
+
+    /** Whether a record written now would be accepted (enabled, not full): decides stalls (§3.12.2). */
+    public boolean canAccept() {
+        if (!Smmuv3Regs.CR0_EVENTQEN.isSet(regs.get(Smmuv3Regs.CR0ACK))) {
+            return false;
+        }
+        QueueGeometry q = geometry();
+        return !q.full(prod(q), cons(q));
+    }
+
+    /** Writes {@code rec}; {@code false} when it was lost. */
+    public boolean record(EventRecord rec) {
+        if (!Smmuv3Regs.CR0_EVENTQEN.isSet(regs.get(Smmuv3Regs.CR0ACK))) {
+            lost++;
+            return false; // §7.2: events are not recorded while the queue is disabled
+        }
+        QueueGeometry q = geometry();
+        int prod = prod(q);
+        int cons = cons(q);
+        if (q.full(prod, cons)) {
+            lost++;
+            overflow();
+            return false;
+        }
+        long[] w = rec.encode();
+        long slot = q.slot(prod);
+        byte[] b = new byte[EventRecord.SIZE];
+        for (int i = 0; i < EventRecord.SIZE; i++) {
+            b[i] = (byte) (w[i / 8] >>> (8 * (i % 8)));
+        }
+        if (!mem.write(slot, b, 0, b.length)) {
+            lost++;
+            irq.raiseGerror(Smmuv3Regs.GERROR_EVENTQ_ABT_ERR);
+            return false;
+        }
+        long reg = regs.get(Smmuv3Regs.EVENTQ_PROD);
+        regs.set(Smmuv3Regs.EVENTQ_PROD, Smmuv3Regs.Q_PTR.insert(reg, q.next(prod)));
+        written++;
+        irq.eventQueue();
+        return true;
+    }
+
+    /** §7.4: OVFLG toggles when an overflow occurs while no overflow is pending acknowledgement. */
+    private void overflow() {
+        long p = regs.get(Smmuv3Regs.EVENTQ_PROD);
+        long c = regs.get(Smmuv3Regs.EVENTQ_CONS);
+        if (Smmuv3Regs.Q_PROD_OVFLG.isSet(p) == Smmuv3Regs.Q_CONS_OVACKFLG.isSet(c)) {
+            regs.set(Smmuv3Regs.EVENTQ_PROD, p ^ Smmuv3Regs.Q_PROD_OVFLG.mask());
+            irq.eventQueue();
+        }
+    }
+
+    private QueueGeometry geometry() {
+        return QueueGeometry.of(regs.get(Smmuv3Regs.EVENTQ_BASE), profile.eventqs(), EventRecord.SIZE);
+    }
+
+    private int prod(QueueGeometry q) {
+        return (int) regs.get(Smmuv3Regs.EVENTQ_PROD) & q.pointerMask();
+    }
+
+    private int cons(QueueGeometry q) {
+        return (int) regs.get(Smmuv3Regs.EVENTQ_CONS) & q.pointerMask();
+    }
+}

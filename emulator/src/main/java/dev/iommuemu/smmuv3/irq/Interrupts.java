@@ -1,0 +1,118 @@
+package dev.iommuemu.smmuv3.irq;
+
+import dev.iommuemu.dma.DmaHost;
+import dev.iommuemu.field.Field;
+import dev.iommuemu.field.Register;
+import dev.iommuemu.memory.GuestMemory;
+import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
+import dev.iommuemu.smmuv3.registers.RegisterFile;
+import dev.iommuemu.smmuv3.registers.Smmuv3Regs;
+
+/**
+ * The SMMU's interrupt sources and global errors (IHI 0070 §3.18 interrupts and notifications,
+ * §6.3.17 SMMU_IRQ_CTRL, §6.3.19-20 SMMU_GERROR/GERRORN). Each source is a wired line (named
+ * {@link #EVTQ}, {@link #PRIQ}, {@link #CMD_SYNC}, {@link #GERROR} on the {@link DmaHost}) or,
+ * when the profile has MSIs and the source's IRQ_CFG0.ADDR is non-zero, an MSI: a 32-bit write of
+ * IRQ_CFG1.DATA to IRQ_CFG0.ADDR (§3.18.2). An MSI whose address is guest RAM is stored there
+ * (Linux polls CMD_SYNC completion that way); any other address goes to the host.
+ */
+public final class Interrupts {
+    public static final String EVTQ = "evtq";
+    public static final String PRIQ = "priq";
+    public static final String CMD_SYNC = "cmd-sync";
+    public static final String GERROR = "gerror";
+
+    private final RegisterFile regs;
+    private final GuestMemory mem;
+    private final DmaHost host;
+    private final Smmuv3Profile profile;
+
+    public Interrupts(RegisterFile regs, GuestMemory mem, DmaHost host, Smmuv3Profile profile) {
+        this.regs = regs;
+        this.mem = mem;
+        this.host = host;
+        this.profile = profile;
+    }
+
+    /** The Event queue has a new record (§7.2: interrupt when EVENTQ_IRQEN). */
+    public void eventQueue() {
+        if (enabled(Smmuv3Regs.IRQ_CTRL_EVENTQ_IRQEN)) {
+            signal(EVTQ, Smmuv3Regs.EVENTQ_IRQ_CFG0, Smmuv3Regs.EVENTQ_IRQ_CFG1, Smmuv3Regs.GERROR_MSI_EVENTQ_ABT_ERR);
+        }
+    }
+
+    /** The PRI queue has a new entry (§8). */
+    public void priQueue() {
+        if (enabled(Smmuv3Regs.IRQ_CTRL_PRIQ_IRQEN)) {
+            signal(PRIQ, Smmuv3Regs.PRIQ_IRQ_CFG0, Smmuv3Regs.PRIQ_IRQ_CFG1, Smmuv3Regs.GERROR_MSI_PRIQ_ABT_ERR);
+        }
+    }
+
+    /**
+     * CMD_SYNC completion with CS == SIG_IRQ (§4.7.3): an MSI to the command's own MSIAddress with
+     * MSIData when the profile has MSIs and the address is non-zero, else the wired line.
+     */
+    public void cmdSync(long msiAddr, int msiData) {
+        if (profile.msi() && msiAddr != 0) {
+            if (!msi(msiAddr, msiData)) {
+                raiseGerror(Smmuv3Regs.GERROR_MSI_CMDQ_ABT_ERR);
+            }
+        } else {
+            host.raiseIrq(CMD_SYNC);
+        }
+    }
+
+    /**
+     * Activates a global error (§6.3.19: an error is active while GERROR.x != GERRORN.x; a new
+     * error toggles GERROR.x only when that error is inactive) and signals it.
+     */
+    public void raiseGerror(Field bit) {
+        long g = regs.get(Smmuv3Regs.GERROR);
+        long n = regs.get(Smmuv3Regs.GERRORN);
+        if (bit.isSet(g) != bit.isSet(n)) {
+            return; // already active
+        }
+        regs.set(Smmuv3Regs.GERROR, g ^ bit.mask());
+        if (enabled(Smmuv3Regs.IRQ_CTRL_GERROR_IRQEN)) {
+            long addr = Smmuv3Regs.IRQ_CFG0_ADDR.inPlace(regs.get(Smmuv3Regs.GERROR_IRQ_CFG0));
+            if (profile.msi() && addr != 0) {
+                int data = (int) regs.get(Smmuv3Regs.GERROR_IRQ_CFG1);
+                if (!msi(addr, data) && bit != Smmuv3Regs.GERROR_MSI_GERROR_ABT_ERR) {
+                    raiseGerror(Smmuv3Regs.GERROR_MSI_GERROR_ABT_ERR);
+                }
+            } else {
+                host.raiseIrq(GERROR);
+            }
+        }
+    }
+
+    /** Whether the global error {@code bit} is active. */
+    public boolean gerrorActive(Field bit) {
+        return bit.isSet(regs.get(Smmuv3Regs.GERROR)) != bit.isSet(regs.get(Smmuv3Regs.GERRORN));
+    }
+
+    private boolean enabled(Field irqen) {
+        // §6.3.17: the IRQ_CTRL value in effect is the acknowledged one.
+        return irqen.isSet(regs.get(Smmuv3Regs.IRQ_CTRLACK));
+    }
+
+    private void signal(String line, Register cfg0, Register cfg1, Field abortBit) {
+        long addr = Smmuv3Regs.IRQ_CFG0_ADDR.inPlace(regs.get(cfg0));
+        if (profile.msi() && addr != 0) {
+            if (!msi(addr, (int) regs.get(cfg1))) {
+                raiseGerror(abortBit);
+            }
+        } else {
+            host.raiseIrq(line);
+        }
+    }
+
+    /** One MSI write; {@code false} when it aborted (never here: non-RAM goes to the host). */
+    private boolean msi(long addr, int data) {
+        if (mem.find(addr, 4) != null) {
+            return mem.store(addr, 4, data & 0xffff_ffffL);
+        }
+        host.msi(addr, data);
+        return true;
+    }
+}
