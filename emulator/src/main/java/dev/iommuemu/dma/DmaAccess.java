@@ -2,7 +2,7 @@ package dev.iommuemu.dma;
 
 /**
  * The attributes of one DMA access that matter to translation (IHI 0070 §3.2 and §13: RnW, InD,
- * PnU). An instruction fetch is a read that also needs execute permission.
+ * PnU). An instruction fetch is a read checked against execute permission.
  */
 public record DmaAccess(boolean write, boolean instruction, boolean privileged) {
     public static final DmaAccess READ = new DmaAccess(false, false, false);

@@ -17,7 +17,11 @@ public final class Perm {
 
     private Perm() {}
 
-    /** Whether the bits grant {@code access}. An instruction fetch needs read and execute. */
+    /**
+     * Whether the bits grant {@code access}. An instruction fetch needs execute permission only
+     * (Arm ARM AArch64 permission checks: for an instruction fetch only execute-never is
+     * checked; execute-only memory is legal at EL0 and at stage 2).
+     */
     public static boolean allows(int perm, DmaAccess access) {
         return (perm & required(access)) == required(access);
     }
@@ -25,9 +29,9 @@ public final class Perm {
     /** The bits {@code access} needs. */
     public static int required(DmaAccess access) {
         if (access.privileged()) {
-            return access.write() ? PW : access.instruction() ? (PR | PX) : PR;
+            return access.write() ? PW : access.instruction() ? PX : PR;
         }
-        return access.write() ? UW : access.instruction() ? (UR | UX) : UR;
+        return access.write() ? UW : access.instruction() ? UX : UR;
     }
 
     public static String toString(int perm) {
