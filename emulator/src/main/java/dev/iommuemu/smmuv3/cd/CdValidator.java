@@ -9,7 +9,10 @@ import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
 public final class CdValidator {
     private CdValidator() {}
 
-    /** Why {@code cd} is ILLEGAL, or {@code null} when it is usable. */
+    /**
+     * Why {@code cd} is ILLEGAL by the rules that depend on the SMMU's ID registers, or {@code null}.
+     * The translation-system rules (TxSZ, TTBx ranges) are {@link CdStage1#check}.
+     */
     public static String check(Cd cd, Smmuv3Profile p) {
         if (!cd.valid()) {
             return "V == 0";
@@ -75,10 +78,6 @@ public final class CdValidator {
         if (!supported) {
             return "TG" + n + " reserved or not implemented";
         }
-        // §5.4 T0SZ: without IDR3.STT the maximum is 39; without IDR5.VAX the minimum is 16.
-        if (txsz > 39 || txsz < 16) {
-            return "T" + n + "SZ " + txsz + " out of range [16, 39]";
-        }
-        return null;
+        return null; // TxSZ and TTBx ranges: CdStage1.check
     }
 }

@@ -1,0 +1,380 @@
+package dev.iommuemu.smmuv3;
+
+import static dev.iommuemu.smmuv3.registers.Smmuv3Regs.*;
+
+import dev.iommuemu.dma.DmaAccess;
+import dev.iommuemu.dma.DmaHost;
+import dev.iommuemu.dma.DmaResult;
+import dev.iommuemu.dma.IommuModel;
+import dev.iommuemu.dma.IotlbEntry;
+import dev.iommuemu.dma.IotlbInvalidation;
+import dev.iommuemu.dma.Perm;
+import dev.iommuemu.field.Register;
+import dev.iommuemu.memory.GuestMemory;
+import dev.iommuemu.smmuv3.ats.AtsResponse;
+import dev.iommuemu.smmuv3.ats.EndpointPort;
+import dev.iommuemu.smmuv3.cache.CoherencyViolation;
+import dev.iommuemu.smmuv3.cache.ConfigCache;
+import dev.iommuemu.smmuv3.cmdq.CommandQueue;
+import dev.iommuemu.smmuv3.evtq.EventQueue;
+import dev.iommuemu.smmuv3.evtq.EventRecord;
+import dev.iommuemu.smmuv3.evtq.EventType;
+import dev.iommuemu.smmuv3.irq.Interrupts;
+import dev.iommuemu.smmuv3.priq.PageRequest;
+import dev.iommuemu.smmuv3.priq.PriQueue;
+import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
+import dev.iommuemu.smmuv3.registers.RegisterFile;
+import dev.iommuemu.smmuv3.streamtable.Ste;
+import dev.iommuemu.smmuv3.translate.ContextConfig;
+import dev.iommuemu.smmuv3.translate.StallTable;
+import dev.iommuemu.smmuv3.translate.StreamConfig;
+import dev.iommuemu.smmuv3.translate.TranslationPath;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.List;
+
+/**
+ * An emulated Arm SMMUv3 (IHI 0070) as a guest driver sees it: the two-page MMIO window, and DMA
+ * translation for endpoints. It wires the parts together and delegates: registers
+ * ({@link RegisterFile}), the command queue ({@link CommandQueue} executing through
+ * {@link Smmuv3Commands}), the event and PRI queues, interrupts, the configuration cache, the
+ * translation path and its TLB ({@link Translations}).
+ *
+ * <p>A functional core: no threads; not thread-safe (the shell serialises calls). Command queue
+ * processing happens synchronously in the {@code CMDQ_PROD} write that makes commands visible.
+ */
+public final class Smmuv3 implements IommuModel {
+
+    /**
+     * Model options.
+     *
+     * @param strict             report each missing invalidation (STE, CD, TLB) as a
+     *                           {@link CoherencyViolation}; off by default
+     * @param configCacheEntries bound on cached STEs and on cached CDs
+     * @param tlbEntries         bound on TLB entries
+     */
+    public record Options(boolean strict, int configCacheEntries, int tlbEntries) {
+        public static final Options DEFAULT = new Options(false, 4096, 8192);
+
+        public Options withStrict(boolean s) {
+            return new Options(s, configCacheEntries, tlbEntries);
+        }
+    }
+
+    /** How many coherency violations are kept for {@link #coherencyViolations()}. */
+    private static final int MAX_VIOLATIONS = 256;
+
+    private final GuestMemory mem;
+    private final DmaHost host;
+    private final Smmuv3Profile profile;
+    private final EndpointPort endpoints;
+    private final Options options;
+    private final RegisterFile regs = new RegisterFile(ALL);
+    private final Interrupts irq;
+    private final EventQueue evtq;
+    private final PriQueue priq;
+    private final ConfigCache<StreamConfig, ContextConfig> configCache;
+    private final StallTable stalls;
+    private final Translations translations;
+    private final CommandQueue cmdq;
+    private final Deque<CoherencyViolation> violations = new ArrayDeque<>();
+    private long violationCount;
+
+    public Smmuv3(GuestMemory mem, DmaHost host, Smmuv3Profile profile, EndpointPort endpoints, Options options) {
+        this.mem = mem;
+        this.host = host;
+        this.profile = profile;
+        this.endpoints = endpoints;
+        this.options = options;
+        this.irq = new Interrupts(regs, mem, host, profile);
+        this.evtq = new EventQueue(regs, mem, irq, profile);
+        this.priq = new PriQueue(regs, mem, irq, profile, endpoints);
+        this.configCache = new ConfigCache<>(options.configCacheEntries());
+        this.stalls = new StallTable(Math.max(profile.stallMax(), 1));
+        TranslationPath path = new TranslationPath(mem, profile, configCache, options.strict() ? this::violation : null);
+        this.translations = new Translations(path, profile, options, options.strict() ? this::violation : null);
+        Smmuv3Commands commands = new Smmuv3Commands(profile, configCache, translations, stalls, irq, host, endpoints);
+        this.cmdq = new CommandQueue(regs, mem, irq, profile, commands);
+        reset();
+    }
+
+    /** A device with the default options and no endpoint port. */
+    public Smmuv3(GuestMemory mem, DmaHost host, Smmuv3Profile profile) {
+        this(mem, host, profile, EndpointPort.NONE, Options.DEFAULT);
+    }
+
+    public Smmuv3Profile profile() {
+        return profile;
+    }
+
+    /** Power-on reset (IHI 0070 §6.3: each register's reset value; caches empty). */
+    public void reset() {
+        regs.reset();
+        regs.set(IDR0, profile.idr0() & 0xffff_ffffL);
+        regs.set(IDR1, profile.idr1() & 0xffff_ffffL);
+        regs.set(IDR2, profile.idr2() & 0xffff_ffffL);
+        regs.set(IDR3, profile.idr3() & 0xffff_ffffL);
+        regs.set(IDR4, profile.idr4() & 0xffff_ffffL);
+        regs.set(IDR5, profile.idr5() & 0xffff_ffffL);
+        regs.set(IIDR, profile.iidr() & 0xffff_ffffL);
+        regs.set(AIDR, profile.aidr() & 0xffff_ffffL);
+        configCache.invalidateAll();
+        translations.invalidateAll();
+        stalls.drain();
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // MMIO (IHI 0070 §6)
+
+    /** A guest read of {@code size} (4 or 8) bytes at {@code offset} in the 0x20000-byte window. */
+    public long mmioRead(long offset, int size) {
+        Register r = regs.at(offset);
+        if (r != null && !present(r)) {
+            return 0;
+        }
+        return regs.read(offset, size);
+    }
+
+    /** A guest write; side effects (handshakes, queue processing) complete before it returns. */
+    public void mmioWrite(long offset, int size, long value) {
+        Register r = regs.target(offset, size);
+        if (r == null || !present(r)) {
+            return; // RAZ/WI (§6.2)
+        }
+        long old = regs.get(r);
+        long v = regs.merged(r, offset, size, value);
+        if (guarded(r)) {
+            return; // §6.2 Guarded registers: writes while their enable is set are ignored
+        }
+        if (r == GBPA) {
+            writeGbpa(v);
+            return;
+        }
+        regs.set(r, v);
+        if (r == CR0) {
+            writeCr0(old, v);
+        } else if (r == IRQ_CTRL) {
+            // §6.3.17: the new enables take effect at once and are acknowledged in IRQ_CTRLACK.
+            regs.set(IRQ_CTRLACK, v);
+        } else if (r == GERRORN) {
+            cmdq.process(); // an acknowledged CMDQ_ERR lets consumption resume (§7.1)
+        } else if (r == CMDQ_PROD) {
+            cmdq.process();
+        }
+    }
+
+    /** Registers whose features the profile lacks are RES0 (§6.3: "present only when ..."). */
+    private boolean present(Register r) {
+        if (r == PRIQ_BASE || r == PRIQ_PROD || r == PRIQ_CONS) {
+            return profile.pri();
+        }
+        if (r == PRIQ_IRQ_CFG0 || r == PRIQ_IRQ_CFG1 || r == PRIQ_IRQ_CFG2) {
+            return profile.pri() && profile.msi();
+        }
+        if (r == GERROR_IRQ_CFG0 || r == GERROR_IRQ_CFG1 || r == GERROR_IRQ_CFG2 || r == EVENTQ_IRQ_CFG0
+                || r == EVENTQ_IRQ_CFG1 || r == EVENTQ_IRQ_CFG2) {
+            return profile.msi();
+        }
+        return true;
+    }
+
+    private boolean guarded(Register r) {
+        long ack = regs.get(CR0ACK);
+        long irqAck = regs.get(IRQ_CTRLACK);
+        if (r == STRTAB_BASE || r == STRTAB_BASE_CFG) {
+            return CR0_SMMUEN.isSet(ack); // §6.3.24
+        }
+        if (r == CMDQ_BASE || r == CMDQ_CONS) {
+            return CR0_CMDQEN.isSet(ack); // §6.3.26, §6.3.28
+        }
+        if (r == EVENTQ_BASE || r == EVENTQ_PROD) {
+            return CR0_EVENTQEN.isSet(ack); // §6.3.29, §6.3.30
+        }
+        if (r == PRIQ_BASE || r == PRIQ_PROD) {
+            return CR0_PRIQEN.isSet(ack); // §6.3.35
+        }
+        if (r == GERROR_IRQ_CFG0 || r == GERROR_IRQ_CFG1 || r == GERROR_IRQ_CFG2) {
+            return IRQ_CTRL_GERROR_IRQEN.isSet(irqAck); // §6.3.21
+        }
+        if (r == EVENTQ_IRQ_CFG0 || r == EVENTQ_IRQ_CFG1 || r == EVENTQ_IRQ_CFG2) {
+            return IRQ_CTRL_EVENTQ_IRQEN.isSet(irqAck);
+        }
+        if (r == PRIQ_IRQ_CFG0 || r == PRIQ_IRQ_CFG1 || r == PRIQ_IRQ_CFG2) {
+            return IRQ_CTRL_PRIQ_IRQEN.isSet(irqAck);
+        }
+        return false;
+    }
+
+    private void writeCr0(long old, long v) {
+        // §6.3.9: features the profile lacks stay 0; the change completes at once, shown in CR0ACK.
+        if (!profile.pri()) {
+            v = CR0_PRIQEN.insert(v, 0);
+        }
+        if (!profile.ats()) {
+            v = CR0_ATSCHK.insert(v, 0);
+        }
+        regs.set(CR0, v);
+        regs.set(CR0ACK, v);
+        if (CR0_SMMUEN.isSet(old) != CR0_SMMUEN.isSet(v)) {
+            // Translations the VMM cached under the old mode (bypass/GBPA or tables) are stale.
+            host.invalidate(IotlbInvalidation.all());
+            if (!CR0_SMMUEN.isSet(v)) {
+                for (StallTable.Stalled s : stalls.drain()) {
+                    endpoints.stallResolved(s.streamId(), s.stag(), false);
+                }
+            }
+        }
+        if (CR0_CMDQEN.isSet(v)) {
+            cmdq.process();
+        }
+    }
+
+    private void writeGbpa(long v) {
+        // §6.3.15: a write with Update == 1 changes the fields and completes at once (Update reads 0);
+        // a write with Update == 0 has no effect.
+        if (!GBPA_UPDATE.isSet(v)) {
+            return;
+        }
+        regs.set(GBPA, GBPA_UPDATE.insert(v, 0));
+        if (!CR0_SMMUEN.isSet(regs.get(CR0ACK))) {
+            host.invalidate(IotlbInvalidation.all());
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // DMA translation (IHI 0070 §3.2)
+
+    @Override
+    public DmaResult translate(int streamId, int substreamId, long iova, DmaAccess access) {
+        if (!CR0_SMMUEN.isSet(regs.get(CR0ACK))) {
+            // §3.2, §6.3.15: with SMMUEN == 0, SMMU_GBPA decides: abort, or bypass.
+            if (GBPA_ABORT.isSet(regs.get(GBPA))) {
+                return new DmaResult.Aborted("GBPA.ABORT");
+            }
+            return identity(iova);
+        }
+        Translations.Result r = translations.translate(regs.get(STRTAB_BASE), regs.get(STRTAB_BASE_CFG), streamId,
+                substreamId, iova, access);
+        if (r instanceof Translations.Hit h) {
+            return new DmaResult.Translated(h.entry());
+        }
+        if (r instanceof Translations.BypassResult) {
+            return identity(iova);
+        }
+        Translations.Miss m = (Translations.Miss) r;
+        EventRecord ev = m.event();
+        if (m.stall()) {
+            int stag = evtq.canAccept() ? stalls.allocate(streamId) : -1;
+            if (stag >= 0) {
+                // §3.12.2: the transaction is held; its record carries Stall == 1 and the STAG.
+                EventRecord held = withStall(ev, stag);
+                evtq.record(held);
+                stalls.hold(new StallTable.Stalled(streamId, substreamId, stag, iova, access));
+                return new DmaResult.Stalled(streamId, stag);
+            }
+        }
+        if (ev != null && m.record()) {
+            evtq.record(ev);
+        }
+        return new DmaResult.Aborted(m.reason());
+    }
+
+    private static EventRecord withStall(EventRecord e, int stag) {
+        return new EventRecord(e.type(), e.streamId(), e.ssv(), e.substreamId(), stag, true, e.rnw(), e.ind(),
+                e.pnu(), e.s2(), e.faultClass(), e.inputAddr(), e.ipa(), e.reason());
+    }
+
+    private static DmaResult identity(long iova) {
+        return new DmaResult.Translated(new IotlbEntry(iova & ~0xfffL, iova & ~0xfffL, 0xfff, Perm.ALL));
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // ATS and PRI (IHI 0070 §3.9)
+
+    /**
+     * A PCIe ATS Translation Request from endpoint {@code streamId} (§3.9.1.2). Not allowed (SMMU
+     * disabled, STE.EATS == 0, STE bypass or abort) gives F_BAD_ATS_TREQ and UR (§7.3.6); a broken
+     * configuration gives UR without an event; a translation fault gives a no-access completion.
+     * Never stalls, never records translation faults.
+     */
+    public AtsResponse atsTranslate(int streamId, int substreamId, long address, DmaAccess access) {
+        if (!profile.ats()) {
+            return AtsResponse.unsupported();
+        }
+        return translations.ats(regs.get(CR0ACK), regs.get(STRTAB_BASE), regs.get(STRTAB_BASE_CFG), streamId,
+                substreamId, address, access, evtq);
+    }
+
+    /**
+     * An ATS Translated transaction (the address is already a PA, §3.9.1.1): allowed unless
+     * CR0.ATSCHK is set and the stream may not use ATS, which gives F_TRANSL_FORBIDDEN (§7.3.8).
+     */
+    public DmaResult translatedTransaction(int streamId, long address, DmaAccess access) {
+        long ack = regs.get(CR0ACK);
+        boolean forbidden = !CR0_SMMUEN.isSet(ack);
+        if (!forbidden && CR0_ATSCHK.isSet(ack)) {
+            Ste ste = translations.steFor(regs.get(STRTAB_BASE), regs.get(STRTAB_BASE_CFG), streamId);
+            forbidden = ste == null || ste.eats() == 0 || ste.config() == Ste.CONFIG_BYPASS;
+        }
+        if (forbidden) {
+            evtq.record(new EventRecord(EventType.F_TRANSL_FORBIDDEN, streamId, false, 0, 0, false, !access.write(),
+                    false, false, false, 0, address, 0, 0));
+            return new DmaResult.Aborted("F_TRANSL_FORBIDDEN");
+        }
+        return identity(address);
+    }
+
+    /** A PRI Page Request from an endpoint (§8): queued on the PRI queue, or discarded. */
+    public boolean pageRequest(PageRequest req) {
+        if (!profile.pri()) {
+            return false;
+        }
+        return priq.enqueue(req);
+    }
+
+    /** An unsupported upstream transaction (§7.3.2 F_UUT), with an IMPLEMENTATION DEFINED reason. */
+    public DmaResult unsupportedTransaction(int streamId, int substreamId, long address, DmaAccess access, int reason) {
+        boolean ssv = substreamId != NO_SUBSTREAM;
+        evtq.record(new EventRecord(EventType.F_UUT, streamId, ssv, ssv ? substreamId : 0, 0, false, !access.write(),
+                access.instruction(), access.privileged(), false, 0, address, 0, reason & 0xffff));
+        return new DmaResult.Aborted("F_UUT");
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Strict mode
+
+    private void violation(CoherencyViolation v) {
+        violationCount++;
+        if (violations.size() == MAX_VIOLATIONS) {
+            violations.removeFirst();
+        }
+        violations.addLast(v);
+    }
+
+    /** The most recent coherency violations strict mode found (oldest first). */
+    public List<CoherencyViolation> coherencyViolations() {
+        return new ArrayList<>(violations);
+    }
+
+    /** How many coherency violations strict mode found since construction. */
+    public long coherencyViolationCount() {
+        return violationCount;
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Introspection for the control API and tests
+
+    /** Commands consumed, event records written and lost, stalled transactions held. */
+    public Stats stats() {
+        return new Stats(cmdq.consumed(), evtq.written(), evtq.lost(), stalls.size(), configCache.size(),
+                translations.tlbSize());
+    }
+
+    public record Stats(long commands, long events, long eventsLost, int stalled, int configCacheEntries,
+            int tlbEntries) {}
+
+    GuestMemory memory() {
+        return mem;
+    }
+}

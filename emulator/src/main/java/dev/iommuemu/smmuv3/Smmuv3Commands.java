@@ -1,0 +1,236 @@
+package dev.iommuemu.smmuv3;
+
+import static dev.iommuemu.smmuv3.cmdq.Command.*;
+import static dev.iommuemu.smmuv3.cmdq.CommandQueue.CERROR_ILL;
+import static dev.iommuemu.smmuv3.cmdq.CommandQueue.CERROR_NONE;
+
+import dev.iommuemu.dma.DmaHost;
+import dev.iommuemu.dma.IotlbInvalidation;
+import dev.iommuemu.smmuv3.ats.EndpointPort;
+import dev.iommuemu.smmuv3.cache.ConfigCache;
+import dev.iommuemu.smmuv3.cmdq.Command;
+import dev.iommuemu.smmuv3.cmdq.CommandQueue;
+import dev.iommuemu.smmuv3.irq.Interrupts;
+import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
+import dev.iommuemu.smmuv3.translate.ContextConfig;
+import dev.iommuemu.smmuv3.translate.StallTable;
+import dev.iommuemu.smmuv3.translate.StreamConfig;
+
+/**
+ * What each command does (IHI 0070 §4.2-§4.7). Invalidations act on the configuration cache and
+ * the TLB, and on the VMM's cached translations through {@link DmaHost#invalidate}, all before the
+ * command is consumed, so a following CMD_SYNC completes them (§4.7.3).
+ */
+final class Smmuv3Commands implements CommandQueue.Executor {
+    private final Smmuv3Profile profile;
+    private final ConfigCache<StreamConfig, ContextConfig> config;
+    private final Translations translations;
+    private final StallTable stalls;
+    private final Interrupts irq;
+    private final DmaHost host;
+    private final EndpointPort endpoints;
+
+    Smmuv3Commands(Smmuv3Profile profile, ConfigCache<StreamConfig, ContextConfig> config, Translations translations,
+            StallTable stalls, Interrupts irq, DmaHost host, EndpointPort endpoints) {
+        this.profile = profile;
+        this.config = config;
+        this.translations = translations;
+        this.stalls = stalls;
+        this.irq = irq;
+        this.host = host;
+        this.endpoints = endpoints;
+    }
+
+    @Override
+    public int execute(Command c) {
+        SmmuTlb tlb = translations.tlb();
+        int sid = c.getInt(SID);
+        switch (c.op()) {
+            case CMD_PREFETCH_CONFIG, CMD_PREFETCH_ADDR -> {
+                // §4.2: prefetches are hints; this model fetches on demand. Only the SubstreamID is checked.
+                return ssidOk(c) ? CERROR_NONE : CERROR_ILL;
+            }
+            case CMD_CFGI_STE -> {
+                config.invalidateSte(sid);
+                host.invalidate(new IotlbInvalidation(sid, 0, -1L));
+            }
+            case CMD_CFGI_STE_RANGE -> {
+                int range = c.getInt(CFGI_RANGE);
+                if (range == 31) {
+                    config.invalidateAll(); // §4.3.3: Range 31 is CMD_CFGI_ALL
+                    host.invalidate(IotlbInvalidation.all());
+                } else {
+                    long count = 1L << (range + 1);
+                    long first = (sid & 0xffff_ffffL) & ~(count - 1);
+                    config.invalidateSteRange(first, count);
+                    for (long s = first; s < first + count && s - first < 4096; s++) {
+                        host.invalidate(new IotlbInvalidation((int) s, 0, -1L));
+                    }
+                    if (count > 4096) {
+                        host.invalidate(IotlbInvalidation.all());
+                    }
+                }
+            }
+            case CMD_CFGI_CD -> {
+                if (!ssidOk(c)) {
+                    return CERROR_ILL;
+                }
+                config.invalidateCd(sid, c.getInt(SSID));
+                host.invalidate(new IotlbInvalidation(sid, 0, -1L));
+            }
+            case CMD_CFGI_CD_ALL -> {
+                config.invalidateCds(sid);
+                host.invalidate(new IotlbInvalidation(sid, 0, -1L));
+            }
+            case CMD_TLBI_NH_ALL -> {
+                tlb.nhAll(vmid(c));
+                host.invalidate(IotlbInvalidation.all());
+            }
+            case CMD_TLBI_NH_ASID -> {
+                tlb.nhAsid(vmid(c), asid(c));
+                host.invalidate(IotlbInvalidation.all());
+            }
+            case CMD_TLBI_NH_VA, CMD_TLBI_NH_VAA -> {
+                long[] r = range(c, TLBI_ADDR);
+                if (r == null) {
+                    return CERROR_ILL;
+                }
+                tlb.nhVa(vmid(c), c.op() == Op.CMD_TLBI_NH_VA ? asid(c) : -1, r[0], r[1]);
+                host.invalidate(new IotlbInvalidation(IotlbInvalidation.ALL_ENDPOINTS, r[0], r[1]));
+            }
+            case CMD_TLBI_EL2_ALL -> {
+                tlb.el2All();
+                host.invalidate(IotlbInvalidation.all());
+            }
+            case CMD_TLBI_EL2_ASID -> {
+                tlb.el2Asid(asid(c));
+                host.invalidate(IotlbInvalidation.all());
+            }
+            case CMD_TLBI_EL2_VA, CMD_TLBI_EL2_VAA -> {
+                long[] r = range(c, TLBI_ADDR);
+                if (r == null) {
+                    return CERROR_ILL;
+                }
+                tlb.el2Va(c.op() == Op.CMD_TLBI_EL2_VA ? asid(c) : -1, r[0], r[1]);
+                host.invalidate(new IotlbInvalidation(IotlbInvalidation.ALL_ENDPOINTS, r[0], r[1]));
+            }
+            case CMD_TLBI_S12_VMALL -> {
+                tlb.s12Vmall(vmid(c));
+                host.invalidate(IotlbInvalidation.all());
+            }
+            case CMD_TLBI_S2_IPA -> {
+                long[] r = range(c, TLBI_IPA);
+                if (r == null) {
+                    return CERROR_ILL;
+                }
+                tlb.s2Ipa(vmid(c), r[0], r[1]);
+                // An IPA is not an IOVA the VMM knows: drop everything it cached.
+                host.invalidate(IotlbInvalidation.all());
+            }
+            case CMD_TLBI_NSNH_ALL -> {
+                tlb.nsnhAll();
+                host.invalidate(IotlbInvalidation.all());
+            }
+            case CMD_ATC_INV -> {
+                if (!ssidOk(c)) {
+                    return CERROR_ILL;
+                }
+                // §4.5.1: Size is log2 of the number of 4KB pages; the address is aligned to the span.
+                int size = c.getInt(ATC_SIZE);
+                long bytes = size >= 52 ? -1L : 4096L << size;
+                long addr = c.address(ATC_ADDR) & (bytes == -1L ? 0 : ~(bytes - 1));
+                endpoints.atcInvalidate(sid, c.is(SSV) ? c.getInt(SSID) : -1, addr, bytes, c.is(ATC_GLOBAL));
+            }
+            case CMD_PRI_RESP -> {
+                if (!ssidOk(c)) {
+                    return CERROR_ILL;
+                }
+                int code = switch (c.getInt(PRI_RESP)) {
+                    case PRI_RESP_DENY -> EndpointPort.RESPONSE_INVALID_REQUEST;
+                    case PRI_RESP_FAIL -> EndpointPort.RESPONSE_FAILURE;
+                    case PRI_RESP_SUCCESS -> EndpointPort.RESPONSE_SUCCESS;
+                    default -> -1;
+                };
+                if (code < 0) {
+                    return CERROR_ILL; // §4.5.2: Resp 0b11 is reserved
+                }
+                endpoints.priResponse(sid, c.is(SSV) ? c.getInt(SSID) : -1, c.getInt(PRI_PRGINDEX), code);
+            }
+            case CMD_RESUME -> {
+                int ac = c.getInt(RESUME_AC);
+                if (ac > RESUME_ABORT) {
+                    return CERROR_ILL; // §4.6.1: Action 0b1x reserved
+                }
+                // §4.6.1: a RESUME that matches no stalled transaction is ignored.
+                StallTable.Stalled s = stalls.resume(sid, c.getInt(RESUME_STAG));
+                if (s != null) {
+                    endpoints.stallResolved(sid, s.stag(), ac == RESUME_RETRY);
+                }
+            }
+            case CMD_STALL_TERM -> {
+                for (StallTable.Stalled s : stalls.terminate(sid)) {
+                    endpoints.stallResolved(sid, s.stag(), false);
+                }
+            }
+            case CMD_SYNC -> {
+                int cs = c.getInt(SYNC_CS);
+                if (cs == 0b11) {
+                    return CERROR_ILL; // §4.7.3: CS 0b11 reserved
+                }
+                if (cs == CS_SEV && !profile.sev()) {
+                    return CERROR_ILL;
+                }
+                // Every earlier command has completed synchronously; signal completion (§4.7.3).
+                if (cs == CS_IRQ) {
+                    irq.cmdSync(c.get(SYNC_MSIADDR) << 2, (int) c.get(SYNC_MSIDATA));
+                }
+                // CS_SEV: a WFE wake-up event; pollers see CMDQ_CONS move, which is all SEV promises.
+            }
+            default -> {
+                return CERROR_ILL;
+            }
+        }
+        return CERROR_NONE;
+    }
+
+    private boolean ssidOk(Command c) {
+        // §4.1: a SubstreamID beyond IDR1.SSIDSIZE makes the command ILLEGAL.
+        return !c.is(SSV) || (c.getInt(SSID) >>> profile.ssidBits()) == 0;
+    }
+
+    private int vmid(Command c) {
+        return profile.s2() ? c.getInt(TLBI_VMID) : 0;
+    }
+
+    private int asid(Command c) {
+        return c.getInt(TLBI_ASID);
+    }
+
+    /**
+     * The [start, size] a VA or IPA invalidation covers (§4.4.1.1 range invalidation): without a TG
+     * the one address (any entry containing it); with TG (IDR3.RIL) {@code (NUM + 1) * 2^(5 *
+     * SCALE + 1)} granules from the address. {@code null} for a range command without RIL support.
+     */
+    private long[] range(Command c, dev.iommuemu.field.Field addrField) {
+        long addr = c.address(addrField);
+        int tg = c.getInt(TLBI_TG);
+        if (tg == 0 || !profile.ril()) {
+            // One address: every entry holding it (a 4KB span touches exactly those, entries being
+            // at least 4KB-aligned). §4.4.1.1: TG, NUM and SCALE are IGNORED without RIL.
+            return new long[] {addr, 4096};
+        }
+        int granuleShift = switch (tg) {
+            case 1 -> 12;
+            case 2 -> 14;
+            default -> 16;
+        };
+        int num = c.getInt(TLBI_NUM);
+        int scale = c.getInt(TLBI_SCALE);
+        int shift = 5 * scale + 1 + granuleShift;
+        long size = shift >= 63 ? -1L : (num + 1L) << shift;
+        if (size < 0) {
+            size = -1L;
+        }
+        return new long[] {addr, size};
+    }
+}

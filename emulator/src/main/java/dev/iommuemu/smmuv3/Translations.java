@@ -1,0 +1,123 @@
+package dev.iommuemu.smmuv3;
+
+import dev.iommuemu.dma.DmaAccess;
+import dev.iommuemu.dma.IotlbEntry;
+import dev.iommuemu.dma.Perm;
+import dev.iommuemu.pagetable.Translation;
+import dev.iommuemu.smmuv3.ats.AtsResponse;
+import dev.iommuemu.smmuv3.cache.CoherencyViolation;
+import dev.iommuemu.smmuv3.evtq.EventQueue;
+import dev.iommuemu.smmuv3.evtq.EventRecord;
+import dev.iommuemu.smmuv3.evtq.EventType;
+import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
+import dev.iommuemu.smmuv3.registers.Smmuv3Regs;
+import dev.iommuemu.smmuv3.streamtable.Ste;
+import dev.iommuemu.smmuv3.translate.Outcome;
+import dev.iommuemu.smmuv3.translate.TranslationPath;
+import java.util.function.Consumer;
+
+/**
+ * The translation side of the device: the path (§3.2), the TLB it fills, and the ATS form of a
+ * translation (§3.9.1). Turns path outcomes into what the device returns.
+ */
+final class Translations {
+    sealed interface Result permits Hit, BypassResult, Miss {}
+
+    record Hit(IotlbEntry entry) implements Result {}
+
+    record BypassResult() implements Result {}
+
+    /** Terminated or faulted; {@code event} is recorded when {@code record}, held when {@code stall}. */
+    record Miss(String reason, EventRecord event, boolean record, boolean stall) implements Result {}
+
+    private final TranslationPath path;
+    private final Smmuv3Profile profile;
+    private final SmmuTlb tlb;
+
+    Translations(TranslationPath path, Smmuv3Profile profile, Smmuv3.Options options,
+            Consumer<CoherencyViolation> strict) {
+        this.path = path;
+        this.profile = profile;
+        this.tlb = new SmmuTlb(options.tlbEntries());
+        path.useTlb(tlb);
+    }
+
+    SmmuTlb tlb() {
+        return tlb;
+    }
+
+    int tlbSize() {
+        return tlb.size();
+    }
+
+    void invalidateAll() {
+        tlb.invalidateAll();
+    }
+
+    Result translate(long strtabBase, long strtabBaseCfg, int sid, int ssid, long iova, DmaAccess access) {
+        Outcome o = path.translate(strtabBase, strtabBaseCfg, sid, ssid, iova, access);
+        if (o instanceof Outcome.Walked w) {
+            return new Hit(entry(w.translation(), iova));
+        }
+        if (o instanceof Outcome.Bypass) {
+            return new BypassResult();
+        }
+        if (o instanceof Outcome.Terminate t) {
+            return new Miss(t.reason(), t.event(), t.event() != null, false);
+        }
+        Outcome.Fault f = (Outcome.Fault) o;
+        return new Miss(f.event().type().name(), f.event(), f.record(), f.stall());
+    }
+
+    /** The VMM-cacheable entry of a translation, for the page holding {@code iova}. */
+    static IotlbEntry entry(Translation t, long iova) {
+        long mask = (1L << t.pageShift()) - 1;
+        return new IotlbEntry(iova & ~mask, t.outputBase(), mask, t.perm());
+    }
+
+    /** The STE a Translated transaction's ATSCHK test uses, or {@code null} when it is unusable. */
+    Ste steFor(long strtabBase, long strtabBaseCfg, int sid) {
+        TranslationPath.SteResult r = path.stream(strtabBase, strtabBaseCfg, sid, -1);
+        return r instanceof TranslationPath.SteOk ok ? ok.config().ste() : null;
+    }
+
+    /** §3.9.1.2 ATS Translation Request. */
+    AtsResponse ats(long cr0ack, long strtabBase, long strtabBaseCfg, int sid, int ssid, long addr, DmaAccess access,
+            EventQueue evtq) {
+        boolean enabled = Smmuv3Regs.CR0_SMMUEN.isSet(cr0ack);
+        Ste ste = null;
+        if (enabled) {
+            TranslationPath.SteResult r = path.stream(strtabBase, strtabBaseCfg, sid, ssid);
+            if (!(r instanceof TranslationPath.SteOk ok)) {
+                return AtsResponse.unsupported(); // §7.3.6: TRs cause no other events (C_BAD_STE...)
+            }
+            ste = ok.config().ste();
+        }
+        // §7.3.6: SMMUEN == 0, or effective EATS == 0 (bypass and abort configurations included).
+        if (!enabled || ste.eats() == 0 || ste.config() == Ste.CONFIG_BYPASS || ste.config() == Ste.CONFIG_ABORT) {
+            boolean ssv = ssid >= 0;
+            evtq.record(new EventRecord(EventType.F_BAD_ATS_TREQ, sid, ssv, ssv ? ssid : 0, 0, false, !access.write(),
+                    access.instruction(), access.privileged(), false, 0, addr, 0, 1));
+            return AtsResponse.unsupported();
+        }
+        Outcome o = path.translate(strtabBase, strtabBaseCfg, sid, ssid, addr, access);
+        if (o instanceof Outcome.Walked w) {
+            Translation t = w.translation();
+            int p = t.perm();
+            boolean priv = access.privileged();
+            boolean r = (p & (priv ? Perm.PR : Perm.UR)) != 0;
+            boolean wr = (p & (priv ? Perm.PW : Perm.UW)) != 0;
+            boolean x = (p & (priv ? Perm.PX : Perm.UX)) != 0;
+            IotlbEntry e = entry(t, addr);
+            return new AtsResponse(AtsResponse.Status.SUCCESS, e.translatedAddr(), e.addrMask() + 1, r, wr, x, priv);
+        }
+        if (o instanceof Outcome.Bypass) {
+            return new AtsResponse(AtsResponse.Status.SUCCESS, addr & ~0xfffL, 4096, true, true, true,
+                    access.privileged());
+        }
+        if (o instanceof Outcome.Fault) {
+            return AtsResponse.noAccess(addr); // a translation fault is a no-access completion
+        }
+        return AtsResponse.unsupported();
+    }
+}

@@ -1,0 +1,95 @@
+package dev.iommuemu.smmuv3.cache;
+
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * The SMMU's configuration cache (IHI 0070 §3.21, §4.3): decoded STEs by StreamID and decoded CDs
+ * by StreamID and CD index. It is as coherent as the guest's CMD_CFGI_* commands make it: a
+ * structure changed in memory without an invalidation keeps its cached value. Only valid, legal
+ * structures are cached (§3.21.1: an SMMU does not cache invalid or ILLEGAL configuration), and the
+ * cache is bounded (LRU), as a hardware cache is, so eviction never changes the outcome for a
+ * guest that invalidates correctly.
+ *
+ * @param <S> the decoded STE type
+ * @param <C> the decoded CD type
+ */
+public final class ConfigCache<S, C> {
+    private final int capacity;
+    private final Map<Integer, S> stes;
+    private final Map<Long, C> cds;
+
+    public ConfigCache(int capacity) {
+        this.capacity = capacity;
+        this.stes = new LinkedHashMap<>(64, 0.75f, true);
+        this.cds = new LinkedHashMap<>(64, 0.75f, true);
+    }
+
+    private static long key(int sid, int index) {
+        return ((long) sid << 32) | (index & 0xffff_ffffL);
+    }
+
+    public S ste(int sid) {
+        return stes.get(sid);
+    }
+
+    public void putSte(int sid, S ste) {
+        stes.put(sid, ste);
+        trim(stes);
+    }
+
+    public C cd(int sid, int index) {
+        return cds.get(key(sid, index));
+    }
+
+    public void putCd(int sid, int index, C cd) {
+        cds.put(key(sid, index), cd);
+        trim(cds);
+    }
+
+    /** CMD_CFGI_STE (§4.3.2): the STE and, as the STE locates them, the stream's CDs. */
+    public void invalidateSte(int sid) {
+        stes.remove(sid);
+        invalidateCds(sid);
+    }
+
+    /** CMD_CFGI_STE_RANGE (§4.3.3): StreamIDs {@code [first, first + count)}. */
+    public void invalidateSteRange(long first, long count) {
+        stes.keySet().removeIf(s -> inRange(s, first, count));
+        cds.keySet().removeIf(k -> inRange((int) (k >>> 32), first, count));
+    }
+
+    private static boolean inRange(int sid, long first, long count) {
+        long u = sid & 0xffff_ffffL;
+        return u >= first && u - first < count;
+    }
+
+    /** CMD_CFGI_CD (§4.3.4). */
+    public void invalidateCd(int sid, int index) {
+        cds.remove(key(sid, index));
+    }
+
+    /** CMD_CFGI_CD_ALL (§4.3.5). */
+    public void invalidateCds(int sid) {
+        cds.keySet().removeIf(k -> (int) (k >>> 32) == sid);
+    }
+
+    /** CMD_CFGI_ALL (§4.3.3 with Range 31). */
+    public void invalidateAll() {
+        stes.clear();
+        cds.clear();
+    }
+
+    public int size() {
+        return stes.size() + cds.size();
+    }
+
+    private <K, V> void trim(Map<K, V> m) {
+        if (m.size() > capacity) {
+            Iterator<K> it = m.keySet().iterator();
+            it.next();
+            it.remove();
+        }
+    }
+}

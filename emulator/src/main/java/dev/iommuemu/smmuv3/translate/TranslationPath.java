@@ -1,0 +1,292 @@
+package dev.iommuemu.smmuv3.translate;
+
+import dev.iommuemu.dma.DmaAccess;
+import dev.iommuemu.dma.IommuModel;
+import dev.iommuemu.memory.GuestMemory;
+import dev.iommuemu.pagetable.FaultClass;
+import dev.iommuemu.pagetable.FaultType;
+import dev.iommuemu.pagetable.Stage1Config;
+import dev.iommuemu.pagetable.Stage2Config;
+import dev.iommuemu.pagetable.Translation;
+import dev.iommuemu.pagetable.TranslationFault;
+import dev.iommuemu.pagetable.WalkResult;
+import dev.iommuemu.pagetable.Walker;
+import dev.iommuemu.smmuv3.cache.CoherencyViolation;
+import dev.iommuemu.smmuv3.cache.ConfigCache;
+import dev.iommuemu.smmuv3.cd.Cd;
+import dev.iommuemu.smmuv3.cd.CdStage1;
+import dev.iommuemu.smmuv3.cd.CdTable;
+import dev.iommuemu.smmuv3.cd.CdValidator;
+import dev.iommuemu.smmuv3.evtq.EventRecord;
+import dev.iommuemu.smmuv3.evtq.EventType;
+import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
+import dev.iommuemu.smmuv3.streamtable.Ste;
+import dev.iommuemu.smmuv3.streamtable.SteStage2;
+import dev.iommuemu.smmuv3.streamtable.SteValidator;
+import dev.iommuemu.smmuv3.streamtable.StreamTable;
+import java.util.function.Consumer;
+
+/**
+ * The configuration and translation flow of one transaction with SMMUEN == 1 (IHI 0070 §3.2
+ * Figure 3-3 and §3.3): STE lookup and checks, the STE.Config and substream rules, CD lookup and
+ * checks, then the table walk. It decides; the device records events, stalls and caches.
+ */
+public final class TranslationPath {
+    private final GuestMemory mem;
+    private final Smmuv3Profile profile;
+    private final Walker walker;
+    private final ConfigCache<StreamConfig, ContextConfig> cache;
+    private final Consumer<CoherencyViolation> strict; // null when strict mode is off
+    private TranslationCache tlb = TranslationCache.NONE;
+
+    public TranslationPath(GuestMemory mem, Smmuv3Profile profile, ConfigCache<StreamConfig, ContextConfig> cache,
+            Consumer<CoherencyViolation> strict) {
+        this.mem = mem;
+        this.profile = profile;
+        this.walker = new Walker(mem, profile.oasBits());
+        this.cache = cache;
+        this.strict = strict;
+    }
+
+    /** Sets the TLB the walk step consults and fills. */
+    public void useTlb(TranslationCache tlb) {
+        this.tlb = tlb;
+    }
+
+    public Walker walker() {
+        return walker;
+    }
+
+    /** The STE of {@code sid}, from the cache or the stream table. */
+    public sealed interface SteResult permits SteOk, SteBad {}
+
+    public record SteOk(StreamConfig config) implements SteResult {}
+
+    public record SteBad(EventRecord event) implements SteResult {}
+
+    /** Step 1 (§3.3.1): locate, check and decode the STE, through the configuration cache. */
+    public SteResult stream(long strtabBase, long strtabBaseCfg, int sid, int ssid) {
+        StreamConfig cached = cache.ste(sid);
+        if (cached != null) {
+            if (strict != null) {
+                StreamTable.Lookup now = StreamTable.lookup(mem, profile, strtabBase, strtabBaseCfg, sid, ssid);
+                if (!(now instanceof StreamTable.Found f) || !f.ste().equals(cached.ste())) {
+                    strict.accept(new CoherencyViolation(CoherencyViolation.Kind.STE, sid, -1, cached.address(),
+                            "STE changed in memory without CMD_CFGI_STE: cached " + cached.ste() + ", memory "
+                                    + (now instanceof StreamTable.Found f2 ? f2.ste().toString() : "unreadable")));
+                }
+            }
+            return new SteOk(cached);
+        }
+        StreamTable.Lookup l = StreamTable.lookup(mem, profile, strtabBase, strtabBaseCfg, sid, ssid);
+        if (l instanceof StreamTable.Fault f) {
+            return new SteBad(f.event());
+        }
+        StreamTable.Found found = (StreamTable.Found) l;
+        Ste ste = found.ste();
+        String bad = SteValidator.check(ste, profile, false);
+        Stage2Config s2 = null;
+        if (bad == null && ste.stage2()) {
+            s2 = SteStage2.of(ste, profile);
+            bad = SteStage2.check(s2, profile);
+        }
+        if (bad != null) {
+            return new SteBad(EventRecord.config(EventType.C_BAD_STE, sid, ssid));
+        }
+        StreamConfig sc = new StreamConfig(ste, found.address(), s2);
+        cache.putSte(sid, sc);
+        return new SteOk(sc);
+    }
+
+    /** The CD result: a decoded context, or the event that stops the transaction. */
+    public sealed interface CdResult permits CdOk, CdBad {}
+
+    public record CdOk(ContextConfig config) implements CdResult {}
+
+    public record CdBad(EventRecord event, boolean stage2Fault, boolean stall) implements CdResult {}
+
+    /** Step 2 (§3.3.2): fetch CD {@code index}, through the cache; CD addresses are IPAs with stage 2. */
+    public CdResult context(StreamConfig sc, int sid, int index, int eventSsid, long iova, DmaAccess access) {
+        ContextConfig cached = cache.cd(sid, index);
+        Ste ste = sc.ste();
+        if (cached != null) {
+            if (strict != null) {
+                CdTable.Lookup now = CdTable.lookup(mem, ste, index, resolver(sc, sid, eventSsid, iova, access), sid,
+                        eventSsid);
+                if (!(now instanceof CdTable.Found f) || !f.cd().equals(cached.cd())) {
+                    strict.accept(new CoherencyViolation(CoherencyViolation.Kind.CD, sid, index, cached.address(),
+                            "CD changed in memory without CMD_CFGI_CD: cached " + cached.cd()));
+                }
+            }
+            return new CdOk(cached);
+        }
+        CdTable.Lookup l = CdTable.lookup(mem, ste, index, resolver(sc, sid, eventSsid, iova, access), sid, eventSsid);
+        if (l instanceof CdTable.Fault f) {
+            boolean s2 = f.event().s2();
+            return new CdBad(f.event(), s2, s2 && ste.s2s());
+        }
+        CdTable.Found found = (CdTable.Found) l;
+        Cd cd = found.cd();
+        String bad = CdValidator.check(cd, profile);
+        Stage1Config s1 = null;
+        if (bad == null) {
+            s1 = CdStage1.of(cd, profile, ste.strw() == Ste.STRW_EL2);
+            bad = CdStage1.check(s1);
+        }
+        if (bad != null) {
+            return new CdBad(EventRecord.config(EventType.C_BAD_CD, sid, eventSsid), false, false);
+        }
+        ContextConfig cc = new ContextConfig(cd, found.address(), s1);
+        cache.putCd(sid, index, cc);
+        return new CdOk(cc);
+    }
+
+    private CdTable.FetchResolver resolver(StreamConfig sc, int sid, int ssid, long iova, DmaAccess access) {
+        if (sc.s2() == null) {
+            return CdTable.FetchResolver.IDENTITY;
+        }
+        // §3.3.2: with stage 2, CD and L1CD addresses are IPAs translated by stage 2 (CLASS == CD).
+        return ipa -> {
+            WalkResult r = walker.stage2For(sc.s2(), ipa, DmaAccess.READ, FaultClass.CD, iova);
+            if (r instanceof Translation t) {
+                return new CdTable.Pa(t.outputAddress());
+            }
+            return new CdTable.Faulted(faultEvent((TranslationFault) r, sid, ssid, iova, access, 0, false));
+        };
+    }
+
+    /** The whole flow for a transaction with SMMUEN == 1. */
+    public Outcome translate(long strtabBase, long strtabBaseCfg, int sid, int ssid, long iova, DmaAccess access) {
+        SteResult sr = stream(strtabBase, strtabBaseCfg, sid, ssid);
+        if (sr instanceof SteBad b) {
+            return new Outcome.Terminate(b.event().type().name(), b.event());
+        }
+        StreamConfig sc = ((SteOk) sr).config();
+        Ste ste = sc.ste();
+        int cfg = ste.config();
+        boolean hasSsid = ssid != IommuModel.NO_SUBSTREAM;
+        if (cfg == Ste.CONFIG_ABORT) {
+            return new Outcome.Terminate("STE.Config abort", null); // §5.2: no event
+        }
+        if (!ste.stage1()) {
+            if (hasSsid) {
+                // §7.3.9: a SubstreamID with stage 1 disabled (Config 0b1x0).
+                return new Outcome.Terminate("C_BAD_SUBSTREAMID", CdTable.badSubstream(sid, ssid));
+            }
+            if (cfg == Ste.CONFIG_BYPASS) {
+                return new Outcome.Bypass();
+            }
+            return walk(null, sc, null, sid, ssid, iova, access);
+        }
+        int index;
+        int cdMax = ste.s1cdMax();
+        if (hasSsid) {
+            // §7.3.9: substreams disabled, unsupported, or the SubstreamID beyond 2^S1CDMax.
+            if (cdMax == 0 || profile.ssidBits() == 0 || (ssid >>> cdMax) != 0) {
+                return new Outcome.Terminate("C_BAD_SUBSTREAMID", CdTable.badSubstream(sid, ssid));
+            }
+            if (ssid == 0 && ste.s1dss() == Ste.S1DSS_SUBSTREAM0) {
+                // §7.3.7: CD 0 is reserved for non-substream traffic.
+                return new Outcome.Terminate("F_STREAM_DISABLED",
+                        EventRecord.config(EventType.F_STREAM_DISABLED, sid, ssid));
+            }
+            index = ssid;
+        } else if (cdMax == 0) {
+            index = 0;
+        } else {
+            switch (ste.s1dss()) {
+                case Ste.S1DSS_TERMINATE -> {
+                    return new Outcome.Terminate("F_STREAM_DISABLED",
+                            EventRecord.config(EventType.F_STREAM_DISABLED, sid, ssid));
+                }
+                case Ste.S1DSS_BYPASS -> {
+                    // §5.2 S1DSS 0b01: non-substream traffic bypasses stage 1.
+                    return sc.s2() == null ? new Outcome.Bypass() : walk(null, sc, null, sid, ssid, iova, access);
+                }
+                default -> index = 0;
+            }
+        }
+        CdResult cr = context(sc, sid, index, ssid, iova, access);
+        if (cr instanceof CdBad b) {
+            if (b.stage2Fault()) {
+                return new Outcome.Fault(b.event(), ste.s2r() || b.stall(), b.stall() && b.event().type() != EventType.F_WALK_EABT);
+            }
+            return new Outcome.Terminate(b.event().type().name(), b.event());
+        }
+        return walk(((CdOk) cr).config(), sc, ((CdOk) cr).config().s1(), sid, ssid, iova, access);
+    }
+
+    private Outcome walk(ContextConfig cc, StreamConfig sc, Stage1Config s1, int sid, int ssid, long iova,
+            DmaAccess access) {
+        Ste ste = sc.ste();
+        Outcome.Regime regime = s1 == null ? Outcome.Regime.S2
+                : ste.strw() == Ste.STRW_EL2 ? Outcome.Regime.EL2 : Outcome.Regime.NH;
+        int asid = cc == null ? 0 : cc.cd().asid();
+        // §5.2 S2VMID: with stage 2 implemented, it tags this stream's TLB entries even when only
+        // stage 1 translates.
+        int vmid = profile.s2() ? ste.s2vmid() : 0;
+        Translation hit = tlb.lookup(regime, vmid, asid, iova, access);
+        if (hit != null) {
+            if (strict != null) {
+                checkTlbHit(hit, s1, sc, sid, ssid, iova, access);
+            }
+            return new Outcome.Walked(hit, regime, asid, vmid);
+        }
+        WalkResult r = walker.translate(s1, sc.s2(), iova, access, null);
+        if (r instanceof Translation t) {
+            tlb.insert(regime, vmid, asid, t);
+            return new Outcome.Walked(t, regime, asid, vmid);
+        }
+        TranslationFault f = (TranslationFault) r;
+        boolean stage2 = f.stage() == 2;
+        boolean eabt = f.type() == FaultType.WALK_EABT;
+        boolean stall;
+        boolean record;
+        if (stage2) {
+            stall = ste.s2s();
+            record = ste.s2r();
+        } else {
+            stall = cc.cd().stall() && !ste.s1stalld();
+            record = cc.cd().recordFaults();
+        }
+        stall = stall && !eabt && profile.stall();
+        // §7.3.12: F_WALK_EABT is always recorded; a stalled fault is always recorded (§3.12.2).
+        return new Outcome.Fault(faultEvent(f, sid, ssid, iova, access, 0, false), record || eabt || stall, stall);
+    }
+
+    /** Strict mode: a TLB hit must match what the tables say now (§3.17: else a TLBI was missed). */
+    private void checkTlbHit(Translation hit, Stage1Config s1, StreamConfig sc, int sid, int ssid, long iova,
+            DmaAccess access) {
+        WalkResult now = walker.translate(s1, sc.s2(), iova, access, null);
+        long cachedOut = hit.outputBase() | (iova & ((1L << hit.pageShift()) - 1));
+        if (!(now instanceof Translation t) || t.outputAddress() != cachedOut || t.perm() != hit.perm()) {
+            strict.accept(new CoherencyViolation(CoherencyViolation.Kind.TLB, sid, ssid, iova,
+                    "TLB holds 0x" + Long.toHexString(cachedOut) + " " + dev.iommuemu.dma.Perm.toString(hit.perm())
+                            + " but the tables now give " + now + " without a covering CMD_TLBI"));
+        }
+    }
+
+    /** The F_* record of a walk fault (§7.3.12-16). */
+    public static EventRecord faultEvent(TranslationFault f, int sid, int ssid, long iova, DmaAccess access, int stag,
+            boolean stall) {
+        EventType type = switch (f.type()) {
+            case WALK_EABT -> EventType.F_WALK_EABT;
+            case TRANSLATION -> EventType.F_TRANSLATION;
+            case ADDRESS_SIZE -> EventType.F_ADDR_SIZE;
+            case ACCESS_FLAG -> EventType.F_ACCESS;
+            case PERMISSION -> EventType.F_PERMISSION;
+        };
+        boolean s2 = f.stage() == 2;
+        int cls;
+        if (s2) {
+            cls = f.faultClass().encoding();
+        } else {
+            // §7.3.12: a stage 1 walk abort reports CLASS == TT; other stage 1 faults CLASS == IN.
+            cls = type == EventType.F_WALK_EABT ? EventRecord.CLASS_TT : EventRecord.CLASS_IN;
+        }
+        long ipaOrFetch = type == EventType.F_WALK_EABT ? f.descriptorAddress() : f.ipa();
+        boolean ssv = ssid != IommuModel.NO_SUBSTREAM;
+        return new EventRecord(type, sid, ssv, ssv ? ssid : 0, stag, stall, !access.write(), access.instruction(),
+                access.privileged(), s2, cls, iova, ipaOrFetch, 0);
+    }
+}
