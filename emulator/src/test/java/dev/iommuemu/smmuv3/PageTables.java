@@ -27,8 +27,11 @@ public final class PageTables {
     public static final long S2AP_RW = 0b11L << 6;
     /** Stage 2 MemAttr[3:0] = Normal write-back (bits [5:2]). */
     public static final long S2_MEMATTR_WB = 0b1111L << 2;
-    /** Stage 1 leaf attributes for a read/write page usable by any privilege. */
-    public static final long S1_RW = AF | SH_INNER | S1_AP_RW_ALL;
+    /**
+     * Stage 1 leaf attributes for a read/write page usable by any privilege, not global (nG), as
+     * Linux's io-pgtable writes stage 1 leaves: the entry is tagged with the CD's ASID.
+     */
+    public static final long S1_RW = AF | SH_INNER | S1_AP_RW_ALL | NG;
     /** Stage 2 leaf attributes for a read/write page. */
     public static final long S2_RW = AF | SH_INNER | S2AP_RW | S2_MEMATTR_WB;
 
