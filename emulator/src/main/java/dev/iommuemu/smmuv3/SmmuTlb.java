@@ -49,7 +49,7 @@ final class SmmuTlb implements TranslationCache {
     public Translation lookup(Outcome.Regime regime, int vmid, int asid, long iova, DmaAccess access) {
         for (int shift : shifts.keySet()) {
             long vpn = iova >>> shift;
-            Entry e = entries.get(new Key(regime, vmid, asid, vpn, shift));
+            Entry e = entries.get(new Key(regime, vmid, regime == Outcome.Regime.S2 ? GLOBAL : asid, vpn, shift));
             if (e == null && regime != Outcome.Regime.S2) {
                 e = entries.get(new Key(regime, vmid, GLOBAL, vpn, shift));
             }
