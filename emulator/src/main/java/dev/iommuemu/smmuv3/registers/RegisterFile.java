@@ -16,6 +16,8 @@ import java.util.Map;
 public final class RegisterFile {
     private final Register[] bySlot = new Register[Smmuv3Regs.WINDOW_SIZE / 4];
     private final Map<Register, Integer> index = new IdentityHashMap<>();
+    /** Value index by register offset / 4 (the fast path of {@link #get}). */
+    private final int[] indexBySlot = new int[Smmuv3Regs.WINDOW_SIZE / 4];
     private final long[] values;
     private final List<Register> registers;
 
@@ -25,6 +27,7 @@ public final class RegisterFile {
         for (int i = 0; i < registers.size(); i++) {
             Register r = registers.get(i);
             index.put(r, i);
+            indexBySlot[r.offset() / 4] = i;
             for (int o = r.offset(); o < r.offset() + r.size(); o += 4) {
                 bySlot[o / 4] = r;
             }
@@ -52,7 +55,11 @@ public final class RegisterFile {
     }
 
     public long get(Register r) {
-        return values[index.get(r)];
+        int i = indexBySlot[r.offset() / 4];
+        if (registers.get(i) != r) {
+            throw new IllegalArgumentException(r + " is not in this register file");
+        }
+        return values[i];
     }
 
     public long get(Register r, Field f) {
@@ -61,7 +68,8 @@ public final class RegisterFile {
 
     /** Sets a register's value from the model side (no access checks). */
     public void set(Register r, long v) {
-        values[index.get(r)] = r.size() == 4 ? v & 0xffff_ffffL : v;
+        get(r); // checks membership
+        values[indexBySlot[r.offset() / 4]] = r.size() == 4 ? v & 0xffff_ffffL : v;
     }
 
     public void set(Register r, Field f, long v) {
