@@ -94,7 +94,8 @@ public final class Smmuv3 implements IommuModel {
         this.stalls = new StallTable(Math.max(profile.stallMax(), 1));
         TranslationPath path = new TranslationPath(mem, profile, configCache, options.strict() ? this::violation : null);
         this.translations = new Translations(path, profile, options, options.strict() ? this::violation : null);
-        Smmuv3Commands commands = new Smmuv3Commands(profile, configCache, translations, stalls, irq, host, endpoints);
+        Smmuv3Commands commands = new Smmuv3Commands(profile, configCache, translations, stalls, irq, host, endpoints,
+                () -> CR0_SMMUEN.isSet(regs.get(CR0ACK)));
         this.cmdq = new CommandQueue(regs, mem, irq, profile, commands);
         reset();
     }

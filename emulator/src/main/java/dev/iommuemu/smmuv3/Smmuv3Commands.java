@@ -15,6 +15,7 @@ import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
 import dev.iommuemu.smmuv3.translate.ContextConfig;
 import dev.iommuemu.smmuv3.translate.StallTable;
 import dev.iommuemu.smmuv3.translate.StreamConfig;
+import java.util.function.BooleanSupplier;
 
 /**
  * What each command does (IHI 0070 §4.2-§4.7). Invalidations act on the configuration cache and
@@ -29,9 +30,11 @@ final class Smmuv3Commands implements CommandQueue.Executor {
     private final Interrupts irq;
     private final DmaHost host;
     private final EndpointPort endpoints;
+    private final BooleanSupplier smmuEnabled;
 
     Smmuv3Commands(Smmuv3Profile profile, ConfigCache<StreamConfig, ContextConfig> config, Translations translations,
-            StallTable stalls, Interrupts irq, DmaHost host, EndpointPort endpoints) {
+            StallTable stalls, Interrupts irq, DmaHost host, EndpointPort endpoints, BooleanSupplier smmuEnabled) {
+        this.smmuEnabled = smmuEnabled;
         this.profile = profile;
         this.config = config;
         this.translations = translations;
@@ -132,42 +135,40 @@ final class Smmuv3Commands implements CommandQueue.Executor {
                 host.invalidate(IotlbInvalidation.all());
             }
             case CMD_ATC_INV -> {
-                if (!ssidOk(c)) {
-                    return CERROR_ILL;
+                if (!smmuEnabled.getAsBoolean()) {
+                    return CERROR_NONE; // §4.5.1: IGNORED while SMMUEN == 0
                 }
-                // §4.5.1: Size is log2 of the number of 4KB pages; the address is aligned to the span.
+                // §4.5.1: a span of 4096 * 2^Size bytes, the address aligned to it; Size 52 and above
+                // invalidate everything. Without PASIDs SSV is treated as 0; G only counts with SSV.
                 int size = c.getInt(ATC_SIZE);
                 long bytes = size >= 52 ? -1L : 4096L << size;
                 long addr = c.address(ATC_ADDR) & (bytes == -1L ? 0 : ~(bytes - 1));
-                endpoints.atcInvalidate(sid, c.is(SSV) ? c.getInt(SSID) : -1, addr, bytes, c.is(ATC_GLOBAL));
+                int ssid = pasid(c);
+                endpoints.atcInvalidate(sid, ssid, addr, bytes, ssid >= 0 && c.is(ATC_GLOBAL));
             }
             case CMD_PRI_RESP -> {
-                if (!ssidOk(c)) {
-                    return CERROR_ILL;
-                }
                 int code = switch (c.getInt(PRI_RESP)) {
-                    case PRI_RESP_DENY -> EndpointPort.RESPONSE_INVALID_REQUEST;
-                    case PRI_RESP_FAIL -> EndpointPort.RESPONSE_FAILURE;
+                    case PRI_RESP_FAILURE -> EndpointPort.RESPONSE_FAILURE;
+                    case PRI_RESP_INVALID -> EndpointPort.RESPONSE_INVALID_REQUEST;
                     case PRI_RESP_SUCCESS -> EndpointPort.RESPONSE_SUCCESS;
                     default -> -1;
                 };
                 if (code < 0) {
-                    return CERROR_ILL; // §4.5.2: Resp 0b11 is reserved
+                    return CERROR_ILL; // §4.5.2: Resp 0b11 is ILLEGAL
                 }
-                endpoints.priResponse(sid, c.is(SSV) ? c.getInt(SSID) : -1, c.getInt(PRI_PRGINDEX), code);
+                if (smmuEnabled.getAsBoolean()) { // §4.5.2: IGNORED while SMMUEN == 0
+                    endpoints.priResponse(sid, pasid(c), c.getInt(PRI_PRGINDEX), code);
+                }
             }
             case CMD_RESUME -> {
-                int ac = c.getInt(RESUME_AC);
-                if (ac > RESUME_ABORT) {
-                    return CERROR_ILL; // §4.6.1: Action 0b1x reserved
-                }
-                // §4.6.1: a RESUME that matches no stalled transaction is ignored.
+                // §4.7.1: Ac 1 retries, 0 terminates (with abort: TERM_MODEL == 1 ignores Ab); a STAG
+                // that matches no stalled transaction of the StreamID is a no-op.
                 StallTable.Stalled s = stalls.resume(sid, c.getInt(RESUME_STAG));
                 if (s != null) {
-                    endpoints.stallResolved(sid, s.stag(), ac == RESUME_RETRY);
+                    endpoints.stallResolved(sid, s.stag(), c.getInt(RESUME_AC) == RESUME_RETRY);
                 }
             }
-            case CMD_STALL_TERM -> {
+            case CMD_STALL_TERM -> { // §4.7.2
                 for (StallTable.Stalled s : stalls.terminate(sid)) {
                     endpoints.stallResolved(sid, s.stag(), false);
                 }
@@ -177,20 +178,23 @@ final class Smmuv3Commands implements CommandQueue.Executor {
                 if (cs == 0b11) {
                     return CERROR_ILL; // §4.7.3: CS 0b11 reserved
                 }
-                if (cs == CS_SEV && !profile.sev()) {
-                    return CERROR_ILL;
-                }
                 // Every earlier command has completed synchronously; signal completion (§4.7.3).
                 if (cs == CS_IRQ) {
                     irq.cmdSync(c.get(SYNC_MSIADDR) << 2, (int) c.get(SYNC_MSIDATA));
                 }
-                // CS_SEV: a WFE wake-up event; pollers see CMDQ_CONS move, which is all SEV promises.
+                // CS_SEV: a WFE wake-up event (SIG_NONE without IDR0.SEV, §4.7.3); a guest polling
+                // CMDQ_CONS already sees the SYNC consumed, which is all SEV promises.
             }
             default -> {
                 return CERROR_ILL;
             }
         }
         return CERROR_NONE;
+    }
+
+    /** The PASID of an ATS/PRI command: SSV without PASID support behaves as SSV == 0 (§4.5). */
+    private int pasid(Command c) {
+        return c.is(SSV) && profile.ssidBits() > 0 ? c.getInt(SSID) & ((1 << profile.ssidBits()) - 1) : -1;
     }
 
     private boolean ssidOk(Command c) {

@@ -243,7 +243,7 @@ class CommandsTest {
         // Size 4: 16 pages (64KB), the address aligned down to the span.
         assertEquals("atc sid=9 ssid=4 addr=0x12340000 size=0x10000 global=false", h.endpoints.calls.get(0));
         h.cmd(Command.build(CMD_PRI_RESP).set(Command.SID, 9).set(Command.PRI_PRGINDEX, 0x1ab)
-                .set(Command.PRI_RESP, Command.PRI_RESP_FAIL).command());
+                .set(Command.PRI_RESP, Command.PRI_RESP_FAILURE).command());
         assertEquals("pri sid=9 ssid=-1 prg=427 resp=15", h.endpoints.calls.get(1));
     }
 }

@@ -3,7 +3,7 @@ package dev.iommuemu.smmuv3.ats;
 /**
  * What the SMMU sends back to endpoints (devices) outside guest memory: PRI responses
  * (CMD_PRI_RESP, IHI 0070 §4.5.2), ATC invalidations (CMD_ATC_INV, §4.5.1, §3.9.1.3), and the
- * resolution of stalled transactions (CMD_RESUME / CMD_STALL_TERM, §4.6). The daemon connects it
+ * resolution of stalled transactions (CMD_RESUME / CMD_STALL_TERM, §4.7.1-2). The daemon connects it
  * to its device back-ends; tests record the calls. Calls are synchronous: an ATC invalidation is
  * complete when the call returns, so a following CMD_SYNC can complete (§4.7.3).
  */

@@ -48,11 +48,12 @@ public record Command(Op op, long w0, long w1) {
     public static final Field PRI_PRGINDEX = Field.bits("PRGIndex", 72, 64);
     public static final Field PRI_RESP = Field.bits("Resp", 77, 76);
 
-    // ---- §4.6 fault response
-    public static final Field RESUME_AC = Field.bits("Action", 13, 12);
+    // ---- §4.7.1 CMD_RESUME: Ac (1 Retry, 0 Terminate), Ab (terminate with abort rather than RAZ/WI)
+    public static final Field RESUME_AC = Field.bit("Ac", 12);
+    public static final Field RESUME_AB = Field.bit("Ab", 13);
     public static final Field RESUME_STAG = Field.bits("STAG", 79, 64);
 
-    // ---- §4.7 CMD_SYNC
+    // ---- §4.7.3 CMD_SYNC
     public static final Field SYNC_CS = Field.bits("CS", 13, 12);
     public static final Field SYNC_MSH = Field.bits("MSH", 23, 22);
     public static final Field SYNC_MSIATTR = Field.bits("MSIAttr", 27, 24);
@@ -64,12 +65,13 @@ public record Command(Op op, long w0, long w1) {
     public static final int CS_IRQ = 1;
     public static final int CS_SEV = 2;
 
-    public static final int RESUME_RETRY = 0;
-    public static final int RESUME_ABORT = 1;
+    public static final int RESUME_TERMINATE = 0;
+    public static final int RESUME_RETRY = 1;
 
-    public static final int PRI_RESP_DENY = 0;
-    public static final int PRI_RESP_FAIL = 1;
-    public static final int PRI_RESP_SUCCESS = 2;
+    /** CMD_PRI_RESP.Resp (§4.5.2). */
+    public static final int PRI_RESP_FAILURE = 0b00;
+    public static final int PRI_RESP_INVALID = 0b01;
+    public static final int PRI_RESP_SUCCESS = 0b10;
 
     /** Every non-secure command (Table 4-1), its layout, and what the profile must have. */
     public enum Op {
@@ -97,7 +99,7 @@ public record Command(Op op, long w0, long w1) {
         CMD_TLBI_NSNH_ALL(0x30, p -> true),
         CMD_ATC_INV(0x40, Smmuv3Profile::ats, SSV, ATC_GLOBAL, SSID, SID, ATC_SIZE, ATC_ADDR),
         CMD_PRI_RESP(0x41, Smmuv3Profile::pri, SSV, SSID, SID, PRI_PRGINDEX, PRI_RESP),
-        CMD_RESUME(0x44, Smmuv3Profile::stall, RESUME_AC, SID, RESUME_STAG),
+        CMD_RESUME(0x44, Smmuv3Profile::stall, RESUME_AC, RESUME_AB, SID, RESUME_STAG),
         CMD_STALL_TERM(0x45, Smmuv3Profile::stall, SID),
         CMD_SYNC(0x46, p -> true, SYNC_CS, SYNC_MSH, SYNC_MSIATTR, SYNC_MSIDATA, SYNC_MSIADDR);
 

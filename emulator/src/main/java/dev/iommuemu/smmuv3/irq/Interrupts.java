@@ -49,16 +49,15 @@ public final class Interrupts {
     }
 
     /**
-     * CMD_SYNC completion with CS == SIG_IRQ (§4.7.3): an MSI to the command's own MSIAddress with
-     * MSIData when the profile has MSIs and the address is non-zero, else the wired line.
+     * CMD_SYNC completion with CS == SIG_IRQ (§4.7.3): the wired line is asserted regardless of
+     * MSIAddress; with MSIs, a non-zero MSIAddress also gets a write of MSIData.
      */
     public void cmdSync(long msiAddr, int msiData) {
+        host.raiseIrq(CMD_SYNC);
         if (profile.msi() && msiAddr != 0) {
-            if (!msi(msiAddr, msiData)) {
+            if (!msi(msiAddr & ((1L << profile.oasBits()) - 1), msiData)) {
                 raiseGerror(Smmuv3Regs.GERROR_MSI_CMDQ_ABT_ERR);
             }
-        } else {
-            host.raiseIrq(CMD_SYNC);
         }
     }
 

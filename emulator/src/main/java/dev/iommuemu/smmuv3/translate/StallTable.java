@@ -8,7 +8,7 @@ import java.util.Map;
 
 /**
  * Transactions held by the stall fault model (IHI 0070 §3.12.2) until CMD_RESUME or
- * CMD_STALL_TERM. Each is identified by its StreamID and STAG (§4.6.1: STAG is unique among the
+ * CMD_STALL_TERM. Each is identified by its StreamID and STAG (§4.7.1: STAG is unique among the
  * stream's outstanding stalls). At most SMMU_IDR5.STALL_MAX are held; beyond that a stall-enabled
  * fault terminates instead (§3.12.2).
  */
@@ -47,12 +47,12 @@ public final class StallTable {
         held.put(key(s.streamId(), s.stag()), s);
     }
 
-    /** CMD_RESUME (§4.6.1): removes and returns the transaction, or {@code null} when none is held. */
+    /** CMD_RESUME (§4.7.1): removes and returns the transaction, or {@code null} when none is held. */
     public Stalled resume(int sid, int stag) {
         return held.remove(key(sid, stag));
     }
 
-    /** CMD_STALL_TERM (§4.6.2): removes and returns every transaction of {@code sid}. */
+    /** CMD_STALL_TERM (§4.7.2): removes and returns every transaction of {@code sid}. */
     public List<Stalled> terminate(int sid) {
         List<Stalled> out = new ArrayList<>();
         held.values().removeIf(s -> {
