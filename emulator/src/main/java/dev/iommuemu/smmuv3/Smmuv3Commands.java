@@ -75,9 +75,8 @@ final class Smmuv3Commands implements CommandQueue.Executor {
                 }
             }
             case CMD_CFGI_CD -> {
-                if (!ssidOk(c)) {
-                    return CERROR_ILL;
-                }
+                // §4.3.3: SubstreamID is the CD index; an out-of-range one (§4.1.7) simply matches no
+                // cached CD here.
                 config.invalidateCd(sid, c.getInt(SSID));
                 host.invalidate(new IotlbInvalidation(sid, 0, -1L));
             }
@@ -211,30 +210,30 @@ final class Smmuv3Commands implements CommandQueue.Executor {
     }
 
     /**
-     * The [start, size] a VA or IPA invalidation covers (§4.4.1.1 range invalidation): without a TG
-     * the one address (any entry containing it); with TG (IDR3.RIL) {@code (NUM + 1) * 2^(5 *
-     * SCALE + 1)} granules from the address. {@code null} for a range command without RIL support.
+     * The [start, size] a VA or IPA invalidation covers (§4.4.1.1 range-based invalidation): without
+     * TG the one address (any entry containing it); with TG (IDR3.RIL) {@code (NUM + 1) * 2^SCALE}
+     * granules from the address, not wrapping. {@code null} for TG 16KB with TTL 0b01 without DS,
+     * which §4.4.1.1 makes CERROR_ILL.
      */
     private long[] range(Command c, dev.iommuemu.field.Field addrField) {
         long addr = c.address(addrField);
         int tg = c.getInt(TLBI_TG);
         if (tg == 0 || !profile.ril()) {
             // One address: every entry holding it (a 4KB span touches exactly those, entries being
-            // at least 4KB-aligned). §4.4.1.1: TG, NUM and SCALE are IGNORED without RIL.
+            // at least 4KB-aligned). Without RIL, TG, TTL, NUM and SCALE are RES0 and ignored.
             return new long[] {addr, 4096};
+        }
+        if (tg == 0b10 && c.getInt(TLBI_TTL) == 0b01) {
+            return null;
         }
         int granuleShift = switch (tg) {
             case 1 -> 12;
             case 2 -> 14;
             default -> 16;
         };
-        int num = c.getInt(TLBI_NUM);
-        int scale = c.getInt(TLBI_SCALE);
-        int shift = 5 * scale + 1 + granuleShift;
-        long size = shift >= 63 ? -1L : (num + 1L) << shift;
-        if (size < 0) {
-            size = -1L;
-        }
+        int shift = c.getInt(TLBI_SCALE) + granuleShift;
+        long num = c.getInt(TLBI_NUM) + 1L;
+        long size = shift + 6 >= 64 ? -1L : num << shift; // NUM + 1 <= 32: 6 bits
         return new long[] {addr, size};
     }
 }

@@ -67,9 +67,12 @@ class CommandsTest {
         Harness p = new Harness(Smmuv3Profile.MAX).enable();
         p.cmd(Command.build(CMD_PRI_RESP).set(Command.PRI_RESP, 3).command());
         assertEquals(CommandQueue.CERROR_ILL, consErr(p));
-        Harness s = new Harness(Smmuv3Profile.DEFAULT).enable(); // SSIDSIZE 0: any SubstreamID is too big
-        s.cmd(Command.build(CMD_CFGI_CD).set(Command.SSV, 1).set(Command.SSID, 1).command());
-        assertEquals(CommandQueue.CERROR_ILL, consErr(s));
+        Harness t = new Harness(Smmuv3Profile.MAX).enable(); // TG 16KB with TTL 0b01 and no DS
+        t.cmd(Command.build(CMD_TLBI_NH_VA).set(Command.TLBI_TG, 2).set(Command.TLBI_TTL, 1).command());
+        assertEquals(CommandQueue.CERROR_ILL, consErr(t));
+        Harness s = new Harness(Smmuv3Profile.MAX).enable(); // SSIDSIZE 20: SubstreamID 2^20 is too big
+        s.cmd(Command.build(CMD_PREFETCH_CONFIG).set(Command.SSV, 1).set(Command.SSID, 0xfffff).command());
+        assertEquals(0, s.read(GERROR.offset()));
     }
 
     @Test
@@ -155,7 +158,7 @@ class CommandsTest {
                 .translate(va);
     }
 
-    /** Range invalidation (§4.4.1.1): (NUM+1) * 2^(5*SCALE+1) granules from Address. */
+    /** Range invalidation (§4.4.1.1): (NUM+1) * 2^SCALE granules from Address. */
     @Test
     void rangeTlbiCoversExactlyItsPages() {
         Harness h = new Harness(Smmuv3Profile.DEFAULT).enable();
@@ -167,9 +170,10 @@ class CommandsTest {
             out(h, 0x10_0000L + i * 4096L);
             h.tables.map(root, 0, 0x10_0000L + i * 4096L, 0x30_0000L + i * 4096L, PageTables.S1_RW);
         }
-        // TG 4KB, SCALE 0, NUM 1: 2 * 2^1 = 4 pages from 0x101000.
+        // TG 4KB, SCALE 1, NUM 1: (1 + 1) * 2^1 = 4 pages from 0x101000.
         h.cmd(Command.build(CMD_TLBI_NH_VA).set(Command.TLBI_ASID, 5).set(Command.TLBI_TG, 1)
-                .set(Command.TLBI_NUM, 1).set(Command.TLBI_ADDR, 0x10_1000L >>> 12).command());
+                .set(Command.TLBI_NUM, 1).set(Command.TLBI_SCALE, 1).set(Command.TLBI_ADDR, 0x10_1000L >>> 12)
+                .command());
         h.sync();
         assertEquals(0x20_0000L, out(h, 0x10_0000L));
         for (int i = 1; i <= 4; i++) {
