@@ -92,7 +92,8 @@ public final class Smmuv3 implements IommuModel {
         this.priq = new PriQueue(regs, mem, irq, profile, endpoints);
         this.configCache = new ConfigCache<>(options.configCacheEntries());
         this.stalls = new StallTable(Math.max(profile.stallMax(), 1));
-        TranslationPath path = new TranslationPath(mem, profile, configCache, options.strict() ? this::violation : null);
+        TranslationPath path = new TranslationPath(mem, profile, configCache, options.strict() ? this::violation : null,
+                () -> CR2_E2H.isSet(regs.get(CR2)));
         this.translations = new Translations(path, profile, options, options.strict() ? this::violation : null);
         Smmuv3Commands commands = new Smmuv3Commands(profile, configCache, translations, stalls, irq, host, endpoints,
                 () -> CR0_SMMUEN.isSet(regs.get(CR0ACK)));
@@ -151,6 +152,9 @@ public final class Smmuv3 implements IommuModel {
         if (r == GBPA) {
             writeGbpa(v);
             return;
+        }
+        if (r == CR2 && !profile.hyp()) {
+            v = CR2_E2H.insert(v, 0); // §6.3.12: E2H is RES0 without IDR0.Hyp
         }
         regs.set(r, v);
         if (r == CR0) {
@@ -308,15 +312,20 @@ public final class Smmuv3 implements IommuModel {
     }
 
     /**
-     * An ATS Translated transaction (the address is already a PA, §3.9.1.1): allowed unless
-     * CR0.ATSCHK is set and the stream may not use ATS, which gives F_TRANSL_FORBIDDEN (§7.3.8).
+     * An ATS Translated transaction (the address is already a PA, §3.9.1). With CR0.ATSCHK == 0 it
+     * bypasses the SMMU. With ATSCHK == 1 (§5.2 STE.V, STE.Config, STE.EATS; §7.3.8): an invalid
+     * STE or Config abort terminates it silently; bypass, or an effective EATS other than full ATS,
+     * gives F_TRANSL_FORBIDDEN. SMMUEN == 0 always gives F_TRANSL_FORBIDDEN.
      */
     public DmaResult translatedTransaction(int streamId, long address, DmaAccess access) {
         long ack = regs.get(CR0ACK);
         boolean forbidden = !CR0_SMMUEN.isSet(ack);
         if (!forbidden && CR0_ATSCHK.isSet(ack)) {
             Ste ste = translations.steFor(regs.get(STRTAB_BASE), regs.get(STRTAB_BASE_CFG), streamId);
-            forbidden = ste == null || ste.eats() == 0 || ste.config() == Ste.CONFIG_BYPASS;
+            if (ste == null || ste.abort()) {
+                return new DmaResult.Aborted("ATSCHK: invalid STE or Config abort");
+            }
+            forbidden = ste.eats() != 0b01 || ste.config() == Ste.CONFIG_BYPASS;
         }
         if (forbidden) {
             evtq.record(new EventRecord(EventType.F_TRANSL_FORBIDDEN, streamId, false, 0, 0, false, !access.write(),

@@ -81,7 +81,12 @@ final class Translations {
         return r instanceof TranslationPath.SteOk ok ? ok.config().ste() : null;
     }
 
-    /** §3.9.1.2 ATS Translation Request. */
+    /**
+     * An ATS Translation Request (§3.9.1; §5.2 STE.V, STE.Config, STE.EATS, STE.S1DSS; §7.3.6):
+     * SMMUEN == 0 or an effective EATS of 0b00 (bypass included) is F_BAD_ATS_TREQ and UR; an
+     * invalid STE, a terminated substream or a bad CD is CA and Config abort is UR, without events;
+     * a translation fault is a successful completion granting nothing. Never stalls.
+     */
     AtsResponse ats(long cr0ack, long strtabBase, long strtabBaseCfg, int sid, int ssid, long addr, DmaAccess access,
             EventQueue evtq) {
         boolean enabled = Smmuv3Regs.CR0_SMMUEN.isSet(cr0ack);
@@ -89,12 +94,15 @@ final class Translations {
         if (enabled) {
             TranslationPath.SteResult r = path.stream(strtabBase, strtabBaseCfg, sid, ssid);
             if (!(r instanceof TranslationPath.SteOk ok)) {
-                return AtsResponse.unsupported(); // §7.3.6: TRs cause no other events (C_BAD_STE...)
+                return AtsResponse.completerAbort(); // §5.2 V: CA, no event
             }
             ste = ok.config().ste();
+            if (ste.abort()) {
+                return AtsResponse.unsupported(); // §5.2 EATS: Config 0b000 is silently UR
+            }
         }
-        // §7.3.6: SMMUEN == 0, or effective EATS == 0 (bypass and abort configurations included).
-        if (!enabled || ste.eats() == 0 || ste.config() == Ste.CONFIG_BYPASS || ste.config() == Ste.CONFIG_ABORT) {
+        // EATS 0b10 is ILLEGAL here (IDR0.NS1ATS) and 0b11 behaves as 0b00 without DPT.
+        if (!enabled || ste.eats() != 0b01 || ste.config() == Ste.CONFIG_BYPASS) {
             boolean ssv = ssid >= 0;
             evtq.record(new EventRecord(EventType.F_BAD_ATS_TREQ, sid, ssv, ssv ? ssid : 0, 0, false, !access.write(),
                     access.instruction(), access.privileged(), false, 0, addr, 0, 1));
@@ -111,13 +119,13 @@ final class Translations {
             IotlbEntry e = entry(t, addr);
             return new AtsResponse(AtsResponse.Status.SUCCESS, e.translatedAddr(), e.addrMask() + 1, r, wr, x, priv);
         }
-        if (o instanceof Outcome.Bypass) {
+        if (o instanceof Outcome.Bypass) { // S1DSS bypass with no stage 2
             return new AtsResponse(AtsResponse.Status.SUCCESS, addr & ~0xfffL, 4096, true, true, true,
                     access.privileged());
         }
         if (o instanceof Outcome.Fault) {
             return AtsResponse.noAccess(addr); // a translation fault is a no-access completion
         }
-        return AtsResponse.unsupported();
+        return AtsResponse.completerAbort(); // §5.2 S1DSS: terminated TRs complete with CA, no event
     }
 }

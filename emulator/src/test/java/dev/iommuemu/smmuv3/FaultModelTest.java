@@ -213,8 +213,14 @@ class FaultModelTest {
         assertEquals(AtsResponse.Status.SUCCESS, none.status());
         assertFalse(none.read() || none.write());
         assertEquals(0, h.rawEvents().size()); // translation faults of TRs are not recorded
-        h.smmu.atsTranslate(40, -1, 0, DmaAccess.READ); // C_BAD_STE: UR, no event (§7.3.6)
+        // An invalid STE: CA and no event (§5.2 STE.V); Config abort: UR and no event (§5.2 EATS).
+        assertEquals(AtsResponse.Status.CA, h.smmu.atsTranslate(40, -1, 0, DmaAccess.READ).status());
+        h.ste(41, Harness.words(8, Ste.V, 1, Ste.CONFIG, Ste.CONFIG_ABORT, Ste.EATS, 1));
+        assertEquals(AtsResponse.Status.UR, h.smmu.atsTranslate(41, -1, 0, DmaAccess.READ).status());
         assertEquals(0, h.rawEvents().size());
+        h.ste(42, Harness.words(8, Ste.V, 1, Ste.CONFIG, Ste.CONFIG_BYPASS, Ste.EATS, 1));
+        assertEquals(AtsResponse.Status.UR, h.smmu.atsTranslate(42, -1, 0, DmaAccess.READ).status());
+        assertEquals(EventType.F_BAD_ATS_TREQ, h.events().get(0).type()); // bypass: EATS effectively 0
     }
 
     @Test

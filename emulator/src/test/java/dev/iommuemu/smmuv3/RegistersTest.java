@@ -21,8 +21,9 @@ class RegistersTest {
         assertEquals(p.idr1() & 0xffff_ffffL, h.read(0x4));
         assertEquals(p.idr5() & 0xffff_ffffL, h.read(0x14));
         assertEquals(0x02, h.read(0x1c)); // AIDR: SMMUv3.2
-        // MAX: S1P S2P TTF=AArch64 COHACC HTTU=2 Hyp ATS ASID16 MSI SEV PRI VMID16 CD2L TTENDIAN=LE ST_LEVEL=2lvl
-        assertEquals(0x0c4d_769bL, h.read(0x0));
+        // MAX: S1P S2P TTF=AArch64 COHACC HTTU=2 Hyp ATS NS1ATS ASID16 MSI SEV PRI VMID16 CD2L TTENDIAN=LE
+        // TERM_MODEL ST_LEVEL=2lvl
+        assertEquals(0x0c4d_7e9bL, h.read(0x0));
         assertEquals(0x1000, h.read(GBPA.offset())); // §6.3.15: SHCFG resets to 0b01
         for (Register r : ALL) {
             if (r.name().startsWith("SMMU_IDR") || r == IIDR || r == AIDR || r == GBPA) {

@@ -61,7 +61,13 @@ class TranslationTest {
         assertArrayEquals(new long[] {0x02 | ((long) outOfRange << 32), 0, 0, 0}, h.rawEvents().get(0));
         h.smmu.translate(SID, -1, 0x1000, DmaAccess.READ); // STE all zero: V == 0
         assertArrayEquals(new long[] {0x04 | ((long) SID << 32), 0, 0, 0}, h.rawEvents().get(0));
-        h.ste(SID, words(8, Ste.V, 1, Ste.CONFIG, 0b010)); // reserved Config
+        h.ste(SID, words(8, Ste.V, 1, Ste.CONFIG, 0b010)); // reserved Config: behaves as abort (§5.2)
+        assertInstanceOf(DmaResult.Aborted.class, h.smmu.translate(SID, -1, 0x1000, DmaAccess.READ));
+        assertEquals(List.of(), h.rawEvents());
+        long[] stalld = Harness.s1Ste(CD0, 0);
+        Ste.S1STALLD.set(stalld, 1); // ILLEGAL when STALL_MODEL != 0b00 (§5.2 S1STALLD)
+        h.ste(SID, stalld);
+        h.cfgiSte(SID); // the abort STE was valid, so it was cached
         h.smmu.translate(SID, -1, 0x1000, DmaAccess.READ);
         assertEquals(EventType.C_BAD_STE, h.events().get(0).type());
         // Stream table moved outside memory: F_STE_FETCH with the STE's address.

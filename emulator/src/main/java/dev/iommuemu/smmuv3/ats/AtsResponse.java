@@ -1,9 +1,9 @@
 package dev.iommuemu.smmuv3.ats;
 
 /**
- * The SMMU's answer to a PCIe ATS Translation Request (IHI 0070 §3.9.1.2, PCIe ATS Translation
- * Completion). {@link Status#UR} (Unsupported Request) when ATS is not allowed for the stream or
- * its configuration is broken; otherwise a translation whose {@code read}/{@code write} grant may
+ * The SMMU's answer to a PCIe ATS Translation Request (IHI 0070 §3.9.1, PCIe ATS Translation
+ * Completion): {@link Status#UR} when ATS is not allowed for the stream, {@link Status#CA} when its
+ * configuration is invalid; otherwise a translation whose {@code read}/{@code write} grant may
  * both be false (the page is not accessible: the endpoint uses PRI or an untranslated access).
  *
  * @param translatedAddress the output address of the page
@@ -14,12 +14,18 @@ public record AtsResponse(Status status, long translatedAddress, long size, bool
 
     public enum Status {
         SUCCESS,
-        /** Unsupported Request (e.g. F_BAD_ATS_TREQ). */
-        UR
+        /** Unsupported Request (F_BAD_ATS_TREQ, or STE.Config abort). */
+        UR,
+        /** Completer Abort (invalid or ILLEGAL configuration, terminated substream; no event). */
+        CA
     }
 
     public static AtsResponse unsupported() {
         return new AtsResponse(Status.UR, 0, 0, false, false, false, false);
+    }
+
+    public static AtsResponse completerAbort() {
+        return new AtsResponse(Status.CA, 0, 0, false, false, false, false);
     }
 
     public static AtsResponse noAccess(long page) {

@@ -38,11 +38,12 @@ public record Smmuv3Profile(String name, int idr0, int idr1, int idr2, int idr3,
             (int) (IDR0_S1P.prep(1) | IDR0_S2P.prep(1) | IDR0_TTF.prep(2) | IDR0_COHACC.prep(1) | IDR0_HTTU.prep(2)
                     | IDR0_HYP.prep(1) | IDR0_ATS.prep(1) | IDR0_ASID16.prep(1) | IDR0_MSI.prep(1) | IDR0_SEV.prep(1)
                     | IDR0_PRI.prep(1) | IDR0_VMID16.prep(1) | IDR0_CD2L.prep(1) | IDR0_TTENDIAN.prep(2)
+                    | IDR0_NS1ATS.prep(1)
                     | IDR0_STALL_MODEL.prep(0) | IDR0_TERM_MODEL.prep(1) | IDR0_ST_LEVEL.prep(1)),
             (int) (IDR1_SIDSIZE.prep(20) | IDR1_SSIDSIZE.prep(20) | IDR1_PRIQS.prep(19) | IDR1_EVENTQS.prep(19)
                     | IDR1_CMDQS.prep(19)),
             0,
-            (int) IDR3_RIL.prep(1),
+            (int) (IDR3_RIL.prep(1) | IDR3_PPS.prep(1)),
             0,
             (int) (IDR5_OAS.prep(5) | IDR5_GRAN4K.prep(1) | IDR5_GRAN16K.prep(1) | IDR5_GRAN64K.prep(1)
                     | IDR5_STALL_MAX.prep(256)),
@@ -136,6 +137,16 @@ public record Smmuv3Profile(String name, int idr0, int idr1, int idr2, int idr3,
     /** IDR0.HTTU: 0 none, 1 Access flag, 2 Access flag and dirty state. */
     public int httu() {
         return IDR0_HTTU.getInt(idr0);
+    }
+
+    /** IDR0.STALL_MODEL: 0b00 stall and terminate, 0b01 terminate only, 0b10 stall forced. */
+    public int stallModel() {
+        return IDR0_STALL_MODEL.getInt(idr0);
+    }
+
+    /** IDR0.NS1ATS: split-stage ATS is not supported. */
+    public boolean ns1ats() {
+        return IDR0_NS1ATS.isSet(idr0);
     }
 
     /** IDR0.STALL_MODEL != 0b01: the stall model is supported (§3.12.2). */

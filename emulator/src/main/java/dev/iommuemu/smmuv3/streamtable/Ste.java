@@ -117,6 +117,11 @@ public final class Ste {
         return CONFIG.getInt(words);
     }
 
+    /** Whether this STE terminates traffic silently: Config 0b000 or a reserved 0b0xx (§5.2 Config). */
+    public boolean abort() {
+        return (config() & 0b100) == 0;
+    }
+
     /** Config 0b1x1: stage 1 translates (§5.2). */
     public boolean stage1() {
         return (config() & 0b101) == 0b101;
@@ -127,8 +132,10 @@ public final class Ste {
         return (config() & 0b110) == 0b110;
     }
 
+    /** S1Fmt, with the reserved 0b11 behaving as 0b00 (§5.2 S1Fmt). */
     public int s1fmt() {
-        return S1FMT.getInt(words);
+        int f = S1FMT.getInt(words);
+        return f == 0b11 ? S1FMT_LINEAR : f;
     }
 
     /** S1ContextPtr[55:6] in place: the CD or L1CD table address. */
@@ -140,8 +147,10 @@ public final class Ste {
         return S1CDMAX.getInt(words);
     }
 
+    /** S1DSS, with the reserved 0b11 behaving as 0b00 (§5.2 S1DSS). */
     public int s1dss() {
-        return S1DSS.getInt(words);
+        int d = S1DSS.getInt(words);
+        return d == 0b11 ? S1DSS_TERMINATE : d;
     }
 
     public boolean s1stalld() {

@@ -11,53 +11,40 @@ import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
 public final class SteValidator {
     private SteValidator() {}
 
-    /** Why {@code ste} is ILLEGAL, or {@code null} when it is usable. {@code e2h} is SMMU_CR2.E2H. */
-    public static String check(Ste ste, Smmuv3Profile p, boolean e2h) {
+    /**
+     * Why {@code ste} is ILLEGAL, or {@code null} when it is usable. Reserved encodings that the
+     * spec says "behave as" another value (Config 0b0xx, S1Fmt 0b11, S1DSS 0b11) are not ILLEGAL;
+     * {@link Ste} callers see them through the effective accessors.
+     */
+    public static String check(Ste ste, Smmuv3Profile p) {
         if (!ste.valid()) {
             return "V == 0";
         }
         int cfg = ste.config();
-        if (cfg != Ste.CONFIG_ABORT && (cfg & 0b100) == 0) {
-            return "Config 0b" + Integer.toBinaryString(cfg) + " reserved";
-        }
-        if (cfg == Ste.CONFIG_ABORT || cfg == Ste.CONFIG_BYPASS) {
-            return null; // §5.2.2: the remaining fields are IGNORED
+        if ((cfg & 0b100) == 0 || cfg == Ste.CONFIG_BYPASS) {
+            return null; // §5.2 Config: 0b0xx behaves as abort; abort and bypass IGNORE the rest
         }
         if (ste.stage1() && !p.s1()) {
-            return "stage 1 not implemented (IDR0.S1P == 0)";
+            return "Config 0b1x1 without stage 1 (IDR0.S1P == 0)";
         }
         if (ste.stage2() && !p.s2()) {
-            return "stage 2 not implemented (IDR0.S2P == 0)";
+            return "Config 0b11x without stage 2 (IDR0.S2P == 0)";
         }
         if (ste.stage1()) {
-            if (ste.s1cdMax() > p.ssidBits()) {
+            if (p.ssidBits() > 0 && ste.s1cdMax() > p.ssidBits()) {
                 return "S1CDMax > IDR1.SSIDSIZE";
             }
-            if (ste.s1cdMax() != 0) {
-                int fmt = ste.s1fmt();
-                if (fmt == 0b11) {
-                    return "S1Fmt reserved";
-                }
-                if (fmt != Ste.S1FMT_LINEAR && !p.cd2l()) {
-                    return "2-level CD table without IDR0.CD2L";
-                }
-                if (ste.s1dss() == 0b11) {
-                    return "S1DSS reserved";
-                }
+            if (p.ssidBits() > 0 && ste.s1cdMax() != 0 && ste.s1fmt() != Ste.S1FMT_LINEAR && ste.s1fmt() != 0b11
+                    && !p.cd2l()) {
+                return "S1Fmt 2-level without IDR0.CD2L";
             }
-            if (Long.compareUnsigned(ste.s1ContextPtr(), 1L << p.oasBits()) >= 0) {
-                return "S1ContextPtr beyond OAS";
+            // §5.2 S1STALLD: ILLEGAL when the stall model is not configurable (STALL_MODEL != 0b00).
+            if (ste.s1stalld() && p.stallModel() != 0) {
+                return "S1STALLD with IDR0.STALL_MODEL != 0b00";
             }
-            if (p.stallForced() && ste.s1stalld()) {
-                return "S1STALLD with IDR0.STALL_MODEL == 0b10";
-            }
-            // §5.2 STRW: 0b01 and 0b11 reserved; EL2 needs IDR0.Hyp and is ILLEGAL with stage 2.
-            int strw = ste.strw();
-            if (strw == 0b01 || strw == 0b11) {
-                return "STRW reserved";
-            }
-            if (strw == Ste.STRW_EL2 && (!p.hyp() || ste.stage2())) {
-                return "STRW == EL2 without IDR0.Hyp or with stage 2";
+            // §5.2 STRW: RES0 without IDR0.Hyp, IGNORED with stage 2; 0bx1 is ILLEGAL.
+            if (p.hyp() && !ste.stage2() && (ste.strw() & 1) != 0) {
+                return "STRW 0bx1 reserved";
             }
         }
         if (ste.stage2()) {
@@ -65,7 +52,7 @@ public final class SteValidator {
                 return "S2VMID[15:8] set without IDR0.VMID16";
             }
             if (ste.get(Ste.S2AA64) == 0) {
-                return "S2AA64 == 0: AArch32 tables not implemented (IDR0.TTF == 0b10)";
+                return "S2AA64 == 0: VMSAv8-32 LPAE tables not implemented (IDR0.TTF == 0b10)";
             }
             if (ste.get(Ste.S2ENDI) != 0) {
                 return "S2ENDI big-endian with IDR0.TTENDIAN == 0b10";
@@ -77,21 +64,19 @@ public final class SteValidator {
                 return "S2S == 0 with IDR0.STALL_MODEL == 0b10";
             }
             int tg = (int) ste.get(Ste.S2TG);
-            if (tg == 0b11 || (tg == 0 && !p.gran4k()) || (tg == 1 && !p.gran64k()) || (tg == 2 && !p.gran16k())) {
-                return "S2TG reserved or not implemented";
-            }
-            int ps = Math.min(Smmuv3Profile.oasBits((int) ste.get(Ste.S2PS)), p.oasBits());
-            if (Long.compareUnsigned(ste.s2ttb(), 1L << ps) >= 0) {
-                return "S2TTB beyond S2PS";
+            if ((tg == 0 && !p.gran4k()) || (tg == 1 && !p.gran64k()) || (tg == 2 && !p.gran16k())) {
+                return "S2TG granule not implemented";
             }
         }
-        if (p.ats() && ste.eats() != 0) {
-            // §5.2 EATS: 0b11 reserved; 0b10 (split-stage) needs nesting and IDR0.NS1ATS == 0.
-            if (ste.eats() == 0b11) {
-                return "EATS reserved";
+        if (p.ats()) {
+            // §5.2 EATS (IGNORED without IDR0.ATS): 0b01 ILLEGAL with stage 2 stalling; 0b10 (split
+            // stage) ILLEGAL unless nested, S2S == 0 and IDR0.NS1ATS == 0; 0b11 without DPT behaves as 0b00.
+            int eats = ste.eats();
+            if (eats == 0b01 && ste.stage2() && ste.s2s()) {
+                return "EATS == 0b01 with stage 2 and S2S";
             }
-            if (ste.eats() == 0b10 && cfg != Ste.CONFIG_NESTED) {
-                return "EATS == 0b10 without nesting";
+            if (eats == 0b10 && (cfg != Ste.CONFIG_NESTED || ste.s2s() || p.ns1ats())) {
+                return "EATS == 0b10 (split-stage) not permitted";
             }
         }
         return null;

@@ -24,6 +24,7 @@ import dev.iommuemu.smmuv3.streamtable.Ste;
 import dev.iommuemu.smmuv3.streamtable.SteStage2;
 import dev.iommuemu.smmuv3.streamtable.SteValidator;
 import dev.iommuemu.smmuv3.streamtable.StreamTable;
+import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 
 /**
@@ -37,11 +38,14 @@ public final class TranslationPath {
     private final Walker walker;
     private final ConfigCache<StreamConfig, ContextConfig> cache;
     private final Consumer<CoherencyViolation> strict; // null when strict mode is off
+    private final BooleanSupplier e2h;
     private TranslationCache tlb = TranslationCache.NONE;
 
+    /** {@code e2h} reads SMMU_CR2.E2H (§6.3.12), which selects NS-EL2-E2H for STRW == EL2 streams. */
     public TranslationPath(GuestMemory mem, Smmuv3Profile profile, ConfigCache<StreamConfig, ContextConfig> cache,
-            Consumer<CoherencyViolation> strict) {
+            Consumer<CoherencyViolation> strict, BooleanSupplier e2h) {
         this.mem = mem;
+        this.e2h = e2h;
         this.profile = profile;
         this.walker = new Walker(mem, profile.oasBits());
         this.cache = cache;
@@ -84,7 +88,7 @@ public final class TranslationPath {
         }
         StreamTable.Found found = (StreamTable.Found) l;
         Ste ste = found.ste();
-        String bad = SteValidator.check(ste, profile, false);
+        String bad = SteValidator.check(ste, profile);
         Stage2Config s2 = null;
         if (bad == null && ste.stage2()) {
             s2 = SteStage2.of(ste, profile);
@@ -130,7 +134,7 @@ public final class TranslationPath {
         String bad = CdValidator.check(cd, profile);
         Stage1Config s1 = null;
         if (bad == null) {
-            s1 = CdStage1.of(cd, profile, ste.strw() == Ste.STRW_EL2);
+            s1 = CdStage1.of(cd, profile, el2(ste) && !e2h.getAsBoolean());
             bad = CdStage1.check(s1);
         }
         if (bad != null) {
@@ -165,8 +169,8 @@ public final class TranslationPath {
         Ste ste = sc.ste();
         int cfg = ste.config();
         boolean hasSsid = ssid != IommuModel.NO_SUBSTREAM;
-        if (cfg == Ste.CONFIG_ABORT) {
-            return new Outcome.Terminate("STE.Config abort", null); // §5.2: no event
+        if (ste.abort()) {
+            return new Outcome.Terminate("STE.Config abort", null); // §5.2: 0b0xx, no event
         }
         if (!ste.stage1()) {
             if (hasSsid) {
@@ -219,9 +223,9 @@ public final class TranslationPath {
     private Outcome walk(ContextConfig cc, StreamConfig sc, Stage1Config s1, int sid, int ssid, long iova,
             DmaAccess access) {
         Ste ste = sc.ste();
-        Outcome.Regime regime = s1 == null ? Outcome.Regime.S2
-                : ste.strw() == Ste.STRW_EL2 ? Outcome.Regime.EL2 : Outcome.Regime.NH;
-        int asid = cc == null ? 0 : cc.cd().asid();
+        Outcome.Regime regime = s1 == null ? Outcome.Regime.S2 : el2(ste) ? Outcome.Regime.EL2 : Outcome.Regime.NH;
+        // §3.17: NS-EL2 without E2H has no ASID (-1 tags the entry as matching any lookup).
+        int asid = cc == null ? 0 : regime == Outcome.Regime.EL2 && !e2h.getAsBoolean() ? -1 : cc.cd().asid();
         // §5.2 S2VMID: with stage 2 implemented, it tags this stream's TLB entries even when only
         // stage 1 translates.
         int vmid = profile.s2() ? ste.s2vmid() : 0;
@@ -264,6 +268,11 @@ public final class TranslationPath {
                     "TLB holds 0x" + Long.toHexString(cachedOut) + " " + dev.iommuemu.dma.Perm.toString(hit.perm())
                             + " but the tables now give " + now + " without a covering CMD_TLBI"));
         }
+    }
+
+    /** StreamWorld NS-EL2(-E2H) (§5.2 STRW): STRW 0b10 with IDR0.Hyp and no stage 2. */
+    private boolean el2(Ste ste) {
+        return profile.hyp() && !ste.stage2() && ste.strw() == Ste.STRW_EL2;
     }
 
     /** The F_* record of a walk fault (§7.3.12-16). */
