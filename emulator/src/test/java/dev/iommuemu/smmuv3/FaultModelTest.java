@@ -191,6 +191,15 @@ class FaultModelTest {
         PageRequest notLast = new PageRequest(0x42, 7, 0x1234_5000L, 3, false, true, false, false, false);
         assertFalse(h.smmu.pageRequest(notLast));
         assertEquals(1, h.endpoints.calls.size());
+        // §8.1: the overflow condition discards even once there is room, until acknowledged.
+        h.write(PRIQ_CONS.offset(), Q_PTR.insert(h.read(PRIQ_CONS.offset()), 1 << Harness.PRIQ_LOG2));
+        assertFalse(h.smmu.pageRequest(req));
+        h.write(PRIQ_CONS.offset(), h.read(PRIQ_CONS.offset()) | Q_CONS_OVACKFLG.mask());
+        assertTrue(h.smmu.pageRequest(req));
+        // §8.2: with PRIQEN == 0 every request is answered with Response Failure, without a PASID.
+        h.write(CR0.offset(), h.read(CR0.offset()) & ~CR0_PRIQEN.mask());
+        assertFalse(h.smmu.pageRequest(notLast));
+        assertEquals("pri sid=66 ssid=-1 prg=3 resp=15", h.endpoints.calls.get(h.endpoints.calls.size() - 1));
         assertFalse(new Harness(Smmuv3Profile.DEFAULT).enable().smmu.pageRequest(req)); // no PRI
     }
 

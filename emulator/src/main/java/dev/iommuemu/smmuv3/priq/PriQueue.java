@@ -9,11 +9,18 @@ import dev.iommuemu.smmuv3.registers.RegisterFile;
 import dev.iommuemu.smmuv3.registers.Smmuv3Regs;
 
 /**
- * The PRI queue producer (IHI 0070 §8, §3.9.2). Page requests are written when PRIQEN is set;
- * a request that cannot be written (queue disabled, full, or its write aborted) is discarded, and
- * if it was the last of its group (Last == 1, not a Stop Marker) the SMMU answers the group itself
- * with a successful PRG response so the endpoint retries and faults again (§3.9.2.1 PRI queue
- * overflow). A full queue also toggles PRIQ_PROD.OVFLG until acknowledged via PRIQ_CONS.OVACKFLG.
+ * The PRI queue producer (IHI 0070 §8). Page requests are written while the queue is enabled and
+ * healthy. Otherwise the SMMU answers for software:
+ * <ul>
+ *   <li>PRIQEN == 0 (or SMMUEN == 0), or GERROR.PRIQ_ABT_ERR active: every Page Request gets an
+ *       automatic Response Failure without a PASID (§8.2);</li>
+ *   <li>a full queue toggles PRIQ_PROD.OVFLG and starts an overflow condition that discards every
+ *       request until software acknowledges it through PRIQ_CONS.OVACKFLG; a discarded request
+ *       with Last == 1 gets an automatic Success carrying its PASID (IDR3.PPS == 1) (§8.1);</li>
+ *   <li>a write that aborts activates GERROR.PRIQ_ABT_ERR and answers that request with Response
+ *       Failure (§8.2).</li>
+ * </ul>
+ * Stop Markers never get automatic responses.
  */
 public final class PriQueue {
     private final RegisterFile regs;
@@ -30,40 +37,48 @@ public final class PriQueue {
         this.endpoints = endpoints;
     }
 
-    /** Enqueues {@code req}; {@code false} when it was discarded. */
+    /** Enqueues {@code req}; {@code false} when it was discarded (and perhaps auto-answered). */
     public boolean enqueue(PageRequest req) {
-        if (!Smmuv3Regs.CR0_PRIQEN.isSet(regs.get(Smmuv3Regs.CR0ACK))) {
-            discard(req);
+        long ack = regs.get(Smmuv3Regs.CR0ACK);
+        if (!Smmuv3Regs.CR0_PRIQEN.isSet(ack) || !Smmuv3Regs.CR0_SMMUEN.isSet(ack)
+                || irq.gerrorActive(Smmuv3Regs.GERROR_PRIQ_ABT_ERR)) {
+            fail(req);
             return false;
         }
         QueueGeometry q = QueueGeometry.of(regs.get(Smmuv3Regs.PRIQ_BASE), profile.priqs(), PageRequest.SIZE);
-        int prod = (int) regs.get(Smmuv3Regs.PRIQ_PROD) & q.pointerMask();
-        int cons = (int) regs.get(Smmuv3Regs.PRIQ_CONS) & q.pointerMask();
-        if (q.full(prod, cons)) {
-            long p = regs.get(Smmuv3Regs.PRIQ_PROD);
-            long c = regs.get(Smmuv3Regs.PRIQ_CONS);
-            if (Smmuv3Regs.Q_PROD_OVFLG.isSet(p) == Smmuv3Regs.Q_CONS_OVACKFLG.isSet(c)) {
+        long p = regs.get(Smmuv3Regs.PRIQ_PROD);
+        long c = regs.get(Smmuv3Regs.PRIQ_CONS);
+        boolean overflowActive = Smmuv3Regs.Q_PROD_OVFLG.isSet(p) != Smmuv3Regs.Q_CONS_OVACKFLG.isSet(c);
+        int prod = (int) p & q.pointerMask();
+        int cons = (int) c & q.pointerMask();
+        if (overflowActive || q.full(prod, cons)) {
+            if (!overflowActive) {
                 regs.set(Smmuv3Regs.PRIQ_PROD, p ^ Smmuv3Regs.Q_PROD_OVFLG.mask());
                 irq.priQueue();
             }
-            discard(req);
+            if (req.last() && !req.stopMarker()) {
+                endpoints.priResponse(req.streamId(), req.ssid(), req.prgIndex(), EndpointPort.RESPONSE_SUCCESS);
+            }
             return false;
         }
         long[] w = req.encode();
         long slot = q.slot(prod);
-        if (!mem.store(slot, 8, w[0]) || !mem.store(slot + 8, 8, w[1])) {
+        if (mem.find(slot, PageRequest.SIZE) == null) {
             irq.raiseGerror(Smmuv3Regs.GERROR_PRIQ_ABT_ERR);
-            discard(req);
+            fail(req);
             return false;
         }
-        regs.set(Smmuv3Regs.PRIQ_PROD, Smmuv3Regs.Q_PTR.insert(regs.get(Smmuv3Regs.PRIQ_PROD), q.next(prod)));
+        mem.store(slot, 8, w[0]);
+        mem.store(slot + 8, 8, w[1]);
+        regs.set(Smmuv3Regs.PRIQ_PROD, Smmuv3Regs.Q_PTR.insert(p, q.next(prod)));
         irq.priQueue();
         return true;
     }
 
-    private void discard(PageRequest req) {
-        if (req.last() && !req.stopMarker()) {
-            endpoints.priResponse(req.streamId(), req.ssid(), req.prgIndex(), EndpointPort.RESPONSE_SUCCESS);
+    /** §8.2: an automatic Response Failure, without a PASID; none for Stop Markers. */
+    private void fail(PageRequest req) {
+        if (!req.stopMarker()) {
+            endpoints.priResponse(req.streamId(), -1, req.prgIndex(), EndpointPort.RESPONSE_FAILURE);
         }
     }
 }
