@@ -79,6 +79,8 @@ public final class Smmuv3 implements IommuModel {
     private final Translations translations;
     private final CommandQueue cmdq;
     private final Deque<CoherencyViolation> violations = new ArrayDeque<>();
+    /** Stall records waiting for the Event queue to become writable (bounded by STALL_MAX). */
+    private final Deque<EventRecord> pendingStallRecords = new ArrayDeque<>();
     private long violationCount;
 
     public Smmuv3(GuestMemory mem, DmaHost host, Smmuv3Profile profile, EndpointPort endpoints, Options options) {
@@ -124,6 +126,7 @@ public final class Smmuv3 implements IommuModel {
         configCache.invalidateAll();
         translations.invalidateAll();
         stalls.drain();
+        pendingStallRecords.clear();
     }
 
     // ------------------------------------------------------------------------------------------
@@ -164,8 +167,22 @@ public final class Smmuv3 implements IommuModel {
             regs.set(IRQ_CTRLACK, v);
         } else if (r == GERRORN) {
             cmdq.process(); // an acknowledged CMDQ_ERR lets consumption resume (§7.1)
+            flushStallRecords();
         } else if (r == CMDQ_PROD) {
             cmdq.process();
+        } else if (r == EVENTQ_CONS) {
+            flushStallRecords();
+        }
+    }
+
+    /** Writes held stall records while the Event queue is writable (§7.2.1). */
+    private void flushStallRecords() {
+        while (!pendingStallRecords.isEmpty() && evtq.writable()) {
+            EventRecord e = pendingStallRecords.peekFirst();
+            if (!evtq.record(e)) {
+                return;
+            }
+            pendingStallRecords.removeFirst();
         }
     }
 
@@ -230,9 +247,13 @@ public final class Smmuv3 implements IommuModel {
                 }
             }
         }
+        if (!CR0_SMMUEN.isSet(v)) {
+            pendingStallRecords.clear(); // the stalls were terminated above
+        }
         if (CR0_CMDQEN.isSet(v)) {
             cmdq.process();
         }
+        flushStallRecords();
     }
 
     private void writeGbpa(long v) {
@@ -269,13 +290,16 @@ public final class Smmuv3 implements IommuModel {
         }
         Translations.Miss m = (Translations.Miss) r;
         EventRecord ev = m.event();
-        if (m.stall()) {
-            int stag = evtq.canAccept() ? stalls.allocate(streamId) : -1;
+        if (m.stall() && CR0_EVENTQEN.isSet(regs.get(CR0ACK))) {
+            int stag = stalls.allocate(streamId);
             if (stag >= 0) {
-                // §3.12.2: the transaction is held; its record carries Stall == 1 and the STAG.
+                // §3.12.2: the transaction is held; its record carries Stall == 1 and the STAG. A
+                // stall record the queue cannot take now is kept and written once it can (§7.2.1).
                 EventRecord held = withStall(ev, stag);
-                evtq.record(held);
                 stalls.hold(new StallTable.Stalled(streamId, substreamId, stag, iova, access));
+                if (!evtq.record(held)) {
+                    pendingStallRecords.addLast(held);
+                }
                 return new DmaResult.Stalled(streamId, stag);
             }
         }

@@ -160,13 +160,25 @@ class FaultModelTest {
     }
 
     @Test
-    void aStallThatCannotBeRecordedTerminates() {
+    void stallRecordsWaitForAWritableQueueAndNeverOverflow() {
         Harness h = new Harness(Smmuv3Profile.MAX).enable();
         long[] cd = Harness.cd(0, 1);
         Cd.S.set(cd, 1);
         s1(h, 0x1000, 0x2000, PageTables.S1_RW, cd);
-        h.write(CR0.offset(), CR0_CMDQEN.mask() | CR0_SMMUEN.mask()); // event queue disabled
-        assertInstanceOf(DmaResult.Aborted.class, h.smmu.translate(SID, -1, 0x5000, DmaAccess.READ));
+        int entries = 1 << Harness.EVTQ_LOG2;
+        for (int i = 0; i < entries; i++) {
+            h.smmu.translate(1 << 30, -1, 0, DmaAccess.READ); // fill the queue with C_BAD_STREAMID
+        }
+        DmaResult.Stalled st = assertInstanceOf(DmaResult.Stalled.class,
+                h.smmu.translate(SID, -1, 0x5000, DmaAccess.READ));
+        assertFalse(Q_PROD_OVFLG.isSet(h.read(EVENTQ_PROD.offset()))); // §7.4: stalls do not overflow
+        assertEquals(entries, h.events().size()); // draining makes room; the stall record follows
+        EventRecord ev = h.events().get(0);
+        assertTrue(ev.stall());
+        assertEquals(st.stag(), ev.stag());
+        // With the Event queue disabled a stall-enabled fault terminates (§7.2.1).
+        h.write(CR0.offset(), CR0_CMDQEN.mask() | CR0_SMMUEN.mask());
+        assertInstanceOf(DmaResult.Aborted.class, h.smmu.translate(SID, -1, 0x6000, DmaAccess.READ));
     }
 
     @Test

@@ -38,25 +38,40 @@ public final class EventQueue {
         return lost;
     }
 
-    /** Whether a record written now would be accepted (enabled, not full): decides stalls (§3.12.2). */
-    public boolean canAccept() {
-        if (!Smmuv3Regs.CR0_EVENTQEN.isSet(regs.get(Smmuv3Regs.CR0ACK))) {
+    /**
+     * Whether the queue is writable (§7.2.1): enabled, not full, and no unacknowledged
+     * GERROR.EVENTQ_ABT_ERR.
+     */
+    public boolean writable() {
+        if (!enabledAndHealthy()) {
             return false;
         }
         QueueGeometry q = geometry();
         return !q.full(prod(q), cons(q));
     }
 
-    /** Writes {@code rec}; {@code false} when it was lost. */
+    private boolean enabledAndHealthy() {
+        return Smmuv3Regs.CR0_EVENTQEN.isSet(regs.get(Smmuv3Regs.CR0ACK))
+                && !irq.gerrorActive(Smmuv3Regs.GERROR_EVENTQ_ABT_ERR);
+    }
+
+    /**
+     * Writes {@code rec}; {@code false} when it was not written. A non-stall record is then lost
+     * (§7.2.1; a full queue also starts an overflow condition, §7.4); callers keep stall records
+     * and retry them with {@link #recordStall} once the queue is writable again.
+     */
     public boolean record(EventRecord rec) {
-        if (!Smmuv3Regs.CR0_EVENTQEN.isSet(regs.get(Smmuv3Regs.CR0ACK))) {
+        if (!enabledAndHealthy()) {
             lost++;
-            return false; // §7.2: events are not recorded while the queue is disabled
+            return false; // §7.2.1: silently discarded, no overflow
         }
         QueueGeometry q = geometry();
         int prod = prod(q);
         int cons = cons(q);
         if (q.full(prod, cons)) {
+            if (rec.stall()) {
+                return false; // §7.4: stall records are never discarded and never overflow
+            }
             lost++;
             overflow();
             return false;
