@@ -71,10 +71,11 @@ class FaultModelTest {
         assertInstanceOf(DmaResult.Translated.class, h.smmu.translate(SID, -1, 0x1000, DmaAccess.READ));
         long leaf = h.mem.get64(h.tables.leaf(root, 0, 0x1000, 3));
         assertTrue((leaf & PageTables.AF) != 0); // §3.13: the SMMU set the Access flag
-        // The default profile has no HTTU: CD.HA is RES0 there and the same table faults.
+        // The default profile has no HTTU: CD.HA is ILLEGAL there (§5.4 CD.HA).
         Harness d = new Harness(Smmuv3Profile.DEFAULT).enable();
         s1(d, 0x1000, 0x2000, PageTables.S1_AP_RW_ALL | PageTables.NG, cd.clone());
         assertInstanceOf(DmaResult.Aborted.class, d.smmu.translate(SID, -1, 0x1000, DmaAccess.READ));
+        assertEquals(EventType.C_BAD_CD, d.events().get(0).type());
     }
 
     @Test

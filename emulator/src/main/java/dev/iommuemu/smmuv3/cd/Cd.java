@@ -42,11 +42,11 @@ public final class Cd {
     public static final Field A = Field.bit("A", 46);
     public static final Field ASET = Field.bit("ASET", 47);
     public static final Field ASID = Field.bits("ASID", 63, 48);
-    public static final Field NSCOPE0 = Field.bit("NSCOPE0", 64);
+    public static final Field NSCFG0 = Field.bit("NSCFG0", 64);
     public static final Field HAD0 = Field.bit("HAD0", 65);
     public static final Field TTB0 = Field.bits("TTB0", 119, 68);
     public static final Field HWU0 = Field.bits("HWU0", 126, 123);
-    public static final Field NSCOPE1 = Field.bit("NSCOPE1", 128);
+    public static final Field NSCFG1 = Field.bit("NSCFG1", 128);
     public static final Field HAD1 = Field.bit("HAD1", 129);
     public static final Field TTB1 = Field.bits("TTB1", 183, 132);
     public static final Field HWU1 = Field.bits("HWU1", 190, 187);
@@ -57,8 +57,8 @@ public final class Cd {
     public static final Field PMG = Field.bits("PMG", 423, 416);
 
     public static final Layout LAYOUT = new Layout("CD", WORDS, T0SZ, TG0, IR0, OR0, SH0, EPD0, ENDI, T1SZ, TG1,
-            IR1, OR1, SH1, EPD1, V, IPS, AFFD, WXN, UWXN, TBI0, TBI1, PAN, AA64, HD, HA, S, R, A, ASET, ASID, NSCOPE0,
-            HAD0, TTB0, HWU0, NSCOPE1, HAD1, TTB1, HWU1, MAIR, AMAIR, IMPDEF, PARTID, PMG);
+            IR1, OR1, SH1, EPD1, V, IPS, AFFD, WXN, UWXN, TBI0, TBI1, PAN, AA64, HD, HA, S, R, A, ASET, ASID, NSCFG0,
+            HAD0, TTB0, HWU0, NSCFG1, HAD1, TTB1, HWU1, MAIR, AMAIR, IMPDEF, PARTID, PMG);
 
     private final long[] words;
 

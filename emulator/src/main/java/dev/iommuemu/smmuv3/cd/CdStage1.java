@@ -19,8 +19,8 @@ public final class CdStage1 {
                 Granule.fromTg0((int) cd.get(Cd.TG0)), cd.is(Cd.EPD0));
         Stage1Config.Region r1 = el2 ? null : new Stage1Config.Region(cd.ttb1(), (int) cd.get(Cd.T1SZ),
                 Granule.fromTg1((int) cd.get(Cd.TG1)), cd.is(Cd.EPD1));
-        boolean ha = p.httu() >= 1 && cd.is(Cd.HA);
-        boolean hd = ha && p.httu() >= 2 && cd.is(Cd.HD);
+        boolean ha = cd.is(Cd.HA);
+        boolean hd = ha && cd.is(Cd.HD);
         return new Stage1Config(r0, r1, PhysicalSize.effective((int) cd.get(Cd.IPS), p.oasBits()), cd.is(Cd.TBI0),
                 cd.is(Cd.TBI1), ha, hd, cd.is(Cd.AFFD), cd.is(Cd.WXN), cd.is(Cd.PAN), false, cd.is(Cd.ENDI), el2,
                 false, false);

@@ -29,6 +29,13 @@ public final class CdValidator {
         if (!cd.stall() && p.stallForced()) {
             return "S == 0 with IDR0.STALL_MODEL == 0b10";
         }
+        // §5.4 HA/HD: ILLEGAL beyond what IDR0.HTTU implements.
+        if (cd.is(Cd.HA) && p.httu() == 0) {
+            return "HA without IDR0.HTTU";
+        }
+        if (cd.is(Cd.HD) && p.httu() < 2) {
+            return "HD without IDR0.HTTU == 0b10";
+        }
         if (!p.asid16() && (cd.asid() >>> 8) != 0) {
             return "ASID[15:8] set without IDR0.ASID16";
         }

@@ -9,13 +9,13 @@ import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
 public final class SteStage2 {
     private SteStage2() {}
 
-    /** The walker configuration of {@code ste}'s stage 2; HTTU bits only where IDR0.HTTU has them. */
+    /** The walker configuration of {@code ste}'s stage 2. */
     public static Stage2Config of(Ste ste, Smmuv3Profile p) {
         Granule g = Granule.fromTg0((int) ste.get(Ste.S2TG));
         int sl = g == null ? Stage2Config.INVALID_LEVEL
                 : Stage2Config.startLevel(g, (int) ste.get(Ste.S2SL0), 0, false, false);
-        boolean ha = p.httu() >= 1 && ste.get(Ste.S2HA) != 0;
-        boolean hd = ha && p.httu() >= 2 && ste.get(Ste.S2HD) != 0;
+        boolean ha = ste.get(Ste.S2HA) != 0; // beyond IDR0.HTTU: ILLEGAL (SteValidator)
+        boolean hd = ha && ste.get(Ste.S2HD) != 0;
         return new Stage2Config(ste.s2ttb(), (int) ste.get(Ste.S2T0SZ), sl, g,
                 PhysicalSize.effective((int) ste.get(Ste.S2PS), p.oasBits()), ha, hd, ste.get(Ste.S2AFFD) != 0,
                 ste.get(Ste.S2PTW) != 0, false, ste.get(Ste.S2ENDI) != 0, false);

@@ -57,6 +57,13 @@ public final class SteValidator {
             if (ste.get(Ste.S2ENDI) != 0) {
                 return "S2ENDI big-endian with IDR0.TTENDIAN == 0b10";
             }
+            // §5.2 S2HA/S2HD: ILLEGAL beyond what IDR0.HTTU implements.
+            if (ste.get(Ste.S2HA) != 0 && p.httu() == 0) {
+                return "S2HA without IDR0.HTTU";
+            }
+            if (ste.get(Ste.S2HD) != 0 && p.httu() < 2) {
+                return "S2HD without IDR0.HTTU == 0b10";
+            }
             if (ste.s2s() && !p.stall()) {
                 return "S2S with IDR0.STALL_MODEL == 0b01";
             }
