@@ -152,12 +152,14 @@ class FaultModelTest {
         h.cmd(Command.build(Command.Op.CMD_STALL_TERM).set(Command.SID, SID).command());
         assertEquals(3, h.endpoints.calls.size());
         assertTrue(h.endpoints.calls.get(2).endsWith("retry=false"));
-        // STE.S1STALLD overrides CD.S: the fault terminates.
+        // CD.S through an STE with S1STALLD is ILLEGAL: C_BAD_CD (§5.5).
         long[] ste = Harness.s1Ste(Harness.CDS, 0);
         Ste.S1STALLD.set(ste, 1);
         h.ste(SID, ste);
         h.cfgiSte(SID);
+        h.events();
         assertInstanceOf(DmaResult.Aborted.class, h.smmu.translate(SID, -1, 0x5000, DmaAccess.READ));
+        assertEquals(EventType.C_BAD_CD, h.events().get(0).type());
     }
 
     @Test

@@ -298,6 +298,11 @@ class TranslationTest {
         h.cd(CD0, cd);
         h.smmu.translate(SID, -1, 0x1000, DmaAccess.READ);
         assertEquals(EventType.C_BAD_CD, h.events().get(0).type());
+        long[] noAbort = Harness.cd(0x5000, 1);
+        Cd.A.set(noAbort, 0); // RAZ/WI termination with TERM_MODEL == 1 (§5.5)
+        h.cd(CD0, noAbort);
+        h.smmu.translate(SID, -1, 0x1000, DmaAccess.READ);
+        assertEquals(EventType.C_BAD_CD, h.events().get(0).type());
         h.ste(SID + 1, Harness.s1Ste(0x10_0000_0000L, 0)); // inside OAS, outside memory
         h.smmu.translate(SID + 1, 2, 0x1000, DmaAccess.READ);
         assertEquals(EventType.C_BAD_SUBSTREAMID, h.events().get(0).type()); // S1CDMax 0 with a SubstreamID

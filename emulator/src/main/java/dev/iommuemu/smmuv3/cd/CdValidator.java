@@ -23,6 +23,10 @@ public final class CdValidator {
         if (cd.is(Cd.ENDI)) {
             return "ENDI big-endian with IDR0.TTENDIAN == 0b10";
         }
+        // §5.5: with TERM_MODEL == 1 (every profile) RAZ/WI termination does not exist: A == 0 is ILLEGAL.
+        if (!cd.is(Cd.A)) {
+            return "A == 0 with IDR0.TERM_MODEL == 1";
+        }
         if (cd.stall() && !p.stall()) {
             return "S == 1 with IDR0.STALL_MODEL == 0b01";
         }

@@ -132,6 +132,9 @@ public final class TranslationPath {
         CdTable.Found found = (CdTable.Found) l;
         Cd cd = found.cd();
         String bad = CdValidator.check(cd, profile);
+        if (bad == null && cd.stall() && ste.s1stalld()) {
+            bad = "S == 1 through an STE with S1STALLD == 1"; // §5.5
+        }
         Stage1Config s1 = null;
         if (bad == null) {
             s1 = CdStage1.of(cd, profile, el2(ste) && !e2h.getAsBoolean());
@@ -250,7 +253,7 @@ public final class TranslationPath {
             stall = ste.s2s();
             record = ste.s2r();
         } else {
-            stall = cc.cd().stall() && !ste.s1stalld();
+            stall = cc.cd().stall(); // S1STALLD with CD.S is C_BAD_CD (§5.5)
             record = cc.cd().recordFaults();
         }
         stall = stall && !eabt && profile.stall();
