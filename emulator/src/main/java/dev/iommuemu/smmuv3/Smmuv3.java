@@ -157,13 +157,13 @@ public final class Smmuv3 implements IommuModel {
             return;
         }
         if (r == CR2 && !profile.hyp()) {
-            v = CR2_E2H.insert(v, 0); // §6.3.12: E2H is RES0 without IDR0.Hyp
+            v = CR2_E2H.insert(v, 0); // §6.3 SMMU_CR2: E2H is RES0 without IDR0.Hyp
         }
         regs.set(r, v);
         if (r == CR0) {
             writeCr0(old, v);
         } else if (r == IRQ_CTRL) {
-            // §6.3.17: the new enables take effect at once and are acknowledged in IRQ_CTRLACK.
+            // §6.3 SMMU_IRQ_CTRL: the new enables take effect at once and are acknowledged in IRQ_CTRLACK.
             regs.set(IRQ_CTRLACK, v);
         } else if (r == GERRORN) {
             cmdq.process(); // an acknowledged CMDQ_ERR lets consumption resume (§7.1)
@@ -205,19 +205,19 @@ public final class Smmuv3 implements IommuModel {
         long ack = regs.get(CR0ACK);
         long irqAck = regs.get(IRQ_CTRLACK);
         if (r == STRTAB_BASE || r == STRTAB_BASE_CFG) {
-            return CR0_SMMUEN.isSet(ack); // §6.3.24
+            return CR0_SMMUEN.isSet(ack); // §6.3 SMMU_STRTAB_BASE
         }
         if (r == CMDQ_BASE || r == CMDQ_CONS) {
-            return CR0_CMDQEN.isSet(ack); // §6.3.26, §6.3.28
+            return CR0_CMDQEN.isSet(ack); // §6.3 SMMU_CMDQ_BASE, §6.3 SMMU_CMDQ_CONS
         }
         if (r == EVENTQ_BASE || r == EVENTQ_PROD) {
-            return CR0_EVENTQEN.isSet(ack); // §6.3.29, §6.3.30
+            return CR0_EVENTQEN.isSet(ack); // §6.3 SMMU_EVENTQ_BASE, §6.3 SMMU_EVENTQ_PROD
         }
         if (r == PRIQ_BASE || r == PRIQ_PROD) {
-            return CR0_PRIQEN.isSet(ack); // §6.3.35
+            return CR0_PRIQEN.isSet(ack); // §6.3 SMMU_PRIQ_BASE
         }
         if (r == GERROR_IRQ_CFG0 || r == GERROR_IRQ_CFG1 || r == GERROR_IRQ_CFG2) {
-            return IRQ_CTRL_GERROR_IRQEN.isSet(irqAck); // §6.3.21
+            return IRQ_CTRL_GERROR_IRQEN.isSet(irqAck); // §6.3 SMMU_GERROR_IRQ_CFG0
         }
         if (r == EVENTQ_IRQ_CFG0 || r == EVENTQ_IRQ_CFG1 || r == EVENTQ_IRQ_CFG2) {
             return IRQ_CTRL_EVENTQ_IRQEN.isSet(irqAck);
@@ -229,7 +229,7 @@ public final class Smmuv3 implements IommuModel {
     }
 
     private void writeCr0(long old, long v) {
-        // §6.3.9: features the profile lacks stay 0; the change completes at once, shown in CR0ACK.
+        // §6.3 SMMU_CR0: features the profile lacks stay 0; the change completes at once, shown in CR0ACK.
         if (!profile.pri()) {
             v = CR0_PRIQEN.insert(v, 0);
         }
@@ -257,7 +257,7 @@ public final class Smmuv3 implements IommuModel {
     }
 
     private void writeGbpa(long v) {
-        // §6.3.15: a write with Update == 1 changes the fields and completes at once (Update reads 0);
+        // §6.3 SMMU_GBPA: a write with Update == 1 changes the fields and completes at once (Update reads 0);
         // a write with Update == 0 has no effect.
         if (!GBPA_UPDATE.isSet(v)) {
             return;
@@ -274,7 +274,7 @@ public final class Smmuv3 implements IommuModel {
     @Override
     public DmaResult translate(int streamId, int substreamId, long iova, DmaAccess access) {
         if (!CR0_SMMUEN.isSet(regs.get(CR0ACK))) {
-            // §3.2, §6.3.15: with SMMUEN == 0, SMMU_GBPA decides: abort, or bypass.
+            // §3.2, §6.3 SMMU_GBPA: with SMMUEN == 0, SMMU_GBPA decides: abort, or bypass.
             if (GBPA_ABORT.isSet(regs.get(GBPA))) {
                 return new DmaResult.Aborted("GBPA.ABORT");
             }

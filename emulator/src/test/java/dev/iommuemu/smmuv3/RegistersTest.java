@@ -24,7 +24,7 @@ class RegistersTest {
         // MAX: S1P S2P TTF=AArch64 COHACC HTTU=2 Hyp ATS NS1ATS ASID16 MSI SEV PRI VMID16 CD2L TTENDIAN=LE
         // TERM_MODEL ST_LEVEL=2lvl
         assertEquals(0x0c4d_7e9bL, h.read(0x0));
-        assertEquals(0x1000, h.read(GBPA.offset())); // §6.3.15: SHCFG resets to 0b01
+        assertEquals(0x1000, h.read(GBPA.offset())); // §6.3 SMMU_GBPA: SHCFG resets to 0b01
         for (Register r : ALL) {
             if (r.name().startsWith("SMMU_IDR") || r == IIDR || r == AIDR || r == GBPA) {
                 continue;
@@ -74,7 +74,7 @@ class RegistersTest {
     @Test
     void cr0AndIrqCtrlHandshakes() {
         h.write(CR0.offset(), 0b1111 | (1 << 4));
-        assertEquals(0b11111, h.read(CR0ACK.offset())); // §6.3.10: CR0ACK follows CR0
+        assertEquals(0b11111, h.read(CR0ACK.offset())); // §6.3 SMMU_CR0ACK: CR0ACK follows CR0
         h.write(IRQ_CTRL.offset(), 0b101);
         assertEquals(0b101, h.read(IRQ_CTRLACK.offset()));
         Harness noPri = new Harness(Smmuv3Profile.DEFAULT);

@@ -67,7 +67,7 @@ public final class CommandQueue {
             }
             consumed++;
             cons = q.next(cons);
-            // §6.3.28: the SMMU advances RD; ERR keeps the last error code.
+            // §6.3 SMMU_CMDQ_CONS: the SMMU advances RD; ERR keeps the last error code.
             regs.set(Smmuv3Regs.CMDQ_CONS, Smmuv3Regs.Q_PTR, cons);
         }
     }

@@ -10,7 +10,7 @@ import dev.iommuemu.smmuv3.registers.Smmuv3Regs;
 
 /**
  * The SMMU's interrupt sources and global errors (IHI 0070 §3.18 interrupts and notifications,
- * §6.3.17 SMMU_IRQ_CTRL, §6.3.19-20 SMMU_GERROR/GERRORN). Each source is a wired line (named
+ * §6.3 SMMU_IRQ_CTRL, §6.3 SMMU_GERROR/GERRORN). Each source is a wired line (named
  * {@link #EVTQ}, {@link #PRIQ}, {@link #CMD_SYNC}, {@link #GERROR} on the {@link DmaHost}) or,
  * when the profile has MSIs and the source's IRQ_CFG0.ADDR is non-zero, an MSI: a 32-bit write of
  * IRQ_CFG1.DATA to IRQ_CFG0.ADDR (§3.18.2). An MSI whose address is guest RAM is stored there
@@ -62,7 +62,7 @@ public final class Interrupts {
     }
 
     /**
-     * Activates a global error (§6.3.19: an error is active while GERROR.x != GERRORN.x; a new
+     * Activates a global error (§6.3 SMMU_GERROR: an error is active while GERROR.x != GERRORN.x; a new
      * error toggles GERROR.x only when that error is inactive) and signals it.
      */
     public void raiseGerror(Field bit) {
@@ -91,7 +91,7 @@ public final class Interrupts {
     }
 
     private boolean enabled(Field irqen) {
-        // §6.3.17: the IRQ_CTRL value in effect is the acknowledged one.
+        // §6.3 SMMU_IRQ_CTRL: the IRQ_CTRL value in effect is the acknowledged one.
         return irqen.isSet(regs.get(Smmuv3Regs.IRQ_CTRLACK));
     }
 

@@ -6,7 +6,7 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * What an emulated SMMUv3 advertises in its ID registers (IHI 0070 §6.3.1-8), and therefore what
+ * What an emulated SMMUv3 advertises in its ID registers (IHI 0070 §6.3 SMMU_IDR0-5, SMMU_IIDR, SMMU_AIDR), and therefore what
  * the model implements: every feature bit read here switches the matching behaviour on or off, so
  * a profile never advertises something the model does not do.
  *
@@ -195,7 +195,7 @@ public record Smmuv3Profile(String name, int idr0, int idr1, int idr2, int idr3,
         return IDR5_GRAN64K.isSet(idr5);
     }
 
-    /** IDR5.OAS decoded to bits (§6.3.6: 32, 36, 40, 42, 44, 48, 52). */
+    /** IDR5.OAS decoded to bits (§6.3 SMMU_IDR5: 32, 36, 40, 42, 44, 48, 52). */
     public int oasBits() {
         return oasBits(IDR5_OAS.getInt(idr5));
     }

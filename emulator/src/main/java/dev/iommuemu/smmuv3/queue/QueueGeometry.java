@@ -6,7 +6,7 @@ import dev.iommuemu.smmuv3.registers.Smmuv3Regs;
  * A circular queue in guest memory as an SMMU_*Q_BASE register describes it (IHI 0070 §3.5
  * circular queues): {@code 2^log2size} entries of {@code entrySize} bytes from {@code base}.
  * Pointers are {@code log2size + 1} bits: the index and, above it, the wrap flag. LOG2SIZE is capped
- * by the matching SMMU_IDR1 field (§6.3.26 "values greater than IDR1.CMDQS are treated as
+ * by the matching SMMU_IDR1 field (§6.3 SMMU_CMDQ_BASE "values greater than IDR1.CMDQS are treated as
  * IDR1.CMDQS").
  */
 public record QueueGeometry(long base, int log2size, int entrySize) {
@@ -15,7 +15,7 @@ public record QueueGeometry(long base, int log2size, int entrySize) {
     public static QueueGeometry of(long baseRegister, int cap, int entrySize) {
         int log2 = Math.min(Smmuv3Regs.Q_BASE_LOG2SIZE.getInt(baseRegister), cap);
         long addr = Smmuv3Regs.Q_BASE_ADDR.inPlace(baseRegister);
-        // §6.3.26: the base is aligned to the queue size (bits below it are treated as zero).
+        // §6.3 SMMU_CMDQ_BASE: the base is aligned to the queue size (bits below it are treated as zero).
         long bytes = (long) entrySize << log2;
         if (bytes > 32) {
             addr &= ~(bytes - 1);

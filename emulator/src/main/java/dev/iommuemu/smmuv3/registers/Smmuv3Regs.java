@@ -34,7 +34,7 @@ public final class Smmuv3Regs {
         return Field.of(n, lsb, msb - lsb + 1, RW, reset);
     }
 
-    // ---- IHI 0070 §6.3.1 SMMU_IDR0
+    // ---- IHI 0070 §6.3 SMMU_IDR0
     public static final Field IDR0_S2P = ro("S2P", 0, 0);
     public static final Field IDR0_S1P = ro("S1P", 1, 1);
     public static final Field IDR0_TTF = ro("TTF", 3, 2);
@@ -64,7 +64,7 @@ public final class Smmuv3Regs {
             IDR0_MSI, IDR0_SEV, IDR0_ATOS, IDR0_PRI, IDR0_VMW, IDR0_VMID16, IDR0_CD2L, IDR0_VATOS,
             IDR0_TTENDIAN, IDR0_ATSRECERR, IDR0_STALL_MODEL, IDR0_TERM_MODEL, IDR0_ST_LEVEL);
 
-    // ---- §6.3.2 SMMU_IDR1
+    // ---- §6.3 SMMU_IDR1
     public static final Field IDR1_SIDSIZE = ro("SIDSIZE", 5, 0);
     public static final Field IDR1_SSIDSIZE = ro("SSIDSIZE", 10, 6);
     public static final Field IDR1_PRIQS = ro("PRIQS", 15, 11);
@@ -80,11 +80,11 @@ public final class Smmuv3Regs {
             IDR1_PRIQS, IDR1_EVENTQS, IDR1_CMDQS, IDR1_ATTR_PERMS_OVR, IDR1_ATTR_TYPES_OVR, IDR1_REL,
             IDR1_QUEUES_PRESET, IDR1_TABLES_PRESET, IDR1_ECMDQ);
 
-    // ---- §6.3.3 SMMU_IDR2
+    // ---- §6.3 SMMU_IDR2
     public static final Field IDR2_BA_VATOS = ro("BA_VATOS", 9, 0);
     public static final Register IDR2 = new Register("SMMU_IDR2", 0x8, 4, RO, IDR2_BA_VATOS);
 
-    // ---- §6.3.4 SMMU_IDR3
+    // ---- §6.3 SMMU_IDR3
     public static final Field IDR3_HAD = ro("HAD", 2, 2);
     public static final Field IDR3_PBHA = ro("PBHA", 3, 3);
     public static final Field IDR3_XNX = ro("XNX", 4, 4);
@@ -100,10 +100,10 @@ public final class Smmuv3Regs {
     public static final Register IDR3 = new Register("SMMU_IDR3", 0xc, 4, RO, IDR3_HAD, IDR3_PBHA, IDR3_XNX,
             IDR3_PPS, IDR3_MPAM, IDR3_FWB, IDR3_STT, IDR3_RIL, IDR3_BBML, IDR3_E0PD, IDR3_PTWNNC, IDR3_DPT);
 
-    // ---- §6.3.5 SMMU_IDR4 (IMPLEMENTATION DEFINED)
+    // ---- §6.3 SMMU_IDR4 (IMPLEMENTATION DEFINED)
     public static final Register IDR4 = new Register("SMMU_IDR4", 0x10, 4, RO, ro("IMPDEF", 31, 0));
 
-    // ---- §6.3.6 SMMU_IDR5
+    // ---- §6.3 SMMU_IDR5
     public static final Field IDR5_OAS = ro("OAS", 2, 0);
     public static final Field IDR5_GRAN4K = ro("GRAN4K", 4, 4);
     public static final Field IDR5_GRAN16K = ro("GRAN16K", 5, 5);
@@ -113,7 +113,7 @@ public final class Smmuv3Regs {
     public static final Register IDR5 = new Register("SMMU_IDR5", 0x14, 4, RO, IDR5_OAS, IDR5_GRAN4K,
             IDR5_GRAN16K, IDR5_GRAN64K, IDR5_VAX, IDR5_STALL_MAX);
 
-    // ---- §6.3.7 SMMU_IIDR, §6.3.8 SMMU_AIDR
+    // ---- §6.3 SMMU_IIDR, §6.3 SMMU_AIDR
     public static final Field IIDR_IMPLEMENTER = ro("Implementer", 11, 0);
     public static final Field IIDR_REVISION = ro("Revision", 15, 12);
     public static final Field IIDR_VARIANT = ro("Variant", 19, 16);
@@ -124,7 +124,7 @@ public final class Smmuv3Regs {
     public static final Field AIDR_MAJOR = ro("ArchMajorRev", 7, 4);
     public static final Register AIDR = new Register("SMMU_AIDR", 0x1c, 4, RO, AIDR_MINOR, AIDR_MAJOR);
 
-    // ---- §6.3.9 SMMU_CR0, §6.3.10 SMMU_CR0ACK
+    // ---- §6.3 SMMU_CR0, §6.3 SMMU_CR0ACK
     public static final Field CR0_SMMUEN = rw("SMMUEN", 0, 0);
     public static final Field CR0_PRIQEN = rw("PRIQEN", 1, 1);
     public static final Field CR0_EVENTQEN = rw("EVENTQEN", 2, 2);
@@ -136,7 +136,7 @@ public final class Smmuv3Regs {
     public static final Register CR0ACK = new Register("SMMU_CR0ACK", 0x24, 4, RO, ro("SMMUEN", 0, 0),
             ro("PRIQEN", 1, 1), ro("EVENTQEN", 2, 2), ro("CMDQEN", 3, 3), ro("ATSCHK", 4, 4), ro("VMW", 8, 6));
 
-    // ---- §6.3.11 SMMU_CR1, §6.3.12 SMMU_CR2
+    // ---- §6.3 SMMU_CR1, §6.3 SMMU_CR2
     public static final Field CR1_QUEUE_IC = rw("QUEUE_IC", 1, 0);
     public static final Field CR1_QUEUE_OC = rw("QUEUE_OC", 3, 2);
     public static final Field CR1_QUEUE_SH = rw("QUEUE_SH", 5, 4);
@@ -150,10 +150,10 @@ public final class Smmuv3Regs {
     public static final Field CR2_PTM = rw("PTM", 2, 2);
     public static final Register CR2 = new Register("SMMU_CR2", 0x2c, 4, RW, CR2_E2H, CR2_RECINVSID, CR2_PTM);
 
-    // ---- §6.3.14 SMMU_STATUSR
+    // ---- §6.3 SMMU_STATUSR
     public static final Register STATUSR = new Register("SMMU_STATUSR", 0x40, 4, RO, ro("DORMANT", 0, 0));
 
-    // ---- §6.3.15 SMMU_GBPA: reset SHCFG = 0b01 (use incoming), ABORT = 0 (this model's IMPDEF choice)
+    // ---- §6.3 SMMU_GBPA: reset SHCFG = 0b01 (use incoming), ABORT = 0 (this model's IMPDEF choice)
     public static final Field GBPA_MEMATTR = rw("MemAttr", 3, 0);
     public static final Field GBPA_MTCFG = rw("MTCFG", 4, 4);
     public static final Field GBPA_ALLOCCFG = rw("ALLOCCFG", 11, 8);
@@ -165,11 +165,11 @@ public final class Smmuv3Regs {
     public static final Register GBPA = new Register("SMMU_GBPA", 0x44, 4, RW, GBPA_MEMATTR, GBPA_MTCFG,
             GBPA_ALLOCCFG, GBPA_SHCFG, GBPA_PRIVCFG, GBPA_INSTCFG, GBPA_ABORT, GBPA_UPDATE);
 
-    // ---- §6.3.16 SMMU_AGBPA (IMPLEMENTATION DEFINED attributes; this model implements none: RAZ/WI
+    // ---- §6.3 SMMU_AGBPA (IMPLEMENTATION DEFINED attributes; this model implements none: RAZ/WI
     // is a permitted implementation of an all-RES0 register)
     public static final Register AGBPA = new Register("SMMU_AGBPA", 0x48, 4, RO, ro("IMPDEF", 31, 0));
 
-    // ---- §6.3.17 SMMU_IRQ_CTRL, §6.3.18 SMMU_IRQ_CTRLACK
+    // ---- §6.3 SMMU_IRQ_CTRL, §6.3 SMMU_IRQ_CTRLACK
     public static final Field IRQ_CTRL_GERROR_IRQEN = rw("GERROR_IRQEN", 0, 0);
     public static final Field IRQ_CTRL_PRIQ_IRQEN = rw("PRIQ_IRQEN", 1, 1);
     public static final Field IRQ_CTRL_EVENTQ_IRQEN = rw("EVENTQ_IRQEN", 2, 2);
@@ -178,7 +178,7 @@ public final class Smmuv3Regs {
     public static final Register IRQ_CTRLACK = new Register("SMMU_IRQ_CTRLACK", 0x54, 4, RO,
             ro("GERROR_IRQEN", 0, 0), ro("PRIQ_IRQEN", 1, 1), ro("EVENTQ_IRQEN", 2, 2));
 
-    // ---- §6.3.19 SMMU_GERROR, §6.3.20 SMMU_GERRORN
+    // ---- §6.3 SMMU_GERROR, §6.3 SMMU_GERRORN
     public static final Field GERROR_CMDQ_ERR = ro("CMDQ_ERR", 0, 0);
     public static final Field GERROR_EVENTQ_ABT_ERR = ro("EVENTQ_ABT_ERR", 2, 2);
     public static final Field GERROR_PRIQ_ABT_ERR = ro("PRIQ_ABT_ERR", 3, 3);
@@ -196,7 +196,7 @@ public final class Smmuv3Regs {
             rw("MSI_EVENTQ_ABT_ERR", 5, 5), rw("MSI_PRIQ_ABT_ERR", 6, 6), rw("MSI_GERROR_ABT_ERR", 7, 7),
             rw("SFM_ERR", 8, 8), rw("CMDQP_ERR", 9, 9));
 
-    // ---- §6.3.21-23 and §6.3.32-34, §6.3.37-39: the three IRQ_CFG triples
+    // ---- §6.3 SMMU_GERROR_IRQ_CFG0-2, SMMU_EVENTQ_IRQ_CFG0-2, SMMU_PRIQ_IRQ_CFG0-2
     public static final Field IRQ_CFG0_ADDR = rw("ADDR", 51, 2);
     public static final Field IRQ_CFG1_DATA = rw("DATA", 31, 0);
     public static final Field IRQ_CFG2_MEMATTR = rw("MemAttr", 3, 0);
@@ -218,7 +218,7 @@ public final class Smmuv3Regs {
     public static final Register GERROR_IRQ_CFG1 = cfg1("SMMU_GERROR_IRQ_CFG1", 0x70);
     public static final Register GERROR_IRQ_CFG2 = cfg2("SMMU_GERROR_IRQ_CFG2", 0x74);
 
-    // ---- §6.3.24 SMMU_STRTAB_BASE, §6.3.25 SMMU_STRTAB_BASE_CFG
+    // ---- §6.3 SMMU_STRTAB_BASE, §6.3 SMMU_STRTAB_BASE_CFG
     public static final Field STRTAB_BASE_ADDR = rw("ADDR", 51, 6);
     public static final Field STRTAB_BASE_RA = rw("RA", 62, 62);
     public static final Register STRTAB_BASE = new Register("SMMU_STRTAB_BASE", 0x80, 8, RW, STRTAB_BASE_ADDR,
@@ -229,7 +229,7 @@ public final class Smmuv3Regs {
     public static final Register STRTAB_BASE_CFG = new Register("SMMU_STRTAB_BASE_CFG", 0x88, 4, RW,
             STRTAB_BASE_CFG_LOG2SIZE, STRTAB_BASE_CFG_SPLIT, STRTAB_BASE_CFG_FMT);
 
-    // ---- §6.3.26-28 command queue, §6.3.29-31 event queue, §6.3.35-36 PRI queue
+    // ---- §6.3 SMMU_CMDQ_*, SMMU_EVENTQ_*, SMMU_PRIQ_*
     public static final Field Q_BASE_LOG2SIZE = rw("LOG2SIZE", 4, 0);
     public static final Field Q_BASE_ADDR = rw("ADDR", 51, 5);
     /** RA for the command queue, WA for the event and PRI queues. */
@@ -248,11 +248,11 @@ public final class Smmuv3Regs {
 
     public static final Register CMDQ_BASE = qbase("SMMU_CMDQ_BASE", 0x90, "RA");
     public static final Register CMDQ_PROD = new Register("SMMU_CMDQ_PROD", 0x98, 4, RW, rw("WR", 19, 0));
-    // CMDQ_CONS is written by software only while CMDQEN == 0 (§6.3.28); ERR is read-only.
+    // CMDQ_CONS is written by software only while CMDQEN == 0 (§6.3 SMMU_CMDQ_CONS); ERR is read-only.
     public static final Register CMDQ_CONS = new Register("SMMU_CMDQ_CONS", 0x9c, 4, RW, rw("RD", 19, 0),
             ro("ERR", 30, 24));
     public static final Register EVENTQ_BASE = qbase("SMMU_EVENTQ_BASE", 0xa0, "WA");
-    // The SMMU writes EVENTQ_PROD; software may write it only while EVENTQEN == 0 (§6.3.30).
+    // The SMMU writes EVENTQ_PROD; software may write it only while EVENTQEN == 0 (§6.3 SMMU_EVENTQ_PROD).
     public static final Register EVENTQ_PROD = new Register("SMMU_EVENTQ_PROD", PAGE1 + 0xa8, 4, RW,
             rw("WR", 19, 0), rw("OVFLG", 31, 31));
     public static final Register EVENTQ_CONS = new Register("SMMU_EVENTQ_CONS", PAGE1 + 0xac, 4, RW,

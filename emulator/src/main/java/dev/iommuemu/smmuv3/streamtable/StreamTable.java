@@ -41,7 +41,7 @@ public final class StreamTable {
     public static Lookup lookup(GuestMemory mem, Smmuv3Profile profile, long strtabBase, long strtabBaseCfg,
             int sid, int ssid) {
         long base = Smmuv3Regs.STRTAB_BASE_ADDR.inPlace(strtabBase);
-        // §6.3.25: LOG2SIZE is capped at IDR1.SIDSIZE.
+        // §6.3 SMMU_STRTAB_BASE_CFG: LOG2SIZE is capped at IDR1.SIDSIZE.
         int log2size = Math.min(Smmuv3Regs.STRTAB_BASE_CFG_LOG2SIZE.getInt(strtabBaseCfg), profile.sidBits());
         int fmt = Smmuv3Regs.STRTAB_BASE_CFG_FMT.getInt(strtabBaseCfg);
         long usid = sid & 0xffff_ffffL;
@@ -52,7 +52,7 @@ public final class StreamTable {
         if (fmt == FMT_2LEVEL && profile.twoLevelStreamTable()) {
             int split = split(Smmuv3Regs.STRTAB_BASE_CFG_SPLIT.getInt(strtabBaseCfg));
             if (split > log2size) {
-                split = log2size; // §6.3.25: SPLIT > LOG2SIZE makes the whole table one level-2 span
+                split = log2size; // §6.3 SMMU_STRTAB_BASE_CFG: SPLIT > LOG2SIZE makes the whole table one level-2 span
             }
             long l1Addr = base + (usid >>> split) * 8;
             OptionalLong l1 = mem.load(l1Addr, 8);
@@ -67,7 +67,7 @@ public final class StreamTable {
             }
             steAddr = L1STD_L2PTR.inPlace(l1.getAsLong()) + index * Ste.SIZE;
         } else {
-            // §6.3.25 FMT: 2-level without IDR0.ST_LEVEL support is reserved; this model uses linear.
+            // §6.3 SMMU_STRTAB_BASE_CFG FMT: 2-level without IDR0.ST_LEVEL support is reserved; this model uses linear.
             steAddr = base + usid * Ste.SIZE;
         }
         long[] w = new long[Ste.WORDS];
@@ -82,7 +82,7 @@ public final class StreamTable {
     }
 
     /**
-     * STRTAB_BASE_CFG.SPLIT (§6.3.25): 6, 8 and 10 are architected; other values are reserved and
+     * STRTAB_BASE_CFG.SPLIT (§6.3 SMMU_STRTAB_BASE_CFG): 6, 8 and 10 are architected; other values are reserved and
      * this model rounds them down to the nearest architected one (at least 6).
      */
     public static int split(int raw) {

@@ -41,7 +41,7 @@ public final class TranslationPath {
     private final BooleanSupplier e2h;
     private TranslationCache tlb = TranslationCache.NONE;
 
-    /** {@code e2h} reads SMMU_CR2.E2H (§6.3.12), which selects NS-EL2-E2H for STRW == EL2 streams. */
+    /** {@code e2h} reads SMMU_CR2.E2H (§6.3 SMMU_CR2), which selects NS-EL2-E2H for STRW == EL2 streams. */
     public TranslationPath(GuestMemory mem, Smmuv3Profile profile, ConfigCache<StreamConfig, ContextConfig> cache,
             Consumer<CoherencyViolation> strict, BooleanSupplier e2h) {
         this.mem = mem;

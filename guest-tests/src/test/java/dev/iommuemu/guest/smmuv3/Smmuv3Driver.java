@@ -106,7 +106,7 @@ public final class Smmuv3Driver {
         if (abortWhenDisabled) {
             mmio.write32(GBPA, GBPA_UPDATE | GBPA_ABORT);
             for (int i = 0; i < 1000 && (mmio.read32(GBPA) & GBPA_UPDATE) != 0; i++) {
-                // poll Update until the SMMU clears it (§6.3.15)
+                // poll Update until the SMMU clears it (§6.3 SMMU_GBPA)
             }
         }
         mmio.write32(CR1, 0x0d75); // inner-shareable write-back queues and tables
@@ -261,7 +261,7 @@ public final class Smmuv3Driver {
         return out;
     }
 
-    /** Global errors active now (GERROR ^ GERRORN, §6.3.19). */
+    /** Global errors active now (GERROR ^ GERRORN, §6.3 SMMU_GERROR). */
     public long activeErrors() {
         return mmio.read32(GERROR) ^ mmio.read32(GERRORN);
     }
