@@ -102,7 +102,7 @@ final class SmmuTlb implements TranslationCache {
         return Long.compareUnsigned(base, last) <= 0 && Long.compareUnsigned(start, end) <= 0;
     }
 
-    /** CMD_TLBI_NSNH_ALL (§4.4.8): every non-hyp entry (NH and S2). */
+    /** CMD_TLBI_NSNH_ALL (§4.4): every non-hyp entry (NH and S2). */
     void nsnhAll() {
         removeIf(e -> e.key.regime != Outcome.Regime.EL2);
     }
@@ -112,45 +112,45 @@ final class SmmuTlb implements TranslationCache {
         shifts.clear();
     }
 
-    /** CMD_TLBI_NH_ALL (§4.4.1): stage 1 entries of a VMID (VMID ignored when stage 2 is absent). */
+    /** CMD_TLBI_NH_ALL (§4.4): stage 1 entries of a VMID (VMID ignored when stage 2 is absent). */
     void nhAll(int vmid) {
         removeIf(e -> e.key.regime == Outcome.Regime.NH && e.key.vmid == vmid);
     }
 
-    /** CMD_TLBI_NH_ASID (§4.4.2): non-global stage 1 entries of an ASID. */
+    /** CMD_TLBI_NH_ASID (§4.4): non-global stage 1 entries of an ASID. */
     void nhAsid(int vmid, int asid) {
         removeIf(e -> e.key.regime == Outcome.Regime.NH && e.key.vmid == vmid && e.key.asid == asid);
     }
 
-    /** CMD_TLBI_NH_VA / NH_VAA (§4.4.3-4): entries overlapping the range; {@code asid} -1 for all ASIDs. */
+    /** CMD_TLBI_NH_VA / NH_VAA (§4.4): entries overlapping the range; {@code asid} -1 for all ASIDs. */
     void nhVa(int vmid, int asid, long start, long size) {
         removeIf(e -> e.key.regime == Outcome.Regime.NH && e.key.vmid == vmid
                 && (asid < 0 || e.key.asid == asid || e.key.asid == GLOBAL) && overlaps(e.base(), e.key.shift, start, size));
     }
 
-    /** CMD_TLBI_EL2_ALL (§4.4.5). */
+    /** CMD_TLBI_EL2_ALL (§4.4). */
     void el2All() {
         removeIf(e -> e.key.regime == Outcome.Regime.EL2);
     }
 
-    /** CMD_TLBI_EL2_ASID (§4.4.6). */
+    /** CMD_TLBI_EL2_ASID (§4.4). */
     void el2Asid(int asid) {
         removeIf(e -> e.key.regime == Outcome.Regime.EL2 && e.key.asid == asid);
     }
 
-    /** CMD_TLBI_EL2_VA / EL2_VAA (§4.4.7). */
+    /** CMD_TLBI_EL2_VA / EL2_VAA (§4.4). */
     void el2Va(int asid, long start, long size) {
         removeIf(e -> e.key.regime == Outcome.Regime.EL2 && (asid < 0 || e.key.asid == asid || e.key.asid == GLOBAL)
                 && overlaps(e.base(), e.key.shift, start, size));
     }
 
-    /** CMD_TLBI_S12_VMALL (§4.4.9): every stage 1, stage 2 and nested entry of a VMID. */
+    /** CMD_TLBI_S12_VMALL (§4.4): every stage 1, stage 2 and nested entry of a VMID. */
     void s12Vmall(int vmid) {
         removeIf(e -> e.key.regime != Outcome.Regime.EL2 && e.key.vmid == vmid);
     }
 
     /**
-     * CMD_TLBI_S2_IPA (§4.4.10): stage 2 entries overlapping the IPA range; nested entries whose IPA
+     * CMD_TLBI_S2_IPA (§4.4): stage 2 entries overlapping the IPA range; nested entries whose IPA
      * overlaps too (over-invalidation is always permitted).
      */
     void s2Ipa(int vmid, long start, long size) {

@@ -60,7 +60,7 @@ final class Smmuv3Commands implements CommandQueue.Executor {
             case CMD_CFGI_STE_RANGE -> {
                 int range = c.getInt(CFGI_RANGE);
                 if (range == 31) {
-                    config.invalidateAll(); // §4.3.3: Range 31 is CMD_CFGI_ALL
+                    config.invalidateAll(); // §4.3.6: Range 31 is CMD_CFGI_ALL
                     host.invalidate(IotlbInvalidation.all());
                 } else {
                     long count = 1L << (range + 1);

@@ -48,13 +48,13 @@ public final class ConfigCache<S, C> {
         trim(cds);
     }
 
-    /** CMD_CFGI_STE (§4.3.2): the STE and, as the STE locates them, the stream's CDs. */
+    /** CMD_CFGI_STE (§4.3.1): the STE and, as the STE locates them, the stream's CDs. */
     public void invalidateSte(int sid) {
         stes.remove(sid);
         invalidateCds(sid);
     }
 
-    /** CMD_CFGI_STE_RANGE (§4.3.3): StreamIDs {@code [first, first + count)}. */
+    /** CMD_CFGI_STE_RANGE (§4.3.2): StreamIDs {@code [first, first + count)}. */
     public void invalidateSteRange(long first, long count) {
         stes.keySet().removeIf(s -> inRange(s, first, count));
         cds.keySet().removeIf(k -> inRange((int) (k >>> 32), first, count));
@@ -65,17 +65,17 @@ public final class ConfigCache<S, C> {
         return u >= first && u - first < count;
     }
 
-    /** CMD_CFGI_CD (§4.3.4). */
+    /** CMD_CFGI_CD (§4.3.3). */
     public void invalidateCd(int sid, int index) {
         cds.remove(key(sid, index));
     }
 
-    /** CMD_CFGI_CD_ALL (§4.3.5). */
+    /** CMD_CFGI_CD_ALL (§4.3.4). */
     public void invalidateCds(int sid) {
         cds.keySet().removeIf(k -> (int) (k >>> 32) == sid);
     }
 
-    /** CMD_CFGI_ALL (§4.3.3 with Range 31). */
+    /** CMD_CFGI_ALL (§4.3.6: CFGI_STE_RANGE with Range 31). */
     public void invalidateAll() {
         stes.clear();
         cds.clear();

@@ -78,7 +78,7 @@ public record Command(Op op, long w0, long w1) {
         CMD_PREFETCH_CONFIG(0x01, p -> true, SSV, SSID, SID),
         CMD_PREFETCH_ADDR(0x02, p -> true, SSV, SSID, SID, PREFETCH_SIZE, PREFETCH_ADDR),
         CMD_CFGI_STE(0x03, p -> true, SID, CFGI_LEAF),
-        /** CMD_CFGI_ALL is CMD_CFGI_STE_RANGE with Range 31 (§4.3.4). */
+        /** CMD_CFGI_ALL is CMD_CFGI_STE_RANGE with Range 31 (§4.3.6). */
         CMD_CFGI_STE_RANGE(0x04, p -> true, SID, CFGI_RANGE),
         CMD_CFGI_CD(0x05, Smmuv3Profile::s1, SSID, SID, CFGI_LEAF),
         CMD_CFGI_CD_ALL(0x06, Smmuv3Profile::s1, SID),

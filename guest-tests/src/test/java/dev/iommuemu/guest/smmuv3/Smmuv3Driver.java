@@ -177,7 +177,7 @@ public final class Smmuv3Driver {
         return cmdProd;
     }
 
-    /** CMD_CFGI_STE + CMD_SYNC (§4.3.2). */
+    /** CMD_CFGI_STE + CMD_SYNC (§4.3.1). */
     public void invalidateSte(int sid) {
         cmd(CMD_CFGI_STE, (long) sid << 32, 1);
         sync();
@@ -188,7 +188,7 @@ public final class Smmuv3Driver {
         sync();
     }
 
-    /** CMD_TLBI_NH_VA + CMD_SYNC, as Linux's unmap does (§4.4.3). */
+    /** CMD_TLBI_NH_VA + CMD_SYNC, as Linux's unmap does (§4.4.2). */
     public void tlbiVa(int asid, long va) {
         cmd(CMD_TLBI_NH_VA, (long) asid << 48, va & ~0xfffL);
         sync();
