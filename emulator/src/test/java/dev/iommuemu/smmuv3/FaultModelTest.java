@@ -219,6 +219,51 @@ class FaultModelTest {
     }
 
     @Test
+    void priQueueWriteAbortIsAGlobalErrorAndFailsTheRequest() {
+        Harness h = new Harness(Smmuv3Profile.MAX);
+        h.write64(PRIQ_BASE.offset(), 0xf_0000_0000L | 2); // outside memory
+        h.write(IRQ_CTRL.offset(), 1);
+        h.write(CR0.offset(), CR0_PRIQEN.mask() | CR0_SMMUEN.mask());
+        PageRequest req = new PageRequest(5, -1, 0x1000, 9, true, true, false, false, false);
+        assertFalse(h.smmu.pageRequest(req));
+        assertTrue(GERROR_PRIQ_ABT_ERR.isSet(h.read(GERROR.offset())));
+        assertEquals("pri sid=5 ssid=-1 prg=9 resp=15", h.endpoints.calls.get(0)); // §8.2: Response Failure
+        assertEquals(1, h.host.count(Interrupts.GERROR));
+        assertEquals(0, Q_PTR.get(h.read(PRIQ_PROD.offset()))); // PROD not advanced
+    }
+
+    @Test
+    void exactLayoutsOfTheRemainingFaultRecords() {
+        Harness a = new Harness(Smmuv3Profile.DEFAULT).enable();
+        s1(a, 0x1000, 0x2000, PageTables.S1_AP_RW_ALL | PageTables.NG, Harness.cd(0, 1)); // AF == 0
+        a.smmu.translate(SID, -1, 0x1010, DmaAccess.PRIV_WRITE);
+        // F_ACCESS (0x12): PnU (bit 97), RnW 0, CLASS IN.
+        assertArrayEquals(new long[] {0x12 | ((long) SID << 32), (1L << 33) | (2L << 40), 0x1010, 0},
+                a.rawEvents().get(0));
+        Harness s = new Harness(Smmuv3Profile.DEFAULT).enable();
+        long[] cd = Harness.cd(0, 1);
+        Cd.IPS.set(cd, 0);
+        s1(s, 0x1000, 0x1_0000_0000L, PageTables.S1_RW, cd);
+        s.smmu.translate(SID, -1, 0x1000, DmaAccess.EXEC);
+        // F_ADDR_SIZE (0x11): RnW 1, InD 1 (bit 98), CLASS IN.
+        assertArrayEquals(new long[] {0x11 | ((long) SID << 32), (1L << 35) | (1L << 34) | (2L << 40), 0x1000, 0},
+                s.rawEvents().get(0));
+        // F_BAD_ATS_TREQ (0x05) with a PASID: SSV, SubstreamID, Span 1 in [79:64], RnW, InputAddr.
+        Harness m = new Harness(Smmuv3Profile.MAX).enable();
+        m.ste(SID, Harness.s1Ste(Harness.CDS, 2));
+        m.smmu.atsTranslate(SID, 3, 0x7000, DmaAccess.READ);
+        assertArrayEquals(new long[] {0x05 | (1L << 11) | (3L << 12) | ((long) SID << 32), 1 | (1L << 35), 0x7000, 0},
+                m.rawEvents().get(0));
+        // E_PAGE_REQUEST (0x24) encodes like F_BAD_ATS_TREQ; F_VMS_FETCH (0x25) like F_CD_FETCH.
+        EventRecord pr = new EventRecord(EventType.E_PAGE_REQUEST, 1, true, 2, 0, false, false, false, true, false, 0,
+                0x9000, 0, 1);
+        assertArrayEquals(new long[] {0x24 | (1L << 11) | (2L << 12) | (1L << 32), 1 | (1L << 33), 0x9000, 0},
+                pr.encode());
+        assertArrayEquals(new long[] {0x25 | (1L << 32), 0, 0, 0x4440},
+                EventRecord.fetch(EventType.F_VMS_FETCH, 1, -1, 0x4447).encode());
+    }
+
+    @Test
     void atsTranslationRequests() {
         Harness h = new Harness(Smmuv3Profile.MAX).enable();
         s1(h, 0x1000, 0x2000, PageTables.S1_RW, Harness.cd(0, 1));
