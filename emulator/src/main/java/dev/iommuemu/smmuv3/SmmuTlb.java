@@ -82,6 +82,28 @@ final class SmmuTlb implements TranslationCache {
         shifts.computeIfPresent(shift, (s, n) -> n == 1 ? null : n - 1);
     }
 
+    /** Ranges of at most this many bytes are invalidated by key lookups instead of a scan. */
+    private static final long SMALL_RANGE = 16 * 4096;
+
+    /** Removes the entries of {@code asid} (and global ones) holding any 4KB page of the range. */
+    private void removeKeys(Outcome.Regime regime, int vmid, int asid, long start, long size) {
+        Integer[] live = shifts.keySet().toArray(new Integer[0]);
+        for (long a = start & ~0xfffL; Long.compareUnsigned(a - start, size) < 0 || a == (start & ~0xfffL);
+                a += 4096) {
+            for (int shift : live) {
+                for (int tag : new int[] {asid, GLOBAL}) {
+                    Entry e = entries.remove(new Key(regime, vmid, tag, a >>> shift, shift));
+                    if (e != null) {
+                        dropShift(shift);
+                    }
+                }
+            }
+            if (a + 4096 == 0) {
+                break;
+            }
+        }
+    }
+
     private void removeIf(Predicate<Entry> p) {
         Iterator<Entry> it = entries.values().iterator();
         while (it.hasNext()) {
@@ -124,6 +146,10 @@ final class SmmuTlb implements TranslationCache {
 
     /** CMD_TLBI_NH_VA / NH_VAA (§4.4): entries overlapping the range; {@code asid} -1 for all ASIDs. */
     void nhVa(int vmid, int asid, long start, long size) {
+        if (asid >= 0 && size > 0 && size <= SMALL_RANGE) {
+            removeKeys(Outcome.Regime.NH, vmid, asid, start, size); // the Linux unmap case, without a scan
+            return;
+        }
         removeIf(e -> e.key.regime == Outcome.Regime.NH && e.key.vmid == vmid
                 && (asid < 0 || e.key.asid == asid || e.key.asid == GLOBAL) && overlaps(e.base(), e.key.shift, start, size));
     }
