@@ -163,7 +163,12 @@ public final class Smmuv3 implements IommuModel {
         if (r == CR0) {
             writeCr0(old, v);
         } else if (r == IRQ_CTRL) {
-            // §6.3 SMMU_IRQ_CTRL: the new enables take effect at once and are acknowledged in IRQ_CTRLACK.
+            // §6.3 SMMU_IRQ_CTRL: the new enables take effect at once and are acknowledged in
+            // IRQ_CTRLACK; PRIQ_IRQEN is RES0 without PRI.
+            if (!profile.pri()) {
+                v = IRQ_CTRL_PRIQ_IRQEN.insert(v, 0);
+                regs.set(IRQ_CTRL, v);
+            }
             regs.set(IRQ_CTRLACK, v);
         } else if (r == GERRORN) {
             cmdq.process(); // an acknowledged CMDQ_ERR lets consumption resume (§7.1)
@@ -236,6 +241,7 @@ public final class Smmuv3 implements IommuModel {
         if (!profile.ats()) {
             v = CR0_ATSCHK.insert(v, 0);
         }
+        v = CR0_VMW.insert(v, 0); // IDR0.VMW == 0: VMID wildcards are not implemented
         regs.set(CR0, v);
         regs.set(CR0ACK, v);
         if (CR0_SMMUEN.isSet(old) != CR0_SMMUEN.isSet(v)) {
