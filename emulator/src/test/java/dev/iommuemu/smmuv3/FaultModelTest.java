@@ -79,6 +79,39 @@ class FaultModelTest {
     }
 
     @Test
+    void hardwareDirtyStateUpdateOnTheMaxProfile() {
+        Harness h = new Harness(Smmuv3Profile.MAX).enable();
+        long[] cd = Harness.cd(0, 1);
+        Cd.HA.set(cd, 1);
+        Cd.HD.set(cd, 1);
+        long dbm = 1L << 51;
+        long root = s1(h, 0x1000, 0x2000, PageTables.S1_RW | PageTables.S1_AP_RO_ALL | dbm, cd); // clean, writable-clean
+        assertInstanceOf(DmaResult.Translated.class, h.smmu.translate(SID, -1, 0x1000, DmaAccess.WRITE));
+        long leaf = h.mem.get64(h.tables.leaf(root, 0, 0x1000, 3));
+        assertEquals(0, leaf & (1L << 7)); // §3.13.3: AP[2] cleared: the page is now dirty
+    }
+
+    @Test
+    void interruptsFollowTheAcknowledgedEnables() {
+        Harness h = new Harness(Smmuv3Profile.DEFAULT).enable();
+        h.write(IRQ_CTRL.offset(), 0);
+        h.smmu.translate(1 << 30, -1, 0, DmaAccess.READ);
+        h.cmd(new long[] {0xff, 0});
+        assertEquals(0, h.host.irqs.size()); // recorded and activated, but no interrupt
+        assertEquals(1, h.events().size());
+        assertTrue(GERROR_CMDQ_ERR.isSet(h.read(GERROR.offset())));
+        Harness m = new Harness(Smmuv3Profile.MAX);
+        m.write64(GERROR_IRQ_CFG0.offset(), 0x9_0000_1000L);
+        m.write(GERROR_IRQ_CFG1.offset(), 0x33);
+        m.enable();
+        m.cmd(new long[] {0xff, 0});
+        assertArrayEquals(new long[] {0x9_0000_1000L, 0x33}, m.host.msis.get(0)); // GERROR as an MSI
+        // IRQ_CFGs are Guarded by their enable (§6.3 SMMU_GERROR_IRQ_CFG0).
+        m.write64(GERROR_IRQ_CFG0.offset(), 0);
+        assertEquals(0x9_0000_1000L, m.smmu.mmioRead(GERROR_IRQ_CFG0.offset(), 8));
+    }
+
+    @Test
     void eventQueueOverflowTogglesOvflgOnceUntilAcknowledged() {
         Harness h = new Harness(Smmuv3Profile.DEFAULT).enable();
         int entries = 1 << Harness.EVTQ_LOG2;
