@@ -56,6 +56,9 @@ public final class Smmuv3Driver {
     private final int strtabLog2;
     private int cmdProd;
     private int evtCons;
+    /** 2-level stream table (SPLIT 8, as Linux uses when IDR0.ST_LEVEL says 2-level). */
+    private boolean twoLevel;
+    private long nextL2;
 
     /** Structures go at the given guest addresses; queue and table sizes are log2 entries. */
     public Smmuv3Driver(Mmio mmio, SparseGuestMemory mem, long strtab, int strtabLog2, long cmdq, int cmdqLog2,
@@ -85,6 +88,17 @@ public final class Smmuv3Driver {
         waitAck(CR0ACK, v);
     }
 
+    /**
+     * The probe with a 2-level stream table: SPLIT 8, {@code 2^strtabLog2} L1 descriptors covering
+     * StreamIDs [0, 2^(strtabLog2 + 8)); level-2 tables of 256 STEs allocated from {@code l2Pool} as
+     * STEs are installed (§3.3.2 2-level Stream tables, Linux's layout).
+     */
+    public void probeTwoLevel(boolean abortWhenDisabled, long l2Pool) {
+        twoLevel = true;
+        nextL2 = l2Pool;
+        probe(abortWhenDisabled);
+    }
+
     /** The probe and reset sequence. {@code abortWhenDisabled} sets GBPA.ABORT first, as Linux does. */
     public void probe(boolean abortWhenDisabled) {
         idr0 = mmio.read32(IDR0);
@@ -111,11 +125,17 @@ public final class Smmuv3Driver {
         }
         mmio.write32(CR1, 0x0d75); // inner-shareable write-back queues and tables
         mmio.write32(CR2, CR2_PTM | CR2_RECINVSID);
-        for (long s = 0; s < (1L << strtabLog2) * 64; s += 8) {
+        long bytes = (1L << strtabLog2) * (twoLevel ? 8 : 64);
+        for (long s = 0; s < bytes; s += 8) {
             mem.put64(strtab + s, 0);
         }
         mmio.write64(STRTAB_BASE, Q_BASE_RWA | strtab);
-        mmio.write32(STRTAB_BASE_CFG, strtabLog2); // linear
+        if (twoLevel) {
+            // FMT 2-level (bits [17:16] = 0b01), SPLIT 8 (bits [10:6]), LOG2SIZE = L1 bits + SPLIT.
+            mmio.write32(STRTAB_BASE_CFG, (1L << 16) | (8L << 6) | (strtabLog2 + 8));
+        } else {
+            mmio.write32(STRTAB_BASE_CFG, strtabLog2); // linear
+        }
         mmio.write64(CMDQ_BASE, Q_BASE_RWA | cmdq | cmdqLog2);
         mmio.write32(CMDQ_PROD, 0);
         mmio.write32(CMDQ_CONS, 0);
@@ -124,6 +144,7 @@ public final class Smmuv3Driver {
         writeCr0(cr0);
         // Invalidate any cached configuration and TLB entries (§3.11 step list).
         cmd(CMD_CFGI_ALL, 0, 31);
+        sync();
         if (hyp) {
             cmd(CMD_TLBI_EL2_ALL, 0, 0);
         }
@@ -197,7 +218,24 @@ public final class Smmuv3Driver {
     // ---- structures (§5.2 STE, §5.4 CD)
 
     public void writeSte(int sid, long[] words) {
-        long a = strtab + (long) sid * 64;
+        long a;
+        if (twoLevel) {
+            long l1 = strtab + (long) (sid >>> 8) * 8;
+            long desc = mem.get64(l1);
+            if ((desc & 0x1f) == 0) {
+                long l2 = nextL2;
+                nextL2 += 256 * 64;
+                for (long s = 0; s < 256 * 64; s += 8) {
+                    mem.put64(l2 + s, 0);
+                }
+                mem.put64(l1, l2 | 9); // L1STD: L2Ptr, Span 9 = 2^8 STEs (§5.1)
+                desc = l2 | 9;
+                cmd(CMD_CFGI_STE, (long) sid << 32, 0); // Leaf 0: the L1STD changed
+            }
+            a = (desc & 0x00ff_ffff_ffff_ffc0L) + (long) (sid & 0xff) * 64;
+        } else {
+            a = strtab + (long) sid * 64;
+        }
         // §3.21.3: write everything but word 0, then word 0 (with V) last.
         for (int i = 7; i >= 0; i--) {
             mem.put64(a + i * 8L, words[i]);

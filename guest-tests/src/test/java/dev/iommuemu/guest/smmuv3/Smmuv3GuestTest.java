@@ -74,7 +74,7 @@ class Smmuv3GuestTest {
         assertEquals(16, drv.sidBits);
         assertTrue(drv.twoLevelStrtab);
         assertEquals(0, drv.drainEvents().size());
-        assertEquals(3, smmu.stats().commands()); // CFGI_ALL, TLBI_NSNH_ALL, SYNC (no Hyp: no TLBI_EL2_ALL)
+        assertEquals(4, smmu.stats().commands()); // CFGI_ALL, SYNC, TLBI_NSNH_ALL, SYNC (no Hyp: no EL2_ALL)
     }
 
     @Test
@@ -176,6 +176,32 @@ class Smmuv3GuestTest {
         assertEquals((1L << 35) | (1L << 39) | (1L << 40), ev[1]); // RnW, S2, CLASS TT
         assertEquals(va, ev[2]);
         assertEquals(0x7000_0000L, ev[3]); // IPA of the stage 1 descriptor
+    }
+
+    @Test
+    void twoLevelStreamTableAsLinuxBuildsIt() {
+        smmu = new Smmuv3(mem, DmaHost.NONE, Smmuv3Profile.MAX);
+        Mmio mmio = new Mmio() {
+            @Override
+            public long read(long offset, int size) {
+                return smmu.mmioRead(offset, size);
+            }
+
+            @Override
+            public void write(long offset, int size, long value) {
+                smmu.mmioWrite(offset, size, value);
+            }
+        };
+        drv = new Smmuv3Driver(mmio, mem, STRTAB, 4, CMDQ, 8, EVTQ, 6, PRIQ);
+        drv.probeTwoLevel(true, 0x60_0000L);
+        assertEquals(0x1_020c, drv.mmio.read32(Smmuv3Driver.STRTAB_BASE_CFG)); // FMT 1, SPLIT 8, LOG2SIZE 12
+        drv.writeSte(0x345, Smmuv3Driver.steBypass());
+        assertEquals(0x1234_5000L, assertInstanceOf(DmaResult.Translated.class,
+                smmu.translate(0x345, -1, 0x1234_5000L, DmaAccess.READ)).entry().translatedAddr());
+        smmu.translate(0x445, -1, 0, DmaAccess.READ); // no level-2 table for StreamIDs 0x400-0x4ff
+        assertArrayEquals(le(0x02 | (0x445L << 32), 0, 0, 0), bytes(drv.drainEvents().get(0)));
+        smmu.translate(0x1000, -1, 0, DmaAccess.READ); // beyond LOG2SIZE 12
+        assertArrayEquals(le(0x02 | (0x1000L << 32), 0, 0, 0), bytes(drv.drainEvents().get(0)));
     }
 
     @Test
