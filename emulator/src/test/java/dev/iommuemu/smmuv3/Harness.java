@@ -45,6 +45,11 @@ public final class Harness {
         smmu = new Smmuv3(mem, host, profile, endpoints, options);
     }
 
+    /** A harness whose device talks to {@code dmaHost} instead of the recorder (benchmarks). */
+    public Harness(Smmuv3Profile profile, dev.iommuemu.dma.DmaHost dmaHost) {
+        smmu = new Smmuv3(mem, dmaHost, profile, dev.iommuemu.smmuv3.ats.EndpointPort.NONE, Smmuv3.Options.DEFAULT);
+    }
+
     public long read(int off) {
         return smmu.mmioRead(off, 4);
     }

@@ -1,6 +1,7 @@
 package dev.iommuemu.bench.smmuv3;
 
 import dev.iommuemu.dma.DmaAccess;
+import dev.iommuemu.dma.DmaHost;
 import dev.iommuemu.dma.DmaResult;
 import dev.iommuemu.smmuv3.Harness;
 import dev.iommuemu.smmuv3.PageTables;
@@ -41,7 +42,7 @@ public class Smmuv3Bench {
 
     @Setup
     public void setup() {
-        h = new Harness(Smmuv3Profile.DEFAULT).enable();
+        h = new Harness(Smmuv3Profile.DEFAULT, DmaHost.NONE).enable();
         long root = h.tables.newTable();
         for (int p = 0; p < PAGES; p++) {
             h.tables.map(root, 0, VA + p * 4096L, 0x8000_0000L + p * 4096L, PageTables.S1_RW);
@@ -55,7 +56,7 @@ public class Smmuv3Bench {
         }
         batch[BATCH] = Command.build(Command.Op.CMD_SYNC).words();
 
-        nested = new Harness(Smmuv3Profile.DEFAULT).enable();
+        nested = new Harness(Smmuv3Profile.DEFAULT, DmaHost.NONE).enable();
         long s2 = nested.tables.newTable();
         // Identity stage 2 over the first 1GB of IPA in 2MB blocks (tables, CD and pages all inside).
         for (long off = 0; off < 0x4000_0000L; off += 0x20_0000L) {
@@ -71,7 +72,7 @@ public class Smmuv3Bench {
         Ste.S1CONTEXTPTR.set(ste, Harness.CDS >>> 6);
         nested.ste(1, ste);
 
-        miss = new Harness(Smmuv3Profile.DEFAULT).enable();
+        miss = new Harness(Smmuv3Profile.DEFAULT, DmaHost.NONE).enable();
         long r3 = miss.tables.newTable();
         for (int p = 0; p < PAGES; p++) {
             miss.tables.map(r3, 0, VA + p * 4096L, 0x8000_0000L + p * 4096L, PageTables.S1_RW);
