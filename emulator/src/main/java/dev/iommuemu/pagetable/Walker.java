@@ -131,8 +131,9 @@ public final class Walker {
             tbi = upper ? c.tbi1() : c.tbi0();
             had = upper ? c.had1() : c.had0();
         }
-        if (r == null || r.disabled()) {
-            // IHI 0070 §5.4 CD.EPDx: a miss in a disabled range is a Translation fault, no walk.
+        // IHI 0070 §5.4 CD.EPDx: a miss in a disabled range is a Translation fault, no walk. EPD0
+        // is IGNORED (effective 0) for StreamWorld any-EL2, whose single range always walks.
+        if (r == null || (r.disabled() && !c.el2())) {
             return fault(ctx, FaultType.TRANSLATION, 1, 0, FaultClass.IN, 0, -1);
         }
         int ia = r.inputBits();
