@@ -401,11 +401,6 @@ public final class Walker {
             if (!uxn) {
                 perm |= Perm.UX;
             }
-            if (c.ptw() && cls != FaultClass.IN && Descriptor.S2_MEMATTR_HI.get(desc) == 0) {
-                // IHI 0070 §5.2 STE.S2PTW: a CD fetch or stage 1 table walk to stage 2 Device memory
-                // is terminated as a stage 2 Permission fault.
-                return fault(ctx, FaultType.PERMISSION, 2, level, cls, ipa, descPa);
-            }
             int dirty = (c.ha() && c.hd() && Descriptor.DBM.isSet(desc) && !Descriptor.S2AP_W.isSet(desc))
                     ? (Perm.UW | Perm.PW) : 0;
             boolean af = Descriptor.AF.isSet(desc);
@@ -434,6 +429,13 @@ public final class Walker {
                     return fault(ctx, t, 2, level, cls, ipa, descPa);
                 }
                 continue; // re-fetch: the result reflects the descriptor as it now stands
+            }
+            if (c.ptw() && cls != FaultClass.IN && Descriptor.S2_MEMATTR_HI.get(desc) == 0) {
+                // IHI 0070 §5.2 STE.S2PTW: a CD fetch or stage 1 table walk to stage 2 Device memory
+                // is terminated as a stage 2 Permission fault. Arm ARM AArch64.SecondStageWalk makes
+                // this check on the completed stage 2 translation: an Access flag or S2AP Permission
+                // fault of that translation takes priority, and its Access flag update is made.
+                return fault(ctx, FaultType.PERMISSION, 2, level, cls, ipa, descPa);
             }
             ctx.s2Out = oa | (ipa & ((1L << shift) - 1));
             ctx.s2Shift = shift;
