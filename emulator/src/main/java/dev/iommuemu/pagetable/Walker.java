@@ -47,7 +47,10 @@ public final class Walker {
         return translate(s1, null, va, access, null);
     }
 
-    /** Stage 2 only: {@code ipa} (the transaction's input) to a physical address. */
+    /**
+     * Stage 2 only: {@code ipa} (the transaction's input) to a physical address. An input beyond
+     * the IAS ({@code oasBits}) is a stage 1 Address Size fault (IHI 0070 §3.4).
+     */
     public WalkResult stage2(Stage2Config s2, long ipa, DmaAccess access) {
         return translate(null, s2, ipa, access, null);
     }
@@ -82,6 +85,12 @@ public final class Walker {
         if (s1 == null) {
             if (s2 == null) {
                 throw new IllegalArgumentException("no stage translates");
+            }
+            if (!fits(input, oasBits)) {
+                // IHI 0070 §3.4: with stage 1 bypassed the input is the IPA; one beyond the IAS (the
+                // OAS, for VMSAv8-64 tables) is a stage 1 Address Size fault, before stage 2 sees it.
+                fault(ctx, FaultType.ADDRESS_SIZE, 1, 0, FaultClass.IN, 0, -1);
+                return ctx.fault;
             }
             if (!s2Walk(s2, input, access, FaultClass.IN, ctx)) {
                 return ctx.fault;

@@ -61,6 +61,11 @@ public final class ReferenceWalker {
         for (int attempt = 0; ; attempt++) {
             try {
                 if (s1 == null) {
+                    // IHI 0070 §3.4: stage 1 bypassed, the input must fit the IAS (= OAS for
+                    // VMSAv8-64), else a stage 1 Address Size fault.
+                    if (oas < 64 && (input >>> oas) != 0) {
+                        throw s1Fault(FaultType.ADDRESS_SIZE, 0, -1, t);
+                    }
                     Leaf l2 = stage2(s2, input, access, FaultClass.IN, t, attempt >= MAX_RETRIES);
                     return new Translation(input, l2.out, l2.shift, l2.contigShift, l2.perm, l2.dirty, true,
                             Translation.NO_LEVEL, l2.level, input, l2.shift, null, s2.granule(), 0, l2.desc);
