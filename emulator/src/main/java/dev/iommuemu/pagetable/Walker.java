@@ -12,8 +12,9 @@ import dev.iommuemu.memory.GuestMemory;
  *
  * <p>Stateless apart from the memory it reads (thread-safe): caching belongs to
  * {@code dev.iommuemu.tlb}. Guest-controlled tables can only produce faults: a loop in the tables
- * is impossible because every table descriptor moves one level down, and hardware update retries
- * are bounded.
+ * is impossible because every table descriptor moves one level down, hardware update retries
+ * after a failed compare-and-swap are bounded, and a successful update is final (the walk goes
+ * on with the value written, so a guest racing to undo it cannot hold the walker).
  */
 public final class Walker {
     /** Bound on atomic-update retries when the guest changes a descriptor under us. */
@@ -181,26 +182,38 @@ public final class Walker {
         boolean uxnTable = false;
         int level = startLevel;
         int retries = 0;
+        long descPa = 0;
+        boolean held = false; // the descriptor a successful hardware update just wrote
+        long heldDesc = 0;
         while (true) {
             int shift = g.levelShift(level);
             int nbits = level == startLevel ? startBits : g.stride();
             long descAddr = table + (((va >>> shift) & ((1L << nbits) - 1)) << 3);
-            long descPa = descAddr;
-            if (s2 != null) {
-                // Nested: the stage 1 table address is an IPA (CLASS = TT).
-                if (!s2Walk(s2, descAddr, DmaAccess.READ, FaultClass.TT, ctx)) {
-                    return false;
+            long desc;
+            if (held) {
+                // Arm ARM hardware updates: the compare-and-swap established this value atomically;
+                // the walk goes on with it rather than re-reading (a guest racing to undo the update
+                // must not be able to hold the walker in a loop).
+                desc = heldDesc;
+                held = false;
+            } else {
+                descPa = descAddr;
+                if (s2 != null) {
+                    // Nested: the stage 1 table address is an IPA (CLASS = TT).
+                    if (!s2Walk(s2, descAddr, DmaAccess.READ, FaultClass.TT, ctx)) {
+                        return false;
+                    }
+                    descPa = ctx.s2Out;
                 }
-                descPa = ctx.s2Out;
+                GuestMemory.Region reg = mem.find(descPa, 8);
+                if (reg == null) {
+                    observe(ctx, 1, level, descAddr, descPa, 0);
+                    return fault(ctx, FaultType.WALK_EABT, 1, level, FaultClass.IN, 0, descPa);
+                }
+                long raw = reg.read64(descPa);
+                desc = c.bigEndian() ? Long.reverseBytes(raw) : raw;
+                observe(ctx, 1, level, descAddr, descPa, desc);
             }
-            GuestMemory.Region reg = mem.find(descPa, 8);
-            if (reg == null) {
-                observe(ctx, 1, level, descAddr, descPa, 0);
-                return fault(ctx, FaultType.WALK_EABT, 1, level, FaultClass.IN, 0, descPa);
-            }
-            long raw = reg.read64(descPa);
-            long desc = c.bigEndian() ? Long.reverseBytes(raw) : raw;
-            observe(ctx, 1, level, descAddr, descPa, desc);
             if (!Descriptor.VALID.isSet(desc)) {
                 return fault(ctx, FaultType.TRANSLATION, 1, level, FaultClass.IN, 0, descPa);
             }
@@ -309,7 +322,9 @@ public final class Walker {
                     }
                     continue; // re-fetch and re-evaluate this level
                 }
-                // Updated: re-fetch so the result reflects the descriptor as it now stands.
+                // Updated: re-evaluate with the value written, so the result reflects it.
+                held = true;
+                heldDesc = update;
                 continue;
             }
             ctx.s1Out = oa | (va & ((1L << shift) - 1));
@@ -351,18 +366,26 @@ public final class Walker {
         long table = alignTable(c.ttb(), startBits, outBits >= 52);
         int level = startLevel;
         int retries = 0;
+        boolean held = false; // the descriptor a successful hardware update just wrote
+        long heldDesc = 0;
         while (true) {
             int shift = g.levelShift(level);
             int nbits = level == startLevel ? startBits : g.stride();
             long descPa = table + (((ipa >>> shift) & ((1L << nbits) - 1)) << 3);
-            GuestMemory.Region reg = mem.find(descPa, 8);
-            if (reg == null) {
-                observe(ctx, 2, level, descPa, descPa, 0);
-                return fault(ctx, FaultType.WALK_EABT, 2, level, cls, ipa, descPa);
+            long desc;
+            if (held) {
+                desc = heldDesc; // as in stage 1: continue with the value the update wrote
+                held = false;
+            } else {
+                GuestMemory.Region reg = mem.find(descPa, 8);
+                if (reg == null) {
+                    observe(ctx, 2, level, descPa, descPa, 0);
+                    return fault(ctx, FaultType.WALK_EABT, 2, level, cls, ipa, descPa);
+                }
+                long raw = reg.read64(descPa);
+                desc = c.bigEndian() ? Long.reverseBytes(raw) : raw;
+                observe(ctx, 2, level, descPa, descPa, desc);
             }
-            long raw = reg.read64(descPa);
-            long desc = c.bigEndian() ? Long.reverseBytes(raw) : raw;
-            observe(ctx, 2, level, descPa, descPa, desc);
             if (!Descriptor.VALID.isSet(desc)) {
                 return fault(ctx, FaultType.TRANSLATION, 2, level, cls, ipa, descPa);
             }
@@ -433,11 +456,16 @@ public final class Walker {
                 if (st == UPDATE_FAULT) {
                     return fault(ctx, FaultType.WALK_EABT, 2, level, cls, ipa, descPa);
                 }
-                if (st == UPDATE_RETRY && ++retries > MAX_UPDATE_RETRIES) {
-                    FaultType t = Perm.allows(perm, acc) ? FaultType.ACCESS_FLAG : FaultType.PERMISSION;
-                    return fault(ctx, t, 2, level, cls, ipa, descPa);
+                if (st == UPDATE_RETRY) {
+                    if (++retries > MAX_UPDATE_RETRIES) {
+                        FaultType t = Perm.allows(perm, acc) ? FaultType.ACCESS_FLAG : FaultType.PERMISSION;
+                        return fault(ctx, t, 2, level, cls, ipa, descPa);
+                    }
+                    continue; // re-fetch and re-evaluate this level
                 }
-                continue; // re-fetch: the result reflects the descriptor as it now stands
+                held = true; // re-evaluate with the value written, so the result reflects it
+                heldDesc = update;
+                continue;
             }
             if (c.ptw() && cls != FaultClass.IN && Descriptor.S2_MEMATTR_HI.get(desc) == 0) {
                 // IHI 0070 §5.2 STE.S2PTW: a CD fetch or stage 1 table walk to stage 2 Device memory

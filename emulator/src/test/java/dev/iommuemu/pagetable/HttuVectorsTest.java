@@ -2,12 +2,14 @@ package dev.iommuemu.pagetable;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
 import dev.iommuemu.dma.DmaAccess;
 import dev.iommuemu.dma.Perm;
 import dev.iommuemu.memory.GuestMemory;
 import dev.iommuemu.memory.SparseGuestMemory;
 import dev.iommuemu.pagetable.testing.PageTableBuilder;
+import java.time.Duration;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -168,17 +170,45 @@ class HttuVectorsTest {
         assertEquals(Walker.MAX_UPDATE_RETRIES + 1, hooked.casCalls);
     }
 
+    /**
+     * A guest that clears AF again right after every successful update (a racing vCPU) cannot
+     * hold the walker either: a successful compare-and-swap establishes the descriptor, and the
+     * walk completes with the value it wrote (Arm ARM: the update is atomic; the translation
+     * uses the updated descriptor).
+     */
+    @Test
+    void successfulUpdateIsFinalEvenIfTheGuestRewritesAtOnce() {
+        long leaf = s1.map(VA, PA, 3, PageTableBuilder.S1_RW & ~AF);
+        long l2 = s2.map(VA, PA, 3, PageTableBuilder.S2_RW & ~AF);
+        HookedMemory s1Racer = new HookedMemory(mem, 0, () -> { }).afterSuccess(() -> mem.put64(leaf, mem.get64(leaf) & ~AF));
+        Translation t = assertTimeoutPreemptively(Duration.ofSeconds(5),
+                () -> assertInstanceOf(Translation.class, walk1(s1Racer, s1.stage1Config().withHttu(true, false), DmaAccess.PRIV_READ)));
+        assertEquals(PA + 0x10, t.outputAddress());
+        assertEquals(1, s1Racer.casCalls);
+        HookedMemory s2Racer = new HookedMemory(mem, 0, () -> { }).afterSuccess(() -> mem.put64(l2, mem.get64(l2) & ~AF));
+        Translation u = assertTimeoutPreemptively(Duration.ofSeconds(5), () -> assertInstanceOf(Translation.class,
+                new Walker(s2Racer, 48).stage2(s2.stage2Config().withHttu(true, false), VA, DmaAccess.READ)));
+        assertEquals(PA, u.outputAddress());
+        assertEquals(1, s2Racer.casCalls);
+    }
+
     /** GuestMemory whose first {@code failures} compare-and-swaps fail after running {@code meanwhile}. */
     private static final class HookedMemory implements GuestMemory {
         final GuestMemory inner;
         final int failures;
         final Runnable meanwhile;
+        Runnable success = () -> { };
         int casCalls;
 
         HookedMemory(GuestMemory inner, int failures, Runnable meanwhile) {
             this.inner = inner;
             this.failures = failures;
             this.meanwhile = meanwhile;
+        }
+
+        HookedMemory afterSuccess(Runnable r) {
+            this.success = r;
+            return this;
         }
 
         @Override
@@ -207,7 +237,11 @@ class HttuVectorsTest {
                         meanwhile.run();
                         return false;
                     }
-                    return r.compareAndSet64(a, expect, update);
+                    boolean ok = r.compareAndSet64(a, expect, update);
+                    if (ok) {
+                        success.run();
+                    }
+                    return ok;
                 }
             };
         }
