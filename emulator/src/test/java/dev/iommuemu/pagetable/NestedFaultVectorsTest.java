@@ -169,6 +169,42 @@ class NestedFaultVectorsTest {
         assertEquals(hole + ((IPA >>> 12) & 511) * 8, f.descriptorAddress());
     }
 
+    /** IHI 0070 §3.14.1 / §7.3.13 F_WALK_EABT: a descriptor fetch that aborts, at each level, each stage alone. */
+    @Test
+    void externalAbortsOnSingleStageWalks() {
+        long hole = 1L << 36; // SparseGuestMemory has nothing there
+        for (int level = 0; level <= 2; level++) {
+            SparseGuestMemory m = new SparseGuestMemory(1L << 32);
+            PageTableBuilder b1 = PageTableBuilder.stage1(m, new PageTableBuilder.Bump(0x100_0000L, 0x100_0000L),
+                    Granule.G4K, 16, 48, 48);
+            b1.map(VA, IPA, 3, PageTableBuilder.S1_RW);
+            b1.setDescriptor(VA, level, Descriptor.withAddress(0b11, hole, Granule.G4K, false, false));
+            TranslationFault f = assertInstanceOf(TranslationFault.class,
+                    new Walker(m, 48).stage1(b1.stage1Config(), VA, DmaAccess.PRIV_READ));
+            assertEquals(FaultType.WALK_EABT, f.type());
+            assertEquals(1, f.stage());
+            assertEquals(level + 1, f.level());
+            assertEquals(hole + ((VA >>> (39 - 9 * (level + 1))) & 511) * 8, f.descriptorAddress());
+            PageTableBuilder b2 = PageTableBuilder.stage2(m, new PageTableBuilder.Bump(0x300_0000L, 0x100_0000L),
+                    Granule.G4K, 16, 0, 48, 48);
+            b2.map(VA, PA, 3, PageTableBuilder.S2_RW);
+            b2.setDescriptor(VA, level, Descriptor.withAddress(0b11, hole, Granule.G4K, false, false));
+            TranslationFault g = assertInstanceOf(TranslationFault.class, new Walker(m, 48).stage2(b2.stage2Config(), VA, DmaAccess.READ));
+            assertEquals(FaultType.WALK_EABT, g.type());
+            assertEquals(2, g.stage());
+            assertEquals(level + 1, g.level());
+            assertEquals(VA, g.ipa());
+            assertEquals(FaultClass.IN, g.faultClass());
+        }
+        // The start table itself in a hole: level of the start table.
+        Stage1Config c = Stage1Config.simple(hole, 25, Granule.G4K, 48);
+        TranslationFault f = assertInstanceOf(TranslationFault.class,
+                new Walker(new SparseGuestMemory(1L << 32), 48).stage1(c, 0x1000, DmaAccess.READ));
+        assertEquals(FaultType.WALK_EABT, f.type());
+        assertEquals(1, f.level());
+        assertEquals(hole, f.descriptorAddress());
+    }
+
     @Test
     void s2ptwMakesATableWalkToDeviceMemoryAStage2PermissionFault() {
         long l1DescIpa = s1.slot(VA, 1);
