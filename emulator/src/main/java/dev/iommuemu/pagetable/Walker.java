@@ -351,7 +351,7 @@ public final class Walker {
             return fault(ctx, FaultType.TRANSLATION, 2, 0, cls, ipa, -1);
         }
         int startLevel = c.startLevel();
-        if (g == null || startLevel == Stage2Config.INVALID_LEVEL || startLevel < -1) {
+        if (g == null || startLevel == Stage2Config.INVALID_LEVEL || startLevel < -1 || startLevel > 3) {
             return fault(ctx, FaultType.TRANSLATION, 2, 0, cls, ipa, -1);
         }
         int startBits = ia - g.levelShift(startLevel);

@@ -1,9 +1,12 @@
 package dev.iommuemu.pagetable;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
+import dev.iommuemu.dma.DmaAccess;
+import dev.iommuemu.memory.SparseGuestMemory;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -98,6 +101,15 @@ class ConfigCheckVectorsTest {
             assertEquals(want == null ? Stage2Config.INVALID_LEVEL : want, got, java.util.Arrays.toString(row));
         }
         assertNotNull(Stage2Config.simple(0x1000, 25, Stage2Config.INVALID_LEVEL, Granule.G4K, 40).check(48, false));
+        // A start level no S2SL0 encoding gives (a hand-built record) is refused, not walked.
+        SparseGuestMemory mem = new SparseGuestMemory(1L << 20);
+        for (int level : new int[] {-2, 4}) {
+            Stage2Config c = Stage2Config.simple(0x1000, 48, level, Granule.G4K, 40);
+            assertNotNull(c.check(48, true), "start level " + level);
+            TranslationFault f = assertInstanceOf(TranslationFault.class, new Walker(mem, 48).stage2(c, 0x10, DmaAccess.READ));
+            assertEquals(FaultType.TRANSLATION, f.type());
+            assertEquals(0, f.level());
+        }
     }
 
     // §5.2 S2T0SZ range and consistency with the start level: {granule, DS, start level, S2T0SZ,
