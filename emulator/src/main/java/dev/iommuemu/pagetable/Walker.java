@@ -348,20 +348,20 @@ public final class Walker {
         int ia = c.inputBits();
         // Arm ARM: an IPA above the range VTCR.T0SZ (STE.S2T0SZ) gives is a stage 2 Translation fault.
         if (ia < 64 && (ipa >>> ia) != 0) {
-            return fault(ctx, FaultType.TRANSLATION, 2, 0, cls, ipa, -1);
+            return s2Fault(ctx, acc, FaultType.TRANSLATION, 0, cls, ipa, -1);
         }
         int startLevel = c.startLevel();
         if (g == null || startLevel == Stage2Config.INVALID_LEVEL || startLevel < -1 || startLevel > 3) {
-            return fault(ctx, FaultType.TRANSLATION, 2, 0, cls, ipa, -1);
+            return s2Fault(ctx, acc, FaultType.TRANSLATION, 0, cls, ipa, -1);
         }
         int startBits = ia - g.levelShift(startLevel);
         if (startBits < 1 || startBits > g.stride() + 4) {
-            return fault(ctx, FaultType.TRANSLATION, 2, 0, cls, ipa, -1);
+            return s2Fault(ctx, acc, FaultType.TRANSLATION, 0, cls, ipa, -1);
         }
         int outBits = Math.min(c.psBits(), oasBits);
         boolean ds = c.ds() && g != Granule.G64K;
         if (!fits(c.ttb(), outBits)) {
-            return fault(ctx, FaultType.ADDRESS_SIZE, 2, 0, cls, ipa, -1);
+            return s2Fault(ctx, acc, FaultType.ADDRESS_SIZE, 0, cls, ipa, -1);
         }
         long table = alignTable(c.ttb(), startBits, outBits >= 52);
         int level = startLevel;
@@ -380,34 +380,34 @@ public final class Walker {
                 GuestMemory.Region reg = mem.find(descPa, 8);
                 if (reg == null) {
                     observe(ctx, 2, level, descPa, descPa, 0);
-                    return fault(ctx, FaultType.WALK_EABT, 2, level, cls, ipa, descPa);
+                    return s2Fault(ctx, acc, FaultType.WALK_EABT, level, cls, ipa, descPa);
                 }
                 long raw = reg.read64(descPa);
                 desc = c.bigEndian() ? Long.reverseBytes(raw) : raw;
                 observe(ctx, 2, level, descPa, descPa, desc);
             }
             if (!Descriptor.VALID.isSet(desc)) {
-                return fault(ctx, FaultType.TRANSLATION, 2, level, cls, ipa, descPa);
+                return s2Fault(ctx, acc, FaultType.TRANSLATION, level, cls, ipa, descPa);
             }
             boolean tableOrPage = Descriptor.TABLE_OR_PAGE.isSet(desc);
             if (level < 3 && tableOrPage) {
                 long next = Descriptor.address(desc, g, ds, lpa, g.pageShift());
                 if (!fits(next, outBits)) {
-                    return fault(ctx, FaultType.ADDRESS_SIZE, 2, level, cls, ipa, descPa);
+                    return s2Fault(ctx, acc, FaultType.ADDRESS_SIZE, level, cls, ipa, descPa);
                 }
                 table = next;
                 level++;
                 continue;
             }
             if (level == 3 && !tableOrPage) {
-                return fault(ctx, FaultType.TRANSLATION, 2, level, cls, ipa, descPa);
+                return s2Fault(ctx, acc, FaultType.TRANSLATION, level, cls, ipa, descPa);
             }
             if (level < 3 && !Descriptor.blockAllowed(g, level, ds, lpa)) {
-                return fault(ctx, FaultType.TRANSLATION, 2, level, cls, ipa, descPa);
+                return s2Fault(ctx, acc, FaultType.TRANSLATION, level, cls, ipa, descPa);
             }
             long oa = Descriptor.address(desc, g, ds, lpa, shift);
             if (!fits(oa, outBits)) {
-                return fault(ctx, FaultType.ADDRESS_SIZE, 2, level, cls, ipa, descPa);
+                return s2Fault(ctx, acc, FaultType.ADDRESS_SIZE, level, cls, ipa, descPa);
             }
             // Stage 2 permissions (Arm ARM D8.4.3): S2AP[0] read, S2AP[1] write; XN[1:0] with FEAT_XNX.
             int perm = 0;
@@ -438,7 +438,7 @@ public final class Walker {
             boolean af = Descriptor.AF.isSet(desc);
             if (!af && !c.ha() && !c.affd()) {
                 // IHI 0070 §5.2 STE.S2AFFD.
-                return fault(ctx, FaultType.ACCESS_FLAG, 2, level, cls, ipa, descPa);
+                return s2Fault(ctx, acc, FaultType.ACCESS_FLAG, level, cls, ipa, descPa);
             }
             long update = desc;
             if (!Perm.allows(perm, acc)) {
@@ -446,7 +446,7 @@ public final class Walker {
                     // Stage 2 dirty state: set S2AP[1] (and AF).
                     update = Descriptor.AF.insert(Descriptor.S2AP_W.insert(desc, 1), 1);
                 } else {
-                    return fault(ctx, FaultType.PERMISSION, 2, level, cls, ipa, descPa);
+                    return s2Fault(ctx, acc, FaultType.PERMISSION, level, cls, ipa, descPa);
                 }
             } else if (!af && c.ha()) {
                 update = Descriptor.AF.insert(desc, 1);
@@ -454,12 +454,12 @@ public final class Walker {
             if (update != desc) {
                 int st = casDescriptor(descPa, desc, update, c.bigEndian());
                 if (st == UPDATE_FAULT) {
-                    return fault(ctx, FaultType.WALK_EABT, 2, level, cls, ipa, descPa);
+                    return s2Fault(ctx, acc, FaultType.WALK_EABT, level, cls, ipa, descPa);
                 }
                 if (st == UPDATE_RETRY) {
                     if (++retries > MAX_UPDATE_RETRIES) {
                         FaultType t = Perm.allows(perm, acc) ? FaultType.ACCESS_FLAG : FaultType.PERMISSION;
-                        return fault(ctx, t, 2, level, cls, ipa, descPa);
+                        return s2Fault(ctx, acc, t, level, cls, ipa, descPa);
                     }
                     continue; // re-fetch and re-evaluate this level
                 }
@@ -472,7 +472,7 @@ public final class Walker {
                 // is terminated as a stage 2 Permission fault. Arm ARM AArch64.SecondStageWalk makes
                 // this check on the completed stage 2 translation: an Access flag or S2AP Permission
                 // fault of that translation takes priority, and its Access flag update is made.
-                return fault(ctx, FaultType.PERMISSION, 2, level, cls, ipa, descPa);
+                return s2Fault(ctx, acc, FaultType.PERMISSION, level, cls, ipa, descPa);
             }
             ctx.s2Out = oa | (ipa & ((1L << shift) - 1));
             ctx.s2Shift = shift;
@@ -521,6 +521,18 @@ public final class Walker {
         long e = bigEndian ? Long.reverseBytes(expect) : expect;
         long u = bigEndian ? Long.reverseBytes(update) : update;
         return reg.compareAndSet64(pa, e, u) ? UPDATED : UPDATE_RETRY;
+    }
+
+    /**
+     * A stage 2 fault. Its access is the one stage 2 was translating for (TranslationFault's
+     * contract): the transaction's for CLASS IN, the fetch's own for CLASS TT and CD, i.e. a read
+     * of a descriptor or the write of a hardware update, which IHI 0070 §7.3.16 F_PERMISSION
+     * reports as TTRnW (the event's RnW/InD/PnU stay the transaction's, which the caller has).
+     */
+    private static boolean s2Fault(Ctx ctx, DmaAccess acc, FaultType type, int level, FaultClass cls, long ipa,
+            long descPa) {
+        ctx.fault = new TranslationFault(type, 2, level, cls, ctx.input, ipa, descPa, acc);
+        return false;
     }
 
     private static boolean fault(Ctx ctx, FaultType type, int stage, int level, FaultClass cls, long ipa, long descPa) {

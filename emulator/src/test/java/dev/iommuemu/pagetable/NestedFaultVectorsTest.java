@@ -93,6 +93,8 @@ class NestedFaultVectorsTest {
         assertEquals(level2DescIpa, f.ipa());
         assertEquals(VA + 0x18, f.inputAddress());
         assertEquals(s2.slot(level2DescIpa, 3), f.descriptorAddress());
+        // The access stage 2 faulted on is the descriptor read (the transaction was a write).
+        assertEquals(DmaAccess.READ, f.access());
     }
 
     @Test
@@ -104,6 +106,7 @@ class NestedFaultVectorsTest {
         assertEquals(FaultClass.IN, f.faultClass());
         assertEquals(IPA + 0x18, f.ipa());
         assertEquals(s2.slot(IPA, 3), f.descriptorAddress());
+        assertEquals(DmaAccess.WRITE, f.access()); // CLASS IN: the transaction's own access
         // The read still translates.
         assertEquals(PA + 0x18, assertInstanceOf(Translation.class,
                 walker.nested(c1(), c2(), VA + 0x18, DmaAccess.READ)).outputAddress());
@@ -258,6 +261,8 @@ class NestedFaultVectorsTest {
         assertEquals(2, f.stage());
         assertEquals(FaultClass.TT, f.faultClass());
         assertEquals(leafIpa, f.ipa());
+        // IHI 0070 §7.3.16: TTRnW = 0, a descriptor write faulted, although the input was a read.
+        assertEquals(DmaAccess.WRITE, f.access());
         assertEquals(0, mem.get64(leafPa) & Descriptor.AF.mask());
         // With S2HD and DBM the same write marks the stage 2 page dirty, then AF is set (IHI 0070 §3.13.5).
         long s2Leaf = s2.map(leafIpa, leafPa, 3, (PageTableBuilder.S2_RW & ~Descriptor.S2AP_W.mask()) | Descriptor.DBM.mask());

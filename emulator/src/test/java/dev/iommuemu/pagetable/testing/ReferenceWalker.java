@@ -23,8 +23,9 @@ import dev.iommuemu.pagetable.WalkResult;
  * <p>Choices where the architecture leaves room (shared with {@code Walker}, documented there):
  * no Access flag update when the access faults on permissions (IHI 0070 §3.13.2 makes it
  * UNKNOWN); a failed hardware-update compare-and-swap restarts the translation, at most
- * {@link #MAX_RETRIES} times, then reports the fault the unchanged descriptor gives; the fault
- * {@code access} is always the transaction's.
+ * {@link #MAX_RETRIES} times, then reports the fault the unchanged descriptor gives; a stage 1
+ * fault's {@code access} is the transaction's, a stage 2 fault's the access stage 2 translated
+ * for (a descriptor read or update write for CLASS TT).
  */
 public final class ReferenceWalker {
     /** How many failed hardware-update compare-and-swaps a translation tolerates. */
@@ -336,20 +337,20 @@ public final class ReferenceWalker {
         int inBits = 64 - c.t0sz();
         // IHI 0070 §3.4 stage 2 check 1: an IPA outside S2T0SZ's range is a Translation fault.
         if (inBits < 64 && inBits > 0 && (ipa >>> inBits) != 0) {
-            throw s2Fault(FaultType.TRANSLATION, 0, cls, ipa, -1, t);
+            throw s2Fault(FaultType.TRANSLATION, 0, cls, ipa, -1, t, access);
         }
         Granule g = c.granule();
         int start = c.startLevel();
         if (g == null || start < -1 || start > 3) {
-            throw s2Fault(FaultType.TRANSLATION, 0, cls, ipa, -1, t);
+            throw s2Fault(FaultType.TRANSLATION, 0, cls, ipa, -1, t, access);
         }
         int startBits = inBits - shiftOf(g, start);
         if (startBits < 1 || startBits > g.stride() + 4) {
-            throw s2Fault(FaultType.TRANSLATION, 0, cls, ipa, -1, t);
+            throw s2Fault(FaultType.TRANSLATION, 0, cls, ipa, -1, t, access);
         }
         int outBits = Math.min(c.psBits(), oas);
         if (outBits < 64 && (c.ttb() >>> outBits) != 0) {
-            throw s2Fault(FaultType.ADDRESS_SIZE, 0, cls, ipa, -1, t);
+            throw s2Fault(FaultType.ADDRESS_SIZE, 0, cls, ipa, -1, t, access);
         }
         long tableBytes = Math.max(8L << startBits, outBits >= 52 ? 64 : 8);
         boolean ds = c.ds() && g != Granule.G64K;
@@ -362,38 +363,38 @@ public final class ReferenceWalker {
         long descPa = table + ((ipa >>> shift) & ((1L << indexBits) - 1)) * 8;
         Long raw = read(descPa);
         if (raw == null) {
-            throw s2Fault(FaultType.WALK_EABT, level, cls, ipa, descPa, t);
+            throw s2Fault(FaultType.WALK_EABT, level, cls, ipa, descPa, t, access);
         }
         long d = c.bigEndian() ? Long.reverseBytes(raw) : raw;
         if (!bit(d, 0) || (level == 3 && !bit(d, 1))) {
-            throw s2Fault(FaultType.TRANSLATION, level, cls, ipa, descPa, t);
+            throw s2Fault(FaultType.TRANSLATION, level, cls, ipa, descPa, t, access);
         }
         if (level < 3 && bit(d, 1)) {
             long next = addressIn(d, g, ds, g.pageShift());
             if (outBits < 64 && (next >>> outBits) != 0) {
-                throw s2Fault(FaultType.ADDRESS_SIZE, level, cls, ipa, descPa, t);
+                throw s2Fault(FaultType.ADDRESS_SIZE, level, cls, ipa, descPa, t, access);
             }
             return s2Level(c, ipa, access, cls, t, lastTry, g, ds, outBits, level + 1, next, g.stride());
         }
         if (level < 3 && !blockLegal(g, level, ds)) {
-            throw s2Fault(FaultType.TRANSLATION, level, cls, ipa, descPa, t);
+            throw s2Fault(FaultType.TRANSLATION, level, cls, ipa, descPa, t, access);
         }
         long oa = addressIn(d, g, ds, shift);
         if (outBits < 64 && (oa >>> outBits) != 0) {
-            throw s2Fault(FaultType.ADDRESS_SIZE, level, cls, ipa, descPa, t);
+            throw s2Fault(FaultType.ADDRESS_SIZE, level, cls, ipa, descPa, t, access);
         }
         int perm = s2Perms(c, d);
         int dirty = s2Dirty(c, d, perm);
         boolean af = bit(d, 10);
         if (!af && !c.ha() && !c.affd()) {
-            throw s2Fault(FaultType.ACCESS_FLAG, level, cls, ipa, descPa, t); // §5.2 STE.S2AFFD
+            throw s2Fault(FaultType.ACCESS_FLAG, level, cls, ipa, descPa, t, access); // §5.2 STE.S2AFFD
         }
         long updated = d;
         if (!Perm.allows(perm, access)) {
             if (access.write() && Perm.allows(perm | dirty, access)) {
                 updated = d | (1L << 7) | (1L << 10);
             } else {
-                throw s2Fault(FaultType.PERMISSION, level, cls, ipa, descPa, t);
+                throw s2Fault(FaultType.PERMISSION, level, cls, ipa, descPa, t, access);
             }
         } else if (!af && c.ha()) {
             updated = d | (1L << 10);
@@ -401,12 +402,12 @@ public final class ReferenceWalker {
         if (updated != d) {
             Boolean swapped = swap(descPa, d, updated, c.bigEndian());
             if (swapped == null) {
-                throw s2Fault(FaultType.WALK_EABT, level, cls, ipa, descPa, t);
+                throw s2Fault(FaultType.WALK_EABT, level, cls, ipa, descPa, t, access);
             }
             if (!swapped) {
                 if (lastTry) {
                     FaultType ft = Perm.allows(perm, access) ? FaultType.ACCESS_FLAG : FaultType.PERMISSION;
-                    throw s2Fault(ft, level, cls, ipa, descPa, t);
+                    throw s2Fault(ft, level, cls, ipa, descPa, t, access);
                 }
                 throw new Retry();
             }
@@ -418,7 +419,7 @@ public final class ReferenceWalker {
         // (MemAttr[3:2] == 0b00) is a stage 2 Permission fault; Arm ARM AArch64.SecondStageWalk
         // makes this check on the completed stage 2 translation.
         if (c.ptw() && cls != FaultClass.IN && ((d >>> 4) & 3) == 0) {
-            throw s2Fault(FaultType.PERMISSION, level, cls, ipa, descPa, t);
+            throw s2Fault(FaultType.PERMISSION, level, cls, ipa, descPa, t, access);
         }
         long out = oa | (ipa & ((1L << shift) - 1));
         int contig = bit(d, 52) ? shift + contiguousLog2(g, level) : shift;
@@ -548,7 +549,11 @@ public final class ReferenceWalker {
         return new Stop(new TranslationFault(type, 1, level, FaultClass.IN, t.input, 0, descPa, t.access));
     }
 
-    private static Stop s2Fault(FaultType type, int level, FaultClass cls, long ipa, long descPa, Txn t) {
-        return new Stop(new TranslationFault(type, 2, level, cls, t.input, ipa, descPa, t.access));
+    /**
+     * A stage 2 fault carries the access stage 2 was asked for: the transaction's (CLASS IN), a
+     * descriptor read or a hardware-update write (CLASS TT: IHI 0070 §7.3.16 TTRnW), a CD read.
+     */
+    private static Stop s2Fault(FaultType type, int level, FaultClass cls, long ipa, long descPa, Txn t, DmaAccess access) {
+        return new Stop(new TranslationFault(type, 2, level, cls, t.input, ipa, descPa, access));
     }
 }
