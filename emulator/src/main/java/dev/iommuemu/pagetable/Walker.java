@@ -433,8 +433,9 @@ public final class Walker {
             if (!uxn) {
                 perm |= Perm.UX;
             }
-            int dirty = (c.ha() && c.hd() && Descriptor.DBM.isSet(desc) && !Descriptor.S2AP_W.isSet(desc))
-                    ? (Perm.UW | Perm.PW) : 0;
+            // IHI 0070 §3.13.3: the SMMU never sets S2AP[1] for the stage 2 translation of a CD fetch.
+            int dirty = (c.ha() && c.hd() && Descriptor.DBM.isSet(desc) && !Descriptor.S2AP_W.isSet(desc)
+                    && cls != FaultClass.CD) ? (Perm.UW | Perm.PW) : 0;
             boolean af = Descriptor.AF.isSet(desc);
             if (!af && !c.ha() && !c.affd()) {
                 // IHI 0070 §5.2 STE.S2AFFD.

@@ -127,6 +127,24 @@ class HttuVectorsTest {
         assertEquals(Perm.ALL, t.perm());
     }
 
+    /** IHI 0070 §3.13.3: the SMMU never sets S2AP[1] for the stage 2 translation of a CD fetch. */
+    @Test
+    void noStage2DirtyUpdateForACdFetch() {
+        long leaf = s2.map(VA, PA, 3, (PageTableBuilder.S2_RW & ~Descriptor.S2AP_W.mask()) | DBM);
+        long clean = mem.get64(leaf);
+        Walker w = new Walker(mem, 48);
+        Stage2Config httu = s2.stage2Config().withHttu(true, true);
+        TranslationFault f = assertInstanceOf(TranslationFault.class,
+                w.stage2For(httu, VA, DmaAccess.WRITE, FaultClass.CD, VA));
+        assertEquals(FaultType.PERMISSION, f.type());
+        assertEquals(FaultClass.CD, f.faultClass());
+        assertEquals(clean, mem.get64(leaf));
+        assertEquals(0, assertInstanceOf(Translation.class, w.stage2For(httu, VA, DmaAccess.READ, FaultClass.CD, VA)).dirtyPerm());
+        // The same page for a stage 1 table walk's update write (CLASS TT) is made writable.
+        assertInstanceOf(Translation.class, w.stage2For(httu, VA, DmaAccess.WRITE, FaultClass.TT, VA));
+        assertEquals(clean | Descriptor.S2AP_W.mask(), mem.get64(leaf));
+    }
+
     @Test
     void bigEndianTablesAndUpdates() {
         SparseGuestMemory m = new SparseGuestMemory(1L << 32);

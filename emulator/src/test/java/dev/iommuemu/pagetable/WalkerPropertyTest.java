@@ -207,9 +207,7 @@ class WalkerPropertyTest {
                 try {
                     if (mode == 3) {
                         FaultClass cls = FaultClass.values()[rnd.nextInt(3)];
-                        if (cls == FaultClass.CD) {
-                            acc = DmaAccess.READ;
-                        }
+
                         long reported = rnd.nextLong();
                         got = walker.stage2For(s2, in, acc, cls, reported);
                         want = ref.stage2For(s2, in, acc, cls, reported);

@@ -384,7 +384,8 @@ public final class ReferenceWalker {
             throw s2Fault(FaultType.ADDRESS_SIZE, level, cls, ipa, descPa, t, access);
         }
         int perm = s2Perms(c, d);
-        int dirty = s2Dirty(c, d, perm);
+        // IHI 0070 §3.13.3: never made writable for the fetch of a CD.
+        int dirty = cls == FaultClass.CD ? 0 : s2Dirty(c, d, perm);
         boolean af = bit(d, 10);
         if (!af && !c.ha() && !c.affd()) {
             throw s2Fault(FaultType.ACCESS_FLAG, level, cls, ipa, descPa, t, access); // §5.2 STE.S2AFFD
@@ -413,7 +414,7 @@ public final class ReferenceWalker {
             }
             d = updated;
             perm = s2Perms(c, d);
-            dirty = s2Dirty(c, d, perm);
+            dirty = cls == FaultClass.CD ? 0 : s2Dirty(c, d, perm);
         }
         // IHI 0070 §5.2 STE.S2PTW: a CD fetch or stage 1 table walk to stage 2 Device memory
         // (MemAttr[3:2] == 0b00) is a stage 2 Permission fault; Arm ARM AArch64.SecondStageWalk
