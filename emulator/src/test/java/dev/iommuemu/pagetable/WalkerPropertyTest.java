@@ -500,15 +500,17 @@ class WalkerPropertyTest {
                 }
             } else {
                 in = rnd.nextLong();
-                if (chance(50)) {
+                if (s1 == null && chance(80)) {
+                    in &= (1L << Math.min(63, 65 - s2.t0sz())) - 1; // around the IPA range
+                } else if (chance(50)) {
                     in &= (1L << (20 + rnd.nextInt(40))) - 1;
                 }
             }
             if (s1 != null && chance(15)) {
                 in ^= (long) (rnd.nextInt(255) + 1) << 56; // top-byte junk: only TBI accepts it
             }
-            if (s1 == null && chance(10)) {
-                in ^= 1L << rnd.nextInt(64);
+            if (s1 == null && chance(5)) {
+                in ^= 1L << rnd.nextInt(64); // beyond the IAS or the S2T0SZ range
             }
             return in;
         }
