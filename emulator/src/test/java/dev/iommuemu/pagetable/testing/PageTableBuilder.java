@@ -28,9 +28,25 @@ import java.util.function.LongUnaryOperator;
  * WalkResult r = new Walker(mem, 48).stage1(b.stage1Config(), 0x4000_1234L, DmaAccess.READ);
  * }</pre>
  *
- * <p>Options ({@link #ds}, {@link #bigEndian}, {@link #tableWriter}) must be set before the first
- * {@code map}. Programming errors of the test (overlapping a leaf with a table, a block at a level
- * that cannot hold one when asked to check) throw {@link IllegalStateException}.
+ * <p>Nested: give the stage 1 builder an allocator over IPAs and a {@link #tableWriter} that
+ * turns them into PAs, and map that IPA window in stage 2:
+ *
+ * <pre>{@code
+ * var s2 = PageTableBuilder.stage2(mem, new Bump(0x2000_0000L, 1 << 24), Granule.G4K, 24, 1, 40, 48); // S2SL0 = 1
+ * var s1 = PageTableBuilder.stage1(mem, new Bump(0x4000_0000L, 1 << 21), Granule.G4K, 16, 40, 48)
+ *         .tableWriter(ipa -> ipa - 0x4000_0000L + 0x1000_0000L);
+ * for (long off = 0; off < (1 << 21); off += 0x1000) s2.map(0x4000_0000L + off, 0x1000_0000L + off, 3, PageTableBuilder.S2_RW);
+ * s1.map(va, ipa, 3, PageTableBuilder.S1_RW);
+ * s2.map(ipa, pa, 3, PageTableBuilder.S2_RW);
+ * walker.nested(s1.stage1Config(), s2.stage2Config(), va, DmaAccess.READ);
+ * }</pre>
+ *
+ * <p>Other configuration bits (HTTU, WXN, PAN, TBI, TTB1, EL2, XNX, S2PTW) are set on the returned
+ * records with their {@code with...} methods; {@link #region()} supplies a TTB1 range. Options
+ * ({@link #ds}, {@link #bigEndian}, {@link #tableWriter}) must be set before the first
+ * {@code map}. The builder does not check that a block is legal at its level, so tests can build
+ * illegal tables; programming errors of the test (a table wanted where a leaf is, a table outside
+ * memory, an exhausted allocator) throw {@link IllegalStateException}.
  */
 public final class PageTableBuilder {
     /** Stage 1 leaf attributes: AF set, privileged read/write, executable (AP = 0b00, Arm ARM D8.4.1). */
