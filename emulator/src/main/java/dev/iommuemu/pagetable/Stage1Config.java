@@ -105,6 +105,10 @@ public record Stage1Config(
      * @param stt    small translation tables (SMMU_IDR3.STT)
      */
     public String check(int vaBits, boolean stt) {
+        if (el2 && tt0 != null && tt0.disabled()) {
+            // §5.4 CD.EPD0: IGNORED (effective 0) for StreamWorld any-EL2; TTB0 is always walked.
+            return checkRegion("TTB0", new Region(tt0.ttb(), tt0.tsz(), tt0.granule(), false), vaBits, stt);
+        }
         String r = checkRegion("TTB0", tt0, vaBits, stt);
         if (r == null && tt1 != null && !el2) {
             r = checkRegion("TTB1", tt1, vaBits, stt);

@@ -99,6 +99,18 @@ public record Stage2Config(
         };
     }
 
+    /** Whether some {S2SL0_2, S2SL0} encoding gives {@code level} for this granule (a hand-built record may hold any int). */
+    private static boolean encodable(Granule g, int level, boolean ds, boolean stt) {
+        for (int sl2 = 0; sl2 <= 1; sl2++) {
+            for (int sl0 = 0; sl0 <= 3; sl0++) {
+                if (startLevel(g, sl0, sl2, ds, stt) == level) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
     /** Bits of the IPA resolved by the (possibly concatenated) start table. */
     public int startBits() {
         return inputBits() - granule.levelShift(startLevel);
@@ -117,7 +129,7 @@ public record Stage2Config(
         if (granule == null) {
             return "S2TG reserved";
         }
-        if (startLevel == INVALID_LEVEL) {
+        if (startLevel == INVALID_LEVEL || !encodable(granule, startLevel, ds, stt)) {
             return "S2SL0 reserved for this granule";
         }
         int max = stt ? (granule == Granule.G64K ? 47 : 48) : 39;

@@ -12,8 +12,9 @@ import dev.iommuemu.memory.GuestMemory;
  *
  * <p>Stateless apart from the memory it reads (thread-safe): caching belongs to
  * {@code dev.iommuemu.tlb}. Guest-controlled tables can only produce faults: a loop in the tables
- * is impossible because every table descriptor moves one level down, and hardware update retries
- * are bounded.
+ * is impossible because every table descriptor moves one level down, hardware update retries
+ * after a failed compare-and-swap are bounded, and a successful update is final (the walk goes
+ * on with the value written, so a guest racing to undo it cannot hold the walker).
  */
 public final class Walker {
     /** Bound on atomic-update retries when the guest changes a descriptor under us. */
@@ -47,7 +48,10 @@ public final class Walker {
         return translate(s1, null, va, access, null);
     }
 
-    /** Stage 2 only: {@code ipa} (the transaction's input) to a physical address. */
+    /**
+     * Stage 2 only: {@code ipa} (the transaction's input) to a physical address. An input beyond
+     * the IAS ({@code oasBits}) is a stage 1 Address Size fault (IHI 0070 §3.4).
+     */
     public WalkResult stage2(Stage2Config s2, long ipa, DmaAccess access) {
         return translate(null, s2, ipa, access, null);
     }
@@ -82,6 +86,12 @@ public final class Walker {
         if (s1 == null) {
             if (s2 == null) {
                 throw new IllegalArgumentException("no stage translates");
+            }
+            if (!fits(input, oasBits)) {
+                // IHI 0070 §3.4: with stage 1 bypassed the input is the IPA; one beyond the IAS (the
+                // OAS, for VMSAv8-64 tables) is a stage 1 Address Size fault, before stage 2 sees it.
+                fault(ctx, FaultType.ADDRESS_SIZE, 1, 0, FaultClass.IN, 0, -1);
+                return ctx.fault;
             }
             if (!s2Walk(s2, input, access, FaultClass.IN, ctx)) {
                 return ctx.fault;
@@ -131,8 +141,9 @@ public final class Walker {
             tbi = upper ? c.tbi1() : c.tbi0();
             had = upper ? c.had1() : c.had0();
         }
-        if (r == null || r.disabled()) {
-            // IHI 0070 §5.4 CD.EPDx: a miss in a disabled range is a Translation fault, no walk.
+        // IHI 0070 §5.4 CD.EPDx: a miss in a disabled range is a Translation fault, no walk. EPD0
+        // is IGNORED (effective 0) for StreamWorld any-EL2, whose single range always walks.
+        if (r == null || (r.disabled() && !c.el2())) {
             return fault(ctx, FaultType.TRANSLATION, 1, 0, FaultClass.IN, 0, -1);
         }
         int ia = r.inputBits();
@@ -171,26 +182,38 @@ public final class Walker {
         boolean uxnTable = false;
         int level = startLevel;
         int retries = 0;
+        long descPa = 0;
+        boolean held = false; // the descriptor a successful hardware update just wrote
+        long heldDesc = 0;
         while (true) {
             int shift = g.levelShift(level);
             int nbits = level == startLevel ? startBits : g.stride();
             long descAddr = table + (((va >>> shift) & ((1L << nbits) - 1)) << 3);
-            long descPa = descAddr;
-            if (s2 != null) {
-                // Nested: the stage 1 table address is an IPA (CLASS = TT).
-                if (!s2Walk(s2, descAddr, DmaAccess.READ, FaultClass.TT, ctx)) {
-                    return false;
+            long desc;
+            if (held) {
+                // Arm ARM hardware updates: the compare-and-swap established this value atomically;
+                // the walk goes on with it rather than re-reading (a guest racing to undo the update
+                // must not be able to hold the walker in a loop).
+                desc = heldDesc;
+                held = false;
+            } else {
+                descPa = descAddr;
+                if (s2 != null) {
+                    // Nested: the stage 1 table address is an IPA (CLASS = TT).
+                    if (!s2Walk(s2, descAddr, DmaAccess.READ, FaultClass.TT, ctx)) {
+                        return false;
+                    }
+                    descPa = ctx.s2Out;
                 }
-                descPa = ctx.s2Out;
+                GuestMemory.Region reg = mem.find(descPa, 8);
+                if (reg == null) {
+                    observe(ctx, 1, level, descAddr, descPa, 0);
+                    return fault(ctx, FaultType.WALK_EABT, 1, level, FaultClass.IN, 0, descPa);
+                }
+                long raw = reg.read64(descPa);
+                desc = c.bigEndian() ? Long.reverseBytes(raw) : raw;
+                observe(ctx, 1, level, descAddr, descPa, desc);
             }
-            GuestMemory.Region reg = mem.find(descPa, 8);
-            if (reg == null) {
-                observe(ctx, 1, level, descAddr, descPa, 0);
-                return fault(ctx, FaultType.WALK_EABT, 1, level, FaultClass.IN, 0, descPa);
-            }
-            long raw = reg.read64(descPa);
-            long desc = c.bigEndian() ? Long.reverseBytes(raw) : raw;
-            observe(ctx, 1, level, descAddr, descPa, desc);
             if (!Descriptor.VALID.isSet(desc)) {
                 return fault(ctx, FaultType.TRANSLATION, 1, level, FaultClass.IN, 0, descPa);
             }
@@ -299,7 +322,9 @@ public final class Walker {
                     }
                     continue; // re-fetch and re-evaluate this level
                 }
-                // Updated: re-fetch so the result reflects the descriptor as it now stands.
+                // Updated: re-evaluate with the value written, so the result reflects it.
+                held = true;
+                heldDesc = update;
                 continue;
             }
             ctx.s1Out = oa | (va & ((1L << shift) - 1));
@@ -323,58 +348,66 @@ public final class Walker {
         int ia = c.inputBits();
         // Arm ARM: an IPA above the range VTCR.T0SZ (STE.S2T0SZ) gives is a stage 2 Translation fault.
         if (ia < 64 && (ipa >>> ia) != 0) {
-            return fault(ctx, FaultType.TRANSLATION, 2, 0, cls, ipa, -1);
+            return s2Fault(ctx, acc, FaultType.TRANSLATION, 0, cls, ipa, -1);
         }
         int startLevel = c.startLevel();
-        if (g == null || startLevel == Stage2Config.INVALID_LEVEL || startLevel < -1) {
-            return fault(ctx, FaultType.TRANSLATION, 2, 0, cls, ipa, -1);
+        if (g == null || startLevel == Stage2Config.INVALID_LEVEL || startLevel < -1 || startLevel > 3) {
+            return s2Fault(ctx, acc, FaultType.TRANSLATION, 0, cls, ipa, -1);
         }
         int startBits = ia - g.levelShift(startLevel);
         if (startBits < 1 || startBits > g.stride() + 4) {
-            return fault(ctx, FaultType.TRANSLATION, 2, 0, cls, ipa, -1);
+            return s2Fault(ctx, acc, FaultType.TRANSLATION, 0, cls, ipa, -1);
         }
         int outBits = Math.min(c.psBits(), oasBits);
         boolean ds = c.ds() && g != Granule.G64K;
         if (!fits(c.ttb(), outBits)) {
-            return fault(ctx, FaultType.ADDRESS_SIZE, 2, 0, cls, ipa, -1);
+            return s2Fault(ctx, acc, FaultType.ADDRESS_SIZE, 0, cls, ipa, -1);
         }
         long table = alignTable(c.ttb(), startBits, outBits >= 52);
         int level = startLevel;
         int retries = 0;
+        boolean held = false; // the descriptor a successful hardware update just wrote
+        long heldDesc = 0;
         while (true) {
             int shift = g.levelShift(level);
             int nbits = level == startLevel ? startBits : g.stride();
             long descPa = table + (((ipa >>> shift) & ((1L << nbits) - 1)) << 3);
-            GuestMemory.Region reg = mem.find(descPa, 8);
-            if (reg == null) {
-                observe(ctx, 2, level, descPa, descPa, 0);
-                return fault(ctx, FaultType.WALK_EABT, 2, level, cls, ipa, descPa);
+            long desc;
+            if (held) {
+                desc = heldDesc; // as in stage 1: continue with the value the update wrote
+                held = false;
+            } else {
+                GuestMemory.Region reg = mem.find(descPa, 8);
+                if (reg == null) {
+                    observe(ctx, 2, level, descPa, descPa, 0);
+                    return s2Fault(ctx, acc, FaultType.WALK_EABT, level, cls, ipa, descPa);
+                }
+                long raw = reg.read64(descPa);
+                desc = c.bigEndian() ? Long.reverseBytes(raw) : raw;
+                observe(ctx, 2, level, descPa, descPa, desc);
             }
-            long raw = reg.read64(descPa);
-            long desc = c.bigEndian() ? Long.reverseBytes(raw) : raw;
-            observe(ctx, 2, level, descPa, descPa, desc);
             if (!Descriptor.VALID.isSet(desc)) {
-                return fault(ctx, FaultType.TRANSLATION, 2, level, cls, ipa, descPa);
+                return s2Fault(ctx, acc, FaultType.TRANSLATION, level, cls, ipa, descPa);
             }
             boolean tableOrPage = Descriptor.TABLE_OR_PAGE.isSet(desc);
             if (level < 3 && tableOrPage) {
                 long next = Descriptor.address(desc, g, ds, lpa, g.pageShift());
                 if (!fits(next, outBits)) {
-                    return fault(ctx, FaultType.ADDRESS_SIZE, 2, level, cls, ipa, descPa);
+                    return s2Fault(ctx, acc, FaultType.ADDRESS_SIZE, level, cls, ipa, descPa);
                 }
                 table = next;
                 level++;
                 continue;
             }
             if (level == 3 && !tableOrPage) {
-                return fault(ctx, FaultType.TRANSLATION, 2, level, cls, ipa, descPa);
+                return s2Fault(ctx, acc, FaultType.TRANSLATION, level, cls, ipa, descPa);
             }
             if (level < 3 && !Descriptor.blockAllowed(g, level, ds, lpa)) {
-                return fault(ctx, FaultType.TRANSLATION, 2, level, cls, ipa, descPa);
+                return s2Fault(ctx, acc, FaultType.TRANSLATION, level, cls, ipa, descPa);
             }
             long oa = Descriptor.address(desc, g, ds, lpa, shift);
             if (!fits(oa, outBits)) {
-                return fault(ctx, FaultType.ADDRESS_SIZE, 2, level, cls, ipa, descPa);
+                return s2Fault(ctx, acc, FaultType.ADDRESS_SIZE, level, cls, ipa, descPa);
             }
             // Stage 2 permissions (Arm ARM D8.4.3): S2AP[0] read, S2AP[1] write; XN[1:0] with FEAT_XNX.
             int perm = 0;
@@ -400,17 +433,13 @@ public final class Walker {
             if (!uxn) {
                 perm |= Perm.UX;
             }
-            if (c.ptw() && cls != FaultClass.IN && Descriptor.S2_MEMATTR_HI.get(desc) == 0) {
-                // IHI 0070 §5.2 STE.S2PTW: a CD fetch or stage 1 table walk to stage 2 Device memory
-                // is terminated as a stage 2 Permission fault.
-                return fault(ctx, FaultType.PERMISSION, 2, level, cls, ipa, descPa);
-            }
-            int dirty = (c.ha() && c.hd() && Descriptor.DBM.isSet(desc) && !Descriptor.S2AP_W.isSet(desc))
-                    ? (Perm.UW | Perm.PW) : 0;
+            // IHI 0070 §3.13.3: the SMMU never sets S2AP[1] for the stage 2 translation of a CD fetch.
+            int dirty = (c.ha() && c.hd() && Descriptor.DBM.isSet(desc) && !Descriptor.S2AP_W.isSet(desc)
+                    && cls != FaultClass.CD) ? (Perm.UW | Perm.PW) : 0;
             boolean af = Descriptor.AF.isSet(desc);
             if (!af && !c.ha() && !c.affd()) {
                 // IHI 0070 §5.2 STE.S2AFFD.
-                return fault(ctx, FaultType.ACCESS_FLAG, 2, level, cls, ipa, descPa);
+                return s2Fault(ctx, acc, FaultType.ACCESS_FLAG, level, cls, ipa, descPa);
             }
             long update = desc;
             if (!Perm.allows(perm, acc)) {
@@ -418,7 +447,7 @@ public final class Walker {
                     // Stage 2 dirty state: set S2AP[1] (and AF).
                     update = Descriptor.AF.insert(Descriptor.S2AP_W.insert(desc, 1), 1);
                 } else {
-                    return fault(ctx, FaultType.PERMISSION, 2, level, cls, ipa, descPa);
+                    return s2Fault(ctx, acc, FaultType.PERMISSION, level, cls, ipa, descPa);
                 }
             } else if (!af && c.ha()) {
                 update = Descriptor.AF.insert(desc, 1);
@@ -426,13 +455,25 @@ public final class Walker {
             if (update != desc) {
                 int st = casDescriptor(descPa, desc, update, c.bigEndian());
                 if (st == UPDATE_FAULT) {
-                    return fault(ctx, FaultType.WALK_EABT, 2, level, cls, ipa, descPa);
+                    return s2Fault(ctx, acc, FaultType.WALK_EABT, level, cls, ipa, descPa);
                 }
-                if (st == UPDATE_RETRY && ++retries > MAX_UPDATE_RETRIES) {
-                    FaultType t = Perm.allows(perm, acc) ? FaultType.ACCESS_FLAG : FaultType.PERMISSION;
-                    return fault(ctx, t, 2, level, cls, ipa, descPa);
+                if (st == UPDATE_RETRY) {
+                    if (++retries > MAX_UPDATE_RETRIES) {
+                        FaultType t = Perm.allows(perm, acc) ? FaultType.ACCESS_FLAG : FaultType.PERMISSION;
+                        return s2Fault(ctx, acc, t, level, cls, ipa, descPa);
+                    }
+                    continue; // re-fetch and re-evaluate this level
                 }
-                continue; // re-fetch: the result reflects the descriptor as it now stands
+                held = true; // re-evaluate with the value written, so the result reflects it
+                heldDesc = update;
+                continue;
+            }
+            if (c.ptw() && cls != FaultClass.IN && Descriptor.S2_MEMATTR_HI.get(desc) == 0) {
+                // IHI 0070 §5.2 STE.S2PTW: a CD fetch or stage 1 table walk to stage 2 Device memory
+                // is terminated as a stage 2 Permission fault. Arm ARM AArch64.SecondStageWalk makes
+                // this check on the completed stage 2 translation: an Access flag or S2AP Permission
+                // fault of that translation takes priority, and its Access flag update is made.
+                return s2Fault(ctx, acc, FaultType.PERMISSION, level, cls, ipa, descPa);
             }
             ctx.s2Out = oa | (ipa & ((1L << shift) - 1));
             ctx.s2Shift = shift;
@@ -481,6 +522,18 @@ public final class Walker {
         long e = bigEndian ? Long.reverseBytes(expect) : expect;
         long u = bigEndian ? Long.reverseBytes(update) : update;
         return reg.compareAndSet64(pa, e, u) ? UPDATED : UPDATE_RETRY;
+    }
+
+    /**
+     * A stage 2 fault. Its access is the one stage 2 was translating for (TranslationFault's
+     * contract): the transaction's for CLASS IN, the fetch's own for CLASS TT and CD, i.e. a read
+     * of a descriptor or the write of a hardware update, which IHI 0070 §7.3.16 F_PERMISSION
+     * reports as TTRnW (the event's RnW/InD/PnU stay the transaction's, which the caller has).
+     */
+    private static boolean s2Fault(Ctx ctx, DmaAccess acc, FaultType type, int level, FaultClass cls, long ipa,
+            long descPa) {
+        ctx.fault = new TranslationFault(type, 2, level, cls, ctx.input, ipa, descPa, acc);
+        return false;
     }
 
     private static boolean fault(Ctx ctx, FaultType type, int stage, int level, FaultClass cls, long ipa, long descPa) {
