@@ -252,6 +252,11 @@ public final class TranslationPath {
         if (stage2) {
             stall = ste.s2s();
             record = ste.s2r();
+        } else if (cc == null) {
+            // A stage 1 fault with stage 1 bypassed (§5.2 S1DSS 0b01: an input beyond the IAS is a
+            // stage 1 Address Size fault): no CD to configure it, so recorded and not stalled.
+            stall = false;
+            record = true;
         } else {
             stall = cc.cd().stall(); // S1STALLD with CD.S is C_BAD_CD (§5.5)
             record = cc.cd().recordFaults();
