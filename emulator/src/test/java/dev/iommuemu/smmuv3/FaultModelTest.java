@@ -157,7 +157,12 @@ class FaultModelTest {
         m.smmu.translate(1 << 30, -1, 0, DmaAccess.READ);
         assertEquals(0x9_0000_0040L, m.host.msis.get(0)[0]);
         assertEquals(0x77, m.host.msis.get(0)[1]);
-        assertEquals(0, m.host.count(Interrupts.EVTQ));
+        assertEquals(1, m.host.count(Interrupts.EVTQ)); // §3.18.2: wired and MSI together
+        m.smmu.translate(1 << 30, -1, 0, DmaAccess.READ); // queue not empty: no new interrupt
+        assertEquals(1, m.host.msis.size());
+        m.events();
+        m.smmu.translate(1 << 30, -1, 0, DmaAccess.READ); // empty again: interrupt
+        assertEquals(2, m.host.msis.size());
     }
 
     @Test

@@ -90,7 +90,9 @@ public final class EventQueue {
         long reg = regs.get(Smmuv3Regs.EVENTQ_PROD);
         regs.set(Smmuv3Regs.EVENTQ_PROD, Smmuv3Regs.Q_PTR.insert(reg, q.next(prod)));
         written++;
-        irq.eventQueue();
+        if (q.empty(prod, cons)) {
+            irq.eventQueue(); // §3.18.2: the queue went from empty to non-empty
+        }
         return true;
     }
 

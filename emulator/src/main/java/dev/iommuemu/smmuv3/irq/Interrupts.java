@@ -10,11 +10,12 @@ import dev.iommuemu.smmuv3.registers.Smmuv3Regs;
 
 /**
  * The SMMU's interrupt sources and global errors (IHI 0070 §3.18 interrupts and notifications,
- * §6.3 SMMU_IRQ_CTRL, §6.3 SMMU_GERROR/GERRORN). Each source is a wired line (named
- * {@link #EVTQ}, {@link #PRIQ}, {@link #CMD_SYNC}, {@link #GERROR} on the {@link DmaHost}) or,
- * when the profile has MSIs and the source's IRQ_CFG0.ADDR is non-zero, an MSI: a 32-bit write of
- * IRQ_CFG1.DATA to IRQ_CFG0.ADDR (§3.18.2). An MSI whose address is guest RAM is stored there
- * (Linux polls CMD_SYNC completion that way); any other address goes to the host.
+ * §6.3 SMMU_IRQ_CTRL, §6.3 SMMU_GERROR/GERRORN). An enabled source pulses its wired line (named
+ * {@link #EVTQ}, {@link #PRIQ}, {@link #CMD_SYNC}, {@link #GERROR} on the {@link DmaHost}) and,
+ * when the profile has MSIs and the source's IRQ_CFG0.ADDR is non-zero, also sends an MSI: a
+ * 32-bit write of IRQ_CFG1.DATA to IRQ_CFG0.ADDR (§3.18.2: both kinds may be used concurrently).
+ * An MSI whose address is guest RAM is stored there (Linux polls CMD_SYNC completion that way);
+ * any other address goes to the host.
  */
 public final class Interrupts {
     public static final String EVTQ = "evtq";
@@ -34,14 +35,14 @@ public final class Interrupts {
         this.profile = profile;
     }
 
-    /** The Event queue has a new record (§7.2: interrupt when EVENTQ_IRQEN). */
+    /** The Event queue went from empty to non-empty (§3.18.2), or overflowed. */
     public void eventQueue() {
         if (enabled(Smmuv3Regs.IRQ_CTRL_EVENTQ_IRQEN)) {
             signal(EVTQ, Smmuv3Regs.EVENTQ_IRQ_CFG0, Smmuv3Regs.EVENTQ_IRQ_CFG1, Smmuv3Regs.GERROR_MSI_EVENTQ_ABT_ERR);
         }
     }
 
-    /** The PRI queue has a new entry (§8). */
+    /** The PRI queue interrupt condition (§3.18.2, §6.3 SMMU_PRIQ_IRQ_CFG2) arose. */
     public void priQueue() {
         if (enabled(Smmuv3Regs.IRQ_CTRL_PRIQ_IRQEN)) {
             signal(PRIQ, Smmuv3Regs.PRIQ_IRQ_CFG0, Smmuv3Regs.PRIQ_IRQ_CFG1, Smmuv3Regs.GERROR_MSI_PRIQ_ABT_ERR);
@@ -74,13 +75,12 @@ public final class Interrupts {
         regs.set(Smmuv3Regs.GERROR, g ^ bit.mask());
         if (enabled(Smmuv3Regs.IRQ_CTRL_GERROR_IRQEN)) {
             long addr = Smmuv3Regs.IRQ_CFG0_ADDR.inPlace(regs.get(Smmuv3Regs.GERROR_IRQ_CFG0));
+            host.raiseIrq(GERROR);
             if (profile.msi() && addr != 0) {
                 int data = (int) regs.get(Smmuv3Regs.GERROR_IRQ_CFG1);
                 if (!msi(addr, data) && bit != Smmuv3Regs.GERROR_MSI_GERROR_ABT_ERR) {
                     raiseGerror(Smmuv3Regs.GERROR_MSI_GERROR_ABT_ERR);
                 }
-            } else {
-                host.raiseIrq(GERROR);
             }
         }
     }
@@ -97,12 +97,11 @@ public final class Interrupts {
 
     private void signal(String line, Register cfg0, Register cfg1, Field abortBit) {
         long addr = Smmuv3Regs.IRQ_CFG0_ADDR.inPlace(regs.get(cfg0));
+        host.raiseIrq(line);
         if (profile.msi() && addr != 0) {
             if (!msi(addr, (int) regs.get(cfg1))) {
                 raiseGerror(abortBit);
             }
-        } else {
-            host.raiseIrq(line);
         }
     }
 

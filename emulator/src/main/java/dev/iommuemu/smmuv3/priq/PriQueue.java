@@ -71,7 +71,12 @@ public final class PriQueue {
         mem.store(slot, 8, w[0]);
         mem.store(slot + 8, 8, w[1]);
         regs.set(Smmuv3Regs.PRIQ_PROD, Smmuv3Regs.Q_PTR.insert(p, q.next(prod)));
-        irq.priQueue();
+        // §6.3 SMMU_PRIQ_IRQ_CFG2.LO: with LO, only Last == 1 entries interrupt; otherwise the queue
+        // going from empty to non-empty does.
+        boolean lo = profile.msi() && Smmuv3Regs.PRIQ_IRQ_CFG2_LO.isSet(regs.get(Smmuv3Regs.PRIQ_IRQ_CFG2));
+        if (lo ? req.last() : q.empty(prod, cons)) {
+            irq.priQueue();
+        }
         return true;
     }
 

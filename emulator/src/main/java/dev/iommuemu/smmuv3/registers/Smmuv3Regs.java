@@ -267,7 +267,10 @@ public final class Smmuv3Regs {
             rw("RD", 19, 0), rw("OVACKFLG", 31, 31));
     public static final Register PRIQ_IRQ_CFG0 = cfg0("SMMU_PRIQ_IRQ_CFG0", 0xd0);
     public static final Register PRIQ_IRQ_CFG1 = cfg1("SMMU_PRIQ_IRQ_CFG1", 0xd8);
-    public static final Register PRIQ_IRQ_CFG2 = cfg2("SMMU_PRIQ_IRQ_CFG2", 0xdc);
+    /** PRIQ_IRQ_CFG2.LO: interrupt only for entries with Last == 1. */
+    public static final Field PRIQ_IRQ_CFG2_LO = rw("LO", 31, 31);
+    public static final Register PRIQ_IRQ_CFG2 = new Register("SMMU_PRIQ_IRQ_CFG2", 0xdc, 4, RW, rw("MemAttr", 3, 0),
+            rw("SH", 5, 4), PRIQ_IRQ_CFG2_LO);
 
     /**
      * Page-0 offsets 0xA8/0xAC/0xC8/0xCC: IHI 0070 §6.2.1 permits them to alias the page-1 queue
