@@ -184,6 +184,10 @@ public final class Smmuv3 implements IommuModel {
     private void flushStallRecords() {
         while (!pendingStallRecords.isEmpty() && evtq.writable()) {
             EventRecord e = pendingStallRecords.peekFirst();
+            if (!stalls.held(e.streamId(), e.stag())) {
+                pendingStallRecords.removeFirst(); // resolved before it could be recorded (§4.7.2)
+                continue;
+            }
             if (!evtq.record(e)) {
                 return;
             }

@@ -43,6 +43,11 @@ public final class StallTable {
         return -1;
     }
 
+    /** Whether {@code (sid, stag)} is still held. */
+    public boolean held(int sid, int stag) {
+        return held.containsKey(key(sid, stag));
+    }
+
     public void hold(Stalled s) {
         held.put(key(s.streamId(), s.stag()), s);
     }
