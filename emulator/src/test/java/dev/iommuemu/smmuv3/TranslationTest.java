@@ -189,6 +189,12 @@ class TranslationTest {
         long w1 = (1L << 39) | (2L << 40);
         assertArrayEquals(new long[] {0x10 | ((long) SID << 32), w1, 0x2000_0000L, 0x2000_0000L},
                 h.rawEvents().get(0));
+        // STE.S2R == 0 suppresses stage 2 fault records (§5.5).
+        long[] quiet = Harness.s2Ste(s2root, 9);
+        Ste.S2R.set(quiet, 0);
+        h.ste(SID + 1, quiet);
+        assertInstanceOf(DmaResult.Aborted.class, h.smmu.translate(SID + 1, -1, 0x2000_0000L, DmaAccess.WRITE));
+        assertEquals(List.of(), h.rawEvents());
         // A SubstreamID with stage 1 disabled: C_BAD_SUBSTREAMID (§7.3.9).
         h.smmu.translate(SID, 5, 0x1234_5000L, DmaAccess.READ);
         assertArrayEquals(new long[] {0x08 | (5L << 12) | ((long) SID << 32), 0, 0, 0}, h.rawEvents().get(0));
