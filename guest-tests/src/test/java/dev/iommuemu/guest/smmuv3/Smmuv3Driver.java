@@ -34,6 +34,7 @@ public final class Smmuv3Driver {
     static final int CMD_CFGI_STE = 0x03, CMD_CFGI_ALL = 0x04, CMD_CFGI_CD = 0x05, CMD_TLBI_NH_ASID = 0x11;
     static final int CMD_TLBI_NH_VA = 0x12, CMD_TLBI_EL2_ALL = 0x20, CMD_TLBI_S12_VMALL = 0x28;
     static final int CMD_TLBI_NSNH_ALL = 0x30, CMD_SYNC = 0x46;
+    static final int CMD_PRI_RESP = 0x41, CMD_RESUME = 0x44, CMD_STALL_TERM = 0x45;
 
     public final Mmio mmio;
     public final SparseGuestMemory mem;
@@ -56,6 +57,7 @@ public final class Smmuv3Driver {
     private final int strtabLog2;
     private int cmdProd;
     private int evtCons;
+    private int priCons;
     /** 2-level stream table (SPLIT 8, as Linux uses when IDR0.ST_LEVEL says 2-level). */
     private boolean twoLevel;
     private long nextL2;
@@ -297,6 +299,36 @@ public final class Smmuv3Driver {
         }
         mmio.write32(EVTQ_CONS, evtCons);
         return out;
+    }
+
+    // ---- PRI queue (§8) and fault responses (§4.5.2, §4.7.1)
+
+    /** New PRI queue entries (2 doublewords each), consumed by advancing PRIQ_CONS. */
+    public List<long[]> drainPri() {
+        List<long[]> out = new ArrayList<>();
+        int log2 = 4;
+        int mask = (2 << log2) - 1;
+        int prod = (int) mmio.read32(PRIQ_PROD) & mask;
+        while (priCons != prod) {
+            long slot = priq + (long) (priCons & ((1 << log2) - 1)) * 16;
+            out.add(new long[] {mem.get64(slot), mem.get64(slot + 8)});
+            priCons = (priCons + 1) & mask;
+        }
+        mmio.write32(PRIQ_CONS, priCons);
+        return out;
+    }
+
+    /** CMD_PRI_RESP(StreamID, SubstreamID, PRGIndex, Resp) + CMD_SYNC. */
+    public void priResponse(int sid, int ssid, int prgIndex, int resp) {
+        long w0 = ((long) sid << 32) | (ssid >= 0 ? (1L << 11) | ((long) ssid << 12) : 0);
+        cmd(CMD_PRI_RESP, w0, prgIndex | ((long) resp << 12));
+        sync();
+    }
+
+    /** CMD_RESUME(StreamID, STAG, Ac): retry (Ac 1) or terminate (Ac 0). */
+    public void resume(int sid, int stag, boolean retry) {
+        cmd(CMD_RESUME, ((long) sid << 32) | (retry ? 1L << 12 : 0), stag);
+        sync();
     }
 
     /** Global errors active now (GERROR ^ GERRORN, §6.3 SMMU_GERROR). */
