@@ -238,12 +238,13 @@ public final class VirtioIommuDevice implements IommuModel {
         do {
             DescriptorChain c;
             while ((c = vq.pop()) != null) {
-                int len = requests.handle(c);
-                if (c.returnable()) {
-                    vq.push(c.head(), len);
-                } else {
+                if (!c.returnable()) {
+                    // A head index beyond the table names no buffer: nothing to answer or return.
+                    counters.malformedChains++;
                     counters.skippedHeads++;
+                    continue;
                 }
+                vq.push(c.head(), requests.handle(c));
             }
             // Publishing avail_event happens in needsNotification; re-check for buffers the
             // driver added meanwhile (§2.7.10), so none is left without a kick.
