@@ -196,6 +196,46 @@ class VirtioIommuGuestTest {
         assertArrayEquals(new byte[] {NOENT, 0, 0, 0}, r.written());
     }
 
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(longs = {0x1000L, 0x4000L, 0x1_0000L})
+    void granulesFromPageSizeMask(long granule) {
+        VirtioIommuDriver d = driver(base().pageSizeMask(granule | 0x20_0000L).build(), ALL);
+        assertEquals(granule | 0x20_0000L, d.pageSizeMask);
+        assertEquals(OK, d.attach(1, 1, 0));
+        long va = 4 * granule;
+        assertEquals(granule == 0x1000 ? OK : RANGE, d.map(1, va + 0x1000, va + 0x1fff, 0x1000, READ), "4 KiB pieces");
+        assertEquals(RANGE, d.map(1, va, va + granule - 1, granule / 2, READ), "phys_start off the granule");
+        assertEquals(OK, d.map(1, va + 8 * granule, va + 10 * granule - 1, 6 * granule, READ));
+        IotlbEntry e = translated(1, va + 9 * granule + 0x10, DmaAccess.READ);
+        assertEquals(7 * granule + 0x10, e.translate(va + 9 * granule + 0x10));
+        assertTrue(e.addrMask() + 1 >= granule, "at least one granule per IOTLB entry");
+    }
+
+    @Test
+    void aBatchOfRequestsIsAnsweredInOrderWithOneNotification() {
+        VirtioIommuDriver d = driver();
+        DriverRing ring = d.requestRing();
+        long buf = 0x60_0000;
+        int[] heads = new int[5];
+        for (int i = 0; i < 5; i++) {
+            long r = buf + 0x100L * i;
+            byte[] req = VirtioIommuDriver.attachReq(1, i == 3 ? 0x1000 : i, 0, 0);
+            mem.write(r, req, 0, req.length);
+            heads[i] = ring.add(List.of(DriverRing.Buf.out(r, 20), DriverRing.Buf.in(r + 0x80, 4)));
+            ring.publish(heads[i]);
+        }
+        host.clear();
+        assertTrue(ring.kickNeeded());
+        assertTrue(dev.queueNotified(0));
+        assertEquals(1, host.irqCount("vq:0"));
+        for (int i = 0; i < 5; i++) {
+            DriverRing.Used u = ring.popUsed();
+            assertEquals(new DriverRing.Used(heads[i], 4), u);
+            assertEquals(i == 3 ? NOENT : OK, mem.load(buf + 0x100L * i + 0x80, 1).getAsLong());
+        }
+        assertEquals(1, dev.domainOf(4).getAsInt());
+    }
+
     // ---- ATTACH / DETACH ----
 
     @Test
