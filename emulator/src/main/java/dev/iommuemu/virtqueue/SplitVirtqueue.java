@@ -1,6 +1,7 @@
 package dev.iommuemu.virtqueue;
 
 import dev.iommuemu.memory.GuestMemory;
+import java.lang.invoke.VarHandle;
 import java.util.Map;
 import java.util.OptionalLong;
 
@@ -180,6 +181,9 @@ public final class SplitVirtqueue {
         if (pending == 0) {
             return null;
         }
+        // The ring entry and descriptors are read only after avail->idx (§2.7.13.3.1: the driver
+        // makes them visible before the index; the device reads in the opposite order).
+        VarHandle.acquireFence();
         if (pending > size) {
             // §2.7.13: at most size buffers can be outstanding; the index is garbage.
             markBroken();
@@ -309,6 +313,7 @@ public final class SplitVirtqueue {
             return false;
         }
         usedIdx = (usedIdx + 1) & 0xffff;
+        VarHandle.releaseFence(); // the element (and the buffer contents) before used->idx (§2.7.8)
         if (!mem.store(usedAddr + VirtqRing.USED_IDX, 2, usedIdx)) {
             markBroken();
             return false;
@@ -331,6 +336,9 @@ public final class SplitVirtqueue {
         if (eventIdx) {
             mem.store(usedAddr + VirtqRing.availEventOffset(size), 2, nextAvail);
         }
+        // Order the used->idx / avail_event stores before reading used_event / flags and before
+        // a re-check of avail->idx (the store-load case of §2.7.7 and §2.7.10).
+        VarHandle.fullFence();
         int old = usedAtLastDecision;
         int now = usedIdx;
         usedAtLastDecision = now;
