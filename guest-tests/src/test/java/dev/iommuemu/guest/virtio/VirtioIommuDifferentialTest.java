@@ -201,7 +201,7 @@ class VirtioIommuDifferentialTest {
                 .maxPendingFaults(4)
                 .build();
         VirtioIommuDevice dev = new VirtioIommuDevice(cfg, mem, new RecordingHost());
-        VirtioIommuDriver drv = new VirtioIommuDriver(dev, mem, seed);
+        VirtioIommuDriver drv = new VirtioIommuDriver(VirtioTransport.direct(dev), mem, seed);
         assertTrue(drv.init(VirtioIommuGuestTest.ALL, 64, 8, 24));
         Random rnd = new Random(seed);
         Ref ref = new Ref();

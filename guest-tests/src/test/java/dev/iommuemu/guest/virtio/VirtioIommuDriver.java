@@ -2,7 +2,6 @@ package dev.iommuemu.guest.virtio;
 
 import dev.iommuemu.memory.SparseGuestMemory;
 import dev.iommuemu.virtio.iommu.FaultEvent;
-import dev.iommuemu.virtio.iommu.VirtioIommuDevice;
 import dev.iommuemu.virtqueue.DriverRing;
 import dev.iommuemu.virtqueue.DriverRing.Buf;
 import java.nio.ByteBuffer;
@@ -60,7 +59,7 @@ public final class VirtioIommuDriver {
     private static final long BUFS = 0x10_0000;
     private static final long INDIRECT_TABLE = 0x8_0000;
 
-    private final VirtioIommuDevice dev;
+    private final VirtioTransport dev;
     private final SparseGuestMemory mem;
     private final Random rnd;
     private DriverRing req;
@@ -80,8 +79,8 @@ public final class VirtioIommuDriver {
     public int probeSize;
     public int bypass;
 
-    public VirtioIommuDriver(VirtioIommuDevice dev, SparseGuestMemory mem, long seed) {
-        this.dev = dev;
+    public VirtioIommuDriver(VirtioTransport transport, SparseGuestMemory mem, long seed) {
+        this.dev = transport;
         this.mem = mem;
         this.rnd = new Random(seed);
     }
@@ -163,7 +162,7 @@ public final class VirtioIommuDriver {
     private void kick(DriverRing r, int q) {
         if (r.kickNeeded()) {
             kicks++;
-            dev.queueNotified(q);
+            dev.notify(q);
         }
     }
 

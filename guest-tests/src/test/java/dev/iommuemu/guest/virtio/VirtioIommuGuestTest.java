@@ -79,7 +79,7 @@ class VirtioIommuGuestTest {
 
     VirtioIommuDriver driver(VirtioIommuConfig cfg, long wanted) {
         dev = new VirtioIommuDevice(cfg, mem, host);
-        VirtioIommuDriver d = new VirtioIommuDriver(dev, mem, 1);
+        VirtioIommuDriver d = new VirtioIommuDriver(VirtioTransport.direct(dev), mem, 1);
         assertTrue(d.init(wanted, 64, 8, 24));
         return d;
     }
@@ -624,7 +624,7 @@ class VirtioIommuGuestTest {
     @Test
     void faultsWaitForBuffersThenDropBeyondTheBound() {
         dev = new VirtioIommuDevice(base().maxPendingFaults(2).build(), mem, host);
-        VirtioIommuDriver d = new VirtioIommuDriver(dev, mem, 1);
+        VirtioIommuDriver d = new VirtioIommuDriver(VirtioTransport.direct(dev), mem, 1);
         assertTrue(d.init(ALL, 64, 0, 24)); // no event buffers yet
         for (int i = 0; i < 4; i++) {
             aborted(0x30, 0x1000L * i, DmaAccess.READ);
