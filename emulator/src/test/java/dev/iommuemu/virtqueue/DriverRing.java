@@ -1,6 +1,6 @@
 package dev.iommuemu.virtqueue;
 
-import dev.iommuemu.memory.SparseGuestMemory;
+import dev.iommuemu.memory.GuestMemory;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -27,7 +27,7 @@ public final class DriverRing {
     /** A used ring element. */
     public record Used(int id, int len) {}
 
-    private final SparseGuestMemory mem;
+    private final GuestMemory mem;
     private final int size;
     private final long desc;
     private final long avail;
@@ -42,7 +42,7 @@ public final class DriverRing {
     private final Map<Integer, List<Integer>> chains = new HashMap<>();
 
     /** A ring of {@code size} entries whose parts start at {@code base} (16-aligned). */
-    public DriverRing(SparseGuestMemory mem, int size, long base) {
+    public DriverRing(GuestMemory mem, int size, long base) {
         this.mem = mem;
         this.size = size;
         this.desc = base;
@@ -56,7 +56,7 @@ public final class DriverRing {
         numFree = size;
         // §2.7.10 driver requirement: used->flags starts at 0; the rings start zeroed.
         for (long a = base; a < end(); a += 8) {
-            mem.put64(a, 0);
+            put64(a, 0);
         }
     }
 
@@ -101,8 +101,8 @@ public final class DriverRing {
         VirtqDesc.LEN.set(w, len & 0xffff_ffffL);
         VirtqDesc.FLAGS.set(w, flags);
         VirtqDesc.NEXT.set(w, next);
-        mem.put64(at, w[0]);
-        mem.put64(at + 8, w[1]);
+        put64(at, w[0]);
+        put64(at + 8, w[1]);
     }
 
     /** Chains {@code bufs} through free descriptors (§2.7.13.1); returns the head, or -1 if too few are free. */
@@ -200,7 +200,7 @@ public final class DriverRing {
             return null;
         }
         long e = used + VirtqRing.USED_RING + 8L * (lastUsed % size);
-        Used u = new Used(mem.get32(e), mem.get32(e + 4));
+        Used u = new Used((int) mem.load(e, 4).getAsLong(), (int) mem.load(e + 4, 4).getAsLong());
         lastUsed = (lastUsed + 1) & 0xffff;
         List<Integer> ids = chains.remove(u.id());
         if (ids != null) {
@@ -211,5 +211,11 @@ public final class DriverRing {
             }
         }
         return u;
+    }
+
+    private void put64(long a, long v) {
+        if (!mem.store(a, 8, v)) {
+            throw new IllegalArgumentException("driver ring outside guest memory: 0x" + Long.toHexString(a));
+        }
     }
 }

@@ -1,6 +1,6 @@
 package dev.iommuemu.guest.virtio;
 
-import dev.iommuemu.memory.SparseGuestMemory;
+import dev.iommuemu.memory.GuestMemory;
 import dev.iommuemu.virtio.iommu.FaultEvent;
 import dev.iommuemu.virtqueue.DriverRing;
 import dev.iommuemu.virtqueue.DriverRing.Buf;
@@ -60,7 +60,7 @@ public final class VirtioIommuDriver {
     private static final long INDIRECT_TABLE = 0x8_0000;
 
     private final VirtioTransport dev;
-    private final SparseGuestMemory mem;
+    private final GuestMemory mem;
     private final Random rnd;
     private DriverRing req;
     private DriverRing evt;
@@ -79,7 +79,7 @@ public final class VirtioIommuDriver {
     public int probeSize;
     public int bypass;
 
-    public VirtioIommuDriver(VirtioTransport transport, SparseGuestMemory mem, long seed) {
+    public VirtioIommuDriver(VirtioTransport transport, GuestMemory mem, long seed) {
         this.dev = transport;
         this.mem = mem;
         this.rnd = new Random(seed);
