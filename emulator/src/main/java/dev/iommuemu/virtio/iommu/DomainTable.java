@@ -314,25 +314,25 @@ final class DomainTable {
             return new Translation(new DmaResult.Aborted("no such endpoint"), false, null);
         }
         Domain d = attached.get(ep);
-        if (d == null) {
-            if (unattachedBypass()) {
-                return identity();
-            }
-            // "The device SHOULD NOT let unattached endpoints that are not in bypass mode access ..."
-            return fault(Fault.R_DOMAIN, ep, iova, access);
-        }
-        if (d.bypass) {
-            return identity();
+        if (d == null ? unattachedBypass() : d.bypass) {
+            return identity(); // "All accesses from an endpoint in bypass mode are allowed" (identity)
         }
         for (ResvRegion r : cfg.resvRegions(ep)) {
             if (r.contains(iova)) {
                 if (r.subtype() == Structs.ResvMem.T_MSI) {
-                    // The MSI doorbell is reached untranslated (the driver cannot map it).
+                    // An MSI doorbell window is not translated ("Property RESV_MEM": the driver
+                    // cannot map it); it reaches the interrupt controller whatever the domain state.
                     int perm = Perm.UR | Perm.PR | Perm.UW | Perm.PW;
                     return new Translation(new DmaResult.Translated(block(iova, r.start(), r.end(), r.start(), perm)), true, null);
                 }
-                return fault(Fault.R_MAPPING, ep, iova, access);
+                if (d != null) {
+                    return fault(Fault.R_MAPPING, ep, iova, access);
+                }
             }
+        }
+        if (d == null) {
+            // "The device SHOULD NOT let unattached endpoints that are not in bypass mode access ..."
+            return fault(Fault.R_DOMAIN, ep, iova, access);
         }
         Mapping m = d.mappings.find(iova);
         if (m == null) {

@@ -168,13 +168,16 @@ class VirtioIommuDifferentialTest {
                 return null;
             }
             Integer dom = epDom.get(ep);
+            if (dom != null && doms.get(dom).bypass) {
+                return iova;
+            }
+            if (iova / PAGE == MSI_PAGE) {
+                return iova; // the MSI window, attached or not
+            }
             if (dom == null) {
                 return null; // bypass is 0
             }
             Dom d = doms.get(dom);
-            if (d.bypass || iova / PAGE == MSI_PAGE) {
-                return iova;
-            }
             for (long[] m : d.maps) {
                 if (m[0] <= iova && iova <= m[1]) {
                     int need = write ? 2 : 1;

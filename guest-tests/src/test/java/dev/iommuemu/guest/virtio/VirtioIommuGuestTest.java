@@ -360,6 +360,11 @@ class VirtioIommuGuestTest {
         t = dev.translateDetailed(1, MSI_START + 0x40, DmaAccess.WRITE);
         assertTrue(t.mmio());
         assertEquals(MSI_START + 0x40, ((DmaResult.Translated) t.result()).entry().translate(MSI_START + 0x40));
+        assertEquals(new IotlbEntry(MSI_START, MSI_START, 0xf_ffff, Perm.UR | Perm.PR | Perm.UW | Perm.PW),
+                ((DmaResult.Translated) t.result()).entry());
+        // ... also for an endpoint that is attached nowhere (bypass 0): the doorbell is not guest memory.
+        assertEquals(MSI_START + 4, translated(0x40, MSI_START + 4, DmaAccess.WRITE).translate(MSI_START + 4));
+        assertEquals("VIRTIO_IOMMU_FAULT_R_DOMAIN", aborted(0x40, MSI_START - 4, DmaAccess.WRITE));
     }
 
     // ---- UNMAP ----
