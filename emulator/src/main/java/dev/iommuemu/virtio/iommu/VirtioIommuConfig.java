@@ -81,6 +81,12 @@ public record VirtioIommuConfig(
         }
     }
 
+    /** The existing endpoint IDs as {first, last} pairs (a copy). */
+    @Override
+    public long[] endpointRanges() {
+        return endpointRanges.clone();
+    }
+
     /** The page granularity: the least significant bit of page_size_mask. */
     public long granule() {
         return Long.lowestOneBit(pageSizeMask);
