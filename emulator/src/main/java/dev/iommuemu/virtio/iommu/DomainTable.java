@@ -1,0 +1,433 @@
+package dev.iommuemu.virtio.iommu;
+
+import static dev.iommuemu.virtio.iommu.VirtioIommuFeatures.has;
+
+import dev.iommuemu.dma.DmaAccess;
+import dev.iommuemu.dma.DmaHost;
+import dev.iommuemu.dma.DmaResult;
+import dev.iommuemu.dma.IotlbEntry;
+import dev.iommuemu.dma.IotlbInvalidation;
+import dev.iommuemu.dma.Perm;
+import dev.iommuemu.interval.IntervalMap;
+import dev.iommuemu.interval.Mapping;
+import dev.iommuemu.virtio.iommu.Structs.Attach;
+import dev.iommuemu.virtio.iommu.Structs.Fault;
+import dev.iommuemu.virtio.iommu.Structs.Map;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The device's address-space state and the semantics of its requests: domains, which endpoint is
+ * attached where, each domain's mappings (an {@link IntervalMap}), and translation through them
+ * (virtio spec, IOMMU device, "Device operations" and its ATTACH / DETACH / MAP / UNMAP / PROBE
+ * subsections). Every request either changes nothing and returns an error status, or completes.
+ * Sizes are bounded by {@link VirtioIommuConfig}: a bound answers {@link Status#NOMEM}.
+ */
+final class DomainTable {
+
+    /** One domain: created by the first ATTACH naming it, gone when its last endpoint leaves (DETACH request). */
+    static final class Domain {
+        final int id;
+        final boolean bypass;
+        final IntervalMap mappings;
+        final Set<Integer> endpoints = new LinkedHashSet<>();
+
+        Domain(int id, boolean bypass) {
+            this.id = id;
+            this.bypass = bypass;
+            this.mappings = bypass ? null : new IntervalMap();
+        }
+
+        int mappingCount() {
+            return mappings == null ? 0 : mappings.size();
+        }
+    }
+
+    private final VirtioIommuConfig cfg;
+    private final DmaHost host;
+    private final VirtioIommuCounters counters;
+    private final HashMap<Integer, Domain> domains = new HashMap<>();
+    private final HashMap<Integer, Domain> attached = new HashMap<>();
+    private long totalMappings;
+    private long negotiated;
+    private boolean bypassField;
+
+    DomainTable(VirtioIommuConfig cfg, DmaHost host, VirtioIommuCounters counters) {
+        this.cfg = cfg;
+        this.host = host;
+        this.counters = counters;
+        this.bypassField = cfg.bypass();
+    }
+
+    void setNegotiated(long features) {
+        negotiated = features;
+    }
+
+    boolean bypassField() {
+        return bypassField;
+    }
+
+    /** Sets config field bypass; leaving bypass drops every cached identity translation. */
+    void setBypassField(boolean on) {
+        boolean was = bypassField;
+        bypassField = on;
+        if (was && !on) {
+            invalidate(IotlbInvalidation.all());
+        }
+    }
+
+    /** Device reset ("Device initialization": endpoints are not attached to any domain after reset). */
+    void reset() {
+        domains.clear();
+        attached.clear();
+        totalMappings = 0;
+        negotiated = 0;
+        invalidate(IotlbInvalidation.all());
+    }
+
+    private boolean domainInRange(int domain) {
+        // "Device operations": if DOMAIN_RANGE is offered, domain_range bounds the domain field.
+        return Integer.compareUnsigned(domain, cfg.domainStart()) >= 0 && Integer.compareUnsigned(domain, cfg.domainEnd()) <= 0;
+    }
+
+    private boolean inInputRange(long first, long last) {
+        return Long.compareUnsigned(first, cfg.inputStart()) >= 0 && Long.compareUnsigned(last, cfg.inputEnd()) <= 0;
+    }
+
+    /** Whether an endpoint that is not attached to a domain is in bypass mode ("Device operations"). */
+    boolean unattachedBypass() {
+        boolean configOffered = !cfg.legacyBypass();
+        return (configOffered && bypassField) || has(negotiated, VirtioIommuFeatures.BYPASS);
+    }
+
+    // ---- ATTACH ----
+
+    int attach(int domain, int ep, int flags, int reserved) {
+        // "ATTACH request", device requirements.
+        if (reserved != 0) {
+            return Status.INVAL;
+        }
+        boolean wantBypass = (flags & Attach.F_BYPASS) != 0;
+        // An unrecognised flag is INVAL; F_BYPASS is only defined once BYPASS_CONFIG is negotiated.
+        if ((flags & ~Attach.F_BYPASS) != 0 || (wantBypass && !has(negotiated, VirtioIommuFeatures.BYPASS_CONFIG))) {
+            return Status.INVAL;
+        }
+        if (!domainInRange(domain)) {
+            return Status.RANGE;
+        }
+        if (!cfg.endpointExists(ep)) {
+            return Status.NOENT;
+        }
+        Domain d = domains.get(domain);
+        Domain old = attached.get(ep);
+        if (d != null) {
+            if (d.bypass != wantBypass) {
+                return Status.INVAL; // F_BYPASS inconsistent with the existing domain
+            }
+            if (old == d) {
+                return Status.OK;
+            }
+            if (!cfg.sharedDomains() && !d.endpoints.isEmpty()) {
+                return Status.UNSUPP; // "If it cannot do so, the device MUST ... UNSUPP"
+            }
+        } else {
+            boolean oldGoes = old != null && old.endpoints.size() == 1;
+            if (domains.size() - (oldGoes ? 1 : 0) >= cfg.maxDomains()) {
+                return Status.NOMEM;
+            }
+        }
+        if (old == null && attached.size() >= cfg.maxEndpoints()) {
+            return Status.NOMEM;
+        }
+        // Already attached elsewhere: behave as DETACH followed by ATTACH.
+        if (old != null) {
+            leave(old, ep);
+        }
+        if (d == null) {
+            d = new Domain(domain, wantBypass);
+            domains.put(domain, d);
+        }
+        d.endpoints.add(ep);
+        attached.put(ep, d);
+        // Whatever the endpoint could reach before (bypass, another domain) is gone.
+        invalidate(new IotlbInvalidation(ep, 0, -1L));
+        return Status.OK;
+    }
+
+    // ---- DETACH ----
+
+    int detach(int domain, int ep) {
+        // "DETACH request", device requirements; reserved is ignored.
+        if (!cfg.endpointExists(ep)) {
+            return Status.NOENT;
+        }
+        if (!domainInRange(domain)) {
+            return Status.RANGE;
+        }
+        Domain d = domains.get(domain);
+        if (d == null || attached.get(ep) != d) {
+            return Status.INVAL;
+        }
+        leave(d, ep);
+        invalidate(new IotlbInvalidation(ep, 0, -1L));
+        return Status.OK;
+    }
+
+    private void leave(Domain d, int ep) {
+        d.endpoints.remove(ep);
+        attached.remove(ep);
+        if (d.endpoints.isEmpty()) {
+            // "After all endpoints have been successfully detached from a domain, it ceases to exist."
+            domains.remove(d.id);
+            totalMappings -= d.mappingCount();
+        }
+    }
+
+    // ---- MAP ----
+
+    int map(int domain, long virtStart, long virtEnd, long physStart, int flags) {
+        // "MAP request", device requirements.
+        if (!has(negotiated, VirtioIommuFeatures.MAP_UNMAP)) {
+            return Status.UNSUPP;
+        }
+        int known = Map.F_READ | Map.F_WRITE | (has(negotiated, VirtioIommuFeatures.MMIO) ? Map.F_MMIO : 0);
+        if ((flags & ~known) != 0) {
+            return Status.INVAL;
+        }
+        if (!domainInRange(domain)) {
+            return Status.RANGE;
+        }
+        Domain d = domains.get(domain);
+        if (d == null) {
+            return Status.NOENT;
+        }
+        if (d.bypass) {
+            return Status.INVAL;
+        }
+        if (Long.compareUnsigned(virtEnd, virtStart) < 0) {
+            return Status.INVAL; // the driver MUST make virt_end > virt_start
+        }
+        long g = cfg.granule() - 1;
+        if ((virtStart & g) != 0 || (physStart & g) != 0 || ((virtEnd + 1) & g) != 0) {
+            return Status.RANGE;
+        }
+        if (!inInputRange(virtStart, virtEnd)) {
+            return Status.RANGE;
+        }
+        if (Long.compareUnsigned(physStart + (virtEnd - virtStart), physStart) < 0) {
+            return Status.RANGE; // phys_end beyond 2^64
+        }
+        for (int ep : d.endpoints) {
+            for (ResvRegion r : cfg.resvRegions(ep)) {
+                if (r.overlaps(virtStart, virtEnd)) {
+                    return Status.INVAL; // "Property RESV_MEM": SHOULD reject a MAP overlapping a RESV_MEM region
+                }
+            }
+        }
+        if (d.mappings.overlaps(virtStart, virtEnd)) {
+            return Status.INVAL; // a mapping already exists in the range
+        }
+        if (d.mappings.size() >= cfg.maxMappingsPerDomain() || totalMappings >= cfg.maxMappings()) {
+            return Status.NOMEM;
+        }
+        d.mappings.insert(virtStart, virtEnd, physStart, flags);
+        totalMappings++;
+        return Status.OK;
+    }
+
+    // ---- UNMAP ----
+
+    int unmap(int domain, long virtStart, long virtEnd, int reserved) {
+        // "UNMAP request", device requirements.
+        if (!has(negotiated, VirtioIommuFeatures.MAP_UNMAP)) {
+            return Status.UNSUPP;
+        }
+        if (reserved != 0) {
+            return Status.INVAL; // MAY: we reject and do not unmap
+        }
+        if (!domainInRange(domain)) {
+            return Status.RANGE;
+        }
+        Domain d = domains.get(domain);
+        if (d == null) {
+            return Status.NOENT;
+        }
+        if (d.bypass) {
+            return Status.INVAL;
+        }
+        if (Long.compareUnsigned(virtEnd, virtStart) < 0) {
+            return Status.INVAL;
+        }
+        if (!inInputRange(virtStart, virtEnd)) {
+            return Status.RANGE;
+        }
+        // Mappings are disjoint, so only the ones holding virt_start or virt_end can be split.
+        Mapping a = d.mappings.find(virtStart);
+        Mapping b = d.mappings.find(virtEnd);
+        if ((a != null && a.first() != virtStart) || (b != null && b.last() != virtEnd)) {
+            return Status.RANGE; // would split a mapping: remove nothing (example (4))
+        }
+        IntervalMap.Removed r = d.mappings.removeWithin(virtStart, virtEnd);
+        if (r.count() > 0) {
+            totalMappings -= r.count();
+            long size = r.last() - r.first() + 1; // 0 when the span is all of 2^64
+            for (int ep : d.endpoints) {
+                invalidate(new IotlbInvalidation(ep, r.first(), size == 0 ? -1L : size));
+            }
+        }
+        return Status.OK;
+    }
+
+    // ---- PROBE ----
+
+    /**
+     * Fills {@code properties} (probe_size bytes, zeroed by the caller) with the endpoint's
+     * RESV_MEM properties ("PROBE request", "Property RESV_MEM"); returns the status.
+     */
+    int probe(int ep, byte[] properties) {
+        if (!cfg.endpointExists(ep)) {
+            return Status.NOENT;
+        }
+        int off = 0;
+        for (ResvRegion r : cfg.resvRegions(ep)) {
+            long[] w = new long[Structs.ResvMem.LAYOUT.words()];
+            Structs.ProbeProperty.TYPE.set(w, Structs.ProbeProperty.T_RESV_MEM);
+            // length excludes the 4-byte property header (device requirement).
+            Structs.ProbeProperty.LENGTH.set(w, Structs.ResvMem.SIZE - Structs.ProbeProperty.HEADER_SIZE);
+            Structs.ResvMem.SUBTYPE.set(w, r.subtype());
+            Structs.ResvMem.START.set(w, r.start());
+            Structs.ResvMem.END.set(w, r.end());
+            System.arraycopy(Structs.toBytes(w, Structs.ResvMem.SIZE), 0, properties, off, Structs.ResvMem.SIZE);
+            off += Structs.ResvMem.SIZE;
+        }
+        return Status.OK;
+    }
+
+    // ---- translation ----
+
+    Translation translate(int ep, long iova, DmaAccess access) {
+        if (!cfg.endpointExists(ep)) {
+            // No valid endpoint ID to report ("Fault reporting": the device SHOULD write a valid one).
+            counters.translateUnknownEndpoint++;
+            return new Translation(new DmaResult.Aborted("no such endpoint"), false, null);
+        }
+        Domain d = attached.get(ep);
+        if (d == null ? unattachedBypass() : d.bypass) {
+            return identity(); // "All accesses from an endpoint in bypass mode are allowed" (identity)
+        }
+        for (ResvRegion r : cfg.resvRegions(ep)) {
+            if (r.contains(iova)) {
+                if (r.subtype() == Structs.ResvMem.T_MSI) {
+                    // An MSI doorbell window is not translated ("Property RESV_MEM": the driver
+                    // cannot map it); it reaches the interrupt controller whatever the domain state.
+                    int perm = Perm.UR | Perm.PR | Perm.UW | Perm.PW;
+                    return new Translation(new DmaResult.Translated(block(iova, r.start(), r.end(), r.start(), perm)), true, null);
+                }
+                if (d != null) {
+                    return fault(Fault.R_MAPPING, ep, iova, access);
+                }
+            }
+        }
+        if (d == null) {
+            // "The device SHOULD NOT let unattached endpoints that are not in bypass mode access ..."
+            return fault(Fault.R_DOMAIN, ep, iova, access);
+        }
+        Mapping m = d.mappings.find(iova);
+        if (m == null) {
+            return fault(Fault.R_MAPPING, ep, iova, access);
+        }
+        int perm = perm(m.attrs());
+        if (!Perm.allows(perm, access)) {
+            return fault(Fault.R_MAPPING, ep, iova, access);
+        }
+        return new Translation(new DmaResult.Translated(block(iova, m.first(), m.last(), m.target(), perm)),
+                (m.attrs() & Map.F_MMIO) != 0, null);
+    }
+
+    /**
+     * Permission bits of MAP flags. virtio-iommu has no execute permission: an instruction fetch
+     * is a read. WRITE without READ is honoured as write-only ("MAP request": the device MUST NOT
+     * allow writes without WRITE; it MAY, but does not, allow reads of a write-only range).
+     */
+    static int perm(int mapFlags) {
+        int p = 0;
+        if ((mapFlags & Map.F_READ) != 0) {
+            p |= Perm.UR | Perm.PR | Perm.UX | Perm.PX;
+        }
+        if ((mapFlags & Map.F_WRITE) != 0) {
+            p |= Perm.UW | Perm.PW;
+        }
+        return p;
+    }
+
+    private static Translation identity() {
+        return new Translation(new DmaResult.Translated(new IotlbEntry(0, 0, -1L, Perm.ALL)), false, null);
+    }
+
+    private static Translation fault(int reason, int ep, long iova, DmaAccess access) {
+        String name = switch (reason) {
+            case Fault.R_DOMAIN -> "VIRTIO_IOMMU_FAULT_R_DOMAIN";
+            case Fault.R_MAPPING -> "VIRTIO_IOMMU_FAULT_R_MAPPING";
+            default -> "VIRTIO_IOMMU_FAULT_R_UNKNOWN";
+        };
+        return new Translation(new DmaResult.Aborted(name), false, FaultEvent.of(reason, ep, iova, access));
+    }
+
+    /**
+     * The largest naturally aligned power-of-two block around {@code iova} that lies inside
+     * {@code [first, last]} and whose output is equally aligned (so one IotlbEntry describes it).
+     */
+    static IotlbEntry block(long iova, long first, long last, long target, int perm) {
+        long delta = first - target;
+        int k = delta == 0 ? 64 : Long.numberOfTrailingZeros(delta);
+        long span = last - first; // size - 1
+        int fit = span == -1L ? 64 : 63 - Long.numberOfLeadingZeros(span + 1);
+        k = Math.min(k, fit);
+        long mask;
+        while (true) {
+            mask = k == 64 ? -1L : (1L << k) - 1;
+            long base = iova & ~mask;
+            if (Long.compareUnsigned(base, first) >= 0 && Long.compareUnsigned(base | mask, last) <= 0) {
+                break;
+            }
+            k--;
+        }
+        long out = target + (iova - first);
+        return new IotlbEntry(iova & ~mask, out & ~mask, mask, perm);
+    }
+
+    private void invalidate(IotlbInvalidation inv) {
+        counters.invalidations++;
+        host.invalidate(inv);
+    }
+
+    // ---- introspection (control API, tests) ----
+
+    int domainCount() {
+        return domains.size();
+    }
+
+    int attachedCount() {
+        return attached.size();
+    }
+
+    long totalMappings() {
+        return totalMappings;
+    }
+
+    /** The domain endpoint {@code ep} is attached to, or {@code null}. */
+    Domain domainOf(int ep) {
+        return attached.get(ep);
+    }
+
+    Domain domain(int id) {
+        return domains.get(id);
+    }
+
+    List<Mapping> mappings(int domain) {
+        Domain d = domains.get(domain);
+        return d == null || d.mappings == null ? List.of() : d.mappings.overlapping(0, -1L);
+    }
+}

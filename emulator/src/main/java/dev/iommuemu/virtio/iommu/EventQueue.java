@@ -1,0 +1,95 @@
+package dev.iommuemu.virtio.iommu;
+
+import dev.iommuemu.memory.GuestMemory;
+import dev.iommuemu.virtqueue.DescriptorChain;
+import dev.iommuemu.virtqueue.SplitVirtqueue;
+import java.util.ArrayDeque;
+
+/**
+ * Fault delivery on the event virtqueue (virtio spec, IOMMU device, "Fault reporting"): each
+ * report fills one driver-supplied device-writable buffer. When no buffer is available the
+ * report waits in a FIFO of at most {@code maxPendingFaults} entries and goes out, in order, when
+ * the driver adds buffers (an eventq notification); beyond that bound reports are dropped and
+ * counted (the spec lets the device "either wait for one to be consumed, or drop the event").
+ * A buffer too small for a report is returned unused (used length 0): the device SHOULD NOT split
+ * a report over several buffers.
+ */
+final class EventQueue {
+    private final SplitVirtqueue vq;
+    private final GuestMemory mem;
+    private final VirtioIommuCounters counters;
+    private final int maxPending;
+    private final ArrayDeque<FaultEvent> pending = new ArrayDeque<>();
+
+    EventQueue(SplitVirtqueue vq, GuestMemory mem, VirtioIommuCounters counters, int maxPending) {
+        this.vq = vq;
+        this.mem = mem;
+        this.counters = counters;
+        this.maxPending = maxPending;
+    }
+
+    /** Queues a report and delivers what buffers allow; {@code true} if the driver should be notified. */
+    boolean post(FaultEvent e) {
+        counters.faultsReported++;
+        drain();
+        if (pending.isEmpty()) {
+            pending.addLast(e);
+            drain();
+            if (!pending.isEmpty()) {
+                if (maxPending == 0) {
+                    pending.clear();
+                    counters.faultsDropped++;
+                } else {
+                    counters.faultsDeferred++;
+                }
+            }
+        } else if (pending.size() < maxPending) {
+            pending.addLast(e); // keep order behind reports already waiting
+            counters.faultsDeferred++;
+        } else {
+            counters.faultsDropped++;
+        }
+        return vq.needsNotification();
+    }
+
+    /** Delivers pending reports into available buffers; {@code true} if the driver should be notified. */
+    boolean flush() {
+        drain();
+        return vq.needsNotification();
+    }
+
+    /** Writes pending reports while buffers last; {@code true} when nothing is left pending. */
+    private boolean drain() {
+        while (!pending.isEmpty()) {
+            DescriptorChain c = vq.pop();
+            if (c == null) {
+                return false;
+            }
+            if (!c.ok() || c.writableLength() < Structs.Fault.SIZE) {
+                counters.eventBuffersRejected++;
+                if (c.returnable()) {
+                    vq.push(c.head(), 0);
+                }
+                continue;
+            }
+            FaultEvent e = pending.peekFirst();
+            if (!c.write(mem, 0, e.encode(), 0, Structs.Fault.SIZE)) {
+                counters.eventBuffersRejected++;
+                vq.push(c.head(), 0);
+                continue;
+            }
+            pending.removeFirst();
+            vq.push(c.head(), Structs.Fault.SIZE);
+            counters.faultsDelivered++;
+        }
+        return true;
+    }
+
+    int pendingCount() {
+        return pending.size();
+    }
+
+    void reset() {
+        pending.clear();
+    }
+}

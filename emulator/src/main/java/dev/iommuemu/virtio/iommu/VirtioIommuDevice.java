@@ -1,0 +1,341 @@
+package dev.iommuemu.virtio.iommu;
+
+import dev.iommuemu.dma.DmaAccess;
+import dev.iommuemu.dma.DmaHost;
+import dev.iommuemu.dma.DmaResult;
+import dev.iommuemu.dma.IommuModel;
+import dev.iommuemu.interval.Mapping;
+import dev.iommuemu.memory.GuestMemory;
+import dev.iommuemu.virtio.iommu.Structs.Config;
+import dev.iommuemu.virtqueue.DescriptorChain;
+import dev.iommuemu.virtqueue.SplitVirtqueue;
+import dev.iommuemu.virtqueue.VirtqRing;
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalInt;
+
+/**
+ * The virtio-iommu device (virtio spec, IOMMU device; device ID 23) as the transport sees it:
+ * feature negotiation, the 40-byte config space, the request queue (0) and the event queue (1)
+ * as split virtqueues in guest memory, reset, and DMA translation for the VMM.
+ *
+ * <p>How the daemon drives it (vhost-user): {@link #deviceFeatures()} / {@link #setDriverFeatures}
+ * (GET/SET_FEATURES), {@link #readConfig} / {@link #writeConfig} (GET/SET_CONFIG),
+ * {@link #setQueueSize}, {@link #setQueueAddresses} (guest-physical), {@link #setQueueNextAvail} /
+ * {@link #queueNextAvail} (SET/GET_VRING_BASE), {@link #setQueueEnabled} (SET_VRING_ENABLE), and
+ * {@link #queueNotified} on every kick. Used buffer notifications go out as
+ * {@code DmaHost.raiseIrq("vq:0")} / {@code "vq:1"} (the daemon writes the queue's call eventfd);
+ * {@link #queueNotified} also returns whether it raised one. A fault produced by
+ * {@link #translate} goes to the event queue and may raise {@code "vq:1"} from the calling thread.
+ *
+ * <p>Every public method takes the device lock, so the daemon may call from several threads.
+ */
+public final class VirtioIommuDevice implements IommuModel {
+    public static final int DEVICE_ID = 23;
+    /** Virtqueues ("Virtqueues"): 0 requestq, 1 eventq. */
+    public static final int REQUEST_QUEUE = 0;
+    public static final int EVENT_QUEUE = 1;
+    public static final int QUEUE_COUNT = 2;
+
+    private final VirtioIommuConfig cfg;
+    private final DmaHost host;
+    private final SplitVirtqueue[] queues;
+    private final VirtioIommuCounters counters = new VirtioIommuCounters();
+    private final DomainTable table;
+    private final RequestQueue requests;
+    private final EventQueue events;
+    private final long offered;
+    private long negotiated;
+
+    public VirtioIommuDevice(VirtioIommuConfig cfg, GuestMemory memory, DmaHost host) {
+        this.cfg = cfg;
+        this.host = host;
+        this.queues = new SplitVirtqueue[] {new SplitVirtqueue(memory, cfg.maxQueueSize()), new SplitVirtqueue(memory, cfg.maxQueueSize())};
+        this.table = new DomainTable(cfg, host, counters);
+        this.requests = new RequestQueue(memory, table, counters, cfg.probeSize());
+        this.events = new EventQueue(queues[EVENT_QUEUE], memory, counters, cfg.maxPendingFaults());
+        long f = VirtioIommuFeatures.bit(VirtioIommuFeatures.INPUT_RANGE)
+                | VirtioIommuFeatures.bit(VirtioIommuFeatures.DOMAIN_RANGE)
+                | VirtioIommuFeatures.bit(VirtioIommuFeatures.MAP_UNMAP)
+                | 1L << VirtqRing.F_INDIRECT_DESC
+                | 1L << VirtqRing.F_EVENT_IDX
+                | 1L << VirtqRing.F_VERSION_1;
+        // "Feature bits", device requirements: new devices offer BYPASS_CONFIG, never both.
+        f |= VirtioIommuFeatures.bit(cfg.legacyBypass() ? VirtioIommuFeatures.BYPASS : VirtioIommuFeatures.BYPASS_CONFIG);
+        if (cfg.probeSize() > 0) {
+            f |= VirtioIommuFeatures.bit(VirtioIommuFeatures.PROBE);
+        }
+        if (cfg.mmio()) {
+            f |= VirtioIommuFeatures.bit(VirtioIommuFeatures.MMIO);
+        }
+        if (cfg.accessPlatform()) {
+            f |= 1L << VirtqRing.F_ACCESS_PLATFORM;
+        }
+        this.offered = f;
+    }
+
+    public VirtioIommuConfig config() {
+        return cfg;
+    }
+
+    // ---- features (virtio 1.2 §2.2, §3.1.1) ----
+
+    /** The device feature bits offered. */
+    public long deviceFeatures() {
+        return offered;
+    }
+
+    /**
+     * The driver's accepted features. Returns {@code false} (FEATURES_OK must not be set, and
+     * nothing changes) when they include a bit not offered or lack VIRTIO_F_VERSION_1: this is a
+     * non-transitional device (§6.1: a device that offers VERSION_1 may fail a driver that does not
+     * accept it).
+     */
+    public synchronized boolean setDriverFeatures(long features) {
+        if ((features & ~offered) != 0 || (features & 1L << VirtqRing.F_VERSION_1) == 0) {
+            return false;
+        }
+        negotiated = features;
+        table.setNegotiated(features);
+        requests.setNegotiated(features);
+        boolean eventIdx = (features & 1L << VirtqRing.F_EVENT_IDX) != 0;
+        boolean indirect = (features & 1L << VirtqRing.F_INDIRECT_DESC) != 0;
+        for (SplitVirtqueue q : queues) {
+            q.setFeatures(eventIdx, indirect);
+        }
+        return true;
+    }
+
+    public synchronized long driverFeatures() {
+        return negotiated;
+    }
+
+    // ---- config space ("Device configuration layout") ----
+
+    public int configSize() {
+        return Config.SIZE;
+    }
+
+    /** The 40 config bytes as the driver reads them. */
+    public synchronized byte[] configBytes() {
+        long[] w = new long[Config.LAYOUT.words()];
+        Config.PAGE_SIZE_MASK.set(w, cfg.pageSizeMask());
+        Config.INPUT_START.set(w, cfg.inputStart());
+        Config.INPUT_END.set(w, cfg.inputEnd());
+        Config.DOMAIN_START.set(w, cfg.domainStart() & 0xffff_ffffL);
+        Config.DOMAIN_END.set(w, cfg.domainEnd() & 0xffff_ffffL);
+        Config.PROBE_SIZE.set(w, cfg.probeSize());
+        Config.BYPASS.set(w, table.bypassField() ? 1 : 0);
+        return Structs.toBytes(w, Config.SIZE);
+    }
+
+    /** A little-endian read of {@code size} bytes at {@code offset}; bytes beyond the space read as zero. */
+    public synchronized long readConfig(int offset, int size) {
+        byte[] b = configBytes();
+        long v = 0;
+        for (int i = 0; i < size && i < 8; i++) {
+            int o = offset + i;
+            if (o >= 0 && o < b.length) {
+                v |= (b[o] & 0xffL) << (8 * i);
+            }
+        }
+        return v;
+    }
+
+    /**
+     * A driver write. Only {@code bypass} is writable, and only with BYPASS_CONFIG negotiated and a
+     * value of 0 or 1 ("Device configuration layout", driver requirements); anything else is
+     * ignored and counted.
+     */
+    public synchronized void writeConfig(int offset, int size, long value) {
+        int rel = Config.BYPASS_OFFSET - offset;
+        boolean coversBypass = rel >= 0 && rel < size;
+        if (!coversBypass || !VirtioIommuFeatures.has(negotiated, VirtioIommuFeatures.BYPASS_CONFIG)) {
+            counters.configWritesIgnored++;
+            return;
+        }
+        long v = (value >>> (8 * rel)) & 0xff;
+        if (v > 1) {
+            counters.configWritesIgnored++;
+            return;
+        }
+        table.setBypassField(v == 1);
+    }
+
+    // ---- queues ----
+
+    public int queueCount() {
+        return QUEUE_COUNT;
+    }
+
+    public int maxQueueSize() {
+        return cfg.maxQueueSize();
+    }
+
+    public synchronized boolean setQueueSize(int q, int size) {
+        return validQueue(q) && queues[q].setSize(size);
+    }
+
+    public synchronized int queueSize(int q) {
+        return validQueue(q) ? queues[q].size() : 0;
+    }
+
+    /** Guest-physical addresses of the descriptor table, available ring and used ring. */
+    public synchronized boolean setQueueAddresses(int q, long desc, long avail, long used) {
+        return validQueue(q) && queues[q].setAddresses(desc, avail, used);
+    }
+
+    public synchronized void setQueueEnabled(int q, boolean enabled) {
+        if (validQueue(q)) {
+            queues[q].setEnabled(enabled);
+        }
+    }
+
+    public synchronized boolean queueEnabled(int q) {
+        return validQueue(q) && queues[q].enabled();
+    }
+
+    /** vhost-user SET_VRING_BASE: the next available-ring index to read. */
+    public synchronized void setQueueNextAvail(int q, int idx) {
+        if (validQueue(q)) {
+            queues[q].setNextAvail(idx);
+        }
+    }
+
+    /** vhost-user GET_VRING_BASE. */
+    public synchronized int queueNextAvail(int q) {
+        return validQueue(q) ? queues[q].nextAvail() : 0;
+    }
+
+    /** Whether a ring fault stopped the queue (the device needs a reset, virtio §2.1.2). */
+    public synchronized boolean queueBroken(int q) {
+        return validQueue(q) && queues[q].broken();
+    }
+
+    /** The queue's counters (chains, malformed chains by kind, notifications). */
+    public synchronized Map<String, Long> queueCounters(int q) {
+        return validQueue(q) ? queues[q].counters() : Map.of();
+    }
+
+    /**
+     * The driver notified queue {@code q}: process every available buffer (requests on queue 0;
+     * new event buffers on queue 1 let pending fault reports out). Returns whether a used buffer
+     * notification was raised ({@code DmaHost.raiseIrq("vq:" + q)}).
+     */
+    public synchronized boolean queueNotified(int q) {
+        if (q == REQUEST_QUEUE) {
+            return processRequests();
+        }
+        if (q == EVENT_QUEUE) {
+            return signal(EVENT_QUEUE, events.flush());
+        }
+        return false;
+    }
+
+    private boolean processRequests() {
+        SplitVirtqueue vq = queues[REQUEST_QUEUE];
+        boolean notify = false;
+        do {
+            DescriptorChain c;
+            while ((c = vq.pop()) != null) {
+                if (!c.returnable()) {
+                    // A head index beyond the table names no buffer: nothing to answer or return.
+                    counters.malformedChains++;
+                    counters.skippedHeads++;
+                    continue;
+                }
+                vq.push(c.head(), requests.handle(c));
+            }
+            // Publishing avail_event happens in needsNotification; re-check for buffers the
+            // driver added meanwhile (§2.7.10), so none is left without a kick.
+            notify |= vq.needsNotification();
+        } while (vq.hasAvailable());
+        return signal(REQUEST_QUEUE, notify);
+    }
+
+    private boolean signal(int q, boolean notify) {
+        if (notify) {
+            host.raiseIrq("vq:" + q);
+        }
+        return notify;
+    }
+
+    private boolean validQueue(int q) {
+        return q >= 0 && q < QUEUE_COUNT;
+    }
+
+    // ---- reset ----
+
+    /**
+     * Device reset (virtio §2.1, §2.4): queues and negotiated features cleared, every endpoint
+     * detached, pending fault reports discarded. Config bypass keeps its value ("SHOULD NOT change on
+     * device reset"); cached translations are invalidated.
+     */
+    public synchronized void reset() {
+        for (SplitVirtqueue q : queues) {
+            q.reset();
+        }
+        negotiated = 0;
+        table.reset();
+        requests.setNegotiated(0);
+        events.reset();
+    }
+
+    /** System reset: a device reset that also restores config bypass to its initial value. */
+    public synchronized void systemReset() {
+        reset();
+        table.setBypassField(cfg.bypass());
+    }
+
+    // ---- translation ----
+
+    /** IommuModel: {@code endpoint} is the virtio-iommu endpoint ID; {@code substream} is ignored. */
+    @Override
+    public DmaResult translate(int endpoint, int substream, long iova, DmaAccess access) {
+        return translateDetailed(endpoint, iova, access).result();
+    }
+
+    /**
+     * Translates one access and tells whether it targets an MMIO mapping. A fault is posted to the
+     * event queue (or held / dropped, see {@link EventQueue}) before this returns.
+     */
+    public synchronized Translation translateDetailed(int endpoint, long iova, DmaAccess access) {
+        Translation t = table.translate(endpoint, iova, access);
+        if (t.fault() != null) {
+            signal(EVENT_QUEUE, events.post(t.fault()));
+        }
+        return t;
+    }
+
+    // ---- introspection (control API, tests) ----
+
+    public VirtioIommuCounters counters() {
+        return counters;
+    }
+
+    public synchronized OptionalInt domainOf(int endpoint) {
+        DomainTable.Domain d = table.domainOf(endpoint);
+        return d == null ? OptionalInt.empty() : OptionalInt.of(d.id);
+    }
+
+    public synchronized boolean domainIsBypass(int domain) {
+        DomainTable.Domain d = table.domain(domain);
+        return d != null && d.bypass;
+    }
+
+    public synchronized int domainCount() {
+        return table.domainCount();
+    }
+
+    public synchronized long mappingCount() {
+        return table.totalMappings();
+    }
+
+    public synchronized List<Mapping> mappings(int domain) {
+        return table.mappings(domain);
+    }
+
+    public synchronized int pendingFaults() {
+        return events.pendingCount();
+    }
+}
