@@ -146,8 +146,8 @@ class CommandsTest {
     }
 
     private static long s1Page(Harness h, long va, long pa) {
-        long root = h.tables.newTable();
-        h.tables.map(root, 0, va, pa, PageTables.S1_RW);
+        long root = h.tables.s1Root();
+        h.tables.map(root, va, pa, PageTables.S1_RW);
         h.cd(Harness.CDS, Harness.cd(root, 5));
         h.ste(1, Harness.s1Ste(Harness.CDS, 0));
         return root;
@@ -162,13 +162,13 @@ class CommandsTest {
     @Test
     void rangeTlbiCoversExactlyItsPages() {
         Harness h = new Harness(Smmuv3Profile.DEFAULT).enable();
-        long root = h.tables.newTable();
+        long root = h.tables.s1Root();
         h.cd(Harness.CDS, Harness.cd(root, 5));
         h.ste(1, Harness.s1Ste(Harness.CDS, 0));
         for (int i = 0; i < 8; i++) {
-            h.tables.map(root, 0, 0x10_0000L + i * 4096L, 0x20_0000L + i * 4096L, PageTables.S1_RW);
+            h.tables.map(root, 0x10_0000L + i * 4096L, 0x20_0000L + i * 4096L, PageTables.S1_RW);
             out(h, 0x10_0000L + i * 4096L);
-            h.tables.map(root, 0, 0x10_0000L + i * 4096L, 0x30_0000L + i * 4096L, PageTables.S1_RW);
+            h.tables.map(root, 0x10_0000L + i * 4096L, 0x30_0000L + i * 4096L, PageTables.S1_RW);
         }
         // TG 4KB, SCALE 1, NUM 1: (1 + 1) * 2^1 = 4 pages from 0x101000.
         h.cmd(Command.build(CMD_TLBI_NH_VA).set(Command.TLBI_ASID, 5).set(Command.TLBI_TG, 1)
@@ -189,16 +189,16 @@ class CommandsTest {
         Harness h = new Harness(Smmuv3Profile.DEFAULT).enable();
         long root = s1Page(h, 0x10_0000L, 0x20_0000L);
         out(h, 0x10_0000L);
-        h.tables.map(root, 0, 0x10_0000L, 0x30_0000L, PageTables.S1_RW);
+        h.tables.map(root, 0x10_0000L, 0x30_0000L, PageTables.S1_RW);
         h.cmd(Command.build(CMD_TLBI_NH_VAA).set(Command.TLBI_ADDR, 0x100L).command());
         assertEquals(0x30_0000L, out(h, 0x10_0000L));
-        h.tables.map(root, 0, 0x10_0000L, 0x40_0000L, PageTables.S1_RW);
+        h.tables.map(root, 0x10_0000L, 0x40_0000L, PageTables.S1_RW);
         h.cmd(Command.build(CMD_TLBI_NSNH_ALL).command());
         assertEquals(0x40_0000L, out(h, 0x10_0000L));
-        h.tables.map(root, 0, 0x10_0000L, 0x50_0000L, PageTables.S1_RW);
+        h.tables.map(root, 0x10_0000L, 0x50_0000L, PageTables.S1_RW);
         h.cmd(Command.build(CMD_TLBI_S12_VMALL).set(Command.TLBI_VMID, 0).command());
         assertEquals(0x50_0000L, out(h, 0x10_0000L));
-        h.tables.map(root, 0, 0x10_0000L, 0x60_0000L, PageTables.S1_RW);
+        h.tables.map(root, 0x10_0000L, 0x60_0000L, PageTables.S1_RW);
         h.cmd(Command.build(CMD_TLBI_NH_ALL).set(Command.TLBI_VMID, 1).command()); // another VMID
         assertEquals(0x50_0000L, out(h, 0x10_0000L));
         h.cmd(Command.build(CMD_TLBI_NH_ALL).set(Command.TLBI_VMID, 0).command());
@@ -208,11 +208,11 @@ class CommandsTest {
     @Test
     void s2IpaInvalidatesStage2Entries() {
         Harness h = new Harness(Smmuv3Profile.DEFAULT).enable();
-        long s2 = h.tables.newTable();
-        h.tables.map(s2, 1, 0x10_0000L, 0x20_0000L, PageTables.S2_RW);
+        long s2 = h.tables.s2Root(24, 1);
+        h.tables.map(s2, 0x10_0000L, 0x20_0000L, PageTables.S2_RW);
         h.ste(1, Harness.s2Ste(s2, 9));
         assertEquals(0x20_0000L, out(h, 0x10_0000L));
-        h.tables.map(s2, 1, 0x10_0000L, 0x30_0000L, PageTables.S2_RW);
+        h.tables.map(s2, 0x10_0000L, 0x30_0000L, PageTables.S2_RW);
         h.cmd(Command.build(CMD_TLBI_S2_IPA).set(Command.TLBI_VMID, 8).set(Command.TLBI_IPA, 0x100L).command());
         assertEquals(0x20_0000L, out(h, 0x10_0000L)); // other VMID
         h.cmd(Command.build(CMD_TLBI_S2_IPA).set(Command.TLBI_VMID, 9).set(Command.TLBI_IPA, 0x100L).command());
@@ -222,19 +222,19 @@ class CommandsTest {
     @Test
     void el2TlbisActOnEl2Streams() {
         Harness h = new Harness(Smmuv3Profile.MAX).enable();
-        long root = h.tables.newTable();
-        h.tables.map(root, 0, 0x10_0000L, 0x20_0000L, PageTables.S1_RW);
+        long root = h.tables.s1Root();
+        h.tables.map(root, 0x10_0000L, 0x20_0000L, PageTables.S1_RW);
         h.cd(Harness.CDS, Harness.cd(root, 5));
         long[] ste = Harness.s1Ste(Harness.CDS, 0);
         Ste.STRW.set(ste, Ste.STRW_EL2);
         h.ste(1, ste);
         assertEquals(0x20_0000L, out(h, 0x10_0000L));
-        h.tables.map(root, 0, 0x10_0000L, 0x30_0000L, PageTables.S1_RW);
+        h.tables.map(root, 0x10_0000L, 0x30_0000L, PageTables.S1_RW);
         h.cmd(Command.build(CMD_TLBI_NH_ALL).command()); // not EL2 entries
         assertEquals(0x20_0000L, out(h, 0x10_0000L));
         h.cmd(Command.build(CMD_TLBI_EL2_VA).set(Command.TLBI_ASID, 5).set(Command.TLBI_ADDR, 0x100L).command());
         assertEquals(0x30_0000L, out(h, 0x10_0000L));
-        h.tables.map(root, 0, 0x10_0000L, 0x40_0000L, PageTables.S1_RW);
+        h.tables.map(root, 0x10_0000L, 0x40_0000L, PageTables.S1_RW);
         h.cmd(Command.build(CMD_TLBI_EL2_ALL).command());
         assertEquals(0x40_0000L, out(h, 0x10_0000L));
     }

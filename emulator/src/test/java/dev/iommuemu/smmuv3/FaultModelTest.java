@@ -25,8 +25,8 @@ class FaultModelTest {
     private static final int SID = 2;
 
     private static long s1(Harness h, long va, long pa, long attrs, long[] cd) {
-        long root = h.tables.newTable();
-        h.tables.map(root, 0, va, pa, attrs);
+        long root = h.tables.s1Root();
+        h.tables.map(root, va, pa, attrs);
         Cd.TTB0.set(cd, root >>> 4);
         h.cd(Harness.CDS, cd);
         h.ste(SID, Harness.s1Ste(Harness.CDS, 0));
@@ -69,7 +69,7 @@ class FaultModelTest {
         Cd.HA.set(cd, 1);
         long root = s1(h, 0x1000, 0x2000, PageTables.S1_AP_RW_ALL | PageTables.NG, cd);
         assertInstanceOf(DmaResult.Translated.class, h.smmu.translate(SID, -1, 0x1000, DmaAccess.READ));
-        long leaf = h.mem.get64(h.tables.leaf(root, 0, 0x1000, 3));
+        long leaf = h.mem.get64(h.tables.leaf(root, 0x1000, 3));
         assertTrue((leaf & PageTables.AF) != 0); // §3.13: the SMMU set the Access flag
         // The default profile has no HTTU: CD.HA is ILLEGAL there (§5.4 CD.HA).
         Harness d = new Harness(Smmuv3Profile.DEFAULT).enable();
@@ -87,7 +87,7 @@ class FaultModelTest {
         long dbm = 1L << 51;
         long root = s1(h, 0x1000, 0x2000, PageTables.S1_RW | PageTables.S1_AP_RO_ALL | dbm, cd); // clean, writable-clean
         assertInstanceOf(DmaResult.Translated.class, h.smmu.translate(SID, -1, 0x1000, DmaAccess.WRITE));
-        long leaf = h.mem.get64(h.tables.leaf(root, 0, 0x1000, 3));
+        long leaf = h.mem.get64(h.tables.leaf(root, 0x1000, 3));
         assertEquals(0, leaf & (1L << 7)); // §3.13.3: AP[2] cleared: the page is now dirty
     }
 

@@ -1,13 +1,18 @@
 package dev.iommuemu.smmuv3;
 
 import dev.iommuemu.memory.SparseGuestMemory;
+import dev.iommuemu.pagetable.Granule;
+import dev.iommuemu.pagetable.testing.PageTableBuilder;
+import java.util.HashMap;
+import java.util.Map;
 
 /**
- * Builds VMSAv8-64 4KB-granule translation tables in guest memory the way a guest kernel does
- * (Arm ARM D8.3 descriptor formats), for SMMUv3 tests and guest drivers.
+ * 4KB-granule translation tables for SMMUv3 tests, guest drivers and benchmarks, as a guest kernel
+ * writes them: trees identified by their root address (what a CD's TTB0 or an STE's S2TTB holds),
+ * built by the shared {@link PageTableBuilder}. Also hands out raw zeroed tables for tests that
+ * build unusual trees by hand (nested stage 1 tables in IPA space).
  */
 public final class PageTables {
-    public static final long VALID_TABLE = 0b11;
     public static final long PAGE = 0b11;
     public static final long BLOCK = 0b01;
     public static final long AF = 1L << 10;
@@ -19,12 +24,6 @@ public final class PageTables {
     public static final long S1_AP_RO_ALL = 0b11L << 6;
     /** Stage 1 AP[2:1]: 0b00 read/write privileged only. */
     public static final long S1_AP_RW_PRIV = 0b00L << 6;
-    public static final long PXN = 1L << 53;
-    public static final long UXN = 1L << 54;
-    /** Stage 2 S2AP (bits [7:6]). */
-    public static final long S2AP_R = 0b01L << 6;
-    public static final long S2AP_W = 0b10L << 6;
-    public static final long S2AP_RW = 0b11L << 6;
     /** Stage 2 MemAttr[3:0] = Normal write-back (bits [5:2]). */
     public static final long S2_MEMATTR_WB = 0b1111L << 2;
     /**
@@ -33,68 +32,59 @@ public final class PageTables {
      */
     public static final long S1_RW = AF | SH_INNER | S1_AP_RW_ALL | NG;
     /** Stage 2 leaf attributes for a read/write page. */
-    public static final long S2_RW = AF | SH_INNER | S2AP_RW | S2_MEMATTR_WB;
+    public static final long S2_RW = PageTableBuilder.S2_RW | SH_INNER;
 
     private final SparseGuestMemory mem;
-    private long next;
+    private final PageTableBuilder.Bump alloc;
+    private final Map<Long, PageTableBuilder> trees = new HashMap<>();
 
-    /** Tables are allocated upward from {@code allocBase} (4KB aligned). */
+    /** Tables are allocated upward from {@code allocBase} (fresh, zero memory; 240 MiB available). */
     public PageTables(SparseGuestMemory mem, long allocBase) {
         this.mem = mem;
-        this.next = allocBase;
+        this.alloc = new PageTableBuilder.Bump(allocBase, 0x0f00_0000L);
     }
 
-    /** A fresh zeroed 4KB table. */
+    /** A stage 1 tree: 48-bit VA (T0SZ 16, start level 0), 48-bit output; returns its TTB0. */
+    public long s1Root() {
+        return register(PageTableBuilder.stage1(mem, alloc, Granule.G4K, 16, 48, 48));
+    }
+
+    /** A stage 2 tree for S2T0SZ {@code t0sz} starting at {@code startLevel}; returns its S2TTB. */
+    public long s2Root(int t0sz, int startLevel) {
+        return register(PageTableBuilder.stage2(mem, alloc, Granule.G4K, t0sz, startLevel, 48, 48));
+    }
+
+    private long register(PageTableBuilder b) {
+        long root = b.ttb();
+        trees.put(root, b);
+        return root;
+    }
+
+    /** A raw zeroed 4KB table, for trees built by hand. */
     public long newTable() {
-        long t = next;
-        next += 4096;
-        for (int i = 0; i < 512; i++) {
-            mem.put64(t + i * 8L, 0);
-        }
-        return t;
+        return alloc.allocate(4096, 4096);
     }
 
-    /**
-     * Maps the 4KB page at {@code va} to {@code pa} with {@code attrs} under {@code root}, whose
-     * table resolves level {@code startLevel}; returns the leaf descriptor's address.
-     */
-    public long map(long root, int startLevel, long va, long pa, long attrs) {
-        return map(root, startLevel, va, pa, attrs, 3);
+    /** Maps the 4KB page at {@code va} to {@code pa} in the tree at {@code root}; returns the leaf's address. */
+    public long map(long root, long va, long pa, long attrs) {
+        return map(root, va, pa, attrs, 3);
     }
 
     /** Maps a block or page whose leaf is at {@code leafLevel} (1: 1GB, 2: 2MB, 3: 4KB). */
-    public long map(long root, int startLevel, long va, long pa, long attrs, int leafLevel) {
-        long table = root;
-        for (int level = startLevel; level < leafLevel; level++) {
-            long slot = table + index(va, level) * 8;
-            long d = mem.get64(slot);
-            if ((d & 1) == 0) {
-                long t = newTable();
-                mem.put64(slot, t | VALID_TABLE);
-                table = t;
-            } else {
-                table = d & 0x0000_ffff_ffff_f000L;
-            }
-        }
-        long slot = table + index(va, leafLevel) * 8;
-        mem.put64(slot, pa | attrs | (leafLevel == 3 ? PAGE : BLOCK));
-        return slot;
+    public long map(long root, long va, long pa, long attrs, int leafLevel) {
+        return tree(root).map(va, pa, leafLevel, attrs);
     }
 
-    /** The address of the leaf descriptor of {@code va}, or -1 when a table is missing. */
-    public long leaf(long root, int startLevel, long va, int leafLevel) {
-        long table = root;
-        for (int level = startLevel; level < leafLevel; level++) {
-            long d = mem.get64(table + index(va, level) * 8);
-            if ((d & 1) == 0) {
-                return -1;
-            }
-            table = d & 0x0000_ffff_ffff_f000L;
-        }
-        return table + index(va, leafLevel) * 8;
+    /** The address of the leaf descriptor slot of {@code va} at {@code leafLevel}. */
+    public long leaf(long root, long va, int leafLevel) {
+        return tree(root).slot(va, leafLevel);
     }
 
-    private static long index(long va, int level) {
-        return (va >>> (12 + 9 * (3 - level))) & 511;
+    private PageTableBuilder tree(long root) {
+        PageTableBuilder b = trees.get(root);
+        if (b == null) {
+            throw new IllegalStateException("no tree at 0x" + Long.toHexString(root));
+        }
+        return b;
     }
 }

@@ -91,8 +91,8 @@ class TranslationTest {
     }
 
     private static long s1Setup(Harness h, int asid, long va, long pa) {
-        long root = h.tables.newTable();
-        h.tables.map(root, 0, va, pa, PageTables.S1_RW);
+        long root = h.tables.s1Root();
+        h.tables.map(root, va, pa, PageTables.S1_RW);
         h.cd(CD0, Harness.cd(root, asid));
         h.ste(SID, Harness.s1Ste(CD0, 0));
         return root;
@@ -127,7 +127,7 @@ class TranslationTest {
         long root = s1Setup(h, 7, 0x4000_0000L, 0x9000_0000L);
         assertEquals(0x9000_0000L, translated(h.smmu.translate(SID, -1, 0x4000_0000L, DmaAccess.READ)).entry()
                 .translatedAddr());
-        long leaf = h.tables.leaf(root, 0, 0x4000_0000L, 3);
+        long leaf = h.tables.leaf(root, 0x4000_0000L, 3);
         h.mem.put64(leaf, 0xa000_0000L | PageTables.S1_RW | PageTables.PAGE);
         // No TLBI yet: the TLB still holds the old page (§3.17), and strict mode reports it.
         assertEquals(0x9000_0000L, translated(h.smmu.translate(SID, -1, 0x4000_0000L, DmaAccess.READ)).entry()
@@ -147,7 +147,7 @@ class TranslationTest {
         Harness h = new Harness(Smmuv3Profile.DEFAULT).enable();
         long root = s1Setup(h, 7, 0x4000_0000L, 0x9000_0000L);
         h.smmu.translate(SID, -1, 0x4000_0000L, DmaAccess.READ);
-        h.mem.put64(h.tables.leaf(root, 0, 0x4000_0000L, 3), 0xa000_0000L | PageTables.S1_RW | PageTables.PAGE);
+        h.mem.put64(h.tables.leaf(root, 0x4000_0000L, 3), 0xa000_0000L | PageTables.S1_RW | PageTables.PAGE);
         h.cmd(Command.build(Command.Op.CMD_TLBI_NH_ASID).set(Command.TLBI_ASID, 8).command());
         h.sync();
         assertEquals(0x9000_0000L, translated(h.smmu.translate(SID, -1, 0x4000_0000L, DmaAccess.READ)).entry()
@@ -179,8 +179,8 @@ class TranslationTest {
     @Test
     void stage2TranslationAndStage2FaultRecord() {
         Harness h = new Harness(Smmuv3Profile.DEFAULT).enable();
-        long s2root = h.tables.newTable();
-        h.tables.map(s2root, 1, 0x1234_5000L, 0x5555_5000L, PageTables.S2_RW);
+        long s2root = h.tables.s2Root(24, 1);
+        h.tables.map(s2root, 0x1234_5000L, 0x5555_5000L, PageTables.S2_RW);
         h.ste(SID, Harness.s2Ste(s2root, 9));
         assertEquals(0x5555_5abcL, translated(h.smmu.translate(SID, -1, 0x1234_5abcL, DmaAccess.WRITE)).entry()
                 .translate(0x1234_5abcL));
@@ -205,9 +205,9 @@ class TranslationTest {
         Harness h = new Harness(Smmuv3Profile.DEFAULT).enable();
         long ipaBase = 0x4000_0000L; // guest "RAM" in IPA space maps to PA 0x8000_0000
         long paBase = 0x8000_0000L;
-        long s2root = h.tables.newTable();
+        long s2root = h.tables.s2Root(24, 1);
         for (long off = 0; off < 0x40_0000L; off += 0x20_0000L) {
-            h.tables.map(s2root, 1, ipaBase + off, paBase + off, PageTables.S2_RW, 2);
+            h.tables.map(s2root, ipaBase + off, paBase + off, PageTables.S2_RW, 2);
         }
         // The guest's stage 1 tables live at IPA ipaBase + 0x10000.., i.e. PA paBase + 0x10000..
         PageTables guest = new PageTables(h.mem, paBase + 0x10000);
@@ -246,10 +246,10 @@ class TranslationTest {
     @Test
     void substreamsCdTablesAndS1dss() {
         Harness h = new Harness(Smmuv3Profile.MAX).enable();
-        long root = h.tables.newTable();
-        h.tables.map(root, 0, 0x10_0000L, 0x7770_0000L, PageTables.S1_RW);
-        long root3 = h.tables.newTable();
-        h.tables.map(root3, 0, 0x10_0000L, 0x3330_0000L, PageTables.S1_RW);
+        long root = h.tables.s1Root();
+        h.tables.map(root, 0x10_0000L, 0x7770_0000L, PageTables.S1_RW);
+        long root3 = h.tables.s1Root();
+        h.tables.map(root3, 0x10_0000L, 0x3330_0000L, PageTables.S1_RW);
         h.cd(CD0, Harness.cd(root, 1));
         h.cd(CD0 + 3 * 64, Harness.cd(root3, 3));
         long[] ste = Harness.s1Ste(CD0, 4); // 16 CDs
@@ -277,8 +277,8 @@ class TranslationTest {
     @Test
     void twoLevelCdTable() {
         Harness h = new Harness(Smmuv3Profile.MAX).enable();
-        long root = h.tables.newTable();
-        h.tables.map(root, 0, 0x10_0000L, 0x6660_0000L, PageTables.S1_RW);
+        long root = h.tables.s1Root();
+        h.tables.map(root, 0x10_0000L, 0x6660_0000L, PageTables.S1_RW);
         long l1 = CD0;
         long leaf = CD0 + 0x10000;
         int ssid = (5 << 6) | 9; // L1 index 5, leaf index 9 (4KB leaves: 64 CDs)

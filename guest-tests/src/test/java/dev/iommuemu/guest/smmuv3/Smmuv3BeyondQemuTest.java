@@ -56,10 +56,10 @@ class Smmuv3BeyondQemuTest {
     void pasidsStallAndPageRequests() {
         drv.probe(true);
         // Two address spaces behind one StreamID: PASID 1 and PASID 2 (CD table of 4, S1DSS 0b10).
-        long as1 = pt.newTable();
-        long as2 = pt.newTable();
-        pt.map(as1, 0, 0x7000_0000L, 0x1111_0000L, PageTables.S1_RW);
-        pt.map(as2, 0, 0x7000_0000L, 0x2222_0000L, PageTables.S1_RW);
+        long as1 = pt.s1Root();
+        long as2 = pt.s1Root();
+        pt.map(as1, 0x7000_0000L, 0x1111_0000L, PageTables.S1_RW);
+        pt.map(as2, 0x7000_0000L, 0x2222_0000L, PageTables.S1_RW);
         long[] cd1 = Smmuv3Driver.cd(as1, 1, 16, 5);
         long[] cd2 = Smmuv3Driver.cd(as2, 2, 16, 5);
         cd2[0] |= 1L << 44; // CD.S: stall on fault
@@ -78,7 +78,7 @@ class Smmuv3BeyondQemuTest {
         assertEquals(st.stag(), (int) (ev.get(0)[1] & 0xffff)); // STAG
         assertTrue((ev.get(0)[1] & (1L << 31)) != 0); // Stall
         // The guest maps the page (a new leaf: no TLBI needed for a previously invalid entry) and resumes.
-        pt.map(as2, 0, 0x7000_5000L, 0x2222_5000L, PageTables.S1_RW);
+        pt.map(as2, 0x7000_5000L, 0x2222_5000L, PageTables.S1_RW);
         drv.resume(4, st.stag(), true);
         assertEquals("stall sid=4 stag=" + st.stag() + " retry=true", endpoints.calls.get(0));
         assertEquals(0x2222_5008L, translate(4, 2, 0x7000_5008L)); // the retried access now translates

@@ -98,9 +98,9 @@ class Smmuv3GuestTest {
     @Test
     void stage1MapTranslateUnmap() {
         boot(Smmuv3Profile.S1_ONLY);
-        long root = pt.newTable();
+        long root = pt.s1Root();
         long va = 0x8080_8000L;
-        pt.map(root, 0, va, 0x5000_0000L, PageTables.S1_RW);
+        pt.map(root, va, 0x5000_0000L, PageTables.S1_RW);
         mem.put64(CDS, 0);
         long[] cd = Smmuv3Driver.cd(root, 0x1e20, 0x10, 4);
         for (int i = 0; i < 8; i++) {
@@ -110,7 +110,7 @@ class Smmuv3GuestTest {
         assertEquals(0x5000_0abcL, assertInstanceOf(DmaResult.Translated.class,
                 smmu.translate(5, -1, va + 0xabc, DmaAccess.READ)).entry().translate(va + 0xabc));
         // Unmap as Linux does: clear the PTE, TLBI_NH_VA + SYNC.
-        mem.put64(pt.leaf(root, 0, va, 3), 0);
+        mem.put64(pt.leaf(root, va, 3), 0);
         drv.tlbiVa(0x1e20, va);
         assertInstanceOf(DmaResult.Aborted.class, smmu.translate(5, -1, va + 0x10, DmaAccess.WRITE));
         // F_TRANSLATION: type 0x10, StreamID 5; RnW 0 (write); CLASS IN (bits 105:104); InputAddr.
@@ -122,8 +122,8 @@ class Smmuv3GuestTest {
     @Test
     void stage2MapTranslateAndFault() {
         boot(Smmuv3Profile.S2_ONLY);
-        long s2root = pt.newTable();
-        pt.map(s2root, 0, 0x8080_8000L, 0x6000_0000L, PageTables.S2_RW);
+        long s2root = pt.s2Root(0x14, 0);
+        pt.map(s2root, 0x8080_8000L, 0x6000_0000L, PageTables.S2_RW);
         drv.writeSte(6, Smmuv3Driver.steS2(s2root, 1, 0x14, 2, 5));
         assertEquals(0x6000_0008L, assertInstanceOf(DmaResult.Translated.class,
                 smmu.translate(6, -1, 0x8080_8008L, DmaAccess.READ)).entry().translate(0x8080_8008L));
@@ -142,9 +142,9 @@ class Smmuv3GuestTest {
     void nestedMapTranslate() {
         boot(Smmuv3Profile.DEFAULT);
         // Stage 2: IPA [0x4000_0000, +8MB) -> PA [0x8000_0000, +8MB) in 2MB blocks, level-0 start.
-        long s2root = pt.newTable();
+        long s2root = pt.s2Root(0x14, 0);
         for (long off = 0; off < 0x80_0000L; off += 0x20_0000L) {
-            pt.map(s2root, 0, 0x4000_0000L + off, 0x8000_0000L + off, PageTables.S2_RW, 2);
+            pt.map(s2root, 0x4000_0000L + off, 0x8000_0000L + off, PageTables.S2_RW, 2);
         }
         long delta = 0x4000_0000L; // PA - IPA
         // Stage 1 tables built by the guest in its IPA space (PA = IPA + delta).

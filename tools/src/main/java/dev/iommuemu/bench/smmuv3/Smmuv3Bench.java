@@ -43,9 +43,9 @@ public class Smmuv3Bench {
     @Setup
     public void setup() {
         h = new Harness(Smmuv3Profile.DEFAULT, DmaHost.NONE).enable();
-        long root = h.tables.newTable();
+        long root = h.tables.s1Root();
         for (int p = 0; p < PAGES; p++) {
-            h.tables.map(root, 0, VA + p * 4096L, 0x8000_0000L + p * 4096L, PageTables.S1_RW);
+            h.tables.map(root, VA + p * 4096L, 0x8000_0000L + p * 4096L, PageTables.S1_RW);
         }
         h.cd(Harness.CDS, Harness.cd(root, 1));
         h.ste(1, Harness.s1Ste(Harness.CDS, 0));
@@ -57,14 +57,14 @@ public class Smmuv3Bench {
         batch[BATCH] = Command.build(Command.Op.CMD_SYNC).words();
 
         nested = new Harness(Smmuv3Profile.DEFAULT, DmaHost.NONE).enable();
-        long s2 = nested.tables.newTable();
+        long s2 = nested.tables.s2Root(24, 1);
         // Identity stage 2 over the first 1GB of IPA in 2MB blocks (tables, CD and pages all inside).
         for (long off = 0; off < 0x4000_0000L; off += 0x20_0000L) {
-            nested.tables.map(s2, 1, off, off, PageTables.S2_RW, 2);
+            nested.tables.map(s2, off, off, PageTables.S2_RW, 2);
         }
-        long r2 = nested.tables.newTable();
+        long r2 = nested.tables.s1Root();
         for (int p = 0; p < PAGES; p++) {
-            nested.tables.map(r2, 0, VA + p * 4096L, 0x2000_0000L + p * 4096L, PageTables.S1_RW);
+            nested.tables.map(r2, VA + p * 4096L, 0x2000_0000L + p * 4096L, PageTables.S1_RW);
         }
         nested.cd(Harness.CDS, Harness.cd(r2, 1));
         long[] ste = Harness.s2Ste(s2, 1);
@@ -73,9 +73,9 @@ public class Smmuv3Bench {
         nested.ste(1, ste);
 
         miss = new Harness(Smmuv3Profile.DEFAULT, DmaHost.NONE).enable();
-        long r3 = miss.tables.newTable();
+        long r3 = miss.tables.s1Root();
         for (int p = 0; p < PAGES; p++) {
-            miss.tables.map(r3, 0, VA + p * 4096L, 0x8000_0000L + p * 4096L, PageTables.S1_RW);
+            miss.tables.map(r3, VA + p * 4096L, 0x8000_0000L + p * 4096L, PageTables.S1_RW);
         }
         miss.cd(Harness.CDS, Harness.cd(r3, 1));
         miss.ste(1, Harness.s1Ste(Harness.CDS, 0));
