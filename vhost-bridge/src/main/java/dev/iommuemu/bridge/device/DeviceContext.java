@@ -1,0 +1,11 @@
+package dev.iommuemu.bridge.device;
+
+import dev.iommuemu.dma.DmaHost;
+import dev.iommuemu.memory.GuestMemory;
+
+/**
+ * What the daemon gives a device model when it is created: the guest's memory (the regions the VMM
+ * shared, changing as it adds and removes them) and the host callbacks (interrupt eventfds, MSI
+ * and IOTLB-invalidation messages on the back-end channel).
+ */
+public record DeviceContext(GuestMemory memory, DmaHost host) {}
