@@ -61,16 +61,26 @@ public final class FakeVmm implements AutoCloseable {
         return Payloads.u64(reply(r).payload());
     }
 
-    /** Whether the daemon has closed the connection (reads EOF within the timeout). */
+    /** Whether the daemon closes the connection within the timeout (replies before the EOF are skipped). */
     public boolean closedByPeer(int timeoutMs) throws IOException {
-        if (!UnixSocket.pollIn(channel.socket().fd(), timeoutMs)) {
-            return false;
-        }
-        try {
-            byte[] b = new byte[64];
-            return channel.socket().recv(b, 0, b.length, new java.util.ArrayList<>()) == 0;
-        } catch (IOException e) {
-            return true; // ECONNRESET
+        long deadline = System.currentTimeMillis() + timeoutMs;
+        byte[] b = new byte[256];
+        java.util.List<Integer> fds = new java.util.ArrayList<>();
+        while (true) {
+            int left = (int) (deadline - System.currentTimeMillis());
+            if (left <= 0 || !UnixSocket.pollIn(channel.socket().fd(), left)) {
+                return false;
+            }
+            try {
+                if (channel.socket().recv(b, 0, b.length, fds) == 0) {
+                    return true;
+                }
+            } catch (IOException e) {
+                return true; // ECONNRESET
+            } finally {
+                fds.forEach(LibC::closeQuietly);
+                fds.clear();
+            }
         }
     }
 
