@@ -32,6 +32,14 @@ public interface Diagnostics {
     /** The table walk of {@code iova}, step by step, ending in the output address or the fault. */
     List<WalkStep> walk(int streamId, int substreamId, long iova, DmaAccess access);
 
+    /**
+     * The model's declared MMIO registers (SMMUv3 pages 0 and 1, IHI 0070 §6.2), for register dumps;
+     * the daemon reads each with {@link BridgedDevice#mmioRead} and decodes it with its layout.
+     */
+    default List<dev.iommuemu.field.Register> registers() {
+        return List.of();
+    }
+
     /** The nesting info the model reports (an empty list or an error where there is no stage 2). */
     default List<FieldValue> nestingInfo() {
         return List.of();
