@@ -43,6 +43,10 @@ class CodecTest {
         assertEquals(1030, Request.IOMMU_SET_IRQ_FD.code());
         assertEquals(1024, BackendRequest.IOMMU_IOTLB_INVALIDATE.code());
         assertEquals(1025, BackendRequest.IOMMU_MSI.code());
+        assertEquals(1026, BackendRequest.IOMMU_ATC_INVALIDATE.code());
+        assertEquals(1027, BackendRequest.IOMMU_PRI_RESPONSE.code());
+        assertEquals(1031, Request.IOMMU_ATS_TRANSLATE.code());
+        assertEquals(1032, Request.IOMMU_PRI_PAGE_REQUEST.code());
         assertEquals(null, Request.of(4));
     }
 
@@ -128,6 +132,10 @@ class CodecTest {
         assertEquals("ffffffff" + "00000000" + "0000000000000000" + "ffffffffffffffff", hex(inv.encode()));
         assertEquals(inv, Payloads.IotlbInvalidate.decode(inv.encode()));
         assertEquals("0000e0fe00000000" + "41000000" + "00000000", hex(new Payloads.MsiWrite(0xfee0_0000L, 0x41).encode()));
+        assertEquals("07000000" + "01000000" + "0040000000000000" + "09000000" + "03000000",
+                hex(new Payloads.PageRequestMsg(7, 1, 0x4000, Payloads.ACCESS_WRITE | Payloads.PAGE_REQUEST_LAST, 3).encode()));
+        assertEquals("07000000" + "ffffffff" + "0000000000000000" + "ffffffffffffffff", hex(new Payloads.AtcInvalidate(7, -1, 0, -1L).encode()));
+        assertEquals("07000000" + "01000000" + "03000000" + "0f000000", hex(new Payloads.PriResponse(7, 1, 3, 0xf).encode()));
         Payloads.IommuInfo info = new Payloads.IommuInfo(1, 1, 0x20000, 0, "default", List.of("evtq", "gerror"));
         byte[] b = info.encode();
         assertEquals(56 + 32, b.length);

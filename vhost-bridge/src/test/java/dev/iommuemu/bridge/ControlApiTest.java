@@ -97,13 +97,19 @@ class ControlApiTest {
             assertEquals(24, w.getSteps(0).getDescriptorAddress());
             assertEquals("F_TRANSLATION: invalid descriptor", w.getSteps(0).getOutcome());
             assertEquals("F_TRANSLATION", w.getResult().getFault().getType());
+            // injected page request and fault
+            c.call(dev.iommuemu.proto.v1.ControlRequest.newBuilder().setInject(dev.iommuemu.proto.v1.InjectRequest.newBuilder().setSession(id)
+                    .setPageRequest(dev.iommuemu.proto.v1.PageRequest.newBuilder().setStreamId(9).setAddress(0x6000).setGroupIndex(2).setLast(true))));
+            assertEquals("F_TRANSLATION", c.call(dev.iommuemu.proto.v1.ControlRequest.newBuilder().setInject(dev.iommuemu.proto.v1.InjectRequest.newBuilder()
+                    .setSession(id).setFault(dev.iommuemu.proto.v1.TranslateRequest.newBuilder().setStreamId(2).setIova(0x1000)))).getTranslate().getFault().getType());
             // counters
             Map<String, Long> counters = c.counters(id);
-            assertEquals(4L, counters.get("translations")); // three translates and the walk's
-            assertEquals(2L, counters.get("faults"));
+            assertEquals(5L, counters.get("translations")); // three translates, the walk's and the injected fault
+            assertEquals(3L, counters.get("faults"));
+            assertEquals(1L, counters.get("page_requests"));
             assertEquals(1L, counters.get("stalls"));
             assertEquals(0L, counters.get("fake_invalidations"));
-            assertTrue(c.counters(0).get("translations") >= 4);
+            assertTrue(c.counters(0).get("translations") >= 5);
             // status lists the session
             StatusResponse st = c.status();
             assertEquals("fake", st.getDefaultModel());

@@ -155,6 +155,13 @@ class IommuMessagesTest {
                             if (ackInvalidations) {
                                 channel.send(VhostUserMessage.ack(m.request(), 0));
                             }
+                        } else if (r == BackendRequest.IOMMU_ATC_INVALIDATE) {
+                            Payloads.AtcInvalidate inv = Payloads.AtcInvalidate.decode(m.payload());
+                            log.add("atc " + inv.streamId() + " " + inv.substreamId() + " 0x" + Long.toHexString(inv.size()) + (m.needReply() ? " need-reply" : ""));
+                            channel.send(VhostUserMessage.ack(m.request(), 0));
+                        } else if (r == BackendRequest.IOMMU_PRI_RESPONSE) {
+                            Payloads.PriResponse pr = Payloads.PriResponse.decode(m.payload());
+                            log.add("pri response " + pr.streamId() + " " + pr.substreamId() + " group " + pr.groupIndex() + " code " + pr.code());
                         } else if (r == BackendRequest.IOMMU_MSI) {
                             Payloads.MsiWrite w = Payloads.MsiWrite.decode(m.payload());
                             log.add("msi 0x" + Long.toHexString(w.address()) + " " + w.data());
@@ -209,6 +216,35 @@ class IommuMessagesTest {
             assertTrue(vmm.closedByPeer(3000) || vmm.closedByPeer(3000));
             daemon.awaitNoConnections();
             assertEquals(0, daemon.server.connectionCount());
+        }
+    }
+
+    @Test
+    void atsAndPri() throws Exception {
+        int[] sv = FakeVmm.socketPair();
+        try (FakeVmm vmm = daemon.connect(); BackendPeer peer = new BackendPeer(sv[0], 0)) {
+            assertEquals(0, vmm.ack(Request.SET_BACKEND_REQ_FD, new byte[0], sv[1]));
+            LibC.closeQuietly(sv[1]);
+            Payloads.TranslateReply ats = Payloads.TranslateReply.decode(vmm.call(Request.IOMMU_ATS_TRANSLATE,
+                    new Payloads.TranslateRequest(1, 5, 0x8000, 0).encode()).payload());
+            assertEquals(new Payloads.TranslateResult(Payloads.TRANSLATED, Perm.UR | Perm.UW | Perm.PR | Perm.PW, 0x1_0000_8000L, 0xfff, 0), ats.result());
+            Payloads.TranslateReply ur = Payloads.TranslateReply.decode(vmm.call(Request.IOMMU_ATS_TRANSLATE,
+                    new Payloads.TranslateRequest(2, 5, 0x8000, 0).encode()).payload());
+            assertEquals("UR", ur.reason());
+            // two requests of group 3; the last is answered with a page response on the back-end channel
+            assertEquals(0, vmm.ack(Request.IOMMU_PRI_PAGE_REQUEST, new Payloads.PageRequestMsg(7, 1, 0x4000, Payloads.ACCESS_WRITE, 3).encode()));
+            assertEquals(0, vmm.ack(Request.IOMMU_PRI_PAGE_REQUEST, new Payloads.PageRequestMsg(7, 1, 0x5000, Payloads.PAGE_REQUEST_LAST, 3).encode()));
+            // ATC invalidation completes only after the ack
+            assertEquals(0, vmm.ack(Request.IOMMU_MMIO_WRITE, new Payloads.MmioWrite(0x40, 8, 7).encode()));
+            assertTrue(peer.log.contains("atc 7 -1 0xffffffffffffffff need-reply"), peer.log.toString());
+            for (int i = 0; i < 100 && !peer.log.contains("pri response 7 1 group 3 code 0"); i++) {
+                Thread.sleep(10);
+            }
+            assertTrue(peer.log.contains("pri response 7 1 group 3 code 0"), peer.log.toString());
+            DeviceSession s = daemon.registry.list().get(0);
+            assertEquals(2, s.counters().get(Counter.ATS_TRANSLATIONS));
+            assertEquals(2, s.counters().get(Counter.PAGE_REQUESTS));
+            assertEquals(1, s.counters().get(Counter.ATC_INVALIDATIONS));
         }
     }
 }

@@ -170,8 +170,22 @@ public final class ControlService {
                     }
                     r.setCounters(b);
                 }
-                case INJECT -> throw ProtocolException.refused(ProtocolException.ENOSYS,
-                        "injecting page requests and faults needs a model entry point that does not exist yet");
+                case INJECT -> {
+                    var q = req.getInject();
+                    DeviceSession s = session(q.getSession());
+                    switch (q.getWhatCase()) {
+                        case PAGE_REQUEST -> {
+                            var pr = q.getPageRequest();
+                            s.pageRequest(new dev.iommuemu.bridge.device.BridgedDevice.PageRequest(pr.getStreamId(),
+                                    pr.hasSubstreamId() ? pr.getSubstreamId() : dev.iommuemu.dma.IommuModel.NO_SUBSTREAM,
+                                    pr.getAddress(), access(pr.getAccess()), pr.getGroupIndex(), pr.getLast()));
+                            r.setEmpty(Empty.getDefaultInstance());
+                        }
+                        // an endpoint's access, translated as DMA: the model records the fault its configuration calls for
+                        case FAULT -> r.setTranslate(translate(s, q.getFault()));
+                        default -> throw ProtocolException.refused(ProtocolException.EINVAL, "Inject needs a page_request or a fault");
+                    }
+                }
                 case SUBSCRIBE_EVENTS -> throw ProtocolException.refused(ProtocolException.EINVAL, "SubscribeEvents is handled by the server");
                 default -> throw ProtocolException.refused(ProtocolException.ENOSYS, "empty or unknown request");
             }

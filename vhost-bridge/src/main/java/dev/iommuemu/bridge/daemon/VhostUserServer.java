@@ -46,12 +46,26 @@ public final class VhostUserServer implements AutoCloseable {
             try {
                 s = server.accept();
             } catch (IOException e) {
-                if (!closing) {
-                    LOG.severe("accept failed: " + e.getMessage());
+                if (closing) {
+                    return;
                 }
-                return;
+                // e.g. EMFILE: keep serving the connections we have and retry shortly
+                LOG.severe("accept failed: " + e.getMessage());
+                try {
+                    Thread.sleep(100);
+                } catch (InterruptedException ie) {
+                    return;
+                }
+                continue;
             }
-            DeviceSession session = registry.open("vhost-user fd " + s.fd(), null, null);
+            DeviceSession session;
+            try {
+                session = registry.open("vhost-user fd " + s.fd(), null, null);
+            } catch (RuntimeException e) {
+                LOG.log(java.util.logging.Level.SEVERE, "cannot create a device for a new VMM connection", e);
+                s.close();
+                continue;
+            }
             VhostUserConnection[] self = new VhostUserConnection[1];
             VhostUserConnection c = new VhostUserConnection(s, session, registry, ackTimeoutMs, () -> connections.remove(self[0]));
             self[0] = c;

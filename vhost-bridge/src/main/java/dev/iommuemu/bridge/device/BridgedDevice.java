@@ -62,6 +62,20 @@ public interface BridgedDevice extends AutoCloseable {
     /** The features the driver accepted (SET_FEATURES, minus vhost-user's bit 30). */
     default void setVirtioFeatures(long features) {}
 
+    /**
+     * An ATS Translation Request from endpoint {@code streamId} (PCIe ATS; IHI 0070 §3.9): the
+     * result may be cached in the endpoint's ATC until {@link EndpointHost#atcInvalidate}. A model
+     * checks that the stream may use ATS (SMMUv3 STE.EATS) and answers as the spec says.
+     */
+    default dev.iommuemu.dma.DmaResult atsTranslate(int streamId, int substreamId, long iova, dev.iommuemu.dma.DmaAccess access) {
+        throw new UnsupportedOperationException(model() + " does not implement ATS translation requests");
+    }
+
+    /** A PRI Page Request from an endpoint (PCIe PRI; SMMUv3 PRI queue, IHI 0070 §3.10). */
+    default void pageRequest(PageRequest request) {
+        throw new UnsupportedOperationException(model() + " does not implement PRI page requests");
+    }
+
     /** Reads {@code length} bytes of the device config space (virtio 1.x §4.1.4.6; GET_CONFIG). */
     default byte[] readConfig(int offset, int length) {
         throw new UnsupportedOperationException(model() + " has no config space");
@@ -115,4 +129,11 @@ public interface BridgedDevice extends AutoCloseable {
      * from VMM virtual addresses into guest physical addresses (virtio 1.x §2.7).
      */
     record Vring(int size, long descTable, long availRing, long usedRing, int nextAvail) {}
+
+    /**
+     * A PCIe Page Request message: requester (stream) and PASID (substream, or
+     * {@link dev.iommuemu.dma.IommuModel#NO_SUBSTREAM}), page address, access, the Page Request
+     * Group index and whether it is the group's last request.
+     */
+    record PageRequest(int streamId, int substreamId, long address, dev.iommuemu.dma.DmaAccess access, int groupIndex, boolean last) {}
 }

@@ -8,7 +8,11 @@ public enum BackendRequest {
     /** Drop cached translations; always sent with NEED_REPLY, answered with a u64 ack. */
     IOMMU_IOTLB_INVALIDATE(Protocol.IOMMU_BASE, Payloads.IotlbInvalidate.SIZE),
     /** A message-signalled interrupt: a 32-bit write of data to address. */
-    IOMMU_MSI(Protocol.IOMMU_BASE + 1, Payloads.MsiWrite.SIZE);
+    IOMMU_MSI(Protocol.IOMMU_BASE + 1, Payloads.MsiWrite.SIZE),
+    /** Endpoints drop ATC entries; always sent with NEED_REPLY, answered with a u64 ack. */
+    IOMMU_ATC_INVALIDATE(Protocol.IOMMU_BASE + 2, Payloads.AtcInvalidate.SIZE),
+    /** A PRI Page Request Group Response to an endpoint; no reply. */
+    IOMMU_PRI_RESPONSE(Protocol.IOMMU_BASE + 3, Payloads.PriResponse.SIZE);
 
     private final int code;
     private final int payload;

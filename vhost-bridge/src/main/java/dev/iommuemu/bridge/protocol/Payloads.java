@@ -426,4 +426,55 @@ public final class Payloads {
             return new MsiWrite(b.getLong(), b.getInt());
         }
     }
+
+    /** Page request flag: the last request of its Page Request Group (PCIe PRI). */
+    public static final int PAGE_REQUEST_LAST = 8;
+
+    /**
+     * IOMMU_PRI_PAGE_REQUEST: u32 stream_id, u32 substream_id (~0 = none), u64 address, u32 flags
+     * (bits 0-2 access as in a translate request, bit 3 last of group), u32 group_index.
+     */
+    public record PageRequestMsg(int streamId, int substreamId, long address, int flags, int groupIndex) {
+        public static final int SIZE = 24;
+
+        public byte[] encode() {
+            return alloc(SIZE).putInt(streamId).putInt(substreamId).putLong(address).putInt(flags).putInt(groupIndex).array();
+        }
+
+        public static PageRequestMsg decode(byte[] p) throws ProtocolException {
+            exact(p, SIZE, "IOMMU_PRI_PAGE_REQUEST");
+            ByteBuffer b = le(p);
+            return new PageRequestMsg(b.getInt(), b.getInt(), b.getLong(), b.getInt(), b.getInt());
+        }
+    }
+
+    /** Back-end IOMMU_ATC_INVALIDATE: u32 stream_id, u32 substream_id (~0 = all), u64 address, u64 size (~0 = all). */
+    public record AtcInvalidate(int streamId, int substreamId, long address, long size) {
+        public static final int SIZE = 24;
+
+        public byte[] encode() {
+            return alloc(SIZE).putInt(streamId).putInt(substreamId).putLong(address).putLong(size).array();
+        }
+
+        public static AtcInvalidate decode(byte[] p) throws ProtocolException {
+            exact(p, SIZE, "IOMMU_ATC_INVALIDATE");
+            ByteBuffer b = le(p);
+            return new AtcInvalidate(b.getInt(), b.getInt(), b.getLong(), b.getLong());
+        }
+    }
+
+    /** Back-end IOMMU_PRI_RESPONSE: u32 stream_id, u32 substream_id, u32 group_index, u32 code. */
+    public record PriResponse(int streamId, int substreamId, int groupIndex, int code) {
+        public static final int SIZE = 16;
+
+        public byte[] encode() {
+            return alloc(SIZE).putInt(streamId).putInt(substreamId).putInt(groupIndex).putInt(code).array();
+        }
+
+        public static PriResponse decode(byte[] p) throws ProtocolException {
+            exact(p, SIZE, "IOMMU_PRI_RESPONSE");
+            ByteBuffer b = le(p);
+            return new PriResponse(b.getInt(), b.getInt(), b.getInt(), b.getInt());
+        }
+    }
 }

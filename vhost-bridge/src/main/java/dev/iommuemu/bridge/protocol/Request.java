@@ -39,7 +39,9 @@ public enum Request {
     IOMMU_MMIO_WRITE(Protocol.IOMMU_BASE + 3, Payloads.MmioWrite.SIZE, Payloads.MmioWrite.SIZE, Fds.NONE),
     IOMMU_TRANSLATE(Protocol.IOMMU_BASE + 4, Payloads.TranslateRequest.SIZE, Payloads.TranslateRequest.SIZE, Fds.NONE),
     IOMMU_TRANSLATE_BATCH(Protocol.IOMMU_BASE + 5, 8, 8 + Payloads.MAX_BATCH * Payloads.TranslateRequest.SIZE, Fds.NONE),
-    IOMMU_SET_IRQ_FD(Protocol.IOMMU_BASE + 6, 8, 8, Fds.ONE_UNLESS_NOFD);
+    IOMMU_SET_IRQ_FD(Protocol.IOMMU_BASE + 6, 8, 8, Fds.ONE_UNLESS_NOFD),
+    IOMMU_ATS_TRANSLATE(Protocol.IOMMU_BASE + 7, Payloads.TranslateRequest.SIZE, Payloads.TranslateRequest.SIZE, Fds.NONE),
+    IOMMU_PRI_PAGE_REQUEST(Protocol.IOMMU_BASE + 8, Payloads.PageRequestMsg.SIZE, Payloads.PageRequestMsg.SIZE, Fds.NONE);
 
     /** Which descriptors a request carries. */
     public enum Fds {
@@ -87,7 +89,7 @@ public enum Request {
     public boolean hasReply() {
         return switch (this) {
             case GET_FEATURES, GET_PROTOCOL_FEATURES, GET_VRING_BASE, GET_QUEUE_NUM, GET_CONFIG, GET_MAX_MEM_SLOTS,
-                    IOMMU_GET_INFO, IOMMU_MMIO_READ, IOMMU_TRANSLATE, IOMMU_TRANSLATE_BATCH -> true;
+                    IOMMU_GET_INFO, IOMMU_MMIO_READ, IOMMU_TRANSLATE, IOMMU_TRANSLATE_BATCH, IOMMU_ATS_TRANSLATE -> true;
             default -> false;
         };
     }

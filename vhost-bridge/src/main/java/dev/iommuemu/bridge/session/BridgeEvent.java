@@ -14,6 +14,9 @@ public record BridgeEvent(long timeMillis, long sessionId, String kind, String d
     public static final String MSI = "msi";
     public static final String INVALIDATE = "invalidate";
     public static final String PROTOCOL_ERROR = "protocol_error";
+    public static final String PAGE_REQUEST = "page_request";
+    public static final String PAGE_RESPONSE = "page_response";
+    public static final String ATC_INVALIDATE = "atc_invalidate";
 
     public static BridgeEvent now(long sessionId, String kind, String detail) {
         return new BridgeEvent(System.currentTimeMillis(), sessionId, kind, detail);

@@ -12,7 +12,10 @@ public enum Counter {
     IRQS("irqs"),
     MSIS("msis"),
     INVALIDATIONS("invalidations"),
-    QUEUE_KICKS("queue_kicks");
+    QUEUE_KICKS("queue_kicks"),
+    ATS_TRANSLATIONS("ats_translations"),
+    PAGE_REQUESTS("page_requests"),
+    ATC_INVALIDATIONS("atc_invalidations");
 
     private final String key;
 

@@ -58,7 +58,7 @@ public final class DeviceSession implements AutoCloseable {
 
     private void install(DeviceFactory f, String profile) {
         String p = profile == null || profile.isEmpty() ? f.profiles().get(0) : profile;
-        BridgedDevice d = f.create(p, new DeviceContext(memory, host));
+        BridgedDevice d = f.create(p, new DeviceContext(memory, host, host));
         if (device != null) {
             device.close();
         }
@@ -192,7 +192,7 @@ public final class DeviceSession implements AutoCloseable {
 
     // ---- translation (docs/protocol.md §4.4)
 
-    static DmaAccess access(int bits) {
+    public static DmaAccess access(int bits) {
         return new DmaAccess((bits & Payloads.ACCESS_WRITE) != 0, (bits & Payloads.ACCESS_EXEC) != 0, (bits & Payloads.ACCESS_PRIV) != 0);
     }
 
@@ -200,6 +200,10 @@ public final class DeviceSession implements AutoCloseable {
         int ssid = r.substreamId() == Payloads.NO_SUBSTREAM ? IommuModel.NO_SUBSTREAM : r.substreamId();
         DmaResult res = m.translate(r.streamId(), ssid, r.iova(), access(r.access()));
         counters.inc(Counter.TRANSLATIONS);
+        return reply(r, ssid, res);
+    }
+
+    private TranslateReply reply(TranslateRequest r, int ssid, DmaResult res) {
         if (res instanceof DmaResult.Translated t) {
             IotlbEntry e = t.entry();
             return new TranslateReply(new TranslateResult(Payloads.TRANSLATED, e.perm(), e.translate(r.iova()), e.addrMask(), 0), "");
@@ -231,6 +235,29 @@ public final class DeviceSession implements AutoCloseable {
                 out.add(translateLocked(m, r).result());
             }
             return out;
+        });
+    }
+
+    /** An endpoint's ATS Translation Request (docs/protocol.md §4.4). */
+    public TranslateReply atsTranslate(TranslateRequest r) throws ProtocolException {
+        return withDevice(d -> {
+            touch();
+            int ssid = r.substreamId() == Payloads.NO_SUBSTREAM ? IommuModel.NO_SUBSTREAM : r.substreamId();
+            DmaResult res = d.atsTranslate(r.streamId(), ssid, r.iova(), access(r.access()));
+            counters.inc(Counter.ATS_TRANSLATIONS);
+            return reply(r, ssid, res);
+        });
+    }
+
+    /** An endpoint's PRI Page Request (docs/protocol.md §4.4). */
+    public void pageRequest(BridgedDevice.PageRequest req) throws ProtocolException {
+        withDevice(d -> {
+            touch();
+            d.pageRequest(req);
+            counters.inc(Counter.PAGE_REQUESTS);
+            publish(BridgeEvent.PAGE_REQUEST, String.format("sid=%d ssid=%d address=0x%x group=%d%s %s", req.streamId(), req.substreamId(),
+                    req.address(), req.groupIndex(), req.last() ? " last" : "", req.access()));
+            return null;
         });
     }
 

@@ -18,7 +18,7 @@ import java.util.logging.Logger;
  * back-end channel there is no VMM cache to invalidate and no one to deliver MSIs to: both are
  * counted and published as events only.
  */
-final class SessionHost implements DmaHost, AutoCloseable {
+final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointHost, AutoCloseable {
     private static final Logger LOG = Logger.getLogger(SessionHost.class.getName());
 
     private final DeviceSession session;
@@ -129,6 +129,45 @@ final class SessionHost implements DmaHost, AutoCloseable {
             // The VMM may still hold the translation: its cache can no longer be trusted.
             LOG.log(Level.WARNING, "session " + session.id() + ": IOTLB invalidation " + inv + " not acknowledged", e);
             session.fail("IOTLB invalidation not acknowledged: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public void atcInvalidate(int streamId, int substreamId, long address, long size) {
+        session.counters().inc(Counter.ATC_INVALIDATIONS);
+        session.publish(BridgeEvent.ATC_INVALIDATE, String.format("sid=%d ssid=%d address=0x%x size=0x%x", streamId, substreamId, address, size));
+        BackendChannel b;
+        synchronized (this) {
+            b = backend;
+        }
+        if (b == null) {
+            return;
+        }
+        try {
+            long status = b.call(BackendRequest.IOMMU_ATC_INVALIDATE, new Payloads.AtcInvalidate(streamId, substreamId, address, size).encode());
+            if (status != 0) {
+                LOG.warning("session " + session.id() + ": front-end refused ATC invalidation with status " + status);
+            }
+        } catch (Exception e) {
+            LOG.log(Level.WARNING, "session " + session.id() + ": ATC invalidation not acknowledged", e);
+            session.fail("ATC invalidation not acknowledged: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public void pageResponse(int streamId, int substreamId, int groupIndex, int code) {
+        session.publish(BridgeEvent.PAGE_RESPONSE, String.format("sid=%d ssid=%d group=%d code=%d", streamId, substreamId, groupIndex, code));
+        BackendChannel b;
+        synchronized (this) {
+            b = backend;
+        }
+        if (b == null) {
+            return;
+        }
+        try {
+            b.post(BackendRequest.IOMMU_PRI_RESPONSE, new Payloads.PriResponse(streamId, substreamId, groupIndex, code).encode());
+        } catch (Exception e) {
+            session.fail("PRI response on the back-end channel failed: " + e.getMessage());
         }
     }
 

@@ -318,6 +318,16 @@ public final class VhostUserConnection implements Runnable {
             case IOMMU_TRANSLATE_BATCH -> {
                 return VhostUserMessage.reply(code, Payloads.encodeBatchReply(session.translateBatch(Payloads.decodeBatch(p))));
             }
+            case IOMMU_ATS_TRANSLATE -> {
+                return VhostUserMessage.reply(code, session.atsTranslate(Payloads.TranslateRequest.decode(p)).encode());
+            }
+            case IOMMU_PRI_PAGE_REQUEST -> {
+                Payloads.PageRequestMsg q = Payloads.PageRequestMsg.decode(p);
+                session.pageRequest(new BridgedDevice.PageRequest(q.streamId(),
+                        q.substreamId() == Payloads.NO_SUBSTREAM ? dev.iommuemu.dma.IommuModel.NO_SUBSTREAM : q.substreamId(),
+                        q.address(), DeviceSession.access(q.flags()), q.groupIndex(), (q.flags() & Payloads.PAGE_REQUEST_LAST) != 0));
+                return null;
+            }
             case IOMMU_SET_IRQ_FD -> {
                 long u = Payloads.u64(p);
                 session.setIrqFd((int) (u & Payloads.INDEX_MASK), (u & Payloads.NOFD_MASK) != 0 ? -1 : take(m, 0));

@@ -30,7 +30,10 @@ import java.util.concurrent.CopyOnWriteArrayList;
  *   0x20 MSI      WO  write d: DmaHost.msi(0xfee0_0000, d)
  *   0x28 PEEK     RW  a guest physical address; reading 0x30 returns the u64 there (or ~0 on an abort)
  *   0x38 INV_DONE RO  completed invalidations
+ *   0x40 ATC_INV  WO  write s: EndpointHost.atcInvalidate(stream s, no substream, 0, all)
  * </pre>
+ * ATS: stream 1 translates as above, others abort "UR" (no ATS). PRI: page requests are recorded;
+ * the last of a group is answered at once with a Success page response.
  * Translation: stream 1 adds 0x1_0000_0000 (RW, 4 KiB); stream 2 aborts F_TRANSLATION; stream 3
  * stalls with stag 7; stream 4 reads a table of u64 output page addresses at guest physical 0,
  * indexed by iova >> 12 (bit 0 = valid, bit 1 = writable), and aborts F_WALK_EABT outside memory.
@@ -95,6 +98,7 @@ public final class FakeDevice implements BridgedDevice {
             case 0x18 -> ctx.host().raiseIrq(LINES.get((int) value));
             case 0x20 -> ctx.host().msi(0xfee0_0000L, (int) value);
             case 0x28 -> peek = value;
+            case 0x40 -> ctx.endpoints().atcInvalidate((int) value, IommuModel.NO_SUBSTREAM, 0, -1L);
             default -> { }
         }
     }
@@ -129,6 +133,19 @@ public final class FakeDevice implements BridgedDevice {
             }
             default:
                 return new DmaResult.Aborted("C_BAD_STREAMID");
+        }
+    }
+
+    @Override
+    public DmaResult atsTranslate(int sid, int ssid, long iova, DmaAccess access) {
+        return sid == 1 ? translate(sid, ssid, iova, access) : new DmaResult.Aborted("UR");
+    }
+
+    @Override
+    public void pageRequest(PageRequest r) {
+        calls.add("page request " + r);
+        if (r.last()) {
+            ctx.endpoints().pageResponse(r.streamId(), r.substreamId(), r.groupIndex(), 0);
         }
     }
 
