@@ -130,7 +130,7 @@ public final class DeviceSession implements AutoCloseable {
         }
     }
 
-    // ---- model selection (docs/protocol.md §4.2)
+    // ---- model selection (docs/protocol.md §4.1)
 
     public Payloads.IommuInfo info() throws ProtocolException {
         return withDevice(d -> new Payloads.IommuInfo(factory.modelNumber(), Protocol.VERSION, d.mmioSize(), d.numQueues(), d.profile(), d.irqLines()));
@@ -157,7 +157,7 @@ public final class DeviceSession implements AutoCloseable {
         touched = true;
     }
 
-    // ---- MMIO (docs/protocol.md §4.3)
+    // ---- MMIO (docs/protocol.md §4.2)
 
     private static void checkMmio(BridgedDevice d, long offset, int size) {
         if (size != 1 && size != 2 && size != 4 && size != 8) {
@@ -190,7 +190,7 @@ public final class DeviceSession implements AutoCloseable {
         });
     }
 
-    // ---- translation (docs/protocol.md §4.4)
+    // ---- translation (docs/protocol.md §4.3)
 
     public static DmaAccess access(int bits) {
         return new DmaAccess((bits & Payloads.ACCESS_WRITE) != 0, (bits & Payloads.ACCESS_EXEC) != 0, (bits & Payloads.ACCESS_PRIV) != 0);
@@ -261,7 +261,7 @@ public final class DeviceSession implements AutoCloseable {
         });
     }
 
-    // ---- guest memory (docs/protocol.md §3.3)
+    // ---- guest memory (docs/protocol.md §3.1)
 
     /** Maps a region the VMM shared (takes ownership of {@code fd} in every case). */
     public void addRegion(Payloads.MemRegion r, int fd) throws ProtocolException {
