@@ -167,4 +167,63 @@ class VhostUserProtocolTest {
             }
         }
     }
+
+    private static String fdList() throws Exception {
+        StringBuilder sb = new StringBuilder();
+        try (var d = Files.newDirectoryStream(java.nio.file.Path.of("/proc/self/fd"))) {
+            for (var p : d) {
+                try {
+                    sb.append(p.getFileName()).append("->").append(Files.readSymbolicLink(p)).append(' ');
+                } catch (Exception e) {
+                    // gone
+                }
+            }
+        }
+        return sb.toString();
+    }
+
+    private static long mappings(String name) throws Exception {
+        return Files.readAllLines(java.nio.file.Path.of("/proc/self/maps")).stream().filter(l -> l.contains(name)).count();
+    }
+
+    @Test
+    void disconnectUnmapsAndClosesEverything() throws Exception {
+        try (FakeVmm warm = daemon.connect(); FakeVmm.Memfd m = new FakeVmm.Memfd(4096)) {
+            warm.call(Request.GET_FEATURES, new byte[0]);
+            // the JDK's first FileChannel creates a socket pair it keeps for good (its "pre-close" fd)
+            mappings("memfd:fake-vmm");
+        }
+        daemon.awaitNoConnections();
+        int fdsBefore = FakeVmm.openFds();
+        String listBefore = fdList();
+        long mapsBefore = mappings("memfd:fake-vmm");
+        FakeVmm vmm = daemon.connect();
+        int[] sv = FakeVmm.socketPair();
+        int irq = dev.iommuemu.bridge.unix.LibC.eventfd(0, dev.iommuemu.bridge.unix.LibC.EFD_CLOEXEC);
+        int kick = dev.iommuemu.bridge.unix.LibC.eventfd(0, dev.iommuemu.bridge.unix.LibC.EFD_CLOEXEC);
+        try (FakeVmm.Memfd a = new FakeVmm.Memfd(1 << 20); FakeVmm.Memfd b = new FakeVmm.Memfd(1 << 20)) {
+            assertEquals(0, vmm.ack(Request.SET_MEM_TABLE, new Payloads.MemTable(List.of(new Payloads.MemRegion(0, 1 << 20, 0x10_0000, 0),
+                    new Payloads.MemRegion(1 << 20, 1 << 20, 0x20_0000, 0))).encode(), a.fd, b.fd));
+            assertEquals(0, vmm.ack(Request.SET_BACKEND_REQ_FD, new byte[0], sv[1]));
+            assertEquals(0, vmm.ack(Request.IOMMU_SET_IRQ_FD, Payloads.u64(1), irq));
+            assertEquals(0, vmm.ack(Request.SET_VRING_NUM, new Payloads.VringState(1, 16).encode()));
+            assertEquals(0, vmm.ack(Request.SET_VRING_ADDR, new Payloads.VringAddr(1, 0, 0x10_0000, 0x10_2000, 0x10_1000, 0).encode()));
+            assertEquals(0, vmm.ack(Request.SET_VRING_KICK, Payloads.u64(1), kick));
+            assertEquals(0, vmm.ack(Request.SET_VRING_CALL, Payloads.u64(1), irq));
+            // the daemon holds its own copies: two mappings more than before, and more fds
+            assertEquals(mapsBefore + 4, mappings("memfd:fake-vmm"), "the VMM's two views and the daemon's two mappings");
+        }
+        vmm.close();
+        dev.iommuemu.bridge.unix.LibC.closeQuietly(sv[0]);
+        dev.iommuemu.bridge.unix.LibC.closeQuietly(sv[1]);
+        dev.iommuemu.bridge.unix.LibC.closeQuietly(irq);
+        dev.iommuemu.bridge.unix.LibC.closeQuietly(kick);
+        daemon.awaitNoConnections();
+        assertEquals(0, daemon.registry.list().size());
+        assertEquals(fdsBefore, FakeVmm.openFds(), "every descriptor the session held is closed; before: " + listBefore + " after: " + fdList());
+        // the test's own MappedByteBuffers may linger until GC; the daemon's mappings must be gone
+        System.gc();
+        Thread.sleep(100);
+        assertTrue(mappings("memfd:fake-vmm") <= mapsBefore + 2, "the daemon unmapped its regions");
+    }
 }
