@@ -4,6 +4,8 @@
  *   translate_bench server PATH            a minimal C back-end answering IOMMU_TRANSLATE (identity)
  *   translate_bench rtt PATH N             N round trips of IOMMU_TRANSLATE; prints median/p99 in us
  *   translate_bench batch PATH SECONDS B   IOMMU_TRANSLATE_BATCH of B for SECONDS; prints translations/s
+ *   translate_bench ring PATH N            N round trips through the shared-memory translation ring
+ *                                          (IOMMU_SET_TRANSLATE_RING, docs/protocol.md 4.5)
  *
  * The same client runs against the C server and the Java daemon, so the two figures differ only by
  * the server. Written for BENCHMARKS.md ("daemon"); bin/bench-daemon builds and runs it.
@@ -14,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -197,10 +201,63 @@ static int batch(const char *path, double seconds, int b) {
     }
 }
 
+#define IOMMU_SET_TRANSLATE_RING 1033
+#define RING_ENTRIES 64
+
+static int ring(const char *path, long n) {
+    int fd = unix_connect(path);
+    int mem = memfd_create("ring", MFD_CLOEXEC);
+    size_t size = 64 + 64 * RING_ENTRIES;
+    if (mem < 0 || ftruncate(mem, (off_t)size) < 0) { perror("memfd"); return 1; }
+    int bell = eventfd(0, EFD_CLOEXEC);
+    uint8_t *r = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mem, 0);
+    uint8_t msg[HDR + 8];
+    put32(msg, IOMMU_SET_TRANSLATE_RING);
+    put32(msg + 4, 1 | 8); /* NEED_REPLY */
+    put32(msg + 8, 8);
+    put32(msg + HDR, RING_ENTRIES);
+    put32(msg + HDR + 4, 0);
+    struct iovec iov = {msg, sizeof(msg)};
+    union { char buf[CMSG_SPACE(2 * sizeof(int))]; struct cmsghdr align; } u;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+    int fds[2] = {mem, bell};
+    memcpy(CMSG_DATA(c), fds, sizeof(fds));
+    if (sendmsg(fd, &mh, 0) < 0) { perror("sendmsg"); return 1; }
+    uint8_t ack[HDR + 8];
+    if (read_full(fd, ack, sizeof(ack)) < 0 || get64(ack + HDR) != 0) { fprintf(stderr, "ring refused\n"); return 1; }
+    double *t = malloc(sizeof(double) * (size_t)n);
+    long warm = n / 10 + 1000;
+    uint32_t k = 0;
+    for (long i = -warm; i < n; i++, k++) {
+        uint8_t *s = r + 64 + (size_t)(k % RING_ENTRIES) * 64;
+        uint64_t iova = 0x10000000ull + ((uint64_t)(i & 0xffff) << 12) + 0x10;
+        double t0 = now_us();
+        translate_req(s + 8, 1, iova);
+        __atomic_store_n((uint32_t *)s, 2 * k + 1, __ATOMIC_RELEASE);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        if (__atomic_load_n((uint32_t *)r, __ATOMIC_ACQUIRE)) {
+            uint64_t one = 1;
+            if (write(bell, &one, 8) != 8) return 1;
+        }
+        while (__atomic_load_n((uint32_t *)s, __ATOMIC_ACQUIRE) != 2 * k + 2) __builtin_ia32_pause();
+        double t1 = now_us();
+        if (get64(s + 32 + 8) != iova) { fprintf(stderr, "wrong translation\n"); return 1; }
+        if (i >= 0) t[i] = t1 - t0;
+    }
+    qsort(t, (size_t)n, sizeof(double), cmp);
+    printf("ring n=%ld median_us=%.2f p99_us=%.2f\n", n, t[n / 2], t[(long)(n * 0.99)]);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "server")) return server(argv[2]);
     if (argc >= 4 && !strcmp(argv[1], "rtt")) return rtt(argv[2], atol(argv[3]));
     if (argc >= 5 && !strcmp(argv[1], "batch")) return batch(argv[2], atof(argv[3]), atoi(argv[4]));
-    fprintf(stderr, "usage: %s server PATH | rtt PATH N | batch PATH SECONDS BATCH\n", argv[0]);
+    if (argc >= 4 && !strcmp(argv[1], "ring")) return ring(argv[2], atol(argv[3]));
+    fprintf(stderr, "usage: %s server PATH | rtt PATH N | batch PATH SECONDS BATCH | ring PATH N\n", argv[0]);
     return 2;
 }

@@ -47,6 +47,7 @@ class CodecTest {
         assertEquals(1027, BackendRequest.IOMMU_PRI_RESPONSE.code());
         assertEquals(1031, Request.IOMMU_ATS_TRANSLATE.code());
         assertEquals(1032, Request.IOMMU_PRI_PAGE_REQUEST.code());
+        assertEquals(1033, Request.IOMMU_SET_TRANSLATE_RING.code());
         assertEquals(null, Request.of(4));
     }
 

@@ -247,4 +247,47 @@ class IommuMessagesTest {
             assertEquals(1, s.counters().get(Counter.ATC_INVALIDATIONS));
         }
     }
+
+    @Test
+    void sharedMemoryTranslationRing() throws Exception {
+        java.lang.invoke.VarHandle i32 = java.lang.invoke.MethodHandles.byteBufferViewVarHandle(int[].class, java.nio.ByteOrder.LITTLE_ENDIAN);
+        int entries = 4;
+        int bell = LibC.eventfd(0, LibC.EFD_CLOEXEC);
+        try (FakeVmm vmm = daemon.connect(); FakeVmm.Memfd ring = new FakeVmm.Memfd(64 + 64 * entries)) {
+            byte[] p = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN).putInt(entries).putInt(0).array();
+            assertEquals(0, vmm.ack(Request.IOMMU_SET_TRANSLATE_RING, p, ring.fd, bell));
+            java.nio.ByteBuffer v = ring.view;
+            for (int k = 0; k < 12; k++) {
+                if (k % 4 == 3) {
+                    Thread.sleep(20); // the daemon goes to sleep: the doorbell must wake it
+                }
+                int s = 64 + (k % entries) * 64;
+                v.putInt(s + 8, k % 2 == 0 ? 1 : 2).putInt(s + 12, -1).putLong(s + 16, 0x1000L * k + 5).putInt(s + 24, 0);
+                i32.setRelease(v, s, 2 * k + 1);
+                java.lang.invoke.VarHandle.fullFence();
+                if ((int) i32.getAcquire(v, 0) == 1) {
+                    EventFds.signal(bell);
+                }
+                long deadline = System.nanoTime() + 2_000_000_000L;
+                while ((int) i32.getAcquire(v, s) != 2 * k + 2) {
+                    assertTrue(System.nanoTime() < deadline, "no answer to ring request " + k);
+                    Thread.onSpinWait();
+                }
+                if (k % 2 == 0) {
+                    assertEquals(Payloads.TRANSLATED, v.getInt(s + 32));
+                    assertEquals(0x1_0000_0000L + 0x1000L * k + 5, v.getLong(s + 40));
+                    assertEquals(0xfff, v.getLong(s + 48));
+                } else {
+                    assertEquals(Payloads.ABORTED, v.getInt(s + 32));
+                }
+            }
+            assertEquals(12, daemon.registry.list().get(0).counters().get(Counter.TRANSLATIONS));
+            // a ring of 3 entries is refused, the connection stays
+            byte[] bad = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN).putInt(3).putInt(0).array();
+            assertEquals(ProtocolException.EINVAL, vmm.ack(Request.IOMMU_SET_TRANSLATE_RING, bad, ring.fd, bell));
+            assertEquals(0, vmm.ack(Request.SET_OWNER, new byte[0]));
+        } finally {
+            LibC.closeQuietly(bell);
+        }
+    }
 }

@@ -41,7 +41,9 @@ public enum Request {
     IOMMU_TRANSLATE_BATCH(Protocol.IOMMU_BASE + 5, 8, 8 + Payloads.MAX_BATCH * Payloads.TranslateRequest.SIZE, Fds.NONE),
     IOMMU_SET_IRQ_FD(Protocol.IOMMU_BASE + 6, 8, 8, Fds.ONE_UNLESS_NOFD),
     IOMMU_ATS_TRANSLATE(Protocol.IOMMU_BASE + 7, Payloads.TranslateRequest.SIZE, Payloads.TranslateRequest.SIZE, Fds.NONE),
-    IOMMU_PRI_PAGE_REQUEST(Protocol.IOMMU_BASE + 8, Payloads.PageRequestMsg.SIZE, Payloads.PageRequestMsg.SIZE, Fds.NONE);
+    IOMMU_PRI_PAGE_REQUEST(Protocol.IOMMU_BASE + 8, Payloads.PageRequestMsg.SIZE, Payloads.PageRequestMsg.SIZE, Fds.NONE),
+    /** u32 entries, u32 flags; the ring's memfd and the doorbell eventfd. */
+    IOMMU_SET_TRANSLATE_RING(Protocol.IOMMU_BASE + 9, 8, 8, Fds.TWO);
 
     /** Which descriptors a request carries. */
     public enum Fds {
@@ -50,6 +52,7 @@ public enum Request {
         ZERO_OR_ONE,
         /** One unless bit 8 (VHOST_USER_VRING_NOFD_MASK) of the u64 payload is set. */
         ONE_UNLESS_NOFD,
+        TWO,
         /** One per memory region of a SET_MEM_TABLE. */
         PER_REGION
     }
@@ -118,6 +121,7 @@ public enum Request {
         switch (fds) {
             case NONE -> want = 0;
             case ONE -> want = 1;
+            case TWO -> want = 2;
             case ZERO_OR_ONE -> want = Math.min(m.fds().length, 1);
             case ONE_UNLESS_NOFD -> want = (Payloads.u64(m.payload()) & Payloads.NOFD_MASK) != 0 ? 0 : 1;
             case PER_REGION -> want = Payloads.MemTable.regionCount(m.payload());

@@ -36,6 +36,7 @@ public final class VhostUserConnection implements Runnable {
     private boolean protocolFeaturesAcked;
     private final Map<Integer, VringState> vrings = new ConcurrentHashMap<>();
     private KickPoller poller;
+    private TranslateRing ring;
 
     /** What SET_VRING_NUM/ADDR/BASE/ENABLE said about one queue. */
     private static final class VringState {
@@ -99,6 +100,9 @@ public final class VhostUserConnection implements Runnable {
         } finally {
             if (poller != null) {
                 poller.close();
+            }
+            if (ring != null) {
+                ring.close();
             }
             registry.close(session);
             channel.close();
@@ -326,6 +330,18 @@ public final class VhostUserConnection implements Runnable {
                 session.pageRequest(new BridgedDevice.PageRequest(q.streamId(),
                         q.substreamId() == Payloads.NO_SUBSTREAM ? dev.iommuemu.dma.IommuModel.NO_SUBSTREAM : q.substreamId(),
                         q.address(), DeviceSession.access(q.flags()), q.groupIndex(), (q.flags() & Payloads.PAGE_REQUEST_LAST) != 0));
+                return null;
+            }
+            case IOMMU_SET_TRANSLATE_RING -> {
+                java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(p).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                int entries = b.getInt(0);
+                int ringFd = take(m, 0);
+                int bell = take(m, 1);
+                if (ring != null) {
+                    ring.close();
+                    ring = null;
+                }
+                ring = TranslateRing.start(session, entries, ringFd, bell);
                 return null;
             }
             case IOMMU_SET_IRQ_FD -> {
