@@ -147,9 +147,14 @@ final class TranslateRing implements AutoCloseable {
         running = false;
         eventFd.signal(stopFd);
         try {
-            thread.join(2000);
+            thread.join(5000);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+        }
+        if (thread.isAlive()) {
+            // never unmap under a running reader: leaking the mapping beats a SIGSEGV
+            LOG.severe("session " + session.id() + ": translation ring thread did not stop; its mapping is left in place");
+            return;
         }
         ring.unmap();
         LibC.closeQuietly(doorbell);

@@ -406,6 +406,11 @@ public final class VhostUserConnection implements Runnable {
             });
         } catch (ProtocolException e) {
             LOG.warning("session " + session.id() + ": queue " + index + " notification: " + e.getMessage());
+        } catch (RuntimeException e) {
+            // a model bug: the session can no longer be trusted; its connection closes
+            LOG.log(Level.SEVERE, "session " + session.id() + ": queue " + index + " notification failed", e);
+            session.fail("queue " + index + " notification failed: " + e);
+            shutdown();
         }
     }
 
