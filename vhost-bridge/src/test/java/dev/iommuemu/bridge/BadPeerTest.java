@@ -47,6 +47,7 @@ class BadPeerTest {
     }
 
     /** One kind of bad peer each; returns normally if the daemon answered as docs/protocol.md says. */
+    @SuppressWarnings("try")
     private void misbehave(int kind, int memfd) throws Exception {
         try (FakeVmm vmm = daemon.connect()) {
             switch (kind) {
@@ -126,6 +127,7 @@ class BadPeerTest {
     }
 
     @Test
+    @SuppressWarnings("try")
     void noDescriptorLeaksAndOtherConnectionsKeepRunning() throws Exception {
         AtomicLong good = new AtomicLong();
         AtomicReference<Throwable> failure = new AtomicReference<>();

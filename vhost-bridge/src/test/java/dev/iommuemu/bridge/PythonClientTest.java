@@ -47,6 +47,7 @@ class PythonClientTest {
     }
 
     @Test
+    @SuppressWarnings("try")
     void pythonClientPassesItsTests() throws Exception {
         String python = python();
         boolean ready = python != null && hasProtoc();

@@ -187,6 +187,7 @@ class VhostUserProtocolTest {
     }
 
     @Test
+    @SuppressWarnings("try")
     void disconnectUnmapsAndClosesEverything() throws Exception {
         try (FakeVmm warm = daemon.connect(); FakeVmm.Memfd m = new FakeVmm.Memfd(4096)) {
             warm.call(Request.GET_FEATURES, new byte[0]);

@@ -115,11 +115,12 @@ public final class ControlServer implements AutoCloseable {
         long only = req.getSubscribeEvents().getSession();
         BlockingQueue<BridgeEvent> q = new ArrayBlockingQueue<>(EVENT_QUEUE);
         AtomicLong lost = new AtomicLong();
-        try (AutoCloseable sub = service.registry().events().subscribe(e -> {
+        Runnable unsubscribe = service.registry().events().subscribe(e -> {
             if ((only == 0 || e.sessionId() == only) && !q.offer(e)) {
                 lost.incrementAndGet();
             }
-        })) {
+        });
+        try {
             // an empty first response confirms the subscription is in place
             ControlResponse.newBuilder().setId(req.getId()).setEmpty(dev.iommuemu.proto.v1.Empty.getDefaultInstance()).build().writeDelimitedTo(out);
             out.flush();
@@ -139,10 +140,8 @@ public final class ControlServer implements AutoCloseable {
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-        } catch (IOException e) {
-            throw e;
-        } catch (Exception e) {
-            throw new IOException(e);
+        } finally {
+            unsubscribe.run();
         }
     }
 

@@ -77,8 +77,8 @@ public final class MappedRegion implements GuestMemory.Region {
         } catch (LastErrorException e) {
             throw new IOException("fstat fd " + fd + ": errno " + e.getErrorCode());
         }
-        int mode = st.getInt(24);
-        long fileSize = st.getLong(48);
+        int mode = st.getInt(LibC.STAT_MODE_OFFSET);
+        long fileSize = st.getLong(LibC.STAT_SIZE_OFFSET);
         if ((mode & LibC.S_IFMT) != LibC.S_IFREG) {
             throw new IOException("fd " + fd + " is not a regular file (mode 0" + Integer.toOctalString(mode) + ")");
         }

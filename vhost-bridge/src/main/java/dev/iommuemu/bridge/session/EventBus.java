@@ -7,7 +7,8 @@ import java.util.function.Consumer;
 public final class EventBus {
     private final CopyOnWriteArrayList<Consumer<BridgeEvent>> subscribers = new CopyOnWriteArrayList<>();
 
-    public AutoCloseable subscribe(Consumer<BridgeEvent> s) {
+    /** Adds a subscriber; run the returned action to remove it. */
+    public Runnable subscribe(Consumer<BridgeEvent> s) {
         subscribers.add(s);
         return () -> subscribers.remove(s);
     }

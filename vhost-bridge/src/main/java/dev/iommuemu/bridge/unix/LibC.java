@@ -54,9 +54,11 @@ public final class LibC {
     public static final short POLLERR = 8;
     public static final short POLLHUP = 0x10;
     public static final short POLLNVAL = 0x20;
-    // fstat(2): struct stat on x86_64 is 144 bytes; st_mode at 24, st_size at 48.
-    // (aarch64's generic layout differs: st_mode 16, st_size 48, 128 bytes.)
+    // fstat(2): struct stat on x86_64 is 144 bytes with st_mode at 24 and st_size at 48; aarch64
+    // uses the generic layout (128 bytes, st_mode at 16, st_size at 48).
     public static final int STAT_SIZE = 144;
+    public static final int STAT_MODE_OFFSET = "aarch64".equals(System.getProperty("os.arch")) ? 16 : 24;
+    public static final int STAT_SIZE_OFFSET = 48;
     public static final int S_IFMT = 0170000;
     public static final int S_IFREG = 0100000;
 
