@@ -37,6 +37,8 @@ public final class Main {
             """;
 
     public static void main(String[] args) throws Exception {
+        // before the first logger: keep log handlers alive through shutdown (see DaemonLogManager)
+        System.setProperty("java.util.logging.manager", "dev.iommuemu.bridge.daemon.DaemonLogManager");
         System.exit(run(args, System.out, System.err, System.getenv()));
     }
 

@@ -52,4 +52,41 @@ class VmmClientTest {
             assertEquals(1, vmm.mmioRead(0x38, 8));
         }
     }
+
+    @Test
+    void manyVmmsAtOnceEachWithItsOwnDeviceAndMemory() throws Exception {
+        int n = 8;
+        try (TestDaemon daemon = new TestDaemon("many")) {
+            List<Throwable> failures = new CopyOnWriteArrayList<>();
+            List<Thread> threads = new java.util.ArrayList<>();
+            java.util.concurrent.CyclicBarrier together = new java.util.concurrent.CyclicBarrier(n);
+            for (int v = 0; v < n; v++) {
+                long out = 0x100_0000L * (v + 1);
+                Thread t = new Thread(() -> {
+                    try (VmmClient vmm = VmmClient.connect(daemon.socket)) {
+                        vmm.addMemory(0, 1 << 16);
+                        vmm.memory().store(8, 8, out | 1); // this VMM's table: page 1 -> its own output
+                        vmm.mmioWrite(8, 8, out);
+                        together.await();
+                        for (int i = 0; i < 500; i++) {
+                            assertEquals(out + 0x234, vmm.translate(4, -1, 0x1234, 0).result().output());
+                        }
+                        assertEquals(out, vmm.mmioRead(8, 8), "the scratch register is per device");
+                    } catch (Throwable e) {
+                        failures.add(e);
+                    }
+                });
+                threads.add(t);
+                t.start();
+            }
+            for (Thread t : threads) {
+                t.join(20000);
+            }
+            assertEquals(List.of(), failures);
+            assertEquals(n, daemon.fake.created.size());
+            daemon.awaitNoConnections();
+            assertEquals(0, daemon.registry.list().size());
+            assertEquals(n * 500L, daemon.registry.totals().get(dev.iommuemu.bridge.session.Counter.TRANSLATIONS));
+        }
+    }
 }

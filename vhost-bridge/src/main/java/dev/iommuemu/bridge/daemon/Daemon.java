@@ -49,7 +49,7 @@ public final class Daemon implements AutoCloseable {
             vmm.close();
             throw e;
         }
-        LOG.info("iommu-emu daemon up: vmm socket " + config.socket() + ", control socket " + config.control()
+        LOG.info("iommu-emu daemon up: vmm socket " + config.socket() + ", control socket " + (config.control() == null ? "none" : config.control())
                 + ", model " + f.model() + (profile.isEmpty() ? "" : " profile " + profile));
         return new Daemon(config, registry, vmm, control);
     }
