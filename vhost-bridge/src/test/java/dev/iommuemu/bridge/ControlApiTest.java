@@ -172,4 +172,22 @@ class ControlApiTest {
         assertTrue(got.get(1).getDetail().startsWith("F_TRANSLATION sid=2 ssid=-1 iova=0x4000"), got.get(1).getDetail());
         assertEquals("priq", got.get(2).getDetail());
     }
+
+    @Test
+    void malformedAndOversizedRequestsCloseOnlyThatClient() throws Exception {
+        try (ControlClient good = ControlClient.connect(controlPath)) {
+            for (byte[] junk : new byte[][] {
+                    {(byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff, 0x0f}, // a 4 GiB length
+                    {0x05, (byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff}, // not a message
+                    {0x10, 0x01}}) { // truncated
+                try (java.nio.channels.SocketChannel ch = java.nio.channels.SocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+                    ch.connect(java.net.UnixDomainSocketAddress.of(controlPath));
+                    ch.write(ByteBuffer.wrap(junk));
+                    ch.shutdownOutput();
+                    assertEquals(-1, ch.read(ByteBuffer.allocate(16)), "closed without an answer");
+                }
+            }
+            assertEquals("fake", good.status().getDefaultModel());
+        }
+    }
 }

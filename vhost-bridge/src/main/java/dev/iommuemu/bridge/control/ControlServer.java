@@ -81,7 +81,7 @@ public final class ControlServer implements AutoCloseable {
             while (true) {
                 ControlRequest req;
                 try {
-                    req = ControlRequest.parseDelimitedFrom(in);
+                    req = readRequest(in);
                 } catch (com.google.protobuf.InvalidProtocolBufferException e) {
                     LOG.warning("control client sent a malformed message, closing: " + e.getMessage());
                     return;
@@ -109,6 +109,26 @@ public final class ControlServer implements AutoCloseable {
                 }
             }
         }
+    }
+
+    /** Largest request accepted: a 1 MiB memory write plus framing. */
+    static final int MAX_REQUEST = ControlService.MAX_MEMORY_IO + 4096;
+
+    /** A delimited request, refusing a length over {@link #MAX_REQUEST} before reading it; null at end of stream. */
+    static ControlRequest readRequest(InputStream in) throws IOException {
+        int first = in.read();
+        if (first < 0) {
+            return null;
+        }
+        int size = com.google.protobuf.CodedInputStream.readRawVarint32(first, in);
+        if (size < 0 || size > MAX_REQUEST) {
+            throw new com.google.protobuf.InvalidProtocolBufferException("request of " + Integer.toUnsignedString(size) + " bytes exceeds " + MAX_REQUEST);
+        }
+        byte[] b = in.readNBytes(size);
+        if (b.length != size) {
+            throw new com.google.protobuf.InvalidProtocolBufferException("truncated request: " + b.length + " of " + size + " bytes");
+        }
+        return ControlRequest.parseFrom(b);
     }
 
     private void streamEvents(ControlRequest req, OutputStream out) throws IOException {
