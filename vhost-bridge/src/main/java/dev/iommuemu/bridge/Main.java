@@ -30,6 +30,7 @@ public final class Main {
               --profile NAME         the model's profile (default: the model's first)
               --log-level LEVEL      SEVERE, WARNING, INFO, FINE, FINER, ALL (default: INFO)
               --ack-timeout-ms N     wait for a VMM's IOTLB invalidation ack (default: 5000)
+              --max-connections N    VMM connections served at once (default: 64)
               --config FILE          a properties file overriding the embedded defaults
               --print-config         print the effective configuration and exit
               --list-models          print the models and profiles of this build and exit
@@ -56,6 +57,7 @@ public final class Main {
                 case "--profile" -> "profile";
                 case "--log-level" -> "log.level";
                 case "--ack-timeout-ms" -> "ack.timeout.ms";
+                case "--max-connections" -> "max.connections";
                 case "--config" -> "";
                 default -> null;
             };
@@ -101,6 +103,7 @@ public final class Main {
             out.println("profile=" + config.profile());
             out.println("log.level=" + config.logLevel().getName());
             out.println("ack.timeout.ms=" + config.ackTimeoutMs());
+            out.println("max.connections=" + config.maxConnections());
             return 0;
         }
         LogFormat.install(config.logLevel());

@@ -177,4 +177,20 @@ class BadPeerTest {
             assertTrue(served > 10 && good.get() > served, "the healthy VMM kept being served: " + served);
         }
     }
+
+    @Test
+    void connectionsBeyondTheLimitAreClosedAndTheOthersServed() throws Exception {
+        try (dev.iommuemu.bridge.daemon.VhostUserServer small = new dev.iommuemu.bridge.daemon.VhostUserServer(
+                FakeVmm.socketPath("limit"), daemon.registry, 1000, 2)) {
+            java.nio.file.Path p = small.path();
+            try (FakeVmm a = new FakeVmm(p); FakeVmm b = new FakeVmm(p)) {
+                a.call(Request.GET_FEATURES, new byte[0]);
+                b.call(Request.GET_FEATURES, new byte[0]);
+                try (FakeVmm c = new FakeVmm(p)) {
+                    assertTrue(c.closedByPeer(3000), "the third connection is refused");
+                }
+                assertEquals(0, a.ack(Request.SET_OWNER, new byte[0]));
+            }
+        }
+    }
 }

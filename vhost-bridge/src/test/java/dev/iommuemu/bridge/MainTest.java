@@ -48,9 +48,10 @@ class MainTest {
         String[] d = run("--print-config");
         assertEquals("0", d[0]);
         assertEquals("socket=/run/user/7/iommu-emu.sock\ncontrol=/run/user/7/iommu-emu-control.sock\nmodel=smmuv3\nprofile=\n"
-                + "log.level=INFO\nack.timeout.ms=5000\n", d[1]);
+                + "log.level=INFO\nack.timeout.ms=5000\nmax.connections=64\n", d[1]);
         String[] o = run("--socket", "/tmp/x.sock", "--control", "none", "--model", "virtio-iommu", "--profile", "p", "--log-level", "fine", "--print-config");
-        assertEquals("socket=/tmp/x.sock\ncontrol=\nmodel=virtio-iommu\nprofile=p\nlog.level=FINE\nack.timeout.ms=5000\n", o[1]);
+        assertEquals("socket=/tmp/x.sock\ncontrol=\nmodel=virtio-iommu\nprofile=p\nlog.level=FINE\nack.timeout.ms=5000\nmax.connections=64\n", o[1]);
+        assertEquals("2", run("--max-connections", "0", "--print-config")[0]);
         assertTrue(run("--list-models")[1].contains("identity (protocol model 0): profiles [default]"));
     }
 

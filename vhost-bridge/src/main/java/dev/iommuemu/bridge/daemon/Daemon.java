@@ -39,7 +39,7 @@ public final class Daemon implements AutoCloseable {
             throw new IllegalArgumentException("model " + f.model() + " has no profile '" + profile + "' (has " + f.profiles() + ")");
         }
         SessionRegistry registry = new SessionRegistry(devices, f, profile);
-        VhostUserServer vmm = new VhostUserServer(config.socket(), registry, config.ackTimeoutMs());
+        VhostUserServer vmm = new VhostUserServer(config.socket(), registry, config.ackTimeoutMs(), config.maxConnections());
         AutoCloseable control = null;
         try {
             if (config.control() != null) {

@@ -15,7 +15,7 @@ import java.util.regex.Pattern;
  * The daemon's settings: the embedded {@code default.properties}, then an optional file, then
  * command-line options. Values may use {@code ${VAR:-default}} for environment variables.
  */
-public record DaemonConfig(Path socket, Path control, String model, String profile, Level logLevel, int ackTimeoutMs) {
+public record DaemonConfig(Path socket, Path control, String model, String profile, Level logLevel, int ackTimeoutMs, int maxConnections) {
     private static final Pattern VAR = Pattern.compile("\\$\\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?}");
 
     /** The embedded defaults as properties. */
@@ -72,7 +72,16 @@ public record DaemonConfig(Path socket, Path control, String model, String profi
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException("bad ack.timeout.ms: " + p.getProperty("ack.timeout.ms"));
         }
+        int max;
+        try {
+            max = Integer.parseInt(expand(p.getProperty("max.connections", "64"), env).trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("bad max.connections: " + p.getProperty("max.connections"));
+        }
+        if (ack <= 0 || max <= 0) {
+            throw new IllegalArgumentException("ack.timeout.ms and max.connections must be positive");
+        }
         return new DaemonConfig(Path.of(socket), control.isEmpty() ? null : Path.of(control),
-                expand(p.getProperty("model", "smmuv3"), env).trim(), expand(p.getProperty("profile", ""), env).trim(), level, ack);
+                expand(p.getProperty("model", "smmuv3"), env).trim(), expand(p.getProperty("profile", ""), env).trim(), level, ack, max);
     }
 }

@@ -22,14 +22,20 @@ public final class VhostUserServer implements AutoCloseable {
     private final UnixServerSocket server;
     private final SessionRegistry registry;
     private final int ackTimeoutMs;
+    private final int maxConnections;
     private final Set<VhostUserConnection> connections = ConcurrentHashMap.newKeySet();
     private final Thread acceptor;
     private volatile boolean closing;
 
     public VhostUserServer(Path socket, SessionRegistry registry, int ackTimeoutMs) throws IOException {
+        this(socket, registry, ackTimeoutMs, 64);
+    }
+
+    public VhostUserServer(Path socket, SessionRegistry registry, int ackTimeoutMs, int maxConnections) throws IOException {
         this.server = UnixServerSocket.bind(socket, 64);
         this.registry = registry;
         this.ackTimeoutMs = ackTimeoutMs;
+        this.maxConnections = maxConnections;
         this.acceptor = new Thread(this::acceptLoop, "iommu-emu-accept");
         acceptor.setDaemon(true);
         acceptor.start();
@@ -56,6 +62,11 @@ public final class VhostUserServer implements AutoCloseable {
                 } catch (InterruptedException ie) {
                     return;
                 }
+                continue;
+            }
+            if (connections.size() >= maxConnections) {
+                LOG.warning("refusing a VMM connection: all " + maxConnections + " connections are in use");
+                s.close();
                 continue;
             }
             DeviceSession session;
