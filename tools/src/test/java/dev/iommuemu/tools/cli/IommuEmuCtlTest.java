@@ -26,7 +26,7 @@ class IommuEmuCtlTest {
 
     @BeforeEach
     void start() throws Exception {
-        DeviceRegistry devices = DeviceRegistry.discover();
+        DeviceRegistry devices = DeviceRegistry.discover().register(new DemoDevice.Factory());
         SessionRegistry registry = new SessionRegistry(devices, devices.get(IdentityDevice.Factory.NAME), "");
         path = Path.of("/tmp/ie-ctl-" + ProcessHandle.current().pid() + "-" + System.nanoTime() % 100000 + ".sock");
         server = new ControlServer(path, registry, "/tmp/vmm.sock");
@@ -76,5 +76,38 @@ class IommuEmuCtlTest {
         assertEquals("2", ctl("ste")[0]);
         assertEquals("0", ctl("--help")[0]);
         assertTrue(ctl("--help")[1].contains("walk SID IOVA"));
+    }
+
+    @Test
+    void diagnosticsAreExplained() throws Exception {
+        long demo = owner.createSession("demo", "").getId();
+        String sid = Long.toString(demo);
+        String[] w = ctl("--session", sid, "walk", "3", "0x8000", "--write");
+        assertEquals("0", w[0], w[2]);
+        assertEquals("walk of 0x8000 for stream 3, write\n"
+                + "  stage 1 level 0: table 0x90000, descriptor at 0x90000 = 0x0000000000091003: table -> 0x91000\n"
+                + "  stage 1 level 1: table 0x91000, descriptor at 0x91008 = 0x0000000000000000: F_TRANSLATION: invalid descriptor\n"
+                + "result: 0x8000 -> fault F_TRANSLATION\n", w[1]);
+        String[] ste = ctl("--session", sid, "ste", "2");
+        assertEquals("STE at 0x80080\n  word 0: 0x0000000000000005\n  word 1: 0x0000000000000000\n"
+                + "  V                [0:0]     0x1\n  Config           [3:1]     0x2\n", ste[1]);
+        assertEquals("CD at 0x0\n  error: C_BAD_SUBSTREAMID\n", ctl("--session", sid, "cd", "2", "1")[1]);
+        ctl("--session", sid, "write-reg", "0x20", "1");
+        assertEquals("IDR0                 @0x0     = 0xa\n  S1P              [1:1]     0x1\n  TTF              [3:2]     0x2\n"
+                + "CR0                  @0x20    = 0x1\n  SMMUEN           [0:0]     0x1\n", ctl("--session", sid, "registers")[1]);
+        assertEquals("0x20: 0x1\n", ctl("--session", sid, "read-reg", "0x20")[1]);
+    }
+
+    @Test
+    void eventsFollow() throws Exception {
+        String[][] result = new String[1][];
+        Thread t = new Thread(() -> result[0] = ctl("events", "--follow", "--count", "1", "--session", Long.toString(session)));
+        t.start();
+        Thread.sleep(1000); // let the tool subscribe
+        owner.closeSession(session); // the identity model never faults: closing the session is the event
+
+        t.join(5000);
+        assertEquals("0", result[0][0], result[0][2]);
+        assertTrue(result[0][1].matches("\\S+ session=" + session + " session_close control\n"), result[0][1]);
     }
 }
