@@ -10,10 +10,11 @@ import java.util.ServiceLoader;
 public final class DeviceRegistry {
     private final Map<String, DeviceFactory> factories = new LinkedHashMap<>();
 
-    /** Every factory on the class path (ServiceLoader) plus the built-in identity model. */
+    /** The built-in models (identity, virtio-iommu, smmuv3) plus every factory on the class path (ServiceLoader). */
     public static DeviceRegistry discover() {
         DeviceRegistry r = new DeviceRegistry();
         r.register(new IdentityDevice.Factory());
+        r.register(new dev.iommuemu.bridge.device.virtio.VirtioIommuBridge.Factory());
         for (DeviceFactory f : ServiceLoader.load(DeviceFactory.class)) {
             r.register(f);
         }

@@ -18,7 +18,7 @@ public final class TestDaemon implements AutoCloseable {
     }
 
     public TestDaemon(String tag, int ackTimeoutMs) throws IOException {
-        DeviceRegistry devices = DeviceRegistry.discover().register(fake).register(new FakeDevice.Factory("fake-virtio", 2));
+        DeviceRegistry devices = new DeviceRegistry().register(new dev.iommuemu.bridge.device.IdentityDevice.Factory()).register(fake).register(new FakeDevice.Factory("fake-virtio", 2));
         registry = new SessionRegistry(devices, fake, "default");
         socket = FakeVmm.socketPath(tag);
         server = new VhostUserServer(socket, registry, ackTimeoutMs);
