@@ -24,9 +24,9 @@ import java.util.OptionalInt;
  * {@link #setQueueSize}, {@link #setQueueAddresses} (guest-physical), {@link #setQueueNextAvail} /
  * {@link #queueNextAvail} (SET/GET_VRING_BASE), {@link #setQueueEnabled} (SET_VRING_ENABLE), and
  * {@link #queueNotified} on every kick. Used buffer notifications go out as
- * {@code DmaHost.raiseIrq("vq:0")} / {@code "vq:1"} (the daemon writes the queue's call eventfd);
+ * {@code DmaHost.raiseIrq("vq0")} / {@code "vq1"} (the daemon writes the queue's call eventfd);
  * {@link #queueNotified} also returns whether it raised one. A fault produced by
- * {@link #translate} goes to the event queue and may raise {@code "vq:1"} from the calling thread.
+ * {@link #translate} goes to the event queue and may raise {@code "vq1"} from the calling thread.
  *
  * <p>Every public method takes the device lock, so the daemon may call from several threads.
  */
@@ -220,7 +220,7 @@ public final class VirtioIommuDevice implements IommuModel {
     /**
      * The driver notified queue {@code q}: process every available buffer (requests on queue 0;
      * new event buffers on queue 1 let pending fault reports out). Returns whether a used buffer
-     * notification was raised ({@code DmaHost.raiseIrq("vq:" + q)}).
+     * notification was raised ({@code DmaHost.raiseIrq("vq" + q)}).
      */
     public synchronized boolean queueNotified(int q) {
         if (q == REQUEST_QUEUE) {
@@ -255,7 +255,7 @@ public final class VirtioIommuDevice implements IommuModel {
 
     private boolean signal(int q, boolean notify) {
         if (notify) {
-            host.raiseIrq("vq:" + q);
+            host.raiseIrq("vq" + q);
         }
         return notify;
     }

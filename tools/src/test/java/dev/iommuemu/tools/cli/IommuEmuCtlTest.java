@@ -1,0 +1,113 @@
+package dev.iommuemu.tools.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.iommuemu.bridge.client.ControlClient;
+import dev.iommuemu.bridge.control.ControlServer;
+import dev.iommuemu.bridge.device.DeviceRegistry;
+import dev.iommuemu.bridge.device.IdentityDevice;
+import dev.iommuemu.bridge.session.SessionRegistry;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** The CLI against a control server serving the built-in identity model. */
+class IommuEmuCtlTest {
+    private ControlServer server;
+    private Path path;
+    private ControlClient owner;
+    private long session;
+
+    @BeforeEach
+    void start() throws Exception {
+        DeviceRegistry devices = DeviceRegistry.discover().register(new DemoDevice.Factory());
+        SessionRegistry registry = new SessionRegistry(devices, devices.get(IdentityDevice.Factory.NAME), "");
+        path = Path.of("/tmp/ie-ctl-" + ProcessHandle.current().pid() + "-" + System.nanoTime() % 100000 + ".sock");
+        server = new ControlServer(path, registry, "/tmp/vmm.sock");
+        owner = ControlClient.connect(path);
+        session = owner.createSession("", "").getId();
+        owner.addMemory(session, 0x4000_0000L, 1 << 16);
+        owner.writeMemory(session, 0x4000_0010L, new byte[] {(byte) 0xde, (byte) 0xad, (byte) 0xbe, (byte) 0xef});
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        owner.close();
+        server.close();
+    }
+
+    private String[] ctl(String... args) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int rc = new IommuEmuCtl(new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8))
+                .run(args, Map.of("IOMMU_EMU_CONTROL", path.toString()));
+        return new String[] {Integer.toString(rc), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8)};
+    }
+
+    @Test
+    void statusTranslateMemoryCounters() {
+        String[] s = ctl("status");
+        assertEquals("0", s[0], s[2]);
+        assertTrue(s[1].contains("vmm socket: /tmp/vmm.sock\n"), s[1]);
+        assertTrue(s[1].contains("  session " + session + ": control, model identity profile default, mmio 0x0, memory: 0x40000000+0x10000\n"), s[1]);
+        String[] t = ctl("translate", "7", "0x12345678", "--write");
+        assertEquals("0x12345678 -> 0x12345678 (mask 0xfff, perm rwx)\n", t[1]);
+        String[] m = ctl("mem", "0x40000010", "4");
+        assertEquals("0000000040000010: de ad be ef\n", m[1]);
+        String[] c = ctl("counters");
+        assertTrue(c[1].contains("translations         1\n"), c[1]);
+    }
+
+    @Test
+    void errorsAreReportedWithTheDaemonsReason() {
+        String[] r = ctl("read-reg", "0");
+        assertEquals("1", r[0]);
+        assertEquals("iommu-emu-ctl: read-reg: MMIO offset 0x0 outside the 0x0-byte register space (errno 22)\n", r[2]);
+        String[] w = ctl("walk", "1", "0x1000");
+        assertEquals("1", w[0]);
+        assertEquals("iommu-emu-ctl: walk: model identity offers no diagnostics (errno 38)\n", w[2]);
+        assertEquals("2", ctl("frob")[0]);
+        assertEquals("2", ctl("ste")[0]);
+        assertEquals("0", ctl("--help")[0]);
+        assertTrue(ctl("--help")[1].contains("walk SID IOVA"));
+    }
+
+    @Test
+    void diagnosticsAreExplained() throws Exception {
+        long demo = owner.createSession("demo", "").getId();
+        String sid = Long.toString(demo);
+        String[] w = ctl("--session", sid, "walk", "3", "0x8000", "--write");
+        assertEquals("0", w[0], w[2]);
+        assertEquals("walk of 0x8000 for stream 3, write\n"
+                + "  stage 1 level 0: table 0x90000, descriptor at 0x90000 = 0x0000000000091003: table -> 0x91000\n"
+                + "  stage 1 level 1: table 0x91000, descriptor at 0x91008 = 0x0000000000000000: F_TRANSLATION: invalid descriptor\n"
+                + "result: 0x8000 -> fault F_TRANSLATION\n", w[1]);
+        String[] ste = ctl("--session", sid, "ste", "2");
+        assertEquals("STE at 0x80080\n  word 0: 0x0000000000000005\n  word 1: 0x0000000000000000\n"
+                + "  V                [0:0]     0x1\n  Config           [3:1]     0x2\n", ste[1]);
+        assertEquals("CD at 0x0\n  error: C_BAD_SUBSTREAMID\n", ctl("--session", sid, "cd", "2", "1")[1]);
+        ctl("--session", sid, "write-reg", "0x20", "1");
+        assertEquals("IDR0                 @0x0     = 0xa\n  S1P              [1:1]     0x1\n  TTF              [3:2]     0x2\n"
+                + "CR0                  @0x20    = 0x1\n  SMMUEN           [0:0]     0x1\n", ctl("--session", sid, "registers")[1]);
+        assertEquals("0x20: 0x1\n", ctl("--session", sid, "read-reg", "0x20")[1]);
+    }
+
+    @Test
+    void eventsFollow() throws Exception {
+        String[][] result = new String[1][];
+        Thread t = new Thread(() -> result[0] = ctl("events", "--follow", "--count", "1", "--session", Long.toString(session)));
+        t.start();
+        Thread.sleep(1000); // let the tool subscribe
+        owner.closeSession(session); // the identity model never faults: closing the session is the event
+
+        t.join(5000);
+        assertEquals("0", result[0][0], result[0][2]);
+        assertTrue(result[0][1].matches("\\S+ session=" + session + " session_close control\n"), result[0][1]);
+    }
+}

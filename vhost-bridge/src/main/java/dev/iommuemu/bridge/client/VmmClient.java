@@ -1,0 +1,259 @@
+package dev.iommuemu.bridge.client;
+
+import dev.iommuemu.bridge.memory.MappedGuestMemory;
+import dev.iommuemu.bridge.memory.MappedRegion;
+import dev.iommuemu.bridge.protocol.BackendRequest;
+import dev.iommuemu.bridge.protocol.Payloads;
+import dev.iommuemu.bridge.protocol.ProtocolException;
+import dev.iommuemu.bridge.protocol.Protocol;
+import dev.iommuemu.bridge.protocol.Request;
+import dev.iommuemu.bridge.protocol.VhostUserMessage;
+import dev.iommuemu.bridge.session.VhostUserChannel;
+import dev.iommuemu.bridge.unix.LibC;
+import dev.iommuemu.bridge.unix.UnixSocket;
+import dev.iommuemu.memory.GuestMemory;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.logging.Logger;
+
+/**
+ * The front-end side of docs/protocol.md in Java: what a VMM does, for guest-tests, tools and
+ * benchmarks. Guest RAM is created here as memfds, mapped locally (so a test's driver writes its
+ * tables into {@link #memory()}) and shared with the daemon; the VMM virtual address of a region is
+ * its guest physical address. Requests are synchronous; one caller at a time.
+ */
+public final class VmmClient implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(VmmClient.class.getName());
+
+    private final VhostUserChannel channel;
+    private final MappedGuestMemory memory = new MappedGuestMemory(Protocol.MAX_MEM_SLOTS);
+    private BackendThread backend;
+
+    private VmmClient(UnixSocket s) {
+        this.channel = new VhostUserChannel(s);
+    }
+
+    /** Connects and negotiates protocol features (REPLY_ACK, BACKEND_REQ, CONFIG, mem slots, IOMMU). */
+    public static VmmClient connect(Path socket) throws IOException {
+        VmmClient c = new VmmClient(UnixSocket.connect(socket.toString()));
+        try {
+            long offered = Payloads.u64(c.call(Request.GET_PROTOCOL_FEATURES, new byte[0]));
+            c.ack(Request.SET_PROTOCOL_FEATURES, Payloads.u64(offered & Protocol.PROTOCOL_FEATURES));
+            c.ack(Request.SET_OWNER, new byte[0]);
+        } catch (IOException e) {
+            c.close();
+            throw e;
+        }
+        return c;
+    }
+
+    private VhostUserMessage read(Request r) throws IOException {
+        VhostUserMessage m;
+        try {
+            m = channel.read();
+        } catch (ProtocolException e) {
+            throw new IOException(e.getMessage(), e);
+        }
+        if (m == null) {
+            throw new IOException("the daemon closed the connection (" + r + ")");
+        }
+        for (int fd : m.fds()) {
+            LibC.closeQuietly(fd);
+        }
+        if (m.request() != r.code() || !m.isReply()) {
+            throw new IOException("unexpected reply " + m + " to " + r);
+        }
+        return m;
+    }
+
+    /** A request with a reply of its own: returns the payload; an 8-byte error reply throws. */
+    public byte[] call(Request r, byte[] payload, int... fds) throws IOException {
+        channel.send(VhostUserMessage.request(r.code(), false, payload, fds));
+        byte[] p = read(r).payload();
+        // every IOMMU reply is longer than 8 bytes: an 8-byte one is an error (docs/protocol.md §6)
+        if (r.code() >= Protocol.IOMMU_BASE && p.length == 8) {
+            throw new RequestRefusedException(r.name(), (int) Payloads.u64(p));
+        }
+        return p;
+    }
+
+    /** A request sent with NEED_REPLY; a nonzero ack throws. */
+    public void ack(Request r, byte[] payload, int... fds) throws IOException {
+        channel.send(VhostUserMessage.request(r.code(), true, payload, fds));
+        long st = Payloads.u64(read(r).payload());
+        if (st != 0) {
+            throw new RequestRefusedException(r.name(), (int) st);
+        }
+    }
+
+    public Payloads.IommuInfo info() throws IOException {
+        try {
+            return Payloads.IommuInfo.decode(call(Request.IOMMU_GET_INFO, new byte[0]));
+        } catch (ProtocolException e) {
+            throw new IOException(e.getMessage(), e);
+        }
+    }
+
+    /** IOMMU_SET_MODEL (before the device is used). */
+    public void selectModel(int model, String profile) throws IOException {
+        ack(Request.IOMMU_SET_MODEL, new Payloads.ModelSelect(model, profile).encode());
+    }
+
+    /** Guest RAM at {@code gpa}: a memfd mapped here and shared with the daemon (ADD_MEM_REG). */
+    public void addMemory(long gpa, long size) throws IOException {
+        MappedRegion r = MappedRegion.allocate("iommu-emu-vmm", gpa, size);
+        try {
+            ack(Request.ADD_MEM_REG, new Payloads.SingleMemRegion(new Payloads.MemRegion(gpa, size, gpa, 0)).encode(), r.fd());
+            memory.add(r);
+        } catch (IOException | RuntimeException e) {
+            r.unmap();
+            throw e;
+        }
+    }
+
+    /** The guest RAM this client shares, as the guest (a test's driver) sees it. */
+    public GuestMemory memory() {
+        return memory;
+    }
+
+    public long mmioRead(long offset, int size) throws IOException {
+        try {
+            return Payloads.MmioReadReply.decode(call(Request.IOMMU_MMIO_READ, new Payloads.MmioRead(offset, size).encode())).value();
+        } catch (ProtocolException e) {
+            throw new IOException(e.getMessage(), e);
+        }
+    }
+
+    /** A non-posted MMIO write: returns when its side effects (and their invalidations) are done. */
+    public void mmioWrite(long offset, int size, long value) throws IOException {
+        ack(Request.IOMMU_MMIO_WRITE, new Payloads.MmioWrite(offset, size, value).encode());
+    }
+
+    /** {@code substream} -1: none. {@code access}: Payloads.ACCESS_* bits. */
+    public Payloads.TranslateReply translate(int streamId, int substream, long iova, int access) throws IOException {
+        try {
+            return Payloads.TranslateReply.decode(call(Request.IOMMU_TRANSLATE, new Payloads.TranslateRequest(streamId, substream, iova, access).encode()));
+        } catch (ProtocolException e) {
+            throw new IOException(e.getMessage(), e);
+        }
+    }
+
+    public List<Payloads.TranslateResult> translateBatch(List<Payloads.TranslateRequest> reqs) throws IOException {
+        try {
+            return Payloads.decodeBatchReply(call(Request.IOMMU_TRANSLATE_BATCH, Payloads.encodeBatch(reqs)));
+        } catch (ProtocolException e) {
+            throw new IOException(e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Gives interrupt line {@code line} a new eventfd and returns it (the caller polls and closes
+     * it; the daemon holds its own copy).
+     */
+    public int irqEventFd(int line) throws IOException {
+        int fd = LibC.eventfd(0, LibC.EFD_CLOEXEC);
+        try {
+            ack(Request.IOMMU_SET_IRQ_FD, Payloads.u64(line), fd);
+        } catch (IOException e) {
+            LibC.closeQuietly(fd);
+            throw e;
+        }
+        return fd;
+    }
+
+    /** What the daemon asks of the VMM on the back-end channel. Called on the channel's thread. */
+    public interface BackendListener {
+        /** Drop cached translations; the ack is sent when this returns (0 = done). */
+        default long iotlbInvalidate(Payloads.IotlbInvalidate inv) {
+            return 0;
+        }
+
+        default long atcInvalidate(Payloads.AtcInvalidate inv) {
+            return 0;
+        }
+
+        default void msi(Payloads.MsiWrite msi) {}
+
+        default void pageResponse(Payloads.PriResponse r) {}
+    }
+
+    /** Opens the back-end channel (SET_BACKEND_REQ_FD) and serves it on a thread with {@code listener}. */
+    public void serveBackend(BackendListener listener) throws IOException {
+        int[] sv = new int[2];
+        LibC.socketpair(LibC.AF_UNIX, LibC.SOCK_STREAM | LibC.SOCK_CLOEXEC, 0, sv);
+        try {
+            ack(Request.SET_BACKEND_REQ_FD, new byte[0], sv[1]);
+        } catch (IOException e) {
+            LibC.closeQuietly(sv[0]);
+            throw e;
+        } finally {
+            LibC.closeQuietly(sv[1]);
+        }
+        if (backend != null) {
+            backend.close();
+        }
+        backend = new BackendThread(new VhostUserChannel(new UnixSocket(sv[0])), listener);
+    }
+
+    private static final class BackendThread implements AutoCloseable {
+        private final VhostUserChannel channel;
+        private final Thread thread;
+
+        BackendThread(VhostUserChannel channel, BackendListener l) {
+            this.channel = channel;
+            this.thread = new Thread(() -> {
+                try {
+                    VhostUserMessage m;
+                    while ((m = channel.read()) != null) {
+                        for (int fd : m.fds()) {
+                            LibC.closeQuietly(fd);
+                        }
+                        BackendRequest r = BackendRequest.of(m.request());
+                        long status = 0;
+                        if (r == BackendRequest.IOMMU_IOTLB_INVALIDATE) {
+                            status = l.iotlbInvalidate(Payloads.IotlbInvalidate.decode(m.payload()));
+                        } else if (r == BackendRequest.IOMMU_ATC_INVALIDATE) {
+                            status = l.atcInvalidate(Payloads.AtcInvalidate.decode(m.payload()));
+                        } else if (r == BackendRequest.IOMMU_MSI) {
+                            l.msi(Payloads.MsiWrite.decode(m.payload()));
+                        } else if (r == BackendRequest.IOMMU_PRI_RESPONSE) {
+                            l.pageResponse(Payloads.PriResponse.decode(m.payload()));
+                        } else {
+                            status = ProtocolException.ENOSYS;
+                        }
+                        if (m.needReply()) {
+                            channel.send(VhostUserMessage.ack(m.request(), (int) status));
+                        }
+                    }
+                } catch (IOException | ProtocolException e) {
+                    LOG.fine(() -> "back-end channel ended: " + e.getMessage());
+                }
+            }, "iommu-emu-vmm-backend");
+            thread.setDaemon(true);
+            thread.start();
+        }
+
+        @Override
+        public void close() {
+            channel.socket().shutdown();
+            try {
+                thread.join(2000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            channel.close();
+        }
+    }
+
+    /** Disconnects (the daemon tears the device down) and unmaps this side's memory. */
+    @Override
+    public void close() {
+        channel.socket().shutdown();
+        if (backend != null) {
+            backend.close();
+        }
+        channel.close();
+        memory.close();
+    }
+}

@@ -1,0 +1,83 @@
+package dev.iommuemu.bridge.daemon;
+
+import dev.iommuemu.bridge.device.DeviceFactory;
+import dev.iommuemu.bridge.device.DeviceRegistry;
+import dev.iommuemu.bridge.device.IdentityDevice;
+import dev.iommuemu.bridge.session.SessionRegistry;
+import java.io.IOException;
+import java.util.logging.Logger;
+
+/** The running daemon: the session registry, the VMM socket and the control socket. */
+public final class Daemon implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(Daemon.class.getName());
+
+    private final DaemonConfig config;
+    private final SessionRegistry registry;
+    private final VhostUserServer vmm;
+    private final AutoCloseable control;
+
+    private Daemon(DaemonConfig config, SessionRegistry registry, VhostUserServer vmm, AutoCloseable control) {
+        this.config = config;
+        this.registry = registry;
+        this.vmm = vmm;
+        this.control = control;
+    }
+
+    /**
+     * Starts serving. A model that is not part of this build is reported and replaced by the
+     * built-in "identity" model, so that the daemon still runs for protocol work.
+     */
+    public static Daemon start(DaemonConfig config, DeviceRegistry devices) throws IOException {
+        DeviceFactory f = devices.get(config.model());
+        String profile = config.profile();
+        if (f == null) {
+            LOG.warning("model '" + config.model() + "' is not in this build (have " + devices.models()
+                    + "); new connections get the 'identity' model");
+            f = devices.get(IdentityDevice.Factory.NAME);
+            profile = "";
+        } else if (!profile.isEmpty() && !f.profiles().contains(profile)) {
+            throw new IllegalArgumentException("model " + f.model() + " has no profile '" + profile + "' (has " + f.profiles() + ")");
+        }
+        SessionRegistry registry = new SessionRegistry(devices, f, profile);
+        VhostUserServer vmm = new VhostUserServer(config.socket(), registry, config.ackTimeoutMs(), config.maxConnections());
+        AutoCloseable control = null;
+        try {
+            if (config.control() != null) {
+                control = new dev.iommuemu.bridge.control.ControlServer(config.control(), registry, config.socket().toString());
+            }
+        } catch (IOException | RuntimeException e) {
+            vmm.close();
+            throw e;
+        }
+        LOG.info("iommu-emu daemon up: vmm socket " + config.socket() + ", control socket " + (config.control() == null ? "none" : config.control())
+                + ", model " + f.model() + (profile.isEmpty() ? "" : " profile " + profile));
+        return new Daemon(config, registry, vmm, control);
+    }
+
+    public SessionRegistry registry() {
+        return registry;
+    }
+
+    public DaemonConfig config() {
+        return config;
+    }
+
+    public VhostUserServer vmmServer() {
+        return vmm;
+    }
+
+    /** Stops both sockets (removing their files) and tears every session down. */
+    @Override
+    public void close() {
+        vmm.close();
+        if (control != null) {
+            try {
+                control.close();
+            } catch (Exception e) {
+                LOG.warning("closing the control socket: " + e);
+            }
+        }
+        registry.closeAll();
+        LOG.info("iommu-emu daemon stopped");
+    }
+}

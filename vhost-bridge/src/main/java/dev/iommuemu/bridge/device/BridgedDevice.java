@@ -1,0 +1,139 @@
+package dev.iommuemu.bridge.device;
+
+import dev.iommuemu.dma.IommuModel;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The seam between the daemon and one emulated IOMMU instance: everything the VMM protocol and
+ * the control API ask of a device model, and nothing about sockets, fds or threads. One instance
+ * serves one VMM connection (or one control-API session). The daemon calls it from one thread at
+ * a time (it holds the session's lock), so an implementation needs no locking of its own.
+ *
+ * <p>A device gets its {@link dev.iommuemu.memory.GuestMemory} and {@link dev.iommuemu.dma.DmaHost}
+ * from the {@link DeviceContext} its {@link DeviceFactory} receives. The SMMUv3 adapter implements
+ * the MMIO methods (pages 0 and 1) and leaves the virtio ones at their defaults; the virtio-iommu
+ * adapter does the reverse. Unsupported operations throw {@link UnsupportedOperationException},
+ * which the daemon turns into an error reply (ENOSYS).
+ */
+public interface BridgedDevice extends AutoCloseable {
+
+    /** The model name: "smmuv3", "virtio-iommu" (or a test model). */
+    String model();
+
+    /** The profile the instance was built with. */
+    String profile();
+
+    /** DMA translation (IOMMU_TRANSLATE, the control API's Translate). */
+    IommuModel iommu();
+
+    /** Size of the MMIO register space in bytes (SMMUv3: 0x20000, pages 0 and 1); 0 if none. */
+    default long mmioSize() {
+        return 0;
+    }
+
+    /**
+     * An MMIO read of {@code size} (1, 2, 4, 8) bytes at {@code offset} in the register space.
+     * The daemon has checked that the access lies inside {@link #mmioSize()}.
+     */
+    default long mmioRead(long offset, int size) {
+        throw new UnsupportedOperationException(model() + " has no MMIO registers");
+    }
+
+    /** An MMIO write; side effects (commands, invalidations, interrupts) run before it returns. */
+    default void mmioWrite(long offset, int size, long value) {
+        throw new UnsupportedOperationException(model() + " has no MMIO registers");
+    }
+
+    /**
+     * Names of the interrupt lines, in the order the VMM numbers them in IOMMU_SET_IRQ_FD; the
+     * same names the model passes to {@link dev.iommuemu.dma.DmaHost#raiseIrq}. (Virtqueue used-
+     * buffer notifications use the names "vq0", "vq1", ... and go to the SET_VRING_CALL fds.)
+     */
+    default List<String> irqLines() {
+        return List.of();
+    }
+
+    /** virtio device feature bits offered (virtio 1.x §2.2); the daemon adds vhost-user's own. */
+    default long virtioFeatures() {
+        return 0;
+    }
+
+    /** The features the driver accepted (SET_FEATURES, minus vhost-user's bit 30). */
+    default void setVirtioFeatures(long features) {}
+
+    /**
+     * An ATS Translation Request from endpoint {@code streamId} (PCIe ATS; IHI 0070 §3.9): the
+     * result may be cached in the endpoint's ATC until {@link EndpointHost#atcInvalidate}. A model
+     * checks that the stream may use ATS (SMMUv3 STE.EATS) and answers as the spec says.
+     */
+    default dev.iommuemu.dma.DmaResult atsTranslate(int streamId, int substreamId, long iova, dev.iommuemu.dma.DmaAccess access) {
+        throw new UnsupportedOperationException(model() + " does not implement ATS translation requests");
+    }
+
+    /** A PRI Page Request from an endpoint (PCIe PRI; SMMUv3 PRI queue, IHI 0070 §3.10). */
+    default void pageRequest(PageRequest request) {
+        throw new UnsupportedOperationException(model() + " does not implement PRI page requests");
+    }
+
+    /** Reads {@code length} bytes of the device config space (virtio 1.x §4.1.4.6; GET_CONFIG). */
+    default byte[] readConfig(int offset, int length) {
+        throw new UnsupportedOperationException(model() + " has no config space");
+    }
+
+    /** Writes config space bytes (SET_CONFIG). */
+    default void writeConfig(int offset, byte[] data) {
+        throw new UnsupportedOperationException(model() + " has no config space");
+    }
+
+    /** Number of virtqueues (virtio-iommu: requestq and eventq, virtio 1.x §5.13.2). */
+    default int numQueues() {
+        return 0;
+    }
+
+    /** Starts serving queue {@code index} as laid out in guest memory (after SET_VRING_KICK). */
+    default void queueStart(int index, Vring ring) {
+        throw new UnsupportedOperationException(model() + " has no virtqueues");
+    }
+
+    /** Stops queue {@code index}; returns the next available-ring index to process (GET_VRING_BASE). */
+    default int queueStop(int index) {
+        throw new UnsupportedOperationException(model() + " has no virtqueues");
+    }
+
+    /** The driver made buffers available in queue {@code index} (a kick). */
+    default void queueNotified(int index) {}
+
+    /** Device reset (RESET_DEVICE, or virtio status 0): back to the reset state. */
+    default void reset() {}
+
+    /**
+     * The model's own counters (e.g. "tlb_hits", "tlb_misses", "commands", "events") for the
+     * control API; the daemon adds its own (translations, faults, messages).
+     */
+    default Map<String, Long> counters() {
+        return Map.of();
+    }
+
+    /** Diagnostics for tools (decoded STE/CD, explained walks), or {@code null} if the model has none. */
+    default Diagnostics diagnostics() {
+        return null;
+    }
+
+    /** Releases model resources; the daemon closes fds and memory itself afterwards. */
+    @Override
+    default void close() {}
+
+    /**
+     * A split virtqueue as SET_VRING_NUM/ADDR/BASE described it, with addresses already turned
+     * from VMM virtual addresses into guest physical addresses (virtio 1.x §2.7).
+     */
+    record Vring(int size, long descTable, long availRing, long usedRing, int nextAvail) {}
+
+    /**
+     * A PCIe Page Request message: requester (stream) and PASID (substream, or
+     * {@link dev.iommuemu.dma.IommuModel#NO_SUBSTREAM}), page address, access, the Page Request
+     * Group index and whether it is the group's last request.
+     */
+    record PageRequest(int streamId, int substreamId, long address, dev.iommuemu.dma.DmaAccess access, int groupIndex, boolean last) {}
+}

@@ -1,0 +1,29 @@
+package dev.iommuemu.bridge.device;
+
+/**
+ * What a model asks of the endpoints behind the VMM (PCIe ATS and PRI), beyond
+ * {@link dev.iommuemu.dma.DmaHost}. The daemon sends these on the back-end channel
+ * (docs/protocol.md §5). Calls are synchronous like DmaHost's.
+ */
+public interface EndpointHost {
+    /**
+     * Endpoints must drop ATC entries of {@code streamId}/{@code substreamId} in
+     * {@code [address, address + size)} (SMMUv3 CMD_ATC_INV, IHI 0070 §4.5.5; size ~0 = all);
+     * returns once the VMM has acknowledged, so the model may complete the following CMD_SYNC.
+     */
+    void atcInvalidate(int streamId, int substreamId, long address, long size);
+
+    /**
+     * A Page Request Group Response to an endpoint (SMMUv3 CMD_PRI_RESP, IHI 0070 §4.7.1): code 0
+     * Success, 1 Invalid Request, 0xf Response Failure (PCIe PRG Response Message).
+     */
+    void pageResponse(int streamId, int substreamId, int groupIndex, int code);
+
+    EndpointHost NONE = new EndpointHost() {
+        @Override
+        public void atcInvalidate(int streamId, int substreamId, long address, long size) {}
+
+        @Override
+        public void pageResponse(int streamId, int substreamId, int groupIndex, int code) {}
+    };
+}

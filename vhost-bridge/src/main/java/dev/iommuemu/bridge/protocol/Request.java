@@ -1,0 +1,134 @@
+package dev.iommuemu.bridge.protocol;
+
+/**
+ * Front-end to back-end requests this back-end understands, with vhost-user's numbers
+ * (docs/interop/vhost-user.rst "Front-end message types") and, from {@value Protocol#IOMMU_BASE}, the
+ * iommu-emu IOMMU range (docs/protocol.md). Each carries its framing rule: the payload sizes it may
+ * have and the file descriptors that must come with it. A request not in this table is answered
+ * with ENOSYS and the connection is closed.
+ */
+public enum Request {
+    GET_FEATURES(1, 0, 0, Fds.NONE),
+    SET_FEATURES(2, 8, 8, Fds.NONE),
+    SET_OWNER(3, 0, 0, Fds.NONE),
+    SET_MEM_TABLE(5, 8, 8 + 8 * Payloads.MemRegion.SIZE, Fds.PER_REGION),
+    SET_VRING_NUM(8, 8, 8, Fds.NONE),
+    SET_VRING_ADDR(9, Payloads.VringAddr.SIZE, Payloads.VringAddr.SIZE, Fds.NONE),
+    SET_VRING_BASE(10, 8, 8, Fds.NONE),
+    GET_VRING_BASE(11, 8, 8, Fds.NONE),
+    SET_VRING_KICK(12, 8, 8, Fds.ONE_UNLESS_NOFD),
+    SET_VRING_CALL(13, 8, 8, Fds.ONE_UNLESS_NOFD),
+    SET_VRING_ERR(14, 8, 8, Fds.ONE_UNLESS_NOFD),
+    GET_PROTOCOL_FEATURES(15, 0, 0, Fds.NONE),
+    SET_PROTOCOL_FEATURES(16, 8, 8, Fds.NONE),
+    GET_QUEUE_NUM(17, 0, 0, Fds.NONE),
+    SET_VRING_ENABLE(18, 8, 8, Fds.NONE),
+    SET_BACKEND_REQ_FD(21, 0, 0, Fds.ONE),
+    GET_CONFIG(24, Payloads.Config.HEADER, Payloads.Config.HEADER + Payloads.Config.MAX_DATA, Fds.NONE),
+    SET_CONFIG(25, Payloads.Config.HEADER, Payloads.Config.HEADER + Payloads.Config.MAX_DATA, Fds.NONE),
+    RESET_DEVICE(34, 0, 0, Fds.NONE),
+    GET_MAX_MEM_SLOTS(36, 0, 0, Fds.NONE),
+    ADD_MEM_REG(37, 8 + Payloads.MemRegion.SIZE, 8 + Payloads.MemRegion.SIZE, Fds.ONE),
+    /** QEMU sends the region's fd along; it is closed unused. */
+    REM_MEM_REG(38, 8 + Payloads.MemRegion.SIZE, 8 + Payloads.MemRegion.SIZE, Fds.ZERO_OR_ONE),
+
+    // ---- the iommu-emu IOMMU range (docs/protocol.md §4)
+    IOMMU_GET_INFO(Protocol.IOMMU_BASE, 0, 0, Fds.NONE),
+    IOMMU_SET_MODEL(Protocol.IOMMU_BASE + 1, Payloads.ModelSelect.SIZE, Payloads.ModelSelect.SIZE, Fds.NONE),
+    IOMMU_MMIO_READ(Protocol.IOMMU_BASE + 2, Payloads.MmioRead.SIZE, Payloads.MmioRead.SIZE, Fds.NONE),
+    IOMMU_MMIO_WRITE(Protocol.IOMMU_BASE + 3, Payloads.MmioWrite.SIZE, Payloads.MmioWrite.SIZE, Fds.NONE),
+    IOMMU_TRANSLATE(Protocol.IOMMU_BASE + 4, Payloads.TranslateRequest.SIZE, Payloads.TranslateRequest.SIZE, Fds.NONE),
+    IOMMU_TRANSLATE_BATCH(Protocol.IOMMU_BASE + 5, 8, 8 + Payloads.MAX_BATCH * Payloads.TranslateRequest.SIZE, Fds.NONE),
+    IOMMU_SET_IRQ_FD(Protocol.IOMMU_BASE + 6, 8, 8, Fds.ONE_UNLESS_NOFD),
+    IOMMU_ATS_TRANSLATE(Protocol.IOMMU_BASE + 7, Payloads.TranslateRequest.SIZE, Payloads.TranslateRequest.SIZE, Fds.NONE),
+    IOMMU_PRI_PAGE_REQUEST(Protocol.IOMMU_BASE + 8, Payloads.PageRequestMsg.SIZE, Payloads.PageRequestMsg.SIZE, Fds.NONE),
+    /** u32 entries, u32 flags; the ring's memfd and the doorbell eventfd. */
+    IOMMU_SET_TRANSLATE_RING(Protocol.IOMMU_BASE + 9, 8, 8, Fds.TWO);
+
+    /** Which descriptors a request carries. */
+    public enum Fds {
+        NONE,
+        ONE,
+        ZERO_OR_ONE,
+        /** One unless bit 8 (VHOST_USER_VRING_NOFD_MASK) of the u64 payload is set. */
+        ONE_UNLESS_NOFD,
+        TWO,
+        /** One per memory region of a SET_MEM_TABLE. */
+        PER_REGION
+    }
+
+    private final int code;
+    private final int minPayload;
+    private final int maxPayload;
+    private final Fds fds;
+
+    Request(int code, int minPayload, int maxPayload, Fds fds) {
+        this.code = code;
+        this.minPayload = minPayload;
+        this.maxPayload = maxPayload;
+        this.fds = fds;
+    }
+
+    public int code() {
+        return code;
+    }
+
+    public Fds fds() {
+        return fds;
+    }
+
+    public int minPayload() {
+        return minPayload;
+    }
+
+    public int maxPayload() {
+        return maxPayload;
+    }
+
+    /**
+     * Whether the request has a reply of its own (the others are answered only with NEED_REPLY,
+     * REPLY_ACK style).
+     */
+    public boolean hasReply() {
+        return switch (this) {
+            case GET_FEATURES, GET_PROTOCOL_FEATURES, GET_VRING_BASE, GET_QUEUE_NUM, GET_CONFIG, GET_MAX_MEM_SLOTS,
+                    IOMMU_GET_INFO, IOMMU_MMIO_READ, IOMMU_TRANSLATE, IOMMU_TRANSLATE_BATCH, IOMMU_ATS_TRANSLATE -> true;
+            default -> false;
+        };
+    }
+
+    /** The request with this number, or null. */
+    public static Request of(int code) {
+        for (Request r : values()) {
+            if (r.code == code) {
+                return r;
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Checks a received message against this request's framing rule: payload size and fd count.
+     * A mismatch is fatal (the peer and we disagree on the protocol).
+     */
+    public void validate(VhostUserMessage m) throws ProtocolException {
+        int n = m.payload().length;
+        if (n < minPayload || n > maxPayload) {
+            throw ProtocolException.fatal(ProtocolException.EINVAL, name() + ": payload of " + n + " bytes, expected "
+                    + (minPayload == maxPayload ? Integer.toString(minPayload) : minPayload + ".." + maxPayload));
+        }
+        int want;
+        switch (fds) {
+            case NONE -> want = 0;
+            case ONE -> want = 1;
+            case TWO -> want = 2;
+            case ZERO_OR_ONE -> want = Math.min(m.fds().length, 1);
+            case ONE_UNLESS_NOFD -> want = (Payloads.u64(m.payload()) & Payloads.NOFD_MASK) != 0 ? 0 : 1;
+            case PER_REGION -> want = Payloads.MemTable.regionCount(m.payload());
+            default -> throw new AssertionError(fds);
+        }
+        if (m.fds().length != want) {
+            throw ProtocolException.fatal(ProtocolException.EBADF, name() + ": " + m.fds().length + " file descriptors, expected " + want);
+        }
+    }
+}

@@ -1,0 +1,24 @@
+package dev.iommuemu.bridge.session;
+
+/**
+ * Something observable that happened in a session, as the control API streams it: a fault, an
+ * interrupt, an MSI, an invalidation, a session opening or closing. {@code kind} is one of the
+ * constants here.
+ */
+public record BridgeEvent(long timeMillis, long sessionId, String kind, String detail) {
+    public static final String SESSION_OPEN = "session_open";
+    public static final String SESSION_CLOSE = "session_close";
+    public static final String FAULT = "fault";
+    public static final String STALL = "stall";
+    public static final String IRQ = "irq";
+    public static final String MSI = "msi";
+    public static final String INVALIDATE = "invalidate";
+    public static final String PROTOCOL_ERROR = "protocol_error";
+    public static final String PAGE_REQUEST = "page_request";
+    public static final String PAGE_RESPONSE = "page_response";
+    public static final String ATC_INVALIDATE = "atc_invalidate";
+
+    public static BridgeEvent now(long sessionId, String kind, String detail) {
+        return new BridgeEvent(System.currentTimeMillis(), sessionId, kind, detail);
+    }
+}

@@ -1,0 +1,436 @@
+package dev.iommuemu.bridge.session;
+
+import dev.iommuemu.bridge.device.BridgedDevice;
+import dev.iommuemu.bridge.device.DeviceContext;
+import dev.iommuemu.bridge.device.DeviceFactory;
+import dev.iommuemu.bridge.device.Diagnostics;
+import dev.iommuemu.bridge.memory.MappedGuestMemory;
+import dev.iommuemu.bridge.memory.MappedRegion;
+import dev.iommuemu.bridge.protocol.Payloads;
+import dev.iommuemu.bridge.protocol.Payloads.TranslateReply;
+import dev.iommuemu.bridge.protocol.Payloads.TranslateRequest;
+import dev.iommuemu.bridge.protocol.Payloads.TranslateResult;
+import dev.iommuemu.bridge.protocol.Protocol;
+import dev.iommuemu.bridge.protocol.ProtocolException;
+import dev.iommuemu.bridge.unix.LibC;
+import dev.iommuemu.dma.DmaAccess;
+import dev.iommuemu.dma.DmaResult;
+import dev.iommuemu.dma.IommuModel;
+import dev.iommuemu.dma.IotlbEntry;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Function;
+import java.util.logging.Logger;
+
+/**
+ * One emulated IOMMU instance with its guest memory and host callbacks: what a VMM connection (or
+ * a control-API client acting as the VMM) drives. Every call into the device or the memory holds
+ * the session lock, so the model runs single-threaded and memory is never unmapped under it.
+ * Errors in arguments come back as refused {@link ProtocolException}s with a Linux errno.
+ */
+public final class DeviceSession implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(DeviceSession.class.getName());
+
+    private final long id;
+    private final String origin;
+    private final ReentrantLock lock = new ReentrantLock();
+    private final MappedGuestMemory memory = new MappedGuestMemory(Protocol.MAX_MEM_SLOTS);
+    private final SessionHost host = new SessionHost(this);
+    private final Counters counters;
+    private final EventBus events;
+    private DeviceFactory factory;
+    private BridgedDevice device;
+    private boolean touched;
+    private volatile String failure;
+    private volatile boolean closed;
+
+    public DeviceSession(long id, String origin, DeviceFactory factory, String profile, Counters totals, EventBus events) {
+        this.id = id;
+        this.origin = origin;
+        this.counters = new Counters(totals);
+        this.events = events;
+        install(factory, profile);
+    }
+
+    private void install(DeviceFactory f, String profile) {
+        String p = profile == null || profile.isEmpty() ? f.profiles().get(0) : profile;
+        BridgedDevice d = f.create(p, new DeviceContext(memory, host, host));
+        if (device != null) {
+            device.close();
+        }
+        factory = f;
+        device = d;
+        host.setLines(d.irqLines());
+    }
+
+    public long id() {
+        return id;
+    }
+
+    public String origin() {
+        return origin;
+    }
+
+    public Counters counters() {
+        return counters;
+    }
+
+    void publish(String kind, String detail) {
+        events.publish(BridgeEvent.now(id, kind, detail));
+    }
+
+    /** Marks the session broken (e.g. the VMM stopped acknowledging invalidations); its connection closes. */
+    void fail(String why) {
+        if (failure == null) {
+            failure = why;
+        }
+    }
+
+    /** Why the session must close, or null. */
+    public String failure() {
+        return failure;
+    }
+
+    /** Runs {@code f} on the device with the session lock held. */
+    public <T> T withDevice(Function<BridgedDevice, T> f) throws ProtocolException {
+        lock.lock();
+        try {
+            if (closed) {
+                throw ProtocolException.refused(ProtocolException.ENODEV, "session " + id + " is closed");
+            }
+            return f.apply(device);
+        } catch (UnsupportedOperationException e) {
+            throw ProtocolException.refused(ProtocolException.ENOSYS, e.getMessage());
+        } catch (IllegalArgumentException e) {
+            throw ProtocolException.refused(ProtocolException.EINVAL, e.getMessage());
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public String model() {
+        lock.lock();
+        try {
+            return device.model();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public String profile() {
+        lock.lock();
+        try {
+            return device.profile();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    // ---- model selection (docs/protocol.md §4.1)
+
+    public Payloads.IommuInfo info() throws ProtocolException {
+        return withDevice(d -> new Payloads.IommuInfo(factory.modelNumber(), Protocol.VERSION, d.mmioSize(), d.numQueues(), d.profile(), d.irqLines()));
+    }
+
+    /** Replaces the device with another model/profile; only before the device was used. */
+    public void selectModel(DeviceFactory f, String profile) throws ProtocolException {
+        lock.lock();
+        try {
+            if (touched) {
+                throw ProtocolException.refused(ProtocolException.EBUSY, "the model can only be chosen before the device is used");
+            }
+            if (!profile.isEmpty() && !f.profiles().contains(profile)) {
+                throw ProtocolException.refused(ProtocolException.EINVAL, "model " + f.model() + " has no profile '" + profile + "' (has " + f.profiles() + ")");
+            }
+            install(f, profile);
+            LOG.info("session " + id + ": model " + f.model() + " profile " + device.profile());
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void touch() {
+        touched = true;
+    }
+
+    // ---- MMIO (docs/protocol.md §4.2)
+
+    private static void checkMmio(BridgedDevice d, long offset, int size) {
+        if (size != 1 && size != 2 && size != 4 && size != 8) {
+            throw new IllegalArgumentException("MMIO access size " + size + " (1, 2, 4 or 8)");
+        }
+        if ((offset & (size - 1)) != 0) {
+            throw new IllegalArgumentException(String.format("unaligned MMIO access of %d bytes at 0x%x", size, offset));
+        }
+        if (offset < 0 || offset + size > d.mmioSize()) {
+            throw new IllegalArgumentException(String.format("MMIO offset 0x%x outside the 0x%x-byte register space", offset, d.mmioSize()));
+        }
+    }
+
+    public long mmioRead(long offset, int size) throws ProtocolException {
+        counters.inc(Counter.MMIO_READS);
+        return withDevice(d -> {
+            touch();
+            checkMmio(d, offset, size);
+            return d.mmioRead(offset, size);
+        });
+    }
+
+    public void mmioWrite(long offset, int size, long value) throws ProtocolException {
+        counters.inc(Counter.MMIO_WRITES);
+        withDevice(d -> {
+            touch();
+            checkMmio(d, offset, size);
+            d.mmioWrite(offset, size, value);
+            return null;
+        });
+    }
+
+    // ---- translation (docs/protocol.md §4.3)
+
+    public static DmaAccess access(int bits) {
+        return new DmaAccess((bits & Payloads.ACCESS_WRITE) != 0, (bits & Payloads.ACCESS_EXEC) != 0, (bits & Payloads.ACCESS_PRIV) != 0);
+    }
+
+    private TranslateReply translateLocked(IommuModel m, TranslateRequest r) {
+        int ssid = r.substreamId() == Payloads.NO_SUBSTREAM ? IommuModel.NO_SUBSTREAM : r.substreamId();
+        DmaResult res = m.translate(r.streamId(), ssid, r.iova(), access(r.access()));
+        counters.inc(Counter.TRANSLATIONS);
+        return reply(r, ssid, res);
+    }
+
+    private TranslateReply reply(TranslateRequest r, int ssid, DmaResult res) {
+        if (res instanceof DmaResult.Translated t) {
+            IotlbEntry e = t.entry();
+            return new TranslateReply(new TranslateResult(Payloads.TRANSLATED, e.perm(), e.translate(r.iova()), e.addrMask(), 0), "");
+        }
+        if (res instanceof DmaResult.Stalled s) {
+            counters.inc(Counter.TRANSLATION_STALLS);
+            publish(BridgeEvent.STALL, String.format("sid=%d iova=0x%x stag=%d", r.streamId(), r.iova(), s.stag()));
+            return new TranslateReply(new TranslateResult(Payloads.STALLED, 0, 0, 0, s.stag()), "STALL");
+        }
+        DmaResult.Aborted a = (DmaResult.Aborted) res;
+        counters.inc(Counter.TRANSLATION_FAULTS);
+        publish(BridgeEvent.FAULT, String.format("%s sid=%d ssid=%d iova=0x%x %s", a.reason(), r.streamId(), ssid, r.iova(), access(r.access())));
+        return new TranslateReply(new TranslateResult(Payloads.ABORTED, 0, 0, 0, 0), a.reason());
+    }
+
+    public TranslateReply translate(TranslateRequest r) throws ProtocolException {
+        return withDevice(d -> {
+            touch();
+            return translateLocked(d.iommu(), r);
+        });
+    }
+
+    public List<TranslateResult> translateBatch(List<TranslateRequest> reqs) throws ProtocolException {
+        return withDevice(d -> {
+            touch();
+            IommuModel m = d.iommu();
+            List<TranslateResult> out = new ArrayList<>(reqs.size());
+            for (TranslateRequest r : reqs) {
+                out.add(translateLocked(m, r).result());
+            }
+            return out;
+        });
+    }
+
+    /** An endpoint's ATS Translation Request (docs/protocol.md §4.4). */
+    public TranslateReply atsTranslate(TranslateRequest r) throws ProtocolException {
+        return withDevice(d -> {
+            touch();
+            int ssid = r.substreamId() == Payloads.NO_SUBSTREAM ? IommuModel.NO_SUBSTREAM : r.substreamId();
+            DmaResult res = d.atsTranslate(r.streamId(), ssid, r.iova(), access(r.access()));
+            counters.inc(Counter.ATS_TRANSLATIONS);
+            return reply(r, ssid, res);
+        });
+    }
+
+    /** An endpoint's PRI Page Request (docs/protocol.md §4.4). */
+    public void pageRequest(BridgedDevice.PageRequest req) throws ProtocolException {
+        withDevice(d -> {
+            touch();
+            d.pageRequest(req);
+            counters.inc(Counter.PAGE_REQUESTS);
+            publish(BridgeEvent.PAGE_REQUEST, String.format("sid=%d ssid=%d address=0x%x group=%d%s %s", req.streamId(), req.substreamId(),
+                    req.address(), req.groupIndex(), req.last() ? " last" : "", req.access()));
+            return null;
+        });
+    }
+
+    // ---- guest memory (docs/protocol.md §3.1)
+
+    /** Maps a region the VMM shared (takes ownership of {@code fd} in every case). */
+    public void addRegion(Payloads.MemRegion r, int fd) throws ProtocolException {
+        lock.lock();
+        try {
+            MappedRegion m;
+            try {
+                m = MappedRegion.map(r.gpa(), r.size(), r.userAddr(), r.mmapOffset(), fd);
+            } catch (IOException e) {
+                LibC.closeQuietly(fd);
+                throw ProtocolException.refused(ProtocolException.EFAULT, "region " + r + " does not map: " + e.getMessage());
+            }
+            try {
+                memory.add(m);
+            } catch (IllegalArgumentException e) {
+                m.unmap();
+                throw ProtocolException.refused(ProtocolException.EINVAL, e.getMessage());
+            }
+            LOG.fine(() -> "session " + id + ": mapped " + m);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Allocates a region of daemon memory (control API: a VMM without fds). */
+    public void allocateRegion(long gpa, long size) throws ProtocolException {
+        lock.lock();
+        try {
+            MappedRegion m;
+            try {
+                m = MappedRegion.allocate("iommu-emu-s" + id, gpa, size);
+            } catch (IOException e) {
+                throw ProtocolException.refused(ProtocolException.ENOMEM, "cannot allocate region: " + e.getMessage());
+            }
+            try {
+                memory.add(m);
+            } catch (IllegalArgumentException e) {
+                m.unmap();
+                throw ProtocolException.refused(ProtocolException.EINVAL, e.getMessage());
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public void removeRegion(Payloads.MemRegion r) throws ProtocolException {
+        lock.lock();
+        try {
+            if (!memory.remove(r.gpa(), r.size())) {
+                throw ProtocolException.refused(ProtocolException.ENOENT, "no region at " + r);
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** SET_MEM_TABLE: replaces every region; takes ownership of all {@code fds}. */
+    public void setMemTable(List<Payloads.MemRegion> regions, int[] fds) throws ProtocolException {
+        lock.lock();
+        try {
+            memory.clear();
+            ProtocolException first = null;
+            for (int i = 0; i < regions.size(); i++) {
+                if (first != null) {
+                    LibC.closeQuietly(fds[i]);
+                    continue;
+                }
+                try {
+                    addRegion(regions.get(i), fds[i]);
+                } catch (ProtocolException e) {
+                    first = e;
+                }
+            }
+            if (first != null) {
+                memory.clear();
+                throw first;
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public List<MappedRegion> regions() {
+        return memory.regions();
+    }
+
+    /** The guest physical address of a VMM virtual address, for vring addresses. */
+    public long userToGuestPhysical(long uaddr) throws ProtocolException {
+        return memory.userToGuestPhysical(uaddr).orElseThrow(() ->
+                ProtocolException.refused(ProtocolException.EFAULT, String.format("VMM address 0x%x is in no memory region", uaddr)));
+    }
+
+    public byte[] readMemory(long gpa, int len) throws ProtocolException {
+        lock.lock();
+        try {
+            byte[] b = new byte[len];
+            if (!memory.read(gpa, b, 0, len)) {
+                throw ProtocolException.refused(ProtocolException.EFAULT, String.format("guest memory [0x%x, +0x%x) is not all mapped", gpa, len));
+            }
+            return b;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public void writeMemory(long gpa, byte[] data) throws ProtocolException {
+        lock.lock();
+        try {
+            if (!memory.write(gpa, data, 0, data.length)) {
+                throw ProtocolException.refused(ProtocolException.EFAULT, String.format("guest memory [0x%x, +0x%x) is not all mapped", gpa, data.length));
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    // ---- host wiring
+
+    public void setIrqFd(int line, int fd) throws ProtocolException {
+        lock.lock();
+        try {
+            int n = device.irqLines().size();
+            if (line < 0 || line >= n) {
+                LibC.closeQuietly(fd);
+                throw ProtocolException.refused(ProtocolException.EINVAL, "interrupt line " + line + " does not exist (" + device.model() + " has " + n + ")");
+            }
+            host.setIrqFd(line, fd);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public void setCallFd(int queue, int fd) {
+        host.setCallFd(queue, fd);
+    }
+
+    public void setBackendFd(int fd, int ackTimeoutMs) {
+        host.setBackend(new BackendChannel(fd, ackTimeoutMs));
+    }
+
+    /** Daemon counters merged with the model's own. */
+    public Map<String, Long> allCounters() throws ProtocolException {
+        Map<String, Long> m = new LinkedHashMap<>(counters.snapshot());
+        m.putAll(withDevice(BridgedDevice::counters));
+        return m;
+    }
+
+    public Diagnostics diagnostics() throws ProtocolException {
+        return withDevice(BridgedDevice::diagnostics);
+    }
+
+    /** Tears down: the device, every mapping and every fd. Idempotent. */
+    @Override
+    public void close() {
+        lock.lock();
+        try {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            try {
+                device.close();
+            } finally {
+                memory.close();
+                host.close();
+            }
+        } finally {
+            lock.unlock();
+        }
+        publish(BridgeEvent.SESSION_CLOSE, origin);
+    }
+}

@@ -1,0 +1,108 @@
+package dev.iommuemu.bridge.session;
+
+import com.sun.jna.LastErrorException;
+import com.sun.jna.Memory;
+import dev.iommuemu.bridge.unix.LibC;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.function.IntConsumer;
+import java.util.logging.Logger;
+
+/**
+ * Waits on the virtqueue kick eventfds of one connection (vhost-user SET_VRING_KICK) and calls back
+ * with the queue index when one fires. One thread; poll(2) over the kick fds and a wake-up eventfd
+ * that is signalled whenever the set changes or the poller stops.
+ */
+final class KickPoller implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(KickPoller.class.getName());
+    private final Map<Integer, Integer> kicks = new LinkedHashMap<>();
+    private final EventFd eventFd = new EventFd();
+    private final IntConsumer onKick;
+    private final int wakeFd;
+    private final Thread thread;
+    private volatile boolean running = true;
+
+    KickPoller(String name, IntConsumer onKick) {
+        this.onKick = onKick;
+        this.wakeFd = LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK);
+        this.thread = new Thread(this::run, name);
+        thread.setDaemon(true);
+        thread.start();
+    }
+
+    /** Watches {@code fd} for queue {@code index} (the poller owns it; an older one is closed). */
+    synchronized void set(int index, int fd) {
+        Integer old = fd >= 0 ? kicks.put(index, fd) : kicks.remove(index);
+        if (old != null) {
+            LibC.closeQuietly(old);
+        }
+        eventFd.signal(wakeFd);
+    }
+
+    private void run() {
+        while (running) {
+            int[] fds;
+            int[] queues;
+            synchronized (this) {
+                fds = new int[kicks.size() + 1];
+                queues = new int[kicks.size() + 1];
+                fds[0] = wakeFd;
+                int i = 1;
+                for (Map.Entry<Integer, Integer> e : kicks.entrySet()) {
+                    queues[i] = e.getKey();
+                    fds[i++] = e.getValue();
+                }
+            }
+            Memory pfd = new Memory(8L * fds.length);
+            for (int i = 0; i < fds.length; i++) {
+                pfd.setInt(8L * i, fds[i]);
+                pfd.setShort(8L * i + 4, LibC.POLLIN);
+                pfd.setShort(8L * i + 6, (short) 0);
+            }
+            try {
+                LibC.poll(pfd, fds.length, -1);
+            } catch (LastErrorException e) {
+                if (e.getErrorCode() != LibC.EINTR) {
+                    LOG.warning("poll on kick fds: errno " + e.getErrorCode());
+                    return;
+                }
+                continue;
+            }
+            if (pfd.getShort(6) != 0) {
+                eventFd.drain(wakeFd);
+            }
+            for (int i = 1; i < fds.length && running; i++) {
+                short rev = pfd.getShort(8L * i + 6);
+                if ((rev & LibC.POLLIN) != 0) {
+                    if (eventFd.drain(fds[i]) > 0) {
+                        onKick.accept(queues[i]);
+                    }
+                } else if (rev != 0) {
+                    LOG.warning("kick fd of queue " + queues[i] + " reports poll events 0x" + Integer.toHexString(rev) + "; no longer watched");
+                    synchronized (this) {
+                        if (kicks.get(queues[i]) == fds[i]) {
+                            kicks.remove(queues[i]);
+                            LibC.closeQuietly(fds[i]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        running = false;
+        eventFd.signal(wakeFd);
+        try {
+            thread.join(2000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        synchronized (this) {
+            kicks.values().forEach(LibC::closeQuietly);
+            kicks.clear();
+        }
+        LibC.closeQuietly(wakeFd);
+    }
+}

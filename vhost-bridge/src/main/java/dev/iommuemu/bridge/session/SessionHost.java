@@ -1,0 +1,185 @@
+package dev.iommuemu.bridge.session;
+
+import dev.iommuemu.bridge.protocol.BackendRequest;
+import dev.iommuemu.bridge.protocol.Payloads;
+import dev.iommuemu.bridge.unix.LibC;
+import dev.iommuemu.dma.DmaHost;
+import dev.iommuemu.dma.IotlbInvalidation;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * The {@link DmaHost} of one session: interrupt lines to the eventfds of IOMMU_SET_IRQ_FD,
+ * "vqN" lines to the SET_VRING_CALL eventfds, MSIs and IOTLB invalidations to the back-end channel.
+ * Runs on the thread of the model call that raised it (holding the session lock). Without a
+ * back-end channel there is no VMM cache to invalidate and no one to deliver MSIs to: both are
+ * counted and published as events only.
+ */
+final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointHost, AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(SessionHost.class.getName());
+
+    private final DeviceSession session;
+    private final EventFd eventFd = new EventFd();
+    private final Map<Integer, Integer> irqFds = new HashMap<>();
+    private final Map<Integer, Integer> callFds = new HashMap<>();
+    private volatile List<String> lines = List.of();
+    private BackendChannel backend;
+
+    SessionHost(DeviceSession session) {
+        this.session = session;
+    }
+
+    synchronized void setLines(List<String> names) {
+        lines = List.copyOf(names);
+    }
+
+    /** Installs (or with fd -1 removes) the eventfd of interrupt line {@code index}; closes the old one. */
+    synchronized void setIrqFd(int index, int fd) {
+        Integer old = fd >= 0 ? irqFds.put(index, fd) : irqFds.remove(index);
+        if (old != null) {
+            LibC.closeQuietly(old);
+        }
+    }
+
+    synchronized void setCallFd(int queue, int fd) {
+        Integer old = fd >= 0 ? callFds.put(queue, fd) : callFds.remove(queue);
+        if (old != null) {
+            LibC.closeQuietly(old);
+        }
+    }
+
+    synchronized void setBackend(BackendChannel channel) {
+        if (backend != null) {
+            backend.close();
+        }
+        backend = channel;
+    }
+
+    synchronized boolean hasBackend() {
+        return backend != null;
+    }
+
+    @Override
+    public void raiseIrq(String line) {
+        session.counters().inc(Counter.IRQS);
+        session.publish(BridgeEvent.IRQ, line);
+        Integer fd;
+        synchronized (this) {
+            if (line.startsWith("vq")) {
+                fd = callFds.get(parseQueue(line));
+            } else {
+                int idx = lines.indexOf(line);
+                fd = idx < 0 ? null : irqFds.get(idx);
+            }
+        }
+        if (fd == null) {
+            LOG.fine(() -> "session " + session.id() + ": irq " + line + " has no eventfd; dropped");
+        } else if (!eventFd.signal(fd)) {
+            LOG.warning("session " + session.id() + ": irq " + line + ": eventfd write failed");
+        }
+    }
+
+    private static int parseQueue(String line) {
+        try {
+            return Integer.parseInt(line.substring(2));
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    @Override
+    public void msi(long address, int data) {
+        session.counters().inc(Counter.MSIS);
+        session.publish(BridgeEvent.MSI, String.format("address=0x%x data=0x%x", address, data));
+        BackendChannel b;
+        synchronized (this) {
+            b = backend;
+        }
+        if (b == null) {
+            return;
+        }
+        try {
+            b.post(BackendRequest.IOMMU_MSI, new Payloads.MsiWrite(address, data).encode());
+        } catch (Exception e) {
+            session.fail("MSI on the back-end channel failed: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public void invalidate(IotlbInvalidation inv) {
+        session.counters().inc(Counter.INVALIDATIONS);
+        session.publish(BridgeEvent.INVALIDATE, String.format("endpoint=%d iova=0x%x size=0x%x", inv.endpoint(), inv.iova(), inv.size()));
+        BackendChannel b;
+        synchronized (this) {
+            b = backend;
+        }
+        if (b == null) {
+            return;
+        }
+        try {
+            long status = b.call(BackendRequest.IOMMU_IOTLB_INVALIDATE,
+                    new Payloads.IotlbInvalidate(inv.endpoint(), 0, inv.iova(), inv.size()).encode());
+            if (status != 0) {
+                LOG.warning("session " + session.id() + ": front-end refused IOTLB invalidation " + inv + " with status " + status);
+            }
+        } catch (Exception e) {
+            // The VMM may still hold the translation: its cache can no longer be trusted.
+            LOG.log(Level.WARNING, "session " + session.id() + ": IOTLB invalidation " + inv + " not acknowledged", e);
+            session.fail("IOTLB invalidation not acknowledged: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public void atcInvalidate(int streamId, int substreamId, long address, long size) {
+        session.counters().inc(Counter.ATC_INVALIDATIONS);
+        session.publish(BridgeEvent.ATC_INVALIDATE, String.format("sid=%d ssid=%d address=0x%x size=0x%x", streamId, substreamId, address, size));
+        BackendChannel b;
+        synchronized (this) {
+            b = backend;
+        }
+        if (b == null) {
+            return;
+        }
+        try {
+            long status = b.call(BackendRequest.IOMMU_ATC_INVALIDATE, new Payloads.AtcInvalidate(streamId, substreamId, address, size).encode());
+            if (status != 0) {
+                LOG.warning("session " + session.id() + ": front-end refused ATC invalidation with status " + status);
+            }
+        } catch (Exception e) {
+            LOG.log(Level.WARNING, "session " + session.id() + ": ATC invalidation not acknowledged", e);
+            session.fail("ATC invalidation not acknowledged: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public void pageResponse(int streamId, int substreamId, int groupIndex, int code) {
+        session.publish(BridgeEvent.PAGE_RESPONSE, String.format("sid=%d ssid=%d group=%d code=%d", streamId, substreamId, groupIndex, code));
+        BackendChannel b;
+        synchronized (this) {
+            b = backend;
+        }
+        if (b == null) {
+            return;
+        }
+        try {
+            b.post(BackendRequest.IOMMU_PRI_RESPONSE, new Payloads.PriResponse(streamId, substreamId, groupIndex, code).encode());
+        } catch (Exception e) {
+            session.fail("PRI response on the back-end channel failed: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public synchronized void close() {
+        irqFds.values().forEach(LibC::closeQuietly);
+        irqFds.clear();
+        callFds.values().forEach(LibC::closeQuietly);
+        callFds.clear();
+        if (backend != null) {
+            backend.close();
+            backend = null;
+        }
+    }
+}

@@ -1,0 +1,421 @@
+package dev.iommuemu.bridge.session;
+
+import dev.iommuemu.bridge.device.BridgedDevice;
+import dev.iommuemu.bridge.device.DeviceFactory;
+import dev.iommuemu.bridge.protocol.Payloads;
+import dev.iommuemu.bridge.protocol.Protocol;
+import dev.iommuemu.bridge.protocol.ProtocolException;
+import dev.iommuemu.bridge.protocol.Request;
+import dev.iommuemu.bridge.protocol.VhostUserMessage;
+import dev.iommuemu.bridge.unix.LibC;
+import dev.iommuemu.bridge.unix.UnixSocket;
+import java.io.EOFException;
+import java.io.IOException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.Map;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * One VMM connection: reads framed requests, checks them against their framing rule, hands them to
+ * the session and answers (docs/protocol.md). Runs on its own thread with blocking calls. A fatal
+ * error, a refused request nobody asked to hear about, a broken back-end channel or the peer
+ * closing all end the connection, after which the session is torn down: device closed, regions
+ * unmapped, every descriptor closed.
+ */
+public final class VhostUserConnection implements Runnable {
+    private static final Logger LOG = Logger.getLogger(VhostUserConnection.class.getName());
+
+    private final VhostUserChannel channel;
+    private final DeviceSession session;
+    private final SessionRegistry registry;
+    private final int ackTimeoutMs;
+    private final Runnable onClose;
+    private long features;
+    private long protocolFeatures;
+    private boolean protocolFeaturesAcked;
+    private final Map<Integer, VringState> vrings = new ConcurrentHashMap<>();
+    private KickPoller poller;
+    private TranslateRing ring;
+
+    /** What SET_VRING_NUM/ADDR/BASE/ENABLE said about one queue. */
+    private static final class VringState {
+        int num;
+        Payloads.VringAddr addr;
+        int base;
+        volatile boolean enabled;
+        boolean started;
+    }
+
+    public VhostUserConnection(UnixSocket socket, DeviceSession session, SessionRegistry registry, int ackTimeoutMs, Runnable onClose) {
+        this.channel = new VhostUserChannel(socket);
+        this.session = session;
+        this.registry = registry;
+        this.ackTimeoutMs = ackTimeoutMs;
+        this.onClose = onClose;
+    }
+
+    public DeviceSession session() {
+        return session;
+    }
+
+    /** Wakes the connection thread so that it tears down (daemon shutdown). */
+    public void shutdown() {
+        channel.socket().shutdown();
+    }
+
+    @Override
+    public void run() {
+        String who = "session " + session.id() + " (" + session.origin() + ")";
+        String why = "peer closed";
+        try {
+            while (true) {
+                VhostUserMessage m = channel.read();
+                if (m == null) {
+                    break;
+                }
+                session.counters().inc(Counter.MESSAGES);
+                if (!handle(m)) {
+                    why = "protocol error";
+                    break;
+                }
+                if (session.failure() != null) {
+                    why = session.failure();
+                    LOG.warning(who + ": closing: " + why);
+                    break;
+                }
+            }
+        } catch (EOFException e) {
+            why = e.getMessage();
+            LOG.warning(who + ": truncated message: " + why);
+            session.counters().inc(Counter.PROTOCOL_ERRORS);
+        } catch (ProtocolException e) {
+            why = e.getMessage();
+            LOG.warning(who + ": bad frame, closing: " + why);
+            session.counters().inc(Counter.PROTOCOL_ERRORS);
+            session.publish(BridgeEvent.PROTOCOL_ERROR, why);
+        } catch (IOException | RuntimeException e) {
+            why = e.toString();
+            LOG.log(Level.WARNING, who + ": connection failed", e);
+        } finally {
+            if (poller != null) {
+                poller.close();
+            }
+            if (ring != null) {
+                ring.close();
+            }
+            registry.close(session);
+            channel.close();
+            LOG.info(who + ": closed (" + why + ")");
+            onClose.run();
+        }
+    }
+
+    /** Handles one message; false when the connection must close. */
+    private boolean handle(VhostUserMessage m) throws IOException {
+        Request r = Request.of(m.request());
+        try {
+            if (r == null) {
+                throw ProtocolException.fatal(ProtocolException.ENOSYS, "unknown request " + m.request());
+            }
+            if (m.isReply()) {
+                throw ProtocolException.fatal(ProtocolException.EPROTO, r + " carries the REPLY flag");
+            }
+            r.validate(m);
+            VhostUserMessage reply = dispatch(r, m);
+            if (reply != null) {
+                channel.send(reply);
+            } else if (m.needReply()) {
+                channel.send(VhostUserMessage.ack(m.request(), 0));
+            }
+            return true;
+        } catch (ProtocolException e) {
+            session.counters().inc(Counter.PROTOCOL_ERRORS);
+            session.publish(BridgeEvent.PROTOCOL_ERROR, (r != null ? r.name() : "request " + m.request()) + ": " + e.getMessage());
+            boolean answer = (r != null && r.hasReply()) || m.needReply();
+            // An error nobody hears about must not go unnoticed: without a reply, the connection ends.
+            boolean close = e.isFatal() || !answer;
+            LOG.warning("session " + session.id() + ": " + (r != null ? r.name() : "request " + m.request()) + " "
+                    + (close ? "failed, closing" : "refused") + " (errno " + e.errno() + "): " + e.getMessage());
+            if (answer) {
+                channel.send(VhostUserMessage.ack(m.request(), e.errno()));
+            }
+            return !close;
+        } finally {
+            for (int fd : m.fds()) {
+                LibC.closeQuietly(fd);
+            }
+        }
+    }
+
+    /** Takes ownership of descriptor {@code i} of {@code m} (it will not be closed after handling). */
+    private static int take(VhostUserMessage m, int i) {
+        int fd = m.fds()[i];
+        m.fds()[i] = -1;
+        return fd;
+    }
+
+    private VringState vring(int index) throws ProtocolException {
+        int n = session.withDevice(BridgedDevice::numQueues);
+        if (index < 0 || index >= n) {
+            throw ProtocolException.refused(ProtocolException.EINVAL, "vring " + index + " does not exist (" + n + " queues)");
+        }
+        return vrings.computeIfAbsent(index, i -> new VringState());
+    }
+
+    private VhostUserMessage dispatch(Request r, VhostUserMessage m) throws ProtocolException {
+        byte[] p = m.payload();
+        int code = m.request();
+        switch (r) {
+            case GET_FEATURES -> {
+                long f = session.withDevice(BridgedDevice::virtioFeatures) | (1L << Protocol.F_PROTOCOL_FEATURES);
+                return VhostUserMessage.reply(code, Payloads.u64(f));
+            }
+            case SET_FEATURES -> {
+                features = Payloads.u64(p);
+                long dev = features & ~(1L << Protocol.F_PROTOCOL_FEATURES);
+                session.withDevice(d -> {
+                    d.setVirtioFeatures(dev);
+                    return null;
+                });
+                return null;
+            }
+            case SET_OWNER -> {
+                return null;
+            }
+            case GET_PROTOCOL_FEATURES -> {
+                return VhostUserMessage.reply(code, Payloads.u64(Protocol.PROTOCOL_FEATURES));
+            }
+            case SET_PROTOCOL_FEATURES -> {
+                long f = Payloads.u64(p);
+                if ((f & ~Protocol.PROTOCOL_FEATURES) != 0) {
+                    throw ProtocolException.refused(ProtocolException.EINVAL, String.format("protocol features 0x%x not offered", f & ~Protocol.PROTOCOL_FEATURES));
+                }
+                protocolFeatures = f;
+                protocolFeaturesAcked = true;
+                return null;
+            }
+            case GET_QUEUE_NUM -> {
+                return VhostUserMessage.reply(code, Payloads.u64(session.withDevice(BridgedDevice::numQueues)));
+            }
+            case GET_MAX_MEM_SLOTS -> {
+                return VhostUserMessage.reply(code, Payloads.u64(Protocol.MAX_MEM_SLOTS));
+            }
+            case SET_MEM_TABLE -> {
+                Payloads.MemTable t = Payloads.MemTable.decode(p);
+                int[] fds = new int[m.fds().length];
+                for (int i = 0; i < fds.length; i++) {
+                    fds[i] = take(m, i);
+                }
+                session.setMemTable(t.regions(), fds);
+                return null;
+            }
+            case ADD_MEM_REG -> {
+                Payloads.SingleMemRegion s = Payloads.SingleMemRegion.decode(p);
+                session.addRegion(s.region(), take(m, 0));
+                return null;
+            }
+            case REM_MEM_REG -> {
+                session.removeRegion(Payloads.SingleMemRegion.decode(p).region());
+                return null;
+            }
+            case SET_BACKEND_REQ_FD -> {
+                session.setBackendFd(take(m, 0), ackTimeoutMs);
+                return null;
+            }
+            case GET_CONFIG -> {
+                Payloads.Config c = Payloads.Config.decode(p);
+                byte[] data = session.withDevice(d -> d.readConfig(c.offset(), c.data().length));
+                return VhostUserMessage.reply(code, new Payloads.Config(c.offset(), c.flags(), data).encode());
+            }
+            case SET_CONFIG -> {
+                Payloads.Config c = Payloads.Config.decode(p);
+                session.withDevice(d -> {
+                    d.writeConfig(c.offset(), c.data());
+                    return null;
+                });
+                return null;
+            }
+            case RESET_DEVICE -> {
+                for (int i : vrings.keySet()) {
+                    stopRing(i);
+                }
+                vrings.clear();
+                session.withDevice(d -> {
+                    d.reset();
+                    return null;
+                });
+                return null;
+            }
+            case SET_VRING_NUM -> {
+                Payloads.VringState s = Payloads.VringState.decode(p);
+                vring(s.index()).num = s.num();
+                return null;
+            }
+            case SET_VRING_ADDR -> {
+                Payloads.VringAddr a = Payloads.VringAddr.decode(p);
+                vring(a.index()).addr = a;
+                return null;
+            }
+            case SET_VRING_BASE -> {
+                Payloads.VringState s = Payloads.VringState.decode(p);
+                vring(s.index()).base = s.num();
+                return null;
+            }
+            case SET_VRING_ENABLE -> {
+                Payloads.VringState s = Payloads.VringState.decode(p);
+                vring(s.index()).enabled = s.num() != 0;
+                return null;
+            }
+            case GET_VRING_BASE -> {
+                Payloads.VringState s = Payloads.VringState.decode(p);
+                VringState v = vring(s.index());
+                int next = v.started ? stopRing(s.index()) : v.base;
+                return VhostUserMessage.reply(code, new Payloads.VringState(s.index(), next).encode());
+            }
+            case SET_VRING_KICK -> {
+                long u = Payloads.u64(p);
+                int index = (int) (u & Payloads.INDEX_MASK);
+                VringState v = vring(index);
+                if ((u & Payloads.NOFD_MASK) != 0) {
+                    throw ProtocolException.refused(ProtocolException.ENOSYS, "polling vrings (no kick fd) are not supported");
+                }
+                startRing(index, v, take(m, 0));
+                return null;
+            }
+            case SET_VRING_CALL -> {
+                long u = Payloads.u64(p);
+                int index = (int) (u & Payloads.INDEX_MASK);
+                vring(index);
+                session.setCallFd(index, (u & Payloads.NOFD_MASK) != 0 ? -1 : take(m, 0));
+                return null;
+            }
+            case SET_VRING_ERR -> {
+                vring((int) (Payloads.u64(p) & Payloads.INDEX_MASK));
+                return null; // the fd (if any) is closed: this back-end reports no vring errors
+            }
+            case IOMMU_GET_INFO -> {
+                return VhostUserMessage.reply(code, session.info().encode());
+            }
+            case IOMMU_SET_MODEL -> {
+                Payloads.ModelSelect s = Payloads.ModelSelect.decode(p);
+                DeviceFactory f = registry.devices().byNumber(s.model());
+                if (f == null) {
+                    throw ProtocolException.refused(ProtocolException.EINVAL, "model " + s.model() + " is not available (have " + registry.devices().models() + ")");
+                }
+                session.selectModel(f, s.profile());
+                return null;
+            }
+            case IOMMU_MMIO_READ -> {
+                Payloads.MmioRead rd = Payloads.MmioRead.decode(p);
+                long v = session.mmioRead(rd.offset(), rd.size());
+                return VhostUserMessage.reply(code, new Payloads.MmioReadReply(0, v).encode());
+            }
+            case IOMMU_MMIO_WRITE -> {
+                Payloads.MmioWrite w = Payloads.MmioWrite.decode(p);
+                session.mmioWrite(w.offset(), w.size(), w.value());
+                return null;
+            }
+            case IOMMU_TRANSLATE -> {
+                return VhostUserMessage.reply(code, session.translate(Payloads.TranslateRequest.decode(p)).encode());
+            }
+            case IOMMU_TRANSLATE_BATCH -> {
+                return VhostUserMessage.reply(code, Payloads.encodeBatchReply(session.translateBatch(Payloads.decodeBatch(p))));
+            }
+            case IOMMU_ATS_TRANSLATE -> {
+                return VhostUserMessage.reply(code, session.atsTranslate(Payloads.TranslateRequest.decode(p)).encode());
+            }
+            case IOMMU_PRI_PAGE_REQUEST -> {
+                Payloads.PageRequestMsg q = Payloads.PageRequestMsg.decode(p);
+                session.pageRequest(new BridgedDevice.PageRequest(q.streamId(),
+                        q.substreamId() == Payloads.NO_SUBSTREAM ? dev.iommuemu.dma.IommuModel.NO_SUBSTREAM : q.substreamId(),
+                        q.address(), DeviceSession.access(q.flags()), q.groupIndex(), (q.flags() & Payloads.PAGE_REQUEST_LAST) != 0));
+                return null;
+            }
+            case IOMMU_SET_TRANSLATE_RING -> {
+                java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(p).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                int entries = b.getInt(0);
+                int ringFd = take(m, 0);
+                int bell = take(m, 1);
+                if (ring != null) {
+                    ring.close();
+                    ring = null;
+                }
+                ring = TranslateRing.start(session, entries, ringFd, bell);
+                return null;
+            }
+            case IOMMU_SET_IRQ_FD -> {
+                long u = Payloads.u64(p);
+                session.setIrqFd((int) (u & Payloads.INDEX_MASK), (u & Payloads.NOFD_MASK) != 0 ? -1 : take(m, 0));
+                return null;
+            }
+            default -> throw ProtocolException.fatal(ProtocolException.ENOSYS, r + " is not handled");
+        }
+    }
+
+    private void startRing(int index, VringState v, int kickFd) throws ProtocolException {
+        try {
+            if (v.addr == null || v.num == 0) {
+                throw ProtocolException.refused(ProtocolException.EINVAL, "vring " + index + " kicked before SET_VRING_NUM/SET_VRING_ADDR");
+            }
+            if (v.started) {
+                stopRing(index);
+            }
+            BridgedDevice.Vring ring = new BridgedDevice.Vring(v.num, session.userToGuestPhysical(v.addr.desc()),
+                    session.userToGuestPhysical(v.addr.avail()), session.userToGuestPhysical(v.addr.used()), v.base);
+            session.withDevice(d -> {
+                d.queueStart(index, ring);
+                return null;
+            });
+        } catch (ProtocolException e) {
+            LibC.closeQuietly(kickFd);
+            throw e;
+        }
+        v.started = true;
+        if (poller == null) {
+            poller = new KickPoller("iommu-emu-kick-" + session.id(), this::kicked);
+        }
+        poller.set(index, kickFd);
+    }
+
+    private int stopRing(int index) throws ProtocolException {
+        VringState v = vrings.get(index);
+        if (poller != null) {
+            poller.set(index, -1);
+        }
+        if (v == null || !v.started) {
+            return v == null ? 0 : v.base;
+        }
+        v.started = false;
+        v.base = session.withDevice(d -> d.queueStop(index));
+        return v.base;
+    }
+
+    private void kicked(int index) {
+        VringState v = vrings.get(index);
+        // vhost-user: with VHOST_USER_F_PROTOCOL_FEATURES, rings start disabled until SET_VRING_ENABLE.
+        boolean featuresNegotiated = (features & (1L << Protocol.F_PROTOCOL_FEATURES)) != 0;
+        if (v != null && featuresNegotiated && !v.enabled) {
+            return;
+        }
+        session.counters().inc(Counter.QUEUE_KICKS);
+        try {
+            session.withDevice(d -> {
+                d.queueNotified(index);
+                return null;
+            });
+        } catch (ProtocolException e) {
+            LOG.warning("session " + session.id() + ": queue " + index + " notification: " + e.getMessage());
+        } catch (RuntimeException e) {
+            // a model bug: the session can no longer be trusted; its connection closes
+            LOG.log(Level.SEVERE, "session " + session.id() + ": queue " + index + " notification failed", e);
+            session.fail("queue " + index + " notification failed: " + e);
+            shutdown();
+        }
+    }
+
+    /** Protocol features the front-end acknowledged (for tests and the control API). */
+    public long protocolFeatures() {
+        return protocolFeaturesAcked ? protocolFeatures : 0;
+    }
+}

@@ -1,0 +1,160 @@
+package dev.iommuemu.bridge;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.iommuemu.bridge.protocol.BackendRequest;
+import dev.iommuemu.bridge.protocol.Payloads;
+import dev.iommuemu.bridge.protocol.ProtocolException;
+import dev.iommuemu.bridge.protocol.Request;
+import dev.iommuemu.bridge.protocol.VhostUserHeader;
+import dev.iommuemu.bridge.protocol.VhostUserMessage;
+import java.util.HexFormat;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** The codec against docs/protocol.md, byte for byte. */
+class CodecTest {
+    private static byte[] hex(String s) {
+        return HexFormat.of().parseHex(s.replace(" ", ""));
+    }
+
+    private static String hex(byte[] b) {
+        return HexFormat.of().formatHex(b);
+    }
+
+    @Test
+    void requestNumbersAreVhostUsers() {
+        // docs/interop/vhost-user.rst front-end message numbers
+        assertEquals(1, Request.GET_FEATURES.code());
+        assertEquals(5, Request.SET_MEM_TABLE.code());
+        assertEquals(12, Request.SET_VRING_KICK.code());
+        assertEquals(15, Request.GET_PROTOCOL_FEATURES.code());
+        assertEquals(21, Request.SET_BACKEND_REQ_FD.code());
+        assertEquals(24, Request.GET_CONFIG.code());
+        assertEquals(36, Request.GET_MAX_MEM_SLOTS.code());
+        assertEquals(37, Request.ADD_MEM_REG.code());
+        assertEquals(38, Request.REM_MEM_REG.code());
+        assertEquals(1024, Request.IOMMU_GET_INFO.code());
+        assertEquals(1028, Request.IOMMU_TRANSLATE.code());
+        assertEquals(1030, Request.IOMMU_SET_IRQ_FD.code());
+        assertEquals(1024, BackendRequest.IOMMU_IOTLB_INVALIDATE.code());
+        assertEquals(1025, BackendRequest.IOMMU_MSI.code());
+        assertEquals(1026, BackendRequest.IOMMU_ATC_INVALIDATE.code());
+        assertEquals(1027, BackendRequest.IOMMU_PRI_RESPONSE.code());
+        assertEquals(1031, Request.IOMMU_ATS_TRANSLATE.code());
+        assertEquals(1032, Request.IOMMU_PRI_PAGE_REQUEST.code());
+        assertEquals(1033, Request.IOMMU_SET_TRANSLATE_RING.code());
+        assertEquals(null, Request.of(4));
+    }
+
+    @Test
+    void headerEncodesLittleEndian() {
+        VhostUserMessage m = VhostUserMessage.request(Request.GET_FEATURES.code(), false, new byte[0]);
+        assertEquals("010000000100000000000000", hex(m.encode()));
+        VhostUserMessage r = VhostUserMessage.reply(1, Payloads.u64(0x1_4000_0007L));
+        assertEquals("01000000" + "05000000" + "08000000" + "0700004001000000", hex(r.encode()));
+        VhostUserMessage a = VhostUserMessage.request(Request.IOMMU_MMIO_WRITE.code(), true,
+                new Payloads.MmioWrite(0x44, 4, 0xdeadbeefL).encode());
+        assertEquals("03040000" + "09000000" + "18000000" + "4400000000000000" + "04000000" + "00000000" + "efbeadde00000000", hex(a.encode()));
+    }
+
+    @Test
+    void headerDecodeRejectsBadVersionFlagsAndSize() throws Exception {
+        VhostUserHeader h = VhostUserHeader.decode(hex("25000000 09000000 0c000000"), 0);
+        assertEquals(new VhostUserHeader(0x25, 9, 12), h);
+        assertTrue(h.needReply());
+        assertFalse(h.isReply());
+        ProtocolException v = assertThrows(ProtocolException.class, () -> VhostUserHeader.decode(hex("01000000 02000000 00000000"), 0));
+        assertTrue(v.isFatal());
+        assertEquals(ProtocolException.EPROTO, v.errno());
+        assertThrows(ProtocolException.class, () -> VhostUserHeader.decode(hex("01000000 11000000 00000000"), 0));
+        ProtocolException big = assertThrows(ProtocolException.class, () -> VhostUserHeader.decode(hex("01000000 01000000 01000100"), 0));
+        assertEquals(ProtocolException.EMSGSIZE, big.errno());
+        assertThrows(ProtocolException.class, () -> VhostUserHeader.decode(hex("01000000 01000000 ffffffff"), 0));
+    }
+
+    @Test
+    void memTableLayout() throws Exception {
+        Payloads.MemTable t = new Payloads.MemTable(List.of(new Payloads.MemRegion(0x4000_0000L, 0x1000_0000L, 0x7f00_0000_0000L, 0x200)));
+        byte[] p = t.encode();
+        assertEquals("01000000" + "00000000" + "0000004000000000" + "0000001000000000" + "00000000007f0000" + "0002000000000000", hex(p));
+        assertEquals(t, Payloads.MemTable.decode(p));
+        // nregions disagreeing with the size is fatal
+        byte[] bad = p.clone();
+        bad[0] = 2;
+        assertThrows(ProtocolException.class, () -> Payloads.MemTable.decode(bad));
+        byte[] nine = hex("09000000 00000000");
+        assertThrows(ProtocolException.class, () -> Payloads.MemTable.decode(nine));
+        byte[] single = new Payloads.SingleMemRegion(t.regions().get(0)).encode();
+        assertEquals("0000000000000000" + hex(p).substring(16), hex(single));
+    }
+
+    @Test
+    void vringAndConfigLayouts() throws Exception {
+        assertEquals("0100000000010000", hex(new Payloads.VringState(1, 256).encode()));
+        Payloads.VringAddr a = new Payloads.VringAddr(1, 0, 0x1000, 0x3000, 0x2000, 0);
+        assertEquals("01000000" + "00000000" + "0010000000000000" + "0030000000000000" + "0020000000000000" + "0000000000000000", hex(a.encode()));
+        assertEquals(a, Payloads.VringAddr.decode(a.encode()));
+        Payloads.Config c = new Payloads.Config(36, 0, new byte[] {1});
+        assertEquals("24000000" + "01000000" + "00000000" + "01", hex(c.encode()));
+        Payloads.Config d = Payloads.Config.decode(c.encode());
+        assertEquals(36, d.offset());
+        assertArrayEquals(new byte[] {1}, d.data());
+        assertThrows(ProtocolException.class, () -> Payloads.Config.decode(hex("24000000 02000000 00000000 01")));
+    }
+
+    @Test
+    void translateLayouts() throws Exception {
+        Payloads.TranslateRequest r = new Payloads.TranslateRequest(5, Payloads.NO_SUBSTREAM, 0x1234_5000L, Payloads.ACCESS_WRITE | Payloads.ACCESS_PRIV);
+        assertEquals("05000000" + "ffffffff" + "0050341200000000" + "05000000" + "00000000", hex(r.encode()));
+        assertEquals(r, Payloads.TranslateRequest.decode(r.encode()));
+        Payloads.TranslateReply rep = new Payloads.TranslateReply(new Payloads.TranslateResult(0, 0x1b, 0x8000_1234L, 0xfff, 0), "");
+        byte[] e = rep.encode();
+        assertEquals(64, e.length);
+        assertEquals("00000000" + "1b000000" + "3412008000000000" + "ff0f000000000000" + "00000000" + "00000000" + "00".repeat(32), hex(e));
+        Payloads.TranslateReply fault = new Payloads.TranslateReply(new Payloads.TranslateResult(1, 0, 0, 0, 0), "F_TRANSLATION");
+        assertEquals(fault, Payloads.TranslateReply.decode(fault.encode()));
+        byte[] batch = Payloads.encodeBatch(List.of(r, r));
+        assertEquals(8 + 48, batch.length);
+        assertEquals("02000000" + "00000000", hex(batch).substring(0, 16));
+        assertEquals(List.of(r, r), Payloads.decodeBatch(batch));
+        byte[] lying = batch.clone();
+        lying[0] = 3;
+        assertThrows(ProtocolException.class, () -> Payloads.decodeBatch(lying));
+    }
+
+    @Test
+    void backendLayouts() throws Exception {
+        Payloads.IotlbInvalidate inv = new Payloads.IotlbInvalidate(-1, 0, 0, -1L);
+        assertEquals("ffffffff" + "00000000" + "0000000000000000" + "ffffffffffffffff", hex(inv.encode()));
+        assertEquals(inv, Payloads.IotlbInvalidate.decode(inv.encode()));
+        assertEquals("0000e0fe00000000" + "41000000" + "00000000", hex(new Payloads.MsiWrite(0xfee0_0000L, 0x41).encode()));
+        assertEquals("07000000" + "01000000" + "0040000000000000" + "09000000" + "03000000",
+                hex(new Payloads.PageRequestMsg(7, 1, 0x4000, Payloads.ACCESS_WRITE | Payloads.PAGE_REQUEST_LAST, 3).encode()));
+        assertEquals("07000000" + "ffffffff" + "0000000000000000" + "ffffffffffffffff", hex(new Payloads.AtcInvalidate(7, -1, 0, -1L).encode()));
+        assertEquals("07000000" + "01000000" + "03000000" + "0f000000", hex(new Payloads.PriResponse(7, 1, 3, 0xf).encode()));
+        Payloads.IommuInfo info = new Payloads.IommuInfo(1, 1, 0x20000, 0, "default", List.of("evtq", "gerror"));
+        byte[] b = info.encode();
+        assertEquals(56 + 32, b.length);
+        assertEquals("01000000" + "01000000" + "0000020000000000" + "02000000" + "00000000" + hex("default".getBytes()), hex(b).substring(0, 48 + 14));
+        assertEquals(info, Payloads.IommuInfo.decode(b));
+    }
+
+    @Test
+    void framingRulesCountFds() throws Exception {
+        byte[] one = new Payloads.MemTable(List.of(new Payloads.MemRegion(0, 4096, 0, 0))).encode();
+        Request.SET_MEM_TABLE.validate(new VhostUserMessage(5, 1, one, new int[] {7}));
+        ProtocolException e = assertThrows(ProtocolException.class, () -> Request.SET_MEM_TABLE.validate(new VhostUserMessage(5, 1, one, new int[0])));
+        assertEquals(ProtocolException.EBADF, e.errno());
+        Request.SET_VRING_CALL.validate(new VhostUserMessage(13, 1, Payloads.u64(0x100), new int[0]));
+        assertThrows(ProtocolException.class, () -> Request.SET_VRING_CALL.validate(new VhostUserMessage(13, 1, Payloads.u64(0), new int[0])));
+        assertThrows(ProtocolException.class, () -> Request.SET_FEATURES.validate(new VhostUserMessage(2, 1, new byte[4], new int[0])));
+        assertThrows(ProtocolException.class, () -> Request.GET_FEATURES.validate(new VhostUserMessage(1, 1, new byte[0], new int[] {3})));
+        Request.REM_MEM_REG.validate(new VhostUserMessage(38, 1, new byte[40], new int[] {3}));
+        Request.REM_MEM_REG.validate(new VhostUserMessage(38, 1, new byte[40], new int[0]));
+    }
+}

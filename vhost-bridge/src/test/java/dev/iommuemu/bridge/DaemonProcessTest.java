@@ -1,0 +1,49 @@
+package dev.iommuemu.bridge;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.iommuemu.bridge.client.ControlClient;
+import dev.iommuemu.bridge.client.VmmClient;
+import dev.iommuemu.bridge.testing.FakeVmm;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+/** The daemon as its own process (Main), driven by both clients, stopped with SIGTERM. */
+class DaemonProcessTest {
+    @Test
+    void servesThenStopsCleanlyOnSigterm() throws Exception {
+        Path vmmSock = FakeVmm.socketPath("proc");
+        Path ctlSock = FakeVmm.socketPath("procctl");
+        Path log = Files.createTempFile("iommu-emu-daemon", ".log");
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Process p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), "-Djna.tmpdir=" + System.getProperty("jna.tmpdir", "/tmp"),
+                "dev.iommuemu.bridge.Main", "--socket", vmmSock.toString(), "--control", ctlSock.toString(), "--model", "identity")
+                .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        try {
+            for (int i = 0; i < 300 && !(Files.exists(vmmSock) && Files.exists(ctlSock)); i++) {
+                Thread.sleep(50);
+            }
+            assertTrue(Files.exists(vmmSock), "daemon did not start: " + Files.readString(log));
+            try (VmmClient vmm = VmmClient.connect(vmmSock); ControlClient ctl = ControlClient.connect(ctlSock)) {
+                assertEquals(0x4000_1234L, vmm.translate(3, -1, 0x4000_1234L, 0).result().output());
+                assertEquals("identity", ctl.status().getDefaultModel());
+                assertEquals(1L, ctl.counters(0).get("translations"));
+            }
+            p.destroy(); // SIGTERM
+            assertTrue(p.waitFor(20, TimeUnit.SECONDS));
+            assertEquals(143, p.exitValue());
+            assertFalse(Files.exists(vmmSock));
+            assertFalse(Files.exists(ctlSock));
+            String out = Files.readString(log, StandardCharsets.UTF_8);
+            assertTrue(out.contains("level=INFO logger=Daemon thread=iommu-emu-shutdown msg=\"iommu-emu daemon stopped\""), out);
+        } finally {
+            p.destroyForcibly();
+            Files.deleteIfExists(log);
+        }
+    }
+}

@@ -1,0 +1,43 @@
+package dev.iommuemu.bridge.testing;
+
+import dev.iommuemu.bridge.daemon.VhostUserServer;
+import dev.iommuemu.bridge.device.DeviceRegistry;
+import dev.iommuemu.bridge.session.SessionRegistry;
+import java.io.IOException;
+import java.nio.file.Path;
+
+/** A VMM-facing server with the fake device as its default model, on a unique socket. */
+public final class TestDaemon implements AutoCloseable {
+    public final FakeDevice.Factory fake = new FakeDevice.Factory();
+    public final SessionRegistry registry;
+    public final VhostUserServer server;
+    public final Path socket;
+
+    public TestDaemon(String tag) throws IOException {
+        this(tag, 2000);
+    }
+
+    public TestDaemon(String tag, int ackTimeoutMs) throws IOException {
+        DeviceRegistry devices = new DeviceRegistry().register(new dev.iommuemu.bridge.device.IdentityDevice.Factory()).register(fake).register(new FakeDevice.Factory("fake-virtio", 2));
+        registry = new SessionRegistry(devices, fake, "default");
+        socket = FakeVmm.socketPath(tag);
+        server = new VhostUserServer(socket, registry, ackTimeoutMs);
+    }
+
+    public FakeVmm connect() throws IOException {
+        return new FakeVmm(socket);
+    }
+
+    /** Waits until the server has no live connection left (teardown finished). */
+    public void awaitNoConnections() throws InterruptedException {
+        long deadline = System.currentTimeMillis() + 5000;
+        while (server.connectionCount() > 0 && System.currentTimeMillis() < deadline) {
+            Thread.sleep(5);
+        }
+    }
+
+    @Override
+    public void close() {
+        server.close();
+    }
+}
