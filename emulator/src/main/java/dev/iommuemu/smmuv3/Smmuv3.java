@@ -421,4 +421,21 @@ public final class Smmuv3 implements IommuModel {
     GuestMemory memory() {
         return mem;
     }
+
+    /** Diagnostics decoded from guest memory now (not from the caches), under the current stream table. */
+    public dev.iommuemu.smmuv3.inspect.Inspector.Fetched inspectSte(int streamId) {
+        return new dev.iommuemu.smmuv3.inspect.Inspector(mem, profile).ste(regs.get(STRTAB_BASE),
+                regs.get(STRTAB_BASE_CFG), streamId);
+    }
+
+    public dev.iommuemu.smmuv3.inspect.Inspector.Fetched inspectCd(int streamId, int substreamId) {
+        return new dev.iommuemu.smmuv3.inspect.Inspector(mem, profile).cd(regs.get(STRTAB_BASE),
+                regs.get(STRTAB_BASE_CFG), streamId, substreamId);
+    }
+
+    public List<dev.iommuemu.smmuv3.inspect.Inspector.Step> explainWalk(int streamId, int substreamId, long iova,
+            DmaAccess access) {
+        return new dev.iommuemu.smmuv3.inspect.Inspector(mem, profile).walk(regs.get(STRTAB_BASE),
+                regs.get(STRTAB_BASE_CFG), streamId, substreamId, iova, access);
+    }
 }

@@ -122,6 +122,19 @@ class TranslationTest {
     }
 
     @Test
+    void inspectorDecodesFromMemoryNotFromTheCaches() {
+        Harness h = new Harness(Smmuv3Profile.DEFAULT).enable();
+        s1Setup(h, 7, 0x7f00_1000L, 0x8000_5000L);
+        assertEquals(Ste.CONFIG_S1, Ste.CONFIG.get(h.smmu.inspectSte(SID).words()));
+        assertEquals(Harness.STRTAB + SID * 64L, h.smmu.inspectSte(SID).address());
+        assertEquals(7, Cd.ASID.get(h.smmu.inspectCd(SID, -1).words()));
+        var steps = h.smmu.explainWalk(SID, -1, 0x7f00_1234L, DmaAccess.READ);
+        assertEquals(5, steps.size()); // four descriptor reads and the outcome
+        assertEquals("out 0x80005234 (2^12)", steps.get(4).outcome());
+        assertEquals("C_BAD_STE: V == 0", h.smmu.inspectSte(SID + 1).error());
+    }
+
+    @Test
     void staleTlbUntilTlbiAndStrictModeReportsIt() {
         Harness h = new Harness(Smmuv3Profile.DEFAULT, Smmuv3.Options.DEFAULT.withStrict(true)).enable();
         long root = s1Setup(h, 7, 0x4000_0000L, 0x9000_0000L);
