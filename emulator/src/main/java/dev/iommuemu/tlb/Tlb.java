@@ -70,6 +70,9 @@ public final class Tlb {
     private long inserts;
     private long evictions;
     private long invalidated;
+    /** Invalidations carried out by direct probes and by scans (for tests of both paths). */
+    long probedInvalidations;
+    long scannedInvalidations;
 
     /** A TLB holding at most {@code capacity} entries (at least 1). */
     public Tlb(int capacity) {
@@ -157,8 +160,14 @@ public final class Tlb {
     /** Carries out one invalidation; returns how many entries it removed. */
     public int invalidate(TlbInvalidation inv) {
         long[] probe = probeContexts(inv);
-        int removed = probe != null && probes(inv, probe.length) <= probeBudget
-                ? invalidateByProbe(inv, probe) : invalidateByScan(inv);
+        int removed;
+        if (probe != null && probes(inv, probe.length) <= probeBudget) {
+            probedInvalidations++;
+            removed = invalidateByProbe(inv, probe);
+        } else {
+            scannedInvalidations++;
+            removed = invalidateByScan(inv);
+        }
         invalidated += removed;
         return removed;
     }

@@ -194,10 +194,16 @@ class TlbInvalidationTest {
         Set<String> names = POPULATION.entrySet().stream()
                 .filter(e -> e.getValue().tag().regime() != Regime.NESTED)
                 .map(Map.Entry::getKey).collect(Collectors.toCollection(TreeSet::new));
-        check(inv, removed, names, 64);
+        Tlb tlb = check(inv, removed, names, 64);
+        if (inv.byAddress() && !inv.range().isRange()) {
+            assertEquals(1, tlb.probedInvalidations, "single-address commands probe");
+        }
+        if (!inv.byAddress()) {
+            assertEquals(1, tlb.scannedInvalidations, "commands without an address scan");
+        }
     }
 
-    private static void check(TlbInvalidation inv, String removed, Set<String> names, int capacity) {
+    private static Tlb check(TlbInvalidation inv, String removed, Set<String> names, int capacity) {
         Tlb tlb = new Tlb(capacity);
         Map<String, TlbEntry> inserted = new LinkedHashMap<>();
         for (String n : names) {
@@ -225,6 +231,7 @@ class TlbInvalidationTest {
         assertEquals(expected.size(), n, "count returned by invalidate");
         assertEquals(names.size() - expected.size(), tlb.size());
         assertEquals(n, tlb.stats().invalidated());
+        return tlb;
     }
 
     /** Every vector names only population entries (a typo would make a vector vacuous). */
