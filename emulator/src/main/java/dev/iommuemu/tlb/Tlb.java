@@ -38,6 +38,7 @@ public final class Tlb {
     private static final long GLOBAL = 1L << 16; // bit 16: global (nG == 0, or no ASIDs)
     private static final long ASET = 1L << 17; // bit 17: ASET, for global entries only (§3.17.1)
     private static final int VMID_POS = 18; // bits 18-33: VMID
+    private static final long VMID_MASK = 0xFFFFL << VMID_POS;
     private static final int REGIME_POS = 34; // bits 34-35: regime
     private static final long LIVE = 1L << 36; // bit 36: always set, so no live context is 0
     private static final int SHIFT_POS = 40; // bits 40-45: log2 of the span
@@ -272,7 +273,7 @@ public final class Tlb {
             for (long page = first >>> s; Long.compareUnsigned(page, last >>> s) <= 0; page++) {
                 for (long c : probe) {
                     int slot = find(c | sb, page);
-                    if (slot >= 0 && inv.matches(entries[slot])) {
+                    if (slot >= 0 && inv.matches(entries[slot], first, last)) {
                         removeSlot(slot);
                         removed++;
                     }
@@ -283,9 +284,17 @@ public final class Tlb {
     }
 
     private int invalidateByScan(TlbInvalidation inv) {
+        long first = inv.first();
+        long last = inv.last();
+        int regimes = inv.regimeMask();
+        long vmidBits = inv.vmidScoped() ? VMID_MASK : 0;
+        long vmidWant = (long) inv.vmid() << VMID_POS & vmidBits;
         int removed = 0;
         for (int i = 0; i <= mask; ) {
-            if (ctxs[i] != 0 && inv.matches(entries[i])) {
+            long c = ctxs[i];
+            // Skip by key (regime, VMID) before touching the entry itself.
+            if (c != 0 && (regimes >>> (int) (c >>> REGIME_POS & 3) & 1) != 0 && (c & vmidBits) == vmidWant
+                    && inv.matches(entries[i], first, last)) {
                 removeSlot(i); // an entry later in the cluster may move into i: look at i again
                 removed++;
             } else {

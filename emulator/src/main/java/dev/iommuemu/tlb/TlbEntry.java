@@ -28,6 +28,14 @@ import dev.iommuemu.pagetable.Translation;
 public final class TlbEntry {
     private final TlbTag tag;
     private final Translation translation;
+    // Copied out of tag and translation so that matching an invalidation touches one object.
+    private final Regime regime;
+    private final int vmid;
+    private final int asid;
+    private final Granule granule;
+    private final int level;
+    private final Granule ipaGranule;
+    private final int ipaLevel;
     private final boolean global;
     private final long inputBase;
     private final long outputBase;
@@ -54,6 +62,14 @@ public final class TlbEntry {
         }
         this.tag = tag;
         this.translation = t;
+        this.regime = tag.regime();
+        this.vmid = tag.vmid();
+        this.asid = tag.asid();
+        boolean s2 = regime == Regime.S2;
+        this.granule = s2 ? t.s2Granule() : t.s1Granule();
+        this.level = s2 ? t.s2Level() : t.s1Level();
+        this.ipaGranule = t.s2Granule();
+        this.ipaLevel = t.s2Level();
         // §3.17.1: nG only tags entries in regimes with ASIDs; stage 2 entries carry no ASID.
         this.global = t.global() || !tag.regime().hasAsid() || tag.asid() == TlbTag.NO_ASID;
         this.contiguous = t.contigShift() > page;
@@ -82,6 +98,19 @@ public final class TlbEntry {
 
     public TlbTag tag() {
         return tag;
+    }
+
+    public Regime regime() {
+        return regime;
+    }
+
+    public int vmid() {
+        return vmid;
+    }
+
+    /** The tag's ASID (meaningless when {@link #global()}). */
+    public int asid() {
+        return asid;
     }
 
     /** The walk this entry caches (descriptors, levels, granules). */
@@ -159,12 +188,22 @@ public final class TlbEntry {
 
     /** The granule the input was translated with: stage 2's for {@link Regime#S2}, else stage 1's; may be null. */
     public Granule granule() {
-        return tag.regime() == Regime.S2 ? translation.s2Granule() : translation.s1Granule();
+        return granule;
     }
 
     /** The walk level of the input's leaf: stage 2's for {@link Regime#S2}, else stage 1's. */
     public int level() {
-        return tag.regime() == Regime.S2 ? translation.s2Level() : translation.s1Level();
+        return level;
+    }
+
+    /** For {@link Regime#NESTED} (and S2): the stage 2 granule; may be null. */
+    public Granule ipaGranule() {
+        return ipaGranule;
+    }
+
+    /** For {@link Regime#NESTED} (and S2): the stage 2 leaf level, or {@link Translation#NO_LEVEL}. */
+    public int ipaLevel() {
+        return ipaLevel;
     }
 
     @Override

@@ -55,6 +55,10 @@ public record TlbInvalidation(Kind kind, int vmid, int asid, long address, boole
         if (kind == null || range == null) {
             throw new IllegalArgumentException("null kind or range");
         }
+        // §4.4: VMID and ASID parameters are 16-bit fields (upper 8 bits RES0 with 8-bit support).
+        if (vmid < 0 || vmid > 0xFFFF || asid < 0 || asid > 0xFFFF) {
+            throw new IllegalArgumentException("VMID/ASID are 16-bit: " + vmid + "/" + asid);
+        }
     }
 
     /** CMD_TLBI_NH_ALL(VMID). */
@@ -150,40 +154,69 @@ public record TlbInvalidation(Kind kind, int vmid, int asid, long address, boole
 
     /** Whether this command removes {@code e}: the exact scope of §4.4 (see the {@link Kind} constants). */
     public boolean matches(TlbEntry e) {
-        TlbTag t = e.tag();
-        Regime r = t.regime();
+        return matches(e, first(), last());
+    }
+
+    /** {@link #matches(TlbEntry)} with {@link #first()} and {@link #last()} computed once by the caller. */
+    boolean matches(TlbEntry e, long first, long last) {
+        Regime r = e.regime();
         boolean el1 = r == Regime.NH || r == Regime.NESTED;
+        boolean vmidOk = e.vmid() == vmid;
         return switch (kind) {
-            case NH_ALL -> el1 && t.vmid() == vmid;
-            case NH_ASID -> el1 && t.vmid() == vmid && !e.global() && t.asid() == asid;
-            case NH_VA -> el1 && t.vmid() == vmid && (e.global() || t.asid() == asid) && inputHit(e);
-            case NH_VAA -> el1 && t.vmid() == vmid && inputHit(e);
+            case NH_ALL -> el1 && vmidOk;
+            case NH_ASID -> el1 && vmidOk && !e.global() && e.asid() == asid;
+            case NH_VA -> el1 && vmidOk && (e.global() || e.asid() == asid)
+                    && hit(e.matchBase(), e.matchShift(), e.granule(), e.level(), first, last);
+            case NH_VAA -> el1 && vmidOk && hit(e.matchBase(), e.matchShift(), e.granule(), e.level(), first, last);
             case EL2_ALL -> r == Regime.EL2;
-            case EL2_ASID -> r == Regime.EL2 && !e.global() && t.asid() == asid;
-            case EL2_VA -> r == Regime.EL2 && (e.global() || t.asid() == asid) && inputHit(e);
-            case EL2_VAA -> r == Regime.EL2 && inputHit(e);
-            case S12_VMALL -> r != Regime.EL2 && t.vmid() == vmid;
-            case S2_IPA -> t.vmid() == vmid
-                    && (r == Regime.S2 && inputHit(e)
-                        || r == Regime.NESTED && hit(e.ipaBase(), e.ipaShift(),
-                                e.translation().s2Granule(), e.translation().s2Level()));
+            case EL2_ASID -> r == Regime.EL2 && !e.global() && e.asid() == asid;
+            case EL2_VA -> r == Regime.EL2 && (e.global() || e.asid() == asid)
+                    && hit(e.matchBase(), e.matchShift(), e.granule(), e.level(), first, last);
+            case EL2_VAA -> r == Regime.EL2 && hit(e.matchBase(), e.matchShift(), e.granule(), e.level(), first, last);
+            case S12_VMALL -> r != Regime.EL2 && vmidOk;
+            case S2_IPA -> vmidOk
+                    && (r == Regime.S2 && hit(e.matchBase(), e.matchShift(), e.granule(), e.level(), first, last)
+                        || r == Regime.NESTED
+                            && hit(e.ipaBase(), e.ipaShift(), e.ipaGranule(), e.ipaLevel(), first, last));
             case NSNH_ALL -> r != Regime.EL2;
             case ALL -> true;
         };
     }
 
-    private boolean inputHit(TlbEntry e) {
-        return hit(e.matchBase(), e.matchShift(), e.granule(), e.level());
+    /**
+     * A superset of {@link #matches}'s regimes, as a bit per {@link Regime#ordinal()}, and whether
+     * the VMID must equal {@link #vmid()}: lets a scan skip entries by their key alone.
+     */
+    int regimeMask() {
+        int nh = 1 << Regime.NH.ordinal();
+        int nested = 1 << Regime.NESTED.ordinal();
+        int s2 = 1 << Regime.S2.ordinal();
+        int el2 = 1 << Regime.EL2.ordinal();
+        return switch (kind) {
+            case NH_ALL, NH_ASID, NH_VA, NH_VAA -> nh | nested;
+            case EL2_ALL, EL2_ASID, EL2_VA, EL2_VAA -> el2;
+            case S12_VMALL, NSNH_ALL -> nh | nested | s2;
+            case S2_IPA -> s2 | nested;
+            case ALL -> nh | nested | s2 | el2;
+        };
+    }
+
+    /** Whether matching entries all have VMID {@link #vmid()} (see {@link #regimeMask()}). */
+    boolean vmidScoped() {
+        return switch (kind) {
+            case NH_ALL, NH_ASID, NH_VA, NH_VAA, S12_VMALL, S2_IPA -> true;
+            default -> false;
+        };
     }
 
     /**
-     * Whether the address (TG = 0) or range (TG != 0) hits the region {@code [base, base + 2^shift)}
-     * of an entry inserted with {@code granule} at leaf {@code level}. A range only applies to
-     * entries of TG's granule, and with TTL != 0 only to leaves at level TTL (§4.4.1.1 TG, TTL);
-     * an entry whose granule or level is unknown is treated as matching both.
+     * Whether the address (TG = 0) or range [first, last] (TG != 0) hits the region
+     * {@code [base, base + 2^shift)} of an entry inserted with {@code granule} at leaf {@code level}.
+     * A range only applies to entries of TG's granule, and with TTL != 0 only to leaves at level
+     * TTL (§4.4.1.1 TG, TTL); an entry whose granule or level is unknown is treated as matching both.
      */
-    private boolean hit(long base, int shift, Granule granule, int level) {
-        if (!range.isRange()) {
+    private boolean hit(long base, int shift, Granule granule, int level, long first, long last) {
+        if (range.tg() == 0) {
             return (address ^ base) >>> shift == 0;
         }
         if (granule != null && granule != range.granule()) {
@@ -193,7 +226,7 @@ public record TlbInvalidation(Kind kind, int vmid, int asid, long address, boole
         if (ttl >= 0 && level != Translation.NO_LEVEL && level != ttl) {
             return false;
         }
-        long last = base + ((1L << shift) - 1);
-        return Long.compareUnsigned(first(), last) <= 0 && Long.compareUnsigned(base, last()) <= 0;
+        long end = base + ((1L << shift) - 1);
+        return Long.compareUnsigned(first, end) <= 0 && Long.compareUnsigned(base, last) <= 0;
     }
 }

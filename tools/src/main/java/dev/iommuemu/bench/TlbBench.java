@@ -1,0 +1,177 @@
+package dev.iommuemu.bench;
+
+import dev.iommuemu.dma.Perm;
+import dev.iommuemu.pagetable.Granule;
+import dev.iommuemu.pagetable.Translation;
+import dev.iommuemu.tlb.Regime;
+import dev.iommuemu.tlb.Tlb;
+import dev.iommuemu.tlb.TlbInvalidation;
+import dev.iommuemu.tlb.TlbRange;
+import dev.iommuemu.tlb.TlbTag;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OperationsPerInvocation;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.Warmup;
+import org.openjdk.jmh.infra.Blackhole;
+
+/**
+ * The TLB's costs, one thread (issue 2 target: a hit in at most 50 ns). Populations of 4096 live
+ * entries in a TLB of capacity 4096: {@code 4k} is 4K pages only (NH, one VMID, four ASIDs);
+ * {@code mixed} adds global entries, 64K contiguous spans, 16K and 64K pages, 2M and 1G blocks,
+ * stage 2 and nested entries. Each lookup benchmark makes {@value #BATCH} lookups at addresses
+ * drawn at random beforehand, and reports the time per lookup.
+ *
+ * <p>{@code java -jar tools/target/benchmarks.jar TlbBench -f 1 -wi 3 -i 5 -w 1 -r 1}
+ */
+@State(Scope.Thread)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.NANOSECONDS)
+@Fork(1)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+public class TlbBench {
+    static final int BATCH = 1024;
+    static final int LIVE = 4096;
+
+    @Param({"4k", "mixed"})
+    public String population;
+
+    private Tlb tlb;
+    private final TlbTag[] hitTags = new TlbTag[BATCH];
+    private final long[] hitAddrs = new long[BATCH];
+    private final TlbTag[] missTags = new TlbTag[BATCH];
+    private final long[] missAddrs = new long[BATCH];
+    private TlbTag pageTag;
+    private Translation page;
+    private int next;
+    private final long[] pageAddrs = new long[BATCH];
+
+    private static Translation s1(long va, long pa, Granule g, int level, int contigShift, boolean global) {
+        int shift = g.levelShift(level);
+        return new Translation(va, pa, shift, Math.max(shift, contigShift), Perm.ALL, 0, global, level,
+                Translation.NO_LEVEL, pa, 0, g, null, 0, 0);
+    }
+
+    @Setup
+    public void setup() {
+        tlb = new Tlb(LIVE);
+        Random rnd = new Random(42);
+        int n = 0;
+        TlbTag[] tags = new TlbTag[LIVE];
+        long[] addrs = new long[LIVE];
+        int[] sizes = new int[LIVE];
+        while (n < LIVE) {
+            int asid = n & 3;
+            TlbTag tag = new TlbTag(Regime.NH, 1, asid);
+            long va = (long) (n >>> 2) << 12 | 0x10_0000_0000L;
+            Translation t = s1(va, 0x8000_0000L + ((long) n << 12), Granule.G4K, 3, 0, false);
+            if (population.equals("mixed")) {
+                switch (n % 8) {
+                    case 1 -> t = s1(0x20_0000_0000L + ((long) n << 21), 0x40_0000_0000L + ((long) n << 21),
+                            Granule.G4K, 2, 0, false);
+                    case 2 -> t = s1(0x30_0000_0000L + ((long) n << 16), (long) n << 16, Granule.G4K, 3, 16, false);
+                    case 3 -> t = s1(0x40_0000_0000L + ((long) n << 16), (long) n << 16, Granule.G64K, 3, 0, false);
+                    case 4 -> t = s1(0x50_0000_0000L + ((long) n << 14), (long) n << 14, Granule.G16K, 3, 0, true);
+                    case 5 -> t = s1((long) n << 30, (long) n << 30, Granule.G4K, 1, 0, true);
+                    case 6 -> {
+                        tag = new TlbTag(Regime.S2, 1, 0);
+                        t = new Translation(va, va, 12, 12, Perm.ALL, 0, true, Translation.NO_LEVEL, 3, va, 12,
+                                null, Granule.G4K, 0, 0);
+                    }
+                    case 7 -> {
+                        tag = new TlbTag(Regime.NESTED, 2, asid);
+                        t = new Translation(va, va, 12, 12, Perm.ALL, 0, false, 3, 3, va, 12,
+                                Granule.G4K, Granule.G4K, 0, 0);
+                    }
+                    default -> { }
+                }
+            }
+            tlb.insert(tag, t);
+            tags[n] = tag;
+            addrs[n] = t.inputAddress();
+            sizes[n] = Math.max(t.pageShift(), t.contigShift());
+            n++;
+        }
+        if (tlb.size() != LIVE) {
+            throw new IllegalStateException("population did not fill the TLB: " + tlb);
+        }
+        for (int i = 0; i < BATCH; i++) {
+            int k = rnd.nextInt(LIVE);
+            hitTags[i] = tags[k];
+            hitAddrs[i] = addrs[k] + (rnd.nextLong() & ((1L << sizes[k]) - 1));
+            missTags[i] = tags[k];
+            missAddrs[i] = 0x7000_0000_0000L + ((long) rnd.nextInt(1 << 20) << 12); // nothing lives there
+            if (tlb.lookup(hitTags[i], hitAddrs[i]) == null || tlb.lookup(missTags[i], missAddrs[i]) != null) {
+                throw new IllegalStateException("bad benchmark population");
+            }
+        }
+        pageTag = new TlbTag(Regime.NH, 1, 0);
+        long[] pages = new long[LIVE];
+        int np = 0;
+        for (int k = 0; k < LIVE; k++) {
+            if (tags[k].equals(pageTag) && sizes[k] == 12) {
+                pages[np++] = addrs[k];
+            }
+        }
+        for (int i = 0; i < BATCH; i++) {
+            pageAddrs[i] = pages[rnd.nextInt(np)];
+        }
+    }
+
+    /** A hit: probe per live size, non-global and global, until found. */
+    @Benchmark
+    @OperationsPerInvocation(BATCH)
+    public void hit(Blackhole bh) {
+        for (int i = 0; i < BATCH; i++) {
+            bh.consume(tlb.lookup(hitTags[i], hitAddrs[i]));
+        }
+    }
+
+    /** A miss: every probe of every live size comes back empty. */
+    @Benchmark
+    @OperationsPerInvocation(BATCH)
+    public void miss(Blackhole bh) {
+        for (int i = 0; i < BATCH; i++) {
+            bh.consume(tlb.lookup(missTags[i], missAddrs[i]));
+        }
+    }
+
+    /**
+     * CMD_TLBI_NH_VA of one live 4K page (ASID 0) followed by re-inserting it, so the population
+     * stays the same: the cost of an invalidation that finds its entry plus one insert. In the
+     * {@code mixed} population NESTED entries of another VMID exist but none is wider than its
+     * span, so the command is still carried out by direct probes.
+     */
+    @Benchmark
+    public int nhVaInvalidateAndRefill() {
+        long va = pageAddrs[next++ & (BATCH - 1)];
+        int n = tlb.invalidate(TlbInvalidation.nhVa(1, 0, va, true, TlbRange.SINGLE));
+        tlb.insert(pageTag, s1(va, 0x9000_0000L, Granule.G4K, 3, 0, false));
+        if (n != 1) {
+            throw new IllegalStateException("expected to remove one entry, removed " + n);
+        }
+        return n;
+    }
+
+    /** CMD_TLBI_NH_VA of an address nothing maps: the probes alone. */
+    @Benchmark
+    public int nhVaInvalidateMiss() {
+        return tlb.invalidate(TlbInvalidation.nhVa(1, 0, 0x7000_0000_0000L, true, TlbRange.SINGLE));
+    }
+
+    /** CMD_TLBI_NH_VAA over 1 MiB of 4K pages (256 pages): the scan path for this population. */
+    @Benchmark
+    public int nhVaaRangeScan() {
+        return tlb.invalidate(TlbInvalidation.nhVaa(1, 0x7000_0000_0000L, true, TlbRange.of(Granule.G4K, 31, 3)));
+    }
+}
