@@ -169,9 +169,24 @@ public class TlbBench {
         return tlb.invalidate(TlbInvalidation.nhVa(1, 0, 0x7000_0000_0000L, true, TlbRange.SINGLE));
     }
 
-    /** CMD_TLBI_NH_VAA over 1 MiB of 4K pages (256 pages): the scan path for this population. */
+    /**
+     * CMD_TLBI_NH_VAA over 1 MiB of 4K pages (TG 4K, NUM 31, SCALE 3: 256 granules) where nothing
+     * is mapped: direct probes for the 4k population, a scan for the mixed one (more sizes).
+     */
     @Benchmark
-    public int nhVaaRangeScan() {
+    public int nhVaaRange1M() {
         return tlb.invalidate(TlbInvalidation.nhVaa(1, 0x7000_0000_0000L, true, TlbRange.of(Granule.G4K, 31, 3)));
+    }
+
+    /** CMD_TLBI_NH_VAA over 64 MiB: always a scan of the whole table. */
+    @Benchmark
+    public int nhVaaRange64MScan() {
+        return tlb.invalidate(TlbInvalidation.nhVaa(1, 0x7000_0000_0000L, true, TlbRange.of(Granule.G4K, 31, 9)));
+    }
+
+    /** CMD_TLBI_NH_ASID of an ASID with no entries: a scan that removes nothing. */
+    @Benchmark
+    public int nhAsidScan() {
+        return tlb.invalidate(TlbInvalidation.nhAsid(1, 77));
     }
 }
