@@ -104,6 +104,8 @@ public final class Tlb {
     /**
      * The entry that translates {@code inputAddress} under {@code tag}: same regime and VMID, and
      * either the same ASID (non-global) or global with the same ASET (§3.17.1); null on a miss.
+     * The address is the walk's input as the walker used it (after any top-byte-ignore), a VA,
+     * or an IPA for {@link Regime#S2}. Permission checks are the caller's ({@link TlbEntry#perm()}).
      */
     public TlbEntry lookup(TlbTag tag, long inputAddress) {
         Regime r = tag.regime();
