@@ -301,12 +301,16 @@ public final class Tlb {
         int regimes = inv.regimeMask();
         long vmidBits = inv.vmidScoped() ? VMID_MASK : 0;
         long vmidWant = (long) inv.vmid() << VMID_POS & vmidBits;
+        // *_ASID commands only match non-global entries of the ASID: the key says that too.
+        boolean byAsid = inv.kind() == TlbInvalidation.Kind.NH_ASID || inv.kind() == TlbInvalidation.Kind.EL2_ASID;
+        long asidBits = byAsid ? GLOBAL | ASID_MASK : 0;
+        long asidWant = byAsid ? inv.asid() : 0;
         int removed = 0;
         for (int i = 0; i <= mask; ) {
             long c = ctxs[i];
-            // Skip by key (regime, VMID) before touching the entry itself.
+            // Skip by key (regime, VMID, ASID) before touching the entry itself.
             if (c != 0 && (regimes >>> (int) (c >>> REGIME_POS & 3) & 1) != 0 && (c & vmidBits) == vmidWant
-                    && inv.matches(entries[i], first, last)) {
+                    && (c & asidBits) == asidWant && inv.matches(entries[i], first, last)) {
                 removeSlot(i); // an entry later in the cluster may move into i: look at i again
                 removed++;
             } else {
