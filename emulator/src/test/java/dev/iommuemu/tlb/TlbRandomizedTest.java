@@ -25,10 +25,12 @@ import org.junit.jupiter.params.provider.ValueSource;
  * must return one of the reference's candidates or miss only when there is none, and no entry
  * an invalidation removed may ever be hit again.
  *
- * <p>Bounded by default; {@code -Diommuemu.fuzz.iterations=N} runs longer.
+ * <p>Bounded by default; {@code -Diommuemu.fuzz.iterations=N} runs longer and
+ * {@code -Diommuemu.fuzz.seed=S} changes the sequence.
  */
 class TlbRandomizedTest {
     private static final int ITERATIONS = Integer.getInteger("iommuemu.fuzz.iterations", 20_000);
+    private static final long SEED = Long.getLong("iommuemu.fuzz.seed", 0x5EED);
     private static final long TOP = 0xFFFF_FF00_0000_0000L; // a TTB1-style region at the top
 
     /** A reference entry: the tag and walk as given, and the regions derived from them here. */
@@ -281,7 +283,7 @@ class TlbRandomizedTest {
     @ParameterizedTest(name = "capacity {0}")
     @ValueSource(ints = {4096, 48})
     void agreesWithTheReference(int capacity) {
-        Random rnd = new Random(0x5EED ^ capacity);
+        Random rnd = new Random(SEED ^ capacity);
         Tlb tlb = new Tlb(capacity);
         List<Ref> refs = new ArrayList<>();
         List<Ref> removedEver = new ArrayList<>();
