@@ -1,8 +1,10 @@
 package dev.iommuemu.tlb;
 
 import dev.iommuemu.pagetable.Translation;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -21,8 +23,9 @@ import java.util.Map;
  * <p><b>Invalidation.</b> Commands that name an address (NH_VA, NH_VAA, EL2_VA, EL2_VAA,
  * S2_IPA) probe the table directly for each size present, each page of the range and each tag
  * the command can match, when that is fewer probes than a budget proportional to the table; the
- * other commands, large ranges, and the cases a probe cannot find (NESTED entries whose stage 1
- * leaf is larger than their span; NESTED entries looked for by IPA) scan the table. Both paths
+ * other commands, large ranges, and NESTED entries looked for by IPA scan the table. NESTED
+ * entries whose stage 1 leaf is larger than their span (a guest block over host pages) are also
+ * indexed by VMID and stage 1 leaf, so VA invalidations find them by probing too. Both paths
  * remove exactly the entries {@link TlbInvalidation#matches} accepts.
  *
  * <p><b>Replacement.</b> At most {@code capacity} entries are live. Inserting into a full TLB
@@ -60,8 +63,16 @@ public final class Tlb {
     /** Per regime, the span sizes with live entries, ascending. */
     private final int[][] shifts = new int[4][0];
     private int nestedCount;
-    /** NESTED entries whose input match region is larger than their span (see {@link TlbEntry}). */
+    /**
+     * NESTED entries whose input match region (their stage 1 leaf) is larger than their span (see
+     * {@link TlbEntry}), indexed by VMID and match region so that a VA invalidation can find them
+     * without a scan; and how many there are per match region size.
+     */
     private int wideCount;
+    private final int[] wideShiftCount = new int[64];
+    private final Map<WideKey, List<TlbEntry>> wide = new HashMap<>();
+
+    private record WideKey(int vmid, int matchShift, long matchPage) {}
     /** Live non-global key contexts (without size) and their entry counts, for any-ASID probes. */
     private final Map<Long, int[]> contexts = new HashMap<>();
 
@@ -188,6 +199,8 @@ public final class Tlb {
         size = 0;
         nestedCount = 0;
         wideCount = 0;
+        Arrays.fill(wideShiftCount, 0);
+        wide.clear();
     }
 
     /** Every live entry, in table order (for tests and the control API; allocates). */
@@ -212,9 +225,6 @@ public final class Tlb {
     private long[] probeContexts(TlbInvalidation inv) {
         switch (inv.kind()) {
             case NH_VA, NH_VAA -> {
-                if (wideCount != 0) {
-                    return null;
-                }
                 long[] a = contextsFor(Regime.NH, inv);
                 long[] b = contextsFor(Regime.NESTED, inv);
                 long[] all = Arrays.copyOf(a, a.length + b.length);
@@ -272,6 +282,16 @@ public final class Tlb {
                 return n;
             }
         }
+        if (wideCount != 0 && (inv.regimeMask() >>> Regime.NESTED.ordinal() & 1) != 0) {
+            for (int s = 0; s < 64; s++) {
+                if (wideShiftCount[s] != 0) {
+                    n += (last >>> s) - (first >>> s) + 1;
+                    if (n > probeBudget()) {
+                        return n;
+                    }
+                }
+            }
+        }
         return n;
     }
 
@@ -288,6 +308,26 @@ public final class Tlb {
                     if (slot >= 0 && inv.matches(entries[slot], first, last)) {
                         removeSlot(slot);
                         removed++;
+                    }
+                }
+            }
+        }
+        if (wideCount != 0 && (inv.regimeMask() >>> Regime.NESTED.ordinal() & 1) != 0) {
+            // NESTED entries the probes above cannot see: their stage 1 leaf is hit, their span is not.
+            for (int s = 0; s < 64; s++) {
+                if (wideShiftCount[s] == 0) {
+                    continue;
+                }
+                for (long page = first >>> s; Long.compareUnsigned(page, last >>> s) <= 0; page++) {
+                    List<TlbEntry> list = wide.get(new WideKey(inv.vmid(), s, page));
+                    if (list == null) {
+                        continue;
+                    }
+                    for (TlbEntry e : list.toArray(new TlbEntry[0])) {
+                        if (inv.matches(e, first, last)) {
+                            removeSlot(find(keyOf(e), e.inputBase() >>> e.shift()));
+                            removed++;
+                        }
                     }
                 }
             }
@@ -422,6 +462,17 @@ public final class Tlb {
             nestedCount += d;
             if (e.matchShift() > e.shift()) {
                 wideCount += d;
+                wideShiftCount[e.matchShift()] += d;
+                WideKey k = new WideKey(e.vmid(), e.matchShift(), e.matchBase() >>> e.matchShift());
+                if (d > 0) {
+                    wide.computeIfAbsent(k, x -> new ArrayList<>()).add(e);
+                } else {
+                    List<TlbEntry> list = wide.get(k);
+                    list.remove(e); // identity: TlbEntry does not override equals
+                    if (list.isEmpty()) {
+                        wide.remove(k);
+                    }
+                }
             }
         }
         if (!e.global()) {
