@@ -28,7 +28,8 @@ import org.openjdk.jmh.infra.Blackhole;
  * The TLB's costs, one thread (issue 2 target: a hit in at most 50 ns). Populations of 4096 live
  * entries in a TLB of capacity 4096: {@code 4k} is 4K pages only (NH, one VMID, four ASIDs);
  * {@code mixed} adds global entries, 64K contiguous spans, 16K and 64K pages, 2M and 1G blocks,
- * stage 2 and nested entries. Each lookup benchmark makes {@value #BATCH} lookups at addresses
+ * stage 2 and nested entries; {@code nested} is NESTED entries only, each a 4K piece of a guest
+ * 2 MiB block (so VA invalidations must also look them up by stage 1 leaf). Each lookup benchmark makes {@value #BATCH} lookups at addresses
  * drawn at random beforehand, and reports the time per lookup.
  *
  * <p>{@code java -jar tools/target/benchmarks.jar TlbBench -f 1 -wi 3 -i 5 -w 1 -r 1}
@@ -43,7 +44,7 @@ public class TlbBench {
     static final int BATCH = 1024;
     static final int LIVE = 4096;
 
-    @Param({"4k", "mixed"})
+    @Param({"4k", "mixed", "nested"})
     public String population;
 
     private Tlb tlb;
@@ -51,10 +52,10 @@ public class TlbBench {
     private final long[] hitAddrs = new long[BATCH];
     private final TlbTag[] missTags = new TlbTag[BATCH];
     private final long[] missAddrs = new long[BATCH];
-    private TlbTag pageTag;
-    private Translation page;
     private int next;
-    private final long[] pageAddrs = new long[BATCH];
+    private int vmid;
+    private final TlbTag[] refillTags = new TlbTag[BATCH];
+    private final Translation[] refillWalks = new Translation[BATCH];
 
     private static Translation s1(long va, long pa, Granule g, int level, int contigShift, boolean global) {
         int shift = g.levelShift(level);
@@ -64,10 +65,12 @@ public class TlbBench {
 
     @Setup
     public void setup() {
+        vmid = population.equals("nested") ? 2 : 1;
         tlb = new Tlb(LIVE);
         Random rnd = new Random(42);
         int n = 0;
         TlbTag[] tags = new TlbTag[LIVE];
+        Translation[] walks = new Translation[LIVE];
         long[] addrs = new long[LIVE];
         int[] sizes = new int[LIVE];
         while (n < LIVE) {
@@ -96,8 +99,18 @@ public class TlbBench {
                     default -> { }
                 }
             }
+            if (population.equals("nested")) {
+                // A guest 2 MiB block over host 4K pages, one page of each block cached: every
+                // entry's stage 1 leaf is larger than its span.
+                tag = new TlbTag(Regime.NESTED, 2, asid);
+                long v = ((long) n << 21) + ((long) (n & 511) << 12) + 0x100_0000_0000L;
+                long ipa = 0x1_0000_0000L + ((long) n << 21) + ((long) (n & 511) << 12);
+                t = new Translation(v, 0x8000_0000L + ((long) n << 12), 12, 12, Perm.ALL, 0, false, 2, 3, ipa, 12,
+                        Granule.G4K, Granule.G4K, 0, 0);
+            }
             tlb.insert(tag, t);
             tags[n] = tag;
+            walks[n] = t;
             addrs[n] = t.inputAddress();
             sizes[n] = Math.max(t.pageShift(), t.contigShift());
             n++;
@@ -115,16 +128,18 @@ public class TlbBench {
                 throw new IllegalStateException("bad benchmark population");
             }
         }
-        pageTag = new TlbTag(Regime.NH, 1, 0);
-        long[] pages = new long[LIVE];
+        int[] pages = new int[LIVE];
         int np = 0;
         for (int k = 0; k < LIVE; k++) {
-            if (tags[k].equals(pageTag) && sizes[k] == 12) {
-                pages[np++] = addrs[k];
+            Regime r = tags[k].regime();
+            if ((r == Regime.NH || r == Regime.NESTED) && sizes[k] == 12 && !walks[k].global()) {
+                pages[np++] = k;
             }
         }
         for (int i = 0; i < BATCH; i++) {
-            pageAddrs[i] = pages[rnd.nextInt(np)];
+            int k = pages[rnd.nextInt(np)];
+            refillTags[i] = tags[k];
+            refillWalks[i] = walks[k];
         }
     }
 
@@ -147,16 +162,16 @@ public class TlbBench {
     }
 
     /**
-     * CMD_TLBI_NH_VA of one live 4K page (ASID 0) followed by re-inserting it, so the population
-     * stays the same: the cost of an invalidation that finds its entry plus one insert. In the
-     * {@code mixed} population NESTED entries of another VMID exist but none is wider than its
-     * span, so the command is still carried out by direct probes.
+     * CMD_TLBI_NH_VA of one live non-global 4K entry followed by re-inserting it, so the
+     * population stays the same: the cost of an invalidation that finds its entry plus one insert.
      */
     @Benchmark
     public int nhVaInvalidateAndRefill() {
-        long va = pageAddrs[next++ & (BATCH - 1)];
-        int n = tlb.invalidate(TlbInvalidation.nhVa(1, 0, va, true, TlbRange.SINGLE));
-        tlb.insert(pageTag, s1(va, 0x9000_0000L, Granule.G4K, 3, 0, false));
+        int i = next++ & (BATCH - 1);
+        TlbTag tag = refillTags[i];
+        Translation t = refillWalks[i];
+        int n = tlb.invalidate(TlbInvalidation.nhVa(tag.vmid(), tag.asid(), t.inputAddress(), true, TlbRange.SINGLE));
+        tlb.insert(tag, t);
         if (n != 1) {
             throw new IllegalStateException("expected to remove one entry, removed " + n);
         }
@@ -166,7 +181,7 @@ public class TlbBench {
     /** CMD_TLBI_NH_VA of an address nothing maps: the probes alone. */
     @Benchmark
     public int nhVaInvalidateMiss() {
-        return tlb.invalidate(TlbInvalidation.nhVa(1, 0, 0x7000_0000_0000L, true, TlbRange.SINGLE));
+        return tlb.invalidate(TlbInvalidation.nhVa(vmid, 0, 0x7000_0000_0000L, true, TlbRange.SINGLE));
     }
 
     /**
@@ -175,18 +190,18 @@ public class TlbBench {
      */
     @Benchmark
     public int nhVaaRange1M() {
-        return tlb.invalidate(TlbInvalidation.nhVaa(1, 0x7000_0000_0000L, true, TlbRange.of(Granule.G4K, 31, 3)));
+        return tlb.invalidate(TlbInvalidation.nhVaa(vmid, 0x7000_0000_0000L, true, TlbRange.of(Granule.G4K, 31, 3)));
     }
 
     /** CMD_TLBI_NH_VAA over 64 MiB: always a scan of the whole table. */
     @Benchmark
     public int nhVaaRange64MScan() {
-        return tlb.invalidate(TlbInvalidation.nhVaa(1, 0x7000_0000_0000L, true, TlbRange.of(Granule.G4K, 31, 9)));
+        return tlb.invalidate(TlbInvalidation.nhVaa(vmid, 0x7000_0000_0000L, true, TlbRange.of(Granule.G4K, 31, 9)));
     }
 
     /** CMD_TLBI_NH_ASID of an ASID with no entries: a scan that removes nothing. */
     @Benchmark
     public int nhAsidScan() {
-        return tlb.invalidate(TlbInvalidation.nhAsid(1, 77));
+        return tlb.invalidate(TlbInvalidation.nhAsid(vmid, 77));
     }
 }
