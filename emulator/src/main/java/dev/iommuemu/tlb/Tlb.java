@@ -345,12 +345,14 @@ public final class Tlb {
         boolean byAsid = inv.kind() == TlbInvalidation.Kind.NH_ASID || inv.kind() == TlbInvalidation.Kind.EL2_ASID;
         long asidBits = byAsid ? GLOBAL | ASID_MASK : 0;
         long asidWant = byAsid ? inv.asid() : 0;
+        boolean byAddress = inv.byAddress();
         int removed = 0;
         for (int i = 0; i <= mask; ) {
             long c = ctxs[i];
-            // Skip by key (regime, VMID, ASID) before touching the entry itself.
+            // Skip by key (regime, VMID, ASID, span) before touching the entry itself.
             if (c != 0 && (regimes >>> (int) (c >>> REGIME_POS & 3) & 1) != 0 && (c & vmidBits) == vmidWant
-                    && (c & asidBits) == asidWant && inv.matches(entries[i], first, last)) {
+                    && (c & asidBits) == asidWant && (!byAddress || mayOverlap(c, pages[i], first, last))
+                    && inv.matches(entries[i], first, last)) {
                 removeSlot(i); // an entry later in the cluster may move into i: look at i again
                 removed++;
             } else {
@@ -358,6 +360,21 @@ public final class Tlb {
             }
         }
         return removed;
+    }
+
+    /**
+     * Whether the span of the entry keyed {@code (ctx, page)} overlaps {@code [first, last]}, or
+     * the entry is NESTED (whose match regions can be larger than its span, and for S2_IPA are
+     * IPAs): a necessary condition for an address-based command to match it.
+     */
+    private static boolean mayOverlap(long ctx, long page, long first, long last) {
+        if ((int) (ctx >>> REGIME_POS & 3) == Regime.NESTED.ordinal()) {
+            return true;
+        }
+        int s = (int) (ctx >>> SHIFT_POS & 0x3F);
+        long base = page << s;
+        long end = base + ((1L << s) - 1);
+        return Long.compareUnsigned(base, last) <= 0 && Long.compareUnsigned(first, end) <= 0;
     }
 
     // ---- table -------------------------------------------------------------------------------
