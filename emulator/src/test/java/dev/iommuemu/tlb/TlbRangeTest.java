@@ -70,6 +70,14 @@ class TlbRangeTest {
     }
 
     @Test
+    void commandFieldsAre16Bit() {
+        assertThrows(IllegalArgumentException.class, () -> TlbInvalidation.nhAll(0x10000));
+        assertThrows(IllegalArgumentException.class, () -> TlbInvalidation.nhAsid(0, 0x10000));
+        assertThrows(IllegalArgumentException.class, () -> TlbInvalidation.el2Asid(-1));
+        assertEquals(0xFFFF, TlbInvalidation.nhAsid(0xFFFF, 0xFFFF).asid());
+    }
+
+    @Test
     void fieldWidths() {
         assertThrows(IllegalArgumentException.class, () -> new TlbRange(4, 0, 0, 0));
         assertThrows(IllegalArgumentException.class, () -> new TlbRange(1, 32, 0, 0));
