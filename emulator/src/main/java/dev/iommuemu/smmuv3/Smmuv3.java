@@ -29,6 +29,8 @@ import dev.iommuemu.smmuv3.translate.ContextConfig;
 import dev.iommuemu.smmuv3.translate.StallTable;
 import dev.iommuemu.smmuv3.translate.StreamConfig;
 import dev.iommuemu.smmuv3.translate.TranslationPath;
+import dev.iommuemu.tlb.Tlb;
+import dev.iommuemu.tlb.TlbStats;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
@@ -76,6 +78,7 @@ public final class Smmuv3 implements IommuModel {
     private final PriQueue priq;
     private final ConfigCache<StreamConfig, ContextConfig> configCache;
     private final StallTable stalls;
+    private final Tlb tlb;
     private final Translations translations;
     private final CommandQueue cmdq;
     private final Deque<CoherencyViolation> violations = new ArrayDeque<>();
@@ -94,10 +97,11 @@ public final class Smmuv3 implements IommuModel {
         this.priq = new PriQueue(regs, mem, irq, profile, endpoints);
         this.configCache = new ConfigCache<>(options.configCacheEntries());
         this.stalls = new StallTable(Math.max(profile.stallMax(), 1));
-        TranslationPath path = new TranslationPath(mem, profile, configCache, options.strict() ? this::violation : null,
-                () -> CR2_E2H.isSet(regs.get(CR2)));
-        this.translations = new Translations(path, profile, options, options.strict() ? this::violation : null);
-        Smmuv3Commands commands = new Smmuv3Commands(profile, configCache, translations, stalls, irq, host, endpoints,
+        this.tlb = new Tlb(options.tlbEntries());
+        TranslationPath path = new TranslationPath(mem, profile, configCache, tlb,
+                options.strict() ? this::violation : null, () -> CR2_E2H.isSet(regs.get(CR2)));
+        this.translations = new Translations(path, tlb);
+        Smmuv3Commands commands = new Smmuv3Commands(profile, configCache, tlb, stalls, irq, host, endpoints,
                 () -> CR0_SMMUEN.isSet(regs.get(CR0ACK)));
         this.cmdq = new CommandQueue(regs, mem, irq, profile, commands);
         reset();
@@ -409,14 +413,15 @@ public final class Smmuv3 implements IommuModel {
     // ------------------------------------------------------------------------------------------
     // Introspection for the control API and tests
 
-    /** Commands consumed, event records written and lost, stalled transactions held. */
+    /** Commands consumed, event records written and lost, stalled transactions held, cache use. */
     public Stats stats() {
-        return new Stats(cmdq.consumed(), evtq.written(), evtq.lost(), stalls.size(), configCache.size(),
-                translations.tlbSize());
+        TlbStats t = tlb.stats();
+        return new Stats(cmdq.consumed(), evtq.written(), evtq.lost(), stalls.size(), configCache.size(), t.size(),
+                t.hits(), t.misses(), violationCount);
     }
 
     public record Stats(long commands, long events, long eventsLost, int stalled, int configCacheEntries,
-            int tlbEntries) {}
+            int tlbEntries, long tlbHits, long tlbMisses, long coherencyViolations) {}
 
     GuestMemory memory() {
         return mem;

@@ -15,6 +15,9 @@ import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
 import dev.iommuemu.smmuv3.translate.ContextConfig;
 import dev.iommuemu.smmuv3.translate.StallTable;
 import dev.iommuemu.smmuv3.translate.StreamConfig;
+import dev.iommuemu.tlb.Tlb;
+import dev.iommuemu.tlb.TlbInvalidation;
+import dev.iommuemu.tlb.TlbRange;
 import java.util.function.BooleanSupplier;
 
 /**
@@ -25,19 +28,19 @@ import java.util.function.BooleanSupplier;
 final class Smmuv3Commands implements CommandQueue.Executor {
     private final Smmuv3Profile profile;
     private final ConfigCache<StreamConfig, ContextConfig> config;
-    private final Translations translations;
+    private final Tlb tlb;
     private final StallTable stalls;
     private final Interrupts irq;
     private final DmaHost host;
     private final EndpointPort endpoints;
     private final BooleanSupplier smmuEnabled;
 
-    Smmuv3Commands(Smmuv3Profile profile, ConfigCache<StreamConfig, ContextConfig> config, Translations translations,
+    Smmuv3Commands(Smmuv3Profile profile, ConfigCache<StreamConfig, ContextConfig> config, Tlb tlb,
             StallTable stalls, Interrupts irq, DmaHost host, EndpointPort endpoints, BooleanSupplier smmuEnabled) {
         this.smmuEnabled = smmuEnabled;
         this.profile = profile;
         this.config = config;
-        this.translations = translations;
+        this.tlb = tlb;
         this.stalls = stalls;
         this.irq = irq;
         this.host = host;
@@ -46,7 +49,6 @@ final class Smmuv3Commands implements CommandQueue.Executor {
 
     @Override
     public int execute(Command c) {
-        SmmuTlb tlb = translations.tlb();
         int sid = c.getInt(SID);
         switch (c.op()) {
             case CMD_PREFETCH_CONFIG, CMD_PREFETCH_ADDR -> {
@@ -84,55 +86,30 @@ final class Smmuv3Commands implements CommandQueue.Executor {
                 config.invalidateCds(sid);
                 host.invalidate(new IotlbInvalidation(sid, 0, -1L));
             }
-            case CMD_TLBI_NH_ALL -> {
-                tlb.nhAll(vmid(c));
-                host.invalidate(IotlbInvalidation.all());
-            }
-            case CMD_TLBI_NH_ASID -> {
-                tlb.nhAsid(vmid(c), asid(c));
-                host.invalidate(IotlbInvalidation.all());
-            }
-            case CMD_TLBI_NH_VA, CMD_TLBI_NH_VAA -> {
-                long[] r = range(c, TLBI_ADDR);
-                if (r == null) {
+            case CMD_TLBI_NH_ALL -> tlbi(TlbInvalidation.nhAll(vmid(c)), null);
+            case CMD_TLBI_NH_ASID -> tlbi(TlbInvalidation.nhAsid(vmid(c), asid(c)), null);
+            case CMD_TLBI_NH_VA, CMD_TLBI_NH_VAA, CMD_TLBI_EL2_VA, CMD_TLBI_EL2_VAA, CMD_TLBI_S2_IPA -> {
+                TlbRange range = range(c);
+                if (range == null) {
                     return CERROR_ILL;
                 }
-                tlb.nhVa(vmid(c), c.op() == Op.CMD_TLBI_NH_VA ? asid(c) : -1, r[0], r[1]);
-                host.invalidate(new IotlbInvalidation(IotlbInvalidation.ALL_ENDPOINTS, r[0], r[1]));
+                boolean s2 = c.op() == Op.CMD_TLBI_S2_IPA;
+                long addr = c.address(s2 ? TLBI_IPA : TLBI_ADDR);
+                boolean leaf = c.is(TLBI_LEAF);
+                TlbInvalidation inv = switch (c.op()) {
+                    case CMD_TLBI_NH_VA -> TlbInvalidation.nhVa(vmid(c), asid(c), addr, leaf, range);
+                    case CMD_TLBI_NH_VAA -> TlbInvalidation.nhVaa(vmid(c), addr, leaf, range);
+                    case CMD_TLBI_EL2_VA -> TlbInvalidation.el2Va(asid(c), addr, leaf, range);
+                    case CMD_TLBI_EL2_VAA -> TlbInvalidation.el2Vaa(addr, leaf, range);
+                    default -> TlbInvalidation.s2Ipa(vmid(c), addr, leaf, range);
+                };
+                // The VMM caches IOVAs: a VA range is passed on; an IPA is not an IOVA it knows.
+                tlbi(inv, s2 ? IotlbInvalidation.all() : vmmRange(addr, range));
             }
-            case CMD_TLBI_EL2_ALL -> {
-                tlb.el2All();
-                host.invalidate(IotlbInvalidation.all());
-            }
-            case CMD_TLBI_EL2_ASID -> {
-                tlb.el2Asid(asid(c));
-                host.invalidate(IotlbInvalidation.all());
-            }
-            case CMD_TLBI_EL2_VA, CMD_TLBI_EL2_VAA -> {
-                long[] r = range(c, TLBI_ADDR);
-                if (r == null) {
-                    return CERROR_ILL;
-                }
-                tlb.el2Va(c.op() == Op.CMD_TLBI_EL2_VA ? asid(c) : -1, r[0], r[1]);
-                host.invalidate(new IotlbInvalidation(IotlbInvalidation.ALL_ENDPOINTS, r[0], r[1]));
-            }
-            case CMD_TLBI_S12_VMALL -> {
-                tlb.s12Vmall(vmid(c));
-                host.invalidate(IotlbInvalidation.all());
-            }
-            case CMD_TLBI_S2_IPA -> {
-                long[] r = range(c, TLBI_IPA);
-                if (r == null) {
-                    return CERROR_ILL;
-                }
-                tlb.s2Ipa(vmid(c), r[0], r[1]);
-                // An IPA is not an IOVA the VMM knows: drop everything it cached.
-                host.invalidate(IotlbInvalidation.all());
-            }
-            case CMD_TLBI_NSNH_ALL -> {
-                tlb.nsnhAll();
-                host.invalidate(IotlbInvalidation.all());
-            }
+            case CMD_TLBI_EL2_ALL -> tlbi(TlbInvalidation.el2All(), null);
+            case CMD_TLBI_EL2_ASID -> tlbi(TlbInvalidation.el2Asid(asid(c)), null);
+            case CMD_TLBI_S12_VMALL -> tlbi(TlbInvalidation.s12Vmall(vmid(c)), null);
+            case CMD_TLBI_NSNH_ALL -> tlbi(TlbInvalidation.nsnhAll(), null);
             case CMD_ATC_INV -> {
                 if (!smmuEnabled.getAsBoolean()) {
                     return CERROR_NONE; // §4.5.1: IGNORED while SMMUEN == 0
@@ -209,31 +186,38 @@ final class Smmuv3Commands implements CommandQueue.Executor {
         return c.getInt(TLBI_ASID);
     }
 
+    /** Carries out a TLBI on the TLB, then on the VMM's cache ({@code null}: everything). */
+    private void tlbi(TlbInvalidation inv, IotlbInvalidation vmm) {
+        tlb.invalidate(inv);
+        host.invalidate(vmm == null ? IotlbInvalidation.all() : vmm);
+    }
+
     /**
-     * The [start, size] a VA or IPA invalidation covers (§4.4.1.1 range-based invalidation): without
-     * TG the one address (any entry containing it); with TG (IDR3.RIL) {@code (NUM + 1) * 2^SCALE}
-     * granules from the address, not wrapping. {@code null} for TG 16KB with TTL 0b01 without DS,
-     * which §4.4.1.1 makes CERROR_ILL.
+     * TG/NUM/SCALE/TTL (§4.4.1.1): RES0 and ignored without IDR3.RIL; with it, TG 16KB with TTL
+     * 0b01 acts as TTL 0 (no DS), and TG != 0 with NUM = SCALE = TTL = 0 is Reserved: {@code null},
+     * which the caller turns into CERROR_ILL.
      */
-    private long[] range(Command c, dev.iommuemu.field.Field addrField) {
-        long addr = c.address(addrField);
+    private TlbRange range(Command c) {
         int tg = c.getInt(TLBI_TG);
         if (tg == 0 || !profile.ril()) {
-            // One address: every entry holding it (a 4KB span touches exactly those, entries being
-            // at least 4KB-aligned). Without RIL, TG, TTL, NUM and SCALE are RES0 and ignored.
-            return new long[] {addr, 4096};
+            return TlbRange.SINGLE;
         }
-        if (tg == 0b10 && c.getInt(TLBI_TTL) == 0b01) {
-            return null;
+        int ttl = c.getInt(TLBI_TTL);
+        if (tg == 0b10 && ttl == 0b01) {
+            ttl = 0;
         }
-        int granuleShift = switch (tg) {
-            case 1 -> 12;
-            case 2 -> 14;
-            default -> 16;
-        };
-        int shift = c.getInt(TLBI_SCALE) + granuleShift;
-        long num = c.getInt(TLBI_NUM) + 1L;
-        long size = shift + 6 >= 64 ? -1L : num << shift; // NUM + 1 <= 32: 6 bits
-        return new long[] {addr, size};
+        TlbRange r = new TlbRange(tg, c.getInt(TLBI_NUM), c.getInt(TLBI_SCALE), ttl);
+        return r.reserved() ? null : r;
+    }
+
+    /** What the VMM must drop for a VA invalidation: the range, or the 4KB holding one address. */
+    private static IotlbInvalidation vmmRange(long addr, TlbRange range) {
+        if (!range.isRange()) {
+            return new IotlbInvalidation(IotlbInvalidation.ALL_ENDPOINTS, addr & ~0xfffL, 4096);
+        }
+        long first = range.start(addr);
+        long last = range.end(addr);
+        return last == -1L && first == 0 ? IotlbInvalidation.all()
+                : new IotlbInvalidation(IotlbInvalidation.ALL_ENDPOINTS, first, last - first + 1);
     }
 }

@@ -3,18 +3,16 @@ package dev.iommuemu.smmuv3;
 import dev.iommuemu.dma.DmaAccess;
 import dev.iommuemu.dma.IotlbEntry;
 import dev.iommuemu.dma.Perm;
-import dev.iommuemu.pagetable.Translation;
 import dev.iommuemu.smmuv3.ats.AtsResponse;
-import dev.iommuemu.smmuv3.cache.CoherencyViolation;
 import dev.iommuemu.smmuv3.evtq.EventQueue;
 import dev.iommuemu.smmuv3.evtq.EventRecord;
 import dev.iommuemu.smmuv3.evtq.EventType;
-import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
 import dev.iommuemu.smmuv3.registers.Smmuv3Regs;
 import dev.iommuemu.smmuv3.streamtable.Ste;
 import dev.iommuemu.smmuv3.translate.Outcome;
 import dev.iommuemu.smmuv3.translate.TranslationPath;
-import java.util.function.Consumer;
+import dev.iommuemu.tlb.Tlb;
+import dev.iommuemu.tlb.TlbEntry;
 
 /**
  * The translation side of the device: the path (§3.2), the TLB it fills, and the ATS form of a
@@ -31,18 +29,14 @@ final class Translations {
     record Miss(String reason, EventRecord event, boolean record, boolean stall) implements Result {}
 
     private final TranslationPath path;
-    private final Smmuv3Profile profile;
-    private final SmmuTlb tlb;
+    private final Tlb tlb;
 
-    Translations(TranslationPath path, Smmuv3Profile profile, Smmuv3.Options options,
-            Consumer<CoherencyViolation> strict) {
+    Translations(TranslationPath path, Tlb tlb) {
         this.path = path;
-        this.profile = profile;
-        this.tlb = new SmmuTlb(options.tlbEntries());
-        path.useTlb(tlb);
+        this.tlb = tlb;
     }
 
-    SmmuTlb tlb() {
+    Tlb tlb() {
         return tlb;
     }
 
@@ -51,13 +45,13 @@ final class Translations {
     }
 
     void invalidateAll() {
-        tlb.invalidateAll();
+        tlb.clear();
     }
 
     Result translate(long strtabBase, long strtabBaseCfg, int sid, int ssid, long iova, DmaAccess access) {
         Outcome o = path.translate(strtabBase, strtabBaseCfg, sid, ssid, iova, access);
         if (o instanceof Outcome.Walked w) {
-            return new Hit(entry(w.translation(), iova));
+            return new Hit(entry(w.entry(), w.input(), iova));
         }
         if (o instanceof Outcome.Bypass) {
             return new BypassResult();
@@ -69,10 +63,13 @@ final class Translations {
         return new Miss(f.event().type().name(), f.event(), f.record(), f.stall());
     }
 
-    /** The VMM-cacheable entry of a translation, for the page holding {@code iova}. */
-    static IotlbEntry entry(Translation t, long iova) {
-        long mask = (1L << t.pageShift()) - 1;
-        return new IotlbEntry(iova & ~mask, t.outputBase(), mask, t.perm());
+    /**
+     * The VMM-cacheable entry of a TLB entry, for the span holding {@code iova} ({@code input} is
+     * iova after top-byte-ignore, the address the TLB entry covers).
+     */
+    static IotlbEntry entry(TlbEntry e, long input, long iova) {
+        long mask = e.size() - 1;
+        return new IotlbEntry(iova & ~mask, e.translate(input) & ~mask, mask, e.perm());
     }
 
     /** The STE a Translated transaction's ATSCHK test uses, or {@code null} when it is unusable. */
@@ -110,13 +107,12 @@ final class Translations {
         }
         Outcome o = path.translate(strtabBase, strtabBaseCfg, sid, ssid, addr, access);
         if (o instanceof Outcome.Walked w) {
-            Translation t = w.translation();
-            int p = t.perm();
+            int p = w.entry().perm();
             boolean priv = access.privileged();
             boolean r = (p & (priv ? Perm.PR : Perm.UR)) != 0;
             boolean wr = (p & (priv ? Perm.PW : Perm.UW)) != 0;
             boolean x = (p & (priv ? Perm.PX : Perm.UX)) != 0;
-            IotlbEntry e = entry(t, addr);
+            IotlbEntry e = entry(w.entry(), w.input(), addr);
             return new AtsResponse(AtsResponse.Status.SUCCESS, e.translatedAddr(), e.addrMask() + 1, r, wr, x, priv);
         }
         if (o instanceof Outcome.Bypass) { // S1DSS bypass with no stage 2

@@ -1,7 +1,7 @@
 package dev.iommuemu.smmuv3.translate;
 
-import dev.iommuemu.pagetable.Translation;
 import dev.iommuemu.smmuv3.evtq.EventRecord;
+import dev.iommuemu.tlb.TlbEntry;
 
 /** What the translation path (IHI 0070 §3.2 / Figure 3-3) decided for one transaction. */
 public sealed interface Outcome permits Outcome.Bypass, Outcome.Walked, Outcome.Terminate, Outcome.Fault {
@@ -10,10 +10,11 @@ public sealed interface Outcome permits Outcome.Bypass, Outcome.Walked, Outcome.
     record Bypass() implements Outcome {}
 
     /**
-     * A translation. {@code asid}/{@code vmid} tag it for the TLB; {@code regime} is one of
-     * {@link Regime}.
+     * A translation, as the TLB holds it (a hit, or the entry a fresh walk inserted).
+     * {@code input} is the address the TLB entry covers: the transaction's input with any
+     * top-byte-ignore applied.
      */
-    record Walked(Translation translation, Regime regime, int asid, int vmid) implements Outcome {}
+    record Walked(TlbEntry entry, long input) implements Outcome {}
 
     /**
      * The transaction is terminated. {@code event} is recorded if non-null (configuration errors are
@@ -28,14 +29,4 @@ public sealed interface Outcome permits Outcome.Bypass, Outcome.Walked, Outcome.
      * stage 1, STE.S2S for stage 2; never for F_WALK_EABT).
      */
     record Fault(EventRecord event, boolean record, boolean stall) implements Outcome {}
-
-    /** The translation regime of a TLB entry (IHI 0070 §3.17 TLB tagging). */
-    enum Regime {
-        /** Non-secure EL1 stage 1 (and nested), tagged ASID + VMID. */
-        NH,
-        /** EL2 stage 1 (STRW == EL2), tagged ASID only with E2H. */
-        EL2,
-        /** Stage 2 only, tagged VMID. */
-        S2
-    }
 }

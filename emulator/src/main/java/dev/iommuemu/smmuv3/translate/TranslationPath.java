@@ -24,6 +24,11 @@ import dev.iommuemu.smmuv3.streamtable.Ste;
 import dev.iommuemu.smmuv3.streamtable.SteStage2;
 import dev.iommuemu.smmuv3.streamtable.SteValidator;
 import dev.iommuemu.smmuv3.streamtable.StreamTable;
+import dev.iommuemu.dma.Perm;
+import dev.iommuemu.tlb.Regime;
+import dev.iommuemu.tlb.Tlb;
+import dev.iommuemu.tlb.TlbEntry;
+import dev.iommuemu.tlb.TlbTag;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 
@@ -39,12 +44,13 @@ public final class TranslationPath {
     private final ConfigCache<StreamConfig, ContextConfig> cache;
     private final Consumer<CoherencyViolation> strict; // null when strict mode is off
     private final BooleanSupplier e2h;
-    private TranslationCache tlb = TranslationCache.NONE;
+    private final Tlb tlb;
 
     /** {@code e2h} reads SMMU_CR2.E2H (§6.3 SMMU_CR2), which selects NS-EL2-E2H for STRW == EL2 streams. */
     public TranslationPath(GuestMemory mem, Smmuv3Profile profile, ConfigCache<StreamConfig, ContextConfig> cache,
-            Consumer<CoherencyViolation> strict, BooleanSupplier e2h) {
+            Tlb tlb, Consumer<CoherencyViolation> strict, BooleanSupplier e2h) {
         this.mem = mem;
+        this.tlb = tlb;
         this.e2h = e2h;
         this.profile = profile;
         this.walker = new Walker(mem, profile.oasBits());
@@ -52,10 +58,6 @@ public final class TranslationPath {
         this.strict = strict;
     }
 
-    /** Sets the TLB the walk step consults and fills. */
-    public void useTlb(TranslationCache tlb) {
-        this.tlb = tlb;
-    }
 
     public Walker walker() {
         return walker;
@@ -226,23 +228,25 @@ public final class TranslationPath {
     private Outcome walk(ContextConfig cc, StreamConfig sc, Stage1Config s1, int sid, int ssid, long iova,
             DmaAccess access) {
         Ste ste = sc.ste();
-        Outcome.Regime regime = s1 == null ? Outcome.Regime.S2 : el2(ste) ? Outcome.Regime.EL2 : Outcome.Regime.NH;
-        // §3.17: NS-EL2 without E2H has no ASID (-1 tags the entry as matching any lookup).
-        int asid = cc == null ? 0 : regime == Outcome.Regime.EL2 && !e2h.getAsBoolean() ? -1 : cc.cd().asid();
-        // §5.2 S2VMID: with stage 2 implemented, it tags this stream's TLB entries even when only
-        // stage 1 translates.
+        // §3.17 TLB tagging: the StreamWorld's regime, the VMID (S2VMID also tags stage-1-only
+        // streams when stage 2 is implemented, §5.2 S2VMID), the ASID (none for NS-EL2 without E2H).
+        Regime regime = s1 == null ? Regime.S2 : el2(ste) ? Regime.EL2 : sc.s2() != null ? Regime.NESTED : Regime.NH;
         int vmid = profile.s2() ? ste.s2vmid() : 0;
-        Translation hit = tlb.lookup(regime, vmid, asid, iova, access);
-        if (hit != null) {
+        int asid = cc == null ? 0 : regime == Regime.EL2 && !e2h.getAsBoolean() ? TlbTag.NO_ASID : cc.cd().asid();
+        TlbTag tag = new TlbTag(regime, vmid, asid, cc != null && cc.cd().is(Cd.ASET));
+        long input = s1 == null ? iova : topByteIgnored(s1, iova);
+        TlbEntry hit = tlb.lookup(tag, input);
+        // An entry that does not grant the access is walked again: a permission fault, or a
+        // hardware dirty-state update (§3.13).
+        if (hit != null && Perm.allows(hit.perm(), access)) {
             if (strict != null) {
-                checkTlbHit(hit, s1, sc, sid, ssid, iova, access);
+                checkTlbHit(hit, s1, sc, sid, ssid, input, access);
             }
-            return new Outcome.Walked(hit, regime, asid, vmid);
+            return new Outcome.Walked(hit, input);
         }
-        WalkResult r = walker.translate(s1, sc.s2(), iova, access, null);
+        WalkResult r = walker.translate(s1, sc.s2(), input, access, null);
         if (r instanceof Translation t) {
-            tlb.insert(regime, vmid, asid, t);
-            return new Outcome.Walked(t, regime, asid, vmid);
+            return new Outcome.Walked(tlb.insert(tag, t), input);
         }
         TranslationFault f = (TranslationFault) r;
         boolean stage2 = f.stage() == 2;
@@ -266,11 +270,20 @@ public final class TranslationPath {
         return new Outcome.Fault(faultEvent(f, sid, ssid, iova, access, 0, false), record || eabt || stall, stall);
     }
 
+    /**
+     * The address the walk and the TLB use: with TBI for the VA's half (VA[55] selects TTB0/TTB1),
+     * bits [63:56] are ignored, i.e. replaced by the sign extension of bit 55 (§5.4 CD.TBI0/TBI1).
+     */
+    static long topByteIgnored(Stage1Config s1, long va) {
+        boolean upper = ((va >>> 55) & 1) != 0;
+        return (upper ? s1.tbi1() : s1.tbi0()) ? (va << 8) >> 8 : va;
+    }
+
     /** Strict mode: a TLB hit must match what the tables say now (§3.17: else a TLBI was missed). */
-    private void checkTlbHit(Translation hit, Stage1Config s1, StreamConfig sc, int sid, int ssid, long iova,
+    private void checkTlbHit(TlbEntry hit, Stage1Config s1, StreamConfig sc, int sid, int ssid, long iova,
             DmaAccess access) {
         WalkResult now = walker.translate(s1, sc.s2(), iova, access, null);
-        long cachedOut = hit.outputBase() | (iova & ((1L << hit.pageShift()) - 1));
+        long cachedOut = hit.translate(iova);
         if (!(now instanceof Translation t) || t.outputAddress() != cachedOut || t.perm() != hit.perm()) {
             strict.accept(new CoherencyViolation(CoherencyViolation.Kind.TLB, sid, ssid, iova,
                     "TLB holds 0x" + Long.toHexString(cachedOut) + " " + dev.iommuemu.dma.Perm.toString(hit.perm())
