@@ -156,6 +156,27 @@ class TranslationTest {
     }
 
     @Test
+    void topByteIgnoreSharesTlbEntriesAndInvalidations() {
+        Harness h = new Harness(Smmuv3Profile.DEFAULT).enable();
+        long root = h.tables.s1Root();
+        h.tables.map(root, 0x4000_0000L, 0x9000_0000L, PageTables.S1_RW);
+        long[] cd = Harness.cd(root, 7);
+        Cd.TBI0.set(cd, 1);
+        h.cd(CD0, cd);
+        h.ste(SID, Harness.s1Ste(CD0, 0));
+        long tagged = 0xab00_0000_4000_0010L;
+        IotlbEntry e = translated(h.smmu.translate(SID, -1, tagged, DmaAccess.READ)).entry();
+        assertEquals(0xab00_0000_4000_0000L, e.iova()); // the VMM's entry is for the address it asked
+        assertEquals(0x9000_0010L, e.translate(tagged));
+        h.tables.map(root, 0x4000_0000L, 0xa000_0000L, PageTables.S1_RW);
+        h.cmd(Command.build(Command.Op.CMD_TLBI_NH_VA).set(Command.TLBI_ASID, 7)
+                .set(Command.TLBI_ADDR, 0x4000_0000L >>> 12).command());
+        assertEquals(0xa000_0010L, translated(h.smmu.translate(SID, -1, tagged, DmaAccess.READ)).entry()
+                .translate(tagged)); // the untagged TLBI removed the entry the tagged access made
+        assertEquals(1, h.smmu.stats().tlbEntries());
+    }
+
+    @Test
     void tlbiOfAnotherAsidLeavesTheEntry() {
         Harness h = new Harness(Smmuv3Profile.DEFAULT).enable();
         long root = s1Setup(h, 7, 0x4000_0000L, 0x9000_0000L);
