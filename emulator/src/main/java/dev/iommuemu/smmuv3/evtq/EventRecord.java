@@ -60,6 +60,8 @@ public record EventRecord(
     public static final Field NSIPA = Field.bit("NSIPA", 100);
     public static final Field S2 = Field.bit("S2", 103);
     public static final Field CLASS = Field.bits("CLASS", 105, 104);
+    /** TTRnW (§7.3.16): with CLASS == TT, 1 if a descriptor read, 0 if a descriptor write faulted. */
+    public static final Field TTRNW = Field.bit("TTRnW", 108);
     public static final Field INPUTADDR = Field.bits("InputAddr", 191, 128);
     /** IPA[55:12] of the stage-2 translation faults (§7.3.13). */
     public static final Field IPA = Field.bits("IPA", 247, 204);
@@ -67,7 +69,14 @@ public record EventRecord(
     public static final Field FETCHADDR = Field.bits("FetchAddr", 247, 195);
 
     public static final Layout TRANSLATION_LAYOUT = new Layout("F_TRANSLATION", 4, TYPE, SSV, SUBSTREAMID,
-            STREAMID, STAG, STALL, PNU, IND, RNW, NSIPA, S2, CLASS, INPUTADDR, IPA);
+            STREAMID, STAG, STALL, PNU, IND, RNW, NSIPA, S2, CLASS, TTRNW, INPUTADDR, IPA);
+
+    /**
+     * Flag carried in {@link #reason} of a translation fault record with CLASS == TT: the
+     * descriptor access that faulted at stage 2 was a read (TTRnW = 1, §7.3.16). Not encoded as
+     * Reason: these records have no Reason field.
+     */
+    public static final int TT_READ = 1;
 
     /** The size of a record in bytes. */
     public static final int SIZE = 32;
@@ -132,6 +141,9 @@ public record EventRecord(
                 access(w);
                 S2.set(w, s2);
                 CLASS.set(w, faultClass);
+                if (s2 && faultClass == CLASS_TT) {
+                    TTRNW.set(w, (reason & TT_READ) != 0);
+                }
                 INPUTADDR.set(w, inputAddr);
                 if (s2) {
                     IPA.set(w, (ipa >>> 12) & IPA.valueMask());

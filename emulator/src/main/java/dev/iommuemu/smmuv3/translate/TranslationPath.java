@@ -316,7 +316,11 @@ public final class TranslationPath {
         }
         long ipaOrFetch = type == EventType.F_WALK_EABT ? f.descriptorAddress() : f.ipa();
         boolean ssv = ssid != IommuModel.NO_SUBSTREAM;
+        // §7.3.16 TTRnW: for a stage 2 fault on a stage 1 descriptor access (CLASS == TT), whether
+        // that access was a read (a walk) or a write (a hardware update).
+        int ttRead = s2 && cls == EventRecord.CLASS_TT && f.access() != null && !f.access().write()
+                ? EventRecord.TT_READ : 0;
         return new EventRecord(type, sid, ssv, ssv ? ssid : 0, stag, stall, !access.write(), access.instruction(),
-                access.privileged(), s2, cls, iova, ipaOrFetch, 0);
+                access.privileged(), s2, cls, iova, ipaOrFetch, type == EventType.F_WALK_EABT ? 0 : ttRead);
     }
 }

@@ -173,7 +173,7 @@ class Smmuv3GuestTest {
         smmu.translate(9, -1, va, DmaAccess.READ);
         long[] ev = drv.drainEvents().get(0);
         assertEquals(0x10 | (9L << 32), ev[0]);
-        assertEquals((1L << 35) | (1L << 39) | (1L << 40), ev[1]); // RnW, S2, CLASS TT
+        assertEquals((1L << 35) | (1L << 39) | (1L << 40) | (1L << 44), ev[1]); // RnW, S2, CLASS TT, TTRnW (a read)
         assertEquals(va, ev[2]);
         assertEquals(0x7000_0000L, ev[3]); // IPA of the stage 1 descriptor
     }
