@@ -51,6 +51,10 @@ class TranslationTest {
         h.ste(SID + 1, words(8, Ste.V, 1, Ste.CONFIG, Ste.CONFIG_BYPASS));
         assertEquals(0xabc_d123L, translated(h.smmu.translate(SID + 1, -1, 0xabc_d123L, DmaAccess.READ)).entry()
                 .translate(0xabc_d123L));
+        // Bypassing beyond the OAS (44 bits here) is a stage 1 Address Size fault (§7.3.14).
+        assertInstanceOf(DmaResult.Aborted.class, h.smmu.translate(SID + 1, -1, 1L << 44, DmaAccess.READ));
+        assertArrayEquals(new long[] {0x11 | ((long) (SID + 1) << 32), (1L << 35) | (2L << 40), 1L << 44, 0},
+                h.rawEvents().get(0));
     }
 
     @Test

@@ -183,7 +183,7 @@ public final class TranslationPath {
                 return new Outcome.Terminate("C_BAD_SUBSTREAMID", CdTable.badSubstream(sid, ssid));
             }
             if (cfg == Ste.CONFIG_BYPASS) {
-                return new Outcome.Bypass();
+                return bypass(sid, ssid, iova, access);
             }
             return walk(null, sc, null, sid, ssid, iova, access);
         }
@@ -210,7 +210,7 @@ public final class TranslationPath {
                 }
                 case Ste.S1DSS_BYPASS -> {
                     // §5.2 S1DSS 0b01: non-substream traffic bypasses stage 1.
-                    return sc.s2() == null ? new Outcome.Bypass() : walk(null, sc, null, sid, ssid, iova, access);
+                    return sc.s2() == null ? bypass(sid, ssid, iova, access) : walk(null, sc, null, sid, ssid, iova, access);
                 }
                 default -> index = 0;
             }
@@ -289,6 +289,20 @@ public final class TranslationPath {
                     "TLB holds 0x" + Long.toHexString(cachedOut) + " " + dev.iommuemu.dma.Perm.toString(hit.perm())
                             + " but the tables now give " + now + " without a covering CMD_TLBI"));
         }
+    }
+
+    /**
+     * Both stages bypassed: the output is the input, which must lie within the OAS; beyond it the
+     * stage 1 bypass raises F_ADDR_SIZE with CLASS == IN, S2 == 0 (§7.3.14, §3.4).
+     */
+    private Outcome bypass(int sid, int ssid, long iova, DmaAccess access) {
+        if ((iova >>> profile.oasBits()) == 0) {
+            return new Outcome.Bypass();
+        }
+        boolean ssv = ssid != IommuModel.NO_SUBSTREAM;
+        return new Outcome.Fault(new EventRecord(EventType.F_ADDR_SIZE, sid, ssv, ssv ? ssid : 0, 0, false,
+                !access.write(), access.instruction(), access.privileged(), false, EventRecord.CLASS_IN, iova, 0, 0),
+                true, false);
     }
 
     /** StreamWorld NS-EL2(-E2H) (§5.2 STRW): STRW 0b10 with IDR0.Hyp and no stage 2. */
