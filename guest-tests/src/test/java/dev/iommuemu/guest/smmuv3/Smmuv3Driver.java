@@ -191,6 +191,23 @@ public final class Smmuv3Driver {
         throw new AssertionError("command queue stuck");
     }
 
+    /**
+     * CMD_SYNC completed the way Linux does on an MSI-capable, coherent SMMU: CS = SIG_IRQ with
+     * MSIAddress = the command's own queue slot and MSIData = 0, then poll that word until the
+     * SMMU's MSI write has zeroed it (§4.7.3, §3.18). Returns whether the write arrived.
+     */
+    public boolean syncMsi() {
+        int mask = (1 << cmdqLog2) - 1;
+        long slot = cmdq + (long) (cmdProd & mask) * 16;
+        cmd(CMD_SYNC, 1L << 12, slot & 0x00ff_ffff_ffff_fffcL);
+        for (int i = 0; i < 1000; i++) {
+            if (mem.get32(slot) == 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** CMD_SYNC with no completion signal: CONS passing it means everything before has completed. */
     public void sync() {
         cmd(CMD_SYNC, 0, 0);

@@ -205,6 +205,13 @@ class Smmuv3GuestTest {
     }
 
     @Test
+    void cmdSyncMsiPollingAsLinuxDoesIt() {
+        boot(Smmuv3Profile.MAX);
+        assertTrue(drv.syncMsi()); // the MSI zeroed the CMD_SYNC's first word in the queue
+        assertEquals(0, drv.activeErrors());
+    }
+
+    @Test
     void everyProfileProbes() {
         for (Smmuv3Profile p : Smmuv3Profile.ALL) {
             boot(p);
