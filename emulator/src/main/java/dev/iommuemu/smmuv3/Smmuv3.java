@@ -381,6 +381,21 @@ public final class Smmuv3 implements IommuModel {
         return priq.enqueue(req);
     }
 
+    /**
+     * A speculative page request hint from a client device (§7.3.19 E_PAGE_REQUEST): recorded in
+     * the Event queue for software to page in {@code spanPages} 4KB pages at {@code address}; no
+     * response is owed. {@code perms} is {@link EventRecord#pageRequestHint}'s low 6 bits. Returns
+     * whether it was recorded (SMMUEN == 1 and a writable queue).
+     */
+    public boolean pageRequestHint(int streamId, int substreamId, long address, int spanPages, int perms) {
+        if (!CR0_SMMUEN.isSet(regs.get(CR0ACK))) {
+            return false;
+        }
+        boolean ssv = substreamId != NO_SUBSTREAM;
+        return evtq.record(new EventRecord(EventType.E_PAGE_REQUEST, streamId, ssv, ssv ? substreamId : 0, 0, false,
+                false, false, false, false, 0, address, 0, ((spanPages & 0xff) << 8) | (perms & 0x3f)));
+    }
+
     /** An unsupported upstream transaction (§7.3.2 F_UUT), with an IMPLEMENTATION DEFINED reason. */
     public DmaResult unsupportedTransaction(int streamId, int substreamId, long address, DmaAccess access, int reason) {
         boolean ssv = substreamId != NO_SUBSTREAM;

@@ -292,11 +292,13 @@ class FaultModelTest {
         m.smmu.atsTranslate(SID, 3, 0x7000, DmaAccess.READ);
         assertArrayEquals(new long[] {0x05 | (1L << 11) | (3L << 12) | ((long) SID << 32), 1 | (1L << 35), 0x7000, 0},
                 m.rawEvents().get(0));
-        // E_PAGE_REQUEST (0x24) encodes like F_BAD_ATS_TREQ; F_VMS_FETCH (0x25) like F_CD_FETCH.
-        EventRecord pr = new EventRecord(EventType.E_PAGE_REQUEST, 1, true, 2, 0, false, false, false, true, false, 0,
-                0x9000, 0, 1);
-        assertArrayEquals(new long[] {0x24 | (1L << 11) | (2L << 12) | (1L << 32), 1 | (1L << 33), 0x9000, 0},
-                pr.encode());
+        // E_PAGE_REQUEST (0x24, §7.3.19): Span [115:108], pR 103 pW 102 pX 101 uR 100 uW 99 uX 98,
+        // InputAddr[63:12] in [191:140].
+        assertTrue(m.smmu.pageRequestHint(SID, 2, 0x1234_5678_9000L, 3,
+                EventRecord.pageRequestHint(0, true, false, false, true, true, false)));
+        assertArrayEquals(new long[] {0x24 | (1L << 11) | (2L << 12) | ((long) SID << 32),
+            (3L << 44) | (1L << 39) | (1L << 36) | (1L << 35), 0x1234_5678_9000L, 0}, m.rawEvents().get(0));
+        // F_VMS_FETCH (0x25) encodes like F_CD_FETCH.
         assertArrayEquals(new long[] {0x25 | (1L << 32), 0, 0, 0x4440},
                 EventRecord.fetch(EventType.F_VMS_FETCH, 1, -1, 0x4447).encode());
     }

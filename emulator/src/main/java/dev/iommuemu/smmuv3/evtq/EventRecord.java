@@ -65,6 +65,23 @@ public record EventRecord(
     public static final Field INPUTADDR = Field.bits("InputAddr", 191, 128);
     /** IPA[55:12] of the stage-2 translation faults (§7.3.13). */
     public static final Field IPA = Field.bits("IPA", 247, 204);
+    /** E_PAGE_REQUEST (§7.3.19): Span (in 4KB pages), the anticipated accesses, InputAddr[63:12]. */
+    public static final Field PR_SPAN = Field.bits("Span", 115, 108);
+    public static final Field PR_PR = Field.bit("pR", 103);
+    public static final Field PR_PW = Field.bit("pW", 102);
+    public static final Field PR_PX = Field.bit("pX", 101);
+    public static final Field PR_UR = Field.bit("uR", 100);
+    public static final Field PR_UW = Field.bit("uW", 99);
+    public static final Field PR_UX = Field.bit("uX", 98);
+    public static final Field PR_INPUTADDR = Field.bits("InputAddr[63:12]", 191, 140);
+
+    /** {@link #reason} of an E_PAGE_REQUEST: Span in bits [15:8], pR pW pX uR uW uX in bits [5:0]. */
+    public static int pageRequestHint(int spanPages, boolean pR, boolean pW, boolean pX, boolean uR, boolean uW,
+            boolean uX) {
+        return ((spanPages & 0xff) << 8) | (pR ? 32 : 0) | (pW ? 16 : 0) | (pX ? 8 : 0) | (uR ? 4 : 0) | (uW ? 2 : 0)
+                | (uX ? 1 : 0);
+    }
+
     /** FetchAddr[55:3] of F_STE_FETCH, F_CD_FETCH, F_WALK_EABT, F_VMS_FETCH (§7.3.4). */
     public static final Field FETCHADDR = Field.bits("FetchAddr", 247, 195);
 
@@ -115,11 +132,22 @@ public record EventRecord(
                 REASON.set(w, reason);
                 FETCHADDR.set(w, (ipa >>> 3) & FETCHADDR.valueMask());
             }
-            case F_BAD_ATS_TREQ, E_PAGE_REQUEST -> { // §7.3.6, §7.3.19
+            case F_BAD_ATS_TREQ -> { // §7.3.6
                 common(w);
                 REASON.set(w, reason);
                 access(w);
                 INPUTADDR.set(w, inputAddr);
+            }
+            case E_PAGE_REQUEST -> { // §7.3.19
+                common(w);
+                PR_SPAN.set(w, (reason >>> 8) & 0xff);
+                PR_PR.set(w, (reason & 32) != 0);
+                PR_PW.set(w, (reason & 16) != 0);
+                PR_PX.set(w, (reason & 8) != 0);
+                PR_UR.set(w, (reason & 4) != 0);
+                PR_UW.set(w, (reason & 2) != 0);
+                PR_UX.set(w, (reason & 1) != 0);
+                PR_INPUTADDR.set(w, inputAddr >>> 12);
             }
             case F_TRANSL_FORBIDDEN -> { // §7.3.8
                 RNW.set(w, rnw);
