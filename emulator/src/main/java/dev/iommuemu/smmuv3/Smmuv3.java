@@ -116,6 +116,10 @@ public final class Smmuv3 implements IommuModel {
         return profile;
     }
 
+    public Options options() {
+        return options;
+    }
+
     /** Power-on reset (IHI 0070 §6.3: each register's reset value; caches empty). */
     public void reset() {
         regs.reset();

@@ -15,6 +15,7 @@ import org.junit.jupiter.api.Test;
  */
 class FuzzTest {
     private static final int ITERATIONS = Integer.getInteger("iommuemu.fuzz.iterations", 1500);
+    private static final int Ste_NESTED = dev.iommuemu.smmuv3.streamtable.Ste.CONFIG_NESTED;
 
     @Test
     void randomGuestStateNeverThrows() {
@@ -33,12 +34,28 @@ class FuzzTest {
                 ste[0] = (ste[0] & ~0x00ff_ffff_ffff_ffc0L) | (Harness.CDS & 0xffff_ffc0L);
                 ste[3] = (ste[3] & ~0x000f_ffff_ffff_fff0L) | Harness.TABLES;
                 cd[1] = (cd[1] & ~0x000f_ffff_ffff_fff0L) | Harness.TABLES;
+                if (rnd.nextBoolean()) {
+                    // Valid structures with a few bits flipped reach the deep paths (walks, stalls).
+                    long[][] templates = {Harness.s1Ste(Harness.CDS, rnd.nextInt(3)), Harness.s2Ste(Harness.TABLES, 1),
+                        Harness.s2Ste(Harness.TABLES, 2)};
+                    ste = templates[rnd.nextInt(templates.length)];
+                    if (rnd.nextInt(3) == 0) {
+                        dev.iommuemu.smmuv3.streamtable.Ste.CONFIG.set(ste, Ste_NESTED);
+                        dev.iommuemu.smmuv3.streamtable.Ste.S1CONTEXTPTR.set(ste, Harness.CDS >>> 6);
+                    }
+                    cd = Harness.cd(Harness.TABLES, rnd.nextInt(4));
+                    for (int f = rnd.nextInt(4); f > 0; f--) {
+                        ste[rnd.nextInt(4)] ^= 1L << rnd.nextInt(64);
+                        cd[rnd.nextInt(3)] ^= 1L << rnd.nextInt(64);
+                    }
+                }
                 h.ste(sid, ste);
                 h.cd(Harness.CDS + 64L * rnd.nextInt(4), cd);
                 h.mem.put64(Harness.TABLES + 8L * rnd.nextInt(512), rnd.nextLong());
                 int ssid = rnd.nextInt(4) == 0 ? rnd.nextInt(1 << 20) : -1;
                 DmaAccess acc = new DmaAccess(rnd.nextBoolean(), rnd.nextBoolean(), rnd.nextBoolean());
-                DmaResult r = h.smmu.translate(sid, ssid, rnd.nextLong(), acc);
+                long iova = rnd.nextBoolean() ? rnd.nextLong() : rnd.nextInt(1 << 24);
+                DmaResult r = h.smmu.translate(sid, ssid, iova, acc);
                 assertNotNull(r);
                 if (p.ats()) {
                     assertNotNull(h.smmu.atsTranslate(sid, ssid, rnd.nextLong(), acc));
