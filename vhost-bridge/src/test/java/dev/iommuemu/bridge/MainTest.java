@@ -2,6 +2,7 @@ package dev.iommuemu.bridge;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.iommuemu.bridge.client.ControlClient;
@@ -60,11 +61,12 @@ class MainTest {
         Properties p = DaemonConfig.defaults();
         p.setProperty("socket", FakeVmm.socketPath("main").toString());
         p.setProperty("control", FakeVmm.socketPath("mainctl").toString());
-        p.setProperty("model", "not-built-yet");
+        p.setProperty("model", "not-built");
+        assertThrows(IllegalArgumentException.class, () -> Daemon.start(DaemonConfig.from(p, Map.of()), DeviceRegistry.discover()));
+        p.setProperty("model", "identity");
         DaemonConfig cfg = DaemonConfig.from(p, Map.of());
         assertEquals(Level.INFO, cfg.logLevel());
         try (Daemon d = Daemon.start(cfg, DeviceRegistry.discover())) {
-            // a model missing from the build falls back to identity, loudly
             assertEquals("identity", d.registry().defaultModel().model());
             try (FakeVmm vmm = new FakeVmm(cfg.socket()); ControlClient c = ControlClient.connect(cfg.control())) {
                 Payloads.TranslateReply r = Payloads.TranslateReply.decode(vmm.call(Request.IOMMU_TRANSLATE,

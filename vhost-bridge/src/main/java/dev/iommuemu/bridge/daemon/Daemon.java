@@ -2,7 +2,6 @@ package dev.iommuemu.bridge.daemon;
 
 import dev.iommuemu.bridge.device.DeviceFactory;
 import dev.iommuemu.bridge.device.DeviceRegistry;
-import dev.iommuemu.bridge.device.IdentityDevice;
 import dev.iommuemu.bridge.session.SessionRegistry;
 import java.io.IOException;
 import java.util.logging.Logger;
@@ -23,18 +22,12 @@ public final class Daemon implements AutoCloseable {
         this.control = control;
     }
 
-    /**
-     * Starts serving. A model that is not part of this build is reported and replaced by the
-     * built-in "identity" model, so that the daemon still runs for protocol work.
-     */
+    /** Starts serving; a model or profile that is not part of this build is an error. */
     public static Daemon start(DaemonConfig config, DeviceRegistry devices) throws IOException {
         DeviceFactory f = devices.get(config.model());
         String profile = config.profile();
         if (f == null) {
-            LOG.warning("model '" + config.model() + "' is not in this build (have " + devices.models()
-                    + "); new connections get the 'identity' model");
-            f = devices.get(IdentityDevice.Factory.NAME);
-            profile = "";
+            throw new IllegalArgumentException("no model '" + config.model() + "' in this build (have " + devices.models() + ")");
         } else if (!profile.isEmpty() && !f.profiles().contains(profile)) {
             throw new IllegalArgumentException("model " + f.model() + " has no profile '" + profile + "' (has " + f.profiles() + ")");
         }

@@ -14,6 +14,7 @@ public final class DeviceRegistry {
     public static DeviceRegistry discover() {
         DeviceRegistry r = new DeviceRegistry();
         r.register(new IdentityDevice.Factory());
+        r.register(new dev.iommuemu.bridge.device.smmuv3.Smmuv3Bridge.Factory());
         r.register(new dev.iommuemu.bridge.device.virtio.VirtioIommuBridge.Factory());
         for (DeviceFactory f : ServiceLoader.load(DeviceFactory.class)) {
             r.register(f);

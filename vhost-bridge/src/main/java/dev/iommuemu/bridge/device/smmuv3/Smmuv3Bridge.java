@@ -1,0 +1,258 @@
+package dev.iommuemu.bridge.device.smmuv3;
+
+import dev.iommuemu.bridge.device.BridgedDevice;
+import dev.iommuemu.bridge.device.DeviceContext;
+import dev.iommuemu.bridge.device.DeviceFactory;
+import dev.iommuemu.bridge.device.Diagnostics;
+import dev.iommuemu.bridge.device.EndpointHost;
+import dev.iommuemu.dma.DmaAccess;
+import dev.iommuemu.dma.DmaResult;
+import dev.iommuemu.dma.IommuModel;
+import dev.iommuemu.dma.IotlbEntry;
+import dev.iommuemu.dma.Perm;
+import dev.iommuemu.field.Field;
+import dev.iommuemu.field.Layout;
+import dev.iommuemu.field.Register;
+import dev.iommuemu.smmuv3.Smmuv3;
+import dev.iommuemu.smmuv3.ats.AtsResponse;
+import dev.iommuemu.smmuv3.ats.EndpointPort;
+import dev.iommuemu.smmuv3.inspect.Inspector;
+import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
+import dev.iommuemu.smmuv3.registers.Smmuv3Regs;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.logging.Logger;
+
+/**
+ * The SMMUv3 model (IHI 0070) behind the daemon's device seam: MMIO of register pages 0 and 1
+ * (0x20000 bytes, §6.1), translation, the four wired interrupt lines (§3.18), ATS translation
+ * requests and PRI page requests from endpoints (§3.9, §3.10), and the endpoint-facing replies
+ * (CMD_PRI_RESP, CMD_ATC_INV) on the back-end channel.
+ */
+public final class Smmuv3Bridge implements BridgedDevice {
+    private static final Logger LOG = Logger.getLogger(Smmuv3Bridge.class.getName());
+    /** The wired lines, in the order the VMM numbers them in IOMMU_SET_IRQ_FD (docs/protocol.md §4.1). */
+    public static final List<String> IRQ_LINES = List.of("evtq", "priq", "cmd-sync", "gerror");
+
+    private final String profile;
+    private final Smmuv3 smmu;
+
+    Smmuv3Bridge(String profile, Smmuv3 smmu) {
+        this.profile = profile;
+        this.smmu = smmu;
+    }
+
+    /** The model behind the seam (for tests). */
+    public Smmuv3 smmu() {
+        return smmu;
+    }
+
+    @Override
+    public String model() {
+        return Factory.NAME;
+    }
+
+    @Override
+    public String profile() {
+        return profile;
+    }
+
+    @Override
+    public IommuModel iommu() {
+        return smmu;
+    }
+
+    @Override
+    public long mmioSize() {
+        return 0x20000;
+    }
+
+    @Override
+    public long mmioRead(long offset, int size) {
+        return smmu.mmioRead(offset, size);
+    }
+
+    @Override
+    public void mmioWrite(long offset, int size, long value) {
+        smmu.mmioWrite(offset, size, value);
+    }
+
+    @Override
+    public List<String> irqLines() {
+        return IRQ_LINES;
+    }
+
+    /**
+     * An ATS Translation Request (IHI 0070 §3.9.1). A successful completion becomes a translation
+     * of its size with the granted permissions (none granted: an entry without permissions, the
+     * PCIe "no access" completion); Unsupported Request and Completer Abort become aborts named
+     * "UR" and "CA".
+     */
+    @Override
+    public DmaResult atsTranslate(int streamId, int substreamId, long iova, DmaAccess access) {
+        AtsResponse r = smmu.atsTranslate(streamId, substreamId, iova, access);
+        return switch (r.status()) {
+            case UR -> new DmaResult.Aborted("UR");
+            case CA -> new DmaResult.Aborted("CA");
+            case SUCCESS -> {
+                long mask = r.size() - 1;
+                int perm = 0;
+                int priv = r.priv() ? 3 : 0; // Perm's privileged bits sit 3 above the unprivileged ones
+                if (r.read()) {
+                    perm |= Perm.UR << priv;
+                }
+                if (r.write()) {
+                    perm |= Perm.UW << priv;
+                }
+                if (r.exec()) {
+                    perm |= Perm.UX << priv;
+                }
+                yield new DmaResult.Translated(new IotlbEntry(iova & ~mask, r.translatedAddress() & ~mask, mask, perm));
+            }
+        };
+    }
+
+    @Override
+    public void pageRequest(PageRequest request) {
+        DmaAccess a = request.access();
+        smmu.pageRequest(new dev.iommuemu.smmuv3.priq.PageRequest(request.streamId(), request.substreamId(),
+                request.address(), request.groupIndex(), request.last(), !a.write(), a.write(), a.instruction(),
+                a.privileged()));
+    }
+
+    @Override
+    public void reset() {
+        smmu.reset();
+    }
+
+    @Override
+    public Map<String, Long> counters() {
+        Smmuv3.Stats s = smmu.stats();
+        Map<String, Long> m = new LinkedHashMap<>();
+        m.put("commands", s.commands());
+        m.put("events", s.events());
+        m.put("events_lost", s.eventsLost());
+        m.put("stalled", (long) s.stalled());
+        m.put("config_cache_entries", (long) s.configCacheEntries());
+        m.put("tlb_entries", (long) s.tlbEntries());
+        m.put("tlb_hits", s.tlbHits());
+        m.put("tlb_misses", s.tlbMisses());
+        m.put("coherency_violations", s.coherencyViolations());
+        return m;
+    }
+
+    @Override
+    public Diagnostics diagnostics() {
+        return new Diagnostics() {
+            @Override
+            public Decoded ste(int streamId) {
+                return decoded(smmu.inspectSte(streamId));
+            }
+
+            @Override
+            public Decoded cd(int streamId, int substreamId) {
+                return decoded(smmu.inspectCd(streamId, substreamId));
+            }
+
+            @Override
+            public List<WalkStep> walk(int streamId, int substreamId, long iova, DmaAccess access) {
+                List<WalkStep> steps = new ArrayList<>();
+                for (Inspector.Step s : smmu.explainWalk(streamId, substreamId, iova, access)) {
+                    steps.add(new WalkStep(s.stage(), s.level(), s.address(), s.physical(), s.descriptor(), s.outcome()));
+                }
+                return steps;
+            }
+
+            @Override
+            public List<Register> registers() {
+                return Smmuv3Regs.ALL;
+            }
+        };
+    }
+
+    private static Diagnostics.Decoded decoded(Inspector.Fetched f) {
+        List<Diagnostics.FieldValue> fields = new ArrayList<>();
+        Layout layout = f.layout();
+        if (layout != null && f.words() != null) {
+            for (Field fd : layout.fields()) {
+                int lsb = fd.word() * 64 + fd.lsb();
+                String bits = fd.width() == 1 ? "[" + lsb + "]" : "[" + (lsb + fd.width() - 1) + ":" + lsb + "]";
+                fields.add(new Diagnostics.FieldValue(fd.name(), bits, fd.get(f.words())));
+            }
+        }
+        return new Diagnostics.Decoded(f.name(), f.address(), f.words(), fields, f.error());
+    }
+
+    /** The endpoint side of the model, carried to the VMM on the back-end channel. */
+    private static EndpointPort port(EndpointHost host) {
+        return new EndpointPort() {
+            @Override
+            public void priResponse(int streamId, int ssid, int prgIndex, int response) {
+                host.pageResponse(streamId, ssid, prgIndex, response);
+            }
+
+            @Override
+            public void atcInvalidate(int streamId, int ssid, long addr, long size, boolean global) {
+                // CMD_ATC_INV.G (IHI 0070 §4.5.1): every PASID's entries. The protocol message has no
+                // global flag yet, so a global invalidation is sent without a substream (the VMM drops
+                // the stream's entries in the range for every substream).
+                host.atcInvalidate(streamId, global ? IommuModel.NO_SUBSTREAM : ssid, addr, size);
+            }
+
+            @Override
+            public void stallResolved(int streamId, int stag, boolean retry) {
+                // The VMM front-end aborts a DMA that got DmaResult.Stalled; a resumed transaction is
+                // retried by the endpoint with a new TRANSLATE.
+                LOG.fine(() -> "stall " + streamId + "/" + stag + (retry ? " resumed" : " terminated"));
+            }
+        };
+    }
+
+    /** The factory: profiles are {@link Smmuv3Profile#ALL}'s names; "+strict" appended enables strict mode. */
+    public static final class Factory implements DeviceFactory {
+        public static final String NAME = "smmuv3";
+
+        @Override
+        public String model() {
+            return NAME;
+        }
+
+        @Override
+        public int modelNumber() {
+            return 1;
+        }
+
+        @Override
+        public List<String> profiles() {
+            List<String> names = new ArrayList<>();
+            for (Smmuv3Profile p : Smmuv3Profile.ALL) {
+                names.add(p.name());
+            }
+            for (Smmuv3Profile p : Smmuv3Profile.ALL) {
+                names.add(p.name() + "+strict");
+            }
+            return names;
+        }
+
+        @Override
+        public BridgedDevice create(String profile, DeviceContext context) {
+            String name = profile.isEmpty() ? Smmuv3Profile.DEFAULT.name() : profile;
+            boolean strict = name.endsWith("+strict");
+            String base = strict ? name.substring(0, name.length() - "+strict".length()) : name;
+            Smmuv3Profile p = null;
+            for (Smmuv3Profile c : Smmuv3Profile.ALL) {
+                if (c.name().equals(base)) {
+                    p = c;
+                }
+            }
+            if (p == null) {
+                throw new IllegalArgumentException("smmuv3 has no profile " + profile + "; profiles: " + profiles());
+            }
+            Smmuv3 smmu = new Smmuv3(context.memory(), context.host(), p, port(context.endpoints()),
+                    Smmuv3.Options.DEFAULT.withStrict(strict));
+            return new Smmuv3Bridge(name, smmu);
+        }
+    }
+}
