@@ -1,0 +1,510 @@
+/*
+ * iommu-emu front-end: the client side of the iommu-emu VMM protocol (docs/protocol.md):
+ * blocking request/reply on a unix socket, guest RAM handed over as a memfd, a back-end channel
+ * served on a thread of its own, and a per-(stream, page) translation cache.
+ *
+ * Threads: requests come from vCPU threads (MMIO) and from whichever thread does DMA (translate);
+ * one mutex serialises each request with its reply. Invalidations arrive on the back-end channel
+ * while a vCPU may be blocked in a request that caused them (CMD_SYNC), so that channel is read
+ * by a thread that never takes the BQL.
+ *
+ * Copyright (c) 2026 The iommu-emu authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qapi/error.h"
+#include "exec/address-spaces.h"
+#include "hw/boards.h"
+#include "hw/arm/iommu-emu.h"
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#define IE_HDR 12
+#define IE_PAGE 4096ull
+
+typedef struct IECacheKey {
+    uint32_t sid;
+    uint64_t page;
+} IECacheKey;
+
+typedef struct IECacheVal {
+    uint64_t out_page;
+    uint32_t perm;
+} IECacheVal;
+
+static guint ie_key_hash(gconstpointer k)
+{
+    const IECacheKey *key = k;
+    return g_int64_hash(&key->page) ^ (key->sid * 0x9e3779b1u);
+}
+
+static gboolean ie_key_equal(gconstpointer a, gconstpointer b)
+{
+    const IECacheKey *x = a, *y = b;
+    return x->sid == y->sid && x->page == y->page;
+}
+
+/* --- framing (docs/protocol.md §2) ------------------------------------------------------------ */
+
+static int ie_write_all(int fd, const void *buf, size_t len, const int *fds, int nfds)
+{
+    const uint8_t *p = buf;
+    bool fds_sent = false;
+    while (len > 0) {
+        struct iovec iov = { .iov_base = (void *)p, .iov_len = len };
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+        char control[CMSG_SPACE(sizeof(int) * 8)];
+        if (nfds > 0 && !fds_sent) {
+            memset(control, 0, sizeof(control));
+            msg.msg_control = control;
+            msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+            memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+        }
+        ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        fds_sent = true;
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int ie_read_all(int fd, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = recv(fd, p, len, 0);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (n == 0) {
+            return -ECONNRESET;
+        }
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int ie_send(int fd, uint32_t req, uint32_t flags, const void *payload, uint32_t size,
+                   const int *fds, int nfds)
+{
+    uint8_t buf[IE_HDR + 512];
+    if (size > sizeof(buf) - IE_HDR) {
+        return -EINVAL;
+    }
+    stl_le_p(buf, req);
+    stl_le_p(buf + 4, flags);
+    stl_le_p(buf + 8, size);
+    if (size) {
+        memcpy(buf + IE_HDR, payload, size);
+    }
+    return ie_write_all(fd, buf, IE_HDR + size, fds, nfds);
+}
+
+/*
+ * One request; if reply != NULL waits for its reply of exactly reply_size bytes (an 8-byte reply
+ * of another size is an error reply: §6). need_ack asks for a REPLY_ACK u64 (reply must be NULL).
+ * Returns 0, a negative errno for a transport failure, or a positive errno refused by the daemon.
+ */
+static int ie_call_locked(IEClient *c, uint32_t req, const void *payload, uint32_t size,
+                          const int *fds, int nfds, bool need_ack, void *reply, uint32_t reply_size)
+{
+    uint8_t hdr[IE_HDR];
+    uint8_t ack[8];
+    int r;
+
+    if (c->broken) {
+        return -ECONNRESET;
+    }
+    r = ie_send(c->fd, req, IE_FLAG_VERSION | (need_ack ? IE_FLAG_NEED_REPLY : 0), payload, size,
+                fds, nfds);
+    if (r < 0) {
+        goto dead;
+    }
+    if (!reply && !need_ack) {
+        return 0;
+    }
+    r = ie_read_all(c->fd, hdr, IE_HDR);
+    if (r < 0) {
+        goto dead;
+    }
+    uint32_t rreq = ldl_le_p(hdr), rflags = ldl_le_p(hdr + 4), rsize = ldl_le_p(hdr + 8);
+    if (rreq != req || rflags != (IE_FLAG_VERSION | IE_FLAG_REPLY)) {
+        r = -EPROTO;
+        goto dead;
+    }
+    if (need_ack || (rsize == 8 && reply_size != 8)) {
+        if (rsize != 8 || (r = ie_read_all(c->fd, ack, 8)) < 0) {
+            r = r < 0 ? r : -EPROTO;
+            goto dead;
+        }
+        return (int)ldq_le_p(ack);
+    }
+    if (rsize != reply_size) {
+        r = -EPROTO;
+        goto dead;
+    }
+    r = ie_read_all(c->fd, reply, rsize);
+    if (r < 0) {
+        goto dead;
+    }
+    return 0;
+dead:
+    if (!c->broken) {
+        error_report("iommu-emu: connection to the daemon failed on request %u: %s", req,
+                     strerror(-r));
+        c->broken = true;
+    }
+    return r;
+}
+
+static int ie_call(IEClient *c, uint32_t req, const void *payload, uint32_t size, const int *fds,
+                   int nfds, bool need_ack, void *reply, uint32_t reply_size)
+{
+    qemu_mutex_lock(&c->lock);
+    int r = ie_call_locked(c, req, payload, size, fds, nfds, need_ack, reply, reply_size);
+    qemu_mutex_unlock(&c->lock);
+    return r;
+}
+
+static int ie_check(int r, const char *what, Error **errp)
+{
+    if (r != 0) {
+        error_setg(errp, "iommu-emu: %s failed: %s", what, strerror(r < 0 ? -r : r));
+        return -1;
+    }
+    return 0;
+}
+
+/* §4.1 IOMMU_GET_INFO: {u32 model, u32 version, u64 mmio size, u32 nlines, u32 nqueues,
+ * char profile[32], char line_name[nlines][16]}. */
+static int ie_get_info(IEClient *c, IEInfo *info, Error **errp)
+{
+    uint8_t hdr[IE_HDR], buf[56 + 16 * 32];
+    int r;
+
+    qemu_mutex_lock(&c->lock);
+    r = ie_send(c->fd, IE_REQ_GET_INFO, IE_FLAG_VERSION, NULL, 0, NULL, 0);
+    if (r == 0) {
+        r = ie_read_all(c->fd, hdr, IE_HDR);
+    }
+    uint32_t rsize = ldl_le_p(hdr + 8);
+    if (r == 0 && (ldl_le_p(hdr) != IE_REQ_GET_INFO || rsize < 56 || rsize > sizeof(buf))) {
+        r = -EPROTO;
+    }
+    if (r == 0) {
+        r = ie_read_all(c->fd, buf, rsize);
+    }
+    qemu_mutex_unlock(&c->lock);
+    if (ie_check(r, "IOMMU_GET_INFO", errp)) {
+        return -1;
+    }
+    memset(info, 0, sizeof(*info));
+    info->model = ldl_le_p(buf);
+    info->version = ldl_le_p(buf + 4);
+    info->mmio_size = ldq_le_p(buf + 8);
+    info->nlines = MIN(ldl_le_p(buf + 16), IE_MAX_LINES);
+    info->nqueues = ldl_le_p(buf + 20);
+    memcpy(info->profile, buf + 24, 32);
+    for (unsigned i = 0; i < info->nlines && 56 + 16 * (i + 1) <= rsize; i++) {
+        memcpy(info->line_name[i], buf + 56 + 16 * i, 16);
+    }
+    return 0;
+}
+
+IEClient *ie_client_connect(const char *path, uint32_t want_model, IEInfo *info, Error **errp)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    uint8_t u64[8];
+    uint8_t feat[8];
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        error_setg(errp, "iommu-emu: socket path too long: %s", path);
+        return NULL;
+    }
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        error_setg_errno(errp, errno, "iommu-emu: cannot connect to the daemon at %s", path);
+        if (fd >= 0) {
+            close(fd);
+        }
+        return NULL;
+    }
+    IEClient *c = g_new0(IEClient, 1);
+    c->fd = fd;
+    c->backend_fd = -1;
+    qemu_mutex_init(&c->lock);
+    qemu_mutex_init(&c->cache_lock);
+    c->cache = g_hash_table_new_full(ie_key_hash, ie_key_equal, g_free, g_free);
+
+    /* §3.2: the IOMMU range needs protocol feature 48; we use REPLY_ACK and BACKEND_REQ too. */
+    if (ie_check(ie_call(c, IE_REQ_GET_PROTOCOL_FEATURES, NULL, 0, NULL, 0, false, feat, 8),
+                 "GET_PROTOCOL_FEATURES", errp)) {
+        goto fail;
+    }
+    uint64_t want = IE_PF_REPLY_ACK | IE_PF_BACKEND_REQ | IE_PF_IOMMU;
+    if ((ldq_le_p(feat) & want) != want) {
+        error_setg(errp, "iommu-emu: the daemon at %s does not offer protocol features 0x%" PRIx64,
+                   path, want & ~ldq_le_p(feat));
+        goto fail;
+    }
+    stq_le_p(u64, want);
+    if (ie_check(ie_call(c, IE_REQ_SET_PROTOCOL_FEATURES, u64, 8, NULL, 0, true, NULL, 0),
+                 "SET_PROTOCOL_FEATURES", errp) || ie_get_info(c, info, errp)) {
+        goto fail;
+    }
+    if (info->model != want_model) {
+        /* §4.1 IOMMU_SET_MODEL {u32 model, u32 reserved, char profile[32]}: the default profile. */
+        uint8_t sel[40] = { 0 };
+        stl_le_p(sel, want_model);
+        if (ie_check(ie_call(c, IE_REQ_SET_MODEL, sel, sizeof(sel), NULL, 0, true, NULL, 0),
+                     "IOMMU_SET_MODEL", errp) || ie_get_info(c, info, errp)) {
+            goto fail;
+        }
+    }
+    return c;
+fail:
+    close(fd);
+    g_hash_table_destroy(c->cache);
+    g_free(c);
+    return NULL;
+}
+
+/* §3.1: guest RAM as one region {gpa, size, userspace_addr, mmap_offset} with its memfd. */
+int ie_client_set_guest_ram(IEClient *c, Error **errp)
+{
+    MemoryRegion *ram = current_machine ? current_machine->ram : NULL;
+    int fd = ram ? memory_region_get_fd(ram) : -1;
+    uint8_t p[8 + 32] = { 0 };
+
+    if (fd < 0) {
+        error_setg(errp, "iommu-emu: guest RAM must be shared with the daemon: use "
+                   "-object memory-backend-memfd,id=mem,size=<RAM>,share=on "
+                   "-machine memory-backend=mem");
+        return -1;
+    }
+    stl_le_p(p, 1);
+    stq_le_p(p + 8, ram->addr);
+    stq_le_p(p + 16, memory_region_size(ram));
+    stq_le_p(p + 24, (uintptr_t)memory_region_get_ram_ptr(ram));
+    stq_le_p(p + 32, 0);
+    return ie_check(ie_call(c, IE_REQ_SET_MEM_TABLE, p, sizeof(p), &fd, 1, true, NULL, 0),
+                    "SET_MEM_TABLE", errp);
+}
+
+int ie_client_set_irq_fd(IEClient *c, unsigned line, int fd, Error **errp)
+{
+    uint8_t u64[8];
+    stq_le_p(u64, line);
+    return ie_check(ie_call(c, IE_REQ_SET_IRQ_FD, u64, 8, &fd, 1, true, NULL, 0),
+                    "IOMMU_SET_IRQ_FD", errp);
+}
+
+/* --- back-end channel (§5) ---------------------------------------------------------------- */
+
+typedef struct IEMsi {
+    uint64_t address;
+    uint32_t data;
+} IEMsi;
+
+static void ie_deliver_msi(void *opaque)
+{
+    IEMsi *m = opaque;
+    address_space_stl_le(&address_space_memory, m->address, m->data, MEMTXATTRS_UNSPECIFIED, NULL);
+    g_free(m);
+}
+
+static void *ie_backend_thread(void *opaque)
+{
+    IEClient *c = opaque;
+    uint8_t hdr[IE_HDR], p[256], ack[8] = { 0 };
+
+    for (;;) {
+        if (ie_read_all(c->backend_fd, hdr, IE_HDR) < 0) {
+            break;
+        }
+        uint32_t req = ldl_le_p(hdr), flags = ldl_le_p(hdr + 4), size = ldl_le_p(hdr + 8);
+        if (size > sizeof(p) || ie_read_all(c->backend_fd, p, size) < 0) {
+            break;
+        }
+        switch (req) {
+        case IE_BREQ_IOTLB_INVALIDATE:
+            /* {u32 endpoint, u32 flags, u64 iova, u64 size}: drop, then acknowledge. */
+            if (size >= 24) {
+                c->invalidate(c->opaque, ldl_le_p(p), ldq_le_p(p + 8), ldq_le_p(p + 16));
+            }
+            break;
+        case IE_BREQ_MSI:
+            if (size >= 12) {
+                IEMsi *m = g_new(IEMsi, 1);
+                m->address = ldq_le_p(p);
+                m->data = ldl_le_p(p + 8);
+                aio_bh_schedule_oneshot(qemu_get_aio_context(), ie_deliver_msi, m);
+            }
+            break;
+        default:
+            /* ATC invalidation: our endpoints have no ATC. PRI responses: no PRI endpoints. */
+            break;
+        }
+        if (flags & IE_FLAG_NEED_REPLY) {
+            if (ie_send(c->backend_fd, req, IE_FLAG_VERSION | IE_FLAG_REPLY, ack, 8, NULL, 0) < 0) {
+                break;
+            }
+        }
+    }
+    error_report("iommu-emu: back-end channel closed");
+    return NULL;
+}
+
+int ie_client_start_backend(IEClient *c, IEInvalidateFn *fn, void *opaque, Error **errp)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        error_setg_errno(errp, errno, "iommu-emu: socketpair");
+        return -1;
+    }
+    c->invalidate = fn;
+    c->opaque = opaque;
+    c->backend_fd = sv[0];
+    int r = ie_call(c, IE_REQ_SET_BACKEND_REQ_FD, NULL, 0, &sv[1], 1, true, NULL, 0);
+    close(sv[1]);
+    if (ie_check(r, "SET_BACKEND_REQ_FD", errp)) {
+        return -1;
+    }
+    qemu_thread_create(&c->backend_thread, "iommu-emu-be", ie_backend_thread, c,
+                       QEMU_THREAD_DETACHED);
+    return 0;
+}
+
+/* --- MMIO (§4.2) ------------------------------------------------------------------------------ */
+
+int ie_client_mmio_read(IEClient *c, uint64_t offset, unsigned size, uint64_t *value)
+{
+    uint8_t p[16] = { 0 }, r[16];
+    stq_le_p(p, offset);
+    stl_le_p(p + 8, size);
+    int e = ie_call(c, IE_REQ_MMIO_READ, p, 16, NULL, 0, false, r, 16);
+    *value = e == 0 && ldl_le_p(r) == 0 ? ldq_le_p(r + 8) : 0;
+    return e;
+}
+
+int ie_client_mmio_write(IEClient *c, uint64_t offset, unsigned size, uint64_t value)
+{
+    uint8_t p[24] = { 0 };
+    stq_le_p(p, offset);
+    stl_le_p(p + 8, size);
+    stq_le_p(p + 16, value);
+    /* Posted (§4.2): later requests on this connection are ordered after its side effects. */
+    return ie_call(c, IE_REQ_MMIO_WRITE, p, 24, NULL, 0, false, NULL, 0);
+}
+
+/* --- translation (§4.3) with the per-(stream, page) cache ------------------------------------- */
+
+static IOMMUAccessFlags ie_perm(uint32_t perm)
+{
+    return ((perm & IE_PERM_R) ? IOMMU_RO : 0) | ((perm & IE_PERM_W) ? IOMMU_WO : 0);
+}
+
+int ie_client_translate(IEClient *c, uint32_t sid, uint64_t iova, bool write, IOMMUTLBEntry *e)
+{
+    IECacheKey key = { .sid = sid, .page = iova & ~(IE_PAGE - 1) };
+    IOMMUAccessFlags need = write ? IOMMU_WO : IOMMU_RO;
+    uint8_t p[24] = { 0 }, r[64];
+
+    e->target_as = &address_space_memory;
+    e->iova = key.page;
+    e->addr_mask = IE_PAGE - 1;
+    e->translated_addr = 0;
+    e->perm = IOMMU_NONE;
+
+    qemu_mutex_lock(&c->cache_lock);
+    IECacheVal *hit = g_hash_table_lookup(c->cache, &key);
+    if (hit && (ie_perm(hit->perm) & need) == need) {
+        e->translated_addr = hit->out_page;
+        e->perm = ie_perm(hit->perm);
+        c->hits++;
+        qemu_mutex_unlock(&c->cache_lock);
+        return 0;
+    }
+    uint64_t gen = c->generation;
+    c->misses++;
+    qemu_mutex_unlock(&c->cache_lock);
+
+    stl_le_p(p, sid);
+    stl_le_p(p + 4, 0xffffffffu);
+    stq_le_p(p + 8, iova);
+    stl_le_p(p + 16, write ? IE_ACCESS_WRITE : 0);
+    int err = ie_call(c, IE_REQ_TRANSLATE, p, 24, NULL, 0, false, r, 64);
+    if (err != 0) {
+        return -1;
+    }
+    uint32_t status = ldl_le_p(r), perm = ldl_le_p(r + 4);
+    uint64_t out = ldq_le_p(r + 8), mask = ldq_le_p(r + 16);
+    if (status != IE_XLATE_OK) {
+        return 0; /* aborted (the daemon recorded the fault) or stalled: no access */
+    }
+    e->translated_addr = out & ~(IE_PAGE - 1);
+    e->perm = ie_perm(perm);
+    if (mask >= IE_PAGE - 1) {
+        qemu_mutex_lock(&c->cache_lock);
+        if (c->generation == gen) { /* no invalidation raced with this translation */
+            IECacheKey *k = g_new(IECacheKey, 1);
+            IECacheVal *v = g_new(IECacheVal, 1);
+            *k = key;
+            v->out_page = e->translated_addr;
+            v->perm = perm;
+            g_hash_table_replace(c->cache, k, v);
+        }
+        qemu_mutex_unlock(&c->cache_lock);
+    } else {
+        e->iova = iova;
+        e->translated_addr = out;
+        e->addr_mask = 0;
+    }
+    return 0;
+}
+
+typedef struct IEInvRange {
+    uint32_t endpoint;
+    uint64_t first, last;
+} IEInvRange;
+
+static gboolean ie_inv_match(gpointer k, gpointer v, gpointer opaque)
+{
+    const IECacheKey *key = k;
+    const IEInvRange *r = opaque;
+    return (r->endpoint == UINT32_MAX || r->endpoint == key->sid) &&
+           key->page + IE_PAGE - 1 >= r->first && key->page <= r->last;
+}
+
+/* §5 IOMMU_IOTLB_INVALIDATE: endpoint 0xffffffff = all, size ~0 = everything. */
+void ie_client_cache_invalidate(IEClient *c, uint32_t endpoint, uint64_t iova, uint64_t size)
+{
+    IEInvRange r = { .endpoint = endpoint, .first = iova };
+    r.last = (size == UINT64_MAX || size == 0 || iova + size - 1 < iova) ? UINT64_MAX
+                                                                          : iova + size - 1;
+    if (size == UINT64_MAX) {
+        r.first = 0;
+    }
+    qemu_mutex_lock(&c->cache_lock);
+    c->generation++;
+    c->invalidations++;
+    g_hash_table_foreach_remove(c->cache, ie_inv_match, &r);
+    qemu_mutex_unlock(&c->cache_lock);
+}
