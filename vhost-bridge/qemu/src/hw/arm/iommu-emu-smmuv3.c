@@ -160,13 +160,13 @@ static void ie_smmu_irq(void *opaque)
 /* IHI 0070 §3.18: the wired interrupt sources, by the daemon's line names (docs/protocol.md §4.1). */
 static int ie_line_to_irq(const char *name)
 {
-    static const char *const names[] = { "evtq", "priq", "cmdq-sync", "gerror" };
+    static const char *const names[] = { "evtq", "priq", "cmd-sync", "gerror" };
     for (int i = 0; i < ARRAY_SIZE(names); i++) {
         if (!strcmp(name, names[i])) {
             return i; /* SMMU_IRQ_EVTQ, SMMU_IRQ_PRIQ, SMMU_IRQ_CMD_SYNC, SMMU_IRQ_GERROR */
         }
     }
-    return -1;
+    return strcmp(name, "cmdq-sync") ? -1 : 2;
 }
 
 void iommu_emu_smmuv3_realize(SMMUv3State *s, Error **errp)

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Fetches the arm64 guest kernels from Debian's archive and builds a busybox initramfs for each.
+#   guest-assets.sh 6.1|6.12    prints "<vmlinuz> <initrd> <abi>" for that kernel series
+# Kernels: bookworm (6.1) and bookworm-backports (6.12); the ABI name (linux-image-<abi>) is
+# resolved with apt-cache at run time. Any failure is fatal: nothing is skipped.
+set -euo pipefail
+series=${1:?usage: guest-assets.sh 6.1|6.12}
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/iommu-emu/guest
+mkdir -p "$cache"
+log() { echo "guest-assets: $*" >&2; }
+die() { echo "guest-assets: ERROR: $*" >&2; exit 1; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need_update=
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    log "dpkg --add-architecture arm64"; as_root dpkg --add-architecture arm64; need_update=1
+fi
+bpo=/etc/apt/sources.list.d/iommu-emu-backports.sources
+if [ ! -f "$bpo" ]; then
+    # Same host and keyring as the main Debian source, suite bookworm-backports (binary only).
+    src=/etc/apt/sources.list.d/debian.sources
+    uri=$(awk '/^URIs:/ {print $2; exit}' "$src"); key=$(awk '/^Signed-By:/ {print $2; exit}' "$src")
+    [ -n "$uri" ] && [ -n "$key" ] || die "cannot derive a backports source from $src"
+    log "adding $bpo"
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: %s\n' "$uri" "$key" \
+        | as_root tee "$bpo" >/dev/null
+    need_update=1
+fi
+[ -z "$need_update" ] || as_root apt-get update -qq || die "apt-get update failed"
+for p in kmod cpio xz-utils; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -c 'install ok installed' >/dev/null \
+        || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >&2 \
+        || die "apt-get install $p failed"
+done
+
+# The newest linux-image-<series>.*-arm64 that the linux-image-arm64 metapackage depends on, in
+# any suite (6.1: bookworm, 6.12: bookworm-backports).
+abi=$(apt-cache show linux-image-arm64:arm64 2>/dev/null | sed -n 's/^Depends: .*linux-image-\([0-9][^ ,]*-arm64\).*/\1/p' \
+      | grep "^${series//./\\.}\." | sort -V | tail -n 1)
+[ -n "$abi" ] || die "no linux-image-${series}.*-arm64 in apt's lists (is bookworm-backports reachable?)"
+kdir=$cache/linux-$abi
+if [ ! -f "$kdir/.done" ]; then
+    log "downloading linux-image-$abi:arm64"
+    rm -rf "$kdir"; mkdir -p "$kdir/dl"
+    (cd "$kdir/dl" && apt-get download -qq "linux-image-$abi:arm64" >&2) || die "apt-get download linux-image-$abi failed"
+    dpkg-deb -x "$kdir"/dl/*.deb "$kdir/root" || die "dpkg-deb -x failed"
+    rm -rf "$kdir/dl"; touch "$kdir/.done"
+fi
+vmlinuz=$(ls "$kdir"/root/boot/vmlinuz-*) || die "no vmlinuz in linux-image-$abi"
+kver=${vmlinuz##*/vmlinuz-}
+# The package carries no modules.dep (its postinst runs depmod): make one for the closure below.
+[ -f "$kdir/root/lib/modules/$kver/modules.dep" ] || depmod -b "$kdir/root" "$kver" || die "depmod of $kver failed"
+
+bbdir=$cache/busybox
+if [ ! -x "$bbdir/bin/busybox" ]; then
+    log "downloading busybox-static:arm64"
+    rm -rf "$bbdir"; mkdir -p "$bbdir/dl"
+    (cd "$bbdir/dl" && apt-get download -qq busybox-static:arm64 >&2) || die "apt-get download busybox-static:arm64 failed"
+    dpkg-deb -x "$bbdir"/dl/*.deb "$bbdir/root"; mkdir -p "$bbdir/bin"; cp "$bbdir/root/bin/busybox" "$bbdir/bin/"
+fi
+
+# The initramfs: busybox, the modules below with their dependency closure (decompressed, depmod),
+# and init.sh as /init. Rebuilt when init.sh changes.
+modules="virtio_pci virtio_blk virtio_rng virtio_iommu"
+stamp=$(cat "$here/init.sh" "$0" | sha256sum | cut -c1-12)
+initrd=$kdir/initrd-$stamp.cpio.gz
+if [ ! -f "$initrd" ]; then
+    log "building $initrd"
+    ir=$(mktemp -d); trap 'rm -rf "$ir"' EXIT
+    mkdir -p "$ir"/{bin,sbin,proc,sys,dev,tmp,lib/modules/"$kver"}
+    cp "$bbdir/bin/busybox" "$ir/bin/"
+    for a in sh mount modprobe insmod dd md5sum sha256sum cat echo ls readlink basename sleep grep \
+             dmesg poweroff wc head sed awk cut tr date seq test; do ln -s busybox "$ir/bin/$a"; done
+    present=
+    for m in $modules; do
+        deps=$(modprobe -d "$kdir/root" -S "$kver" --show-depends "$m" 2>/dev/null || true)
+        if [ -z "$deps" ]; then log "module $m: not in $kver"; continue; fi
+        if ! grep -c '^insmod' <<<"$deps" >/dev/null; then log "module $m: built in"; continue; fi
+        present="$present $m"
+        for f in $(awk '/^insmod/ {print $2}' <<<"$deps"); do
+            rel=${f#"$kdir/root"}; rel=${rel#/usr}; dst=$ir${rel%.xz}
+            mkdir -p "$(dirname "$dst")"
+            case "$f" in *.xz) xz -dc "$f" > "$dst" ;; *) cp "$f" "$dst" ;; esac
+        done
+    done
+    cp "$kdir"/root/lib/modules/"$kver"/modules.{order,builtin} "$ir/lib/modules/$kver/" 2>/dev/null || true
+    depmod -b "$ir" "$kver" 2>/dev/null || die "depmod failed"
+    echo "$present" > "$ir/modules.list"
+    cp "$here/init.sh" "$ir/init"; chmod +x "$ir/init"
+    (cd "$ir" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd.tmp" && mv "$initrd.tmp" "$initrd"
+fi
+echo "$vmlinuz $initrd $abi"
