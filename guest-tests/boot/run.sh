@@ -101,8 +101,8 @@ run_case() { # name kernel iommu frontend profile
     echo "$qemu -M $machine ${args[*]}" > "$cdir/cmdline"
     local start; start=$(date +%s%N)
     set +e
-    timeout "$timeout_s" "$qemu" -M "$machine" "${args[@]}" </dev/null 2>&1 | tr -d '\r' | while IFS= read -r line; do
-        printf '%s\n' "$line"
+    timeout "$timeout_s" "$qemu" -M "$machine" "${args[@]}" </dev/null 2>&1 | while IFS= read -r line; do
+        line=${line%$'\r'}; printf '%s\n' "$line"
         case $line in *"T: DONE"*) echo "T: host-boot-ms $(( ($(date +%s%N) - start) / 1000000 ))" ;; esac
     done > "$cdir/console.log"
     set -e
@@ -112,7 +112,8 @@ run_case() { # name kernel iommu frontend profile
 
 inject_fault() { # while the guest waits: a DMA of the virtio-blk endpoint (00:01.0, SID 8) to an unmapped IOVA
     for _ in $(seq 600); do grep -q "T: waiting" "$cdir/console.log" 2>/dev/null && break; sleep 0.1; done
-    ctl inject-dma 8 0xdead0000 > "$cdir/inject.log" 2>&1 || true
+    java -cp "$root/vhost-bridge/target/iommu-emu.jar" "$here/InjectFault.java" "$cdir/ctl.sock" 8 0xdead0000 \
+        > "$cdir/inject.log" 2>&1 || true
 }
 
 check_case() {
@@ -141,6 +142,8 @@ check_case() {
         else
             grep -Eq 'event 0x10 received' "$c" || fails+=("the guest did not see F_TRANSLATION (0x10)")
             grep -q '^T: alive-after' "$c" || fails+=("the guest did not survive the fault")
+            grep -q 'F_TRANSLATION\|VIRTIO_IOMMU_FAULT' "$cdir/inject.log" || fails+=("the control API did not report the fault: $(cat "$cdir/inject.log")")
+            grep -Eq '^faults +[1-9]' "$cdir/counters.txt" || fails+=("the daemon counted no fault")
         fi
         stop_daemon
     fi
