@@ -62,7 +62,7 @@ fi
 
 # The initramfs: busybox, the modules below with their dependency closure (decompressed, depmod),
 # and init.sh as /init. Rebuilt when init.sh changes.
-modules="virtio_pci virtio_blk virtio_rng virtio_iommu"
+modules="virtio_pci virtio_iommu virtio_blk virtio_rng"  # the IOMMU before the devices it serves
 stamp=$(cat "$here/init.sh" "$0" | sha256sum | cut -c1-12)
 initrd=$kdir/initrd-$stamp.cpio.gz
 if [ ! -f "$initrd" ]; then

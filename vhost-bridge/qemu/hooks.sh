@@ -35,3 +35,14 @@ hook hw/arm/smmuv3.c 'static void smmu_realize(' 'smmu_init_irq(s, dev);' \
   '    iommu_emu_smmuv3_realize(s, errp); /* iommu-emu */'
 hook hw/arm/smmuv3.c 'static void smmuv3_class_init(' 'dc->realize = smmu_realize;' \
   '    iommu_emu_smmuv3_class_init(klass); /* iommu-emu */'
+# virtio-iommu: property and device-class callbacks, connection, translation forwarding
+hook hw/virtio/meson.build "'virtio-iommu.c'" "'virtio-iommu.c'" \
+  "virtio_ss.add(when: 'CONFIG_VIRTIO_IOMMU', if_true: files('iommu-emu-viommu.c'))  # iommu-emu"
+hook hw/virtio/virtio-iommu.c '#include "hw/virtio/virtio-iommu.h"' '#include "hw/virtio/virtio-iommu.h"' \
+  '#include "hw/arm/iommu-emu.h"'
+hook hw/virtio/virtio-iommu.c 'static IOMMUTLBEntry virtio_iommu_translate(' '{' \
+  '    IOMMUTLBEntry iommu_emu_entry; if (iommu_emu_viommu_translate(mr, addr, flag, &iommu_emu_entry)) { return iommu_emu_entry; } /* iommu-emu */'
+hook hw/virtio/virtio-iommu.c 'static void virtio_iommu_device_realize(' 'qemu_register_reset(virtio_iommu_system_reset, s);' \
+  '    iommu_emu_viommu_realize(dev, errp); /* iommu-emu */'
+hook hw/virtio/virtio-iommu.c 'static void virtio_iommu_class_init(' 'vdc->vmsd = &vmstate_virtio_iommu_device;' \
+  '    iommu_emu_viommu_class_init(klass); /* iommu-emu */'

@@ -182,7 +182,18 @@ static int ie_call(IEClient *c, uint32_t req, const void *payload, uint32_t size
     return r;
 }
 
-static int ie_check(int r, const char *what, Error **errp)
+int ie_client_request(IEClient *c, uint32_t req, const void *payload, uint32_t size,
+                      const int *fds, int nfds, bool need_ack, void *reply, uint32_t reply_size)
+{
+    return ie_call(c, req, payload, size, fds, nfds, need_ack, reply, reply_size);
+}
+
+uint64_t ie_client_gpa_to_uaddr(IEClient *c, uint64_t gpa)
+{
+    return gpa - c->ram_gpa + c->ram_uaddr;
+}
+
+int ie_check(int r, const char *what, Error **errp)
 {
     if (r != 0) {
         error_setg(errp, "iommu-emu: %s failed: %s", what, strerror(r < 0 ? -r : r));
@@ -299,6 +310,8 @@ int ie_client_set_guest_ram(IEClient *c, Error **errp)
                    "-machine memory-backend=mem");
         return -1;
     }
+    c->ram_gpa = ram->addr;
+    c->ram_uaddr = (uintptr_t)memory_region_get_ram_ptr(ram);
     stl_le_p(p, 1);
     stq_le_p(p + 8, ram->addr);
     stq_le_p(p + 16, memory_region_size(ram));

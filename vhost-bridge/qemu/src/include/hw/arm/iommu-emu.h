@@ -17,7 +17,17 @@
 #define IE_FLAG_NEED_REPLY     0x8u
 #define IE_REQ_GET_PROTOCOL_FEATURES 15
 #define IE_REQ_SET_PROTOCOL_FEATURES 16
+#define IE_REQ_GET_FEATURES     1
+#define IE_REQ_SET_FEATURES     2
 #define IE_REQ_SET_MEM_TABLE    5
+#define IE_REQ_SET_VRING_NUM    8
+#define IE_REQ_SET_VRING_ADDR   9
+#define IE_REQ_SET_VRING_BASE  10
+#define IE_REQ_GET_VRING_BASE  11
+#define IE_REQ_SET_VRING_KICK  12
+#define IE_REQ_SET_VRING_CALL  13
+#define IE_REQ_GET_CONFIG      24
+#define IE_REQ_SET_CONFIG      25
 #define IE_REQ_SET_BACKEND_REQ_FD 21
 #define IE_REQ_GET_INFO        1024
 #define IE_REQ_SET_MODEL       1025
@@ -75,9 +85,16 @@ struct IEClient {
     GHashTable *cache;
     uint64_t generation;    /* bumped by every invalidation */
     uint64_t hits, misses, invalidations;
+    uint64_t ram_gpa, ram_uaddr; /* the guest RAM region handed to the daemon */
 };
 
 IEClient *ie_client_connect(const char *path, uint32_t want_model, IEInfo *info, Error **errp);
+/* Any request (docs/protocol.md §3-§4); 0, a negative errno (link down) or a positive one (refused). */
+int ie_client_request(IEClient *c, uint32_t req, const void *payload, uint32_t size,
+                      const int *fds, int nfds, bool need_ack, void *reply, uint32_t reply_size);
+/* 0 for r == 0; else sets errp ("iommu-emu: <what> failed: ...") and returns -1. */
+int ie_check(int r, const char *what, Error **errp);
+uint64_t ie_client_gpa_to_uaddr(IEClient *c, uint64_t gpa);
 int ie_client_set_guest_ram(IEClient *c, Error **errp);
 int ie_client_start_backend(IEClient *c, IEInvalidateFn *fn, void *opaque, Error **errp);
 int ie_client_set_irq_fd(IEClient *c, unsigned line, int fd, Error **errp);
@@ -95,6 +112,12 @@ bool iommu_emu_smmuv3_enabled(void *opaque);
 MemTxResult iommu_emu_smmuv3_read(void *opaque, hwaddr offset, uint64_t *data, unsigned size);
 MemTxResult iommu_emu_smmuv3_write(void *opaque, hwaddr offset, uint64_t data, unsigned size);
 bool iommu_emu_smmuv3_translate(IOMMUMemoryRegion *mr, hwaddr addr, IOMMUAccessFlags flag,
+                                IOMMUTLBEntry *entry);
+
+/* virtio-iommu hooks (called by one-line hooks in hw/virtio/virtio-iommu.c). */
+void iommu_emu_viommu_class_init(ObjectClass *klass);
+void iommu_emu_viommu_realize(DeviceState *dev, Error **errp);
+bool iommu_emu_viommu_translate(IOMMUMemoryRegion *mr, hwaddr addr, IOMMUAccessFlags flag,
                                 IOMMUTLBEntry *entry);
 
 #endif
