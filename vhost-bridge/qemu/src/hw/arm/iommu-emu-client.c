@@ -18,8 +18,13 @@
 #include "exec/address-spaces.h"
 #include "hw/boards.h"
 #include "hw/arm/iommu-emu.h"
+#include "qemu/atomic.h"
+#include "qemu/memfd.h"
+#include "qemu/processor.h"
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/mman.h>
+#include <sys/eventfd.h>
 
 #define IE_HDR 12
 #define IE_PAGE 4096ull
@@ -434,6 +439,92 @@ static IOMMUAccessFlags ie_perm(uint32_t perm)
     return ((perm & IE_PERM_R) ? IOMMU_RO : 0) | ((perm & IE_PERM_W) ? IOMMU_WO : 0);
 }
 
+/* --- the shared-memory translation ring (§4.5) --------------------------------------------- */
+
+#define IE_RING_ENTRIES 64
+#define IE_RING_HEADER 64
+#define IE_RING_SLOT 64
+#define IE_RING_TIMEOUT_US (5 * 1000 * 1000)
+
+void ie_client_start_ring(IEClient *c)
+{
+    const char *env = getenv("IOMMU_EMU_TRANSLATE_RING");
+    size_t len = IE_RING_HEADER + IE_RING_SLOT * IE_RING_ENTRIES;
+    uint8_t p[8] = { 0 };
+    int fds[2];
+
+    /* Opt-in: both sides spin, which on a small busy host costs more than the socket saves
+     * (BENCHMARKS.md, "Guest boots"). */
+    if (!env || strcmp(env, "1")) {
+        return;
+    }
+    fds[0] = memfd_create("iommu-emu-ring", MFD_CLOEXEC);
+    fds[1] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fds[0] < 0 || fds[1] < 0 || ftruncate(fds[0], len) < 0) {
+        goto fail;
+    }
+    void *ring = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
+    if (ring == MAP_FAILED) {
+        goto fail;
+    }
+    stl_le_p(p, IE_RING_ENTRIES);
+    if (ie_call(c, IE_REQ_SET_TRANSLATE_RING, p, 8, fds, 2, true, NULL, 0) != 0) {
+        munmap(ring, len);
+        goto fail;
+    }
+    close(fds[0]);
+    qemu_mutex_init(&c->ring_lock);
+    c->ring_entries = IE_RING_ENTRIES;
+    c->ring_doorbell = fds[1];
+    c->ring = ring;
+    return;
+fail:
+    warn_report("iommu-emu: no shared-memory translation ring; translating over the socket");
+    for (int i = 0; i < 2; i++) {
+        if (fds[i] >= 0) {
+            close(fds[i]);
+        }
+    }
+}
+
+/* One request through the ring: r receives the 32-byte translate result. 0 or -1 (daemon gone). */
+static int ie_ring_translate(IEClient *c, const uint8_t req[24], uint8_t r[32])
+{
+    qemu_mutex_lock(&c->ring_lock);
+    uint32_t k = c->ring_next++;
+    uint8_t *slot = c->ring + IE_RING_HEADER + IE_RING_SLOT * (k & (c->ring_entries - 1));
+    uint32_t *seq = (uint32_t *)slot, *sleeping = (uint32_t *)c->ring;
+    int64_t deadline = 0;
+
+    memcpy(slot + 8, req, 24);
+    qatomic_store_release(seq, 2 * k + 1);
+    smp_mb();
+    if (qatomic_read(sleeping)) {
+        uint64_t one = 1;
+        if (write(c->ring_doorbell, &one, 8) < 0) {
+            /* EAGAIN: the counter is already non-zero, the back-end will wake */
+        }
+    }
+    for (unsigned spins = 0; qatomic_load_acquire(seq) != 2 * k + 2; spins++) {
+        if ((spins & 1023) == 1023) {
+            int64_t now = g_get_monotonic_time();
+            if (!deadline) {
+                deadline = now + IE_RING_TIMEOUT_US;
+            } else if (now > deadline) {
+                error_report("iommu-emu: the daemon does not serve the translation ring");
+                c->broken = true;
+                qemu_mutex_unlock(&c->ring_lock);
+                return -1;
+            }
+            sched_yield();
+        }
+        cpu_relax();
+    }
+    memcpy(r, slot + 32, 32);
+    qemu_mutex_unlock(&c->ring_lock);
+    return 0;
+}
+
 int ie_client_translate(IEClient *c, uint32_t sid, uint64_t iova, bool write, IOMMUTLBEntry *e)
 {
     IECacheKey key = { .sid = sid, .page = iova & ~(IE_PAGE - 1) };
@@ -463,7 +554,8 @@ int ie_client_translate(IEClient *c, uint32_t sid, uint64_t iova, bool write, IO
     stl_le_p(p + 4, 0xffffffffu);
     stq_le_p(p + 8, iova);
     stl_le_p(p + 16, write ? IE_ACCESS_WRITE : 0);
-    int err = ie_call(c, IE_REQ_TRANSLATE, p, 24, NULL, 0, false, r, 64);
+    int err = c->ring && !c->broken ? ie_ring_translate(c, p, r)
+                                    : ie_call(c, IE_REQ_TRANSLATE, p, 24, NULL, 0, false, r, 64);
     if (err != 0) {
         return -1;
     }

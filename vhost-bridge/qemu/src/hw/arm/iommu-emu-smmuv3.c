@@ -190,6 +190,7 @@ void iommu_emu_smmuv3_realize(SMMUv3State *s, Error **errp)
         ie_client_start_backend(m->client, ie_smmu_invalidate, m, errp)) {
         goto fail;
     }
+    ie_client_start_ring(m->client);
     for (unsigned i = 0; i < info.nlines; i++) {
         m->line_irq[i] = ie_line_to_irq(info.line_name[i]);
         if (m->line_irq[i] < 0) {

@@ -271,6 +271,7 @@ void iommu_emu_viommu_realize(DeviceState *dev, Error **errp)
         ie_client_start_backend(m->client, ie_viommu_invalidate, m, errp)) {
         goto fail;
     }
+    ie_client_start_ring(m->client);
     m->features = ldq_le_p(f);
     if (!(m->features & (1ull << VIRTIO_F_VERSION_1))) {
         error_setg(errp, "iommu-emu: the daemon's virtio-iommu lacks VIRTIO_F_VERSION_1");

@@ -35,6 +35,7 @@
 #define IE_REQ_MMIO_WRITE      1027
 #define IE_REQ_TRANSLATE       1028
 #define IE_REQ_SET_IRQ_FD      1030
+#define IE_REQ_SET_TRANSLATE_RING 1033
 /* back-end channel (§5) */
 #define IE_BREQ_IOTLB_INVALIDATE 1024
 #define IE_BREQ_MSI              1025
@@ -86,6 +87,12 @@ struct IEClient {
     uint64_t generation;    /* bumped by every invalidation */
     uint64_t hits, misses, invalidations;
     uint64_t ram_gpa, ram_uaddr; /* the guest RAM region handed to the daemon */
+    /* the shared-memory translation ring (§4.5), NULL when the socket is used */
+    uint8_t *ring;
+    uint32_t ring_entries;
+    uint32_t ring_next;      /* k: the next request number */
+    int ring_doorbell;
+    QemuMutex ring_lock;
 };
 
 IEClient *ie_client_connect(const char *path, uint32_t want_model, IEInfo *info, Error **errp);
@@ -97,6 +104,8 @@ int ie_check(int r, const char *what, Error **errp);
 uint64_t ie_client_gpa_to_uaddr(IEClient *c, uint64_t gpa);
 int ie_client_set_guest_ram(IEClient *c, Error **errp);
 int ie_client_start_backend(IEClient *c, IEInvalidateFn *fn, void *opaque, Error **errp);
+/* Sets up the translation ring if IOMMU_EMU_TRANSLATE_RING=1; on refusal the socket is used. */
+void ie_client_start_ring(IEClient *c);
 int ie_client_set_irq_fd(IEClient *c, unsigned line, int fd, Error **errp);
 int ie_client_mmio_read(IEClient *c, uint64_t offset, unsigned size, uint64_t *value);
 int ie_client_mmio_write(IEClient *c, uint64_t offset, unsigned size, uint64_t value);
