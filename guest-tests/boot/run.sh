@@ -47,7 +47,9 @@ die() { echo "boot: ERROR: $*" >&2; exit 1; }
 
 qemu=${IOMMU_EMU_QEMU:-$("$root/vhost-bridge/qemu/build-qemu.sh")} || die "building QEMU failed"
 [ -x "$qemu" ] || die "no QEMU at $qemu"
-[ -f "$root/vhost-bridge/target/iommu-emu.jar" ] || (cd "$root" && mvn -B -ntp -q package -DskipTests) || die "building the daemon failed"
+if [ ! -f "$root/vhost-bridge/target/iommu-emu.jar" ] || [ ! -f "$root/tools/target/benchmarks.jar" ]; then
+    (cd "$root" && mvn -B -ntp -q package -DskipTests) || die "building the daemon and tools failed"
+fi
 
 # A 64 MiB disk of random bytes, its checksum the guest must reproduce.
 disk=$work/disk.img
