@@ -105,8 +105,10 @@ fi
 log "building with ninja -j$jobs (a first build takes ~10 min on 2 cores)"
 ninja -C "$build" -j"$jobs" qemu-system-aarch64 >&2 || die "ninja failed"
 mkdir -p "$out"
-cp "$build/qemu-system-aarch64" "$out/qemu-system-aarch64.tmp"
+strip -o "$out/qemu-system-aarch64.tmp" "$build/qemu-system-aarch64"   # the build tree keeps the symbols
 mv "$out/qemu-system-aarch64.tmp" "$out/qemu-system-aarch64"
 echo "$version" > "$out/QEMU_VERSION"
+# Keep the two newest cached binaries (the one just built and its predecessor).
+ls -1dt "$cache_root"/qemu-[0-9a-f]*/ 2>/dev/null | tail -n +3 | xargs -r rm -rf
 log "built: $out"
 echo "$out/qemu-system-aarch64"

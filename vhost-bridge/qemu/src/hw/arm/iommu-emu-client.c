@@ -211,7 +211,7 @@ int ie_check(int r, const char *what, Error **errp)
  * char profile[32], char line_name[nlines][16]}. */
 static int ie_get_info(IEClient *c, IEInfo *info, Error **errp)
 {
-    uint8_t hdr[IE_HDR], buf[56 + 16 * 32];
+    uint8_t hdr[IE_HDR] = { 0 }, buf[56 + 16 * 32];
     int r;
 
     qemu_mutex_lock(&c->lock);

@@ -121,12 +121,15 @@ static void ie_smmu_invalidate(void *opaque, uint32_t endpoint, uint64_t iova, u
         if (endpoint != UINT32_MAX && endpoint != smmu_get_sid(sdev)) {
             continue;
         }
+        /* An UNMAP event names a naturally aligned power-of-two range: widen to everything
+         * when the daemon's range is not one (over-invalidation is always correct). */
+        bool exact = size != 0 && size != UINT64_MAX && !(size & (size - 1)) && !(iova & (size - 1));
         IOMMUTLBEvent ev = {
             .type = IOMMU_NOTIFIER_UNMAP,
             .entry = {
                 .target_as = &address_space_memory,
-                .iova = size == UINT64_MAX ? 0 : iova,
-                .addr_mask = size == UINT64_MAX ? UINT64_MAX : size - 1,
+                .iova = exact ? iova : 0,
+                .addr_mask = exact ? size - 1 : UINT64_MAX,
                 .perm = IOMMU_NONE,
             },
         };
