@@ -37,7 +37,7 @@ done
 # The newest linux-image-<series>.*-arm64 that the linux-image-arm64 metapackage depends on, in
 # any suite (6.1: bookworm, 6.12: bookworm-backports).
 abi=$(apt-cache show linux-image-arm64:arm64 2>/dev/null | sed -n 's/^Depends: .*linux-image-\([0-9][^ ,]*-arm64\).*/\1/p' \
-      | grep "^${series//./\\.}\." | sort -V | tail -n 1)
+      | { grep "^${series//./\\.}\." || true; } | sort -V | tail -n 1)
 [ -n "$abi" ] || die "no linux-image-${series}.*-arm64 in apt's lists (is bookworm-backports reachable?)"
 kdir=$cache/linux-$abi
 if [ ! -f "$kdir/.done" ]; then
