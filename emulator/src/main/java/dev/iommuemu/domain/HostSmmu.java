@@ -44,6 +44,20 @@ public final class HostSmmu {
      */
     public HostSmmu(GuestMemory mem, long carveBase, long carveSize, Smmuv3Profile profile, DmaHost dmaHost,
             int streamTableLog2) {
+        this(mem, carveBase, carveSize, null, profile, dmaHost, streamTableLog2);
+    }
+
+    /**
+     * A host driving an existing SMMU instance (the daemon's session device) over {@code mem}, the
+     * memory that instance reads. Its endpoint-facing calls go where the instance was built to send
+     * them; {@link #endpointPort} has no effect.
+     */
+    public HostSmmu(Smmuv3 existing, GuestMemory mem, long carveBase, long carveSize, int streamTableLog2) {
+        this(mem, carveBase, carveSize, existing, existing.profile(), null, streamTableLog2);
+    }
+
+    private HostSmmu(GuestMemory mem, long carveBase, long carveSize, Smmuv3 existing, Smmuv3Profile profile,
+            DmaHost dmaHost, int streamTableLog2) {
         this.mem = mem;
         this.alloc = new HostAllocator(mem, carveBase, carveSize);
         EndpointPort port = new EndpointPort() {
@@ -62,13 +76,13 @@ public final class HostSmmu {
                 endpoints.stallResolved(streamId, stag, retry);
             }
         };
-        this.smmu = new Smmuv3(mem, dmaHost, profile, port, Smmuv3.Options.DEFAULT);
+        this.smmu = existing != null ? existing : new Smmuv3(mem, dmaHost, profile, port, Smmuv3.Options.DEFAULT);
         this.streamTableLog2 = Math.min(streamTableLog2, profile.sidBits());
         this.strtab = alloc.allocate(Ste.SIZE << this.streamTableLog2, Math.max(64, Ste.SIZE << this.streamTableLog2));
         this.cmdq = alloc.allocate(Command.SIZE << CMDQ_LOG2, Command.SIZE << CMDQ_LOG2);
         this.evtq = alloc.allocate(32L << EVTQ_LOG2, 32L << EVTQ_LOG2);
         if (strtab < 0 || cmdq < 0 || evtq < 0) {
-            throw new IllegalArgumentException("host carve-out too small for the stream table and queues");
+            throw new IllegalArgumentException("host carve-out too small (or not in memory) for the stream table and queues");
         }
         enable();
     }
@@ -78,6 +92,11 @@ public final class HostSmmu {
      * SMMU_CR0 with its CR0ACK handshake): every STE starts zero (V=0, so traffic aborts with C_BAD_STE).
      */
     private void enable() {
+        smmu.mmioWrite(CR0.offset(), 4, 0); // a fresh start: SMMUEN and the queues off (§6.3.9)
+        smmu.mmioWrite(CMDQ_PROD.offset(), 4, 0);
+        smmu.mmioWrite(CMDQ_CONS.offset(), 4, 0);
+        smmu.mmioWrite(EVENTQ_PROD.offset(), 4, 0);
+        smmu.mmioWrite(EVENTQ_CONS.offset(), 4, 0);
         smmu.mmioWrite(STRTAB_BASE.offset(), 8, strtab);
         smmu.mmioWrite(STRTAB_BASE_CFG.offset(), 4, streamTableLog2);
         smmu.mmioWrite(CMDQ_BASE.offset(), 8, cmdq | CMDQ_LOG2);

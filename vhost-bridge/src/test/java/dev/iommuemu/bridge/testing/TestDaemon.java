@@ -18,7 +18,15 @@ public final class TestDaemon implements AutoCloseable {
     }
 
     public TestDaemon(String tag, int ackTimeoutMs) throws IOException {
+        this(tag, ackTimeoutMs, new dev.iommuemu.bridge.device.DeviceFactory[0]);
+    }
+
+    /** A daemon that also serves {@code extra} models (e.g. the real SMMUv3). */
+    public TestDaemon(String tag, int ackTimeoutMs, dev.iommuemu.bridge.device.DeviceFactory... extra) throws IOException {
         DeviceRegistry devices = new DeviceRegistry().register(new dev.iommuemu.bridge.device.IdentityDevice.Factory()).register(fake).register(new FakeDevice.Factory("fake-virtio", 2));
+        for (dev.iommuemu.bridge.device.DeviceFactory f : extra) {
+            devices.register(f);
+        }
         registry = new SessionRegistry(devices, fake, "default");
         socket = FakeVmm.socketPath(tag);
         server = new VhostUserServer(socket, registry, ackTimeoutMs);
