@@ -32,6 +32,7 @@ public final class Iommufd {
     private final Map<Integer, Object> objects = new HashMap<>();
     private final Map<Integer, Device> devices = new HashMap<>();
     private final Map<Device, Integer> devIds = new HashMap<>();
+    private final Map<NestedDomain, Hwpt> nestedHwpts = new HashMap<>();
     private int nextId = 1;
 
     public IommuCore core() {
@@ -156,13 +157,13 @@ public final class Iommufd {
             w[1] = dev.iommuemu.smmuv3.streamtable.Ste.EATS.insert(w[1], 0); // no ATS: the host never enables it
         }
         int id = nextId;
-        Hwpt[] holder = new Hwpt[1];
-        Result<NestedDomain> n = core.allocNested(v.parent(), v.vmid(), w, holder);
+        Result<NestedDomain> n = core.allocNested(v.parent(), v.vmid(), w, this);
         if (!n.isOk()) {
             return Result.err(n.error());
         }
-        holder[0] = new Hwpt(id, n.get(), v, fq);
-        add(holder[0]);
+        Hwpt h = new Hwpt(id, n.get(), v, fq);
+        nestedHwpts.put(n.get(), h);
+        add(h);
         return Result.ok(id);
     }
 
@@ -357,10 +358,10 @@ public final class Iommufd {
      * are terminated at once without one). Stage 2 faults and everything else stay with the host.
      */
     private boolean route(EventRecord e, Device d) {
-        if (d == null || !(d.domain() instanceof NestedDomain n) || e.s2()) {
+        if (d == null || !(d.domain() instanceof NestedDomain n) || e.s2() || !nestedHwpts.containsKey(n)) {
             return false;
         }
-        Hwpt h = ((Hwpt[]) n.context())[0];
+        Hwpt h = nestedHwpts.get(n);
         if (e.stall()) {
             if (h.faultQueue() == null || !devIds.containsKey(d)) {
                 core.host().resume(e.streamId(), e.stag(), false);
