@@ -9,6 +9,7 @@ import dev.iommuemu.smmuv3.ats.EndpointPort;
 import dev.iommuemu.smmuv3.cd.Cd;
 import dev.iommuemu.smmuv3.cmdq.Command;
 import dev.iommuemu.smmuv3.evtq.EventRecord;
+import dev.iommuemu.smmuv3.priq.PageRequest;
 import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
 import dev.iommuemu.smmuv3.streamtable.Ste;
 import java.util.ArrayList;
@@ -24,6 +25,7 @@ import java.util.List;
 public final class HostSmmu {
     public static final int CMDQ_LOG2 = 8;
     public static final int EVTQ_LOG2 = 8;
+    public static final int PRIQ_LOG2 = 6;
 
     private final GuestMemory mem;
     private final Smmuv3 smmu;
@@ -32,8 +34,11 @@ public final class HostSmmu {
     private final long strtab;
     private final long cmdq;
     private final long evtq;
+    /** The PRI queue, or -1 on an SMMU without PRI (IDR0.PRI). */
+    private final long priq;
     private int cmdProd;
     private int evtCons;
+    private int priCons;
     private EndpointPort endpoints = EndpointPort.NONE;
     private long commandErrors;
 
@@ -81,7 +86,9 @@ public final class HostSmmu {
         this.strtab = alloc.allocate(Ste.SIZE << this.streamTableLog2, Math.max(64, Ste.SIZE << this.streamTableLog2));
         this.cmdq = alloc.allocate(Command.SIZE << CMDQ_LOG2, Command.SIZE << CMDQ_LOG2);
         this.evtq = alloc.allocate(32L << EVTQ_LOG2, 32L << EVTQ_LOG2);
-        if (strtab < 0 || cmdq < 0 || evtq < 0) {
+        this.priq = profile.pri() ? alloc.allocate((long) PageRequest.SIZE << PRIQ_LOG2,
+                (long) PageRequest.SIZE << PRIQ_LOG2) : -1;
+        if (strtab < 0 || cmdq < 0 || evtq < 0 || (profile.pri() && priq < 0)) {
             throw new IllegalArgumentException("host carve-out too small (or not in memory) for the stream table and queues");
         }
         enable();
@@ -102,6 +109,12 @@ public final class HostSmmu {
         smmu.mmioWrite(CMDQ_BASE.offset(), 8, cmdq | CMDQ_LOG2);
         smmu.mmioWrite(EVENTQ_BASE.offset(), 8, evtq | EVTQ_LOG2);
         long cr0 = CR0_CMDQEN.mask() | CR0_EVENTQEN.mask();
+        if (priq >= 0) {
+            smmu.mmioWrite(PRIQ_PROD.offset(), 4, 0);
+            smmu.mmioWrite(PRIQ_CONS.offset(), 4, 0);
+            smmu.mmioWrite(PRIQ_BASE.offset(), 8, priq | PRIQ_LOG2);
+            cr0 |= CR0_PRIQEN.mask();
+        }
         smmu.mmioWrite(CR0.offset(), 4, cr0);
         smmu.mmioWrite(CR0.offset(), 4, cr0 | CR0_SMMUEN.mask());
     }
@@ -199,6 +212,43 @@ public final class HostSmmu {
         command(Command.build(Command.Op.CMD_RESUME).set(Command.SID, sid).set(Command.RESUME_STAG, stag)
                 .set(Command.RESUME_AC, retry ? Command.RESUME_RETRY : Command.RESUME_TERMINATE).words());
         sync();
+    }
+
+    /**
+     * CMD_PRI_RESP (§4.5.2) for page request group {@code prgIndex} of {@code sid} ({@code ssid} -1:
+     * no PASID) with {@code resp} one of Command.PRI_RESP_SUCCESS / INVALID / FAILURE.
+     */
+    public void priResponse(int sid, int ssid, int prgIndex, int resp) {
+        Command.Builder b = Command.build(Command.Op.CMD_PRI_RESP).set(Command.SID, sid)
+                .set(Command.PRI_PRGINDEX, prgIndex).set(Command.PRI_RESP, resp);
+        if (ssid >= 0) {
+            b.set(Command.SSV, true).set(Command.SSID, ssid);
+        }
+        command(b.words());
+        sync();
+    }
+
+    /** Every new PRI queue entry (§8), advancing PRIQ_CONS; empty without PRI. */
+    public List<PageRequest> drainPageRequests() {
+        List<PageRequest> out = new ArrayList<>();
+        if (priq < 0) {
+            return out;
+        }
+        int mask = (2 << PRIQ_LOG2) - 1;
+        long prodReg = smmu.mmioRead(PRIQ_PROD.offset(), 4);
+        int prod = (int) Q_PTR.get(prodReg) & mask;
+        while (priCons != prod) {
+            long slot = priq + (long) (priCons & ((1 << PRIQ_LOG2) - 1)) * PageRequest.SIZE;
+            long[] w = {mem.load(slot, 8).orElse(0), mem.load(slot + 8, 8).orElse(0)};
+            out.add(PageRequest.decode(w));
+            priCons = (priCons + 1) & mask;
+        }
+        long cons = smmu.mmioRead(PRIQ_CONS.offset(), 4);
+        // Acknowledge an overflow (OVACKFLG = OVFLG, §8.2) along with the new read index.
+        long v = Q_PTR.insert(cons, priCons);
+        v = Q_CONS_OVACKFLG.insert(v, Q_PROD_OVFLG.get(prodReg));
+        smmu.mmioWrite(PRIQ_CONS.offset(), 4, v);
+        return out;
     }
 
     /** Commands the SMMU refused (CERROR_*) since construction: nonzero is a driver bug. */

@@ -5,6 +5,7 @@ import dev.iommuemu.dma.DmaResult;
 import dev.iommuemu.smmuv3.cd.Cd;
 import dev.iommuemu.smmuv3.cmdq.Command;
 import dev.iommuemu.smmuv3.evtq.EventRecord;
+import dev.iommuemu.smmuv3.priq.PageRequest;
 import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
 import dev.iommuemu.smmuv3.streamtable.Ste;
 import java.util.ArrayDeque;
@@ -46,6 +47,11 @@ public final class IommuCore {
     public interface EventRouter {
         /** Whether the record was taken; {@code device} is {@code null} for an unknown StreamID. */
         boolean route(EventRecord record, Device device);
+
+        /** Whether the PRI page request was taken (it then owes the response). */
+        default boolean routePageRequest(PageRequest request, Device device) {
+            return false;
+        }
     }
 
     private static final int HOST_EVENT_LOG = 256;
@@ -364,8 +370,20 @@ public final class IommuCore {
         return r;
     }
 
-    /** Reads the host event queue and routes each record (vEVENTQ, fault queue, else the host log). */
+    /**
+     * Reads the host event and PRI queues and routes each record (vEVENTQ, fault queue, else the
+     * host log). A page request nobody takes is answered at once: a group's last request gets
+     * CMD_PRI_RESP Failure, as the kernel's IOPF code answers requests without a handler.
+     */
     public void pollEvents() {
+        for (PageRequest p : host.drainPageRequests()) {
+            if (router != null && router.routePageRequest(p, devices.get(p.streamId()))) {
+                continue;
+            }
+            if (p.last() && !p.stopMarker()) {
+                host.priResponse(p.streamId(), p.ssid(), p.prgIndex(), Command.PRI_RESP_FAILURE);
+            }
+        }
         for (EventRecord e : host.drainEvents()) {
             Device d = devices.get(e.streamId());
             if (router != null && router.route(e, d)) {

@@ -2,6 +2,8 @@ package dev.iommuemu.iommufd;
 
 import dev.iommuemu.domain.Errno;
 import dev.iommuemu.domain.HostSmmu;
+import dev.iommuemu.smmuv3.cmdq.Command;
+import dev.iommuemu.smmuv3.priq.PageRequest;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
@@ -11,9 +13,12 @@ import java.util.Map;
 
 /**
  * IOMMU_FAULT_QUEUE_ALLOC: recoverable faults of the hwpts allocated with it, and their page
- * responses (struct iommu_hwpt_page_response {cookie, code}). A response resolves the stalled
- * transaction with CMD_RESUME (IHI 0070 §4.7.1): SUCCESS retries it, INVALID and FAILURE
- * terminate it. An unknown cookie or code is {@link Errno#EINVAL}.
+ * responses (struct iommu_hwpt_page_response {cookie, code}). A response to a stall resolves the
+ * transaction with CMD_RESUME (IHI 0070 §4.7.1): SUCCESS retries it, INVALID and FAILURE terminate
+ * it. A PRI page request group (§8; PCIe PRI) shares one cookie across its requests; its response,
+ * once the group's last request has arrived, is CMD_PRI_RESP (§4.5.2) with Success, Invalid
+ * request or Response failure. An unknown, incomplete or answered cookie, or another code, is
+ * {@link Errno#EINVAL}.
  */
 public final class FaultQueue {
     /** enum iommufd_page_response_code IOMMUFD_PAGE_RESP_SUCCESS / INVALID; FAILURE as the core's. */
@@ -21,11 +26,15 @@ public final class FaultQueue {
     public static final int RESP_INVALID = 1;
     public static final int RESP_FAILURE = 2;
 
-    private record Pending(int streamId, int stag) {}
+    /** A held stall ({@code stag >= 0}) or a complete PRI group ({@code prgIndex >= 0}). */
+    private record Pending(int streamId, int stag, int ssid, int prgIndex) {}
+
+    private record Group(int streamId, int ssid, int prgIndex) {}
 
     private final HostSmmu host;
     private final Deque<PageFault> q = new ArrayDeque<>();
     private final Map<Integer, Pending> pending = new HashMap<>();
+    private final Map<Group, Integer> openGroups = new HashMap<>();
     private int nextCookie = 1;
 
     FaultQueue(HostSmmu host) {
@@ -34,9 +43,28 @@ public final class FaultQueue {
 
     void add(int devId, int streamId, boolean ssv, int ssid, int stag, int perm, long addr) {
         int cookie = nextCookie++;
-        pending.put(cookie, new Pending(streamId, stag));
+        pending.put(cookie, new Pending(streamId, stag, -1, -1));
         q.addLast(new PageFault(PageFault.LAST_PAGE | (ssv ? PageFault.PASID_VALID : 0), devId, ssv ? ssid : 0, stag,
                 perm, addr & ~0xfffL, 0, cookie));
+    }
+
+    /** One PRI page request; the group's cookie becomes answerable with its last request. */
+    void addPageRequest(int devId, PageRequest r) {
+        Group g = new Group(r.streamId(), r.ssid(), r.prgIndex());
+        Integer cookie = openGroups.get(g);
+        if (cookie == null) {
+            cookie = nextCookie++;
+            openGroups.put(g, cookie);
+        }
+        if (r.last()) {
+            openGroups.remove(g);
+            pending.put(cookie, new Pending(r.streamId(), -1, r.ssid(), r.prgIndex()));
+        }
+        boolean ssv = r.ssid() >= 0;
+        int perm = (r.read() ? PageFault.PERM_READ : 0) | (r.write() ? PageFault.PERM_WRITE : 0)
+                | (r.exec() ? PageFault.PERM_EXEC : 0) | (r.priv() ? PageFault.PERM_PRIV : 0);
+        q.addLast(new PageFault((r.last() ? PageFault.LAST_PAGE : 0) | (ssv ? PageFault.PASID_VALID : 0), devId,
+                ssv ? r.ssid() : 0, r.prgIndex(), perm, r.address() & ~0xfffL, 0, cookie));
     }
 
     /** Up to {@code max} faults, oldest first. */
@@ -62,7 +90,12 @@ public final class FaultQueue {
         if (p == null) {
             return Errno.EINVAL;
         }
-        host.resume(p.streamId(), p.stag(), code == RESP_SUCCESS);
+        if (p.stag() >= 0) {
+            host.resume(p.streamId(), p.stag(), code == RESP_SUCCESS);
+        } else {
+            host.priResponse(p.streamId(), p.ssid(), p.prgIndex(), code == RESP_SUCCESS ? Command.PRI_RESP_SUCCESS
+                    : code == RESP_INVALID ? Command.PRI_RESP_INVALID : Command.PRI_RESP_FAILURE);
+        }
         return null;
     }
 }

@@ -12,6 +12,7 @@ import dev.iommuemu.domain.Result;
 import dev.iommuemu.smmuv3.cmdq.Command;
 import dev.iommuemu.smmuv3.evtq.EventRecord;
 import dev.iommuemu.smmuv3.evtq.EventType;
+import dev.iommuemu.smmuv3.priq.PageRequest;
 import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
 import java.util.HashMap;
 import java.util.List;
@@ -41,7 +42,17 @@ public final class Iommufd {
 
     public Iommufd(IommuCore core) {
         this.core = core;
-        core.eventRouter(this::route);
+        core.eventRouter(new IommuCore.EventRouter() {
+            @Override
+            public boolean route(EventRecord record, Device device) {
+                return Iommufd.this.route(record, device);
+            }
+
+            @Override
+            public boolean routePageRequest(PageRequest request, Device device) {
+                return Iommufd.this.routePageRequest(request, device);
+            }
+        });
     }
 
     private int add(Object o) {
@@ -345,6 +356,24 @@ public final class Iommufd {
     /** A DMA of the device with StreamID {@code sid} through the physical SMMU. */
     public DmaResult dma(int sid, int ssid, long iova, DmaAccess access) {
         return core.dma(sid, ssid, iova, access);
+    }
+
+    /**
+     * A PRI page request of a device under a nested hwpt with a fault queue goes to that queue
+     * (Stop markers are dropped: they get no response, §8); anything else is the host's.
+     */
+    private boolean routePageRequest(PageRequest r, Device d) {
+        if (d == null || !(d.domain() instanceof NestedDomain n) || !nestedHwpts.containsKey(n)) {
+            return false;
+        }
+        Hwpt h = nestedHwpts.get(n);
+        if (h.faultQueue() == null || !devIds.containsKey(d)) {
+            return false;
+        }
+        if (!r.stopMarker()) {
+            h.faultQueue().addPageRequest(devIds.get(d), r);
+        }
+        return true;
     }
 
     /** The event numbers a vEVENT queue carries (stage 1 and configuration faults the guest caused). */

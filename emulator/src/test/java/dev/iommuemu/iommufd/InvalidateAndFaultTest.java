@@ -13,6 +13,7 @@ import dev.iommuemu.pagetable.testing.PageTableBuilder;
 import dev.iommuemu.smmuv3.cmdq.Command;
 import dev.iommuemu.smmuv3.evtq.EventRecord;
 import dev.iommuemu.smmuv3.evtq.EventType;
+import dev.iommuemu.smmuv3.priq.PageRequest;
 import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
 import dev.iommuemu.smmuv3.streamtable.Ste;
 import java.util.List;
@@ -200,5 +201,44 @@ class InvalidateAndFaultTest {
         EventRecord e = f.core.takeHostEvents().get(0);
         assertTrue(e.stall());
         assertEquals(Ste.CONFIG_NESTED, Ste.CONFIG.getInt(f.core.host().ste(SID)));
+    }
+
+    @Test
+    void priGroupsGoToTheFaultQueueWithOneCookieAndOneResponse() {
+        VsmmuFixture f = new VsmmuFixture(Smmuv3Profile.MAX);
+        int fq = f.fd.allocFaultQueue();
+        int h = f.fd.allocHwptNested(f.viommuId, 0, guestSte(), fq).get();
+        assertNull(f.fd.attach(f.devId, h));
+        var smmu = f.core.host().smmu();
+        assertTrue(smmu.pageRequest(new PageRequest(SID, 3, VA, 0x11, false, true, false, false, false)));
+        assertTrue(smmu.pageRequest(new PageRequest(SID, 3, VA + 0x1000, 0x11, true, false, true, false, false)));
+        List<PageFault> faults = f.fd.readFaults(fq, 8).get();
+        assertEquals(2, faults.size());
+        int cookie = faults.get(0).cookie();
+        assertEquals(new PageFault(PageFault.PASID_VALID, f.devId, 3, 0x11, PageFault.PERM_READ, VA, 0, cookie),
+                faults.get(0));
+        assertEquals(new PageFault(PageFault.PASID_VALID | PageFault.LAST_PAGE, f.devId, 3, 0x11, PageFault.PERM_WRITE,
+                VA + 0x1000, 0, cookie), faults.get(1), "one group, one cookie");
+        assertEquals(Errno.EINVAL, f.fd.pageResponse(fq, cookie, 5));
+        assertNull(f.fd.pageResponse(fq, cookie, FaultQueue.RESP_INVALID));
+        assertEquals(List.of("pri " + SID + " 3 17 1"), f.endpointCalls, "CMD_PRI_RESP Invalid request");
+        assertEquals(Errno.EINVAL, f.fd.pageResponse(fq, cookie, FaultQueue.RESP_SUCCESS), "answered already");
+        // A group whose last request has not arrived cannot be answered yet.
+        f.endpointCalls.clear();
+        smmu.pageRequest(new PageRequest(SID, -1, VA, 0x12, false, true, false, false, false));
+        int open = f.fd.readFaults(fq, 8).get().get(0).cookie();
+        assertEquals(Errno.EINVAL, f.fd.pageResponse(fq, open, FaultQueue.RESP_SUCCESS));
+        smmu.pageRequest(new PageRequest(SID, -1, VA + 0x2000, 0x12, true, true, false, false, false));
+        assertEquals(open, f.fd.readFaults(fq, 8).get().get(0).cookie());
+        assertNull(f.fd.pageResponse(fq, open, FaultQueue.RESP_SUCCESS));
+        assertEquals(List.of("pri " + SID + " -1 18 0"), f.endpointCalls, "CMD_PRI_RESP Success, no PASID");
+    }
+
+    @Test
+    void priWithoutAFaultQueueIsAnsweredFailureByTheHost() {
+        VsmmuFixture f = nested(Smmuv3Profile.MAX, 0);
+        f.core.host().smmu().pageRequest(new PageRequest(SID, -1, VA, 9, true, true, false, false, false));
+        assertTrue(f.core.takeHostEvents().isEmpty());
+        assertEquals(List.of("pri " + SID + " -1 9 15"), f.endpointCalls, "PCIe Response Failure");
     }
 }

@@ -46,7 +46,7 @@ final class VsmmuFixture {
         host.endpointPort(new EndpointPort() {
             @Override
             public void priResponse(int streamId, int ssid, int prgIndex, int response) {
-                endpointCalls.add("pri " + streamId);
+                endpointCalls.add("pri " + streamId + " " + ssid + " " + prgIndex + " " + response);
             }
 
             @Override
