@@ -24,6 +24,8 @@ public final class HostPageTable {
     }
 
     private static final long PAGE = 4096;
+    /** Most bytes one map or unmap call covers (bounds the work a caller can ask for). */
+    public static final long MAX_CALL = 1L << 30;
     /** Stage 2 MemAttr 0b1111: Normal, inner/outer write-back (Arm ARM D8.5.5). */
     private static final long S2_MEMATTR_WB = 0b1111;
     private static final long SH_INNER = 0b11;
@@ -76,11 +78,12 @@ public final class HostPageTable {
 
     /**
      * Maps {@code [iova, iova + size)} to {@code [pa, ...)} with 4KB pages. {@link Errno#EINVAL}
-     * for an unaligned or out-of-range range or no permission, {@link Errno#EEXIST} over an existing
+     * for an unaligned or out-of-range range, more than {@link #MAX_CALL} bytes, or no permission, {@link Errno#EEXIST} over an existing
      * mapping (nothing is changed then), {@link Errno#ENOMEM} when a table cannot be allocated.
      */
     public Errno map(long iova, long pa, long size, int prot) {
-        if (((iova | pa | size) & (PAGE - 1)) != 0 || size <= 0 || (prot & (IOMMU_READ | IOMMU_WRITE)) == 0) {
+        if (((iova | pa | size) & (PAGE - 1)) != 0 || size <= 0 || size > MAX_CALL
+                || (prot & (IOMMU_READ | IOMMU_WRITE)) == 0) {
             return Errno.EINVAL;
         }
         if (Long.compareUnsigned(iova + size - 1, (1L << inputBits) - 1) > 0 || (pa + size - 1) >>> 48 != 0) {
@@ -101,10 +104,13 @@ public final class HostPageTable {
         return null;
     }
 
-    /** Unmaps the 4KB pages of {@code [iova, iova + size)}; returns how many bytes were mapped. */
+    /**
+     * Unmaps the 4KB pages of {@code [iova, iova + size)} (at most {@link #MAX_CALL} bytes per
+     * call); returns how many bytes were mapped.
+     */
     public long unmap(long iova, long size) {
         long done = 0;
-        for (long off = 0; off < size; off += PAGE) {
+        for (long off = 0; Long.compareUnsigned(off, Math.min(size, MAX_CALL)) < 0; off += PAGE) {
             long slot = leafSlot(iova + off, false);
             if (slot > 0 && mem.load(slot, 8).orElse(0) != 0) {
                 mem.store(slot, 8, 0);

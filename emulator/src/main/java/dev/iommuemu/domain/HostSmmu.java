@@ -63,6 +63,9 @@ public final class HostSmmu {
 
     private HostSmmu(GuestMemory mem, long carveBase, long carveSize, Smmuv3 existing, Smmuv3Profile profile,
             DmaHost dmaHost, int streamTableLog2) {
+        if (streamTableLog2 < 0 || streamTableLog2 > 20 || carveSize <= 0) {
+            throw new IllegalArgumentException("stream table log2 must be 0..20 and the carve-out non-empty");
+        }
         this.mem = mem;
         this.alloc = new HostAllocator(mem, carveBase, carveSize);
         EndpointPort port = new EndpointPort() {

@@ -31,6 +31,9 @@ public final class FaultQueue {
 
     private record Group(int streamId, int ssid, int prgIndex) {}
 
+    /** Faults delivered or waiting, and open PRI groups, are each bounded by this. */
+    public static final int CAPACITY = 1024;
+
     private final HostSmmu host;
     private final Deque<PageFault> q = new ArrayDeque<>();
     private final Map<Integer, Pending> pending = new HashMap<>();
@@ -41,17 +44,31 @@ public final class FaultQueue {
         this.host = host;
     }
 
-    void add(int devId, int streamId, boolean ssv, int ssid, int stag, int perm, long addr) {
+    /** A stall; {@code false} when the queue is full (the caller terminates it). */
+    boolean add(int devId, int streamId, boolean ssv, int ssid, int stag, int perm, long addr) {
+        if (q.size() >= CAPACITY || pending.size() >= CAPACITY) {
+            return false;
+        }
         int cookie = nextCookie++;
         pending.put(cookie, new Pending(streamId, stag, -1, -1));
         q.addLast(new PageFault(PageFault.LAST_PAGE | (ssv ? PageFault.PASID_VALID : 0), devId, ssv ? ssid : 0, stag,
                 perm, addr & ~0xfffL, 0, cookie));
+        return true;
     }
 
-    /** One PRI page request; the group's cookie becomes answerable with its last request. */
-    void addPageRequest(int devId, PageRequest r) {
+    /**
+     * One PRI page request; the group's cookie becomes answerable with its last request. {@code
+     * false} when the queue is full (the host then answers the group's last request with Failure).
+     */
+    boolean addPageRequest(int devId, PageRequest r) {
         Group g = new Group(r.streamId(), r.ssid(), r.prgIndex());
         Integer cookie = openGroups.get(g);
+        if (q.size() >= CAPACITY || pending.size() >= CAPACITY || (cookie == null && openGroups.size() >= CAPACITY)) {
+            if (cookie != null && r.last()) {
+                openGroups.remove(g);
+            }
+            return false;
+        }
         if (cookie == null) {
             cookie = nextCookie++;
             openGroups.put(g, cookie);
@@ -65,6 +82,7 @@ public final class FaultQueue {
                 | (r.exec() ? PageFault.PERM_EXEC : 0) | (r.priv() ? PageFault.PERM_PRIV : 0);
         q.addLast(new PageFault((r.last() ? PageFault.LAST_PAGE : 0) | (ssv ? PageFault.PASID_VALID : 0), devId,
                 ssv ? r.ssid() : 0, r.prgIndex(), perm, r.address() & ~0xfffL, 0, cookie));
+        return true;
     }
 
     /** Up to {@code max} faults, oldest first. */

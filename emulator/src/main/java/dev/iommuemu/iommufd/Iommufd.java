@@ -28,6 +28,9 @@ import java.util.Set;
 public final class Iommufd {
     /** enum iommufd_hwpt_alloc_flags IOMMU_HWPT_ALLOC_NEST_PARENT. */
     public static final int HWPT_ALLOC_NEST_PARENT = 1;
+    /** Most commands one invalidation call takes, and the deepest vEVENT queue. */
+    public static final int MAX_COMMANDS = 4096;
+    public static final int MAX_VEVENTQ_DEPTH = 4096;
 
     private final IommuCore core;
     private final Map<Integer, Object> objects = new HashMap<>();
@@ -263,7 +266,7 @@ public final class Iommufd {
         if (v == null) {
             return new InvalidateResult(Errno.ENOENT, 0);
         }
-        if (cmds == null || cmds.length % 2 != 0) {
+        if (cmds == null || cmds.length % 2 != 0 || cmds.length > 2 * MAX_COMMANDS) {
             return new InvalidateResult(Errno.EINVAL, 0);
         }
         Smmuv3Profile profile = core.host().profile();
@@ -308,13 +311,13 @@ public final class Iommufd {
     // ------------------------------------------------------------------------------------------
     // Events
 
-    /** IOMMU_VEVENTQ_ALLOC (one per vIOMMU): {@link Errno#EEXIST} for a second, EINVAL for depth 0. */
+    /** IOMMU_VEVENTQ_ALLOC (one per vIOMMU): {@link Errno#EEXIST} for a second, EINVAL for depth 0 or too deep. */
     public Result<Integer> allocVeventq(int viommuId, int depth) {
         Viommu v = get(viommuId, Viommu.class);
         if (v == null) {
             return Result.err(Errno.ENOENT);
         }
-        if (depth <= 0) {
+        if (depth <= 0 || depth > MAX_VEVENTQ_DEPTH) {
             return Result.err(Errno.EINVAL);
         }
         if (v.veventq != null) {
@@ -360,7 +363,7 @@ public final class Iommufd {
 
     /**
      * A PRI page request of a device under a nested hwpt with a fault queue goes to that queue
-     * (Stop markers are dropped: they get no response, §8); anything else is the host's.
+     * (Stop markers are dropped: they get no response, §8); anything else, or a full queue, is the host's.
      */
     private boolean routePageRequest(PageRequest r, Device d) {
         if (d == null || !(d.domain() instanceof NestedDomain n) || !nestedHwpts.containsKey(n)) {
@@ -370,10 +373,7 @@ public final class Iommufd {
         if (h.faultQueue() == null || !devIds.containsKey(d)) {
             return false;
         }
-        if (!r.stopMarker()) {
-            h.faultQueue().addPageRequest(devIds.get(d), r);
-        }
-        return true;
+        return r.stopMarker() || h.faultQueue().addPageRequest(devIds.get(d), r);
     }
 
     /** The event numbers a vEVENT queue carries (stage 1 and configuration faults the guest caused). */
@@ -398,7 +398,11 @@ public final class Iommufd {
             }
             int perm = (e.rnw() ? PageFault.PERM_READ : PageFault.PERM_WRITE) | (e.ind() ? PageFault.PERM_EXEC : 0)
                     | (e.pnu() ? PageFault.PERM_PRIV : 0);
-            h.faultQueue().add(devIds.get(d), e.streamId(), e.ssv(), e.substreamId(), e.stag(), perm, e.inputAddr());
+            if (!h.faultQueue().add(devIds.get(d), e.streamId(), e.ssv(), e.substreamId(), e.stag(), perm,
+                    e.inputAddr())) {
+                core.host().resume(e.streamId(), e.stag(), false); // the queue is full: terminate
+                return false;
+            }
             return true;
         }
         Vdevice vd = h.viommu().byDevice.get(d);

@@ -21,8 +21,12 @@ class DomainAttachTest {
     static final int RW = HostPageTable.IOMMU_READ | HostPageTable.IOMMU_WRITE;
 
     static IommuCore core(Smmuv3Profile p, IommuCore.Options o) {
+        return core(p, o, 0x1000_0000L);
+    }
+
+    static IommuCore core(Smmuv3Profile p, IommuCore.Options o, long carveSize) {
         SparseGuestMemory mem = new SparseGuestMemory(0, 1L << 40);
-        return new IommuCore(new HostSmmu(mem, CARVE, 0x1000_0000L, p, DmaHost.NONE, 6), o);
+        return new IommuCore(new HostSmmu(mem, CARVE, carveSize, p, DmaHost.NONE, 6), o);
     }
 
     static long out(DmaResult r, long iova) {
@@ -47,7 +51,12 @@ class DomainAttachTest {
         Device d = c.probe(1, null).get();
         for (int stage = 1; stage <= 2; stage++) {
             PagingDomain p = c.allocPaging(stage, false).get();
-            assertNull(p.map(0x4000_0000L, 0x8_0000_0000L + stage * 0x10000L, 0x2000, RW));
+                assertNull(p.map(0x4000_0000L, 0x8_0000_0000L + stage * 0x10000L, 0x2000, RW));
+            assertEquals(Errno.EEXIST, p.map(0x4000_1000L, 0, 0x1000, RW));
+            assertEquals(Errno.EINVAL, p.map(0x4000_0800L, 0, 0x1000, RW), "unaligned");
+            assertEquals(Errno.EINVAL, p.map(0, 0, HostPageTable.MAX_CALL + 0x1000, RW), "too much for one call");
+            assertEquals(Errno.EINVAL, p.map(0x5000_0000L, 0, 0x1000, 0), "no permission");
+            assertEquals(Errno.EINVAL, p.map(1L << 48, 0, 0x1000, RW), "beyond the input range");
             assertNull(c.attach(d, p));
             assertEquals(stage == 1 ? Ste.CONFIG_S1 : Ste.CONFIG_S2, Ste.CONFIG.getInt(c.host().ste(1)));
             assertEquals(1, p.tag(), "first ASID / VMID after the reserved 0");
@@ -89,11 +98,11 @@ class DomainAttachTest {
 
     @Test
     void noHostMemoryForTheCdTableIsEnomem() {
-        IommuCore c = core(Smmuv3Profile.DEFAULT, IommuCore.Options.DEFAULT);
+        // Stream table (64 STEs) 4 KiB + command queue 4 KiB + event queue 8 KiB, then one table root.
+        IommuCore c = core(Smmuv3Profile.DEFAULT, IommuCore.Options.DEFAULT, 0x5000);
         Device d = c.probe(1, null).get();
         PagingDomain p = c.allocPaging(1, false).get();
-        HostAllocator al = c.host().allocator();
-        al.allocate(al.remaining() - 32, 1);
+        assertEquals(0, c.host().allocator().remaining());
         assertEquals(Errno.ENOMEM, c.attach(d, p));
         assertEquals(Errno.ENOMEM, c.allocPaging(2, false).error());
         assertEquals(Ste.CONFIG_BYPASS, Ste.CONFIG.getInt(c.host().ste(1)));

@@ -241,4 +241,26 @@ class InvalidateAndFaultTest {
         assertTrue(f.core.takeHostEvents().isEmpty());
         assertEquals(List.of("pri " + SID + " -1 9 15"), f.endpointCalls, "PCIe Response Failure");
     }
+
+    @Test
+    void aFullFaultQueueLeavesPageRequestsToTheHost() {
+        VsmmuFixture f = new VsmmuFixture(Smmuv3Profile.MAX);
+        int fq = f.fd.allocFaultQueue();
+        assertNull(f.fd.attach(f.devId, f.fd.allocHwptNested(f.viommuId, 0, guestSte(), fq).get()));
+        var smmu = f.core.host().smmu();
+        int n = FaultQueue.CAPACITY + 10;
+        for (int i = 0; i < n; i++) {
+            assertTrue(smmu.pageRequest(new PageRequest(SID, -1, VA, i & 0x1ff, true, true, false, false, false)));
+            if (i % 16 == 15) {
+                f.core.pollEvents(); // nobody reads the fault queue
+            }
+        }
+        f.core.pollEvents();
+        assertEquals(10, f.endpointCalls.size(), "the overflow is answered Response failure by the host");
+        assertTrue(f.endpointCalls.get(0).endsWith(" 15"));
+        assertEquals(FaultQueue.CAPACITY, f.fd.readFaults(fq, 4 * n).get().size());
+        assertEquals(Errno.EINVAL, f.fd.allocVeventq(f.viommuId, Iommufd.MAX_VEVENTQ_DEPTH + 1).error());
+        assertEquals(new Iommufd.InvalidateResult(Errno.EINVAL, 0),
+                f.fd.invalidate(f.viommuId, new long[2 * Iommufd.MAX_COMMANDS + 2]));
+    }
 }

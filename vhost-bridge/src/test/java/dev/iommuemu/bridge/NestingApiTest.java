@@ -143,6 +143,9 @@ class NestingApiTest {
                 .getErrno(), "no host opened yet");
         ok(IommufdRequest.newBuilder().setOpenHost(OpenHost.newBuilder().setCarveBase(CARVE).setCarveSize(16 << 20)
                 .setStreamTableLog2(6)));
+        ControlException twice = assertThrows(ControlException.class, () -> fd(IommufdRequest.newBuilder()
+                .setOpenHost(OpenHost.newBuilder().setCarveBase(CARVE).setCarveSize(16 << 20))));
+        assertEquals(EINVAL, twice.errno(), "one host per SMMU");
         ok(IommufdRequest.newBuilder().setProbe(ProbeDevice.newBuilder().setStreamId(SID)));
         assertEquals(ENODEV, fd(IommufdRequest.newBuilder().setProbe(ProbeDevice.newBuilder().setStreamId(64)))
                 .getErrno(), "beyond the stream table");
