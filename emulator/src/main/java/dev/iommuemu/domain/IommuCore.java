@@ -337,9 +337,7 @@ public final class IommuCore {
         }
         g.owner = owner;
         g.ownerCount = 1;
-        for (Device x : g.devices) {
-            x.pasids.clear();
-        }
+        dropPasids(g);
         replace(g, blocking); // never fails: no allocation, no PASIDs left
         return null;
     }
@@ -352,12 +350,20 @@ public final class IommuCore {
         }
         if (--g.ownerCount == 0) {
             g.owner = null;
-            for (Device x : g.devices) {
-                x.pasids.clear();
-            }
+            dropPasids(g);
             replace(g, defaultDomain());
         }
         return null;
+    }
+
+    /** Ends every PASID attachment of the group: the CDs go invalid (CMD_CFGI_CD each). */
+    private void dropPasids(Group g) {
+        for (Device x : g.devices) {
+            for (int pasid : x.pasids.keySet()) {
+                host.installCd(x.cdTable + (long) pasid * Cd.SIZE, x.streamId(), pasid, new long[Cd.WORDS]);
+            }
+            x.pasids.clear();
+        }
     }
 
     // ------------------------------------------------------------------------------------------

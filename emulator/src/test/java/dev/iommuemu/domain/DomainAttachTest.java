@@ -186,4 +186,23 @@ class DomainAttachTest {
         assertEquals(Errno.EOPNOTSUPP, core(Smmuv3Profile.DEFAULT, IommuCore.Options.DEFAULT)
                 .allocPaging(1, true).error(), "a nest parent is stage 2");
     }
+
+    @Test
+    void aDmaOwnerClaimEndsPasidAttachmentsForGood() {
+        IommuCore c = core(Smmuv3Profile.MAX, IommuCore.Options.DEFAULT);
+        Device d = c.probe(2, null).get();
+        PagingDomain rid = c.allocPaging(1, false).get();
+        PagingDomain pasidDom = c.allocPaging(1, false).get();
+        assertNull(pasidDom.map(0x1000, 0xb000_0000L, 0x1000, RW));
+        assertNull(c.attach(d, rid));
+        assertNull(c.setPasid(d, 5, pasidDom));
+        assertEquals(0xb000_0000L, out(c.dma(2, 5, 0x1000, DmaAccess.READ), 0x1000));
+        assertNull(c.claimDmaOwner(d, "vfio"));
+        assertTrue(d.pasids().isEmpty());
+        assertInstanceOf(DmaResult.Aborted.class, c.dma(2, 5, 0x1000, DmaAccess.READ));
+        assertNull(c.attach(d, rid), "the owner attaches a stage 1 domain again");
+        assertInstanceOf(DmaResult.Aborted.class, c.dma(2, 5, 0x1000, DmaAccess.READ),
+                "the old PASID's CD is gone, not revived");
+        assertEquals(EventType.C_BAD_CD, c.takeHostEvents().get(0).type());
+    }
 }
