@@ -263,4 +263,18 @@ class InvalidateAndFaultTest {
         assertEquals(new Iommufd.InvalidateResult(Errno.EINVAL, 0),
                 f.fd.invalidate(f.viommuId, new long[2 * Iommufd.MAX_COMMANDS + 2]));
     }
+
+    @Test
+    void aCommandTheSmmuRefusesIsEioAndTheHostQueueRunsOn() {
+        VsmmuFixture f = nested(Smmuv3Profile.MAX, 1);
+        assertEquals(pa(0x60_0000L), out(f, VA));
+        f.s1.map(VA, 0x70_0000L, 3, RW);
+        // IHI 0070 §4.4.1: TG 16KB with TTL 0b01 is CERROR_ILL; the host skips it and acknowledges.
+        assertEquals(new Iommufd.InvalidateResult(Errno.EIO, 0), f.fd.invalidate(f.viommuId, cmds(nhVa(VA)
+                .set(Command.TLBI_TG, 0b10).set(Command.TLBI_TTL, 0b01), nhVa(VA))));
+        assertEquals(1, f.core.host().commandErrors());
+        assertEquals(pa(0x60_0000L), out(f, VA), "nothing after the bad command ran");
+        assertEquals(new Iommufd.InvalidateResult(null, 1), f.fd.invalidate(f.viommuId, cmds(nhVa(VA))));
+        assertEquals(pa(0x70_0000L), out(f, VA), "the command queue runs on");
+    }
 }
