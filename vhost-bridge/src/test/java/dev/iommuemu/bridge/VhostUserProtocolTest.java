@@ -12,10 +12,12 @@ import dev.iommuemu.bridge.protocol.Request;
 import dev.iommuemu.bridge.session.DeviceSession;
 import dev.iommuemu.bridge.testing.FakeDevice;
 import dev.iommuemu.bridge.testing.FakeVmm;
+import dev.iommuemu.bridge.testing.OpenFds;
 import dev.iommuemu.bridge.testing.TestDaemon;
 import java.nio.file.Files;
 import java.nio.file.attribute.PosixFilePermission;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -168,20 +170,6 @@ class VhostUserProtocolTest {
         }
     }
 
-    private static String fdList() throws Exception {
-        StringBuilder sb = new StringBuilder();
-        try (var d = Files.newDirectoryStream(java.nio.file.Path.of("/proc/self/fd"))) {
-            for (var p : d) {
-                try {
-                    sb.append(p.getFileName()).append("->").append(Files.readSymbolicLink(p)).append(' ');
-                } catch (Exception e) {
-                    // gone
-                }
-            }
-        }
-        return sb.toString();
-    }
-
     private static long mappings(String name) throws Exception {
         return Files.readAllLines(java.nio.file.Path.of("/proc/self/maps")).stream().filter(l -> l.contains(name)).count();
     }
@@ -194,9 +182,9 @@ class VhostUserProtocolTest {
             // the JDK's first FileChannel creates a socket pair it keeps for good (its "pre-close" fd)
             mappings("memfd:fake-vmm");
         }
-        daemon.awaitNoConnections();
-        int fdsBefore = FakeVmm.openFds();
-        String listBefore = fdList();
+        assertTrue(daemon.awaitNoConnections(), "the warm-up session was torn down");
+        // The baseline once the descriptor set has settled (no teardown or JVM-internal open in flight).
+        Map<Integer, String> fdsBefore = OpenFds.settled();
         long mapsBefore = mappings("memfd:fake-vmm");
         FakeVmm vmm = daemon.connect();
         int[] sv = FakeVmm.socketPair();
@@ -219,9 +207,11 @@ class VhostUserProtocolTest {
         dev.iommuemu.bridge.unix.LibC.closeQuietly(sv[1]);
         dev.iommuemu.bridge.unix.LibC.closeQuietly(irq);
         dev.iommuemu.bridge.unix.LibC.closeQuietly(kick);
-        daemon.awaitNoConnections();
+        assertTrue(daemon.awaitNoConnections(), "the session was torn down");
         assertEquals(0, daemon.registry.list().size());
-        assertEquals(fdsBefore, FakeVmm.openFds(), "every descriptor the session held is closed; before: " + listBefore + " after: " + fdList());
+        // Exactly the descriptors of before, same numbers, same files: every one the session held is
+        // closed and none of anyone else's. (Waits out a descriptor the JVM holds for a moment.)
+        assertEquals(fdsBefore, OpenFds.awaitEqual(fdsBefore), "every descriptor the session held is closed");
         // the test's own MappedByteBuffers may linger until GC; the daemon's mappings must be gone
         System.gc();
         Thread.sleep(100);
