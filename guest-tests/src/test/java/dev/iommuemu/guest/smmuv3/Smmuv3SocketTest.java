@@ -1,0 +1,233 @@
+package dev.iommuemu.guest.smmuv3;
+
+import static dev.iommuemu.guest.smmuv3.Smmuv3GuestTest.bytes;
+import static dev.iommuemu.guest.smmuv3.Smmuv3GuestTest.le;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.iommuemu.bridge.client.VmmClient;
+import dev.iommuemu.bridge.protocol.Payloads;
+import dev.iommuemu.dma.DmaHost;
+import dev.iommuemu.dma.Perm;
+import dev.iommuemu.guest.socket.GuestDaemon;
+import dev.iommuemu.guest.socket.SocketMmio;
+import dev.iommuemu.memory.SparseGuestMemory;
+import dev.iommuemu.smmuv3.PageTables;
+import dev.iommuemu.smmuv3.Smmuv3;
+import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The spec-written SMMUv3 driver through the real daemon: the test is the VMM (memfd guest RAM
+ * shared with ADD_MEM_REG, MMIO with IOMMU_MMIO_READ/WRITE, IOMMU_TRANSLATE for endpoint DMA, an
+ * eventfd per interrupt line, the back-end channel for IOTLB invalidations) and, through the
+ * driver, the guest. Structures are written in the VMM's mapping of guest RAM and read by the
+ * model in the daemon's mapping of the same memfd; event records come back the same way.
+ */
+class Smmuv3SocketTest {
+    static final long RAM = 32L << 20;
+    static final long STRTAB = 0x10_0000, CMDQ = 0x20_0000, EVTQ = 0x30_0000, PRIQ = 0x38_0000;
+    static final long CDS = 0x40_0000, L2_POOL = 0x60_0000, TABLES = 0x100_0000;
+    /** Line numbers in Smmuv3Bridge's line_name order (IOMMU_GET_INFO, docs/protocol.md §4.1). */
+    static final int LINE_EVTQ = 0;
+
+    GuestDaemon daemon;
+    VmmClient vmm;
+    Smmuv3Driver drv;
+    /** Back-end channel requests and MMIO completions in the order they happened. */
+    final List<String> log = new CopyOnWriteArrayList<>();
+    int evtqFd = -1;
+
+    @BeforeEach
+    void start() throws Exception {
+        daemon = new GuestDaemon("smmuv3", "default");
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        VmmClient.closeFd(evtqFd);
+        if (vmm != null) {
+            vmm.close();
+        }
+        if (daemon != null) {
+            daemon.close();
+        }
+    }
+
+    /** Connects as the VMM, selects the profile, shares guest RAM and wires line evtq and the back-end channel. */
+    void connect(String profile) throws Exception {
+        vmm = daemon.connect();
+        if (!profile.equals("default")) {
+            vmm.selectModel(1, profile);
+        }
+        Payloads.IommuInfo info = vmm.info();
+        assertEquals(1, info.model());
+        assertEquals(profile, info.profile());
+        assertEquals(0x20000, info.mmioSize());
+        assertEquals(List.of("evtq", "priq", "cmd-sync", "gerror"), info.irqLines());
+        vmm.addMemory(0, RAM);
+        evtqFd = vmm.irqEventFd(LINE_EVTQ);
+        vmm.serveBackend(new VmmClient.BackendListener() {
+            @Override
+            public long iotlbInvalidate(Payloads.IotlbInvalidate inv) {
+                log.add(String.format("invalidate ep=%d iova=0x%x size=0x%x", inv.endpoint(), inv.iova(), inv.size()));
+                try {
+                    Thread.sleep(30); // a slow VMM: the guest's CMD_SYNC must wait for it
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                log.add("ack");
+                return 0;
+            }
+        });
+        Mmio socket = new SocketMmio(vmm);
+        Mmio logged = new Mmio() {
+            @Override
+            public long read(long offset, int size) {
+                return socket.read(offset, size);
+            }
+
+            @Override
+            public void write(long offset, int size, long value) {
+                socket.write(offset, size, value);
+                if (offset == Smmuv3Driver.CMDQ_PROD) {
+                    log.add("CMDQ_PROD write done");
+                }
+            }
+        };
+        drv = new Smmuv3Driver(logged, vmm.memory(), STRTAB, 5, CMDQ, 8, EVTQ, 6, PRIQ);
+    }
+
+    Payloads.TranslateResult translate(int sid, long iova, int access) throws Exception {
+        return vmm.translate(sid, -1, iova, access).result();
+    }
+
+    Map<String, Long> counters() throws Exception {
+        return daemon.daemon.registry().list().get(0).allCounters();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"default", "max"})
+    void linuxProbeSequenceThroughTheSocket(String profile) throws Exception {
+        connect(profile);
+        if (profile.equals("max")) {
+            drv = new Smmuv3Driver(drv.mmio, vmm.memory(), STRTAB, 4, CMDQ, 8, EVTQ, 6, PRIQ);
+            drv.probeTwoLevel(true, L2_POOL);
+            assertEquals(0x1_020c, drv.mmio.read32(Smmuv3Driver.STRTAB_BASE_CFG)); // FMT 2-level, SPLIT 8, LOG2SIZE 12
+            assertEquals(0xf, drv.mmio.read32(Smmuv3Driver.CR0ACK)); // SMMUEN | EVENTQEN | PRIQEN | CMDQEN
+        } else {
+            drv.probe(true);
+            assertEquals(5, drv.mmio.read32(Smmuv3Driver.STRTAB_BASE_CFG));
+            assertEquals(0xd, drv.mmio.read32(Smmuv3Driver.CR0ACK)); // SMMUEN | EVENTQEN | CMDQEN
+        }
+        // The ID registers through the socket are the profile's, as the model reads them in-process.
+        Smmuv3 local = new Smmuv3(new SparseGuestMemory(1L << 20), DmaHost.NONE, Smmuv3Profile.named(profile));
+        for (int idr : new int[] {Smmuv3Driver.IDR0, Smmuv3Driver.IDR1, Smmuv3Driver.IDR3, Smmuv3Driver.IDR5, Smmuv3Driver.IIDR, Smmuv3Driver.AIDR}) {
+            assertEquals(local.mmioRead(idr, 4) & 0xffff_ffffL, drv.mmio.read32(idr), "register 0x" + Integer.toHexString(idr));
+        }
+        assertEquals(0x0d75, drv.mmio.read32(Smmuv3Driver.CR1));
+        assertEquals(0x100000, drv.mmio.read32(Smmuv3Driver.GBPA)); // ABORT, Update completed
+        assertEquals(0, drv.activeErrors());
+        assertEquals(drv.cmdProd(), drv.mmio.read32(Smmuv3Driver.CMDQ_CONS));
+        assertEquals(List.of(), drv.drainEvents());
+        // Each of these told the VMM to drop everything, and was acknowledged: the GBPA update while
+        // SMMUEN = 0 (§6.3 SMMU_GBPA), CFGI_ALL, TLBI_EL2_ALL (with Hyp), TLBI_NSNH_ALL, SMMUEN 0 -> 1.
+        long all = log.stream().filter(l -> l.equals("invalidate ep=-1 iova=0x0 size=0xffffffffffffffff")).count();
+        assertEquals(drv.hyp ? 5 : 4, all, log.toString());
+        assertEquals(all, log.stream().filter(l -> l.equals("ack")).count());
+        // A bypass STE (Config 0b100), through the linear or the 2-level table the guest built.
+        drv.writeSte(0x15, Smmuv3Driver.steBypass());
+        Payloads.TranslateResult r = translate(0x15, 0xdead_b123L, Payloads.ACCESS_WRITE);
+        assertEquals(Payloads.TRANSLATED, r.status());
+        assertEquals(0xdead_b123L, r.output());
+        // StreamID 0x16 has the all-zero STE the driver wrote: C_BAD_STE (0x04), byte for byte, in guest RAM.
+        assertEquals(0, VmmClient.awaitEventFd(evtqFd, 0), "no event yet, no interrupt");
+        Payloads.TranslateReply bad = vmm.translate(0x16, -1, 0x1000, 0);
+        assertEquals(Payloads.ABORTED, bad.result().status());
+        assertEquals("C_BAD_STE", bad.reason());
+        assertEquals(1, VmmClient.awaitEventFd(evtqFd, 2000), "line evtq fired once");
+        assertArrayEquals(le(0x04 | (0x16L << 32), 0, 0, 0), bytes(drv.drainEvents().get(0)));
+    }
+
+    /** QEMU qtest's stage 1 vector (CD ASID 0x1e20, IPS 4, T0SZ 0x10), through the socket. */
+    @Test
+    void stage1TranslateTlbiSyncAndFaultThroughTheSocket() throws Exception {
+        connect("default");
+        drv.probe(true);
+        PageTables pt = new PageTables(vmm.memory(), TABLES);
+        long root = pt.s1Root();
+        long va = 0x8080_8000L;
+        pt.map(root, va, 0x5000_0000L, PageTables.S1_RW);
+        long[] cd = Smmuv3Driver.cd(root, 0x1e20, 0x10, 4);
+        for (int i = 0; i < 8; i++) {
+            vmm.memory().store(CDS + 8L * i, 8, cd[i]);
+        }
+        drv.writeSte(5, Smmuv3Driver.steS1(CDS, 0, 0));
+
+        Payloads.TranslateResult r = translate(5, va + 0xabc, 0);
+        assertEquals(Payloads.TRANSLATED, r.status());
+        assertEquals(0x5000_0abcL, r.output());
+        assertEquals(0xfff, r.addrMask());
+        // AP 0b01 (read/write at EL0 and EL1), UXN = PXN = 0; EL0-writable memory is privileged
+        // execute-never (Arm ARM D8.4.1.3).
+        assertEquals(Perm.UR | Perm.UW | Perm.UX | Perm.PR | Perm.PW, r.perm());
+        long hits = counters().get("tlb_hits");
+        assertEquals(0x5000_0008L, translate(5, va + 8, Payloads.ACCESS_WRITE).output());
+        assertEquals(hits + 1, counters().get("tlb_hits"), "STE, CD and translation cached: a TLB hit");
+
+        // Unmap as Linux does: clear the PTE, then TLBI_NH_VA and CMD_SYNC published with one
+        // CMDQ_PROD write. The write completes only after the VMM acknowledged the invalidation.
+        vmm.memory().store(pt.leaf(root, va, 3), 8, 0);
+        log.clear();
+        drv.cmds(new long[] {Smmuv3Driver.CMD_TLBI_NH_VA | (0x1e20L << 48), va}, new long[] {Smmuv3Driver.CMD_SYNC, 0});
+        assertEquals(List.of("invalidate ep=-1 iova=0x80808000 size=0x1000", "ack", "CMDQ_PROD write done"), log);
+        assertEquals(drv.cmdProd(), drv.mmio.read32(Smmuv3Driver.CMDQ_CONS));
+
+        assertEquals(0, VmmClient.awaitEventFd(evtqFd, 0));
+        Payloads.TranslateReply f = vmm.translate(5, -1, va + 0x10, Payloads.ACCESS_WRITE);
+        assertEquals(Payloads.ABORTED, f.result().status());
+        assertEquals("F_TRANSLATION", f.reason());
+        assertEquals(1, VmmClient.awaitEventFd(evtqFd, 2000), "line evtq fired");
+        // F_TRANSLATION: type 0x10, StreamID 5; RnW 0 (write); CLASS IN; InputAddr (IHI 0070 §7.3.10).
+        assertArrayEquals(le(0x10 | (5L << 32), 2L << 40, va + 0x10, 0), bytes(drv.drainEvents().get(0)));
+        assertEquals(drv.mmio.read32(Smmuv3Driver.EVTQ_PROD), drv.mmio.read32(Smmuv3Driver.EVTQ_CONS), "consumed");
+    }
+
+    /** QEMU qtest's stage 2 vector (S2T0SZ 0x14, S2SL0 2, S2PS 5): translation and a stage 2 fault record. */
+    @Test
+    void stage2TranslateAndFaultRecordThroughTheSocket() throws Exception {
+        connect("default");
+        drv.probe(true);
+        PageTables pt = new PageTables(vmm.memory(), TABLES);
+        long s2root = pt.s2Root(0x14, 0);
+        pt.map(s2root, 0x8080_8000L, 0x6000_0000L, PageTables.S2_RW);
+        drv.writeSte(6, Smmuv3Driver.steS2(s2root, 1, 0x14, 2, 5));
+        Payloads.TranslateResult r = translate(6, 0x8080_8008L, 0);
+        assertEquals(Payloads.TRANSLATED, r.status());
+        assertEquals(0x6000_0008L, r.output());
+        assertEquals(0xfff, r.addrMask());
+        Payloads.TranslateReply f = vmm.translate(6, -1, 0x9000_0000L, 0);
+        assertEquals("F_TRANSLATION", f.reason());
+        assertEquals(1, VmmClient.awaitEventFd(evtqFd, 2000));
+        // Stage 2 F_TRANSLATION: RnW 1, S2 1, CLASS IN, InputAddr, IPA (IHI 0070 §7.3.10).
+        assertArrayEquals(le(0x10 | (6L << 32), (1L << 35) | (1L << 39) | (2L << 40), 0x9000_0000L, 0x9000_0000L),
+                bytes(drv.drainEvents().get(0)));
+    }
+
+    /** max profile: CMD_SYNC signalled by an MSI into the command queue slot, which the daemon stores in the memfd. */
+    @Test
+    void cmdSyncMsiLandsInTheSharedGuestRam() throws Exception {
+        connect("max");
+        drv.probe(true);
+        assertTrue(drv.syncMsi(), "the MSI zeroed the CMD_SYNC's first word in the VMM's view of guest RAM");
+        assertEquals(0, drv.activeErrors());
+    }
+}
