@@ -170,6 +170,42 @@ class VhostUserProtocolTest {
         }
     }
 
+    /**
+     * vhost-user "Ring states": with VHOST_USER_F_PROTOCOL_FEATURES a ring starts disabled. A kick
+     * that arrives then is not served, but it must not be lost: the buffers it announced are
+     * processed once SET_VRING_ENABLE enables the ring (else the guest waits forever).
+     */
+    @Test
+    void aKickWhileTheRingIsDisabledIsServedWhenItIsEnabled() throws Exception {
+        try (FakeVmm vmm = daemon.connect(); FakeVmm.Memfd ram = new FakeVmm.Memfd(1 << 20)) {
+            assertEquals(0, vmm.ack(Request.SET_MEM_TABLE, new Payloads.MemTable(List.of(new Payloads.MemRegion(0, 1 << 20, 0x7000_0000L, 0))).encode(), ram.fd));
+            assertEquals(0, vmm.ack(Request.SET_FEATURES, Payloads.u64((1L << 30) | (1L << 32))));
+            assertEquals(0, vmm.ack(Request.SET_VRING_NUM, new Payloads.VringState(0, 64).encode()));
+            assertEquals(0, vmm.ack(Request.SET_VRING_ADDR, new Payloads.VringAddr(0, 0, 0x7000_1000L, 0x7000_3000L, 0x7000_2000L, 0).encode()));
+            int kick = dev.iommuemu.bridge.unix.LibC.eventfd(0, dev.iommuemu.bridge.unix.LibC.EFD_CLOEXEC);
+            int call = dev.iommuemu.bridge.unix.LibC.eventfd(0, dev.iommuemu.bridge.unix.LibC.EFD_CLOEXEC);
+            try {
+                assertEquals(0, vmm.ack(Request.SET_VRING_CALL, Payloads.u64(0), call));
+                assertEquals(0, vmm.ack(Request.SET_VRING_KICK, Payloads.u64(0), kick));
+                FakeDevice d = device();
+                EventFds.signal(kick);
+                // the daemon has taken the kick when its counter is read (the eventfd no longer readable)
+                long deadline = System.currentTimeMillis() + 5000;
+                while (dev.iommuemu.bridge.unix.UnixSocket.pollIn(kick, 0) && System.currentTimeMillis() < deadline) {
+                    Thread.sleep(2);
+                }
+                Thread.sleep(20); // let the kick thread finish with it
+                assertFalse(d.calls.contains("kick 0"), "a disabled ring is not processed");
+                assertEquals(0, vmm.ack(Request.SET_VRING_ENABLE, new Payloads.VringState(0, 1).encode()));
+                assertTrue(EventFds.awaitSignal(call, 2000), "the buffers made available while disabled are processed on enable");
+                assertTrue(d.calls.contains("kick 0"));
+            } finally {
+                dev.iommuemu.bridge.unix.LibC.closeQuietly(kick);
+                dev.iommuemu.bridge.unix.LibC.closeQuietly(call);
+            }
+        }
+    }
+
     private static long mappings(String name) throws Exception {
         return Files.readAllLines(java.nio.file.Path.of("/proc/self/maps")).stream().filter(l -> l.contains(name)).count();
     }
