@@ -206,6 +206,37 @@ class VhostUserProtocolTest {
         }
     }
 
+    /**
+     * A ring stopped with GET_VRING_BASE and started again with a new kick eventfd (vhost-user
+     * "Ring states") keeps being served, every time: the daemon's copy of the old kick fd is closed
+     * and the new one often gets the same number, which must not confuse the kick thread.
+     */
+    @Test
+    void aRestartedRingKeepsItsNewKick() throws Exception {
+        try (FakeVmm vmm = daemon.connect(); FakeVmm.Memfd ram = new FakeVmm.Memfd(1 << 20)) {
+            assertEquals(0, vmm.ack(Request.SET_MEM_TABLE, new Payloads.MemTable(List.of(new Payloads.MemRegion(0, 1 << 20, 0x7000_0000L, 0))).encode(), ram.fd));
+            assertEquals(0, vmm.ack(Request.SET_VRING_NUM, new Payloads.VringState(0, 64).encode()));
+            assertEquals(0, vmm.ack(Request.SET_VRING_ADDR, new Payloads.VringAddr(0, 0, 0x7000_1000L, 0x7000_3000L, 0x7000_2000L, 0).encode()));
+            int call = dev.iommuemu.bridge.unix.LibC.eventfd(0, dev.iommuemu.bridge.unix.LibC.EFD_CLOEXEC);
+            try {
+                assertEquals(0, vmm.ack(Request.SET_VRING_CALL, Payloads.u64(0), call));
+                for (int round = 0; round < 20; round++) {
+                    int kick = dev.iommuemu.bridge.unix.LibC.eventfd(0, dev.iommuemu.bridge.unix.LibC.EFD_CLOEXEC);
+                    try {
+                        assertEquals(0, vmm.ack(Request.SET_VRING_KICK, Payloads.u64(0), kick));
+                        EventFds.signal(kick);
+                        assertTrue(EventFds.awaitSignal(call, 2000), "round " + round + ": the kick was served");
+                        vmm.call(Request.GET_VRING_BASE, new Payloads.VringState(0, 0).encode());
+                    } finally {
+                        dev.iommuemu.bridge.unix.LibC.closeQuietly(kick);
+                    }
+                }
+            } finally {
+                dev.iommuemu.bridge.unix.LibC.closeQuietly(call);
+            }
+        }
+    }
+
     private static long mappings(String name) throws Exception {
         return Files.readAllLines(java.nio.file.Path.of("/proc/self/maps")).stream().filter(l -> l.contains(name)).count();
     }
