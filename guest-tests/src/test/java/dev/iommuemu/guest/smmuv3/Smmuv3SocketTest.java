@@ -222,6 +222,43 @@ class Smmuv3SocketTest {
                 bytes(drv.drainEvents().get(0)));
     }
 
+    /**
+     * Lines cmd-sync and gerror (numbers 2 and 3 in line_name order) through their eventfds: a
+     * CMD_SYNC with CS = SIG_IRQ (IHI 0070 §4.7.3), and an unknown opcode, which stops the queue
+     * with CMDQ_CONS.ERR = CERROR_ILL and activates GERROR.CMDQ_ERR (§4.1.3, §7.1) until the driver
+     * replaces the command with a CMD_SYNC and acknowledges through GERRORN, as Linux does.
+     */
+    @Test
+    void cmdSyncAndGerrorLinesThroughTheirEventfds() throws Exception {
+        connect("default");
+        int cmdSync = vmm.irqEventFd(2);
+        int gerror = vmm.irqEventFd(3);
+        try {
+            drv.probe(true);
+            assertEquals(0, VmmClient.awaitEventFd(cmdSync, 0), "the probe's CMD_SYNCs signal nothing (CS = SIG_NONE)");
+            drv.cmd(Smmuv3Driver.CMD_SYNC, 1L << 12, 0); // CS = SIG_IRQ, no MSI address
+            assertEquals(1, VmmClient.awaitEventFd(cmdSync, 2000));
+            assertEquals(0, VmmClient.awaitEventFd(gerror, 0));
+
+            int bad = drv.cmdProd();
+            drv.cmd(0x7f, 0, 0);
+            assertEquals(1, VmmClient.awaitEventFd(gerror, 2000), "line gerror fired");
+            assertEquals(1, drv.activeErrors(), "GERROR.CMDQ_ERR active");
+            long cons = drv.mmio.read32(Smmuv3Driver.CMDQ_CONS);
+            assertEquals(bad, cons & 0x1ff, "CONS stays on the failing command");
+            assertEquals(1, (cons >>> 24) & 0x7f, "CMDQ_CONS.ERR = CERROR_ILL");
+            vmm.memory().store(CMDQ + (bad & 0xff) * 16L, 8, Smmuv3Driver.CMD_SYNC);
+            drv.mmio.write32(Smmuv3Driver.GERRORN, drv.mmio.read32(Smmuv3Driver.GERROR));
+            assertEquals(0, drv.activeErrors());
+            drv.sync();
+            assertEquals(drv.cmdProd(), drv.mmio.read32(Smmuv3Driver.CMDQ_CONS) & 0x1ff, "the queue runs again");
+            assertEquals(0, VmmClient.awaitEventFd(gerror, 0));
+        } finally {
+            VmmClient.closeFd(cmdSync);
+            VmmClient.closeFd(gerror);
+        }
+    }
+
     /** max profile: CMD_SYNC signalled by an MSI into the command queue slot, which the daemon stores in the memfd. */
     @Test
     void cmdSyncMsiLandsInTheSharedGuestRam() throws Exception {

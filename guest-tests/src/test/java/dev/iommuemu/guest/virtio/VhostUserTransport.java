@@ -163,6 +163,25 @@ public final class VhostUserTransport implements VirtioTransport, AutoCloseable 
         }
     }
 
+    /**
+     * Stops queue {@code q} with GET_VRING_BASE and starts it again from the index it returned
+     * (SET_VRING_BASE, fresh call and kick eventfds, SET_VRING_ENABLE), as a VMM does around a
+     * back-end restart or migration (vhost-user "Ring states"). Returns that index.
+     */
+    public int restartQueue(int q) {
+        try {
+            int base = vmm.getVringBase(q);
+            closeQueue(q);
+            vmm.setVringBase(q, base);
+            call[q] = vmm.vringCallEventFd(q);
+            kick[q] = vmm.vringKickEventFd(q);
+            vmm.setVringEnable(q, true);
+            return base;
+        } catch (IOException e) {
+            throw unchecked("vring " + q + " restart", e);
+        }
+    }
+
     private int usedIdx(int q) {
         // struct virtq_used { le16 flags; le16 idx; ... } (virtio 1.x §2.7.8)
         return (int) vmm.memory().load(used[q] + 2, 2).orElseThrow();

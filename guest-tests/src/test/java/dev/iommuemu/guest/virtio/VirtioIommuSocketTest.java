@@ -128,6 +128,26 @@ class VirtioIommuSocketTest {
         assertEquals(6, transport.calls(0), "one used-buffer notification per request");
     }
 
+    /** A ring stopped (GET_VRING_BASE) and restarted from its base continues; a device reset and a fresh initialisation work. */
+    @Test
+    void ringRestartAndDeviceResetThroughTheSocket() throws Exception {
+        assertEquals(OK, d.attach(1, 1, 0));
+        assertEquals(OK, d.attach(1, 2, 0));
+        assertEquals(2, transport.restartQueue(0), "GET_VRING_BASE: the next available index");
+        assertEquals(OK, d.map(1, 0x1000, 0x1fff, 0x5000, READ));
+        assertEquals(0x5008L, translate(2, 0x1008, 0).result().output());
+        assertEquals(1, vmm.getVringBase(0) - 2, "one request since the restart, none served twice");
+        transport.restartQueue(0);
+        // RESET_DEVICE (every endpoint detached, the VMM told to drop everything), then init again.
+        transport.log.clear();
+        assertTrue(d.init(ALL, 64, 8, 24));
+        assertEquals("invalidate ep=-1 iova=0x0 size=0xffffffffffffffff", transport.log.get(0));
+        assertEquals("VIRTIO_IOMMU_FAULT_R_DOMAIN", translate(2, 0x1008, 0).reason());
+        assertEquals(OK, d.attach(1, 2, 0));
+        assertEquals(OK, d.map(1, 0x1000, 0x1fff, 0x7000, READ));
+        assertEquals(0x7008L, translate(2, 0x1008, 0).result().output());
+    }
+
     @Test
     void faultEventDeliveredToTheEventQueueThroughTheSocket() throws Exception {
         assertEquals(OK, d.attach(1, 0x21, 0));
