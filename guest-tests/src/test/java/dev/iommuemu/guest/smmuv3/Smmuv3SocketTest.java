@@ -87,6 +87,11 @@ class Smmuv3SocketTest {
                 log.add("ack");
                 return 0;
             }
+
+            @Override
+            public void msi(Payloads.MsiWrite msi) {
+                log.add(String.format("msi 0x%x 0x%x", msi.address(), msi.data()));
+            }
         });
         Mmio socket = new SocketMmio(vmm);
         Mmio logged = new Mmio() {
@@ -257,6 +262,30 @@ class Smmuv3SocketTest {
             VmmClient.closeFd(cmdSync);
             VmmClient.closeFd(gerror);
         }
+    }
+
+    /**
+     * max profile (IDR0.MSI): the event queue's MSI (EVENTQ_IRQ_CFG0/1, IHI 0070 §3.18.2) to a
+     * doorbell outside guest RAM reaches the VMM as IOMMU_MSI on the back-end channel, and the
+     * wired line evtq fires as well.
+     */
+    @Test
+    void eventQueueMsiReachesTheVmm() throws Exception {
+        connect("max");
+        drv.probe(true);
+        drv.mmio.write32(Smmuv3Driver.IRQ_CTRL, 0); // IRQ_CFGs are guarded by their enables (§6.3 SMMU_IRQ_CTRL)
+        assertEquals(0, drv.mmio.read32(Smmuv3Driver.IRQ_CTRLACK));
+        drv.mmio.write64(Smmuv3Driver.EVTQ_IRQ_CFG0, 0x0809_0040L); // a GIC ITS doorbell, not RAM
+        drv.mmio.write32(Smmuv3Driver.EVTQ_IRQ_CFG0 + 8, 0x2a); // EVENTQ_IRQ_CFG1: MSI data
+        drv.mmio.write32(Smmuv3Driver.IRQ_CTRL, Smmuv3Driver.IRQ_GERROR | Smmuv3Driver.IRQ_EVTQ | Smmuv3Driver.IRQ_PRIQ);
+        log.clear();
+        assertEquals("C_BAD_STE", vmm.translate(3, -1, 0x1000, 0).reason());
+        assertEquals(1, VmmClient.awaitEventFd(evtqFd, 2000));
+        for (int i = 0; i < 200 && !log.contains("msi 0x8090040 0x2a"); i++) {
+            Thread.sleep(5); // IOMMU_MSI is posted (no ack): the listener sees it on its own thread
+        }
+        assertEquals(List.of("msi 0x8090040 0x2a"), log);
+        assertArrayEquals(le(0x04 | (3L << 32), 0, 0, 0), bytes(drv.drainEvents().get(0)));
     }
 
     /** max profile: CMD_SYNC signalled by an MSI into the command queue slot, which the daemon stores in the memfd. */
