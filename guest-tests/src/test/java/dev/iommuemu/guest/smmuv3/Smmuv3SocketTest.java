@@ -89,6 +89,11 @@ class Smmuv3SocketTest {
             }
 
             @Override
+            public void pageResponse(Payloads.PriResponse r) {
+                log.add(String.format("pri response sid=%d ssid=%d group=0x%x code=%d", r.streamId(), r.substreamId(), r.groupIndex(), r.code()));
+            }
+
+            @Override
             public void msi(Payloads.MsiWrite msi) {
                 log.add(String.format("msi 0x%x 0x%x", msi.address(), msi.data()));
             }
@@ -286,6 +291,67 @@ class Smmuv3SocketTest {
         }
         assertEquals(List.of("msi 0x8090040 0x2a"), log);
         assertArrayEquals(le(0x04 | (3L << 32), 0, 0, 0), bytes(drv.drainEvents().get(0)));
+    }
+
+    /**
+     * What QEMU's SMMUv3 does not do, through the socket (max profile): two PASIDs behind one
+     * StreamID (IOMMU_TRANSLATE substream_id), a stalled translation (status 2 with its STAG,
+     * IHI 0070 §3.12.2) that the guest resolves with CMD_RESUME, and a PCIe page request
+     * (IOMMU_PRI_PAGE_REQUEST) that reaches the PRI queue in guest RAM and whose CMD_PRI_RESP comes
+     * back to the VMM as IOMMU_PRI_RESPONSE (§8, §4.7.1).
+     */
+    @Test
+    void pasidsStallAndPageRequestThroughTheSocket() throws Exception {
+        connect("max");
+        int priq = vmm.irqEventFd(1);
+        try {
+            drv.probe(true);
+            PageTables pt = new PageTables(vmm.memory(), TABLES);
+            long as1 = pt.s1Root();
+            long as2 = pt.s1Root();
+            pt.map(as1, 0x7000_0000L, 0x1111_0000L, PageTables.S1_RW);
+            pt.map(as2, 0x7000_0000L, 0x2222_0000L, PageTables.S1_RW);
+            long[] cd1 = Smmuv3Driver.cd(as1, 1, 16, 5);
+            long[] cd2 = Smmuv3Driver.cd(as2, 2, 16, 5);
+            cd2[0] |= 1L << 44; // CD.S: stall on fault
+            for (int i = 0; i < 8; i++) {
+                vmm.memory().store(CDS + 64 + 8L * i, 8, cd1[i]);
+                vmm.memory().store(CDS + 128 + 8L * i, 8, cd2[i]);
+            }
+            drv.writeSte(4, Smmuv3Driver.steS1(CDS, 2, 0b10)); // 4 CDs; S1DSS 0b10
+            assertEquals(0x1111_0008L, vmm.translate(4, 1, 0x7000_0008L, 0).result().output());
+            assertEquals(0x2222_0008L, vmm.translate(4, 2, 0x7000_0008L, 0).result().output());
+
+            Payloads.TranslateReply st = vmm.translate(4, 2, 0x7000_5000L, Payloads.ACCESS_WRITE);
+            assertEquals(Payloads.STALLED, st.result().status());
+            assertEquals(1, VmmClient.awaitEventFd(evtqFd, 2000));
+            long[] ev = drv.drainEvents().get(0);
+            assertEquals(0x10 | (1L << 11) | (2L << 12) | (4L << 32), ev[0]); // F_TRANSLATION, SSV, SubstreamID 2
+            assertEquals(st.result().stag(), (int) (ev[1] & 0xffff), "STAG");
+            assertTrue((ev[1] & (1L << 31)) != 0, "Stall");
+            pt.map(as2, 0x7000_5000L, 0x2222_5000L, PageTables.S1_RW);
+            drv.resume(4, st.result().stag(), true);
+            assertEquals(0x2222_5008L, vmm.translate(4, 2, 0x7000_5008L, Payloads.ACCESS_WRITE).result().output(), "retried");
+
+            log.clear();
+            vmm.ack(dev.iommuemu.bridge.protocol.Request.IOMMU_PRI_PAGE_REQUEST,
+                    new Payloads.PageRequestMsg(4, 1, 0x7000_9000L, Payloads.PAGE_REQUEST_LAST, 0x17).encode());
+            assertEquals(1, VmmClient.awaitEventFd(priq, 2000), "line priq fired");
+            List<long[]> pri = drv.drainPri();
+            assertEquals(1, pri.size());
+            // StreamID 4, SubstreamID 1, R, Last, SSV; PRGIndex 0x17 and the page address (§8).
+            assertEquals(4 | (1L << 32) | (1L << 60) | (1L << 62) | (1L << 63), pri.get(0)[0]);
+            assertEquals(0x17 | 0x7000_9000L, pri.get(0)[1]);
+            drv.priResponse(4, 1, 0x17, 0b10); // Success
+            String response = "pri response sid=4 ssid=1 group=0x17 code=0";
+            for (int i = 0; i < 200 && !log.contains(response); i++) {
+                Thread.sleep(5); // IOMMU_PRI_RESPONSE is posted: the listener sees it on its own thread
+            }
+            assertEquals(List.of(response), log.stream().filter(l -> l.startsWith("pri")).toList());
+            assertEquals(0, drv.activeErrors());
+        } finally {
+            VmmClient.closeFd(priq);
+        }
     }
 
     /** max profile: CMD_SYNC signalled by an MSI into the command queue slot, which the daemon stores in the memfd. */
