@@ -36,12 +36,20 @@ public final class TestDaemon implements AutoCloseable {
         return new FakeVmm(socket);
     }
 
-    /** Waits until the server has no live connection left (teardown finished). */
-    public void awaitNoConnections() throws InterruptedException {
+    /**
+     * Waits (at most 5 s) until the server has no live connection and the registry no session left
+     * (teardown finished: a connection leaves the server's set only after its session is closed);
+     * returns whether it got there.
+     */
+    public boolean awaitNoConnections() throws InterruptedException {
         long deadline = System.currentTimeMillis() + 5000;
-        while (server.connectionCount() > 0 && System.currentTimeMillis() < deadline) {
+        while (server.connectionCount() > 0 || !registry.list().isEmpty()) {
+            if (System.currentTimeMillis() >= deadline) {
+                return false;
+            }
             Thread.sleep(5);
         }
+        return true;
     }
 
     @Override
