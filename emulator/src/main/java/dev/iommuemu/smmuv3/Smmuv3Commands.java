@@ -6,6 +6,7 @@ import static dev.iommuemu.smmuv3.cmdq.CommandQueue.CERROR_NONE;
 
 import dev.iommuemu.dma.DmaHost;
 import dev.iommuemu.dma.IotlbInvalidation;
+import dev.iommuemu.smmuv3.cmdq.PendingInvalidations;
 import dev.iommuemu.smmuv3.ats.EndpointPort;
 import dev.iommuemu.smmuv3.cache.ConfigCache;
 import dev.iommuemu.smmuv3.cmdq.Command;
@@ -31,7 +32,7 @@ final class Smmuv3Commands implements CommandQueue.Executor {
     private final Tlb tlb;
     private final StallTable stalls;
     private final Interrupts irq;
-    private final DmaHost host;
+    private final PendingInvalidations vmm;
     private final EndpointPort endpoints;
     private final BooleanSupplier smmuEnabled;
 
@@ -43,8 +44,17 @@ final class Smmuv3Commands implements CommandQueue.Executor {
         this.tlb = tlb;
         this.stalls = stalls;
         this.irq = irq;
-        this.host = host;
+        this.vmm = new PendingInvalidations(host);
         this.endpoints = endpoints;
+    }
+
+    /**
+     * End of a batch of commands: send what is pending, so that the VMM's cache does not stay stale
+     * past the guest's last published command even without a CMD_SYNC.
+     */
+    @Override
+    public void endOfBatch() {
+        vmm.flush();
     }
 
     @Override
@@ -57,22 +67,22 @@ final class Smmuv3Commands implements CommandQueue.Executor {
             }
             case CMD_CFGI_STE -> {
                 config.invalidateSte(sid);
-                host.invalidate(new IotlbInvalidation(sid, 0, -1L));
+                vmm.add(new IotlbInvalidation(sid, 0, -1L));
             }
             case CMD_CFGI_STE_RANGE -> {
                 int range = c.getInt(CFGI_RANGE);
                 if (range == 31) {
                     config.invalidateAll(); // §4.3.6: Range 31 is CMD_CFGI_ALL
-                    host.invalidate(IotlbInvalidation.all());
+                    vmm.add(IotlbInvalidation.all());
                 } else {
                     long count = 1L << (range + 1);
                     long first = (sid & 0xffff_ffffL) & ~(count - 1);
                     config.invalidateSteRange(first, count);
                     for (long s = first; s < first + count && s - first < 4096; s++) {
-                        host.invalidate(new IotlbInvalidation((int) s, 0, -1L));
+                        vmm.add(new IotlbInvalidation((int) s, 0, -1L));
                     }
                     if (count > 4096) {
-                        host.invalidate(IotlbInvalidation.all());
+                        vmm.add(IotlbInvalidation.all());
                     }
                 }
             }
@@ -80,11 +90,11 @@ final class Smmuv3Commands implements CommandQueue.Executor {
                 // §4.3.3: SubstreamID is the CD index; an out-of-range one (§4.1.7) simply matches no
                 // cached CD here.
                 config.invalidateCd(sid, c.getInt(SSID));
-                host.invalidate(new IotlbInvalidation(sid, 0, -1L));
+                vmm.add(new IotlbInvalidation(sid, 0, -1L));
             }
             case CMD_CFGI_CD_ALL -> {
                 config.invalidateCds(sid);
-                host.invalidate(new IotlbInvalidation(sid, 0, -1L));
+                vmm.add(new IotlbInvalidation(sid, 0, -1L));
             }
             case CMD_TLBI_NH_ALL -> tlbi(TlbInvalidation.nhAll(vmid(c)), null);
             case CMD_TLBI_NH_ASID -> tlbi(TlbInvalidation.nhAsid(vmid(c), asid(c)), null);
@@ -154,7 +164,10 @@ final class Smmuv3Commands implements CommandQueue.Executor {
                 if (cs == 0b11) {
                     return CERROR_ILL; // §4.7.3: CS 0b11 reserved
                 }
-                // Every earlier command has completed synchronously; signal completion (§4.7.3).
+                // §4.7.3: the SYNC completes only once every earlier invalidation has completed,
+                // including the VMM's copies of the translations.
+                vmm.flush();
+                // Every earlier command has now completed; signal completion.
                 if (cs == CS_IRQ) {
                     irq.cmdSync(c.get(SYNC_MSIADDR) << 2, (int) c.get(SYNC_MSIDATA));
                 }
@@ -186,10 +199,10 @@ final class Smmuv3Commands implements CommandQueue.Executor {
         return c.getInt(TLBI_ASID);
     }
 
-    /** Carries out a TLBI on the TLB, then on the VMM's cache ({@code null}: everything). */
-    private void tlbi(TlbInvalidation inv, IotlbInvalidation vmm) {
+    /** Carries out a TLBI on the TLB now, and on the VMM's cache at the next SYNC ({@code null}: everything). */
+    private void tlbi(TlbInvalidation inv, IotlbInvalidation forVmm) {
         tlb.invalidate(inv);
-        host.invalidate(vmm == null ? IotlbInvalidation.all() : vmm);
+        vmm.add(forVmm == null ? IotlbInvalidation.all() : forVmm);
     }
 
     /**

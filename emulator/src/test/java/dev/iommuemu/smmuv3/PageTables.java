@@ -1,6 +1,6 @@
 package dev.iommuemu.smmuv3;
 
-import dev.iommuemu.memory.SparseGuestMemory;
+import dev.iommuemu.memory.GuestMemory;
 import dev.iommuemu.pagetable.Granule;
 import dev.iommuemu.pagetable.testing.PageTableBuilder;
 import java.util.HashMap;
@@ -34,12 +34,12 @@ public final class PageTables {
     /** Stage 2 leaf attributes for a read/write page. */
     public static final long S2_RW = PageTableBuilder.S2_RW | SH_INNER;
 
-    private final SparseGuestMemory mem;
+    private final GuestMemory mem;
     private final PageTableBuilder.Bump alloc;
     private final Map<Long, PageTableBuilder> trees = new HashMap<>();
 
     /** Tables are allocated upward from {@code allocBase} (fresh, zero memory; 240 MiB available). */
-    public PageTables(SparseGuestMemory mem, long allocBase) {
+    public PageTables(GuestMemory mem, long allocBase) {
         this.mem = mem;
         this.alloc = new PageTableBuilder.Bump(allocBase, 0x0f00_0000L);
     }

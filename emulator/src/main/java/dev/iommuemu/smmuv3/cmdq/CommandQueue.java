@@ -26,6 +26,9 @@ public final class CommandQueue {
     @FunctionalInterface
     public interface Executor {
         int execute(Command c);
+
+        /** Called when processing stops (queue drained, or halted by an error). */
+        default void endOfBatch() {}
     }
 
     private final RegisterFile regs;
@@ -54,6 +57,14 @@ public final class CommandQueue {
                 || irq.gerrorActive(Smmuv3Regs.GERROR_CMDQ_ERR)) {
             return;
         }
+        try {
+            drain();
+        } finally {
+            executor.endOfBatch();
+        }
+    }
+
+    private void drain() {
         QueueGeometry q = QueueGeometry.of(regs.get(Smmuv3Regs.CMDQ_BASE), profile.cmdqs(), Command.SIZE);
         int prod = (int) regs.get(Smmuv3Regs.CMDQ_PROD) & q.pointerMask();
         int cons = (int) regs.get(Smmuv3Regs.CMDQ_CONS) & q.pointerMask();

@@ -1,6 +1,6 @@
 package dev.iommuemu.guest.smmuv3;
 
-import dev.iommuemu.memory.SparseGuestMemory;
+import dev.iommuemu.memory.GuestMemory;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -37,7 +37,8 @@ public final class Smmuv3Driver {
     static final int CMD_PRI_RESP = 0x41, CMD_RESUME = 0x44, CMD_STALL_TERM = 0x45;
 
     public final Mmio mmio;
-    public final SparseGuestMemory mem;
+    /** Guest RAM: in-process memory, or the VMM's memfd RAM the daemon shares. */
+    public final GuestMemory mem;
     public long idr0;
     public long idr1;
     public long idr3;
@@ -63,7 +64,7 @@ public final class Smmuv3Driver {
     private long nextL2;
 
     /** Structures go at the given guest addresses; queue and table sizes are log2 entries. */
-    public Smmuv3Driver(Mmio mmio, SparseGuestMemory mem, long strtab, int strtabLog2, long cmdq, int cmdqLog2,
+    public Smmuv3Driver(Mmio mmio, GuestMemory mem, long strtab, int strtabLog2, long cmdq, int cmdqLog2,
             long evtq, int evtqLog2, long priq) {
         this.mmio = mmio;
         this.mem = mem;
@@ -74,6 +75,22 @@ public final class Smmuv3Driver {
         this.evtq = evtq;
         this.evtqLog2 = evtqLog2;
         this.priq = priq;
+    }
+
+    // ---- guest RAM accesses: a driver that touches memory it does not have is itself broken
+
+    void put64(long addr, long value) {
+        if (!mem.store(addr, 8, value)) {
+            throw new IllegalStateException("driver store outside guest RAM: 0x" + Long.toHexString(addr));
+        }
+    }
+
+    long get64(long addr) {
+        return mem.load(addr, 8).orElseThrow(() -> new IllegalStateException("driver load outside guest RAM: 0x" + Long.toHexString(addr)));
+    }
+
+    int get32(long addr) {
+        return (int) mem.load(addr, 4).orElseThrow(() -> new IllegalStateException("driver load outside guest RAM: 0x" + Long.toHexString(addr)));
     }
 
     private void waitAck(int ackReg, long value) {
@@ -129,7 +146,7 @@ public final class Smmuv3Driver {
         mmio.write32(CR2, CR2_PTM | CR2_RECINVSID);
         long bytes = (1L << strtabLog2) * (twoLevel ? 8 : 64);
         for (long s = 0; s < bytes; s += 8) {
-            mem.put64(strtab + s, 0);
+            put64(strtab + s, 0);
         }
         mmio.write64(STRTAB_BASE, Q_BASE_RWA | strtab);
         if (twoLevel) {
@@ -178,9 +195,32 @@ public final class Smmuv3Driver {
     public void cmd(int opcode, long w0Fields, long w1) {
         int mask = (1 << cmdqLog2) - 1;
         long slot = cmdq + (long) (cmdProd & mask) * 16;
-        mem.put64(slot, opcode | w0Fields);
-        mem.put64(slot + 8, w1);
+        put64(slot, opcode | w0Fields);
+        put64(slot + 8, w1);
         cmdProd = (cmdProd + 1) & ((2 << cmdqLog2) - 1);
+        mmio.write32(CMDQ_PROD, cmdProd);
+        for (int i = 0; i < 1000; i++) {
+            long cons = mmio.read32(CMDQ_CONS);
+            if ((cons & ((2 << cmdqLog2) - 1)) == cmdProd || (mmio.read32(GERROR) & 1) != (mmio.read32(GERRORN) & 1)) {
+                return;
+            }
+        }
+        throw new AssertionError("command queue stuck");
+    }
+
+    /**
+     * Several commands published with one CMDQ_PROD write, as Linux's arm_smmu_cmdq_issue_cmdlist
+     * batches them (§3.5: the SMMU consumes every command between CONS and PROD); each element is
+     * {opcode | word-0 fields, word 1}. Waits until the SMMU has consumed them all.
+     */
+    public void cmds(long[]... commands) {
+        int mask = (1 << cmdqLog2) - 1;
+        for (long[] c : commands) {
+            long slot = cmdq + (long) (cmdProd & mask) * 16;
+            put64(slot, c[0]);
+            put64(slot + 8, c[1]);
+            cmdProd = (cmdProd + 1) & ((2 << cmdqLog2) - 1);
+        }
         mmio.write32(CMDQ_PROD, cmdProd);
         for (int i = 0; i < 1000; i++) {
             long cons = mmio.read32(CMDQ_CONS);
@@ -201,7 +241,7 @@ public final class Smmuv3Driver {
         long slot = cmdq + (long) (cmdProd & mask) * 16;
         cmd(CMD_SYNC, 1L << 12, slot & 0x00ff_ffff_ffff_fffcL);
         for (int i = 0; i < 1000; i++) {
-            if (mem.get32(slot) == 0) {
+            if (get32(slot) == 0) {
                 return true;
             }
         }
@@ -240,14 +280,14 @@ public final class Smmuv3Driver {
         long a;
         if (twoLevel) {
             long l1 = strtab + (long) (sid >>> 8) * 8;
-            long desc = mem.get64(l1);
+            long desc = get64(l1);
             if ((desc & 0x1f) == 0) {
                 long l2 = nextL2;
                 nextL2 += 256 * 64;
                 for (long s = 0; s < 256 * 64; s += 8) {
-                    mem.put64(l2 + s, 0);
+                    put64(l2 + s, 0);
                 }
-                mem.put64(l1, l2 | 9); // L1STD: L2Ptr, Span 9 = 2^8 STEs (§5.1)
+                put64(l1, l2 | 9); // L1STD: L2Ptr, Span 9 = 2^8 STEs (§5.1)
                 desc = l2 | 9;
                 cmd(CMD_CFGI_STE, (long) sid << 32, 0); // Leaf 0: the L1STD changed
             }
@@ -257,7 +297,7 @@ public final class Smmuv3Driver {
         }
         // §3.21.3: write everything but word 0, then word 0 (with V) last.
         for (int i = 7; i >= 0; i--) {
-            mem.put64(a + i * 8L, words[i]);
+            put64(a + i * 8L, words[i]);
         }
         invalidateSte(sid);
     }
@@ -311,7 +351,7 @@ public final class Smmuv3Driver {
         int prod = (int) mmio.read32(EVTQ_PROD) & mask;
         while (evtCons != prod) {
             long slot = evtq + (long) (evtCons & ((1 << evtqLog2) - 1)) * 32;
-            out.add(new long[] {mem.get64(slot), mem.get64(slot + 8), mem.get64(slot + 16), mem.get64(slot + 24)});
+            out.add(new long[] {get64(slot), get64(slot + 8), get64(slot + 16), get64(slot + 24)});
             evtCons = (evtCons + 1) & mask;
         }
         mmio.write32(EVTQ_CONS, evtCons);
@@ -328,7 +368,7 @@ public final class Smmuv3Driver {
         int prod = (int) mmio.read32(PRIQ_PROD) & mask;
         while (priCons != prod) {
             long slot = priq + (long) (priCons & ((1 << log2) - 1)) * 16;
-            out.add(new long[] {mem.get64(slot), mem.get64(slot + 8)});
+            out.add(new long[] {get64(slot), get64(slot + 8)});
             priCons = (priCons + 1) & mask;
         }
         mmio.write32(PRIQ_CONS, priCons);

@@ -158,6 +158,15 @@ public final class ControlClient implements AutoCloseable {
         return call(ControlRequest.newBuilder().setNestingInfo(NestingInfoRequest.newBuilder().setSession(session))).getNestingInfo();
     }
 
+    /**
+     * One iommufd call on the session's nesting host (control.proto IommufdRequest); a refused
+     * call comes back as {@code IommufdResponse.errno}, not as an exception.
+     */
+    public dev.iommuemu.proto.v1.IommufdResponse iommufd(long session, dev.iommuemu.proto.v1.IommufdRequest.Builder req)
+            throws IOException, ControlException {
+        return call(ControlRequest.newBuilder().setIommufd(req.setSession(session))).getIommufd();
+    }
+
     /** Counters of a session, or the daemon's totals for session 0. */
     public Map<String, Long> counters(long session) throws IOException, ControlException {
         return call(ControlRequest.newBuilder().setCounters(CountersRequest.newBuilder().setSession(session))).getCounters().getCountersMap();

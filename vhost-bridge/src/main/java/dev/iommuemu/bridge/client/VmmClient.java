@@ -28,6 +28,7 @@ public final class VmmClient implements AutoCloseable {
 
     private final VhostUserChannel channel;
     private final MappedGuestMemory memory = new MappedGuestMemory(Protocol.MAX_MEM_SLOTS);
+    private final List<Payloads.MemRegion> userRegions = new java.util.ArrayList<>();
     private BackendThread backend;
 
     private VmmClient(UnixSocket s) {
@@ -102,14 +103,150 @@ public final class VmmClient implements AutoCloseable {
 
     /** Guest RAM at {@code gpa}: a memfd mapped here and shared with the daemon (ADD_MEM_REG). */
     public void addMemory(long gpa, long size) throws IOException {
+        addMemory(gpa, size, gpa);
+    }
+
+    /**
+     * Guest RAM at {@code gpa} that the VMM says it has mapped at virtual address {@code userAddr}
+     * (ADD_MEM_REG userspace_addr, docs/protocol.md §3.1): the address space in which
+     * {@link #setVringAddr} gives ring addresses, as QEMU gives its own virtual addresses.
+     */
+    public void addMemory(long gpa, long size, long userAddr) throws IOException {
         MappedRegion r = MappedRegion.allocate("iommu-emu-vmm", gpa, size);
         try {
-            ack(Request.ADD_MEM_REG, new Payloads.SingleMemRegion(new Payloads.MemRegion(gpa, size, gpa, 0)).encode(), r.fd());
+            ack(Request.ADD_MEM_REG, new Payloads.SingleMemRegion(new Payloads.MemRegion(gpa, size, userAddr, 0)).encode(), r.fd());
             memory.add(r);
+            userRegions.add(new Payloads.MemRegion(gpa, size, userAddr, 0));
         } catch (IOException | RuntimeException e) {
             r.unmap();
             throw e;
         }
+    }
+
+    /** The VMM virtual address of guest physical {@code gpa} (per the regions given so far). */
+    public long userAddress(long gpa) {
+        for (Payloads.MemRegion m : userRegions) {
+            if (Long.compareUnsigned(gpa - m.gpa(), m.size()) < 0) {
+                return m.userAddr() + (gpa - m.gpa());
+            }
+        }
+        throw new IllegalArgumentException(String.format("guest physical 0x%x is in no region", gpa));
+    }
+
+    // ---- virtio device set-up (vhost-user standard messages, docs/protocol.md §3)
+
+    /** GET_FEATURES: the device's virtio features and bit 30 (VHOST_USER_F_PROTOCOL_FEATURES). */
+    public long features() throws IOException {
+        return Payloads.u64(call(Request.GET_FEATURES, new byte[0]));
+    }
+
+    /** SET_FEATURES (acknowledged; a refused feature set throws). */
+    public void setFeatures(long features) throws IOException {
+        ack(Request.SET_FEATURES, Payloads.u64(features));
+    }
+
+    /** GET_CONFIG of {@code size} bytes at {@code offset}. */
+    public byte[] getConfig(int offset, int size) throws IOException {
+        byte[] p = call(Request.GET_CONFIG, new Payloads.Config(offset, 0, new byte[size]).encode());
+        if (p.length == 8) { // a config reply has a 12-byte header: 8 bytes is the errno (docs/protocol.md §6)
+            throw new RequestRefusedException(Request.GET_CONFIG.name(), (int) Payloads.u64(p));
+        }
+        try {
+            return Payloads.Config.decode(p).data();
+        } catch (ProtocolException e) {
+            throw new IOException(e.getMessage(), e);
+        }
+    }
+
+    /** SET_CONFIG of {@code data} at {@code offset}. */
+    public void setConfig(int offset, byte[] data) throws IOException {
+        ack(Request.SET_CONFIG, new Payloads.Config(offset, 0, data).encode());
+    }
+
+    public void setVringNum(int index, int num) throws IOException {
+        ack(Request.SET_VRING_NUM, new Payloads.VringState(index, num).encode());
+    }
+
+    /** SET_VRING_ADDR with guest physical ring addresses, sent as this VMM's virtual addresses. */
+    public void setVringAddr(int index, long descGpa, long availGpa, long usedGpa) throws IOException {
+        ack(Request.SET_VRING_ADDR, new Payloads.VringAddr(index, 0, userAddress(descGpa), userAddress(usedGpa), userAddress(availGpa), 0).encode());
+    }
+
+    public void setVringBase(int index, int nextAvail) throws IOException {
+        ack(Request.SET_VRING_BASE, new Payloads.VringState(index, nextAvail).encode());
+    }
+
+    /** GET_VRING_BASE: stops the ring and returns its next available index. */
+    public int getVringBase(int index) throws IOException {
+        try {
+            return Payloads.VringState.decode(call(Request.GET_VRING_BASE, new Payloads.VringState(index, 0).encode())).num();
+        } catch (ProtocolException e) {
+            throw new IOException(e.getMessage(), e);
+        }
+    }
+
+    public void setVringEnable(int index, boolean enable) throws IOException {
+        ack(Request.SET_VRING_ENABLE, new Payloads.VringState(index, enable ? 1 : 0).encode());
+    }
+
+    /** SET_VRING_CALL with a new eventfd, returned (the caller polls and closes it). */
+    public int vringCallEventFd(int index) throws IOException {
+        return sendEventFd(Request.SET_VRING_CALL, index);
+    }
+
+    /** SET_VRING_KICK with a new eventfd, returned (the caller signals and closes it); starts the ring. */
+    public int vringKickEventFd(int index) throws IOException {
+        return sendEventFd(Request.SET_VRING_KICK, index);
+    }
+
+    private int sendEventFd(Request r, int index) throws IOException {
+        int fd = LibC.eventfd(0, LibC.EFD_CLOEXEC);
+        try {
+            ack(r, Payloads.u64(index), fd);
+        } catch (IOException e) {
+            LibC.closeQuietly(fd);
+            throw e;
+        }
+        return fd;
+    }
+
+    /** Adds 1 to an eventfd (a kick, eventfd(2)). */
+    public static void signalEventFd(int fd) throws IOException {
+        com.sun.jna.Memory m = new com.sun.jna.Memory(8);
+        m.setLong(0, 1);
+        try {
+            if (LibC.write(fd, m, 8) != 8) {
+                throw new IOException("short eventfd write on fd " + fd);
+            }
+        } catch (com.sun.jna.LastErrorException e) {
+            throw new IOException("eventfd write on fd " + fd + ": errno " + e.getErrorCode(), e);
+        }
+    }
+
+    /**
+     * Waits up to {@code timeoutMs} for an eventfd (an interrupt line or a call eventfd) to be
+     * signalled; reads and resets its counter. Returns the count, 0 if it was not signalled in time.
+     */
+    public static long awaitEventFd(int fd, int timeoutMs) throws IOException {
+        if (!UnixSocket.pollIn(fd, timeoutMs)) {
+            return 0;
+        }
+        com.sun.jna.Memory m = new com.sun.jna.Memory(8);
+        try {
+            return LibC.read(fd, m, 8) == 8 ? m.getLong(0) : 0;
+        } catch (com.sun.jna.LastErrorException e) {
+            throw new IOException("eventfd read on fd " + fd + ": errno " + e.getErrorCode(), e);
+        }
+    }
+
+    /** Closes a descriptor this client returned (an eventfd); -1 is ignored. */
+    public static void closeFd(int fd) {
+        LibC.closeQuietly(fd);
+    }
+
+    /** RESET_DEVICE: rings stopped, model reset. */
+    public void resetDevice() throws IOException {
+        ack(Request.RESET_DEVICE, new byte[0]);
     }
 
     /** The guest RAM this client shares, as the guest (a test's driver) sees it. */

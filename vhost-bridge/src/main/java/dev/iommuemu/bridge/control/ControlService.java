@@ -20,6 +20,7 @@ import dev.iommuemu.proto.v1.Decoded;
 import dev.iommuemu.proto.v1.Empty;
 import dev.iommuemu.proto.v1.Error;
 import dev.iommuemu.proto.v1.Fault;
+import dev.iommuemu.proto.v1.IommufdResponse;
 import dev.iommuemu.proto.v1.FieldValue;
 import dev.iommuemu.proto.v1.MemoryData;
 import dev.iommuemu.proto.v1.MemoryRegion;
@@ -156,9 +157,20 @@ public final class ControlService {
                     DeviceSession s = session(req.getNestingInfo().getSession());
                     Diagnostics d = diagnostics(s);
                     List<Diagnostics.FieldValue> fields = s.withDevice(x -> d.nestingInfo());
+                    if (fields.isEmpty()) {
+                        // Nothing to nest (no stage 2, or a model without nesting): an error, never
+                        // a silent stage 1 fall-back (iommufd's IOMMU_GET_HW_INFO gives ENODEV).
+                        throw ProtocolException.refused(ProtocolException.ENODEV, "no nesting: the " + s.model()
+                                + " profile " + s.profile() + " has no stage 2 to nest under");
+                    }
                     NestingInfoResponse.Builder b = NestingInfoResponse.newBuilder();
                     fields.forEach(f -> b.addFields(field(f)));
                     r.setNestingInfo(b);
+                }
+                case IOMMUFD -> {
+                    DeviceSession s = session(req.getIommufd().getSession());
+                    IommufdResponse ir = s.withDevice(x -> IommufdService.handle(x, req.getIommufd()));
+                    r.setIommufd(ir);
                 }
                 case COUNTERS -> {
                     long id = req.getCounters().getSession();

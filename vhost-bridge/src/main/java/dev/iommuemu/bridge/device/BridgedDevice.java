@@ -120,6 +120,19 @@ public interface BridgedDevice extends AutoCloseable {
         return null;
     }
 
+    /**
+     * Makes this device the physical IOMMU of a modelled host with the iommufd nesting model
+     * (docs/nesting.md), its host structures in {@code [carveBase, carveBase + carveSize)}.
+     */
+    default dev.iommuemu.iommufd.Iommufd openIommufd(long carveBase, long carveSize, int streamTableLog2) {
+        throw new UnsupportedOperationException(model() + " cannot be a nesting host's physical IOMMU");
+    }
+
+    /** The host opened by {@link #openIommufd}, or {@code null}. */
+    default dev.iommuemu.iommufd.Iommufd iommufd() {
+        return null;
+    }
+
     /** Releases model resources; the daemon closes fds and memory itself afterwards. */
     @Override
     default void close() {}

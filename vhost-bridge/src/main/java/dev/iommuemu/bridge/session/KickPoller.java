@@ -3,7 +3,9 @@ package dev.iommuemu.bridge.session;
 import com.sun.jna.LastErrorException;
 import com.sun.jna.Memory;
 import dev.iommuemu.bridge.unix.LibC;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.function.IntConsumer;
 import java.util.logging.Logger;
@@ -16,6 +18,8 @@ import java.util.logging.Logger;
 final class KickPoller implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(KickPoller.class.getName());
     private final Map<Integer, Integer> kicks = new LinkedHashMap<>();
+    /** Kick fds replaced or removed, closed by the poller thread between two polls. */
+    private final List<Integer> retired = new ArrayList<>();
     private final EventFd eventFd = new EventFd();
     private final IntConsumer onKick;
     private final int wakeFd;
@@ -30,11 +34,16 @@ final class KickPoller implements AutoCloseable {
         thread.start();
     }
 
-    /** Watches {@code fd} for queue {@code index} (the poller owns it; an older one is closed). */
+    /**
+     * Watches {@code fd} for queue {@code index} (the poller owns it). An older one is closed by the
+     * poller thread before its next poll(2), never while a poll or its results may still use that
+     * number: closed at once, the number can be given to the next descriptor the VMM sends (the new
+     * kick fd of a restarted ring), and the poller would take that one for the old, stale fd.
+     */
     synchronized void set(int index, int fd) {
         Integer old = fd >= 0 ? kicks.put(index, fd) : kicks.remove(index);
         if (old != null) {
-            LibC.closeQuietly(old);
+            retired.add(old);
         }
         eventFd.signal(wakeFd);
     }
@@ -44,6 +53,8 @@ final class KickPoller implements AutoCloseable {
             int[] fds;
             int[] queues;
             synchronized (this) {
+                retired.forEach(LibC::closeQuietly);
+                retired.clear();
                 fds = new int[kicks.size() + 1];
                 queues = new int[kicks.size() + 1];
                 fds[0] = wakeFd;
@@ -102,6 +113,8 @@ final class KickPoller implements AutoCloseable {
         synchronized (this) {
             kicks.values().forEach(LibC::closeQuietly);
             kicks.clear();
+            retired.forEach(LibC::closeQuietly);
+            retired.clear();
         }
         LibC.closeQuietly(wakeFd);
     }

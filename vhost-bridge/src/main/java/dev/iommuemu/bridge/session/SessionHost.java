@@ -23,8 +23,33 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
 
     private final DeviceSession session;
     private final EventFd eventFd = new EventFd();
-    private final Map<Integer, Integer> irqFds = new HashMap<>();
-    private final Map<Integer, Integer> callFds = new HashMap<>();
+    private final Map<Integer, Signal> irqFds = new HashMap<>();
+    private final Map<Integer, Signal> callFds = new HashMap<>();
+
+    /**
+     * An eventfd the VMM gave, with the signals in flight on it. A replaced or removed one is closed
+     * when its last signal is done, never under a signal: its number could otherwise go to the next
+     * descriptor the VMM sends (a memfd of guest RAM) and the late write would land there.
+     */
+    private static final class Signal {
+        final int fd;
+        int inFlight;
+        boolean retired;
+
+        Signal(int fd) {
+            this.fd = fd;
+        }
+    }
+
+    /** Retires {@code old} (under the lock): closed now, or by its last signal. */
+    private static void retire(Signal old) {
+        if (old != null) {
+            old.retired = true;
+            if (old.inFlight == 0) {
+                LibC.closeQuietly(old.fd);
+            }
+        }
+    }
     private volatile List<String> lines = List.of();
     private BackendChannel backend;
 
@@ -38,17 +63,11 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
 
     /** Installs (or with fd -1 removes) the eventfd of interrupt line {@code index}; closes the old one. */
     synchronized void setIrqFd(int index, int fd) {
-        Integer old = fd >= 0 ? irqFds.put(index, fd) : irqFds.remove(index);
-        if (old != null) {
-            LibC.closeQuietly(old);
-        }
+        retire(fd >= 0 ? irqFds.put(index, new Signal(fd)) : irqFds.remove(index));
     }
 
     synchronized void setCallFd(int queue, int fd) {
-        Integer old = fd >= 0 ? callFds.put(queue, fd) : callFds.remove(queue);
-        if (old != null) {
-            LibC.closeQuietly(old);
-        }
+        retire(fd >= 0 ? callFds.put(queue, new Signal(fd)) : callFds.remove(queue));
     }
 
     synchronized void setBackend(BackendChannel channel) {
@@ -66,7 +85,7 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
     public void raiseIrq(String line) {
         session.counters().inc(Counter.IRQS);
         session.publish(BridgeEvent.IRQ, line);
-        Integer fd;
+        Signal fd;
         synchronized (this) {
             if (line.startsWith("vq")) {
                 fd = callFds.get(parseQueue(line));
@@ -74,10 +93,23 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
                 int idx = lines.indexOf(line);
                 fd = idx < 0 ? null : irqFds.get(idx);
             }
+            if (fd != null) {
+                fd.inFlight++;
+            }
         }
         if (fd == null) {
             LOG.fine(() -> "session " + session.id() + ": irq " + line + " has no eventfd; dropped");
-        } else if (!eventFd.signal(fd)) {
+            return;
+        }
+        // Written outside the lock: a VMM that lets its eventfd's counter reach the maximum blocks
+        // only this write, not the connection replacing the fd.
+        boolean ok = eventFd.signal(fd.fd);
+        synchronized (this) {
+            if (--fd.inFlight == 0 && fd.retired) {
+                LibC.closeQuietly(fd.fd);
+            }
+        }
+        if (!ok) {
             LOG.warning("session " + session.id() + ": irq " + line + ": eventfd write failed");
         }
     }
@@ -173,9 +205,9 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
 
     @Override
     public synchronized void close() {
-        irqFds.values().forEach(LibC::closeQuietly);
+        irqFds.values().forEach(SessionHost::retire);
         irqFds.clear();
-        callFds.values().forEach(LibC::closeQuietly);
+        callFds.values().forEach(SessionHost::retire);
         callFds.clear();
         if (backend != null) {
             backend.close();

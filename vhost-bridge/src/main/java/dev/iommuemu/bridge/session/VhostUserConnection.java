@@ -264,7 +264,14 @@ public final class VhostUserConnection implements Runnable {
             }
             case SET_VRING_ENABLE -> {
                 Payloads.VringState s = Payloads.VringState.decode(p);
-                vring(s.index()).enabled = s.num() != 0;
+                VringState v = vring(s.index());
+                boolean was = v.enabled;
+                v.enabled = s.num() != 0;
+                // vhost-user "Ring states": a kick taken while the ring was disabled was not served;
+                // the buffers it announced are processed now, so no notification is lost.
+                if (v.enabled && !was && v.started) {
+                    kicked(s.index());
+                }
                 return null;
             }
             case GET_VRING_BASE -> {

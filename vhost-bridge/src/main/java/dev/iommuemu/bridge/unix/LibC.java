@@ -85,6 +85,9 @@ public final class LibC {
 
     public static native int close(int fd) throws LastErrorException;
 
+    /** dup(2). */
+    public static native int dup(int fd) throws LastErrorException;
+
     public static native int fchmod(int fd, int mode) throws LastErrorException;
 
     public static native int chmod(String path, int mode) throws LastErrorException;

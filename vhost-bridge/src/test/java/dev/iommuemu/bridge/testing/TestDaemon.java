@@ -18,7 +18,15 @@ public final class TestDaemon implements AutoCloseable {
     }
 
     public TestDaemon(String tag, int ackTimeoutMs) throws IOException {
+        this(tag, ackTimeoutMs, new dev.iommuemu.bridge.device.DeviceFactory[0]);
+    }
+
+    /** A daemon that also serves {@code extra} models (e.g. the real SMMUv3). */
+    public TestDaemon(String tag, int ackTimeoutMs, dev.iommuemu.bridge.device.DeviceFactory... extra) throws IOException {
         DeviceRegistry devices = new DeviceRegistry().register(new dev.iommuemu.bridge.device.IdentityDevice.Factory()).register(fake).register(new FakeDevice.Factory("fake-virtio", 2));
+        for (dev.iommuemu.bridge.device.DeviceFactory f : extra) {
+            devices.register(f);
+        }
         registry = new SessionRegistry(devices, fake, "default");
         socket = FakeVmm.socketPath(tag);
         server = new VhostUserServer(socket, registry, ackTimeoutMs);
@@ -28,12 +36,20 @@ public final class TestDaemon implements AutoCloseable {
         return new FakeVmm(socket);
     }
 
-    /** Waits until the server has no live connection left (teardown finished). */
-    public void awaitNoConnections() throws InterruptedException {
+    /**
+     * Waits (at most 5 s) until the server has no live connection and the registry no session left
+     * (teardown finished: a connection leaves the server's set only after its session is closed);
+     * returns whether it got there.
+     */
+    public boolean awaitNoConnections() throws InterruptedException {
         long deadline = System.currentTimeMillis() + 5000;
-        while (server.connectionCount() > 0 && System.currentTimeMillis() < deadline) {
+        while (server.connectionCount() > 0 || !registry.list().isEmpty()) {
+            if (System.currentTimeMillis() >= deadline) {
+                return false;
+            }
             Thread.sleep(5);
         }
+        return true;
     }
 
     @Override

@@ -6,6 +6,12 @@ import dev.iommuemu.bridge.device.DeviceFactory;
 import dev.iommuemu.bridge.device.Diagnostics;
 import dev.iommuemu.bridge.device.EndpointHost;
 import dev.iommuemu.dma.DmaAccess;
+import dev.iommuemu.domain.HostSmmu;
+import dev.iommuemu.domain.IommuCore;
+import dev.iommuemu.domain.Result;
+import dev.iommuemu.iommufd.HwInfo;
+import dev.iommuemu.iommufd.Iommufd;
+import dev.iommuemu.memory.GuestMemory;
 import dev.iommuemu.dma.DmaResult;
 import dev.iommuemu.dma.IommuModel;
 import dev.iommuemu.dma.IotlbEntry;
@@ -38,10 +44,33 @@ public final class Smmuv3Bridge implements BridgedDevice {
 
     private final String profile;
     private final Smmuv3 smmu;
+    private final GuestMemory memory;
+    private Iommufd iommufd;
 
-    Smmuv3Bridge(String profile, Smmuv3 smmu) {
+    Smmuv3Bridge(String profile, Smmuv3 smmu, GuestMemory memory) {
         this.profile = profile;
         this.smmu = smmu;
+        this.memory = memory;
+    }
+
+    /**
+     * Makes this SMMU the physical IOMMU of a modelled host (docs/nesting.md): the host driver takes
+     * it over with its structures in {@code [carveBase, carveBase + carveSize)} of the session's
+     * memory. Once per instance; the carve-out must be guest memory already.
+     */
+    @Override
+    public Iommufd openIommufd(long carveBase, long carveSize, int streamTableLog2) {
+        if (iommufd != null) {
+            throw new IllegalArgumentException("the host is already open on this SMMU");
+        }
+        HostSmmu host = new HostSmmu(smmu, memory, carveBase, carveSize, streamTableLog2);
+        iommufd = new Iommufd(new IommuCore(host, IommuCore.Options.DEFAULT));
+        return iommufd;
+    }
+
+    @Override
+    public Iommufd iommufd() {
+        return iommufd;
     }
 
     /** The model behind the seam (for tests). */
@@ -125,6 +154,7 @@ public final class Smmuv3Bridge implements BridgedDevice {
     @Override
     public void reset() {
         smmu.reset();
+        iommufd = null; // the modelled host's state lived in the SMMU it just lost
     }
 
     @Override
@@ -168,6 +198,19 @@ public final class Smmuv3Bridge implements BridgedDevice {
             @Override
             public List<Register> registers() {
                 return Smmuv3Regs.ALL;
+            }
+
+            /** struct iommu_hw_info_arm_smmuv3's fields; empty (ENODEV) without stage 2. */
+            @Override
+            public List<FieldValue> nestingInfo() {
+                Result<HwInfo> r = HwInfo.of(smmu.profile());
+                List<FieldValue> out = new ArrayList<>();
+                if (r.isOk()) {
+                    for (HwInfo.Entry e : r.get().entries()) {
+                        out.add(new FieldValue(e.name(), e.bits(), e.value()));
+                    }
+                }
+                return out;
             }
         };
     }
@@ -252,7 +295,7 @@ public final class Smmuv3Bridge implements BridgedDevice {
             }
             Smmuv3 smmu = new Smmuv3(context.memory(), context.host(), p, port(context.endpoints()),
                     Smmuv3.Options.DEFAULT.withStrict(strict));
-            return new Smmuv3Bridge(name, smmu);
+            return new Smmuv3Bridge(name, smmu, context.memory());
         }
     }
 }

@@ -1,0 +1,119 @@
+package dev.iommuemu.iommufd;
+
+import dev.iommuemu.domain.Errno;
+import dev.iommuemu.domain.HostSmmu;
+import dev.iommuemu.smmuv3.cmdq.Command;
+import dev.iommuemu.smmuv3.priq.PageRequest;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * IOMMU_FAULT_QUEUE_ALLOC: recoverable faults of the hwpts allocated with it, and their page
+ * responses (struct iommu_hwpt_page_response {cookie, code}). A response to a stall resolves the
+ * transaction with CMD_RESUME (IHI 0070 §4.7.1): SUCCESS retries it, INVALID and FAILURE terminate
+ * it. A PRI page request group (§8; PCIe PRI) shares one cookie across its requests; its response,
+ * once the group's last request has arrived, is CMD_PRI_RESP (§4.5.2) with Success, Invalid
+ * request or Response failure. An unknown, incomplete or answered cookie, or another code, is
+ * {@link Errno#EINVAL}.
+ */
+public final class FaultQueue {
+    /** enum iommufd_page_response_code IOMMUFD_PAGE_RESP_SUCCESS / INVALID; FAILURE as the core's. */
+    public static final int RESP_SUCCESS = 0;
+    public static final int RESP_INVALID = 1;
+    public static final int RESP_FAILURE = 2;
+
+    /** A held stall ({@code stag >= 0}) or a complete PRI group ({@code prgIndex >= 0}). */
+    private record Pending(int streamId, int stag, int ssid, int prgIndex) {}
+
+    private record Group(int streamId, int ssid, int prgIndex) {}
+
+    /** Faults delivered or waiting, and open PRI groups, are each bounded by this. */
+    public static final int CAPACITY = 1024;
+
+    private final HostSmmu host;
+    private final Deque<PageFault> q = new ArrayDeque<>();
+    private final Map<Integer, Pending> pending = new HashMap<>();
+    private final Map<Group, Integer> openGroups = new HashMap<>();
+    private int nextCookie = 1;
+
+    FaultQueue(HostSmmu host) {
+        this.host = host;
+    }
+
+    /** A stall; {@code false} when the queue is full (the caller terminates it). */
+    boolean add(int devId, int streamId, boolean ssv, int ssid, int stag, int perm, long addr) {
+        if (q.size() >= CAPACITY || pending.size() >= CAPACITY) {
+            return false;
+        }
+        int cookie = nextCookie++;
+        pending.put(cookie, new Pending(streamId, stag, -1, -1));
+        q.addLast(new PageFault(PageFault.LAST_PAGE | (ssv ? PageFault.PASID_VALID : 0), devId, ssv ? ssid : 0, stag,
+                perm, addr & ~0xfffL, 0, cookie));
+        return true;
+    }
+
+    /**
+     * One PRI page request; the group's cookie becomes answerable with its last request. {@code
+     * false} when the queue is full (the host then answers the group's last request with Failure).
+     */
+    boolean addPageRequest(int devId, PageRequest r) {
+        Group g = new Group(r.streamId(), r.ssid(), r.prgIndex());
+        Integer cookie = openGroups.get(g);
+        if (q.size() >= CAPACITY || pending.size() >= CAPACITY || (cookie == null && openGroups.size() >= CAPACITY)) {
+            if (cookie != null && r.last()) {
+                openGroups.remove(g);
+            }
+            return false;
+        }
+        if (cookie == null) {
+            cookie = nextCookie++;
+            openGroups.put(g, cookie);
+        }
+        if (r.last()) {
+            openGroups.remove(g);
+            pending.put(cookie, new Pending(r.streamId(), -1, r.ssid(), r.prgIndex()));
+        }
+        boolean ssv = r.ssid() >= 0;
+        int perm = (r.read() ? PageFault.PERM_READ : 0) | (r.write() ? PageFault.PERM_WRITE : 0)
+                | (r.exec() ? PageFault.PERM_EXEC : 0) | (r.priv() ? PageFault.PERM_PRIV : 0);
+        q.addLast(new PageFault((r.last() ? PageFault.LAST_PAGE : 0) | (ssv ? PageFault.PASID_VALID : 0), devId,
+                ssv ? r.ssid() : 0, r.prgIndex(), perm, r.address() & ~0xfffL, 0, cookie));
+        return true;
+    }
+
+    /** Up to {@code max} faults, oldest first. */
+    public List<PageFault> read(int max) {
+        List<PageFault> out = new ArrayList<>();
+        while (!q.isEmpty() && out.size() < max) {
+            out.add(q.removeFirst());
+        }
+        return out;
+    }
+
+    /** Faults delivered but not yet answered. */
+    public int outstanding() {
+        return pending.size();
+    }
+
+    /** The response to the fault with {@code cookie}. */
+    public Errno respond(int cookie, int code) {
+        if (code != RESP_SUCCESS && code != RESP_INVALID && code != RESP_FAILURE) {
+            return Errno.EINVAL;
+        }
+        Pending p = pending.remove(cookie);
+        if (p == null) {
+            return Errno.EINVAL;
+        }
+        if (p.stag() >= 0) {
+            host.resume(p.streamId(), p.stag(), code == RESP_SUCCESS);
+        } else {
+            host.priResponse(p.streamId(), p.ssid(), p.prgIndex(), code == RESP_SUCCESS ? Command.PRI_RESP_SUCCESS
+                    : code == RESP_INVALID ? Command.PRI_RESP_INVALID : Command.PRI_RESP_FAILURE);
+        }
+        return null;
+    }
+}

@@ -1,0 +1,418 @@
+package dev.iommuemu.iommufd;
+
+import dev.iommuemu.dma.DmaAccess;
+import dev.iommuemu.dma.DmaResult;
+import dev.iommuemu.domain.Device;
+import dev.iommuemu.domain.Domain;
+import dev.iommuemu.domain.Errno;
+import dev.iommuemu.domain.IommuCore;
+import dev.iommuemu.domain.NestedDomain;
+import dev.iommuemu.domain.PagingDomain;
+import dev.iommuemu.domain.Result;
+import dev.iommuemu.smmuv3.cmdq.Command;
+import dev.iommuemu.smmuv3.evtq.EventRecord;
+import dev.iommuemu.smmuv3.evtq.EventType;
+import dev.iommuemu.smmuv3.priq.PageRequest;
+import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * One iommufd context (include/uapi/linux/iommufd.h) over an {@link IommuCore}: what a VMM uses
+ * to give its guest a vSMMU whose stage 1 the guest owns. Objects (devices, hwpts, vIOMMUs,
+ * vDEVICEs, vEVENT queues, fault queues) share one id space, as iommufd's object table does; an
+ * id of the wrong kind is {@link Errno#ENOENT}. Every call answers with a value or an errno.
+ */
+public final class Iommufd {
+    /** enum iommufd_hwpt_alloc_flags IOMMU_HWPT_ALLOC_NEST_PARENT. */
+    public static final int HWPT_ALLOC_NEST_PARENT = 1;
+    /** Most commands one invalidation call takes, and the deepest vEVENT queue. */
+    public static final int MAX_COMMANDS = 4096;
+    public static final int MAX_VEVENTQ_DEPTH = 4096;
+
+    private final IommuCore core;
+    private final Map<Integer, Object> objects = new HashMap<>();
+    private final Map<Integer, Device> devices = new HashMap<>();
+    private final Map<Device, Integer> devIds = new HashMap<>();
+    private final Map<NestedDomain, Hwpt> nestedHwpts = new HashMap<>();
+    private int nextId = 1;
+
+    public IommuCore core() {
+        return core;
+    }
+
+    public Iommufd(IommuCore core) {
+        this.core = core;
+        core.eventRouter(new IommuCore.EventRouter() {
+            @Override
+            public boolean route(EventRecord record, Device device) {
+                return Iommufd.this.route(record, device);
+            }
+
+            @Override
+            public boolean routePageRequest(PageRequest request, Device device) {
+                return Iommufd.this.routePageRequest(request, device);
+            }
+        });
+    }
+
+    private int add(Object o) {
+        int id = nextId++;
+        objects.put(id, o);
+        return id;
+    }
+
+    private <T> T get(int id, Class<T> kind) {
+        Object o = objects.get(id);
+        return kind.isInstance(o) ? kind.cast(o) : null;
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Devices (VFIO_DEVICE_BIND_IOMMUFD)
+
+    /**
+     * Binds the device with StreamID {@code sid}: claims DMA ownership of its group for this
+     * context (so it is blocked at once). {@link Errno#ENODEV} for no such device,
+     * {@link Errno#EPERM} when another owner holds the group.
+     */
+    public Result<Integer> bind(int sid) {
+        Device d = core.device(sid);
+        if (d == null) {
+            return Result.err(Errno.ENODEV);
+        }
+        if (devIds.containsKey(d)) {
+            return Result.err(Errno.EEXIST);
+        }
+        Errno e = core.claimDmaOwner(d, this);
+        if (e != null) {
+            return Result.err(e);
+        }
+        int id = add(d);
+        devices.put(id, d);
+        devIds.put(d, id);
+        return Result.ok(id);
+    }
+
+    /** Unbinds: the ownership claim is released (the group's default domain once the last goes). */
+    public Errno unbind(int devId) {
+        Device d = devices.remove(devId);
+        if (d == null) {
+            return Errno.ENOENT;
+        }
+        objects.remove(devId);
+        devIds.remove(d);
+        return core.releaseDmaOwner(d, this);
+    }
+
+    /** IOMMU_GET_HW_INFO (struct iommu_hw_info_arm_smmuv3); ENODEV where there is nothing to nest. */
+    public Result<HwInfo> hwInfo(int devId) {
+        if (devices.get(devId) == null) {
+            return Result.err(Errno.ENOENT);
+        }
+        return HwInfo.of(core.host().profile());
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Hardware page tables (IOMMU_HWPT_ALLOC)
+
+    /**
+     * A paging hwpt for device {@code devId}: with {@link #HWPT_ALLOC_NEST_PARENT} a stage 2 nest
+     * parent, else stage 1 (stage 2 where the SMMU has no stage 1). Other flags are
+     * {@link Errno#EOPNOTSUPP}.
+     */
+    public Result<Integer> allocHwptPaging(int devId, int flags) {
+        if (devices.get(devId) == null) {
+            return Result.err(Errno.ENOENT);
+        }
+        if ((flags & ~HWPT_ALLOC_NEST_PARENT) != 0) {
+            return Result.err(Errno.EOPNOTSUPP);
+        }
+        boolean parent = flags == HWPT_ALLOC_NEST_PARENT;
+        int stage = parent || !core.host().profile().s1() ? 2 : 1;
+        Result<PagingDomain> r = core.allocPaging(stage, parent);
+        if (!r.isOk()) {
+            return Result.err(r.error());
+        }
+        int id = nextId;
+        add(new Hwpt(id, r.get(), null, null));
+        return Result.ok(id);
+    }
+
+    /** The vIOMMU object {@code id}, or {@code null} (diagnostics). */
+    public Viommu viommu(int id) {
+        return get(id, Viommu.class);
+    }
+
+    /** The paging domain of hwpt {@code id} (to map/unmap its IOVAs), or {@code null}. */
+    public PagingDomain paging(int hwptId) {
+        Hwpt h = get(hwptId, Hwpt.class);
+        return h != null && h.domain() instanceof PagingDomain p ? p : null;
+    }
+
+    /**
+     * A nested hwpt on vIOMMU {@code viommuId} from the guest's STE words (struct
+     * iommu_hwpt_arm_smmuv3); {@code faultId} is a fault queue for its stalls, or 0. Errors: as
+     * {@link ArmSmmuv3Ste#validate}; ENOENT for unknown objects.
+     */
+    public Result<Integer> allocHwptNested(int viommuId, int flags, long[] ste, int faultId) {
+        Viommu v = get(viommuId, Viommu.class);
+        FaultQueue fq = faultId == 0 ? null : get(faultId, FaultQueue.class);
+        if (v == null || (faultId != 0 && fq == null)) {
+            return Result.err(Errno.ENOENT);
+        }
+        Result<long[]> words = ArmSmmuv3Ste.validate(ste, flags);
+        if (!words.isOk()) {
+            return Result.err(words.error());
+        }
+        long[] w = words.get();
+        if (!core.host().profile().ats()) {
+            w[1] = dev.iommuemu.smmuv3.streamtable.Ste.EATS.insert(w[1], 0); // no ATS: the host never enables it
+        }
+        int id = nextId;
+        Result<NestedDomain> n = core.allocNested(v.parent(), v.vmid(), w, this);
+        if (!n.isOk()) {
+            return Result.err(n.error());
+        }
+        Hwpt h = new Hwpt(id, n.get(), v, fq);
+        nestedHwpts.put(n.get(), h);
+        add(h);
+        return Result.ok(id);
+    }
+
+    /** Attach (a replace) of {@code hwptId}'s domain to {@code devId}: the core's errno contract. */
+    public Errno attach(int devId, int hwptId) {
+        Device d = devices.get(devId);
+        Hwpt h = get(hwptId, Hwpt.class);
+        if (d == null || h == null) {
+            return Errno.ENOENT;
+        }
+        return core.attach(d, h.domain());
+    }
+
+    /** Detach: the group goes to the blocking domain (it is owned). Never fails for a bound device. */
+    public Errno detach(int devId) {
+        Device d = devices.get(devId);
+        return d == null ? Errno.ENOENT : core.attach(d, core.blocking());
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // vIOMMU and vDEVICE
+
+    /**
+     * IOMMU_VIOMMU_ALLOC over nest parent {@code hwptId} for the SMMU of {@code devId}.
+     * {@link Errno#EINVAL} when the hwpt is not a nest parent of this SMMU, {@link Errno#ENOSPC}
+     * without a free VMID.
+     */
+    public Result<Integer> allocViommu(int devId, int hwptId) {
+        Device d = devices.get(devId);
+        Hwpt h = get(hwptId, Hwpt.class);
+        if (d == null || h == null) {
+            return Result.err(Errno.ENOENT);
+        }
+        if (!(h.domain() instanceof PagingDomain p) || !p.nestParent() || p.owner() != core) {
+            return Result.err(Errno.EINVAL);
+        }
+        Result<Integer> vmid = core.allocVmid();
+        if (!vmid.isOk()) {
+            return Result.err(vmid.error());
+        }
+        int id = nextId;
+        add(new Viommu(id, p, vmid.get()));
+        return Result.ok(id);
+    }
+
+    /**
+     * IOMMU_VDEVICE_ALLOC: guest StreamID {@code virtId} is device {@code devId}.
+     * {@link Errno#EEXIST} when the virtual ID or the device already has a vDEVICE on this vIOMMU;
+     * {@link Errno#EINVAL} for a virtual ID beyond 32 bits.
+     */
+    public Result<Integer> allocVdevice(int viommuId, int devId, long virtId) {
+        Viommu v = get(viommuId, Viommu.class);
+        Device d = devices.get(devId);
+        if (v == null || d == null) {
+            return Result.err(Errno.ENOENT);
+        }
+        if (virtId < 0 || virtId > 0xffff_ffffL) {
+            return Result.err(Errno.EINVAL);
+        }
+        if (v.byVirtId.containsKey(virtId) || v.byDevice.containsKey(d)) {
+            return Result.err(Errno.EEXIST);
+        }
+        int id = nextId;
+        Vdevice vd = new Vdevice(id, v, d, devId, virtId);
+        add(vd);
+        v.byVirtId.put(virtId, vd);
+        v.byDevice.put(d, vd);
+        return Result.ok(id);
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Invalidation (IOMMU_HWPT_INVALIDATE on a vIOMMU, data type ARM_SMMUV3)
+
+    /** The outcome of {@link #invalidate}: the errno of the first bad command, and how many were handled. */
+    public record InvalidateResult(Errno error, int handled) {}
+
+    /**
+     * Runs the guest's 16-byte commands ({@code cmds} holds two words each) in order, stopping at
+     * the first bad one. TLBI_NH_ALL/ASID/VA/VAA get the vIOMMU's VMID; TLBI_NSNH_ALL becomes
+     * TLBI_NH_ALL with that VMID; ATC_INV, CFGI_CD and CFGI_CD_ALL get the physical StreamID of
+     * their vSID. Any other command, an unknown vSID, or a command this SMMU lacks is
+     * {@link Errno#EIO}. A CMD_SYNC follows the handled ones.
+     */
+    public InvalidateResult invalidate(int viommuId, long[] cmds) {
+        Viommu v = get(viommuId, Viommu.class);
+        if (v == null) {
+            return new InvalidateResult(Errno.ENOENT, 0);
+        }
+        if (cmds == null || cmds.length % 2 != 0 || cmds.length > 2 * MAX_COMMANDS) {
+            return new InvalidateResult(Errno.EINVAL, 0);
+        }
+        Smmuv3Profile profile = core.host().profile();
+        int done = 0;
+        Errno err = null;
+        for (int i = 0; i < cmds.length / 2; i++) {
+            long w0 = cmds[2 * i];
+            long w1 = cmds[2 * i + 1];
+            Command.Op op = Command.Op.of((int) Command.OPCODE.get(w0));
+            if (op == null) {
+                err = Errno.EIO;
+                break;
+            }
+            switch (op) {
+                case CMD_TLBI_NSNH_ALL -> w0 = Command.build(Command.Op.CMD_TLBI_NH_ALL)
+                        .set(Command.TLBI_VMID, v.vmid()).words()[0];
+                case CMD_TLBI_NH_ALL, CMD_TLBI_NH_ASID, CMD_TLBI_NH_VA, CMD_TLBI_NH_VAA ->
+                        w0 = Command.TLBI_VMID.insert(w0, v.vmid());
+                case CMD_ATC_INV, CMD_CFGI_CD, CMD_CFGI_CD_ALL -> {
+                    Vdevice vd = v.vdevice(Command.SID.get(w0));
+                    if (vd == null) {
+                        err = Errno.EIO;
+                    } else {
+                        w0 = Command.SID.insert(w0, vd.device().streamId());
+                    }
+                }
+                default -> err = Errno.EIO;
+            }
+            if (err == null && !Command.Op.of((int) Command.OPCODE.get(w0)).presentIn(profile)) {
+                err = Errno.EIO;
+            }
+            if (err != null || !core.host().command(new long[] {w0, w1})) {
+                err = Errno.EIO;
+                break;
+            }
+            done++;
+        }
+        core.host().sync();
+        return new InvalidateResult(err, done);
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Events
+
+    /** IOMMU_VEVENTQ_ALLOC (one per vIOMMU): {@link Errno#EEXIST} for a second, EINVAL for depth 0 or too deep. */
+    public Result<Integer> allocVeventq(int viommuId, int depth) {
+        Viommu v = get(viommuId, Viommu.class);
+        if (v == null) {
+            return Result.err(Errno.ENOENT);
+        }
+        if (depth <= 0 || depth > MAX_VEVENTQ_DEPTH) {
+            return Result.err(Errno.EINVAL);
+        }
+        if (v.veventq != null) {
+            return Result.err(Errno.EEXIST);
+        }
+        v.veventq = new VeventQueue(depth);
+        return Result.ok(add(v.veventq));
+    }
+
+    public Result<List<Vevent>> readVevents(int veventqId, int max) {
+        VeventQueue q = get(veventqId, VeventQueue.class);
+        if (q == null) {
+            return Result.err(Errno.ENOENT);
+        }
+        core.pollEvents();
+        return Result.ok(q.read(max));
+    }
+
+    /** IOMMU_FAULT_QUEUE_ALLOC. */
+    public int allocFaultQueue() {
+        return add(new FaultQueue(core.host()));
+    }
+
+    public Result<List<PageFault>> readFaults(int faultId, int max) {
+        FaultQueue q = get(faultId, FaultQueue.class);
+        if (q == null) {
+            return Result.err(Errno.ENOENT);
+        }
+        core.pollEvents();
+        return Result.ok(q.read(max));
+    }
+
+    /** A page response (struct iommu_hwpt_page_response) written to fault queue {@code faultId}. */
+    public Errno pageResponse(int faultId, int cookie, int code) {
+        FaultQueue q = get(faultId, FaultQueue.class);
+        return q == null ? Errno.ENOENT : q.respond(cookie, code);
+    }
+
+    /** A DMA of the device with StreamID {@code sid} through the physical SMMU. */
+    public DmaResult dma(int sid, int ssid, long iova, DmaAccess access) {
+        return core.dma(sid, ssid, iova, access);
+    }
+
+    /**
+     * A PRI page request of a device under a nested hwpt with a fault queue goes to that queue
+     * (Stop markers are dropped: they get no response, §8); anything else, or a full queue, is the host's.
+     */
+    private boolean routePageRequest(PageRequest r, Device d) {
+        if (d == null || !(d.domain() instanceof NestedDomain n) || !nestedHwpts.containsKey(n)) {
+            return false;
+        }
+        Hwpt h = nestedHwpts.get(n);
+        if (h.faultQueue() == null || !devIds.containsKey(d)) {
+            return false;
+        }
+        return r.stopMarker() || h.faultQueue().addPageRequest(devIds.get(d), r);
+    }
+
+    /** The event numbers a vEVENT queue carries (stage 1 and configuration faults the guest caused). */
+    static final Set<EventType> FORWARDED = Set.of(EventType.C_BAD_STE, EventType.F_STREAM_DISABLED,
+            EventType.C_BAD_SUBSTREAMID, EventType.C_BAD_CD, EventType.F_TRANSLATION, EventType.F_ADDR_SIZE,
+            EventType.F_ACCESS, EventType.F_PERMISSION);
+
+    /**
+     * Routes one host event record: a device under a nested domain gets its stage 1 records in its
+     * vIOMMU's vEVENT queue with the virtual StreamID; its stalls go to the hwpt's fault queue (or
+     * are terminated at once without one). Stage 2 faults and everything else stay with the host.
+     */
+    private boolean route(EventRecord e, Device d) {
+        if (d == null || !(d.domain() instanceof NestedDomain n) || e.s2() || !nestedHwpts.containsKey(n)) {
+            return false;
+        }
+        Hwpt h = nestedHwpts.get(n);
+        if (e.stall()) {
+            if (h.faultQueue() == null || !devIds.containsKey(d)) {
+                core.host().resume(e.streamId(), e.stag(), false);
+                return false;
+            }
+            int perm = (e.rnw() ? PageFault.PERM_READ : PageFault.PERM_WRITE) | (e.ind() ? PageFault.PERM_EXEC : 0)
+                    | (e.pnu() ? PageFault.PERM_PRIV : 0);
+            if (!h.faultQueue().add(devIds.get(d), e.streamId(), e.ssv(), e.substreamId(), e.stag(), perm,
+                    e.inputAddr())) {
+                core.host().resume(e.streamId(), e.stag(), false); // the queue is full: terminate
+                return false;
+            }
+            return true;
+        }
+        Vdevice vd = h.viommu().byDevice.get(d);
+        VeventQueue q = h.viommu().veventq();
+        if (!FORWARDED.contains(e.type()) || vd == null || q == null) {
+            return false;
+        }
+        long[] w = e.encode();
+        EventRecord.STREAMID.set(w, vd.virtId());
+        q.add(w);
+        return true;
+    }
+}

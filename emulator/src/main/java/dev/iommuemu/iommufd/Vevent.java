@@ -1,0 +1,16 @@
+package dev.iommuemu.iommufd;
+
+/**
+ * One entry of a vEVENT queue: struct iommufd_vevent_header {flags, sequence} followed by struct
+ * iommu_vevent_arm_smmuv3 {evt[4]}, the event record (IHI 0070 §7.3) with the StreamID already
+ * the guest's virtual one. A header with {@link #LOST_EVENTS} and no record says events were
+ * dropped because the queue was full; {@code sequence} is then the first lost one's.
+ */
+public record Vevent(int flags, int sequence, long[] evt) {
+    /** IOMMU_VEVENTQ_FLAG_LOST_EVENTS. */
+    public static final int LOST_EVENTS = 1;
+
+    public boolean lost() {
+        return (flags & LOST_EVENTS) != 0;
+    }
+}
