@@ -388,4 +388,32 @@ class VirtioIommuNestingTest {
         VirtioIommuDriver off = driver(VirtioIommuGuestTest.ALL);
         assertEquals(UNSUPP, off.pageResp(EP, 0, 0, 0, 0));
     }
+
+    // ---- garbage ----
+
+    @Test
+    void garbageNestingRequestsAnswerAndNeverThrow() {
+        s1.map(VA, DATA_IPA, 3, RW);
+        VirtioIommuDriver d = attached();
+        Random rnd = new Random(Long.getLong("iommuemu.fuzz.seed", 3L));
+        int iterations = Integer.getInteger("iommuemu.fuzz.iterations", 300);
+        for (int i = 0; i < iterations; i++) {
+            byte[] req = new byte[rnd.nextInt(90)];
+            rnd.nextBytes(req);
+            if (req.length > 0) {
+                req[0] = (byte) (6 + rnd.nextInt(3));
+            }
+            if (req.length > 12 && rnd.nextBoolean()) {
+                req[8] = (byte) (rnd.nextInt(4)); // a small INVALIDATE count, or endpoint 0-3
+                req[9] = req[10] = req[11] = 0;
+            }
+            VirtioIommuDriver.Reply r = d.send(req, rnd.nextInt(12));
+            assertTrue(r.usedLen() <= 12);
+            dev.translate(EP, rnd.nextInt(3) - 1, VA + rnd.nextInt(0x3000), DmaAccess.READ);
+            d.events(true);
+        }
+        // Still working: a fresh ATTACH_TABLE translates.
+        d = attached();
+        assertEquals(DATA_PA + 0x10, out(EP, -1, VA + 0x10, DmaAccess.READ));
+    }
 }
