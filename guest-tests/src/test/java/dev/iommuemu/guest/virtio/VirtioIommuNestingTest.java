@@ -297,6 +297,7 @@ class VirtioIommuNestingTest {
         assertEquals(INVAL, d.attachTable(2, EP, ste[0], ste[1]));
         assertEquals(OK, d.attachTable(1, EP, ste[0], ste[1]));
         assertEquals(OK, d.attachTable(1, EP, ste[0], ste[1]), "again: nothing to do");
+        assertEquals(12, dev.counters().requests(6), "ATTACH_TABLE requests that reached their handler");
         assertEquals(INVAL, d.attachTable(1, EP2, ste[0], ste[1] | Ste.S1STALLD.prep(1)));
         // V=0 is an abort STE: allowed, and DMA aborts at the host without a fault record.
         assertEquals(OK, d.attachTable(3, EP2, 0, 0));
