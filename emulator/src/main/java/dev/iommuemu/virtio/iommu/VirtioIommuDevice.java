@@ -337,8 +337,9 @@ public final class VirtioIommuDevice implements IommuModel {
         if (t.fault() != null) {
             signal(EVENT_QUEUE, events.post(t.fault()));
         }
-        if (nesting != null) {
-            // Faults the host forwarded (docs/nesting.md §6) become fault records, in order.
+        if (nesting != null && !(t.result() instanceof DmaResult.Translated)) {
+            // Faults the host forwarded (docs/nesting.md §6) become fault records, in order. The
+            // host model only records events for an access that did not translate.
             List<FaultEvent> forwarded = nesting.drainFaults();
             boolean notify = false;
             for (FaultEvent e : forwarded) {

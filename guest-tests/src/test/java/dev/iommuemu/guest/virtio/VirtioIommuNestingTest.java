@@ -265,6 +265,15 @@ class VirtioIommuNestingTest {
         byte[] rec = d.eventBytes32(0);
         assertArrayEquals(new byte[] {2, 0, 0, 0, 0x02, 0x03, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0,
             0x08, 0, 0x1f, 0x40, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0}, rec);
+        // A stage 2 fault (an IPA the nest parent does not map) stays with the host: no record.
+        s1.map(VA + 0x40_0000L, 0x100_0000L, 3, RW);
+        core.takeHostEvents();
+        assertInstanceOf(DmaResult.Aborted.class, dev.translate(EP, -1, VA + 0x40_0000L, DmaAccess.READ));
+        assertTrue(d.events(true).isEmpty());
+        List<dev.iommuemu.smmuv3.evtq.EventRecord> hostEvents = core.takeHostEvents();
+        assertEquals(1, hostEvents.size());
+        assertTrue(hostEvents.get(0).s2());
+        assertEquals(SID, hostEvents.get(0).streamId());
         // MAP into a table domain, plain ATTACH to it: INVAL. DETACH: the endpoint is blocked again.
         assertEquals(INVAL, d.map(1, 0, 0xfff, 0, 3));
         assertEquals(INVAL, d.attach(1, EP2, 0));
