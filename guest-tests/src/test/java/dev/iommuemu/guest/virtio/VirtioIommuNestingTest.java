@@ -265,6 +265,10 @@ class VirtioIommuNestingTest {
         byte[] rec = d.eventBytes32(0);
         assertArrayEquals(new byte[] {2, 0, 0, 0, 0x02, 0x03, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0,
             0x08, 0, 0x1f, 0x40, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0}, rec);
+        // A configuration fault the guest caused (PASID 2's CD is not valid: C_BAD_CD) is reason
+        // UNKNOWN with the PASID and no address.
+        assertInstanceOf(DmaResult.Aborted.class, dev.translate(EP, 2, VA, DmaAccess.READ));
+        assertEquals(List.of(new FaultEvent(0, F_PASID_VALID, EP, 0, 2, 0)), d.events(true));
         // A stage 2 fault (an IPA the nest parent does not map) stays with the host: no record.
         s1.map(VA + 0x40_0000L, 0x100_0000L, 3, RW);
         core.takeHostEvents();
