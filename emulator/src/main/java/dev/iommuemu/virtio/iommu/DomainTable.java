@@ -13,6 +13,12 @@ import dev.iommuemu.interval.Mapping;
 import dev.iommuemu.virtio.iommu.Structs.Attach;
 import dev.iommuemu.virtio.iommu.Structs.Fault;
 import dev.iommuemu.virtio.iommu.Structs.Map;
+import dev.iommuemu.domain.Errno;
+import dev.iommuemu.domain.Result;
+import dev.iommuemu.iommufd.ArmSmmuv3Ste;
+import dev.iommuemu.iommufd.HwInfo;
+import dev.iommuemu.iommufd.Iommufd;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -33,11 +39,24 @@ final class DomainTable {
         final boolean bypass;
         final IntervalMap mappings;
         final Set<Integer> endpoints = new LinkedHashSet<>();
+        /** A table domain (ATTACH_TABLE, docs/nesting.md §6): its nested hwpt and STE words; else -1 and null. */
+        final int hwpt;
+        final long[] ste;
 
         Domain(int id, boolean bypass) {
+            this(id, bypass, -1, null);
+        }
+
+        Domain(int id, boolean bypass, int hwpt, long[] ste) {
             this.id = id;
             this.bypass = bypass;
-            this.mappings = bypass ? null : new IntervalMap();
+            this.hwpt = hwpt;
+            this.ste = ste;
+            this.mappings = bypass || ste != null ? null : new IntervalMap();
+        }
+
+        boolean table() {
+            return ste != null;
         }
 
         int mappingCount() {
@@ -53,12 +72,23 @@ final class DomainTable {
     private long totalMappings;
     private long negotiated;
     private boolean bypassField;
+    /** The nesting host, or {@code null} (no paravirtual nesting: docs/nesting.md §6). */
+    private final PvNesting nesting;
 
     DomainTable(VirtioIommuConfig cfg, DmaHost host, VirtioIommuCounters counters) {
+        this(cfg, host, counters, null);
+    }
+
+    DomainTable(VirtioIommuConfig cfg, DmaHost host, VirtioIommuCounters counters, PvNesting nesting) {
         this.cfg = cfg;
         this.host = host;
         this.counters = counters;
         this.bypassField = cfg.bypass();
+        this.nesting = nesting;
+    }
+
+    private boolean nestingNegotiated() {
+        return nesting != null && has(negotiated, VirtioIommuFeatures.NESTING_SMMUV3);
     }
 
     void setNegotiated(long features) {
@@ -80,6 +110,9 @@ final class DomainTable {
 
     /** Device reset ("Device initialization": endpoints are not attached to any domain after reset). */
     void reset() {
+        if (nesting != null) {
+            nesting.reset();
+        }
         domains.clear();
         attached.clear();
         totalMappings = 0;
@@ -123,8 +156,8 @@ final class DomainTable {
         Domain d = domains.get(domain);
         Domain old = attached.get(ep);
         if (d != null) {
-            if (d.bypass != wantBypass) {
-                return Status.INVAL; // F_BYPASS inconsistent with the existing domain
+            if (d.bypass != wantBypass || d.table()) {
+                return Status.INVAL; // F_BYPASS inconsistent with the existing domain, or a table domain
             }
             if (old == d) {
                 return Status.OK;
@@ -143,6 +176,7 @@ final class DomainTable {
         }
         // Already attached elsewhere: behave as DETACH followed by ATTACH.
         if (old != null) {
+            leaveTable(old, ep);
             leave(old, ep);
         }
         if (d == null) {
@@ -170,9 +204,17 @@ final class DomainTable {
         if (d == null || attached.get(ep) != d) {
             return Status.INVAL;
         }
+        leaveTable(d, ep);
         leave(d, ep);
         invalidate(new IotlbInvalidation(ep, 0, -1L));
         return Status.OK;
+    }
+
+    /** An endpoint leaving a table domain for anything else is blocked at the host first. */
+    private void leaveTable(Domain d, int ep) {
+        if (d.table()) {
+            nesting.detach(ep);
+        }
     }
 
     private void leave(Domain d, int ep) {
@@ -203,8 +245,8 @@ final class DomainTable {
         if (d == null) {
             return Status.NOENT;
         }
-        if (d.bypass) {
-            return Status.INVAL;
+        if (d.bypass || d.table()) {
+            return Status.INVAL; // a table domain's mappings are the guest's own page tables
         }
         if (Long.compareUnsigned(virtEnd, virtStart) < 0) {
             return Status.INVAL; // the driver MUST make virt_end > virt_start
@@ -254,7 +296,7 @@ final class DomainTable {
         if (d == null) {
             return Status.NOENT;
         }
-        if (d.bypass) {
+        if (d.bypass || d.table()) {
             return Status.INVAL;
         }
         if (Long.compareUnsigned(virtEnd, virtStart) < 0) {
@@ -302,12 +344,173 @@ final class DomainTable {
             System.arraycopy(Structs.toBytes(w, Structs.ResvMem.SIZE), 0, properties, off, Structs.ResvMem.SIZE);
             off += Structs.ResvMem.SIZE;
         }
+        if (nestingNegotiated() && nesting.has(ep) && off + Structs.NestingProperty.SIZE <= properties.length) {
+            // SMMUV3_NESTING (docs/nesting.md §6): IOMMU_GET_HW_INFO; absent where the host cannot nest.
+            Result<HwInfo> info = nesting.hwInfo(ep);
+            if (info.isOk()) {
+                long[] w = new long[Structs.NestingProperty.LAYOUT.words()];
+                Structs.ProbeProperty.TYPE.set(w, Structs.NestingProperty.TYPE);
+                Structs.ProbeProperty.LENGTH.set(w, Structs.NestingProperty.SIZE - Structs.ProbeProperty.HEADER_SIZE);
+                Structs.NestingProperty.FLAGS.set(w, info.get().flags() & 0xffff_ffffL);
+                for (int i = 0; i < 6; i++) {
+                    Structs.NestingProperty.IDR[i].set(w, info.get().idr()[i] & 0xffff_ffffL);
+                }
+                Structs.NestingProperty.IIDR.set(w, info.get().iidr() & 0xffff_ffffL);
+                Structs.NestingProperty.AIDR.set(w, info.get().aidr() & 0xffff_ffffL);
+                System.arraycopy(Structs.toBytes(w, Structs.NestingProperty.SIZE), 0, properties, off, Structs.NestingProperty.SIZE);
+            }
+        }
         return Status.OK;
+    }
+
+    // ---- paravirtual nesting (docs/nesting.md §6) ----
+
+    /**
+     * ATTACH_TABLE: endpoint {@code ep} joins table domain {@code domain}, whose stage 1 is the
+     * guest's STE words validated as IOMMU_HWPT_ALLOC of a nested SMMUv3 hwpt (struct
+     * iommu_hwpt_arm_smmuv3). An existing table domain is joined only with the same words. Nothing
+     * changes unless the status is OK.
+     */
+    int attachTable(int domain, int ep, int format, int reserved, int flags, int reserved1, long[] ste) {
+        if (nesting == null || !has(negotiated, VirtioIommuFeatures.NESTING_SMMUV3)) {
+            return Status.UNSUPP;
+        }
+        if (reserved != 0 || reserved1 != 0 || flags != 0) {
+            return Status.INVAL; // no flag is defined
+        }
+        if (format != Structs.AttachTable.FMT_SMMUV3_STE) {
+            return Status.UNSUPP;
+        }
+        if (!domainInRange(domain)) {
+            return Status.RANGE;
+        }
+        if (!cfg.endpointExists(ep)) {
+            return Status.NOENT;
+        }
+        if (!nesting.has(ep)) {
+            return Status.UNSUPP; // the endpoint is not behind the nesting host
+        }
+        Result<long[]> words = ArmSmmuv3Ste.validate(ste, 0);
+        if (!words.isOk()) {
+            return status(words.error());
+        }
+        Domain d = domains.get(domain);
+        Domain old = attached.get(ep);
+        if (d != null) {
+            if (!d.table() || !Arrays.equals(d.ste, words.get())) {
+                return Status.INVAL; // another kind of domain, or another stage 1
+            }
+            if (old == d) {
+                return Status.OK;
+            }
+            if (!cfg.sharedDomains() && !d.endpoints.isEmpty()) {
+                return Status.UNSUPP;
+            }
+        } else {
+            boolean oldGoes = old != null && old.endpoints.size() == 1;
+            if (domains.size() - (oldGoes ? 1 : 0) >= cfg.maxDomains()) {
+                return Status.NOMEM;
+            }
+        }
+        if (old == null && attached.size() >= cfg.maxEndpoints()) {
+            return Status.NOMEM;
+        }
+        int hwpt;
+        if (d != null) {
+            hwpt = d.hwpt;
+        } else {
+            Result<Integer> h = nesting.hwpt(words.get());
+            if (!h.isOk()) {
+                return status(h.error());
+            }
+            hwpt = h.get();
+        }
+        Errno e = nesting.attach(ep, hwpt); // a replace: on failure the endpoint keeps what it had
+        if (e != null) {
+            return status(e);
+        }
+        if (old != null) {
+            leave(old, ep);
+        }
+        if (d == null) {
+            d = new Domain(domain, false, hwpt, words.get());
+            domains.put(domain, d);
+        }
+        d.endpoints.add(ep);
+        attached.put(ep, d);
+        invalidate(new IotlbInvalidation(ep, 0, -1L));
+        return Status.OK;
+    }
+
+    /** The outcome of INVALIDATE: a status and how many commands were handled. */
+    record InvalidateOutcome(int status, int handled) {}
+
+    /** INVALIDATE: the guest's SMMUv3 commands for table domain {@code domain}, as IOMMU_HWPT_INVALIDATE. */
+    InvalidateOutcome invalidateTable(int domain, long[] cmds) {
+        if (nesting == null || !has(negotiated, VirtioIommuFeatures.NESTING_SMMUV3)) {
+            return new InvalidateOutcome(Status.UNSUPP, 0);
+        }
+        if (!domainInRange(domain)) {
+            return new InvalidateOutcome(Status.RANGE, 0);
+        }
+        Domain d = domains.get(domain);
+        if (d == null) {
+            return new InvalidateOutcome(Status.NOENT, 0);
+        }
+        if (!d.table()) {
+            return new InvalidateOutcome(Status.INVAL, 0);
+        }
+        Iommufd.InvalidateResult r = nesting.invalidate(cmds);
+        if (r.handled() > 0) {
+            // The VMM may cache what the guest just invalidated: drop the table domains' entries.
+            for (Domain t : domains.values()) {
+                if (t.table()) {
+                    for (int ep : t.endpoints) {
+                        invalidate(new IotlbInvalidation(ep, 0, -1L));
+                    }
+                }
+            }
+        }
+        return new InvalidateOutcome(r.error() == null ? Status.OK : status(r.error()), r.handled());
+    }
+
+    /** PAGE_RESP: the answer to a RECOVERABLE fault record of endpoint {@code ep} with {@code grpid}. */
+    int pageResp(int ep, int flags, int pasid, int grpid, int code, int reserved) {
+        if (nesting == null || !has(negotiated, VirtioIommuFeatures.NESTING_SMMUV3)) {
+            return Status.UNSUPP;
+        }
+        if (reserved != 0 || (flags & ~Structs.PageResp.F_PASID_VALID) != 0) {
+            return Status.INVAL;
+        }
+        if (!cfg.endpointExists(ep)) {
+            return Status.NOENT;
+        }
+        if (code != Structs.PageResp.SUCCESS && code != Structs.PageResp.INVALID && code != Structs.PageResp.FAILURE) {
+            return Status.INVAL;
+        }
+        Errno e = nesting.pageResponse(ep, grpid, code);
+        return e == null ? Status.OK : status(e);
+    }
+
+    /** The errno of the host model as a request status (docs/nesting.md §6). */
+    static int status(Errno e) {
+        return switch (e) {
+            case EIO, EINVAL -> Status.INVAL;
+            case EOPNOTSUPP -> Status.UNSUPP;
+            case ENOMEM, ENOSPC -> Status.NOMEM;
+            case ENOENT, ENODEV -> Status.NOENT;
+            default -> Status.DEVERR;
+        };
     }
 
     // ---- translation ----
 
     Translation translate(int ep, long iova, DmaAccess access) {
+        return translate(ep, -1, iova, access);
+    }
+
+    /** {@code pasid} (-1: none) is used only by table domains, whose stage 1 knows PASIDs. */
+    Translation translate(int ep, int pasid, long iova, DmaAccess access) {
         if (!cfg.endpointExists(ep)) {
             // No valid endpoint ID to report ("Fault reporting": the device SHOULD write a valid one).
             counters.translateUnknownEndpoint++;
@@ -333,6 +536,10 @@ final class DomainTable {
         if (d == null) {
             // "The device SHOULD NOT let unattached endpoints that are not in bypass mode access ..."
             return fault(Fault.R_DOMAIN, ep, iova, access);
+        }
+        if (d.table()) {
+            // docs/nesting.md §6: through the physical SMMU; its faults come from the host queues.
+            return new Translation(nesting.dma(ep, pasid, iova, access), false, null);
         }
         Mapping m = d.mappings.find(iova);
         if (m == null) {

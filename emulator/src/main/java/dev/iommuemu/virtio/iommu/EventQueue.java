@@ -20,12 +20,18 @@ final class EventQueue {
     private final VirtioIommuCounters counters;
     private final int maxPending;
     private final ArrayDeque<FaultEvent> pending = new ArrayDeque<>();
+    /** 24 bytes, or 32 with NESTING_SMMUV3 negotiated (docs/nesting.md §6). */
+    private int recordSize = Structs.Fault.SIZE;
 
     EventQueue(SplitVirtqueue vq, GuestMemory mem, VirtioIommuCounters counters, int maxPending) {
         this.vq = vq;
         this.mem = mem;
         this.counters = counters;
         this.maxPending = maxPending;
+    }
+
+    void setRecordSize(int size) {
+        recordSize = size;
     }
 
     /** Queues a report and delivers what buffers allow; {@code true} if the driver should be notified. */
@@ -65,7 +71,7 @@ final class EventQueue {
             if (c == null) {
                 return false;
             }
-            if (!c.ok() || c.writableLength() < Structs.Fault.SIZE) {
+            if (!c.ok() || c.writableLength() < recordSize) {
                 counters.eventBuffersRejected++;
                 if (c.returnable()) {
                     vq.push(c.head(), 0);
@@ -73,13 +79,13 @@ final class EventQueue {
                 continue;
             }
             FaultEvent e = pending.peekFirst();
-            if (!c.write(mem, 0, e.encode(), 0, Structs.Fault.SIZE)) {
+            if (!c.write(mem, 0, e.encode(recordSize), 0, recordSize)) {
                 counters.eventBuffersRejected++;
                 vq.push(c.head(), 0);
                 continue;
             }
             pending.removeFirst();
-            vq.push(c.head(), Structs.Fault.SIZE);
+            vq.push(c.head(), recordSize);
             counters.faultsDelivered++;
         }
         return true;

@@ -2,6 +2,9 @@ package dev.iommuemu.virtio.iommu;
 
 import dev.iommuemu.memory.GuestMemory;
 import dev.iommuemu.virtio.iommu.Structs.Attach;
+import dev.iommuemu.virtio.iommu.Structs.AttachTable;
+import dev.iommuemu.virtio.iommu.Structs.Invalidate;
+import dev.iommuemu.virtio.iommu.Structs.PageResp;
 import dev.iommuemu.virtio.iommu.Structs.Detach;
 import dev.iommuemu.virtio.iommu.Structs.Map;
 import dev.iommuemu.virtio.iommu.Structs.Probe;
@@ -35,13 +38,20 @@ final class RequestQueue {
     private final DomainTable table;
     private final VirtioIommuCounters counters;
     private final int probeSize;
+    /** Whether the device offers NESTING_SMMUV3 (then types 6-8 are known; else they stay unknown types). */
+    private final boolean nestingOffered;
     private long negotiated;
 
     RequestQueue(GuestMemory mem, DomainTable table, VirtioIommuCounters counters, int probeSize) {
+        this(mem, table, counters, probeSize, false);
+    }
+
+    RequestQueue(GuestMemory mem, DomainTable table, VirtioIommuCounters counters, int probeSize, boolean nestingOffered) {
         this.mem = mem;
         this.table = table;
         this.counters = counters;
         this.probeSize = probeSize;
+        this.nestingOffered = nestingOffered;
     }
 
     void setNegotiated(long features) {
@@ -72,6 +82,15 @@ final class RequestQueue {
                 }
                 readable = Probe.READABLE;
             }
+            case Structs.T_ATTACH_TABLE, Structs.T_INVALIDATE, Structs.T_PAGE_RESP -> {
+                if (!nestingOffered) {
+                    counters.unknownType++;
+                    return 0; // a device without paravirtual nesting does not know these types
+                }
+                // docs/nesting.md §6: known types; without the feature negotiated they answer UNSUPP.
+                readable = type == Structs.T_ATTACH_TABLE ? AttachTable.READABLE
+                        : type == Structs.T_INVALIDATE ? Invalidate.HEADER : PageResp.READABLE;
+            }
             case -1 -> {
                 return reply(c, -1, Status.DEVERR, null); // not even a head
             }
@@ -88,7 +107,9 @@ final class RequestQueue {
         if (c.readableLength() < readable || !c.read(mem, 0, req, 0, readable)) {
             return reply(c, type, Status.DEVERR, null); // too short for its type
         }
-        counters.requests[type]++;
+        if (type < counters.requests.length) {
+            counters.requests[type]++;
+        }
         long[] w = Structs.toWords(req, (readable + 7) / 8);
         return switch (type) {
             case Structs.T_ATTACH -> reply(c, type, table.attach(Attach.DOMAIN.getInt(w), Attach.ENDPOINT.getInt(w),
@@ -98,8 +119,44 @@ final class RequestQueue {
                     Map.PHYS_START.get(w), Map.FLAGS.getInt(w)), null);
             case Structs.T_UNMAP -> reply(c, type, table.unmap(Unmap.DOMAIN.getInt(w), Unmap.VIRT_START.get(w),
                     Unmap.VIRT_END.get(w), Unmap.RESERVED.getInt(w)), null);
+            case Structs.T_ATTACH_TABLE -> reply(c, type, table.attachTable(AttachTable.DOMAIN.getInt(w),
+                    AttachTable.ENDPOINT.getInt(w), AttachTable.FORMAT.getInt(w), AttachTable.RESERVED.getInt(w),
+                    AttachTable.FLAGS.getInt(w), AttachTable.RESERVED1.getInt(w),
+                    new long[] {AttachTable.STE0.get(w), AttachTable.STE1.get(w)}), null);
+            case Structs.T_INVALIDATE -> invalidate(c, w);
+            case Structs.T_PAGE_RESP -> reply(c, type, table.pageResp(PageResp.ENDPOINT.getInt(w), PageResp.FLAGS.getInt(w),
+                    PageResp.PASID.getInt(w), PageResp.GRPID.getInt(w), PageResp.CODE.getInt(w), PageResp.RESERVED.getInt(w)), null);
             default -> probe(c, Probe.ENDPOINT.getInt(w));
         };
+    }
+
+    /**
+     * INVALIDATE (docs/nesting.md §6): {@code count} commands follow the 16-byte header. More than
+     * {@link Invalidate#MAX_COMMANDS} is INVAL (nothing read or run); a readable part shorter than
+     * the commands it announces is DEVERR. The reply holds {@code handled} before the tail.
+     */
+    private int invalidate(DescriptorChain c, long[] header) {
+        long count = Invalidate.COUNT.get(header);
+        int status;
+        int handled = 0;
+        if (Invalidate.RESERVED.get(header) != 0 || count > Invalidate.MAX_COMMANDS) {
+            status = Status.INVAL;
+        } else if (c.writableLength() < Invalidate.WRITABLE) {
+            status = Status.DEVERR; // no room for handled
+        } else {
+            int n = (int) count;
+            byte[] body = new byte[n * Invalidate.CMD_SIZE];
+            if (c.readableLength() < Invalidate.HEADER + (long) body.length
+                    || !c.read(mem, Invalidate.HEADER, body, 0, body.length)) {
+                return reply(c, Structs.T_INVALIDATE, Status.DEVERR, null);
+            }
+            DomainTable.InvalidateOutcome r = table.invalidateTable(Invalidate.DOMAIN.getInt(header), Structs.toWords(body, 2 * n));
+            status = r.status();
+            handled = r.handled();
+        }
+        long[] h = new long[1];
+        Invalidate.HANDLED.set(h, handled);
+        return reply(c, Structs.T_INVALIDATE, status, Structs.toBytes(h, 4));
     }
 
     private int probe(DescriptorChain c, int endpoint) {
@@ -123,6 +180,13 @@ final class RequestQueue {
             }
             return writable >= Structs.Tail.SIZE ? (int) writable - Structs.Tail.SIZE : -1;
         }
+        if (type == Structs.T_INVALIDATE && nestingOffered) {
+            // {le32 handled; tail}; a part too short for handled still gets the tail at its end.
+            if (writable >= Invalidate.WRITABLE) {
+                return Invalidate.WRITABLE - Structs.Tail.SIZE;
+            }
+            return writable >= Structs.Tail.SIZE ? (int) writable - Structs.Tail.SIZE : -1;
+        }
         return writable >= Structs.Tail.SIZE ? 0 : -1;
     }
 
@@ -135,7 +199,7 @@ final class RequestQueue {
         }
         byte[] buf = new byte[tail + Structs.Tail.SIZE];
         if (properties != null) {
-            System.arraycopy(properties, 0, buf, 0, properties.length);
+            System.arraycopy(properties, 0, buf, 0, Math.min(properties.length, tail));
         }
         long[] t = new long[1];
         Structs.Tail.STATUS.set(t, status); // reserved bytes of the tail are zero (device requirement)

@@ -17,6 +17,13 @@ public final class Structs {
     public static final int T_MAP = 3;
     public static final int T_UNMAP = 4;
     public static final int T_PROBE = 5;
+    /**
+     * Paravirtual nesting requests (docs/nesting.md §6; experimental, behind
+     * {@link VirtioIommuFeatures#NESTING_SMMUV3}): ATTACH_TABLE, INVALIDATE, PAGE_RESP.
+     */
+    public static final int T_ATTACH_TABLE = 6;
+    public static final int T_INVALIDATE = 7;
+    public static final int T_PAGE_RESP = 8;
 
     /** struct virtio_iommu_req_head { u8 type; u8 reserved[3]; }. */
     public static final class Head {
@@ -150,8 +157,113 @@ public final class Structs {
         public static final int F_WRITE = 1 << 1;
         public static final int F_EXEC = 1 << 2;
         public static final int F_ADDRESS = 1 << 8;
+        /**
+         * With NESTING_SMMUV3 negotiated (docs/nesting.md §6) the record is {@link #EXT_SIZE} bytes:
+         * le32 pasid and le32 grpid follow {@code address}; F_PASID_VALID says pasid is
+         * meaningful, F_RECOVERABLE that the access is held until a PAGE_RESP with this grpid.
+         */
+        public static final int EXT_SIZE = 32;
+        public static final Field PASID = Field.bits("pasid", 223, 192);
+        public static final Field GRPID = Field.bits("grpid", 255, 224);
+        public static final Layout EXT_LAYOUT = new Layout("virtio_iommu_fault (nesting)", 4, REASON, RESERVED, FLAGS,
+                ENDPOINT, RESERVED1, ADDRESS, PASID, GRPID);
+        public static final int F_PASID_VALID = 1 << 9;
+        public static final int F_RECOVERABLE = 1 << 10;
 
         private Fault() {}
+    }
+
+    /**
+     * PROBE property SMMUV3_NESTING (docs/nesting.md §6): the property head, then struct
+     * iommu_hw_info_arm_smmuv3 {le32 flags; le32 __reserved; le32 idr[6]; le32 iidr; le32 aidr}
+     * (include/uapi/linux/iommufd.h): 4 + 40 bytes.
+     */
+    public static final class NestingProperty {
+        public static final int TYPE = 0x800;
+        public static final int SIZE = 44;
+        public static final Field FLAGS = Field.bits("flags", 63, 32);
+        public static final Field RESERVED = Field.bits("__reserved", 95, 64);
+        /** idr[i] at byte 12 + 4i. */
+        public static final Field[] IDR = {
+            Field.bits("idr[0]", 127, 96), Field.bits("idr[1]", 159, 128), Field.bits("idr[2]", 191, 160),
+            Field.bits("idr[3]", 223, 192), Field.bits("idr[4]", 255, 224), Field.bits("idr[5]", 287, 256)};
+        public static final Field IIDR = Field.bits("iidr", 319, 288);
+        public static final Field AIDR = Field.bits("aidr", 351, 320);
+        public static final Layout LAYOUT = new Layout("virtio_iommu_probe_smmuv3_nesting", 6,
+                ProbeProperty.TYPE, ProbeProperty.RESERVED, ProbeProperty.LENGTH, FLAGS, RESERVED,
+                IDR[0], IDR[1], IDR[2], IDR[3], IDR[4], IDR[5], IIDR, AIDR);
+
+        private NestingProperty() {}
+    }
+
+    /**
+     * ATTACH_TABLE (docs/nesting.md §6): head, le32 domain, le32 endpoint, le16 format, le16
+     * reserved, le32 flags, le32 reserved1, le64 ste[2] (struct iommu_hwpt_arm_smmuv3); 40 bytes
+     * device-readable (the le64 words naturally aligned), then the tail.
+     */
+    public static final class AttachTable {
+        public static final int READABLE = 40;
+        public static final Field DOMAIN = Field.bits("domain", 63, 32);
+        public static final Field ENDPOINT = Field.bits("endpoint", 95, 64);
+        public static final Field FORMAT = Field.bits("format", 111, 96);
+        public static final Field RESERVED = Field.bits("reserved", 127, 112);
+        public static final Field FLAGS = Field.bits("flags", 159, 128);
+        public static final Field RESERVED1 = Field.bits("reserved1", 191, 160);
+        public static final Field STE0 = Field.bits("ste[0]", 255, 192);
+        public static final Field STE1 = Field.bits("ste[1]", 319, 256);
+        public static final Layout LAYOUT = new Layout("virtio_iommu_req_attach_table", 5, Head.TYPE, Head.RESERVED,
+                DOMAIN, ENDPOINT, FORMAT, RESERVED, FLAGS, RESERVED1, STE0, STE1);
+        /** VIRTIO_IOMMU_TABLE_FMT_SMMUV3_STE: ste[] are SMMUv3 STE words 0 and 1. */
+        public static final int FMT_SMMUV3_STE = 1;
+
+        private AttachTable() {}
+    }
+
+    /**
+     * INVALIDATE (docs/nesting.md §6): head, le32 domain, le32 count, le32 reserved, then
+     * {@code count} 16-byte SMMUv3 commands (le64 cmd[2], IHI 0070 §4.1); device-writable: le32
+     * handled, then the tail.
+     */
+    public static final class Invalidate {
+        public static final int HEADER = 16;
+        public static final int CMD_SIZE = 16;
+        /** At most this many commands in one request. */
+        public static final int MAX_COMMANDS = 256;
+        public static final Field DOMAIN = Field.bits("domain", 63, 32);
+        public static final Field COUNT = Field.bits("count", 95, 64);
+        public static final Field RESERVED = Field.bits("reserved", 127, 96);
+        public static final Layout LAYOUT = new Layout("virtio_iommu_req_invalidate", 2, Head.TYPE, Head.RESERVED,
+                DOMAIN, COUNT, RESERVED);
+        /** The device-writable part: le32 handled, then the tail at byte 4. */
+        public static final int WRITABLE = 8;
+        public static final Field HANDLED = Field.bits("handled", 31, 0);
+
+        private Invalidate() {}
+    }
+
+    /**
+     * PAGE_RESP (docs/nesting.md §6; mirrors struct iommu_hwpt_page_response and the endpoint's
+     * view of a PRI response): head, le32 endpoint, le32 flags, le32 pasid, le32 grpid, le32 code,
+     * le32 reserved; 28 bytes device-readable, then the tail.
+     */
+    public static final class PageResp {
+        public static final int READABLE = 28;
+        public static final Field ENDPOINT = Field.bits("endpoint", 63, 32);
+        public static final Field FLAGS = Field.bits("flags", 95, 64);
+        public static final Field PASID = Field.bits("pasid", 127, 96);
+        public static final Field GRPID = Field.bits("grpid", 159, 128);
+        public static final Field CODE = Field.bits("code", 191, 160);
+        public static final Field RESERVED = Field.bits("reserved", 223, 192);
+        public static final Layout LAYOUT = new Layout("virtio_iommu_req_page_resp", 4, Head.TYPE, Head.RESERVED,
+                ENDPOINT, FLAGS, PASID, GRPID, CODE, RESERVED);
+        /** VIRTIO_IOMMU_PAGE_RESP_PASID_VALID. */
+        public static final int F_PASID_VALID = 1;
+        /** Response codes (enum iommufd_page_response_code, and FAILURE). */
+        public static final int SUCCESS = 0;
+        public static final int INVALID = 1;
+        public static final int FAILURE = 2;
+
+        private PageResp() {}
     }
 
     /** struct virtio_iommu_config ("Device configuration layout"): 40 bytes. */

@@ -10,7 +10,7 @@ import java.util.Map;
 public final class VirtioIommuCounters {
     final long[] statuses = new long[Status.count()];
     /** Requests of each type 1..5 that reached their handler. */
-    final long[] requests = new long[6];
+    final long[] requests = new long[9]; // by type; 6-8 are paravirtual nesting (docs/nesting.md §6)
     /** Requests whose type is unknown: returned unwritten, used length 0 ("Device operations"). */
     long unknownType;
     /** PROBE without VIRTIO_IOMMU_F_PROBE negotiated: returned unwritten, used length 0 ("PROBE request"). */
@@ -105,7 +105,7 @@ public final class VirtioIommuCounters {
     /** Every counter by name. */
     public Map<String, Long> asMap() {
         Map<String, Long> m = new LinkedHashMap<>();
-        String[] types = {"", "attach", "detach", "map", "unmap", "probe"};
+        String[] types = {"", "attach", "detach", "map", "unmap", "probe", "attach_table", "invalidate", "page_resp"};
         for (int t = 1; t < requests.length; t++) {
             m.put("requests." + types[t], requests[t]);
         }

@@ -45,14 +45,29 @@ public final class VirtioIommuDevice implements IommuModel {
     private final RequestQueue requests;
     private final EventQueue events;
     private final long offered;
+    private final PvNesting nesting;
     private long negotiated;
 
     public VirtioIommuDevice(VirtioIommuConfig cfg, GuestMemory memory, DmaHost host) {
+        this(cfg, memory, host, null);
+    }
+
+    /**
+     * A device whose endpoints (those {@code nesting} knows) sit behind the emulated SMMUv3 and may
+     * be given a guest-owned stage 1 (docs/nesting.md §6): offers VIRTIO_IOMMU_F_NESTING_SMMUV3,
+     * which needs PROBE (a probe_size that holds the RESV_MEM properties and the 44-byte
+     * SMMUV3_NESTING property). {@code nesting == null} is the plain device.
+     */
+    public VirtioIommuDevice(VirtioIommuConfig cfg, GuestMemory memory, DmaHost host, PvNesting nesting) {
+        if (nesting != null && cfg.probeSize() < Structs.NestingProperty.SIZE) {
+            throw new IllegalArgumentException("NESTING_SMMUV3 needs PROBE with room for the SMMUV3_NESTING property");
+        }
         this.cfg = cfg;
         this.host = host;
+        this.nesting = nesting;
         this.queues = new SplitVirtqueue[] {new SplitVirtqueue(memory, cfg.maxQueueSize()), new SplitVirtqueue(memory, cfg.maxQueueSize())};
-        this.table = new DomainTable(cfg, host, counters);
-        this.requests = new RequestQueue(memory, table, counters, cfg.probeSize());
+        this.table = new DomainTable(cfg, host, counters, nesting);
+        this.requests = new RequestQueue(memory, table, counters, cfg.probeSize(), nesting != null);
         this.events = new EventQueue(queues[EVENT_QUEUE], memory, counters, cfg.maxPendingFaults());
         long f = VirtioIommuFeatures.bit(VirtioIommuFeatures.INPUT_RANGE)
                 | VirtioIommuFeatures.bit(VirtioIommuFeatures.DOMAIN_RANGE)
@@ -70,6 +85,9 @@ public final class VirtioIommuDevice implements IommuModel {
         }
         if (cfg.accessPlatform()) {
             f |= 1L << VirtqRing.F_ACCESS_PLATFORM;
+        }
+        if (nesting != null) {
+            f |= VirtioIommuFeatures.bit(VirtioIommuFeatures.NESTING_SMMUV3);
         }
         this.offered = f;
     }
@@ -95,9 +113,15 @@ public final class VirtioIommuDevice implements IommuModel {
         if ((features & ~offered) != 0 || (features & 1L << VirtqRing.F_VERSION_1) == 0) {
             return false;
         }
+        if (VirtioIommuFeatures.has(features, VirtioIommuFeatures.NESTING_SMMUV3)
+                && !VirtioIommuFeatures.has(features, VirtioIommuFeatures.PROBE)) {
+            return false; // docs/nesting.md §6: NESTING_SMMUV3 requires PROBE
+        }
         negotiated = features;
         table.setNegotiated(features);
         requests.setNegotiated(features);
+        events.setRecordSize(VirtioIommuFeatures.has(features, VirtioIommuFeatures.NESTING_SMMUV3)
+                ? Structs.Fault.EXT_SIZE : Structs.Fault.SIZE);
         boolean eventIdx = (features & 1L << VirtqRing.F_EVENT_IDX) != 0;
         boolean indirect = (features & 1L << VirtqRing.F_INDIRECT_DESC) != 0;
         for (SplitVirtqueue q : queues) {
@@ -279,6 +303,7 @@ public final class VirtioIommuDevice implements IommuModel {
         table.reset();
         requests.setNegotiated(0);
         events.reset();
+        events.setRecordSize(Structs.Fault.SIZE);
     }
 
     /** System reset: a device reset that also restores config bypass to its initial value. */
@@ -289,10 +314,13 @@ public final class VirtioIommuDevice implements IommuModel {
 
     // ---- translation ----
 
-    /** IommuModel: {@code endpoint} is the virtio-iommu endpoint ID; {@code substream} is ignored. */
+    /**
+     * IommuModel: {@code endpoint} is the virtio-iommu endpoint ID; {@code substream} (the PASID)
+     * matters only for an endpoint in a table domain (docs/nesting.md §6), else it is ignored.
+     */
     @Override
     public DmaResult translate(int endpoint, int substream, long iova, DmaAccess access) {
-        return translateDetailed(endpoint, iova, access).result();
+        return translateDetailed(endpoint, substream, iova, access).result();
     }
 
     /**
@@ -300,11 +328,34 @@ public final class VirtioIommuDevice implements IommuModel {
      * event queue (or held / dropped, see {@link EventQueue}) before this returns.
      */
     public synchronized Translation translateDetailed(int endpoint, long iova, DmaAccess access) {
-        Translation t = table.translate(endpoint, iova, access);
+        return translateDetailed(endpoint, -1, iova, access);
+    }
+
+    /** As {@link #translateDetailed(int, long, DmaAccess)} with a PASID ({@code -1}: none). */
+    public synchronized Translation translateDetailed(int endpoint, int pasid, long iova, DmaAccess access) {
+        Translation t = table.translate(endpoint, pasid, iova, access);
         if (t.fault() != null) {
             signal(EVENT_QUEUE, events.post(t.fault()));
         }
+        if (nesting != null && !(t.result() instanceof DmaResult.Translated)) {
+            // Faults the host forwarded (docs/nesting.md §6) become fault records, in order. The
+            // host model only records events for an access that did not translate.
+            List<FaultEvent> forwarded = nesting.drainFaults();
+            boolean notify = false;
+            for (FaultEvent e : forwarded) {
+                notify |= events.post(e);
+            }
+            signal(EVENT_QUEUE, notify);
+            if (t.fault() == null && !forwarded.isEmpty()) {
+                t = new Translation(t.result(), t.mmio(), forwarded.get(0));
+            }
+        }
         return t;
+    }
+
+    /** The nesting host, or {@code null}. */
+    public PvNesting nesting() {
+        return nesting;
     }
 
     // ---- introspection (control API, tests) ----

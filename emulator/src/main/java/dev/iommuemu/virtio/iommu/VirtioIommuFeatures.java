@@ -16,6 +16,11 @@ public final class VirtioIommuFeatures {
     public static final int MMIO = 5;
     /** VIRTIO_IOMMU_F_BYPASS_CONFIG: config field bypass and ATTACH_F_BYPASS. */
     public static final int BYPASS_CONFIG = 6;
+    /**
+     * VIRTIO_IOMMU_F_NESTING_SMMUV3 (experimental; docs/nesting.md §6): the SMMUV3_NESTING probe
+     * property, ATTACH_TABLE, INVALIDATE, PAGE_RESP and 32-byte fault records. Requires PROBE.
+     */
+    public static final int NESTING_SMMUV3 = 7;
 
     private VirtioIommuFeatures() {}
 

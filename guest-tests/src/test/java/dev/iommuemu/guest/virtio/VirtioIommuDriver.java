@@ -26,6 +26,11 @@ public final class VirtioIommuDriver {
     public static final int T_MAP = 3;
     public static final int T_UNMAP = 4;
     public static final int T_PROBE = 5;
+    // Paravirtual nesting (docs/nesting.md §6).
+    public static final int T_ATTACH_TABLE = 6;
+    public static final int T_INVALIDATE = 7;
+    public static final int T_PAGE_RESP = 8;
+    public static final int PROBE_T_SMMUV3_NESTING = 0x800;
 
     // Feature bits (spec "Feature bits", virtio §6).
     public static final long F_INPUT_RANGE = 1L << 0;
@@ -35,6 +40,7 @@ public final class VirtioIommuDriver {
     public static final long F_PROBE = 1L << 4;
     public static final long F_MMIO = 1L << 5;
     public static final long F_BYPASS_CONFIG = 1L << 6;
+    public static final long F_NESTING_SMMUV3 = 1L << 7;
     public static final long F_INDIRECT_DESC = 1L << 28;
     public static final long F_EVENT_IDX = 1L << 29;
     public static final long F_VERSION_1 = 1L << 32;
@@ -197,6 +203,67 @@ public final class VirtioIommuDriver {
         return le(72).put((byte) T_PROBE).put(new byte[3]).putInt(endpoint).put(new byte[64]).array();
     }
 
+    /** ATTACH_TABLE: {head; le32 domain; le32 endpoint; le16 format; le16 reserved; le32 flags; le32 reserved1; le64 ste[2]}. */
+    public static byte[] attachTableReq(int domain, int endpoint, int format, int flags, long ste0, long ste1) {
+        return le(40).put((byte) T_ATTACH_TABLE).put(new byte[3]).putInt(domain).putInt(endpoint).putShort((short) format)
+                .putShort((short) 0).putInt(flags).putInt(0).putLong(ste0).putLong(ste1).array();
+    }
+
+    /** INVALIDATE: {head; le32 domain; le32 count; le32 reserved; le64 cmd[2 * count]}. */
+    public static byte[] invalidateReq(int domain, int count, long... cmds) {
+        ByteBuffer b = le(16 + 8 * cmds.length).put((byte) T_INVALIDATE).put(new byte[3]).putInt(domain).putInt(count).putInt(0);
+        for (long c : cmds) {
+            b.putLong(c);
+        }
+        return b.array();
+    }
+
+    /** PAGE_RESP: {head; le32 endpoint; le32 flags; le32 pasid; le32 grpid; le32 code; le32 reserved}. */
+    public static byte[] pageRespReq(int endpoint, int flags, int pasid, int grpid, int code) {
+        return le(28).put((byte) T_PAGE_RESP).put(new byte[3]).putInt(endpoint).putInt(flags).putInt(pasid).putInt(grpid)
+                .putInt(code).putInt(0).array();
+    }
+
+    public int attachTable(int domain, int endpoint, long ste0, long ste1) {
+        return send(attachTableReq(domain, endpoint, 1, 0, ste0, ste1), 4).status(0);
+    }
+
+    /** INVALIDATE with the device-writable {le32 handled; tail}: returns {status, handled}. */
+    public int[] invalidate(int domain, long... cmds) {
+        Reply r = send(invalidateReq(domain, cmds.length / 2, cmds), 8);
+        ByteBuffer b = ByteBuffer.wrap(r.written()).order(ByteOrder.LITTLE_ENDIAN);
+        return new int[] {b.get(4) & 0xff, b.getInt(0)};
+    }
+
+    public int pageResp(int endpoint, int flags, int pasid, int grpid, int code) {
+        return send(pageRespReq(endpoint, flags, pasid, grpid, code), 4).status(0);
+    }
+
+    /**
+     * The SMMUV3_NESTING property of a PROBE reply, walked like any property list: {flags,
+     * reserved, idr[0..5], iidr, aidr}, or {@code null} when absent.
+     */
+    public static int[] nestingProperty(ProbeReply p, int propertiesLen) {
+        ByteBuffer b = ByteBuffer.wrap(p.raw(), 0, propertiesLen).order(ByteOrder.LITTLE_ENDIAN);
+        int off = 0;
+        while (p.status() == 0 && off + 4 <= propertiesLen) {
+            int type = b.getShort(off) & 0xfff;
+            int len = b.getShort(off + 2) & 0xffff;
+            if (type == 0) {
+                break;
+            }
+            if (type == PROBE_T_SMMUV3_NESTING && len == 40) {
+                int[] v = new int[10];
+                for (int i = 0; i < 10; i++) {
+                    v[i] = b.getInt(off + 4 + 4 * i);
+                }
+                return v;
+            }
+            off += 4 + len;
+        }
+        return null;
+    }
+
     public int attach(int domain, int endpoint, int flags) {
         return send(attachReq(domain, endpoint, flags, 0), 4).status(0);
     }
@@ -338,11 +405,14 @@ public final class VirtioIommuDriver {
         while ((u = evt.popUsed()) != null) {
             long[] buf = eventBufs.remove(u.id());
             if (u.len() >= 24) {
-                byte[] b = new byte[24];
-                mem.read(buf[0], b, 0, 24);
+                // With NESTING_SMMUV3 the record is 32 bytes: le32 pasid and le32 grpid follow address.
+                boolean ext = (features & F_NESTING_SMMUV3) != 0 && u.len() >= 32;
+                byte[] b = new byte[ext ? 32 : 24];
+                mem.read(buf[0], b, 0, b.length);
                 ByteBuffer bb = ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
                 if ((bb.getInt(0) & 0xffffff00) == 0) { // reserved must be zero, else ignore the report
-                    out.add(new FaultEvent(b[0] & 0xff, bb.getInt(4), bb.getInt(8), bb.getLong(16)));
+                    out.add(new FaultEvent(b[0] & 0xff, bb.getInt(4), bb.getInt(8), bb.getLong(16),
+                            ext ? bb.getInt(24) : 0, ext ? bb.getInt(28) : 0));
                 }
             }
             back.add(buf);
@@ -354,6 +424,13 @@ public final class VirtioIommuDriver {
             kick(evt, 1);
         }
         return out;
+    }
+
+    /** The 32 raw bytes of event buffer {@code i} (the NESTING_SMMUV3 record). */
+    public byte[] eventBytes32(int i) {
+        byte[] b = new byte[32];
+        mem.read(EVT_BUFS + 0x40L * i, b, 0, 32);
+        return b;
     }
 
     /** The 24 raw bytes of event buffer {@code i}. */
