@@ -45,6 +45,7 @@ class CodecTest {
         assertEquals(1025, BackendRequest.IOMMU_MSI.code());
         assertEquals(1026, BackendRequest.IOMMU_ATC_INVALIDATE.code());
         assertEquals(1027, BackendRequest.IOMMU_PRI_RESPONSE.code());
+        assertEquals(1028, BackendRequest.IOMMU_STALL_RESOLVED.code());
         assertEquals(1031, Request.IOMMU_ATS_TRANSLATE.code());
         assertEquals(1032, Request.IOMMU_PRI_PAGE_REQUEST.code());
         assertEquals(1033, Request.IOMMU_SET_TRANSLATE_RING.code());
@@ -137,6 +138,13 @@ class CodecTest {
                 hex(new Payloads.PageRequestMsg(7, 1, 0x4000, Payloads.ACCESS_WRITE | Payloads.PAGE_REQUEST_LAST, 3).encode()));
         assertEquals("07000000" + "ffffffff" + "0000000000000000" + "ffffffffffffffff", hex(new Payloads.AtcInvalidate(7, -1, 0, -1L).encode()));
         assertEquals("07000000" + "01000000" + "03000000" + "0f000000", hex(new Payloads.PriResponse(7, 1, 3, 0xf).encode()));
+        // IOMMU_STALL_RESOLVED (version 2): {u32 stream_id, u32 stag, u32 flags (bit 0 retry), u32 reserved}
+        Payloads.StallResolved sr = new Payloads.StallResolved(4, 0x1234, Payloads.STALL_RETRY);
+        assertEquals("04000000" + "34120000" + "01000000" + "00000000", hex(sr.encode()));
+        assertEquals(sr, Payloads.StallResolved.decode(sr.encode()));
+        assertTrue(sr.retry());
+        assertFalse(new Payloads.StallResolved(4, 7, 0).retry());
+        assertThrows(ProtocolException.class, () -> Payloads.StallResolved.decode(new byte[12]));
         Payloads.IommuInfo info = new Payloads.IommuInfo(1, 1, 0x20000, 0, "default", List.of("evtq", "gerror"));
         byte[] b = info.encode();
         assertEquals(56 + 32, b.length);

@@ -388,6 +388,12 @@ public final class Smmuv3Driver {
         sync();
     }
 
+    /** CMD_STALL_TERM (IHI 0070 §4.7.2): terminates every stalled transaction of {@code sid}; then CMD_SYNC. */
+    public void stallTerm(int sid) {
+        cmd(CMD_STALL_TERM, (long) sid << 32, 0);
+        sync();
+    }
+
     /** Global errors active now (GERROR ^ GERRORN, §6.3 SMMU_GERROR). */
     public long activeErrors() {
         return mmio.read32(GERROR) ^ mmio.read32(GERRORN);

@@ -94,6 +94,11 @@ class Smmuv3SocketTest {
             }
 
             @Override
+            public void stallResolved(Payloads.StallResolved r) {
+                log.add(String.format("stall resolved sid=%d stag=%d flags=%d", r.streamId(), r.stag(), r.flags()));
+            }
+
+            @Override
             public void msi(Payloads.MsiWrite msi) {
                 log.add(String.format("msi 0x%x 0x%x", msi.address(), msi.data()));
             }
@@ -330,8 +335,24 @@ class Smmuv3SocketTest {
             assertEquals(st.result().stag(), (int) (ev[1] & 0xffff), "STAG");
             assertTrue((ev[1] & (1L << 31)) != 0, "Stall");
             pt.map(as2, 0x7000_5000L, 0x2222_5000L, PageTables.S1_RW);
+            log.clear();
             drv.resume(4, st.result().stag(), true);
+            // The held access is released to the VMM: IOMMU_STALL_RESOLVED {sid 4, STAG, retry} (docs/protocol.md §5).
+            String resumed = "stall resolved sid=4 stag=" + st.result().stag() + " flags=1";
+            awaitLog(resumed);
+            assertEquals(List.of(resumed), log.stream().filter(l -> l.startsWith("stall")).toList());
             assertEquals(0x2222_5008L, vmm.translate(4, 2, 0x7000_5008L, Payloads.ACCESS_WRITE).result().output(), "retried");
+
+            // A second stall, terminated by CMD_STALL_TERM (§4.7.2): the VMM learns it is aborted.
+            Payloads.TranslateReply st2 = vmm.translate(4, 2, 0x7000_6000L, 0);
+            assertEquals(Payloads.STALLED, st2.result().status());
+            assertEquals(1, VmmClient.awaitEventFd(evtqFd, 2000));
+            drv.drainEvents();
+            log.clear();
+            drv.stallTerm(4);
+            String terminated = "stall resolved sid=4 stag=" + st2.result().stag() + " flags=0";
+            awaitLog(terminated);
+            assertEquals(List.of(terminated), log.stream().filter(l -> l.startsWith("stall")).toList());
 
             log.clear();
             vmm.ack(dev.iommuemu.bridge.protocol.Request.IOMMU_PRI_PAGE_REQUEST,
@@ -351,6 +372,13 @@ class Smmuv3SocketTest {
             assertEquals(0, drv.activeErrors());
         } finally {
             VmmClient.closeFd(priq);
+        }
+    }
+
+    /** Waits (bounded) for a posted back-end message to reach the listener's thread. */
+    void awaitLog(String line) throws InterruptedException {
+        for (int i = 0; i < 400 && !log.contains(line); i++) {
+            Thread.sleep(5);
         }
     }
 

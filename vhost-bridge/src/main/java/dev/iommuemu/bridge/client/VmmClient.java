@@ -313,6 +313,9 @@ public final class VmmClient implements AutoCloseable {
         default void msi(Payloads.MsiWrite msi) {}
 
         default void pageResponse(Payloads.PriResponse r) {}
+
+        /** A stalled translation was resumed (retry) or terminated; the VMM releases the held access. */
+        default void stallResolved(Payloads.StallResolved r) {}
     }
 
     /** Opens the back-end channel (SET_BACKEND_REQ_FD) and serves it on a thread with {@code listener}. */
@@ -356,6 +359,8 @@ public final class VmmClient implements AutoCloseable {
                             l.msi(Payloads.MsiWrite.decode(m.payload()));
                         } else if (r == BackendRequest.IOMMU_PRI_RESPONSE) {
                             l.pageResponse(Payloads.PriResponse.decode(m.payload()));
+                        } else if (r == BackendRequest.IOMMU_STALL_RESOLVED) {
+                            l.stallResolved(Payloads.StallResolved.decode(m.payload()));
                         } else {
                             status = ProtocolException.ENOSYS;
                         }

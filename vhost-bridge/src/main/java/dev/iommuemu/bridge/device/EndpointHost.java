@@ -19,6 +19,13 @@ public interface EndpointHost {
      */
     void pageResponse(int streamId, int substreamId, int groupIndex, int code);
 
+    /**
+     * A stalled transaction of {@code streamId} with tag {@code stag} is resolved: retried
+     * ({@code retry}, SMMUv3 CMD_RESUME with Action Retry, IHI 0070 §4.7.1) or aborted (CMD_RESUME
+     * Abort, CMD_STALL_TERM §4.7.2). Posted: the VMM releases the access it holds (docs/protocol.md §4.3).
+     */
+    default void stallResolved(int streamId, int stag, boolean retry) {}
+
     EndpointHost NONE = new EndpointHost() {
         @Override
         public void atcInvalidate(int streamId, int substreamId, long address, long size) {}

@@ -477,4 +477,30 @@ public final class Payloads {
             return new PriResponse(b.getInt(), b.getInt(), b.getInt(), b.getInt());
         }
     }
+
+    /** IOMMU_STALL_RESOLVED flag: the stalled transaction is retried (CMD_RESUME Action Retry); clear: aborted. */
+    public static final int STALL_RETRY = 1;
+
+    /**
+     * Back-end IOMMU_STALL_RESOLVED: u32 stream_id, u32 stag, u32 flags (bit 0 retry, else abort),
+     * u32 reserved. The guest resumed (CMD_RESUME, IHI 0070 §4.7.1) or terminated (CMD_STALL_TERM,
+     * §4.7.2) the stalled transaction that IOMMU_TRANSLATE answered with status 2 and {@code stag}.
+     */
+    public record StallResolved(int streamId, int stag, int flags) {
+        public static final int SIZE = 16;
+
+        public boolean retry() {
+            return (flags & STALL_RETRY) != 0;
+        }
+
+        public byte[] encode() {
+            return alloc(SIZE).putInt(streamId).putInt(stag).putInt(flags).putInt(0).array();
+        }
+
+        public static StallResolved decode(byte[] p) throws ProtocolException {
+            exact(p, SIZE, "IOMMU_STALL_RESOLVED");
+            ByteBuffer b = le(p);
+            return new StallResolved(b.getInt(), b.getInt(), b.getInt());
+        }
+    }
 }

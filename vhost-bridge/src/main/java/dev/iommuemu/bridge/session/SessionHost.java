@@ -204,6 +204,24 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
     }
 
     @Override
+    public void stallResolved(int streamId, int stag, boolean retry) {
+        session.publish(BridgeEvent.STALL_RESOLVED, String.format("sid=%d stag=%d %s", streamId, stag, retry ? "retry" : "abort"));
+        BackendChannel b;
+        synchronized (this) {
+            b = backend;
+        }
+        if (b == null) {
+            return;
+        }
+        try {
+            b.post(BackendRequest.IOMMU_STALL_RESOLVED,
+                    new Payloads.StallResolved(streamId, stag, retry ? Payloads.STALL_RETRY : 0).encode());
+        } catch (Exception e) {
+            session.fail("stall resolution on the back-end channel failed: " + e.getMessage());
+        }
+    }
+
+    @Override
     public synchronized void close() {
         irqFds.values().forEach(SessionHost::retire);
         irqFds.clear();

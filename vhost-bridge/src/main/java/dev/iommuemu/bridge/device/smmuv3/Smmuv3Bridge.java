@@ -246,9 +246,9 @@ public final class Smmuv3Bridge implements BridgedDevice {
 
             @Override
             public void stallResolved(int streamId, int stag, boolean retry) {
-                // The VMM front-end aborts a DMA that got DmaResult.Stalled; a resumed transaction is
-                // retried by the endpoint with a new TRANSLATE.
+                // The VMM holds the access that IOMMU_TRANSLATE answered "stalled" until this (docs/protocol.md §4.3).
                 LOG.fine(() -> "stall " + streamId + "/" + stag + (retry ? " resumed" : " terminated"));
+                host.stallResolved(streamId, stag, retry);
             }
         };
     }
