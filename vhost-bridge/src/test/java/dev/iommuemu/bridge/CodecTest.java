@@ -136,6 +136,17 @@ class CodecTest {
         assertEquals("0000e0fe00000000" + "41000000" + "00000000", hex(new Payloads.MsiWrite(0xfee0_0000L, 0x41).encode()));
         assertEquals("07000000" + "01000000" + "0040000000000000" + "09000000" + "03000000",
                 hex(new Payloads.PageRequestMsg(7, 1, 0x4000, Payloads.ACCESS_WRITE | Payloads.PAGE_REQUEST_LAST, 3).encode()));
+        // version 3 flags: bit 0 W, 1 exec, 2 priv, 3 L, 4 R, 5 Stop
+        Payloads.PageRequestMsg rw = new Payloads.PageRequestMsg(7, -1, 0x5000, Payloads.PAGE_REQUEST_READ | Payloads.PAGE_REQUEST_WRITE, 4);
+        assertEquals("07000000" + "ffffffff" + "0050000000000000" + "11000000" + "04000000", hex(rw.encode()));
+        assertEquals(rw, Payloads.PageRequestMsg.decode(rw.encode()));
+        assertTrue(rw.read() && rw.write() && !rw.last() && !rw.stop());
+        Payloads.PageRequestMsg stop = Payloads.PageRequestMsg.decode(hex("07000000" + "02000000" + "0000000000000000" + "20000000" + "00000000"));
+        assertTrue(stop.stop() && stop.last() && !stop.read() && !stop.write());
+        Payloads.PageRequestMsg v1 = new Payloads.PageRequestMsg(7, 1, 0x4000, Payloads.PAGE_REQUEST_LAST | Payloads.PAGE_REQUEST_EXEC, 3);
+        assertTrue(v1.read() && !v1.write() && v1.exec() && v1.last(), "version 1: R when W is clear");
+        Payloads.PageRequestMsg wOnly = new Payloads.PageRequestMsg(7, 1, 0x4000, Payloads.PAGE_REQUEST_WRITE | Payloads.PAGE_REQUEST_PRIV, 3);
+        assertTrue(!wOnly.read() && wOnly.write() && wOnly.priv());
         assertEquals("07000000" + "ffffffff" + "0000000000000000" + "ffffffffffffffff", hex(new Payloads.AtcInvalidate(7, -1, 0, -1L).encode()));
         assertEquals("07000000" + "01000000" + "03000000" + "0f000000", hex(new Payloads.PriResponse(7, 1, 3, 0xf).encode()));
         // IOMMU_STALL_RESOLVED (version 2): {u32 stream_id, u32 stag, u32 flags (bit 0 retry), u32 reserved}

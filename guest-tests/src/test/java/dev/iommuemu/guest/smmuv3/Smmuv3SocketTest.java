@@ -375,6 +375,48 @@ class Smmuv3SocketTest {
         }
     }
 
+    /**
+     * IOMMU_PRI_PAGE_REQUEST's explicit PCIe fields (protocol version 3) reach the PRI queue entry
+     * (IHI 0070 §8) bit for bit: read+write, write-only, a version-1 request (read), exec+priv with
+     * a PASID and the Stop PASID marker (L/W/R = 0b100); malformed ones are refused with EINVAL.
+     */
+    @Test
+    void pageRequestFieldsThroughTheSocket() throws Exception {
+        connect("max");
+        int priq = vmm.irqEventFd(1);
+        try {
+            drv.probe(true);
+            final long ssv = 1L << 63, last = 1L << 62, w = 1L << 61, r = 1L << 60, x = 1L << 59, priv = 1L << 58;
+            vmm.pageRequest(4, 1, 0x7000_1000L, Payloads.PAGE_REQUEST_READ | Payloads.PAGE_REQUEST_WRITE, 0x21);
+            vmm.pageRequest(4, -1, 0x7000_2000L, Payloads.PAGE_REQUEST_WRITE, 0x22);
+            vmm.pageRequest(4, -1, 0x7000_3000L, Payloads.PAGE_REQUEST_LAST, 0x23); // version 1: R
+            vmm.pageRequest(4, 2, 0x7000_4000L, Payloads.PAGE_REQUEST_READ | Payloads.PAGE_REQUEST_EXEC
+                    | Payloads.PAGE_REQUEST_PRIV | Payloads.PAGE_REQUEST_LAST, 0x24);
+            vmm.pageRequest(4, 3, 0, Payloads.PAGE_REQUEST_STOP, 0x25);
+            assertTrue(VmmClient.awaitEventFd(priq, 2000) >= 1, "line priq fired");
+            List<long[]> pri = drv.drainPri();
+            assertEquals(5, pri.size());
+            assertEquals(4 | (1L << 32) | ssv | r | w, pri.get(0)[0]);
+            assertEquals(0x7000_1000L | 0x21, pri.get(0)[1]);
+            assertEquals(4 | w, pri.get(1)[0]);
+            assertEquals(0x7000_2000L | 0x22, pri.get(1)[1]);
+            assertEquals(4 | r | last, pri.get(2)[0]);
+            assertEquals(4 | (2L << 32) | ssv | r | x | priv | last, pri.get(3)[0]);
+            assertEquals(4 | (3L << 32) | ssv | last, pri.get(4)[0], "Stop marker: L/W/R = 0b100 with SSV");
+            assertEquals(0x25, pri.get(4)[1]);
+            for (int[] bad : new int[][] {{-1, Payloads.PAGE_REQUEST_STOP}, {3, Payloads.PAGE_REQUEST_STOP | Payloads.PAGE_REQUEST_READ},
+                    {1, Payloads.PAGE_REQUEST_READ | 0x40}}) {
+                dev.iommuemu.bridge.client.RequestRefusedException e = org.junit.jupiter.api.Assertions.assertThrows(
+                        dev.iommuemu.bridge.client.RequestRefusedException.class, () -> vmm.pageRequest(4, bad[0], 0x7000_5000L, bad[1], 1));
+                assertEquals(22, e.errno(), "EINVAL");
+            }
+            assertEquals(0, drv.drainPri().size());
+            assertEquals(0, drv.activeErrors());
+        } finally {
+            VmmClient.closeFd(priq);
+        }
+    }
+
     /** Waits (bounded) for a posted back-end message to reach the listener's thread. */
     void awaitLog(String line) throws InterruptedException {
         for (int i = 0; i < 400 && !log.contains(line); i++) {

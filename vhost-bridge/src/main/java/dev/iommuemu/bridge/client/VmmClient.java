@@ -299,6 +299,14 @@ public final class VmmClient implements AutoCloseable {
         return fd;
     }
 
+    /**
+     * IOMMU_PRI_PAGE_REQUEST (docs/protocol.md §4.4) with NEED_REPLY: {@code flags} are
+     * Payloads.PAGE_REQUEST_* (R, W, exec, priv, last, Stop); {@code substreamId} ~0 = none.
+     */
+    public void pageRequest(int streamId, int substreamId, long address, int flags, int groupIndex) throws IOException {
+        ack(Request.IOMMU_PRI_PAGE_REQUEST, new Payloads.PageRequestMsg(streamId, substreamId, address, flags, groupIndex).encode());
+    }
+
     /** What the daemon asks of the VMM on the back-end channel. Called on the channel's thread. */
     public interface BackendListener {
         /** Drop cached translations; the ack is sent when this returns (0 = done). */

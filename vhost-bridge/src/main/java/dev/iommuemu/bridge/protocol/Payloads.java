@@ -427,12 +427,26 @@ public final class Payloads {
         }
     }
 
-    /** Page request flag: the last request of its Page Request Group (PCIe PRI). */
+    // IOMMU_PRI_PAGE_REQUEST flags: the fields of a PCIe Page Request Message (PCIe r6.0 §10.4.1;
+    // SMMUv3 PRI queue entry, IHI 0070 §8). Bits 0-2 are a translate request's access bits.
+    /** W: Write Access Requested. */
+    public static final int PAGE_REQUEST_WRITE = ACCESS_WRITE;
+    /** Execute Requested (PASID TLP prefix). */
+    public static final int PAGE_REQUEST_EXEC = ACCESS_EXEC;
+    /** Privileged Mode Requested (PASID TLP prefix). */
+    public static final int PAGE_REQUEST_PRIV = ACCESS_PRIV;
+    /** L: the last request of its Page Request Group. */
     public static final int PAGE_REQUEST_LAST = 8;
+    /** R: Read Access Requested (version 3; before, read was "not write", which still holds when R, W and Stop are clear). */
+    public static final int PAGE_REQUEST_READ = 16;
+    /** A Stop PASID marker (L = 1, R = W = 0 with a PASID): needs a substream, excludes R and W (version 3). */
+    public static final int PAGE_REQUEST_STOP = 32;
+    /** Every defined flag; other bits are refused (EINVAL). */
+    public static final int PAGE_REQUEST_FLAGS = 0x3f;
 
     /**
      * IOMMU_PRI_PAGE_REQUEST: u32 stream_id, u32 substream_id (~0 = none), u64 address, u32 flags
-     * (bits 0-2 access as in a translate request, bit 3 last of group), u32 group_index.
+     * (bit 0 W, 1 exec, 2 priv, 3 last of group, 4 R, 5 Stop PASID marker), u32 group_index.
      */
     public record PageRequestMsg(int streamId, int substreamId, long address, int flags, int groupIndex) {
         public static final int SIZE = 24;
@@ -445,6 +459,32 @@ public final class Payloads {
             exact(p, SIZE, "IOMMU_PRI_PAGE_REQUEST");
             ByteBuffer b = le(p);
             return new PageRequestMsg(b.getInt(), b.getInt(), b.getLong(), b.getInt(), b.getInt());
+        }
+
+        public boolean stop() {
+            return (flags & PAGE_REQUEST_STOP) != 0;
+        }
+
+        public boolean write() {
+            return (flags & PAGE_REQUEST_WRITE) != 0;
+        }
+
+        /** R; a version-1 request (R, W and Stop clear) is a read. */
+        public boolean read() {
+            return (flags & PAGE_REQUEST_READ) != 0 || (flags & (PAGE_REQUEST_WRITE | PAGE_REQUEST_STOP)) == 0;
+        }
+
+        public boolean exec() {
+            return (flags & PAGE_REQUEST_EXEC) != 0;
+        }
+
+        public boolean priv() {
+            return (flags & PAGE_REQUEST_PRIV) != 0;
+        }
+
+        /** L; a Stop marker is always the last of its group. */
+        public boolean last() {
+            return (flags & PAGE_REQUEST_LAST) != 0 || stop();
         }
     }
 

@@ -251,12 +251,16 @@ public final class DeviceSession implements AutoCloseable {
 
     /** An endpoint's PRI Page Request (docs/protocol.md §4.4). */
     public void pageRequest(BridgedDevice.PageRequest req) throws ProtocolException {
+        String bad = req.malformed();
+        if (bad != null) {
+            throw ProtocolException.refused(ProtocolException.EINVAL, "page request: " + bad);
+        }
         withDevice(d -> {
             touch();
             d.pageRequest(req);
             counters.inc(Counter.PAGE_REQUESTS);
             publish(BridgeEvent.PAGE_REQUEST, String.format("sid=%d ssid=%d address=0x%x group=%d%s %s", req.streamId(), req.substreamId(),
-                    req.address(), req.groupIndex(), req.last() ? " last" : "", req.access()));
+                    req.address(), req.groupIndex(), req.last() ? " last" : "", req.fields()));
             return null;
         });
     }

@@ -334,9 +334,12 @@ public final class VhostUserConnection implements Runnable {
             }
             case IOMMU_PRI_PAGE_REQUEST -> {
                 Payloads.PageRequestMsg q = Payloads.PageRequestMsg.decode(p);
+                if ((q.flags() & ~Payloads.PAGE_REQUEST_FLAGS) != 0) {
+                    throw ProtocolException.refused(ProtocolException.EINVAL, String.format("IOMMU_PRI_PAGE_REQUEST: undefined flags 0x%x", q.flags()));
+                }
                 session.pageRequest(new BridgedDevice.PageRequest(q.streamId(),
                         q.substreamId() == Payloads.NO_SUBSTREAM ? dev.iommuemu.dma.IommuModel.NO_SUBSTREAM : q.substreamId(),
-                        q.address(), DeviceSession.access(q.flags()), q.groupIndex(), (q.flags() & Payloads.PAGE_REQUEST_LAST) != 0));
+                        q.address(), q.groupIndex(), q.read(), q.write(), q.exec(), q.priv(), q.last(), q.stop()));
                 return null;
             }
             case IOMMU_SET_TRANSLATE_RING -> {

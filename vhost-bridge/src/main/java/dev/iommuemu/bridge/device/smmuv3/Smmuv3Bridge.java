@@ -143,12 +143,13 @@ public final class Smmuv3Bridge implements BridgedDevice {
         };
     }
 
+    /** A PCIe Page Request or Stop PASID marker to the PRI queue (IHI 0070 §3.10, §8: L/W/R = 0b100 for Stop). */
     @Override
     public void pageRequest(PageRequest request) {
-        DmaAccess a = request.access();
+        boolean stop = request.stop();
         smmu.pageRequest(new dev.iommuemu.smmuv3.priq.PageRequest(request.streamId(), request.substreamId(),
-                request.address(), request.groupIndex(), request.last(), !a.write(), a.write(), a.instruction(),
-                a.privileged()));
+                request.address(), request.groupIndex(), request.last() || stop, request.read() && !stop,
+                request.write() && !stop, request.exec(), request.priv()));
     }
 
     @Override
