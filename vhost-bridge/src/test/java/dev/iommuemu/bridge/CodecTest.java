@@ -147,7 +147,14 @@ class CodecTest {
         assertTrue(v1.read() && !v1.write() && v1.exec() && v1.last(), "version 1: R when W is clear");
         Payloads.PageRequestMsg wOnly = new Payloads.PageRequestMsg(7, 1, 0x4000, Payloads.PAGE_REQUEST_WRITE | Payloads.PAGE_REQUEST_PRIV, 3);
         assertTrue(!wOnly.read() && wOnly.write() && wOnly.priv());
-        assertEquals("07000000" + "ffffffff" + "0000000000000000" + "ffffffffffffffff", hex(new Payloads.AtcInvalidate(7, -1, 0, -1L).encode()));
+        assertEquals("07000000" + "ffffffff" + "0000000000000000" + "ffffffffffffffff" + "00000000" + "00000000",
+                hex(new Payloads.AtcInvalidate(7, -1, 0, -1L, 0).encode()));
+        // version 4: flags bit 0 G (CMD_ATC_INV.G)
+        Payloads.AtcInvalidate g = new Payloads.AtcInvalidate(7, 5, 0x10000, 0x2000, Payloads.ATC_INVALIDATE_GLOBAL);
+        assertEquals("07000000" + "05000000" + "0000010000000000" + "0020000000000000" + "01000000" + "00000000", hex(g.encode()));
+        assertEquals(g, Payloads.AtcInvalidate.decode(g.encode()));
+        assertTrue(g.global());
+        assertThrows(ProtocolException.class, () -> Payloads.AtcInvalidate.decode(new byte[24]));
         assertEquals("07000000" + "01000000" + "03000000" + "0f000000", hex(new Payloads.PriResponse(7, 1, 3, 0xf).encode()));
         // IOMMU_STALL_RESOLVED (version 2): {u32 stream_id, u32 stag, u32 flags (bit 0 retry), u32 reserved}
         Payloads.StallResolved sr = new Payloads.StallResolved(4, 0x1234, Payloads.STALL_RETRY);

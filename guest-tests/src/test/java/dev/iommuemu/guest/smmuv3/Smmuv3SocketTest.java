@@ -94,6 +94,13 @@ class Smmuv3SocketTest {
             }
 
             @Override
+            public long atcInvalidate(Payloads.AtcInvalidate inv) {
+                log.add(String.format("atc sid=%d ssid=%d address=0x%x size=0x%x flags=%d", inv.streamId(), inv.substreamId(),
+                        inv.address(), inv.size(), inv.flags()));
+                return 0;
+            }
+
+            @Override
             public void stallResolved(Payloads.StallResolved r) {
                 log.add(String.format("stall resolved sid=%d stag=%d flags=%d", r.streamId(), r.stag(), r.flags()));
             }
@@ -415,6 +422,25 @@ class Smmuv3SocketTest {
         } finally {
             VmmClient.closeFd(priq);
         }
+    }
+
+    /**
+     * CMD_ATC_INV reaches the VMM as IOMMU_ATC_INVALIDATE with its span, its PASID and its G flag
+     * (IHI 0070 §4.5.1; protocol version 4), acknowledged before the CMD_SYNC completes.
+     */
+    @Test
+    void atcInvalidationCarriesGlobal() throws Exception {
+        connect("max");
+        drv.probe(true);
+        log.clear();
+        drv.atcInv(4, 3, 0x7000_3000L, 1, true); // 8 KiB at an 8 KiB-aligned address, PASID 3, G
+        drv.atcInv(4, 3, 0x7000_4000L, 0, false);
+        drv.atcInv(4, -1, 0x1234_5000L, 52, false); // everything, no PASID
+        assertEquals(List.of("atc sid=4 ssid=3 address=0x70002000 size=0x2000 flags=1",
+                "atc sid=4 ssid=3 address=0x70004000 size=0x1000 flags=0",
+                "atc sid=4 ssid=-1 address=0x0 size=0xffffffffffffffff flags=0"),
+                log.stream().filter(l -> l.startsWith("atc")).toList());
+        assertEquals(0, drv.activeErrors());
     }
 
     /** Waits (bounded) for a posted back-end message to reach the listener's thread. */

@@ -488,18 +488,29 @@ public final class Payloads {
         }
     }
 
-    /** Back-end IOMMU_ATC_INVALIDATE: u32 stream_id, u32 substream_id (~0 = all), u64 address, u64 size (~0 = all). */
-    public record AtcInvalidate(int streamId, int substreamId, long address, long size) {
-        public static final int SIZE = 24;
+    /** IOMMU_ATC_INVALIDATE flag G: CMD_ATC_INV.G (IHI 0070 §4.5.1), the PCIe Global Invalidate of every PASID (version 4). */
+    public static final int ATC_INVALIDATE_GLOBAL = 1;
+
+    /**
+     * Back-end IOMMU_ATC_INVALIDATE: u32 stream_id, u32 substream_id (~0 = none: a request without
+     * PASID), u64 address, u64 size (~0 = all), u32 flags (bit 0 G), u32 reserved (version 4; 24
+     * bytes without flags before).
+     */
+    public record AtcInvalidate(int streamId, int substreamId, long address, long size, int flags) {
+        public static final int SIZE = 32;
+
+        public boolean global() {
+            return (flags & ATC_INVALIDATE_GLOBAL) != 0;
+        }
 
         public byte[] encode() {
-            return alloc(SIZE).putInt(streamId).putInt(substreamId).putLong(address).putLong(size).array();
+            return alloc(SIZE).putInt(streamId).putInt(substreamId).putLong(address).putLong(size).putInt(flags).putInt(0).array();
         }
 
         public static AtcInvalidate decode(byte[] p) throws ProtocolException {
             exact(p, SIZE, "IOMMU_ATC_INVALIDATE");
             ByteBuffer b = le(p);
-            return new AtcInvalidate(b.getInt(), b.getInt(), b.getLong(), b.getLong());
+            return new AtcInvalidate(b.getInt(), b.getInt(), b.getLong(), b.getLong(), b.getInt());
         }
     }
 

@@ -166,8 +166,14 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
 
     @Override
     public void atcInvalidate(int streamId, int substreamId, long address, long size) {
+        atcInvalidate(streamId, substreamId, address, size, false);
+    }
+
+    @Override
+    public void atcInvalidate(int streamId, int substreamId, long address, long size, boolean global) {
         session.counters().inc(Counter.ATC_INVALIDATIONS);
-        session.publish(BridgeEvent.ATC_INVALIDATE, String.format("sid=%d ssid=%d address=0x%x size=0x%x", streamId, substreamId, address, size));
+        session.publish(BridgeEvent.ATC_INVALIDATE, String.format("sid=%d ssid=%d address=0x%x size=0x%x%s", streamId, substreamId, address, size,
+                global ? " global" : ""));
         BackendChannel b;
         synchronized (this) {
             b = backend;
@@ -176,7 +182,8 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
             return;
         }
         try {
-            long status = b.call(BackendRequest.IOMMU_ATC_INVALIDATE, new Payloads.AtcInvalidate(streamId, substreamId, address, size).encode());
+            long status = b.call(BackendRequest.IOMMU_ATC_INVALIDATE, new Payloads.AtcInvalidate(streamId, substreamId, address, size,
+                    global ? Payloads.ATC_INVALIDATE_GLOBAL : 0).encode());
             if (status != 0) {
                 LOG.warning("session " + session.id() + ": front-end refused ATC invalidation with status " + status);
             }

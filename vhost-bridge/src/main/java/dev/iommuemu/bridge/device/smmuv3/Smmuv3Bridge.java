@@ -239,10 +239,8 @@ public final class Smmuv3Bridge implements BridgedDevice {
 
             @Override
             public void atcInvalidate(int streamId, int ssid, long addr, long size, boolean global) {
-                // CMD_ATC_INV.G (IHI 0070 §4.5.1): every PASID's entries. The protocol message has no
-                // global flag yet, so a global invalidation is sent without a substream (the VMM drops
-                // the stream's entries in the range for every substream).
-                host.atcInvalidate(streamId, global ? IommuModel.NO_SUBSTREAM : ssid, addr, size);
+                // CMD_ATC_INV.G (IHI 0070 §4.5.1): every PASID's entries; IOMMU_ATC_INVALIDATE's flag G.
+                host.atcInvalidate(streamId, ssid, addr, size, global);
             }
 
             @Override
