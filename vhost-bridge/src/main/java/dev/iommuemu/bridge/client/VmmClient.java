@@ -2,7 +2,9 @@ package dev.iommuemu.bridge.client;
 
 import dev.iommuemu.bridge.memory.MappedGuestMemory;
 import dev.iommuemu.bridge.memory.MappedRegion;
+import dev.iommuemu.bridge.nesting.IommufdCall;
 import dev.iommuemu.bridge.protocol.BackendRequest;
+import dev.iommuemu.bridge.protocol.NestingPayloads;
 import dev.iommuemu.bridge.protocol.Payloads;
 import dev.iommuemu.bridge.protocol.ProtocolException;
 import dev.iommuemu.bridge.protocol.Protocol;
@@ -305,6 +307,18 @@ public final class VmmClient implements AutoCloseable {
      */
     public void pageRequest(int streamId, int substreamId, long address, int flags, int groupIndex) throws IOException {
         ack(Request.IOMMU_PRI_PAGE_REQUEST, new Payloads.PageRequestMsg(streamId, substreamId, address, flags, groupIndex).encode());
+    }
+
+    /**
+     * One call of the host-side nesting model (docs/protocol.md §4.6): its message, its reply. A
+     * refused call is the reply's errno (0 = done), not an exception.
+     */
+    public NestingPayloads.Reply iommufd(IommufdCall call) throws IOException {
+        try {
+            return NestingPayloads.Reply.decode(call(NestingPayloads.request(call), NestingPayloads.encode(call)));
+        } catch (ProtocolException e) {
+            throw new IOException(e.getMessage(), e);
+        }
     }
 
     /** What the daemon asks of the VMM on the back-end channel. Called on the channel's thread. */

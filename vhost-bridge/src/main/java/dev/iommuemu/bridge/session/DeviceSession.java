@@ -249,6 +249,14 @@ public final class DeviceSession implements AutoCloseable {
         });
     }
 
+    /** A call of the host-side nesting model (docs/protocol.md §4.6, docs/nesting.md). */
+    public dev.iommuemu.bridge.nesting.IommufdCalls.Outcome iommufd(dev.iommuemu.bridge.nesting.IommufdCall call) throws ProtocolException {
+        return withDevice(d -> {
+            touch();
+            return dev.iommuemu.bridge.nesting.IommufdCalls.handle(d, call);
+        });
+    }
+
     /** An endpoint's PRI Page Request (docs/protocol.md §4.4). */
     public void pageRequest(BridgedDevice.PageRequest req) throws ProtocolException {
         String bad = req.malformed();

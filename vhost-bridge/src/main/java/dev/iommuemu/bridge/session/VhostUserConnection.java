@@ -2,6 +2,7 @@ package dev.iommuemu.bridge.session;
 
 import dev.iommuemu.bridge.device.BridgedDevice;
 import dev.iommuemu.bridge.device.DeviceFactory;
+import dev.iommuemu.bridge.protocol.NestingPayloads;
 import dev.iommuemu.bridge.protocol.Payloads;
 import dev.iommuemu.bridge.protocol.Protocol;
 import dev.iommuemu.bridge.protocol.ProtocolException;
@@ -166,6 +167,10 @@ public final class VhostUserConnection implements Runnable {
     private VhostUserMessage dispatch(Request r, VhostUserMessage m) throws ProtocolException {
         byte[] p = m.payload();
         int code = m.request();
+        if (r.isNesting()) {
+            // docs/protocol.md §4.6: a refused call is the reply's errno, not an error reply
+            return VhostUserMessage.reply(code, NestingPayloads.Reply.of(session.iommufd(NestingPayloads.decode(r, p))).encode());
+        }
         switch (r) {
             case GET_FEATURES -> {
                 long f = session.withDevice(BridgedDevice::virtioFeatures) | (1L << Protocol.F_PROTOCOL_FEATURES);
