@@ -443,6 +443,25 @@ class Smmuv3SocketTest {
         assertEquals(0, drv.activeErrors());
     }
 
+    /**
+     * docs/protocol.md §4.4: "a model without ATS or PRI answers ENOSYS". The default profile has
+     * neither (SMMU_IDR0.ATS = PRI = 0, IHI 0070 §6.3.1): a page request is not silently dropped.
+     */
+    @Test
+    void withoutAtsAndPriTheRequestsAreEnosys() throws Exception {
+        connect("default");
+        drv.probe(true);
+        dev.iommuemu.bridge.client.RequestRefusedException e = org.junit.jupiter.api.Assertions.assertThrows(
+                dev.iommuemu.bridge.client.RequestRefusedException.class,
+                () -> vmm.pageRequest(4, -1, 0x7000_0000L, Payloads.PAGE_REQUEST_LAST, 1));
+        assertEquals(38, e.errno(), "ENOSYS");
+        e = org.junit.jupiter.api.Assertions.assertThrows(dev.iommuemu.bridge.client.RequestRefusedException.class,
+                () -> vmm.call(dev.iommuemu.bridge.protocol.Request.IOMMU_ATS_TRANSLATE,
+                        new Payloads.TranslateRequest(4, Payloads.NO_SUBSTREAM, 0x7000_0000L, 0).encode()));
+        assertEquals(38, e.errno(), "ENOSYS");
+        assertEquals(0, drv.activeErrors());
+    }
+
     /** Waits (bounded) for a posted back-end message to reach the listener's thread. */
     void awaitLog(String line) throws InterruptedException {
         for (int i = 0; i < 400 && !log.contains(line); i++) {

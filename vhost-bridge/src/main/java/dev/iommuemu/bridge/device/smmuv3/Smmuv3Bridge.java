@@ -121,6 +121,10 @@ public final class Smmuv3Bridge implements BridgedDevice {
      */
     @Override
     public DmaResult atsTranslate(int streamId, int substreamId, long iova, DmaAccess access) {
+        if (!smmu.profile().ats()) {
+            // SMMU_IDR0.ATS == 0 (IHI 0070 §6.3.1): no ATS at all, ENOSYS (docs/protocol.md §4.4)
+            throw new UnsupportedOperationException("smmuv3 profile " + profile + " has no ATS (SMMU_IDR0.ATS == 0)");
+        }
         AtsResponse r = smmu.atsTranslate(streamId, substreamId, iova, access);
         return switch (r.status()) {
             case UR -> new DmaResult.Aborted("UR");
@@ -146,6 +150,10 @@ public final class Smmuv3Bridge implements BridgedDevice {
     /** A PCIe Page Request or Stop PASID marker to the PRI queue (IHI 0070 §3.10, §8: L/W/R = 0b100 for Stop). */
     @Override
     public void pageRequest(PageRequest request) {
+        if (!smmu.profile().pri()) {
+            // SMMU_IDR0.PRI == 0 (IHI 0070 §6.3.1): no PRI queue, ENOSYS (docs/protocol.md §4.4)
+            throw new UnsupportedOperationException("smmuv3 profile " + profile + " has no PRI (SMMU_IDR0.PRI == 0)");
+        }
         boolean stop = request.stop();
         smmu.pageRequest(new dev.iommuemu.smmuv3.priq.PageRequest(request.streamId(), request.substreamId(),
                 request.address(), request.groupIndex(), request.last() || stop, request.read() && !stop,
