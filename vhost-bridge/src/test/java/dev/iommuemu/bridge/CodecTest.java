@@ -45,6 +45,7 @@ class CodecTest {
         assertEquals(1025, BackendRequest.IOMMU_MSI.code());
         assertEquals(1026, BackendRequest.IOMMU_ATC_INVALIDATE.code());
         assertEquals(1027, BackendRequest.IOMMU_PRI_RESPONSE.code());
+        assertEquals(1028, BackendRequest.IOMMU_STALL_RESOLVED.code());
         assertEquals(1031, Request.IOMMU_ATS_TRANSLATE.code());
         assertEquals(1032, Request.IOMMU_PRI_PAGE_REQUEST.code());
         assertEquals(1033, Request.IOMMU_SET_TRANSLATE_RING.code());
@@ -135,8 +136,33 @@ class CodecTest {
         assertEquals("0000e0fe00000000" + "41000000" + "00000000", hex(new Payloads.MsiWrite(0xfee0_0000L, 0x41).encode()));
         assertEquals("07000000" + "01000000" + "0040000000000000" + "09000000" + "03000000",
                 hex(new Payloads.PageRequestMsg(7, 1, 0x4000, Payloads.ACCESS_WRITE | Payloads.PAGE_REQUEST_LAST, 3).encode()));
-        assertEquals("07000000" + "ffffffff" + "0000000000000000" + "ffffffffffffffff", hex(new Payloads.AtcInvalidate(7, -1, 0, -1L).encode()));
+        // version 3 flags: bit 0 W, 1 exec, 2 priv, 3 L, 4 R, 5 Stop
+        Payloads.PageRequestMsg rw = new Payloads.PageRequestMsg(7, -1, 0x5000, Payloads.PAGE_REQUEST_READ | Payloads.PAGE_REQUEST_WRITE, 4);
+        assertEquals("07000000" + "ffffffff" + "0050000000000000" + "11000000" + "04000000", hex(rw.encode()));
+        assertEquals(rw, Payloads.PageRequestMsg.decode(rw.encode()));
+        assertTrue(rw.read() && rw.write() && !rw.last() && !rw.stop());
+        Payloads.PageRequestMsg stop = Payloads.PageRequestMsg.decode(hex("07000000" + "02000000" + "0000000000000000" + "20000000" + "00000000"));
+        assertTrue(stop.stop() && stop.last() && !stop.read() && !stop.write());
+        Payloads.PageRequestMsg v1 = new Payloads.PageRequestMsg(7, 1, 0x4000, Payloads.PAGE_REQUEST_LAST | Payloads.PAGE_REQUEST_EXEC, 3);
+        assertTrue(v1.read() && !v1.write() && v1.exec() && v1.last(), "version 1: R when W is clear");
+        Payloads.PageRequestMsg wOnly = new Payloads.PageRequestMsg(7, 1, 0x4000, Payloads.PAGE_REQUEST_WRITE | Payloads.PAGE_REQUEST_PRIV, 3);
+        assertTrue(!wOnly.read() && wOnly.write() && wOnly.priv());
+        assertEquals("07000000" + "ffffffff" + "0000000000000000" + "ffffffffffffffff" + "00000000" + "00000000",
+                hex(new Payloads.AtcInvalidate(7, -1, 0, -1L, 0).encode()));
+        // version 4: flags bit 0 G (CMD_ATC_INV.G)
+        Payloads.AtcInvalidate g = new Payloads.AtcInvalidate(7, 5, 0x10000, 0x2000, Payloads.ATC_INVALIDATE_GLOBAL);
+        assertEquals("07000000" + "05000000" + "0000010000000000" + "0020000000000000" + "01000000" + "00000000", hex(g.encode()));
+        assertEquals(g, Payloads.AtcInvalidate.decode(g.encode()));
+        assertTrue(g.global());
+        assertThrows(ProtocolException.class, () -> Payloads.AtcInvalidate.decode(new byte[24]));
         assertEquals("07000000" + "01000000" + "03000000" + "0f000000", hex(new Payloads.PriResponse(7, 1, 3, 0xf).encode()));
+        // IOMMU_STALL_RESOLVED (version 2): {u32 stream_id, u32 stag, u32 flags (bit 0 retry), u32 reserved}
+        Payloads.StallResolved sr = new Payloads.StallResolved(4, 0x1234, Payloads.STALL_RETRY);
+        assertEquals("04000000" + "34120000" + "01000000" + "00000000", hex(sr.encode()));
+        assertEquals(sr, Payloads.StallResolved.decode(sr.encode()));
+        assertTrue(sr.retry());
+        assertFalse(new Payloads.StallResolved(4, 7, 0).retry());
+        assertThrows(ProtocolException.class, () -> Payloads.StallResolved.decode(new byte[12]));
         Payloads.IommuInfo info = new Payloads.IommuInfo(1, 1, 0x20000, 0, "default", List.of("evtq", "gerror"));
         byte[] b = info.encode();
         assertEquals(56 + 32, b.length);
@@ -156,5 +182,81 @@ class CodecTest {
         assertThrows(ProtocolException.class, () -> Request.GET_FEATURES.validate(new VhostUserMessage(1, 1, new byte[0], new int[] {3})));
         Request.REM_MEM_REG.validate(new VhostUserMessage(38, 1, new byte[40], new int[] {3}));
         Request.REM_MEM_REG.validate(new VhostUserMessage(38, 1, new byte[40], new int[0]));
+    }
+
+    /** docs/protocol.md §4.6: the nesting messages 1040-1055, each a fixed payload, and their reply. */
+    @Test
+    void nestingLayouts() throws Exception {
+        List<dev.iommuemu.bridge.nesting.IommufdCall> calls = List.of(
+                new dev.iommuemu.bridge.nesting.IommufdCall.OpenHost(0x1000_0000L, 0x100_0000L, 6),
+                new dev.iommuemu.bridge.nesting.IommufdCall.Probe(5, "gpu"),
+                new dev.iommuemu.bridge.nesting.IommufdCall.Bind(5),
+                new dev.iommuemu.bridge.nesting.IommufdCall.HwInfo(2),
+                new dev.iommuemu.bridge.nesting.IommufdCall.AllocHwpt(2, 4, 0, new long[] {0x100_00bL, 0}, 7),
+                new dev.iommuemu.bridge.nesting.IommufdCall.Attach(2, 6),
+                new dev.iommuemu.bridge.nesting.IommufdCall.Detach(2),
+                new dev.iommuemu.bridge.nesting.IommufdCall.Map(3, 0x1000, 0x4000_0000L, 0x2000, true, true, false),
+                new dev.iommuemu.bridge.nesting.IommufdCall.AllocViommu(2, 3),
+                new dev.iommuemu.bridge.nesting.IommufdCall.AllocVdevice(4, 2, 0x42),
+                new dev.iommuemu.bridge.nesting.IommufdCall.Invalidate(4, new long[] {0x12, 0x4000_0000L}),
+                new dev.iommuemu.bridge.nesting.IommufdCall.AllocVeventq(4, 8),
+                new dev.iommuemu.bridge.nesting.IommufdCall.ReadVevents(9, 0),
+                new dev.iommuemu.bridge.nesting.IommufdCall.AllocFaultQueue(),
+                new dev.iommuemu.bridge.nesting.IommufdCall.ReadFaults(7, 16),
+                new dev.iommuemu.bridge.nesting.IommufdCall.PageResponse(7, 3, 1));
+        for (int i = 0; i < calls.size(); i++) {
+            Request r = dev.iommuemu.bridge.protocol.NestingPayloads.request(calls.get(i));
+            assertEquals(1040 + i, r.code(), r.name());
+            assertTrue(r.hasReply() && r.isNesting());
+            byte[] p = dev.iommuemu.bridge.protocol.NestingPayloads.encode(calls.get(i));
+            r.validate(new VhostUserMessage(r.code(), 1, p, new int[0]));
+            // records with arrays compare by identity: compare their encodings
+            assertEquals(hex(p), hex(dev.iommuemu.bridge.protocol.NestingPayloads.encode(
+                    dev.iommuemu.bridge.protocol.NestingPayloads.decode(r, p))), r.name());
+        }
+        assertEquals(null, Request.of(1056));
+        assertEquals("00000010" + "00000000" + "00000001" + "00000000" + "06000000" + "00000000",
+                hex(dev.iommuemu.bridge.protocol.NestingPayloads.encode(calls.get(0))));
+        assertEquals("05000000" + "00000000" + hex("gpu".getBytes()) + "00".repeat(29), hex(dev.iommuemu.bridge.protocol.NestingPayloads.encode(calls.get(1))));
+        // ALLOC_HWPT: dev_id, pt_id, flags, fault_id, type 1 (nested), reserved, vste[2]
+        assertEquals("02000000" + "04000000" + "00000000" + "07000000" + "01000000" + "00000000" + "0b00100000000000" + "0000000000000000",
+                hex(dev.iommuemu.bridge.protocol.NestingPayloads.encode(calls.get(4))));
+        // MAP_HWPT: hwpt_id, flags READ|WRITE, iova, phys, length
+        assertEquals("03000000" + "03000000" + "0010000000000000" + "0000004000000000" + "0020000000000000",
+                hex(dev.iommuemu.bridge.protocol.NestingPayloads.encode(calls.get(7))));
+        // INVALIDATE: viommu_id, count (commands), cmd words
+        assertEquals("04000000" + "01000000" + "1200000000000000" + "0000004000000000",
+                hex(dev.iommuemu.bridge.protocol.NestingPayloads.encode(calls.get(10))));
+        assertEquals("07000000" + "03000000" + "01000000" + "00000000", hex(dev.iommuemu.bridge.protocol.NestingPayloads.encode(calls.get(15))));
+        byte[] lying = dev.iommuemu.bridge.protocol.NestingPayloads.encode(calls.get(10));
+        lying[4] = 2;
+        assertThrows(ProtocolException.class, () -> dev.iommuemu.bridge.protocol.NestingPayloads.decode(Request.IOMMUFD_INVALIDATE, lying));
+
+        // Replies: {errno, id, handled, count} + records
+        var ids = dev.iommuemu.bridge.protocol.NestingPayloads.Reply.of(
+                new dev.iommuemu.bridge.nesting.IommufdCalls.Outcome(5, 0, 1, 0, null, null, null));
+        assertEquals("05000000" + "00000000" + "01000000" + "00000000", hex(ids.encode()));
+        var ev = dev.iommuemu.bridge.protocol.NestingPayloads.Reply.of(new dev.iommuemu.bridge.nesting.IommufdCalls.Outcome(0, 0, 0, 0, null,
+                List.of(new dev.iommuemu.iommufd.Vevent(0, 3, new long[] {0x42_0000_0010L, 0, 0x4000_1000L, 0})), null));
+        assertEquals("00000000" + "00000000" + "00000000" + "01000000" + "00000000" + "03000000" + "1000000042000000"
+                + "0000000000000000" + "0010004000000000" + "0000000000000000" + "0000000000000000", hex(ev.encode()));
+        var evBack = dev.iommuemu.bridge.protocol.NestingPayloads.Reply.decode(ev.encode()).vevents();
+        assertEquals(3, evBack.get(0).sequence());
+        assertEquals(0x4000_1000L, evBack.get(0).evt()[2]);
+        dev.iommuemu.iommufd.PageFault pf = new dev.iommuemu.iommufd.PageFault(2, 1, 0, 7, 2, 0x4000_3000L, 0, 9);
+        var fr = dev.iommuemu.bridge.protocol.NestingPayloads.Reply.of(new dev.iommuemu.bridge.nesting.IommufdCalls.Outcome(0, 0, 0, 0, null, null, List.of(pf)));
+        assertEquals("00000000" + "00000000" + "00000000" + "01000000" + "02000000" + "01000000" + "00000000" + "07000000" + "02000000"
+                + "00000000" + "0030004000000000" + "00000000" + "09000000", hex(fr.encode()));
+        assertEquals(List.of(pf), dev.iommuemu.bridge.protocol.NestingPayloads.Reply.decode(fr.encode()).faults());
+        var hw = dev.iommuemu.bridge.protocol.NestingPayloads.Reply.of(new dev.iommuemu.bridge.nesting.IommufdCalls.Outcome(0, 0, 0, 0,
+                new dev.iommuemu.iommufd.HwInfo(0, new int[] {0x0c48101a, 0x1, 0, 0x4, 0, 0x55}, 0x43b, 3), null, null));
+        assertEquals("00000000" + "00000000" + "00000000" + "01000000" + "00000000" + "00000000" + "1a10480c" + "01000000" + "00000000"
+                + "04000000" + "00000000" + "55000000" + "3b040000" + "03000000", hex(hw.encode()));
+        var hwBack = dev.iommuemu.bridge.protocol.NestingPayloads.Reply.decode(hw.encode()).hwInfo();
+        assertEquals(0x55, hwBack.idr()[5]);
+        assertEquals(0x43b, hwBack.iidr());
+        var um = dev.iommuemu.bridge.protocol.NestingPayloads.Reply.of(new dev.iommuemu.bridge.nesting.IommufdCalls.Outcome(0, 0, 0, 0x1_0000L, null, null, null));
+        assertEquals("00000000" + "00000000" + "00000000" + "01000000" + "0000010000000000", hex(um.encode()));
+        assertThrows(ProtocolException.class, () -> dev.iommuemu.bridge.protocol.NestingPayloads.Reply.decode(hex("00000000" + "00000000" + "00000000" + "02000000" + "000000")));
     }
 }

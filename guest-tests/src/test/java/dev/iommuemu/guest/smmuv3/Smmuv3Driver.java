@@ -34,6 +34,7 @@ public final class Smmuv3Driver {
     static final int CMD_CFGI_STE = 0x03, CMD_CFGI_ALL = 0x04, CMD_CFGI_CD = 0x05, CMD_TLBI_NH_ASID = 0x11;
     static final int CMD_TLBI_NH_VA = 0x12, CMD_TLBI_EL2_ALL = 0x20, CMD_TLBI_S12_VMALL = 0x28;
     static final int CMD_TLBI_NSNH_ALL = 0x30, CMD_SYNC = 0x46;
+    static final int CMD_ATC_INV = 0x40;
     static final int CMD_PRI_RESP = 0x41, CMD_RESUME = 0x44, CMD_STALL_TERM = 0x45;
 
     public final Mmio mmio;
@@ -385,6 +386,25 @@ public final class Smmuv3Driver {
     /** CMD_RESUME(StreamID, STAG, Ac): retry (Ac 1) or terminate (Ac 0). */
     public void resume(int sid, int stag, boolean retry) {
         cmd(CMD_RESUME, ((long) sid << 32) | (retry ? 1L << 12 : 0), stag);
+        sync();
+    }
+
+    /**
+     * CMD_ATC_INV (IHI 0070 §4.5.1): StreamID [63:32], SubstreamID [31:12] with SSV [11] when
+     * {@code ssid >= 0}, G [9]; Size [69:64] (4096 * 2^size bytes), Address [127:76]; then CMD_SYNC.
+     */
+    public void atcInv(int sid, int ssid, long address, int size, boolean global) {
+        long w0 = ((long) sid << 32) | (global ? 1L << 9 : 0);
+        if (ssid >= 0) {
+            w0 |= ((long) ssid << 12) | (1L << 11);
+        }
+        cmd(CMD_ATC_INV, w0, (address & ~0xfffL) | (size & 0x3f));
+        sync();
+    }
+
+    /** CMD_STALL_TERM (IHI 0070 §4.7.2): terminates every stalled transaction of {@code sid}; then CMD_SYNC. */
+    public void stallTerm(int sid) {
+        cmd(CMD_STALL_TERM, (long) sid << 32, 0);
         sync();
     }
 

@@ -94,6 +94,18 @@ class Smmuv3SocketTest {
             }
 
             @Override
+            public long atcInvalidate(Payloads.AtcInvalidate inv) {
+                log.add(String.format("atc sid=%d ssid=%d address=0x%x size=0x%x flags=%d", inv.streamId(), inv.substreamId(),
+                        inv.address(), inv.size(), inv.flags()));
+                return 0;
+            }
+
+            @Override
+            public void stallResolved(Payloads.StallResolved r) {
+                log.add(String.format("stall resolved sid=%d stag=%d flags=%d", r.streamId(), r.stag(), r.flags()));
+            }
+
+            @Override
             public void msi(Payloads.MsiWrite msi) {
                 log.add(String.format("msi 0x%x 0x%x", msi.address(), msi.data()));
             }
@@ -330,8 +342,24 @@ class Smmuv3SocketTest {
             assertEquals(st.result().stag(), (int) (ev[1] & 0xffff), "STAG");
             assertTrue((ev[1] & (1L << 31)) != 0, "Stall");
             pt.map(as2, 0x7000_5000L, 0x2222_5000L, PageTables.S1_RW);
+            log.clear();
             drv.resume(4, st.result().stag(), true);
+            // The held access is released to the VMM: IOMMU_STALL_RESOLVED {sid 4, STAG, retry} (docs/protocol.md §5).
+            String resumed = "stall resolved sid=4 stag=" + st.result().stag() + " flags=1";
+            awaitLog(resumed);
+            assertEquals(List.of(resumed), log.stream().filter(l -> l.startsWith("stall")).toList());
             assertEquals(0x2222_5008L, vmm.translate(4, 2, 0x7000_5008L, Payloads.ACCESS_WRITE).result().output(), "retried");
+
+            // A second stall, terminated by CMD_STALL_TERM (§4.7.2): the VMM learns it is aborted.
+            Payloads.TranslateReply st2 = vmm.translate(4, 2, 0x7000_6000L, 0);
+            assertEquals(Payloads.STALLED, st2.result().status());
+            assertEquals(1, VmmClient.awaitEventFd(evtqFd, 2000));
+            drv.drainEvents();
+            log.clear();
+            drv.stallTerm(4);
+            String terminated = "stall resolved sid=4 stag=" + st2.result().stag() + " flags=0";
+            awaitLog(terminated);
+            assertEquals(List.of(terminated), log.stream().filter(l -> l.startsWith("stall")).toList());
 
             log.clear();
             vmm.ack(dev.iommuemu.bridge.protocol.Request.IOMMU_PRI_PAGE_REQUEST,
@@ -351,6 +379,93 @@ class Smmuv3SocketTest {
             assertEquals(0, drv.activeErrors());
         } finally {
             VmmClient.closeFd(priq);
+        }
+    }
+
+    /**
+     * IOMMU_PRI_PAGE_REQUEST's explicit PCIe fields (protocol version 3) reach the PRI queue entry
+     * (IHI 0070 §8) bit for bit: read+write, write-only, a version-1 request (read), exec+priv with
+     * a PASID and the Stop PASID marker (L/W/R = 0b100); malformed ones are refused with EINVAL.
+     */
+    @Test
+    void pageRequestFieldsThroughTheSocket() throws Exception {
+        connect("max");
+        int priq = vmm.irqEventFd(1);
+        try {
+            drv.probe(true);
+            final long ssv = 1L << 63, last = 1L << 62, w = 1L << 61, r = 1L << 60, x = 1L << 59, priv = 1L << 58;
+            vmm.pageRequest(4, 1, 0x7000_1000L, Payloads.PAGE_REQUEST_READ | Payloads.PAGE_REQUEST_WRITE, 0x21);
+            vmm.pageRequest(4, -1, 0x7000_2000L, Payloads.PAGE_REQUEST_WRITE, 0x22);
+            vmm.pageRequest(4, -1, 0x7000_3000L, Payloads.PAGE_REQUEST_LAST, 0x23); // version 1: R
+            vmm.pageRequest(4, 2, 0x7000_4000L, Payloads.PAGE_REQUEST_READ | Payloads.PAGE_REQUEST_EXEC
+                    | Payloads.PAGE_REQUEST_PRIV | Payloads.PAGE_REQUEST_LAST, 0x24);
+            vmm.pageRequest(4, 3, 0, Payloads.PAGE_REQUEST_STOP, 0x25);
+            assertTrue(VmmClient.awaitEventFd(priq, 2000) >= 1, "line priq fired");
+            List<long[]> pri = drv.drainPri();
+            assertEquals(5, pri.size());
+            assertEquals(4 | (1L << 32) | ssv | r | w, pri.get(0)[0]);
+            assertEquals(0x7000_1000L | 0x21, pri.get(0)[1]);
+            assertEquals(4 | w, pri.get(1)[0]);
+            assertEquals(0x7000_2000L | 0x22, pri.get(1)[1]);
+            assertEquals(4 | r | last, pri.get(2)[0]);
+            assertEquals(4 | (2L << 32) | ssv | r | x | priv | last, pri.get(3)[0]);
+            assertEquals(4 | (3L << 32) | ssv | last, pri.get(4)[0], "Stop marker: L/W/R = 0b100 with SSV");
+            assertEquals(0x25, pri.get(4)[1]);
+            for (int[] bad : new int[][] {{-1, Payloads.PAGE_REQUEST_STOP}, {3, Payloads.PAGE_REQUEST_STOP | Payloads.PAGE_REQUEST_READ},
+                    {1, Payloads.PAGE_REQUEST_READ | 0x40}}) {
+                dev.iommuemu.bridge.client.RequestRefusedException e = org.junit.jupiter.api.Assertions.assertThrows(
+                        dev.iommuemu.bridge.client.RequestRefusedException.class, () -> vmm.pageRequest(4, bad[0], 0x7000_5000L, bad[1], 1));
+                assertEquals(22, e.errno(), "EINVAL");
+            }
+            assertEquals(0, drv.drainPri().size());
+            assertEquals(0, drv.activeErrors());
+        } finally {
+            VmmClient.closeFd(priq);
+        }
+    }
+
+    /**
+     * CMD_ATC_INV reaches the VMM as IOMMU_ATC_INVALIDATE with its span, its PASID and its G flag
+     * (IHI 0070 §4.5.1; protocol version 4), acknowledged before the CMD_SYNC completes.
+     */
+    @Test
+    void atcInvalidationCarriesGlobal() throws Exception {
+        connect("max");
+        drv.probe(true);
+        log.clear();
+        drv.atcInv(4, 3, 0x7000_3000L, 1, true); // 8 KiB at an 8 KiB-aligned address, PASID 3, G
+        drv.atcInv(4, 3, 0x7000_4000L, 0, false);
+        drv.atcInv(4, -1, 0x1234_5000L, 52, false); // everything, no PASID
+        assertEquals(List.of("atc sid=4 ssid=3 address=0x70002000 size=0x2000 flags=1",
+                "atc sid=4 ssid=3 address=0x70004000 size=0x1000 flags=0",
+                "atc sid=4 ssid=-1 address=0x0 size=0xffffffffffffffff flags=0"),
+                log.stream().filter(l -> l.startsWith("atc")).toList());
+        assertEquals(0, drv.activeErrors());
+    }
+
+    /**
+     * docs/protocol.md §4.4: "a model without ATS or PRI answers ENOSYS". The default profile has
+     * neither (SMMU_IDR0.ATS = PRI = 0, IHI 0070 §6.3.1): a page request is not silently dropped.
+     */
+    @Test
+    void withoutAtsAndPriTheRequestsAreEnosys() throws Exception {
+        connect("default");
+        drv.probe(true);
+        dev.iommuemu.bridge.client.RequestRefusedException e = org.junit.jupiter.api.Assertions.assertThrows(
+                dev.iommuemu.bridge.client.RequestRefusedException.class,
+                () -> vmm.pageRequest(4, -1, 0x7000_0000L, Payloads.PAGE_REQUEST_LAST, 1));
+        assertEquals(38, e.errno(), "ENOSYS");
+        e = org.junit.jupiter.api.Assertions.assertThrows(dev.iommuemu.bridge.client.RequestRefusedException.class,
+                () -> vmm.call(dev.iommuemu.bridge.protocol.Request.IOMMU_ATS_TRANSLATE,
+                        new Payloads.TranslateRequest(4, Payloads.NO_SUBSTREAM, 0x7000_0000L, 0).encode()));
+        assertEquals(38, e.errno(), "ENOSYS");
+        assertEquals(0, drv.activeErrors());
+    }
+
+    /** Waits (bounded) for a posted back-end message to reach the listener's thread. */
+    void awaitLog(String line) throws InterruptedException {
+        for (int i = 0; i < 400 && !log.contains(line); i++) {
+            Thread.sleep(5);
         }
     }
 

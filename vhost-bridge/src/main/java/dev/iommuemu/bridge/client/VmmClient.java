@@ -2,7 +2,9 @@ package dev.iommuemu.bridge.client;
 
 import dev.iommuemu.bridge.memory.MappedGuestMemory;
 import dev.iommuemu.bridge.memory.MappedRegion;
+import dev.iommuemu.bridge.nesting.IommufdCall;
 import dev.iommuemu.bridge.protocol.BackendRequest;
+import dev.iommuemu.bridge.protocol.NestingPayloads;
 import dev.iommuemu.bridge.protocol.Payloads;
 import dev.iommuemu.bridge.protocol.ProtocolException;
 import dev.iommuemu.bridge.protocol.Protocol;
@@ -299,6 +301,26 @@ public final class VmmClient implements AutoCloseable {
         return fd;
     }
 
+    /**
+     * IOMMU_PRI_PAGE_REQUEST (docs/protocol.md §4.4) with NEED_REPLY: {@code flags} are
+     * Payloads.PAGE_REQUEST_* (R, W, exec, priv, last, Stop); {@code substreamId} ~0 = none.
+     */
+    public void pageRequest(int streamId, int substreamId, long address, int flags, int groupIndex) throws IOException {
+        ack(Request.IOMMU_PRI_PAGE_REQUEST, new Payloads.PageRequestMsg(streamId, substreamId, address, flags, groupIndex).encode());
+    }
+
+    /**
+     * One call of the host-side nesting model (docs/protocol.md §4.6): its message, its reply. A
+     * refused call is the reply's errno (0 = done), not an exception.
+     */
+    public NestingPayloads.Reply iommufd(IommufdCall call) throws IOException {
+        try {
+            return NestingPayloads.Reply.decode(call(NestingPayloads.request(call), NestingPayloads.encode(call)));
+        } catch (ProtocolException e) {
+            throw new IOException(e.getMessage(), e);
+        }
+    }
+
     /** What the daemon asks of the VMM on the back-end channel. Called on the channel's thread. */
     public interface BackendListener {
         /** Drop cached translations; the ack is sent when this returns (0 = done). */
@@ -313,6 +335,9 @@ public final class VmmClient implements AutoCloseable {
         default void msi(Payloads.MsiWrite msi) {}
 
         default void pageResponse(Payloads.PriResponse r) {}
+
+        /** A stalled translation was resumed (retry) or terminated; the VMM releases the held access. */
+        default void stallResolved(Payloads.StallResolved r) {}
     }
 
     /** Opens the back-end channel (SET_BACKEND_REQ_FD) and serves it on a thread with {@code listener}. */
@@ -356,6 +381,8 @@ public final class VmmClient implements AutoCloseable {
                             l.msi(Payloads.MsiWrite.decode(m.payload()));
                         } else if (r == BackendRequest.IOMMU_PRI_RESPONSE) {
                             l.pageResponse(Payloads.PriResponse.decode(m.payload()));
+                        } else if (r == BackendRequest.IOMMU_STALL_RESOLVED) {
+                            l.stallResolved(Payloads.StallResolved.decode(m.payload()));
                         } else {
                             status = ProtocolException.ENOSYS;
                         }

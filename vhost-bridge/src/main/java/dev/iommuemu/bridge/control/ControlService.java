@@ -188,7 +188,7 @@ public final class ControlService {
                     switch (q.getWhatCase()) {
                         case PAGE_REQUEST -> {
                             var pr = q.getPageRequest();
-                            s.pageRequest(new dev.iommuemu.bridge.device.BridgedDevice.PageRequest(pr.getStreamId(),
+                            s.pageRequest(dev.iommuemu.bridge.device.BridgedDevice.PageRequest.of(pr.getStreamId(),
                                     pr.hasSubstreamId() ? pr.getSubstreamId() : dev.iommuemu.dma.IommuModel.NO_SUBSTREAM,
                                     pr.getAddress(), access(pr.getAccess()), pr.getGroupIndex(), pr.getLast()));
                             r.setEmpty(Empty.getDefaultInstance());

@@ -144,9 +144,39 @@ public interface BridgedDevice extends AutoCloseable {
     record Vring(int size, long descTable, long availRing, long usedRing, int nextAvail) {}
 
     /**
-     * A PCIe Page Request message: requester (stream) and PASID (substream, or
-     * {@link dev.iommuemu.dma.IommuModel#NO_SUBSTREAM}), page address, access, the Page Request
-     * Group index and whether it is the group's last request.
+     * A PCIe Page Request message (PCIe r6.0 §10.4.1): requester (stream) and PASID (substream, or
+     * {@link dev.iommuemu.dma.IommuModel#NO_SUBSTREAM}), page address, the Page Request Group index
+     * and its fields R, W, Execute, Privileged, L (last of the group) and whether it is a Stop PASID
+     * marker (L = 1, R = W = 0, with a PASID).
      */
-    record PageRequest(int streamId, int substreamId, long address, dev.iommuemu.dma.DmaAccess access, int groupIndex, boolean last) {}
+    record PageRequest(int streamId, int substreamId, long address, int groupIndex, boolean read, boolean write,
+            boolean exec, boolean priv, boolean last, boolean stop) {
+
+        /** A request for {@code access} (read when it is not a write: the protobuf Inject's form). */
+        public static PageRequest of(int streamId, int substreamId, long address, dev.iommuemu.dma.DmaAccess access,
+                int groupIndex, boolean last) {
+            return new PageRequest(streamId, substreamId, address, groupIndex, !access.write(), access.write(),
+                    access.instruction(), access.privileged(), last, false);
+        }
+
+        /** Why this is not a well-formed Page Request, or null. */
+        public String malformed() {
+            if (stop && substreamId == dev.iommuemu.dma.IommuModel.NO_SUBSTREAM) {
+                return "a Stop PASID marker needs a PASID (substream)";
+            }
+            if (stop && (read || write)) {
+                return "a Stop PASID marker has R = W = 0";
+            }
+            if (!stop && !read && !write) {
+                return "a page request asks for read, write or both";
+            }
+            return null;
+        }
+
+        /** The PCIe fields for logs: "R W X P L S", '-' where clear. */
+        public String fields() {
+            return (read ? "R" : "-") + (write ? "W" : "-") + (exec ? "X" : "-") + (priv ? "P" : "-") + (last ? "L" : "-")
+                    + (stop ? "S" : "-");
+        }
+    }
 }

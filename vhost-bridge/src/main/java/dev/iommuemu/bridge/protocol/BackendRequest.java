@@ -12,7 +12,9 @@ public enum BackendRequest {
     /** Endpoints drop ATC entries; always sent with NEED_REPLY, answered with a u64 ack. */
     IOMMU_ATC_INVALIDATE(Protocol.IOMMU_BASE + 2, Payloads.AtcInvalidate.SIZE),
     /** A PRI Page Request Group Response to an endpoint; no reply. */
-    IOMMU_PRI_RESPONSE(Protocol.IOMMU_BASE + 3, Payloads.PriResponse.SIZE);
+    IOMMU_PRI_RESPONSE(Protocol.IOMMU_BASE + 3, Payloads.PriResponse.SIZE),
+    /** A stalled transaction was resumed or terminated by the guest; no reply (protocol version 2). */
+    IOMMU_STALL_RESOLVED(Protocol.IOMMU_BASE + 4, Payloads.StallResolved.SIZE);
 
     private final int code;
     private final int payload;

@@ -427,12 +427,26 @@ public final class Payloads {
         }
     }
 
-    /** Page request flag: the last request of its Page Request Group (PCIe PRI). */
+    // IOMMU_PRI_PAGE_REQUEST flags: the fields of a PCIe Page Request Message (PCIe r6.0 §10.4.1;
+    // SMMUv3 PRI queue entry, IHI 0070 §8). Bits 0-2 are a translate request's access bits.
+    /** W: Write Access Requested. */
+    public static final int PAGE_REQUEST_WRITE = ACCESS_WRITE;
+    /** Execute Requested (PASID TLP prefix). */
+    public static final int PAGE_REQUEST_EXEC = ACCESS_EXEC;
+    /** Privileged Mode Requested (PASID TLP prefix). */
+    public static final int PAGE_REQUEST_PRIV = ACCESS_PRIV;
+    /** L: the last request of its Page Request Group. */
     public static final int PAGE_REQUEST_LAST = 8;
+    /** R: Read Access Requested (version 3; before, read was "not write", which still holds when R, W and Stop are clear). */
+    public static final int PAGE_REQUEST_READ = 16;
+    /** A Stop PASID marker (L = 1, R = W = 0 with a PASID): needs a substream, excludes R and W (version 3). */
+    public static final int PAGE_REQUEST_STOP = 32;
+    /** Every defined flag; other bits are refused (EINVAL). */
+    public static final int PAGE_REQUEST_FLAGS = 0x3f;
 
     /**
      * IOMMU_PRI_PAGE_REQUEST: u32 stream_id, u32 substream_id (~0 = none), u64 address, u32 flags
-     * (bits 0-2 access as in a translate request, bit 3 last of group), u32 group_index.
+     * (bit 0 W, 1 exec, 2 priv, 3 last of group, 4 R, 5 Stop PASID marker), u32 group_index.
      */
     public record PageRequestMsg(int streamId, int substreamId, long address, int flags, int groupIndex) {
         public static final int SIZE = 24;
@@ -446,20 +460,57 @@ public final class Payloads {
             ByteBuffer b = le(p);
             return new PageRequestMsg(b.getInt(), b.getInt(), b.getLong(), b.getInt(), b.getInt());
         }
+
+        public boolean stop() {
+            return (flags & PAGE_REQUEST_STOP) != 0;
+        }
+
+        public boolean write() {
+            return (flags & PAGE_REQUEST_WRITE) != 0;
+        }
+
+        /** R; a version-1 request (R, W and Stop clear) is a read. */
+        public boolean read() {
+            return (flags & PAGE_REQUEST_READ) != 0 || (flags & (PAGE_REQUEST_WRITE | PAGE_REQUEST_STOP)) == 0;
+        }
+
+        public boolean exec() {
+            return (flags & PAGE_REQUEST_EXEC) != 0;
+        }
+
+        public boolean priv() {
+            return (flags & PAGE_REQUEST_PRIV) != 0;
+        }
+
+        /** L; a Stop marker is always the last of its group. */
+        public boolean last() {
+            return (flags & PAGE_REQUEST_LAST) != 0 || stop();
+        }
     }
 
-    /** Back-end IOMMU_ATC_INVALIDATE: u32 stream_id, u32 substream_id (~0 = all), u64 address, u64 size (~0 = all). */
-    public record AtcInvalidate(int streamId, int substreamId, long address, long size) {
-        public static final int SIZE = 24;
+    /** IOMMU_ATC_INVALIDATE flag G: CMD_ATC_INV.G (IHI 0070 §4.5.1), the PCIe Global Invalidate of every PASID (version 4). */
+    public static final int ATC_INVALIDATE_GLOBAL = 1;
+
+    /**
+     * Back-end IOMMU_ATC_INVALIDATE: u32 stream_id, u32 substream_id (~0 = none: a request without
+     * PASID), u64 address, u64 size (~0 = all), u32 flags (bit 0 G), u32 reserved (version 4; 24
+     * bytes without flags before).
+     */
+    public record AtcInvalidate(int streamId, int substreamId, long address, long size, int flags) {
+        public static final int SIZE = 32;
+
+        public boolean global() {
+            return (flags & ATC_INVALIDATE_GLOBAL) != 0;
+        }
 
         public byte[] encode() {
-            return alloc(SIZE).putInt(streamId).putInt(substreamId).putLong(address).putLong(size).array();
+            return alloc(SIZE).putInt(streamId).putInt(substreamId).putLong(address).putLong(size).putInt(flags).putInt(0).array();
         }
 
         public static AtcInvalidate decode(byte[] p) throws ProtocolException {
             exact(p, SIZE, "IOMMU_ATC_INVALIDATE");
             ByteBuffer b = le(p);
-            return new AtcInvalidate(b.getInt(), b.getInt(), b.getLong(), b.getLong());
+            return new AtcInvalidate(b.getInt(), b.getInt(), b.getLong(), b.getLong(), b.getInt());
         }
     }
 
@@ -475,6 +526,32 @@ public final class Payloads {
             exact(p, SIZE, "IOMMU_PRI_RESPONSE");
             ByteBuffer b = le(p);
             return new PriResponse(b.getInt(), b.getInt(), b.getInt(), b.getInt());
+        }
+    }
+
+    /** IOMMU_STALL_RESOLVED flag: the stalled transaction is retried (CMD_RESUME Action Retry); clear: aborted. */
+    public static final int STALL_RETRY = 1;
+
+    /**
+     * Back-end IOMMU_STALL_RESOLVED: u32 stream_id, u32 stag, u32 flags (bit 0 retry, else abort),
+     * u32 reserved. The guest resumed (CMD_RESUME, IHI 0070 §4.7.1) or terminated (CMD_STALL_TERM,
+     * §4.7.2) the stalled transaction that IOMMU_TRANSLATE answered with status 2 and {@code stag}.
+     */
+    public record StallResolved(int streamId, int stag, int flags) {
+        public static final int SIZE = 16;
+
+        public boolean retry() {
+            return (flags & STALL_RETRY) != 0;
+        }
+
+        public byte[] encode() {
+            return alloc(SIZE).putInt(streamId).putInt(stag).putInt(flags).putInt(0).array();
+        }
+
+        public static StallResolved decode(byte[] p) throws ProtocolException {
+            exact(p, SIZE, "IOMMU_STALL_RESOLVED");
+            ByteBuffer b = le(p);
+            return new StallResolved(b.getInt(), b.getInt(), b.getInt());
         }
     }
 }

@@ -43,7 +43,26 @@ public enum Request {
     IOMMU_ATS_TRANSLATE(Protocol.IOMMU_BASE + 7, Payloads.TranslateRequest.SIZE, Payloads.TranslateRequest.SIZE, Fds.NONE),
     IOMMU_PRI_PAGE_REQUEST(Protocol.IOMMU_BASE + 8, Payloads.PageRequestMsg.SIZE, Payloads.PageRequestMsg.SIZE, Fds.NONE),
     /** u32 entries, u32 flags; the ring's memfd and the doorbell eventfd. */
-    IOMMU_SET_TRANSLATE_RING(Protocol.IOMMU_BASE + 9, 8, 8, Fds.TWO);
+    IOMMU_SET_TRANSLATE_RING(Protocol.IOMMU_BASE + 9, 8, 8, Fds.TWO),
+
+    // ---- nesting (docs/protocol.md §4.6; payloads in NestingPayloads), each one IommufdCall
+    IOMMUFD_OPEN_HOST(Protocol.IOMMU_BASE + 16, NestingPayloads.OPEN_HOST, NestingPayloads.OPEN_HOST, Fds.NONE),
+    IOMMUFD_PROBE(Protocol.IOMMU_BASE + 17, NestingPayloads.PROBE, NestingPayloads.PROBE, Fds.NONE),
+    IOMMUFD_BIND(Protocol.IOMMU_BASE + 18, NestingPayloads.PAIR, NestingPayloads.PAIR, Fds.NONE),
+    IOMMUFD_HW_INFO(Protocol.IOMMU_BASE + 19, NestingPayloads.PAIR, NestingPayloads.PAIR, Fds.NONE),
+    IOMMUFD_ALLOC_HWPT(Protocol.IOMMU_BASE + 20, NestingPayloads.ALLOC_HWPT, NestingPayloads.ALLOC_HWPT, Fds.NONE),
+    IOMMUFD_ATTACH(Protocol.IOMMU_BASE + 21, NestingPayloads.PAIR, NestingPayloads.PAIR, Fds.NONE),
+    IOMMUFD_DETACH(Protocol.IOMMU_BASE + 22, NestingPayloads.PAIR, NestingPayloads.PAIR, Fds.NONE),
+    IOMMUFD_MAP_HWPT(Protocol.IOMMU_BASE + 23, NestingPayloads.MAP_HWPT, NestingPayloads.MAP_HWPT, Fds.NONE),
+    IOMMUFD_ALLOC_VIOMMU(Protocol.IOMMU_BASE + 24, NestingPayloads.PAIR, NestingPayloads.PAIR, Fds.NONE),
+    IOMMUFD_ALLOC_VDEVICE(Protocol.IOMMU_BASE + 25, NestingPayloads.ALLOC_VDEVICE, NestingPayloads.ALLOC_VDEVICE, Fds.NONE),
+    IOMMUFD_INVALIDATE(Protocol.IOMMU_BASE + 26, NestingPayloads.INVALIDATE_HEADER,
+            NestingPayloads.INVALIDATE_HEADER + 16 * NestingPayloads.MAX_COMMANDS, Fds.NONE),
+    IOMMUFD_ALLOC_VEVENTQ(Protocol.IOMMU_BASE + 27, NestingPayloads.PAIR, NestingPayloads.PAIR, Fds.NONE),
+    IOMMUFD_READ_VEVENTS(Protocol.IOMMU_BASE + 28, NestingPayloads.PAIR, NestingPayloads.PAIR, Fds.NONE),
+    IOMMUFD_ALLOC_FAULT_QUEUE(Protocol.IOMMU_BASE + 29, 0, 0, Fds.NONE),
+    IOMMUFD_READ_FAULTS(Protocol.IOMMU_BASE + 30, NestingPayloads.PAIR, NestingPayloads.PAIR, Fds.NONE),
+    IOMMUFD_PAGE_RESPONSE(Protocol.IOMMU_BASE + 31, NestingPayloads.PAGE_RESPONSE, NestingPayloads.PAGE_RESPONSE, Fds.NONE);
 
     /** Which descriptors a request carries. */
     public enum Fds {
@@ -93,8 +112,13 @@ public enum Request {
         return switch (this) {
             case GET_FEATURES, GET_PROTOCOL_FEATURES, GET_VRING_BASE, GET_QUEUE_NUM, GET_CONFIG, GET_MAX_MEM_SLOTS,
                     IOMMU_GET_INFO, IOMMU_MMIO_READ, IOMMU_TRANSLATE, IOMMU_TRANSLATE_BATCH, IOMMU_ATS_TRANSLATE -> true;
-            default -> false;
+            default -> isNesting();
         };
+    }
+
+    /** One of the nesting requests (docs/protocol.md §4.6), all with a NestingPayloads.Reply. */
+    public boolean isNesting() {
+        return code >= Protocol.IOMMU_BASE + 16 && code <= Protocol.IOMMU_BASE + 31;
     }
 
     /** The request with this number, or null. */

@@ -17,6 +17,7 @@ public record BridgeEvent(long timeMillis, long sessionId, String kind, String d
     public static final String PAGE_REQUEST = "page_request";
     public static final String PAGE_RESPONSE = "page_response";
     public static final String ATC_INVALIDATE = "atc_invalidate";
+    public static final String STALL_RESOLVED = "stall_resolved";
 
     public static BridgeEvent now(long sessionId, String kind, String detail) {
         return new BridgeEvent(System.currentTimeMillis(), sessionId, kind, detail);

@@ -249,14 +249,26 @@ public final class DeviceSession implements AutoCloseable {
         });
     }
 
+    /** A call of the host-side nesting model (docs/protocol.md §4.6, docs/nesting.md). */
+    public dev.iommuemu.bridge.nesting.IommufdCalls.Outcome iommufd(dev.iommuemu.bridge.nesting.IommufdCall call) throws ProtocolException {
+        return withDevice(d -> {
+            touch();
+            return dev.iommuemu.bridge.nesting.IommufdCalls.handle(d, call);
+        });
+    }
+
     /** An endpoint's PRI Page Request (docs/protocol.md §4.4). */
     public void pageRequest(BridgedDevice.PageRequest req) throws ProtocolException {
+        String bad = req.malformed();
+        if (bad != null) {
+            throw ProtocolException.refused(ProtocolException.EINVAL, "page request: " + bad);
+        }
         withDevice(d -> {
             touch();
             d.pageRequest(req);
             counters.inc(Counter.PAGE_REQUESTS);
             publish(BridgeEvent.PAGE_REQUEST, String.format("sid=%d ssid=%d address=0x%x group=%d%s %s", req.streamId(), req.substreamId(),
-                    req.address(), req.groupIndex(), req.last() ? " last" : "", req.access()));
+                    req.address(), req.groupIndex(), req.last() ? " last" : "", req.fields()));
             return null;
         });
     }

@@ -166,8 +166,14 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
 
     @Override
     public void atcInvalidate(int streamId, int substreamId, long address, long size) {
+        atcInvalidate(streamId, substreamId, address, size, false);
+    }
+
+    @Override
+    public void atcInvalidate(int streamId, int substreamId, long address, long size, boolean global) {
         session.counters().inc(Counter.ATC_INVALIDATIONS);
-        session.publish(BridgeEvent.ATC_INVALIDATE, String.format("sid=%d ssid=%d address=0x%x size=0x%x", streamId, substreamId, address, size));
+        session.publish(BridgeEvent.ATC_INVALIDATE, String.format("sid=%d ssid=%d address=0x%x size=0x%x%s", streamId, substreamId, address, size,
+                global ? " global" : ""));
         BackendChannel b;
         synchronized (this) {
             b = backend;
@@ -176,7 +182,8 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
             return;
         }
         try {
-            long status = b.call(BackendRequest.IOMMU_ATC_INVALIDATE, new Payloads.AtcInvalidate(streamId, substreamId, address, size).encode());
+            long status = b.call(BackendRequest.IOMMU_ATC_INVALIDATE, new Payloads.AtcInvalidate(streamId, substreamId, address, size,
+                    global ? Payloads.ATC_INVALIDATE_GLOBAL : 0).encode());
             if (status != 0) {
                 LOG.warning("session " + session.id() + ": front-end refused ATC invalidation with status " + status);
             }
@@ -200,6 +207,24 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
             b.post(BackendRequest.IOMMU_PRI_RESPONSE, new Payloads.PriResponse(streamId, substreamId, groupIndex, code).encode());
         } catch (Exception e) {
             session.fail("PRI response on the back-end channel failed: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public void stallResolved(int streamId, int stag, boolean retry) {
+        session.publish(BridgeEvent.STALL_RESOLVED, String.format("sid=%d stag=%d %s", streamId, stag, retry ? "retry" : "abort"));
+        BackendChannel b;
+        synchronized (this) {
+            b = backend;
+        }
+        if (b == null) {
+            return;
+        }
+        try {
+            b.post(BackendRequest.IOMMU_STALL_RESOLVED,
+                    new Payloads.StallResolved(streamId, stag, retry ? Payloads.STALL_RETRY : 0).encode());
+        } catch (Exception e) {
+            session.fail("stall resolution on the back-end channel failed: " + e.getMessage());
         }
     }
 

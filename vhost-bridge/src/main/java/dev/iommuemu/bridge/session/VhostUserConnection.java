@@ -2,6 +2,7 @@ package dev.iommuemu.bridge.session;
 
 import dev.iommuemu.bridge.device.BridgedDevice;
 import dev.iommuemu.bridge.device.DeviceFactory;
+import dev.iommuemu.bridge.protocol.NestingPayloads;
 import dev.iommuemu.bridge.protocol.Payloads;
 import dev.iommuemu.bridge.protocol.Protocol;
 import dev.iommuemu.bridge.protocol.ProtocolException;
@@ -166,6 +167,10 @@ public final class VhostUserConnection implements Runnable {
     private VhostUserMessage dispatch(Request r, VhostUserMessage m) throws ProtocolException {
         byte[] p = m.payload();
         int code = m.request();
+        if (r.isNesting()) {
+            // docs/protocol.md §4.6: a refused call is the reply's errno, not an error reply
+            return VhostUserMessage.reply(code, NestingPayloads.Reply.of(session.iommufd(NestingPayloads.decode(r, p))).encode());
+        }
         switch (r) {
             case GET_FEATURES -> {
                 long f = session.withDevice(BridgedDevice::virtioFeatures) | (1L << Protocol.F_PROTOCOL_FEATURES);
@@ -334,9 +339,12 @@ public final class VhostUserConnection implements Runnable {
             }
             case IOMMU_PRI_PAGE_REQUEST -> {
                 Payloads.PageRequestMsg q = Payloads.PageRequestMsg.decode(p);
+                if ((q.flags() & ~Payloads.PAGE_REQUEST_FLAGS) != 0) {
+                    throw ProtocolException.refused(ProtocolException.EINVAL, String.format("IOMMU_PRI_PAGE_REQUEST: undefined flags 0x%x", q.flags()));
+                }
                 session.pageRequest(new BridgedDevice.PageRequest(q.streamId(),
                         q.substreamId() == Payloads.NO_SUBSTREAM ? dev.iommuemu.dma.IommuModel.NO_SUBSTREAM : q.substreamId(),
-                        q.address(), DeviceSession.access(q.flags()), q.groupIndex(), (q.flags() & Payloads.PAGE_REQUEST_LAST) != 0));
+                        q.address(), q.groupIndex(), q.read(), q.write(), q.exec(), q.priv(), q.last(), q.stop()));
                 return null;
             }
             case IOMMU_SET_TRANSLATE_RING -> {

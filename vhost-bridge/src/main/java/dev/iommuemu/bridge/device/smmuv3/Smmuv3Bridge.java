@@ -121,6 +121,10 @@ public final class Smmuv3Bridge implements BridgedDevice {
      */
     @Override
     public DmaResult atsTranslate(int streamId, int substreamId, long iova, DmaAccess access) {
+        if (!smmu.profile().ats()) {
+            // SMMU_IDR0.ATS == 0 (IHI 0070 §6.3.1): no ATS at all, ENOSYS (docs/protocol.md §4.4)
+            throw new UnsupportedOperationException("smmuv3 profile " + profile + " has no ATS (SMMU_IDR0.ATS == 0)");
+        }
         AtsResponse r = smmu.atsTranslate(streamId, substreamId, iova, access);
         return switch (r.status()) {
             case UR -> new DmaResult.Aborted("UR");
@@ -143,12 +147,17 @@ public final class Smmuv3Bridge implements BridgedDevice {
         };
     }
 
+    /** A PCIe Page Request or Stop PASID marker to the PRI queue (IHI 0070 §3.10, §8: L/W/R = 0b100 for Stop). */
     @Override
     public void pageRequest(PageRequest request) {
-        DmaAccess a = request.access();
+        if (!smmu.profile().pri()) {
+            // SMMU_IDR0.PRI == 0 (IHI 0070 §6.3.1): no PRI queue, ENOSYS (docs/protocol.md §4.4)
+            throw new UnsupportedOperationException("smmuv3 profile " + profile + " has no PRI (SMMU_IDR0.PRI == 0)");
+        }
+        boolean stop = request.stop();
         smmu.pageRequest(new dev.iommuemu.smmuv3.priq.PageRequest(request.streamId(), request.substreamId(),
-                request.address(), request.groupIndex(), request.last(), !a.write(), a.write(), a.instruction(),
-                a.privileged()));
+                request.address(), request.groupIndex(), request.last() || stop, request.read() && !stop,
+                request.write() && !stop, request.exec(), request.priv()));
     }
 
     @Override
@@ -238,17 +247,15 @@ public final class Smmuv3Bridge implements BridgedDevice {
 
             @Override
             public void atcInvalidate(int streamId, int ssid, long addr, long size, boolean global) {
-                // CMD_ATC_INV.G (IHI 0070 §4.5.1): every PASID's entries. The protocol message has no
-                // global flag yet, so a global invalidation is sent without a substream (the VMM drops
-                // the stream's entries in the range for every substream).
-                host.atcInvalidate(streamId, global ? IommuModel.NO_SUBSTREAM : ssid, addr, size);
+                // CMD_ATC_INV.G (IHI 0070 §4.5.1): every PASID's entries; IOMMU_ATC_INVALIDATE's flag G.
+                host.atcInvalidate(streamId, ssid, addr, size, global);
             }
 
             @Override
             public void stallResolved(int streamId, int stag, boolean retry) {
-                // The VMM front-end aborts a DMA that got DmaResult.Stalled; a resumed transaction is
-                // retried by the endpoint with a new TRANSLATE.
+                // The VMM holds the access that IOMMU_TRANSLATE answered "stalled" until this (docs/protocol.md §4.3).
                 LOG.fine(() -> "stall " + streamId + "/" + stag + (retry ? " resumed" : " terminated"));
+                host.stallResolved(streamId, stag, retry);
             }
         };
     }
