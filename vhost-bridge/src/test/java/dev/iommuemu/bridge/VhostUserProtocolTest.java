@@ -252,12 +252,16 @@ class VhostUserProtocolTest {
         assertTrue(daemon.awaitNoConnections(), "the warm-up session was torn down");
         // The baseline once the descriptor set has settled (no teardown or JVM-internal open in flight).
         Map<Integer, String> fdsBefore = OpenFds.settled();
-        long mapsBefore = mappings("memfd:fake-vmm");
+        // Memfds of a name only this test uses: mappings other tests left for the GC to unmap can
+        // come and go at any time and must not be counted.
+        String name = "fake-vmm-disconnect";
+        long mapsBefore = mappings("memfd:" + name);
+        assertEquals(0, mapsBefore);
         FakeVmm vmm = daemon.connect();
         int[] sv = FakeVmm.socketPair();
         int irq = dev.iommuemu.bridge.unix.LibC.eventfd(0, dev.iommuemu.bridge.unix.LibC.EFD_CLOEXEC);
         int kick = dev.iommuemu.bridge.unix.LibC.eventfd(0, dev.iommuemu.bridge.unix.LibC.EFD_CLOEXEC);
-        try (FakeVmm.Memfd a = new FakeVmm.Memfd(1 << 20); FakeVmm.Memfd b = new FakeVmm.Memfd(1 << 20)) {
+        try (FakeVmm.Memfd a = new FakeVmm.Memfd(1 << 20, name); FakeVmm.Memfd b = new FakeVmm.Memfd(1 << 20, name)) {
             assertEquals(0, vmm.ack(Request.SET_MEM_TABLE, new Payloads.MemTable(List.of(new Payloads.MemRegion(0, 1 << 20, 0x10_0000, 0),
                     new Payloads.MemRegion(1 << 20, 1 << 20, 0x20_0000, 0))).encode(), a.fd, b.fd));
             assertEquals(0, vmm.ack(Request.SET_BACKEND_REQ_FD, new byte[0], sv[1]));
@@ -267,7 +271,7 @@ class VhostUserProtocolTest {
             assertEquals(0, vmm.ack(Request.SET_VRING_KICK, Payloads.u64(1), kick));
             assertEquals(0, vmm.ack(Request.SET_VRING_CALL, Payloads.u64(1), irq));
             // the daemon holds its own copies: two mappings more than before, and more fds
-            assertEquals(mapsBefore + 4, mappings("memfd:fake-vmm"), "the VMM's two views and the daemon's two mappings");
+            assertEquals(mapsBefore + 4, mappings("memfd:" + name), "the VMM's two views and the daemon's two mappings");
         }
         vmm.close();
         dev.iommuemu.bridge.unix.LibC.closeQuietly(sv[0]);
@@ -282,6 +286,6 @@ class VhostUserProtocolTest {
         // the test's own MappedByteBuffers may linger until GC; the daemon's mappings must be gone
         System.gc();
         Thread.sleep(100);
-        assertTrue(mappings("memfd:fake-vmm") <= mapsBefore + 2, "the daemon unmapped its regions");
+        assertTrue(mappings("memfd:" + name) <= mapsBefore + 2, "the daemon unmapped its regions");
     }
 }

@@ -95,7 +95,12 @@ public final class FakeVmm implements AutoCloseable {
         public final MappedByteBuffer view;
 
         public Memfd(long size) {
-            fd = LibC.memfd_create("fake-vmm", LibC.MFD_CLOEXEC);
+            this(size, "fake-vmm");
+        }
+
+        /** A memfd with its own name, so a test can count exactly its mappings in /proc/self/maps. */
+        public Memfd(long size, String name) {
+            fd = LibC.memfd_create(name, LibC.MFD_CLOEXEC);
             LibC.ftruncate(fd, size);
             try (FileChannel ch = FileChannel.open(Path.of("/proc/self/fd/" + fd), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
                 view = ch.map(FileChannel.MapMode.READ_WRITE, 0, Math.min(size, Integer.MAX_VALUE));
