@@ -7,6 +7,7 @@ import dev.iommuemu.dma.IommuModel;
 import dev.iommuemu.virtio.iommu.VirtioIommuConfig;
 import dev.iommuemu.virtio.iommu.VirtioIommuDevice;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -19,10 +20,17 @@ import java.util.Map;
 public final class VirtioIommuBridge implements BridgedDevice {
     private final String profile;
     private final VirtioIommuDevice device;
+    /** The paravirtual nesting host of the {@code nesting} profile, else null. */
+    private final NestingHost nestingHost;
 
     VirtioIommuBridge(String profile, VirtioIommuDevice device) {
+        this(profile, device, null);
+    }
+
+    private VirtioIommuBridge(String profile, VirtioIommuDevice device, NestingHost nestingHost) {
         this.profile = profile;
         this.device = device;
+        this.nestingHost = nestingHost;
     }
 
     /** The device behind the seam (for tests and diagnostics). */
@@ -99,6 +107,13 @@ public final class VirtioIommuBridge implements BridgedDevice {
 
     @Override
     public void queueNotified(int index) {
+        if (nestingHost != null && index == 0) {
+            // docs/nesting.md §6: the nest parent follows the VMM's RAM regions before the
+            // guest's requests (ATTACH_TABLE) are served; PvNesting runs under the device lock.
+            synchronized (device) {
+                nestingHost.sync();
+            }
+        }
         device.queueNotified(index); // signals "vqN" itself when the driver wants it
     }
 
@@ -109,14 +124,26 @@ public final class VirtioIommuBridge implements BridgedDevice {
 
     @Override
     public Map<String, Long> counters() {
-        return device.counters().asMap();
+        Map<String, Long> c = device.counters().asMap();
+        if (nestingHost == null) {
+            return c;
+        }
+        Map<String, Long> all = new LinkedHashMap<>(c);
+        synchronized (device) {
+            all.put("nest_parent_regions", (long) nestingHost.mappedRegions());
+            all.put("nest_parent_map_failures", nestingHost.mapFailures());
+        }
+        return all;
     }
 
     /**
      * The factory. Profiles: {@code default} (4 KiB granule with 2 MiB/1 GiB block hints, 64-bit
      * input range, 32-bit domain range, bypass off until the driver configures it), {@code 16k} and
-     * {@code 64k} (those granules), and {@code boot-bypass} (config.bypass = 1 at reset, so a guest
-     * boots before its driver attaches endpoints, as QEMU's default does).
+     * {@code 64k} (those granules), {@code boot-bypass} (config.bypass = 1 at reset, so a guest
+     * boots before its driver attaches endpoints, as QEMU's default does), and {@code nesting}
+     * (paravirtual nesting, docs/nesting.md §6: endpoints 0-255 are devices behind a per-session
+     * emulated SMMUv3 {@code max} as StreamIDs 0-255, the device offers VIRTIO_IOMMU_F_NESTING_SMMUV3,
+     * and the nest parent maps the VMM's RAM regions IPA = PA; see {@link NestingHost}).
      */
     public static final class Factory implements DeviceFactory {
         public static final String NAME = "virtio-iommu";
@@ -133,7 +160,7 @@ public final class VirtioIommuBridge implements BridgedDevice {
 
         @Override
         public List<String> profiles() {
-            return Arrays.asList("default", "16k", "64k", "boot-bypass");
+            return Arrays.asList("default", "16k", "64k", "boot-bypass", "nesting");
         }
 
         @Override
@@ -144,6 +171,12 @@ public final class VirtioIommuBridge implements BridgedDevice {
                 case "16k" -> b.pageSizeMask(0x4000L | 0x200_0000L);
                 case "64k" -> b.pageSizeMask(0x1_0000L | 0x2000_0000L);
                 case "boot-bypass" -> b.bypass(true);
+                case "nesting" -> {
+                    b.endpoints(0, NestingHost.ENDPOINTS - 1);
+                    NestingHost nh = NestingHost.create(context.memory());
+                    return new VirtioIommuBridge(profile, new VirtioIommuDevice(b.build(), context.memory(), context.host(),
+                            nh.nesting()), nh);
+                }
                 default -> throw new IllegalArgumentException("virtio-iommu has no profile " + profile + "; profiles: " + profiles());
             }
             return new VirtioIommuBridge(profile, new VirtioIommuDevice(b.build(), context.memory(), context.host()));

@@ -1,0 +1,147 @@
+package dev.iommuemu.bridge.device.virtio;
+
+import dev.iommuemu.bridge.memory.MappedGuestMemory;
+import dev.iommuemu.dma.DmaHost;
+import dev.iommuemu.domain.Errno;
+import dev.iommuemu.domain.HostPageTable;
+import dev.iommuemu.domain.HostSmmu;
+import dev.iommuemu.domain.IommuCore;
+import dev.iommuemu.domain.PagingDomain;
+import dev.iommuemu.domain.Result;
+import dev.iommuemu.iommufd.Iommufd;
+import dev.iommuemu.memory.GuestMemory;
+import dev.iommuemu.memory.SparseGuestMemory;
+import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
+import dev.iommuemu.virtio.iommu.PvNesting;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * The per-session host behind the virtio-iommu {@code nesting} profile (docs/nesting.md §6): a
+ * "physical" SMMUv3 (profile {@code max}) driven by the iommu-core host model, whose host physical
+ * memory is the VMM's guest RAM plus a private carve-out at {@link #CARVE_BASE} (the host SMMU's
+ * stream table, queues and host page tables, which no guest IPA reaches), endpoints
+ * {@code [0, ENDPOINTS)} as StreamIDs one to one, and a nest parent whose stage 2 maps every RAM
+ * region the VMM shared at the same address (IPA = PA).
+ *
+ * <p>The RAM regions change as the VMM adds and removes them (ADD_MEM_REG / REM_MEM_REG), so the
+ * nest parent is brought up to date by {@link #sync()}, which the bridge calls under the device
+ * lock before each request-queue notification is served: a region added later is mapped before
+ * the next request the guest sends (an ATTACH_TABLE, say), a region removed is unmapped then. Not
+ * thread-safe on its own: the caller holds the device lock.
+ */
+final class NestingHost {
+    /** Where the host's private structures live (above any RAM a test VMM registers; OAS 48 holds it). */
+    static final long CARVE_BASE = 1L << 46;
+    /** Bounded: lazily populated, it holds the stream table, queues and 4 KiB stage 2 tables for ~100 GiB of RAM. */
+    static final long CARVE_SIZE = 256L << 20;
+    /** Endpoints (= StreamIDs) behind the host: a bounded range, so the linear stream table stays small. */
+    static final int ENDPOINTS_LOG2 = 8;
+    static final int ENDPOINTS = 1 << ENDPOINTS_LOG2;
+    private static final int PROT = HostPageTable.IOMMU_READ | HostPageTable.IOMMU_WRITE;
+
+    private final GuestMemory ram;
+    private final PvNesting nesting;
+    /** Regions mapped into the nest parent: base -> size. */
+    private final Map<Long, Long> mapped = new LinkedHashMap<>();
+    private long mapFailures;
+
+    private NestingHost(GuestMemory ram, PvNesting nesting) {
+        this.ram = ram;
+        this.nesting = nesting;
+    }
+
+    static NestingHost create(GuestMemory ram) {
+        GuestMemory hostMem = new CarvedMemory(ram, new SparseGuestMemory(CARVE_BASE, CARVE_SIZE));
+        HostSmmu smmu = new HostSmmu(hostMem, CARVE_BASE, CARVE_SIZE, Smmuv3Profile.MAX, DmaHost.NONE, ENDPOINTS_LOG2);
+        IommuCore core = new IommuCore(smmu, IommuCore.Options.DEFAULT);
+        Map<Integer, Integer> epToSid = new LinkedHashMap<>();
+        for (int sid = 0; sid < ENDPOINTS; sid++) {
+            Result<?> d = core.probe(sid, null);
+            if (!d.isOk()) {
+                throw new IllegalStateException("host SMMU refuses StreamID " + sid + ": " + d.error());
+            }
+            epToSid.put(sid, sid);
+        }
+        Result<PvNesting> n = PvNesting.create(new Iommufd(core), epToSid);
+        if (!n.isOk()) {
+            throw new IllegalStateException("paravirtual nesting unavailable: " + n.error());
+        }
+        return new NestingHost(ram, n.get());
+    }
+
+    PvNesting nesting() {
+        return nesting;
+    }
+
+    /** Regions currently mapped into the nest parent. */
+    int mappedRegions() {
+        return mapped.size();
+    }
+
+    long mapFailures() {
+        return mapFailures;
+    }
+
+    /**
+     * Makes the nest parent's stage 2 the identity over exactly the RAM regions the VMM has now
+     * (a region overlapping the carve-out is never mapped: it would reach the host's structures).
+     */
+    void sync() {
+        Map<Long, Long> want = new LinkedHashMap<>();
+        if (ram instanceof MappedGuestMemory m) {
+            for (GuestMemory.Region r : m.regions()) {
+                boolean overlapsCarve = Long.compareUnsigned(r.base(), CARVE_BASE + CARVE_SIZE) < 0
+                        && Long.compareUnsigned(CARVE_BASE, r.base() + r.size()) < 0;
+                if (!overlapsCarve) {
+                    want.put(r.base(), r.size());
+                }
+            }
+        }
+        PagingDomain parent = nesting.nestParent();
+        for (Map.Entry<Long, Long> e : new ArrayList<>(mapped.entrySet())) {
+            if (!e.getValue().equals(want.get(e.getKey()))) {
+                unmap(parent, e.getKey(), e.getValue());
+                mapped.remove(e.getKey());
+            }
+        }
+        for (Map.Entry<Long, Long> e : want.entrySet()) {
+            if (!mapped.containsKey(e.getKey())) {
+                if (map(parent, e.getKey(), e.getValue())) {
+                    mapped.put(e.getKey(), e.getValue());
+                } else {
+                    mapFailures++; // e.g. beyond the stage 2 input size: that IPA range stage-2 faults at the host
+                }
+            }
+        }
+    }
+
+    /** IPA = PA over {@code [base, base + size)} in calls of at most HostPageTable.MAX_CALL; all or nothing. */
+    private static boolean map(PagingDomain parent, long base, long size) {
+        for (long off = 0; Long.compareUnsigned(off, size) < 0; off += HostPageTable.MAX_CALL) {
+            long n = Math.min(HostPageTable.MAX_CALL, size - off);
+            Errno err = parent.map(base + off, base + off, n, PROT);
+            if (err != null) {
+                unmap(parent, base, off);
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static void unmap(PagingDomain parent, long base, long size) {
+        for (long off = 0; Long.compareUnsigned(off, size) < 0; off += HostPageTable.MAX_CALL) {
+            parent.unmap(base + off, Math.min(HostPageTable.MAX_CALL, size - off));
+        }
+    }
+
+    /** Host physical memory: the carve-out first, then the VMM's RAM. */
+    private record CarvedMemory(GuestMemory ram, GuestMemory carve) implements GuestMemory {
+        @Override
+        public Region find(long addr, int len) {
+            Region r = carve.find(addr, len);
+            return r != null ? r : ram.find(addr, len);
+        }
+    }
+}
