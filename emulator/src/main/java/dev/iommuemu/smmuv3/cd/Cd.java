@@ -1,6 +1,7 @@
 package dev.iommuemu.smmuv3.cd;
 
 import dev.iommuemu.field.Field;
+import dev.iommuemu.field.Structure;
 import dev.iommuemu.field.Layout;
 import java.util.Arrays;
 
@@ -8,7 +9,7 @@ import java.util.Arrays;
  * A Context Descriptor (IHI 0070 §5.4): 64 bytes describing one stage-1 translation regime (a
  * PASID's address space). Fields declared once here; validation is {@link CdValidator}.
  */
-public final class Cd {
+public final class Cd extends Structure {
     public static final int SIZE = 64;
     public static final int WORDS = 8;
 
@@ -60,29 +61,13 @@ public final class Cd {
             IR1, OR1, SH1, EPD1, V, IPS, AFFD, WXN, UWXN, TBI0, TBI1, PAN, AA64, HD, HA, S, R, A, ASET, ASID, NSCFG0,
             HAD0, TTB0, HWU0, NSCFG1, HAD1, TTB1, HWU1, MAIR, AMAIR, IMPDEF, PARTID, PMG);
 
-    private final long[] words;
-
     private Cd(long[] words) {
-        this.words = words;
+        super(words, WORDS, "CD");
     }
 
+    /** A CD from its eight little-endian doublewords (copied). */
     public static Cd of(long[] words) {
-        if (words.length != WORDS) {
-            throw new IllegalArgumentException("a CD is 8 doublewords");
-        }
-        return new Cd(words.clone());
-    }
-
-    public long[] words() {
-        return words.clone();
-    }
-
-    public long get(Field f) {
-        return f.get(words);
-    }
-
-    public boolean is(Field f) {
-        return f.isSet(words);
+        return new Cd(words);
     }
 
     public boolean valid() {

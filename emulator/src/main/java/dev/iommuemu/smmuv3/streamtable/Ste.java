@@ -1,13 +1,14 @@
 package dev.iommuemu.smmuv3.streamtable;
 
 import dev.iommuemu.field.Field;
+import dev.iommuemu.field.Structure;
 import dev.iommuemu.field.Layout;
 
 /**
  * A Stream Table Entry (IHI 0070 §5.2): 64 bytes, its fields declared once here and decoded into
  * an immutable value. Validation against a profile and the SMMU's state is {@link SteValidator}.
  */
-public final class Ste {
+public final class Ste extends Structure {
     public static final int SIZE = 64;
     public static final int WORDS = 8;
 
@@ -86,27 +87,13 @@ public final class Ste {
     public static final int STRW_NSEL1 = 0b00;
     public static final int STRW_EL2 = 0b10;
 
-    private final long[] words;
-
     private Ste(long[] words) {
-        this.words = words;
+        super(words, WORDS, "STE");
     }
 
     /** An STE from its eight little-endian doublewords (copied). */
     public static Ste of(long[] words) {
-        if (words.length != WORDS) {
-            throw new IllegalArgumentException("an STE is 8 doublewords");
-        }
-        return new Ste(words.clone());
-    }
-
-    /** The raw doublewords (a copy). */
-    public long[] words() {
-        return words.clone();
-    }
-
-    public long get(Field f) {
-        return f.get(words);
+        return new Ste(words);
     }
 
     public boolean valid() {
