@@ -2,6 +2,7 @@ package dev.iommuemu.domain;
 
 import dev.iommuemu.memory.GuestMemory;
 import dev.iommuemu.pagetable.Descriptor;
+import dev.iommuemu.pagetable.Granule;
 
 /**
  * A host-owned VMSAv8-64 translation table with the 4KB granule (Arm ARM D8.3), as the kernel's
@@ -72,10 +73,6 @@ public final class HostPageTable {
         return 0;
     }
 
-    private static int shift(int level) {
-        return 39 - 9 * level;
-    }
-
     /**
      * Maps {@code [iova, iova + size)} to {@code [pa, ...)} with 4KB pages. {@link Errno#EINVAL}
      * for an unaligned or out-of-range range, more than {@link #MAX_CALL} bytes, or no permission, {@link Errno#EEXIST} over an existing
@@ -124,7 +121,7 @@ public final class HostPageTable {
     private long leafSlot(long va, boolean create) {
         long table = root;
         for (int level = 0; level < 3; level++) {
-            long slot = table + ((va >>> shift(level)) & 0x1ff) * 8;
+            long slot = slot(table, va, level);
             long d = mem.load(slot, 8).orElse(0);
             if (!Descriptor.VALID.isSet(d)) {
                 if (!create) {
@@ -139,7 +136,13 @@ public final class HostPageTable {
             }
             table = Descriptor.ADDR_48.inPlace(d);
         }
-        return table + ((va >>> 12) & 0x1ff) * 8;
+        return slot(table, va, 3);
+    }
+
+    /** The descriptor of {@code va} at {@code level} in a 4K-granule table (Arm ARM D8.2: 9 bits a level). */
+    private static long slot(long table, long va, int level) {
+        Granule g = Granule.G4K;
+        return table + (((va >>> g.levelShift(level)) & ((1L << g.stride()) - 1)) << 3);
     }
 
     private long leaf(long pa, int prot) {

@@ -97,6 +97,17 @@ public record Stage1Config(
     }
 
     /**
+     * The address a TLB tags with: with top-byte-ignore for the VA's range (VA[55] selects TTB0 or
+     * TTB1), bits [63:56] are replaced by the sign extension of bit 55 (IHI 0070 §5.4 CD.TBI0/TBI1,
+     * Arm ARM D8.8 address tagging); otherwise the VA itself.
+     */
+    public long topByteIgnored(long va) {
+        boolean upper = ((va >>> 55) & 1) != 0;
+        boolean tbi = el2 ? tbi0 : (upper ? tbi1 : tbi0);
+        return tbi ? (va << 8) >> 8 : va;
+    }
+
+    /**
      * Why this configuration cannot be walked, or {@code null} when it can. These are the
      * translation-system consistency rules of IHI 0070 §5.4 that make a CD ILLEGAL (C_BAD_CD);
      * the CD decoder adds the rules that depend on the SMMU's ID registers.

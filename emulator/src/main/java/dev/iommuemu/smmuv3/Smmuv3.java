@@ -397,7 +397,7 @@ public final class Smmuv3 implements IommuModel {
         }
         boolean ssv = substreamId != NO_SUBSTREAM;
         return evtq.record(new EventRecord(EventType.E_PAGE_REQUEST, streamId, ssv, ssv ? substreamId : 0, 0, false,
-                false, false, false, false, 0, address, 0, ((spanPages & 0xff) << 8) | (perms & 0x3f)));
+                false, false, false, false, 0, address, 0, EventRecord.pageRequestHint(spanPages, perms)));
     }
 
     /** An unsupported upstream transaction (§7.3.2 F_UUT), with an IMPLEMENTATION DEFINED reason. */

@@ -75,11 +75,34 @@ public record EventRecord(
     public static final Field PR_UX = Field.bit("uX", 98);
     public static final Field PR_INPUTADDR = Field.bits("InputAddr[63:12]", 191, 140);
 
-    /** {@link #reason} of an E_PAGE_REQUEST: Span in bits [15:8], pR pW pX uR uW uX in bits [5:0]. */
+    // The packed {@link #reason} of an E_PAGE_REQUEST as the model carries it to the record: Span in
+    // [15:8] and the permission bits pR pW pX uR uW uX in [5:0] (the order of §7.3.19's bits [103:98]).
+    public static final Field HINT_SPAN = Field.bits("Span", 15, 8);
+    public static final Field HINT_PR = Field.bit("pR", 5);
+    public static final Field HINT_PW = Field.bit("pW", 4);
+    public static final Field HINT_PX = Field.bit("pX", 3);
+    public static final Field HINT_UR = Field.bit("uR", 2);
+    public static final Field HINT_UW = Field.bit("uW", 1);
+    public static final Field HINT_UX = Field.bit("uX", 0);
+    /** The six permission bits of the packed hint together. */
+    public static final Field HINT_PERMS = Field.bits("perms", 5, 0);
+
+    /** {@link #reason} of an E_PAGE_REQUEST, packed through the HINT_* fields. */
     public static int pageRequestHint(int spanPages, boolean pR, boolean pW, boolean pX, boolean uR, boolean uW,
             boolean uX) {
-        return ((spanPages & 0xff) << 8) | (pR ? 32 : 0) | (pW ? 16 : 0) | (pX ? 8 : 0) | (uR ? 4 : 0) | (uW ? 2 : 0)
-                | (uX ? 1 : 0);
+        long h = HINT_SPAN.insert(0, spanPages);
+        h = HINT_PR.insert(h, pR ? 1 : 0);
+        h = HINT_PW.insert(h, pW ? 1 : 0);
+        h = HINT_PX.insert(h, pX ? 1 : 0);
+        h = HINT_UR.insert(h, uR ? 1 : 0);
+        h = HINT_UW.insert(h, uW ? 1 : 0);
+        h = HINT_UX.insert(h, uX ? 1 : 0);
+        return (int) h;
+    }
+
+    /** The packed hint from a span and the six permission bits in HINT_PERMS order. */
+    public static int pageRequestHint(int spanPages, int perms) {
+        return (int) HINT_PERMS.insert(HINT_SPAN.insert(0, spanPages), perms);
     }
 
     /** FetchAddr[55:3] of F_STE_FETCH, F_CD_FETCH, F_WALK_EABT, F_VMS_FETCH (§7.3.4). */
@@ -140,13 +163,13 @@ public record EventRecord(
             }
             case E_PAGE_REQUEST -> { // §7.3.19
                 common(w);
-                PR_SPAN.set(w, (reason >>> 8) & 0xff);
-                PR_PR.set(w, (reason & 32) != 0);
-                PR_PW.set(w, (reason & 16) != 0);
-                PR_PX.set(w, (reason & 8) != 0);
-                PR_UR.set(w, (reason & 4) != 0);
-                PR_UW.set(w, (reason & 2) != 0);
-                PR_UX.set(w, (reason & 1) != 0);
+                PR_SPAN.set(w, HINT_SPAN.get(reason));
+                PR_PR.set(w, HINT_PR.get(reason));
+                PR_PW.set(w, HINT_PW.get(reason));
+                PR_PX.set(w, HINT_PX.get(reason));
+                PR_UR.set(w, HINT_UR.get(reason));
+                PR_UW.set(w, HINT_UW.get(reason));
+                PR_UX.set(w, HINT_UX.get(reason));
                 PR_INPUTADDR.set(w, inputAddr >>> 12);
             }
             case F_TRANSL_FORBIDDEN -> { // §7.3.8

@@ -275,8 +275,7 @@ public final class TranslationPath {
      * bits [63:56] are ignored, i.e. replaced by the sign extension of bit 55 (§5.4 CD.TBI0/TBI1).
      */
     static long topByteIgnored(Stage1Config s1, long va) {
-        boolean upper = ((va >>> 55) & 1) != 0;
-        return (upper ? s1.tbi1() : s1.tbi0()) ? (va << 8) >> 8 : va;
+        return s1.topByteIgnored(va);
     }
 
     /** Strict mode: a TLB hit must match what the tables say now (§3.17: else a TLBI was missed). */
