@@ -70,7 +70,7 @@ if [ ! -f "$initrd" ]; then
     ir=$(mktemp -d); trap 'rm -rf "$ir"' EXIT
     mkdir -p "$ir"/{bin,sbin,proc,sys,dev,tmp,lib/modules/"$kver"}
     cp "$bbdir/bin/busybox" "$ir/bin/"
-    for a in sh mount modprobe insmod dd md5sum sha256sum cat echo ls readlink basename sleep grep \
+    for a in sh mount modprobe insmod dd md5sum sha256sum cat echo ls readlink basename sleep grep devmem \
              dmesg poweroff wc head sed awk cut tr date seq test; do ln -s busybox "$ir/bin/$a"; done
     present=
     for m in $modules; do

@@ -20,9 +20,35 @@ echo "T: disk-md5 ${sum}"
 echo "T: disk-read-seconds $(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
 echo "T: hwrng-current $(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
 echo "T: hwrng-bytes $(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c)"
-# The negative case hook: the runner asks for a fault through the control API while we wait.
-if grep -q iommuemu.wait /proc/cmdline; then
-    echo "T: waiting"; sleep 5
+# The negative case (kernel argument iommuemu.edu_dma=IOVA): QEMU's edu test device (PCI 1234:11e8,
+# QEMU docs/specs/edu.rst), which no driver claims, reads 4 bytes at IOVA into its own buffer. Linux
+# still attached it to its group's default DMA domain, where nothing is mapped: the IOMMU must fault
+# the read (the runner checks the guest driver's report and the daemon's), and the guest carries on.
+iova=$(sed -n 's/.*iommuemu\.edu_dma=\(0x[0-9a-fA-F]*\).*/\1/p' /proc/cmdline)
+if [ -n "$iova" ]; then
+    edu=
+    for d in /sys/bus/pci/devices/*; do
+        if [ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11e8 ]; then edu=$d; break; fi
+    done
+    bar0=$([ -z "$edu" ] || head -n 1 "$edu/resource" | cut -d' ' -f1)
+    if [ -z "$edu" ] || [ $((bar0)) = 0 ]; then
+        echo "T: edu-dma none (device ${edu:-absent}, BAR0 ${bar0:-none})"
+    else
+        # PCI command register (config offset 0x4, PCI Local Bus 3.0 §6.2.2): Memory Space (bit 1),
+        # Bus Master (bit 2); no driver enabled either.
+        printf '\006\000' | dd of="$edu/config" bs=2 seek=2 count=1 conv=notrunc 2>/dev/null
+        r() { printf '0x%x' $((bar0 + $1)); }
+        # edu.rst "MMIO area spec": 0x80 DMA source, 0x88 destination (the 4 KiB buffer at 0x40000 of
+        # the device's own space), 0x90 count, 0x98 command (bit 0 start, bit 1 direction: 0 = from
+        # RAM to the device, i.e. a DMA read of the source). The transfer runs from a 100 ms timer.
+        devmem "$(r 0x80)" 32 "$iova"
+        devmem "$(r 0x88)" 32 0x40000
+        devmem "$(r 0x90)" 32 4
+        devmem "$(r 0x98)" 32 1
+        n=0; while [ $(($(devmem "$(r 0x98)" 32) & 1)) = 1 ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+        echo "T: edu-dma $(basename "$edu") iova $iova bar0 $bar0 cmd $(devmem "$(r 0x98)" 32)"
+        sleep 1  # the fault interrupt's handler logs the event
+    fi
 fi
 echo "T: alive-after $(cut -d' ' -f1 /proc/uptime)"
 echo "T: DONE"
