@@ -61,8 +61,9 @@ if [ ! -x "$bbdir/bin/busybox" ]; then
 fi
 
 # The initramfs: busybox, the modules below with their dependency closure (decompressed, depmod),
-# and init.sh as /init. Rebuilt when init.sh changes.
+# and init.sh as /init. Rebuilt when init.sh or this script changes.
 modules="virtio_pci virtio_iommu virtio_blk virtio_rng"  # the IOMMU before the devices it serves
+on_demand="pci_stub"  # in the initramfs, loaded only by /init's fault case (it claims the edu device)
 stamp=$(cat "$here/init.sh" "$0" | sha256sum | cut -c1-12)
 initrd=$kdir/initrd-$stamp.cpio.gz
 if [ ! -f "$initrd" ]; then
@@ -73,11 +74,11 @@ if [ ! -f "$initrd" ]; then
     for a in sh mount modprobe insmod dd md5sum sha256sum cat echo ls readlink basename sleep grep devmem \
              dmesg poweroff wc head sed awk cut tr date seq test; do ln -s busybox "$ir/bin/$a"; done
     present=
-    for m in $modules; do
+    for m in $modules $on_demand; do
         deps=$(modprobe -d "$kdir/root" -S "$kver" --show-depends "$m" 2>/dev/null || true)
         if [ -z "$deps" ]; then log "module $m: not in $kver"; continue; fi
         if ! grep -c '^insmod' <<<"$deps" >/dev/null; then log "module $m: built in"; continue; fi
-        present="$present $m"
+        case " $modules " in *" $m "*) present="$present $m" ;; esac
         for f in $(awk '/^insmod/ {print $2}' <<<"$deps"); do
             rel=${f#"$kdir/root"}; rel=${rel#/usr}; dst=$ir${rel%.xz}
             mkdir -p "$(dirname "$dst")"

@@ -21,15 +21,24 @@ echo "T: disk-read-seconds $(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
 echo "T: hwrng-current $(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
 echo "T: hwrng-bytes $(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c)"
 # The negative case (kernel argument iommuemu.edu_dma=IOVA): QEMU's edu test device (PCI 1234:11e8,
-# QEMU docs/specs/edu.rst), which no driver claims, reads 4 bytes at IOVA into its own buffer. Linux
-# still attached it to its group's default DMA domain, where nothing is mapped: the IOMMU must fault
-# the read (the runner checks the guest driver's report and the daemon's), and the guest carries on.
+# QEMU docs/specs/edu.rst) reads 4 bytes at IOVA into its own buffer. pci-stub claims it first: binding
+# a driver is what makes Linux configure the device's DMA (IOMMU group, default DMA domain); an
+# unclaimed device stays out of any group and its stream is left aborting (SMMUv3 STE.Config = abort,
+# which records no event). Nothing is mapped in that domain, so the IOMMU must fault the read (the
+# runner checks the guest driver's report and the daemon's) and the guest carries on.
 iova=$(sed -n 's/.*iommuemu\.edu_dma=\(0x[0-9a-fA-F]*\).*/\1/p' /proc/cmdline)
 if [ -n "$iova" ]; then
     edu=
     for d in /sys/bus/pci/devices/*; do
         if [ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11e8 ]; then edu=$d; break; fi
     done
+    if [ -n "$edu" ]; then
+        modprobe pci_stub || echo "T: modprobe-failed pci_stub"
+        echo "1234 11e8" > /sys/bus/pci/drivers/pci-stub/new_id
+        g=$(readlink "$edu/iommu_group" 2>/dev/null); g=${g##*/}
+        drv=$(readlink "$edu/driver" 2>/dev/null); drv=${drv##*/}
+        echo "T: edu-bound $(basename "$edu") driver=${drv:-none} group=${g:-none}"
+    fi
     bar0=$([ -z "$edu" ] || head -n 1 "$edu/resource" | cut -d' ' -f1)
     if [ -z "$edu" ] || [ $((bar0)) = 0 ]; then
         echo "T: edu-dma none (device ${edu:-absent}, BAR0 ${bar0:-none})"

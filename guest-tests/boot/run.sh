@@ -163,14 +163,14 @@ check_case() {
             bdf=$(sed -n "s/^T: edu-dma \([0-9a-f]\{4\}:[0-9a-f]\{2\}:[0-9a-f]\{2\}\.[0-7]\) iova $fault_iova .*cmd 0x00000000\$/\1/p" "$c" | head -n 1)
             if [ -n "$bdf" ]; then
                 rid=$(( 16#${bdf:5:2} << 8 | 16#${bdf:8:2} << 3 | ${bdf:11:1} ))
-                grep -Eq "^T: pci $bdf vendor=0x1234 device=0x11e8 group=[0-9]+\$" "$c" || fails+=("the edu at $bdf is in no IOMMU group")
+                grep -Eq "^T: edu-bound $bdf driver=pci-stub group=[0-9]+\$" "$c" || fails+=("the edu at $bdf is not bound to pci-stub in an IOMMU group: '$(grep '^T: edu-bound' "$c")'")
             else
-                fails+=("the guest did not run the edu's DMA of $fault_iova to completion: '$(grep '^T: edu-dma' "$c")'")
+                fails+=("the guest did not run the edu's DMA of $fault_iova to completion: '$(grep '^T: edu-dma' "$c" || true)'")
             fi
             if [ "$iommu" = smmuv3 ]; then
                 # IHI 0070 §7.3.4 F_TRANSLATION: word 0 = StreamID [63:32], SSV 0, type 0x10; word 2 = InputAddr.
                 # Linux's arm-smmu-v3 logs "event 0x10 received:" and then the four words.
-                local words; words=$(grep -A4 'event 0x10 received' "$c" | sed -n 's/.*arm-smmu-v3[^:]*: *\(0x[0-9a-f]\{16\}\)$/\1/p' | head -n 4 | tr '\n' ' ')
+                local words; words=$({ grep -A4 'event 0x10 received' "$c" || true; } | sed -n 's/.*arm-smmu-v3[^:]*:[[:space:]]*\(0x[0-9a-f]\{16\}\)$/\1/p' | head -n 4 | tr '\n' ' ')
                 local w0 w2; w0=$(printf '0x%08x%08x' "${rid/none/0}" 0x10); w2=$(printf '0x%016x' "$fault_iova")
                 [[ "$words" =~ ^$w0\ 0x[0-9a-f]{16}\ $w2\  ]] || fails+=("the guest saw no F_TRANSLATION record of StreamID $rid at $fault_iova: words '$words' (want $w0 . $w2 .)")
                 reason=F_TRANSLATION
