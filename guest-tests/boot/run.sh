@@ -168,11 +168,13 @@ check_case() {
                 fails+=("the guest did not run the edu's DMA of $fault_iova to completion: '$(grep '^T: edu-dma' "$c" || true)'")
             fi
             if [ "$iommu" = smmuv3 ]; then
-                # IHI 0070 §7.3.4 F_TRANSLATION: word 0 = StreamID [63:32], SSV 0, type 0x10; word 2 = InputAddr.
-                # Linux's arm-smmu-v3 logs "event 0x10 received:" and then the four words.
-                local words; words=$({ grep -A4 'event 0x10 received' "$c" || true; } | sed -n 's/.*arm-smmu-v3[^:]*:[[:space:]]*\(0x[0-9a-f]\{16\}\)$/\1/p' | head -n 4 | tr '\n' ' ')
-                local w0 w2; w0=$(printf '0x%08x%08x' "${rid/none/0}" 0x10); w2=$(printf '0x%016x' "$fault_iova")
-                [[ "$words" =~ ^$w0\ 0x[0-9a-f]{16}\ $w2\  ]] || fails+=("the guest saw no F_TRANSLATION record of StreamID $rid at $fault_iova: words '$words' (want $w0 . $w2 .)")
+                # IHI 0070 §7.3.4 F_TRANSLATION, the record byte for byte: word 0 = StreamID [63:32], SSV 0,
+                # type 0x10; word 1 = RnW (bit 99: a read) | CLASS IN (bits 105:104 = 0b10), no stall, S2 0;
+                # word 2 = InputAddr; word 3 = IPA, 0 (a stage-1 fault). Linux's arm-smmu-v3 logs
+                # "event 0x10 received:" and then the four words.
+                local words want; words=$({ grep -A4 'event 0x10 received' "$c" || true; } | sed -n 's/.*arm-smmu-v3[^:]*:[[:space:]]*\(0x[0-9a-f]\{16\}\)$/\1/p' | head -n 4 | tr '\n' ' ')
+                want=$(printf '0x%08x%08x 0x%016x 0x%016x 0x%016x ' "${rid/none/0}" 0x10 $(((1 << 35) | (2 << 40))) "$fault_iova" 0)
+                [ "$words" = "$want" ] || fails+=("the guest saw no F_TRANSLATION record of StreamID $rid at $fault_iova: words '$words', want '$want'")
                 reason=F_TRANSLATION
             else
                 # virtio 1.x §5.13.6.8: Linux's virtio-iommu logs "page fault from EP <endpoint> at <address> [R]"
