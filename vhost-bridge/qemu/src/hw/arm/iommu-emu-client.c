@@ -28,27 +28,34 @@
 
 #define IE_HDR 12
 #define IE_PAGE 4096ull
+#define IE_MIN_SHIFT 12          /* cached entries: 4 KiB ... */
+#define IE_MAX_SHIFT 30          /* ... to 1 GiB (a larger entry is cached as its 1 GiB block) */
+#define IE_CACHE_MAX 65536       /* entries; beyond, the cache starts over */
+#define IE_RUN_PAGES 32          /* IOMMU_TRANSLATE_RUN max_pages (IOMMU_EMU_PREFETCH_PAGES) */
+#define IE_RUN_MAX_ENTRIES 64    /* docs/protocol.md §4.3 */
+#define IE_RUN_REPLY_MAX (64 + 8 + 32 * IE_RUN_MAX_ENTRIES)
 
 typedef struct IECacheKey {
     uint32_t sid;
-    uint64_t page;
+    uint32_t shift;          /* log2 of the entry's size */
+    uint64_t base;           /* input address, aligned to the size */
 } IECacheKey;
 
 typedef struct IECacheVal {
-    uint64_t out_page;
+    uint64_t out_base;
     uint32_t perm;
 } IECacheVal;
 
 static guint ie_key_hash(gconstpointer k)
 {
     const IECacheKey *key = k;
-    return g_int64_hash(&key->page) ^ (key->sid * 0x9e3779b1u);
+    return g_int64_hash(&key->base) ^ (key->sid * 0x9e3779b1u) ^ key->shift;
 }
 
 static gboolean ie_key_equal(gconstpointer a, gconstpointer b)
 {
     const IECacheKey *x = a, *y = b;
-    return x->sid == y->sid && x->page == y->page;
+    return x->sid == y->sid && x->shift == y->shift && x->base == y->base;
 }
 
 /* --- framing (docs/protocol.md §2) ------------------------------------------------------------ */
@@ -178,6 +185,49 @@ dead:
     return r;
 }
 
+/*
+ * A request whose reply has a size of its own, between min and max bytes (IOMMU_TRANSLATE_RUN):
+ * the size read goes to *len. Returns as ie_call_locked.
+ */
+static int ie_call_var_locked(IEClient *c, uint32_t req, const void *payload, uint32_t size,
+                              void *reply, uint32_t min, uint32_t max, uint32_t *len)
+{
+    uint8_t hdr[IE_HDR];
+    int r;
+
+    if (c->broken) {
+        return -ECONNRESET;
+    }
+    r = ie_send(c->fd, req, IE_FLAG_VERSION, payload, size, NULL, 0);
+    if (r == 0) {
+        r = ie_read_all(c->fd, hdr, IE_HDR);
+    }
+    if (r < 0) {
+        goto dead;
+    }
+    uint32_t rsize = ldl_le_p(hdr + 8);
+    if (ldl_le_p(hdr) != req || ldl_le_p(hdr + 4) != (IE_FLAG_VERSION | IE_FLAG_REPLY) ||
+        (rsize != 8 && (rsize < min || rsize > max))) {
+        r = -EPROTO;
+        goto dead;
+    }
+    if ((r = ie_read_all(c->fd, reply, rsize)) < 0) {
+        goto dead;
+    }
+    if (rsize == 8) {
+        return (int)ldq_le_p(reply); /* refused (§6) */
+    }
+    *len = rsize;
+    return 0;
+dead:
+    if (!c->broken) {
+        error_report("iommu-emu: connection to the daemon failed on request %u: %s", req,
+                     strerror(-r));
+        c->broken = true;
+    }
+    return r;
+}
+
 static int ie_call(IEClient *c, uint32_t req, const void *payload, uint32_t size, const int *fds,
                    int nfds, bool need_ack, void *reply, uint32_t reply_size)
 {
@@ -285,6 +335,7 @@ IEClient *ie_client_connect(const char *path, uint32_t want_model, IEInfo *info,
                  "SET_PROTOCOL_FEATURES", errp) || ie_get_info(c, info, errp)) {
         goto fail;
     }
+    c->version = info->version;
     if (info->model != want_model) {
         /* §4.1 IOMMU_SET_MODEL {u32 model, u32 reserved, char profile[32]}: the default profile. */
         uint8_t sel[40] = { 0 };
@@ -294,6 +345,9 @@ IEClient *ie_client_connect(const char *path, uint32_t want_model, IEInfo *info,
             goto fail;
         }
     }
+    /* §4.3 IOMMU_TRANSLATE_RUN (version 6): a miss also fetches the pages after it. */
+    const char *pf = getenv("IOMMU_EMU_PREFETCH_PAGES");
+    c->run_pages = info->version >= 6 ? (pf ? (uint32_t)MIN(strtoul(pf, NULL, 0), 1024) : IE_RUN_PAGES) : 0;
     return c;
 fail:
     close(fd);
@@ -525,23 +579,89 @@ static int ie_ring_translate(IEClient *c, const uint8_t req[24], uint8_t r[32])
     return 0;
 }
 
+/* Caller holds cache_lock. The entry of (sid, addr) of any cached size, or NULL. */
+static IECacheVal *ie_cache_find(IEClient *c, uint32_t sid, uint64_t addr, unsigned *shift)
+{
+    for (unsigned s = IE_MIN_SHIFT; s <= IE_MAX_SHIFT; s++) {
+        if (!c->shift_entries[s]) {
+            continue;
+        }
+        IECacheKey key = { .sid = sid, .shift = s, .base = addr & ~((1ull << s) - 1) };
+        IECacheVal *v = g_hash_table_lookup(c->cache, &key);
+        if (v) {
+            *shift = s;
+            return v;
+        }
+    }
+    return NULL;
+}
+
+static void ie_cache_clear_locked(IEClient *c)
+{
+    g_hash_table_remove_all(c->cache);
+    memset(c->shift_entries, 0, sizeof(c->shift_entries));
+}
+
+/*
+ * Caller holds cache_lock. Caches [iova & ~mask, | mask] -> out & ~mask (a translated result or a
+ * run entry, §4.3); an entry above 1 GiB is cached as the 1 GiB block holding iova, one below
+ * 4 KiB not at all. Returns the size's log2, or 0 if not cached.
+ */
+static unsigned ie_cache_insert(IEClient *c, uint32_t sid, uint64_t iova, uint64_t out, uint64_t mask,
+                                uint32_t perm)
+{
+    if (mask < IE_PAGE - 1 || (mask & (mask + 1)) != 0) {
+        return 0;
+    }
+    unsigned shift = mask == UINT64_MAX ? 64 : ctz64(mask + 1);
+    if (shift > IE_MAX_SHIFT) {
+        shift = IE_MAX_SHIFT;
+    }
+    uint64_t m = (1ull << shift) - 1;
+    if (g_hash_table_size(c->cache) >= IE_CACHE_MAX) {
+        ie_cache_clear_locked(c); /* bounded: start over rather than grow */
+    }
+    IECacheKey *k = g_new(IECacheKey, 1);
+    IECacheVal *v = g_new(IECacheVal, 1);
+    k->sid = sid;
+    k->shift = shift;
+    k->base = iova & ~m;
+    /* the 1 GiB block of a larger entry: its output is the larger entry's output at that offset */
+    v->out_base = (out & ~mask) | (iova & mask & ~m);
+    v->perm = perm;
+    if (!g_hash_table_contains(c->cache, k)) {
+        c->shift_entries[shift]++;
+    }
+    g_hash_table_replace(c->cache, k, v);
+    return shift;
+}
+
+static void ie_fill(IOMMUTLBEntry *e, uint64_t iova, uint64_t out_base, unsigned shift, uint32_t perm)
+{
+    uint64_t m = (1ull << shift) - 1;
+    e->iova = iova & ~m;
+    e->translated_addr = out_base;
+    e->addr_mask = m;
+    e->perm = ie_perm(perm);
+}
+
 int ie_client_translate(IEClient *c, uint32_t sid, uint64_t iova, bool write, IOMMUTLBEntry *e)
 {
-    IECacheKey key = { .sid = sid, .page = iova & ~(IE_PAGE - 1) };
     IOMMUAccessFlags need = write ? IOMMU_WO : IOMMU_RO;
-    uint8_t p[24] = { 0 }, r[64];
+    uint8_t p[32] = { 0 }, r[IE_RUN_REPLY_MAX];
+    uint32_t rlen = 64, count = 0;
+    unsigned shift;
 
     e->target_as = &address_space_memory;
-    e->iova = key.page;
+    e->iova = iova & ~(IE_PAGE - 1);
     e->addr_mask = IE_PAGE - 1;
     e->translated_addr = 0;
     e->perm = IOMMU_NONE;
 
     qemu_mutex_lock(&c->cache_lock);
-    IECacheVal *hit = g_hash_table_lookup(c->cache, &key);
+    IECacheVal *hit = ie_cache_find(c, sid, iova, &shift);
     if (hit && (ie_perm(hit->perm) & need) == need) {
-        e->translated_addr = hit->out_page;
-        e->perm = ie_perm(hit->perm);
+        ie_fill(e, iova, hit->out_base, shift, hit->perm);
         c->hits++;
         qemu_mutex_unlock(&c->cache_lock);
         return 0;
@@ -554,8 +674,27 @@ int ie_client_translate(IEClient *c, uint32_t sid, uint64_t iova, bool write, IO
     stl_le_p(p + 4, 0xffffffffu);
     stq_le_p(p + 8, iova);
     stl_le_p(p + 16, write ? IE_ACCESS_WRITE : 0);
-    int err = c->ring && !c->broken ? ie_ring_translate(c, p, r)
-                                    : ie_call(c, IE_REQ_TRANSLATE, p, 24, NULL, 0, false, r, 64);
+    int err;
+    if (c->ring && !c->broken) {
+        err = ie_ring_translate(c, p, r);
+    } else if (c->run_pages) {
+        /* §4.3 IOMMU_TRANSLATE_RUN: this page, and entries for the pages after it */
+        stl_le_p(p + 24, c->run_pages);
+        qemu_mutex_lock(&c->lock);
+        err = ie_call_var_locked(c, IE_REQ_TRANSLATE_RUN, p, 32, r, 72, IE_RUN_REPLY_MAX, &rlen);
+        qemu_mutex_unlock(&c->lock);
+        if (err > 0) {
+            c->run_pages = 0; /* refused: plain translations from now on */
+            err = ie_call(c, IE_REQ_TRANSLATE, p, 24, NULL, 0, false, r, 64);
+        } else if (err == 0) {
+            count = ldl_le_p(r + 64);
+            if (count > IE_RUN_MAX_ENTRIES || rlen != 72 + 32 * count) {
+                count = 0;
+            }
+        }
+    } else {
+        err = ie_call(c, IE_REQ_TRANSLATE, p, 24, NULL, 0, false, r, 64);
+    }
     if (err != 0) {
         return -1;
     }
@@ -564,44 +703,54 @@ int ie_client_translate(IEClient *c, uint32_t sid, uint64_t iova, bool write, IO
     if (status != IE_XLATE_OK) {
         return 0; /* aborted (the daemon recorded the fault) or stalled: no access */
     }
-    e->translated_addr = out & ~(IE_PAGE - 1);
-    e->perm = ie_perm(perm);
-    if (mask >= IE_PAGE - 1) {
-        qemu_mutex_lock(&c->cache_lock);
-        if (c->generation == gen) { /* no invalidation raced with this translation */
-            IECacheKey *k = g_new(IECacheKey, 1);
-            IECacheVal *v = g_new(IECacheVal, 1);
-            *k = key;
-            v->out_page = e->translated_addr;
-            v->perm = perm;
-            g_hash_table_replace(c->cache, k, v);
-        }
-        qemu_mutex_unlock(&c->cache_lock);
-    } else {
-        e->iova = iova;
+    if (mask < IE_PAGE - 1) {
+        e->iova = iova;        /* a sub-page entry: exact, not cached */
         e->translated_addr = out;
         e->addr_mask = 0;
+        e->perm = ie_perm(perm);
+        return 0;
     }
+    qemu_mutex_lock(&c->cache_lock);
+    if (c->generation == gen) { /* no invalidation raced with this translation */
+        shift = ie_cache_insert(c, sid, iova, out, mask, perm);
+        for (uint32_t i = 0; i < count; i++) {
+            const uint8_t *en = r + 72 + 32 * i;
+            ie_cache_insert(c, sid, ldq_le_p(en), ldq_le_p(en + 8), ldq_le_p(en + 16),
+                            ldl_le_p(en + 24));
+        }
+    } else {
+        shift = IE_MIN_SHIFT;
+    }
+    qemu_mutex_unlock(&c->cache_lock);
+    shift = MIN(MAX(shift, IE_MIN_SHIFT), IE_MAX_SHIFT);
+    uint64_t m = (1ull << shift) - 1;
+    ie_fill(e, iova, (out & ~mask) | (iova & mask & ~m), shift, perm);
     return 0;
 }
 
 typedef struct IEInvRange {
     uint32_t endpoint;
     uint64_t first, last;
+    IEClient *c;
 } IEInvRange;
 
 static gboolean ie_inv_match(gpointer k, gpointer v, gpointer opaque)
 {
     const IECacheKey *key = k;
     const IEInvRange *r = opaque;
-    return (r->endpoint == UINT32_MAX || r->endpoint == key->sid) &&
-           key->page + IE_PAGE - 1 >= r->first && key->page <= r->last;
+    uint64_t end = key->base + ((1ull << key->shift) - 1);
+    if ((r->endpoint == UINT32_MAX || r->endpoint == key->sid) && end >= r->first &&
+        key->base <= r->last) {
+        r->c->shift_entries[key->shift]--;
+        return TRUE;
+    }
+    return FALSE;
 }
 
 /* §5 IOMMU_IOTLB_INVALIDATE: endpoint 0xffffffff = all, size ~0 = everything. */
 void ie_client_cache_invalidate(IEClient *c, uint32_t endpoint, uint64_t iova, uint64_t size)
 {
-    IEInvRange r = { .endpoint = endpoint, .first = iova };
+    IEInvRange r = { .endpoint = endpoint, .first = iova, .c = c };
     r.last = (size == UINT64_MAX || size == 0 || iova + size - 1 < iova) ? UINT64_MAX
                                                                           : iova + size - 1;
     if (size == UINT64_MAX) {
@@ -610,6 +759,26 @@ void ie_client_cache_invalidate(IEClient *c, uint32_t endpoint, uint64_t iova, u
     qemu_mutex_lock(&c->cache_lock);
     c->generation++;
     c->invalidations++;
-    g_hash_table_foreach_remove(c->cache, ie_inv_match, &r);
+    /* A small range of one endpoint: look up its possible entries of each cached size rather
+     * than scan the whole cache (strict-mode guests invalidate every buffer they unmap). */
+    uint64_t probes = 0;
+    for (unsigned s = IE_MIN_SHIFT; s <= IE_MAX_SHIFT && endpoint != UINT32_MAX; s++) {
+        if (c->shift_entries[s]) {
+            probes += ((r.last >> s) - (r.first >> s)) + 1;
+        }
+    }
+    if (endpoint != UINT32_MAX && r.last != UINT64_MAX && probes <= 1024 &&
+        probes < g_hash_table_size(c->cache)) {
+        for (unsigned s = IE_MIN_SHIFT; s <= IE_MAX_SHIFT; s++) {
+            for (uint64_t b = r.first >> s; c->shift_entries[s] && b <= (r.last >> s); b++) {
+                IECacheKey key = { .sid = endpoint, .shift = s, .base = b << s };
+                if (g_hash_table_remove(c->cache, &key)) {
+                    c->shift_entries[s]--;
+                }
+            }
+        }
+    } else {
+        g_hash_table_foreach_remove(c->cache, ie_inv_match, &r);
+    }
     qemu_mutex_unlock(&c->cache_lock);
 }

@@ -36,6 +36,7 @@
 #define IE_REQ_TRANSLATE       1028
 #define IE_REQ_SET_IRQ_FD      1030
 #define IE_REQ_SET_TRANSLATE_RING 1033
+#define IE_REQ_TRANSLATE_RUN   1034
 /* back-end channel (§5) */
 #define IE_BREQ_IOTLB_INVALIDATE 1024
 #define IE_BREQ_MSI              1025
@@ -81,11 +82,14 @@ struct IEClient {
     IEInvalidateFn *invalidate;
     void *opaque;
     bool broken;            /* reported once */
-    /* per-(stream, page) translation cache */
+    /* translation cache: entries of 4 KiB to 1 GiB, keyed by (stream, base, size) */
     QemuMutex cache_lock;
     GHashTable *cache;
+    uint32_t shift_entries[31]; /* entries per log2(size), 12..30: the sizes a lookup probes */
     uint64_t generation;    /* bumped by every invalidation */
     uint64_t hits, misses, invalidations;
+    uint32_t version;       /* the daemon's protocol version (IOMMU_GET_INFO) */
+    uint32_t run_pages;     /* IOMMU_TRANSLATE_RUN max_pages on a miss; 0: plain IOMMU_TRANSLATE */
     uint64_t ram_gpa, ram_uaddr; /* the guest RAM region handed to the daemon */
     /* the shared-memory translation ring (§4.5), NULL when the socket is used */
     uint8_t *ring;
@@ -109,7 +113,7 @@ void ie_client_start_ring(IEClient *c);
 int ie_client_set_irq_fd(IEClient *c, unsigned line, int fd, Error **errp);
 int ie_client_mmio_read(IEClient *c, uint64_t offset, unsigned size, uint64_t *value);
 int ie_client_mmio_write(IEClient *c, uint64_t offset, unsigned size, uint64_t value);
-/* Translates through the cache; fills *entry (page granule) and returns 0, or -1 on a dead link. */
+/* Translates through the cache; fills *entry (the cached entry's size) and returns 0, or -1 on a dead link. */
 void ie_client_cache_invalidate(IEClient *c, uint32_t endpoint, uint64_t iova, uint64_t size);
 int ie_client_translate(IEClient *c, uint32_t sid, uint64_t iova, bool write, IOMMUTLBEntry *entry);
 

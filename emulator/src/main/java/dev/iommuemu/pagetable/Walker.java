@@ -82,7 +82,23 @@ public final class Walker {
      * @param observer sees each descriptor read, or {@code null}
      */
     public WalkResult translate(Stage1Config s1, Stage2Config s2, long input, DmaAccess access, WalkObserver observer) {
-        Ctx ctx = new Ctx(access, observer, input);
+        return translate(new Ctx(access, observer, input), s1, s2, input, access);
+    }
+
+    /**
+     * A speculative walk, as for a TLB prefetch (IHI 0070 §16.2: an SMMU may cache any valid
+     * translation, not only the ones a transaction used): the same result as {@link #translate}
+     * when the walk needs no descriptor write, and a fault where it would need a hardware Access
+     * flag or dirty state update (Arm ARM D8.4), which is made only for an access that happens.
+     * The tables are never written.
+     */
+    public WalkResult speculate(Stage1Config s1, Stage2Config s2, long input, DmaAccess access) {
+        Ctx ctx = new Ctx(access, null, input);
+        ctx.speculative = true;
+        return translate(ctx, s1, s2, input, access);
+    }
+
+    private WalkResult translate(Ctx ctx, Stage1Config s1, Stage2Config s2, long input, DmaAccess access) {
         if (s1 == null) {
             if (s2 == null) {
                 throw new IllegalArgumentException("no stage translates");
@@ -453,6 +469,9 @@ public final class Walker {
                 update = Descriptor.AF.insert(desc, 1);
             }
             if (update != desc) {
+                if (ctx.speculative) {
+                    return s2Fault(ctx, acc, FaultType.ACCESS_FLAG, level, cls, ipa, descPa); // speculate(): no writes
+                }
                 int st = casDescriptor(descPa, desc, update, c.bigEndian());
                 if (st == UPDATE_FAULT) {
                     return s2Fault(ctx, acc, FaultType.WALK_EABT, level, cls, ipa, descPa);
@@ -501,6 +520,10 @@ public final class Walker {
     private int hwUpdate(Stage2Config s2, long descAddr, long descPa, long expect, long update, boolean bigEndian,
             int level, Ctx ctx) {
         long pa = descPa;
+        if (ctx.speculative) {
+            fault(ctx, FaultType.ACCESS_FLAG, 1, level, FaultClass.IN, 0, descPa); // speculate(): no writes
+            return UPDATE_FAULT;
+        }
         if (s2 != null) {
             if (!s2Walk(s2, descAddr, DmaAccess.WRITE, FaultClass.TT, ctx)) {
                 return UPDATE_FAULT;
@@ -577,6 +600,7 @@ public final class Walker {
         final DmaAccess access;
         final WalkObserver observer;
         final long input;
+        boolean speculative; // speculate(): a descriptor write ends the walk instead
         TranslationFault fault;
         long s1Out;
         int s1Shift;

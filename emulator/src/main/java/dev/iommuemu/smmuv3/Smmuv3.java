@@ -327,6 +327,21 @@ public final class Smmuv3 implements IommuModel {
         return new DmaResult.Aborted(m.reason());
     }
 
+    /**
+     * IommuModel: a translation as CMD_PREFETCH_ADDR makes one (§4.2.2), for the VMM's cache: only
+     * with SMMUEN == 1 (§4.2: "consumed but do not trigger a prefetch" otherwise), through the
+     * configuration and TLB like a transaction, but a fault records nothing and stalls nothing
+     * (§4.2) and no descriptor is written; bypass gives nothing.
+     */
+    @Override
+    public IotlbEntry speculate(int streamId, int substreamId, long iova, DmaAccess access) {
+        if (!CR0_SMMUEN.isSet(regs.get(CR0ACK))) {
+            return null;
+        }
+        return translations.prefetch(regs.get(STRTAB_BASE), regs.get(STRTAB_BASE_CFG), streamId, substreamId, iova,
+                access);
+    }
+
     private static EventRecord withStall(EventRecord e, int stag) {
         return new EventRecord(e.type(), e.streamId(), e.ssv(), e.substreamId(), stag, true, e.rnw(), e.ind(),
                 e.pnu(), e.s2(), e.faultClass(), e.inputAddr(), e.ipa(), e.reason());

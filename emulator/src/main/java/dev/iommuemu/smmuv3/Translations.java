@@ -63,6 +63,12 @@ final class Translations {
         return new Miss(f.event().type().name(), f.event(), f.record(), f.stall());
     }
 
+    /** A prefetch (§4.2.2): the entry, or {@code null} for anything but a table translation. */
+    IotlbEntry prefetch(long strtabBase, long strtabBaseCfg, int sid, int ssid, long iova, DmaAccess access) {
+        Outcome o = path.prefetch(strtabBase, strtabBaseCfg, sid, ssid, iova, access);
+        return o instanceof Outcome.Walked w ? entry(w.entry(), w.input(), iova) : null;
+    }
+
     /**
      * The VMM-cacheable entry of a TLB entry, for the span holding {@code iova} ({@code input} is
      * iova after top-byte-ignore, the address the TLB entry covers).

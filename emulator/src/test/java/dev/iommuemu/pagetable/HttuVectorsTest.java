@@ -127,6 +127,37 @@ class HttuVectorsTest {
         assertEquals(Perm.ALL, t.perm());
     }
 
+    /**
+     * Walker#speculate (a prefetch, IHI 0070 §4.2.2): where a walk would write AF or the dirty
+     * state it faults instead and the descriptor stays as it was, at either stage; where no write
+     * is needed it gives the same translation as a walk.
+     */
+    @Test
+    void speculativeWalksNeverWriteDescriptors() {
+        Walker w = new Walker(mem, 48);
+        long leaf1 = s1.map(VA, PA, 3, (PageTableBuilder.S1_RW | AP2 | PageTableBuilder.S1_USER | DBM) & ~AF);
+        long clean1 = mem.get64(leaf1);
+        Stage1Config httu1 = s1.stage1Config().withHttu(true, true);
+        assertInstanceOf(TranslationFault.class, w.speculate(httu1, null, VA, DmaAccess.READ), "AF would be set");
+        assertEquals(clean1, mem.get64(leaf1));
+        mem.put64(leaf1, clean1 | AF);
+        Translation read = assertInstanceOf(Translation.class, w.speculate(httu1, null, VA + 0x10, DmaAccess.READ));
+        assertEquals(PA + 0x10, read.outputAddress());
+        assertEquals(assertInstanceOf(Translation.class, w.stage1(httu1, VA + 0x10, DmaAccess.READ)).perm(), read.perm());
+        assertInstanceOf(TranslationFault.class, w.speculate(httu1, null, VA, DmaAccess.WRITE), "dirty state would be set");
+        assertEquals(clean1 | AF, mem.get64(leaf1));
+
+        long leaf2 = s2.map(VA, PA, 3, (PageTableBuilder.S2_RW & ~Descriptor.S2AP_W.mask() & ~AF) | DBM);
+        long clean2 = mem.get64(leaf2);
+        Stage2Config httu2 = s2.stage2Config().withHttu(true, true);
+        assertInstanceOf(TranslationFault.class, w.speculate(null, httu2, VA, DmaAccess.READ));
+        assertEquals(clean2, mem.get64(leaf2));
+        mem.put64(leaf2, clean2 | AF);
+        assertEquals(PA, assertInstanceOf(Translation.class, w.speculate(null, httu2, VA, DmaAccess.READ)).outputAddress());
+        assertInstanceOf(TranslationFault.class, w.speculate(null, httu2, VA, DmaAccess.WRITE));
+        assertEquals(clean2 | AF, mem.get64(leaf2));
+    }
+
     /** IHI 0070 §3.13.3: the SMMU never sets S2AP[1] for the stage 2 translation of a CD fetch. */
     @Test
     void noStage2DirtyUpdateForACdFetch() {

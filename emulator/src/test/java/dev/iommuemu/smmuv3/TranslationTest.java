@@ -125,6 +125,47 @@ class TranslationTest {
         assertEquals(List.of(), h.rawEvents());
     }
 
+    /**
+     * §4.2 prefetch semantics of IommuModel#prefetch: the pages after an address as transactions
+     * would see them, into the TLB; a fault ends the run and records nothing; AF is never written;
+     * nothing with SMMUEN == 0.
+     */
+    @Test
+    void prefetchWalksAheadWithoutEventsOrTableWrites() {
+        Harness h = new Harness(Smmuv3Profile.MAX).enable(); // IDR0.HTTU for CD.HA below
+        long root = s1Setup(h, 7, 0x7f00_0000L, 0x8000_0000L);
+        h.tables.map(root, 0x7f00_1000L, 0x8123_4000L, PageTables.S1_RW);
+        h.tables.map(root, 0x7f00_2000L, 0x8000_2000L, PageTables.S1_RW & ~PageTables.AF); // AF == 0, HA == 0
+        int rw = translated(h.smmu.translate(SID, -1, 0x7f00_0000L, DmaAccess.WRITE)).entry().perm();
+        assertEquals(List.of(new IotlbEntry(0x7f00_1000L, 0x8123_4000L, 0xfff, rw)),
+                h.smmu.prefetch(SID, -1, 0x7f00_1000L, DmaAccess.WRITE, 64), "stops at the Access flag fault");
+        assertEquals(List.of(), h.rawEvents(), "§4.2: a prefetch that faults records nothing");
+        long leaf = h.tables.leaf(root, 0x7f00_2000L, 3);
+        long before = h.mem.get64(leaf);
+        // With CD.HA the walk would set AF: a prefetch does not write the table, so it stops there too.
+        long[] ha = Harness.cd(root, 7);
+        Cd.HA.set(ha, 1);
+        h.cd(CD0, ha);
+        h.cmd(Command.build(Command.Op.CMD_CFGI_CD).set(Command.SID, SID).command());
+        h.sync();
+        assertEquals(1, h.smmu.prefetch(SID, -1, 0x7f00_1000L, DmaAccess.READ, 64).size());
+        assertEquals(before, h.mem.get64(leaf), "AF untouched by the prefetch");
+        // The prefetched page is now a TLB hit: the table may change, the TLB keeps the entry (§3.17).
+        long hits = h.smmu.stats().tlbHits();
+        h.mem.put64(h.tables.leaf(root, 0x7f00_1000L, 3), 0);
+        assertEquals(0x8123_4abcL, translated(h.smmu.translate(SID, -1, 0x7f00_1abcL, DmaAccess.READ)).entry()
+                .translate(0x7f00_1abcL));
+        assertEquals(hits + 1, h.smmu.stats().tlbHits());
+        // A transaction to the AF == 0 page sets AF (HA) where the prefetch did not.
+        translated(h.smmu.translate(SID, -1, 0x7f00_2000L, DmaAccess.READ));
+        assertEquals(before | PageTables.AF, h.mem.get64(leaf));
+        // Unknown stream, and SMMUEN == 0: nothing, and no C_BAD_STE record.
+        assertEquals(List.of(), h.smmu.prefetch(SID + 1, -1, 0x7f00_0000L, DmaAccess.READ, 64));
+        assertEquals(List.of(), h.rawEvents());
+        h.write(CR0.offset(), CR0_CMDQEN.mask() | CR0_EVENTQEN.mask());
+        assertEquals(List.of(), h.smmu.prefetch(SID, -1, 0x7f00_0000L, DmaAccess.READ, 64));
+    }
+
     @Test
     void inspectorDecodesFromMemoryNotFromTheCaches() {
         Harness h = new Harness(Smmuv3Profile.DEFAULT).enable();

@@ -128,6 +128,29 @@ class CodecTest {
         assertThrows(ProtocolException.class, () -> Payloads.decodeBatch(lying));
     }
 
+    /** docs/protocol.md §4.3 IOMMU_TRANSLATE_RUN: request + {u32 max_pages, u32 0}; reply + {u32 count, u32 0} + entries. */
+    @Test
+    void translateRunLayouts() throws Exception {
+        Payloads.TranslateRequest r = new Payloads.TranslateRequest(5, Payloads.NO_SUBSTREAM, 0x1234_5000L, 0);
+        Payloads.TranslateRunRequest q = new Payloads.TranslateRunRequest(r, 32);
+        assertEquals(hex(r.encode()) + "20000000" + "00000000", hex(q.encode()));
+        assertEquals(q, Payloads.TranslateRunRequest.decode(q.encode()));
+        byte[] tooMany = new Payloads.TranslateRunRequest(r, Payloads.MAX_RUN_PAGES + 1).encode();
+        ProtocolException refused = assertThrows(ProtocolException.class, () -> Payloads.TranslateRunRequest.decode(tooMany));
+        assertEquals(ProtocolException.EINVAL, refused.errno());
+        Payloads.TranslateReply head = new Payloads.TranslateReply(new Payloads.TranslateResult(0, 0x1b, 0x8000_1234L, 0xfff, 0), "");
+        Payloads.TranslateRunReply rep = new Payloads.TranslateRunReply(head,
+                List.of(new Payloads.RunEntry(0x1234_6000L, 0x9000_0000L, 0x1fff, 0x3)));
+        byte[] e = rep.encode();
+        assertEquals(64 + 8 + 32, e.length);
+        assertEquals(hex(head.encode()) + "01000000" + "00000000" + "0060341200000000" + "0000009000000000"
+                + "ff1f000000000000" + "03000000" + "00000000", hex(e));
+        assertEquals(rep, Payloads.TranslateRunReply.decode(e));
+        byte[] lying = e.clone();
+        lying[64] = 2;
+        assertThrows(ProtocolException.class, () -> Payloads.TranslateRunReply.decode(lying));
+    }
+
     @Test
     void backendLayouts() throws Exception {
         Payloads.IotlbInvalidate inv = new Payloads.IotlbInvalidate(-1, 0, 0, -1L);

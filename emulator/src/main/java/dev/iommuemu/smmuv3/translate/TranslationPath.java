@@ -166,6 +166,20 @@ public final class TranslationPath {
 
     /** The whole flow for a transaction with SMMUEN == 1. */
     public Outcome translate(long strtabBase, long strtabBaseCfg, int sid, int ssid, long iova, DmaAccess access) {
+        return translate(strtabBase, strtabBaseCfg, sid, ssid, iova, access, false);
+    }
+
+    /**
+     * The same flow for a TLB prefetch (IHI 0070 §4.2.2 CMD_PREFETCH_ADDR: "as though accessed by
+     * transactions"): the walk is speculative (no descriptor written, {@link Walker#speculate}) and
+     * the caller records nothing of a fault (§4.2).
+     */
+    public Outcome prefetch(long strtabBase, long strtabBaseCfg, int sid, int ssid, long iova, DmaAccess access) {
+        return translate(strtabBase, strtabBaseCfg, sid, ssid, iova, access, true);
+    }
+
+    private Outcome translate(long strtabBase, long strtabBaseCfg, int sid, int ssid, long iova, DmaAccess access,
+            boolean speculative) {
         SteResult sr = stream(strtabBase, strtabBaseCfg, sid, ssid);
         if (sr instanceof SteBad b) {
             return new Outcome.Terminate(b.event().type().name(), b.event());
@@ -185,7 +199,7 @@ public final class TranslationPath {
             if (cfg == Ste.CONFIG_BYPASS) {
                 return bypass(sid, ssid, iova, access);
             }
-            return walk(null, sc, null, sid, ssid, iova, access);
+            return walk(null, sc, null, sid, ssid, iova, access, speculative);
         }
         int index;
         int cdMax = ste.s1cdMax();
@@ -210,7 +224,7 @@ public final class TranslationPath {
                 }
                 case Ste.S1DSS_BYPASS -> {
                     // §5.2 S1DSS 0b01: non-substream traffic bypasses stage 1.
-                    return sc.s2() == null ? bypass(sid, ssid, iova, access) : walk(null, sc, null, sid, ssid, iova, access);
+                    return sc.s2() == null ? bypass(sid, ssid, iova, access) : walk(null, sc, null, sid, ssid, iova, access, speculative);
                 }
                 default -> index = 0;
             }
@@ -222,11 +236,11 @@ public final class TranslationPath {
             }
             return new Outcome.Terminate(b.event().type().name(), b.event());
         }
-        return walk(((CdOk) cr).config(), sc, ((CdOk) cr).config().s1(), sid, ssid, iova, access);
+        return walk(((CdOk) cr).config(), sc, ((CdOk) cr).config().s1(), sid, ssid, iova, access, speculative);
     }
 
     private Outcome walk(ContextConfig cc, StreamConfig sc, Stage1Config s1, int sid, int ssid, long iova,
-            DmaAccess access) {
+            DmaAccess access, boolean speculative) {
         Ste ste = sc.ste();
         // §3.17 TLB tagging: the StreamWorld's regime, the VMID (S2VMID also tags stage-1-only
         // streams when stage 2 is implemented, §5.2 S2VMID), the ASID (none for NS-EL2 without E2H).
@@ -239,12 +253,13 @@ public final class TranslationPath {
         // An entry that does not grant the access is walked again: a permission fault, or a
         // hardware dirty-state update (§3.13).
         if (hit != null && Perm.allows(hit.perm(), access)) {
-            if (strict != null) {
+            if (strict != null && !speculative) {
                 checkTlbHit(hit, s1, sc, sid, ssid, input, access);
             }
             return new Outcome.Walked(hit, input);
         }
-        WalkResult r = walker.translate(s1, sc.s2(), input, access, null);
+        WalkResult r = speculative ? walker.speculate(s1, sc.s2(), input, access)
+                : walker.translate(s1, sc.s2(), input, access, null);
         if (r instanceof Translation t) {
             return new Outcome.Walked(tlb.insert(tag, t), input);
         }

@@ -554,6 +554,24 @@ final class DomainTable {
     }
 
     /**
+     * A translation for the VMM's cache ahead of any access (IommuModel#speculate): what
+     * {@link #translate} gives for {@code iova} when that is a translation of an existing endpoint
+     * with no fault, or {@code null}. MMIO mappings are not offered ("MAP request": accesses to
+     * them are not speculated or cached), nor table domains (their walk is the host SMMU's).
+     */
+    IotlbEntry speculate(int ep, int pasid, long iova, DmaAccess access) {
+        if (!cfg.endpointExists(ep)) {
+            return null;
+        }
+        Domain d = attached.get(ep);
+        if (d != null && d.table()) {
+            return null;
+        }
+        Translation t = translate(ep, pasid, iova, access);
+        return t.fault() == null && !t.mmio() && t.result() instanceof DmaResult.Translated tr ? tr.entry() : null;
+    }
+
+    /**
      * Permission bits of MAP flags. virtio-iommu has no execute permission: an instruction fetch
      * is a read. WRITE without READ is honoured as write-only ("MAP request": the device MUST NOT
      * allow writes without WRITE; it MAY, but does not, allow reads of a write-only range).

@@ -3,6 +3,7 @@ package dev.iommuemu.virtio.iommu;
 import dev.iommuemu.dma.DmaAccess;
 import dev.iommuemu.dma.DmaHost;
 import dev.iommuemu.dma.DmaResult;
+import dev.iommuemu.dma.IotlbEntry;
 import dev.iommuemu.dma.IommuModel;
 import dev.iommuemu.interval.Mapping;
 import dev.iommuemu.memory.GuestMemory;
@@ -321,6 +322,12 @@ public final class VirtioIommuDevice implements IommuModel {
     @Override
     public DmaResult translate(int endpoint, int substream, long iova, DmaAccess access) {
         return translateDetailed(endpoint, substream, iova, access).result();
+    }
+
+    /** IommuModel: a mapping's translation for the VMM's cache, without any fault report. */
+    @Override
+    public synchronized IotlbEntry speculate(int endpoint, int substream, long iova, DmaAccess access) {
+        return table.speculate(endpoint, substream, iova, access);
     }
 
     /**

@@ -4,10 +4,12 @@ import static dev.iommuemu.guest.smmuv3.Smmuv3GuestTest.bytes;
 import static dev.iommuemu.guest.smmuv3.Smmuv3GuestTest.le;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.iommuemu.bridge.client.VmmClient;
 import dev.iommuemu.bridge.protocol.Payloads;
+import dev.iommuemu.bridge.protocol.Request;
 import dev.iommuemu.dma.DmaHost;
 import dev.iommuemu.dma.Perm;
 import dev.iommuemu.guest.socket.GuestDaemon;
@@ -16,6 +18,7 @@ import dev.iommuemu.memory.SparseGuestMemory;
 import dev.iommuemu.smmuv3.PageTables;
 import dev.iommuemu.smmuv3.Smmuv3;
 import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
+import java.io.IOException;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -221,6 +224,55 @@ class Smmuv3SocketTest {
         // F_TRANSLATION: type 0x10, StreamID 5; RnW 0 (write); CLASS IN; InputAddr (IHI 0070 §7.3.10).
         assertArrayEquals(le(0x10 | (5L << 32), 2L << 40, va + 0x10, 0), bytes(drv.drainEvents().get(0)));
         assertEquals(drv.mmio.read32(Smmuv3Driver.EVTQ_PROD), drv.mmio.read32(Smmuv3Driver.EVTQ_CONS), "consumed");
+    }
+
+    /**
+     * IOMMU_TRANSLATE_RUN (docs/protocol.md §4.3): the request's translation, then the pages after
+     * it as a prefetch (IHI 0070 §4.2): up to max_pages, ending at the first unmapped page without
+     * any event; the run's pages are invalidated like any other by TLBI + CMD_SYNC.
+     */
+    @Test
+    void translateRunPrefetchesFollowingPagesWithoutEvents() throws Exception {
+        connect("default");
+        drv.probe(true);
+        PageTables pt = new PageTables(vmm.memory(), TABLES);
+        long root = pt.s1Root();
+        long va = 0x8080_0000L;
+        for (int i = 0; i < 5; i++) { // 5 pages, scattered output; va + 5 pages is unmapped
+            pt.map(root, va + 0x1000L * i, 0x5000_0000L + 0x3000L * i, PageTables.S1_RW);
+        }
+        long[] cd = Smmuv3Driver.cd(root, 0x1e20, 0x10, 4);
+        for (int i = 0; i < 8; i++) {
+            vmm.memory().store(CDS + 8L * i, 8, cd[i]);
+        }
+        drv.writeSte(5, Smmuv3Driver.steS1(CDS, 0, 0));
+        int rw = Perm.UR | Perm.UW | Perm.UX | Perm.PR | Perm.PW;
+
+        Payloads.TranslateRunReply run = vmm.translateRun(5, -1, va + 0x10, Payloads.ACCESS_WRITE, 2);
+        assertEquals(new Payloads.TranslateResult(Payloads.TRANSLATED, rw, 0x5000_0010L, 0xfff, 0), run.reply().result());
+        assertEquals(List.of(new Payloads.RunEntry(va + 0x1000, 0x5000_3000L, 0xfff, rw),
+                new Payloads.RunEntry(va + 0x2000, 0x5000_6000L, 0xfff, rw)), run.entries(), "max_pages 2");
+        run = vmm.translateRun(5, -1, va + 0x2008, 0, 64);
+        assertEquals(0x5000_6008L, run.reply().result().output());
+        assertEquals(List.of(new Payloads.RunEntry(va + 0x3000, 0x5000_9000L, 0xfff, rw),
+                new Payloads.RunEntry(va + 0x4000, 0x5000_c000L, 0xfff, rw)), run.entries(), "ends before the unmapped page");
+        assertEquals(0, VmmClient.awaitEventFd(evtqFd, 0), "the prefetch's fault records nothing");
+        assertEquals(drv.mmio.read32(Smmuv3Driver.EVTQ_PROD), drv.mmio.read32(Smmuv3Driver.EVTQ_CONS));
+        assertEquals(List.of(), vmm.translateRun(5, -1, va + 0x4000, 0, 0).entries(), "max_pages 0: none");
+        assertEquals(4, counters().get("prefetched_pages"), "2 + 2 pages");
+        assertEquals(7, counters().get("translated_pages"), "3 requests of a page each, and the runs");
+
+        // A faulting request gets its reason and no run; the fault is recorded as for IOMMU_TRANSLATE.
+        Payloads.TranslateRunReply f = vmm.translateRun(5, -1, va + 0x5000, 0, 64);
+        assertEquals("F_TRANSLATION", f.reply().reason());
+        assertEquals(List.of(), f.entries());
+        assertEquals(1, VmmClient.awaitEventFd(evtqFd, 2000));
+
+        // A refused max_pages: EINVAL, the connection stays usable.
+        IOException refused = assertThrows(IOException.class, () -> vmm.call(Request.IOMMU_TRANSLATE_RUN,
+                new Payloads.TranslateRunRequest(new Payloads.TranslateRequest(5, -1, va, 0), Payloads.MAX_RUN_PAGES + 1).encode()));
+        assertTrue(refused.getMessage().contains("22") || refused.getMessage().contains("EINVAL"), refused.getMessage());
+        assertEquals(0x5000_0000L, translate(5, va, 0).output());
     }
 
     /** QEMU qtest's stage 2 vector (S2T0SZ 0x14, S2SL0 2, S2PS 5): translation and a stage 2 fault record. */

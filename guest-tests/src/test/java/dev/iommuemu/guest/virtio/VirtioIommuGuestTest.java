@@ -186,6 +186,36 @@ class VirtioIommuGuestTest {
         assertEquals(2, dev.counters().faultsDelivered());
     }
 
+    /** IommuModel#prefetch: the mappings after an address, as translate gives them, and no fault report. */
+    @Test
+    void prefetchFollowsTheMappingsAndReportsNothing() {
+        VirtioIommuDriver d = driver();
+        assertEquals(OK, d.attach(1, 3, 0));
+        assertEquals(OK, d.map(1, 0x10_0000, 0x10_2fff, 0x4000_0000L, READ | WRITE)); // 12 KiB
+        assertEquals(OK, d.map(1, 0x10_3000, 0x10_3fff, 0x5000_7000L, READ)); // adjacent, elsewhere
+        assertEquals(OK, d.map(1, 0x10_5000, 0x10_5fff, 0x5000_9000L, READ)); // after a hole
+        int rw = Perm.UR | Perm.PR | Perm.UX | Perm.PX | Perm.UW | Perm.PW;
+        int ro = Perm.UR | Perm.PR | Perm.UX | Perm.PX;
+        // From 0x101000: the 8 KiB block holding it (translate's entry), the last 4 KiB of the
+        // mapping, then the adjacent read-only page; the hole at 0x104000 ends the run.
+        IotlbEntry first = new IotlbEntry(0x10_0000, 0x4000_0000L, 0x1fff, rw);
+        IotlbEntry second = new IotlbEntry(0x10_2000, 0x4000_2000L, 0xfff, rw);
+        assertEquals(List.of(first, second, new IotlbEntry(0x10_3000, 0x5000_7000L, 0xfff, ro)),
+                dev.prefetch(3, -1, 0x10_1000, DmaAccess.READ, 64));
+        assertEquals(List.of(first, second), dev.prefetch(3, -1, 0x10_1000, DmaAccess.WRITE, 64),
+                "a write stops at the read-only page");
+        assertEquals(List.of(new IotlbEntry(0x10_0000, 0x4000_0000L, 0x1fff, rw)), dev.prefetch(3, -1, 0x10_0000, DmaAccess.READ, 1),
+                "one page asked for, the first entry covers it");
+        assertEquals(List.of(), dev.prefetch(3, -1, 0x10_4000, DmaAccess.READ, 64), "unmapped: nothing");
+        assertEquals(List.of(), dev.prefetch(4, -1, 0x10_0000, DmaAccess.READ, 64), "unattached endpoint: nothing");
+        assertEquals(List.of(), dev.prefetch(3, -1, 0x10_3000, DmaAccess.WRITE, 64), "read-only for a write: nothing");
+        assertEquals(0, dev.counters().faultsDelivered(), "a prefetch reports no fault");
+        assertEquals(0, host.irqCount("vq1"));
+        // Bypass: one entry covering everything ends the run.
+        assertEquals(OK, d.attach(2, 5, ATTACH_BYPASS));
+        assertEquals(List.of(new IotlbEntry(0, 0, -1L, Perm.ALL)), dev.prefetch(5, -1, 0x1234_5000L, DmaAccess.READ, 64));
+    }
+
     @Test
     void replyLayoutAndUsedLength() {
         VirtioIommuDriver d = driver();

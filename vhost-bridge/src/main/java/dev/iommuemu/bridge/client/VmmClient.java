@@ -278,6 +278,16 @@ public final class VmmClient implements AutoCloseable {
         }
     }
 
+    /** IOMMU_TRANSLATE_RUN: the translation of {@code iova} and up to {@code maxPages} pages of entries after it. */
+    public Payloads.TranslateRunReply translateRun(int streamId, int substream, long iova, int access, int maxPages) throws IOException {
+        try {
+            return Payloads.TranslateRunReply.decode(call(Request.IOMMU_TRANSLATE_RUN,
+                    new Payloads.TranslateRunRequest(new Payloads.TranslateRequest(streamId, substream, iova, access), maxPages).encode()));
+        } catch (ProtocolException e) {
+            throw new IOException(e.getMessage(), e);
+        }
+    }
+
     public List<Payloads.TranslateResult> translateBatch(List<Payloads.TranslateRequest> reqs) throws IOException {
         try {
             return Payloads.decodeBatchReply(call(Request.IOMMU_TRANSLATE_BATCH, Payloads.encodeBatch(reqs)));

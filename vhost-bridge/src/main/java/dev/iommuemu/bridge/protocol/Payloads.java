@@ -353,6 +353,71 @@ public final class Payloads {
         }
     }
 
+    /** Most pages one IOMMU_TRANSLATE_RUN may ask for beyond its own (docs/protocol.md §4.3). */
+    public static final int MAX_RUN_PAGES = 1024;
+
+    /** IOMMU_TRANSLATE_RUN: a translate request, then u32 max_pages, u32 reserved. */
+    public record TranslateRunRequest(TranslateRequest request, int maxPages) {
+        public static final int SIZE = TranslateRequest.SIZE + 8;
+
+        public byte[] encode() {
+            ByteBuffer b = alloc(SIZE);
+            request.encode(b);
+            b.putInt(maxPages).putInt(0);
+            return b.array();
+        }
+
+        public static TranslateRunRequest decode(byte[] p) throws ProtocolException {
+            exact(p, SIZE, "IOMMU_TRANSLATE_RUN");
+            ByteBuffer b = le(p);
+            TranslateRequest r = TranslateRequest.decode(b);
+            int max = b.getInt();
+            if (max < 0 || max > MAX_RUN_PAGES) {
+                throw ProtocolException.refused(ProtocolException.EINVAL, "IOMMU_TRANSLATE_RUN: max_pages " + Integer.toUnsignedString(max) + " above " + MAX_RUN_PAGES);
+            }
+            return new TranslateRunRequest(r, max);
+        }
+    }
+
+    /** One entry of an IOMMU_TRANSLATE_RUN reply: u64 iova, u64 output, u64 address mask, u32 perm, u32 reserved. */
+    public record RunEntry(long iova, long output, long addrMask, int perm) {
+        public static final int SIZE = 32;
+    }
+
+    /**
+     * IOMMU_TRANSLATE_RUN reply: the IOMMU_TRANSLATE reply of the request, u32 count, u32 reserved,
+     * then {@code count} entries for the addresses after the requested one's entry.
+     */
+    public record TranslateRunReply(TranslateReply reply, List<RunEntry> entries) {
+        public byte[] encode() {
+            ByteBuffer b = alloc(TranslateReply.SIZE + 8 + RunEntry.SIZE * entries.size());
+            reply.result().encode(b);
+            b.put(fixedString(reply.reason(), 32));
+            b.putInt(entries.size()).putInt(0);
+            for (RunEntry e : entries) {
+                b.putLong(e.iova()).putLong(e.output()).putLong(e.addrMask()).putInt(e.perm()).putInt(0);
+            }
+            return b.array();
+        }
+
+        public static TranslateRunReply decode(byte[] p) throws ProtocolException {
+            ByteBuffer b = le(p);
+            int n = p.length >= TranslateReply.SIZE + 8 ? b.getInt(TranslateReply.SIZE) : -1;
+            if (n < 0 || n > dev.iommuemu.dma.IommuModel.MAX_PREFETCH_ENTRIES || p.length != TranslateReply.SIZE + 8 + RunEntry.SIZE * n) {
+                throw ProtocolException.fatal(ProtocolException.EINVAL, "IOMMU_TRANSLATE_RUN reply: " + p.length + " bytes do not hold count " + n);
+            }
+            TranslateReply r = new TranslateReply(TranslateResult.decode(b), fixedString(b, 32));
+            b.position(TranslateReply.SIZE + 8);
+            List<RunEntry> out = new ArrayList<>(n);
+            for (int i = 0; i < n; i++) {
+                RunEntry e = new RunEntry(b.getLong(), b.getLong(), b.getLong(), b.getInt());
+                b.getInt();
+                out.add(e);
+            }
+            return new TranslateRunReply(r, out);
+        }
+    }
+
     /** IOMMU_TRANSLATE_BATCH: u32 count, u32 reserved, requests[count]. */
     public static byte[] encodeBatch(List<TranslateRequest> reqs) {
         ByteBuffer b = alloc(8 + TranslateRequest.SIZE * reqs.size());

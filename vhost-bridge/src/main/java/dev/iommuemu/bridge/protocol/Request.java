@@ -44,6 +44,8 @@ public enum Request {
     IOMMU_PRI_PAGE_REQUEST(Protocol.IOMMU_BASE + 8, Payloads.PageRequestMsg.SIZE, Payloads.PageRequestMsg.SIZE, Fds.NONE),
     /** u32 entries, u32 flags; the ring's memfd and the doorbell eventfd. */
     IOMMU_SET_TRANSLATE_RING(Protocol.IOMMU_BASE + 9, 8, 8, Fds.TWO),
+    /** A translate request and the cacheable entries of the addresses after it (§4.3, version 6). */
+    IOMMU_TRANSLATE_RUN(Protocol.IOMMU_BASE + 10, Payloads.TranslateRunRequest.SIZE, Payloads.TranslateRunRequest.SIZE, Fds.NONE),
 
     // ---- nesting (docs/protocol.md §4.6; payloads in NestingPayloads), each one IommufdCall
     IOMMUFD_OPEN_HOST(Protocol.IOMMU_BASE + 16, NestingPayloads.OPEN_HOST, NestingPayloads.OPEN_HOST, Fds.NONE),
@@ -111,7 +113,8 @@ public enum Request {
     public boolean hasReply() {
         return switch (this) {
             case GET_FEATURES, GET_PROTOCOL_FEATURES, GET_VRING_BASE, GET_QUEUE_NUM, GET_CONFIG, GET_MAX_MEM_SLOTS,
-                    IOMMU_GET_INFO, IOMMU_MMIO_READ, IOMMU_TRANSLATE, IOMMU_TRANSLATE_BATCH, IOMMU_ATS_TRANSLATE -> true;
+                    IOMMU_GET_INFO, IOMMU_MMIO_READ, IOMMU_TRANSLATE, IOMMU_TRANSLATE_BATCH, IOMMU_ATS_TRANSLATE,
+                    IOMMU_TRANSLATE_RUN -> true;
             default -> isNesting();
         };
     }

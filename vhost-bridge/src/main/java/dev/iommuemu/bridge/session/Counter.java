@@ -5,6 +5,13 @@ public enum Counter {
     MESSAGES("messages"),
     PROTOCOL_ERRORS("protocol_errors"),
     TRANSLATIONS("translations"),
+    /**
+     * 4 KiB pages covered by the entries translations returned (each counted up to 1 GiB), run
+     * entries included: what the VMM may reach without asking again.
+     */
+    TRANSLATED_PAGES("translated_pages"),
+    /** 4 KiB pages covered by IOMMU_TRANSLATE_RUN entries beyond the requested one (a prefetch). */
+    PREFETCHED_PAGES("prefetched_pages"),
     TRANSLATION_FAULTS("faults"),
     TRANSLATION_STALLS("stalls"),
     MMIO_READS("mmio_reads"),

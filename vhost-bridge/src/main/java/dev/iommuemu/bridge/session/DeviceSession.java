@@ -200,7 +200,15 @@ public final class DeviceSession implements AutoCloseable {
         int ssid = r.substreamId() == Payloads.NO_SUBSTREAM ? IommuModel.NO_SUBSTREAM : r.substreamId();
         DmaResult res = m.translate(r.streamId(), ssid, r.iova(), access(r.access()));
         counters.inc(Counter.TRANSLATIONS);
+        if (res instanceof DmaResult.Translated t) {
+            counters.add(Counter.TRANSLATED_PAGES, pages(t.entry().addrMask()));
+        }
         return reply(r, ssid, res);
+    }
+
+    /** 4 KiB pages of an entry of {@code addrMask}, counted up to 1 GiB (a sub-page entry is one). */
+    private static long pages(long addrMask) {
+        return (Math.min(addrMask, (1L << 30) - 1) >>> 12) + 1;
     }
 
     private TranslateReply reply(TranslateRequest r, int ssid, DmaResult res) {
@@ -223,6 +231,41 @@ public final class DeviceSession implements AutoCloseable {
         return withDevice(d -> {
             touch();
             return translateLocked(d.iommu(), r);
+        });
+    }
+
+    /**
+     * IOMMU_TRANSLATE_RUN (docs/protocol.md §4.3): the request's own translation, and when it
+     * translated, the model's prefetch of the addresses after its entry (IommuModel#prefetch:
+     * nothing recorded for them).
+     */
+    public Payloads.TranslateRunReply translateRun(Payloads.TranslateRunRequest q) throws ProtocolException {
+        return withDevice(d -> {
+            touch();
+            IommuModel m = d.iommu();
+            TranslateRequest r = q.request();
+            int ssid = r.substreamId() == Payloads.NO_SUBSTREAM ? IommuModel.NO_SUBSTREAM : r.substreamId();
+            DmaResult res = m.translate(r.streamId(), ssid, r.iova(), access(r.access()));
+            counters.inc(Counter.TRANSLATIONS);
+            List<Payloads.RunEntry> run = List.of();
+            if (res instanceof DmaResult.Translated t) {
+                counters.add(Counter.TRANSLATED_PAGES, pages(t.entry().addrMask()));
+            }
+            if (res instanceof DmaResult.Translated t && q.maxPages() > 0) {
+                long last = t.entry().iova() | t.entry().addrMask();
+                if (last != -1L) {
+                    List<dev.iommuemu.dma.IotlbEntry> es = m.prefetch(r.streamId(), ssid, last + 1, access(r.access()), q.maxPages());
+                    run = new ArrayList<>(es.size());
+                    long pages = 0;
+                    for (dev.iommuemu.dma.IotlbEntry e : es) {
+                        run.add(new Payloads.RunEntry(e.iova(), e.translatedAddr(), e.addrMask(), e.perm()));
+                        pages += pages(e.addrMask());
+                    }
+                    counters.add(Counter.PREFETCHED_PAGES, pages);
+                    counters.add(Counter.TRANSLATED_PAGES, pages);
+                }
+            }
+            return new Payloads.TranslateRunReply(reply(r, ssid, res), run);
         });
     }
 

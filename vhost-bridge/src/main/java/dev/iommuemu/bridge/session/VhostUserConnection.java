@@ -331,6 +331,9 @@ public final class VhostUserConnection implements Runnable {
             case IOMMU_TRANSLATE -> {
                 return VhostUserMessage.reply(code, session.translate(Payloads.TranslateRequest.decode(p)).encode());
             }
+            case IOMMU_TRANSLATE_RUN -> {
+                return VhostUserMessage.reply(code, session.translateRun(Payloads.TranslateRunRequest.decode(p)).encode());
+            }
             case IOMMU_TRANSLATE_BATCH -> {
                 return VhostUserMessage.reply(code, Payloads.encodeBatchReply(session.translateBatch(Payloads.decodeBatch(p))));
             }
