@@ -72,7 +72,7 @@ if [ ! -f "$initrd" ]; then
     mkdir -p "$ir"/{bin,sbin,proc,sys,dev,tmp,lib/modules/"$kver"}
     cp "$bbdir/bin/busybox" "$ir/bin/"
     for a in sh mount modprobe insmod dd md5sum sha256sum cat echo ls readlink basename sleep grep devmem \
-             dmesg poweroff wc head sed awk cut tr date seq test; do ln -s busybox "$ir/bin/$a"; done
+             dmesg poweroff printf wc head sed awk cut tr date seq test; do ln -s busybox "$ir/bin/$a"; done
     present=
     for m in $modules $on_demand; do
         deps=$(modprobe -d "$kdir/root" -S "$kver" --show-depends "$m" 2>/dev/null || true)

@@ -5,6 +5,21 @@ mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 echo "T: init-start $(cut -d' ' -f1 /proc/uptime)"
 for m in $(cat /modules.list); do modprobe "$m" || echo "T: modprobe-failed $m"; done
 n=0; while [ ! -b /dev/vda ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+# The reboot cases (kernel argument iommuemu.reboot): the first boot marks a scratch disk (/dev/vdb,
+# written by DMA through the IOMMU like any other) and reboots the machine at once with SysRq 'b'
+# (no driver shutdown, so the IOMMU is left enabled and mapping, as after a crash); QEMU's system
+# reset must reset the IOMMU too (the runner checks the second boot's driver found it in its reset
+# state), and the second boot makes the checks below.
+if grep -q iommuemu.reboot /proc/cmdline; then
+    n=0; while [ ! -b /dev/vdb ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+    if [ "$(dd if=/dev/vdb bs=16 count=1 2>/dev/null)" != iommuemu-booted1 ]; then
+        printf iommuemu-booted1 | dd of=/dev/vdb bs=16 count=1 conv=fsync 2>/dev/null
+        echo "T: first-boot marked $(dd if=/dev/vdb bs=16 count=1 2>/dev/null), rebooting"
+        echo b > /proc/sysrq-trigger
+        sleep 10
+    fi
+    echo "T: second-boot"
+fi
 for d in /sys/bus/pci/devices/*; do
     g=$(readlink "$d/iommu_group" 2>/dev/null); g=${g##*/}
     echo "T: pci $(basename "$d") vendor=$(cat "$d/vendor") device=$(cat "$d/device") group=${g:-none}"

@@ -30,6 +30,8 @@ smmuv3-6.12-fault    6.12 smmuv3 ours    default
 builtin-viommu-6.12  6.12 virtio builtin -
 viommu-6.12          6.12 virtio ours    default
 viommu-6.12-fault    6.12 virtio ours    default
+smmuv3-6.12-reboot   6.12 smmuv3 ours    default
+viommu-6.12-reboot   6.12 virtio ours    default
 "
 bench=
 want=()
@@ -86,15 +88,18 @@ run_case() { # name kernel iommu frontend profile
     read -r vmlinuz initrd abi <<<"${assets[$kernel]}"
     local append="console=ttyAMA0 rdinit=/init panic=-1 iommu.strict=1"
     [ "$name" = "${name%-fault}" ] || append="$append iommuemu.edu_dma=$fault_iova"
+    local reboot=; [ "$name" = "${name%-reboot}" ] || reboot=1
+    [ -z "$reboot" ] || { append="$append iommuemu.reboot"; head -c $((1 << 20)) /dev/zero > "$cdir/scratch.img"; }
     local machine=virt
-    local args=(-cpu max,pauth-impdef=on -smp 1 -m 1G -nographic -nic none -no-reboot
+    local args=(-cpu max,pauth-impdef=on -smp 1 -m 1G -nographic -nic none $([ -n "$reboot" ] || echo -no-reboot)
         -object memory-backend-memfd,id=mem,size=1G,share=on
         -kernel "$vmlinuz" -initrd "$initrd" -append "$append"
         $([ "$iommu" = virtio ] && echo "-device virtio-iommu-pci")
         -drive "if=none,id=d0,file=$disk,format=raw,readonly=on"
         -device virtio-blk-pci,drive=d0,iommu_platform=on,disable-legacy=on
         -device virtio-rng-pci,iommu_platform=on,disable-legacy=on
-        $([ "$name" = "${name%-fault}" ] || echo "-device edu"))
+        $([ "$name" = "${name%-fault}" ] || echo "-device edu")
+        $([ -z "$reboot" ] || echo "-drive if=none,id=d1,file=$cdir/scratch.img,format=raw -device virtio-blk-pci,drive=d1,iommu_platform=on,disable-legacy=on"))
     case $iommu in
         smmuv3) machine="virt,iommu=smmuv3,memory-backend=mem" ;;
         virtio) machine="virt,memory-backend=mem" ;;  # virtio-iommu-pci comes first (above): the
@@ -138,6 +143,16 @@ check_case() {
         grep -Eq 'arm-smmu-v3 [^ ]+: ias [0-9]+-bit, oas [0-9]+-bit' "$c" || fails+=("no arm-smmu-v3 probe line")
     else
         grep -Eq 'virtio_iommu virtio[0-9]+: page mask: 0x' "$c" || fails+=("no virtio_iommu page-mask line")
+    fi
+    if [ "$name" != "${name%-reboot}" ]; then
+        # One boot marked the scratch disk and rebooted (QEMU system reset); the second found the
+        # mark and made the checks. The IOMMU must have come back in its reset state: Linux's SMMUv3
+        # driver warns "SMMU currently enabled! Resetting..." when it finds SMMU_CR0.SMMUEN set.
+        grep -q '^T: first-boot marked iommuemu-booted1, rebooting' "$c" || fails+=("no first boot that marked the scratch disk")
+        grep -q '^T: second-boot' "$c" || fails+=("no second boot")
+        local probes; probes=$(grep -v '^T: ' "$c" | grep -Ec 'arm-smmu-v3 [^ ]+: ias [0-9]+-bit|virtio_iommu virtio[0-9]+: page mask: 0x' || true)
+        [ "$probes" = 2 ] || fails+=("the IOMMU driver probed $probes times, want 2 (one per boot)")
+        ! grep -q 'SMMU currently enabled' "$c" || fails+=("the second boot found the SMMU enabled: the system reset did not reset the daemon's SMMUv3")
     fi
     local nvirtio; nvirtio=$(grep -c '^T: pci .*vendor=0x1af4' "$c" || true)
     [ "$nvirtio" -ge 2 ] || fails+=("expected >= 2 virtio PCI devices, saw $nvirtio")

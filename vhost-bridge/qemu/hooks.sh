@@ -31,6 +31,8 @@ hook hw/arm/smmuv3.c 'static MemTxResult smmu_read_mmio(' '{' \
   '    if (iommu_emu_smmuv3_enabled(opaque)) { return iommu_emu_smmuv3_read(opaque, offset, data, size); } /* iommu-emu */'
 hook hw/arm/smmuv3.c 'static IOMMUTLBEntry smmuv3_translate(' '{' \
   '    IOMMUTLBEntry iommu_emu_entry; if (iommu_emu_smmuv3_translate(mr, addr, flag, &iommu_emu_entry)) { return iommu_emu_entry; } /* iommu-emu */'
+hook hw/arm/smmuv3.c 'static void smmu_reset(' 'smmuv3_init_regs(s);' \
+  '    iommu_emu_smmuv3_reset(s); /* iommu-emu */'
 hook hw/arm/smmuv3.c 'static void smmu_realize(' 'smmu_init_irq(s, dev);' \
   '    iommu_emu_smmuv3_realize(s, errp); /* iommu-emu */'
 hook hw/arm/smmuv3.c 'static void smmuv3_class_init(' 'dc->realize = smmu_realize;' \

@@ -319,12 +319,13 @@ IEClient *ie_client_connect(const char *path, uint32_t want_model, IEInfo *info,
     qemu_mutex_init(&c->cache_lock);
     c->cache = g_hash_table_new_full(ie_key_hash, ie_key_equal, g_free, g_free);
 
-    /* §3.2: the IOMMU range needs protocol feature 48; we use REPLY_ACK and BACKEND_REQ too. */
+    /* §3.2: the IOMMU range needs protocol feature 48; we use REPLY_ACK, BACKEND_REQ and
+     * RESET_DEVICE too. */
     if (ie_check(ie_call(c, IE_REQ_GET_PROTOCOL_FEATURES, NULL, 0, NULL, 0, false, feat, 8),
                  "GET_PROTOCOL_FEATURES", errp)) {
         goto fail;
     }
-    uint64_t want = IE_PF_REPLY_ACK | IE_PF_BACKEND_REQ | IE_PF_IOMMU;
+    uint64_t want = IE_PF_REPLY_ACK | IE_PF_BACKEND_REQ | IE_PF_RESET_DEVICE | IE_PF_IOMMU;
     if ((ldq_le_p(feat) & want) != want) {
         error_setg(errp, "iommu-emu: the daemon at %s does not offer protocol features 0x%" PRIx64,
                    path, want & ~ldq_le_p(feat));
@@ -726,6 +727,16 @@ int ie_client_translate(IEClient *c, uint32_t sid, uint64_t iova, bool write, IO
     uint64_t m = (1ull << shift) - 1;
     ie_fill(e, iova, (out & ~mask) | (iova & mask & ~m), shift, perm);
     return 0;
+}
+
+void ie_client_reset(IEClient *c)
+{
+    /* docs/protocol.md §3: RESET_DEVICE stops the rings and resets the model; its ack orders it
+     * before any later request. */
+    if (ie_call(c, IE_REQ_RESET_DEVICE, NULL, 0, NULL, 0, true, NULL, 0) != 0) {
+        warn_report("iommu-emu: the daemon did not reset its model");
+    }
+    ie_client_cache_invalidate(c, UINT32_MAX, 0, UINT64_MAX);
 }
 
 typedef struct IEInvRange {

@@ -3,7 +3,8 @@
  * socket, the device keeps the virt board's wiring (device tree / IORT node, SPIs, per-PCI-device
  * IOMMU memory regions) and forwards its behaviour to the iommu-emu daemon:
  *   MMIO pages 0 and 1      -> IOMMU_MMIO_READ / IOMMU_MMIO_WRITE
- *   translate callback      -> IOMMU_TRANSLATE, cached per (StreamID, 4 KiB page)
+ *   translate callback      -> IOMMU_TRANSLATE_RUN, cached per (StreamID, entry)
+ *   device reset            -> RESET_DEVICE (a system reset resets the daemon's SMMUv3 too)
  *   IOTLB invalidations     <- IOMMU_IOTLB_INVALIDATE on the back-end channel: cache entries
  *                              dropped and UNMAP notifiers told before the ack, so the guest's
  *                              CMD_SYNC completes only after QEMU forgot the old translations
@@ -94,6 +95,16 @@ MemTxResult iommu_emu_smmuv3_write(void *opaque, hwaddr offset, uint64_t data, u
 {
     IESmmu *m = ie_smmu(opaque);
     return ie_client_mmio_write(m->client, offset, size, data) == 0 ? MEMTX_OK : MEMTX_ERROR;
+}
+
+/* QEMU's smmu_reset (system reset): the daemon's registers go back to their reset values
+ * (IHI 0070 §6.3: SMMUEN == 0 ...) and QEMU forgets every translation it cached. */
+void iommu_emu_smmuv3_reset(SMMUv3State *s)
+{
+    IESmmu *m = ie_smmu(s);
+    if (m && m->client) {
+        ie_client_reset(m->client);
+    }
 }
 
 bool iommu_emu_smmuv3_translate(IOMMUMemoryRegion *mr, hwaddr addr, IOMMUAccessFlags flag,

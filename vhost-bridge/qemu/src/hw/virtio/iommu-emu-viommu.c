@@ -8,8 +8,11 @@
  *                                      (SET_VRING_NUM/ADDR/BASE/KICK/CALL) once the driver sets
  *                                      DRIVER_OK (virtio 1.x §3.1.1); kicks are ioeventfds, used
  *                                      buffers raise the queue's interrupt through its call eventfd
- *   translate callback              -> IOMMU_TRANSLATE, cached per (endpoint ID, 4 KiB page);
- *                                      the daemon invalidates on UNMAP/DETACH (virtio 1.x §5.13.6.6)
+ *   device reset (status 0)         -> RESET_DEVICE: the daemon's domains and mappings go
+ *                                      (virtio 1.x §2.1.2, §3.1.1), QEMU's cache empties
+ *   translate callback              -> IOMMU_TRANSLATE_RUN, cached per (endpoint ID, entry);
+ *                                      the daemon invalidates on UNMAP/DETACH (virtio 1.x §5.13.6.6):
+ *                                      cache entries dropped, UNMAP notifiers told, then the ack
  * Example:  -global virtio-iommu-device.iommu-emu=/run/iommu-emu.sock -device virtio-iommu-pci
  *
  * Copyright (c) 2026 The iommu-emu authors
@@ -23,6 +26,7 @@
 #include "hw/virtio/virtio.h"
 #include "hw/virtio/virtio-bus.h"
 #include "hw/virtio/virtio-iommu.h"
+#include "sysemu/dma.h"
 #include "hw/arm/iommu-emu.h"
 
 #define IE_VIOMMU_CONFIG_SIZE 40   /* struct virtio_iommu_config, virtio 1.x §5.13.4 */
@@ -207,6 +211,11 @@ static void ie_set_status(VirtIODevice *vdev, uint8_t status)
         }
         m->started = 0;
     }
+    if (status == 0) {
+        /* virtio 1.x §2.1.2 device reset (the driver's, or a system reset): the daemon's device
+         * forgets its domains and mappings, as QEMU's own virtio-iommu does. */
+        ie_client_reset(m->client);
+    }
 }
 
 void iommu_emu_viommu_class_init(ObjectClass *klass)
@@ -240,12 +249,61 @@ bool iommu_emu_viommu_translate(IOMMUMemoryRegion *mr, hwaddr addr, IOMMUAccessF
     return true;
 }
 
+/* UNMAP events for [first, last] to the notifiers of one endpoint's region, split into the
+ * naturally aligned power-of-two ranges an IOMMUTLBEntry can name. */
+static void ie_viommu_notify_unmap(IOMMUMemoryRegion *mr, uint64_t first, uint64_t last)
+{
+    if (!(mr->iommu_notify_flags & IOMMU_NOTIFIER_UNMAP)) {
+        return;
+    }
+    for (uint64_t start = first;;) {
+        uint64_t mask = dma_aligned_pow2_mask(start, last, 64);
+        IOMMUTLBEvent ev = {
+            .type = IOMMU_NOTIFIER_UNMAP,
+            .entry = {
+                .target_as = &address_space_memory,
+                .iova = start,
+                .addr_mask = mask,
+                .perm = IOMMU_NONE,
+            },
+        };
+        memory_region_notify_iommu(mr, 0, ev);
+        if (mask == UINT64_MAX || start + mask >= last) {
+            break;
+        }
+        start += mask + 1;
+    }
+}
+
+/*
+ * Back-end thread: the daemon unmapped or detached (virtio 1.x §5.13.6.6, §5.13.6.4): drop cached
+ * translations, then tell the UNMAP notifiers of the endpoint's region (devices with an IOTLB of
+ * their own, such as vhost's device IOTLB, which translate on a miss) before the ack, as QEMU's
+ * own virtio-iommu does on UNMAP. Endpoint ID = PCI requester ID (the virt board's VIOT).
+ */
 static void ie_viommu_invalidate(void *opaque, uint32_t endpoint, uint64_t iova, uint64_t size)
 {
     IEViommu *m = opaque;
-    /* Devices behind QEMU's virtio-iommu that keep their own IOTLB (vhost, vfio) are not supported
-     * with iommu-emu: only our cache holds translations. */
+    uint64_t last = (size == UINT64_MAX || size == 0 || iova + size - 1 < iova) ? UINT64_MAX
+                                                                             : iova + size - 1;
+    GHashTableIter it;
+    gpointer key, value;
+
     ie_client_cache_invalidate(m->client, endpoint, iova, size);
+    if (size == UINT64_MAX) {
+        iova = 0;
+    }
+    g_hash_table_iter_init(&it, m->s->as_by_busptr);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        IOMMUPciBus *bus = value;
+        for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
+            IOMMUDevice *sdev = bus->pbdev[devfn];
+            if (sdev && (endpoint == UINT32_MAX ||
+                         endpoint == PCI_BUILD_BDF(pci_bus_num(sdev->bus), sdev->devfn))) {
+                ie_viommu_notify_unmap(&sdev->iommu_mr, iova, last);
+            }
+        }
+    }
 }
 
 void iommu_emu_viommu_realize(DeviceState *dev, Error **errp)

@@ -29,6 +29,7 @@
 #define IE_REQ_GET_CONFIG      24
 #define IE_REQ_SET_CONFIG      25
 #define IE_REQ_SET_BACKEND_REQ_FD 21
+#define IE_REQ_RESET_DEVICE    34
 #define IE_REQ_GET_INFO        1024
 #define IE_REQ_SET_MODEL       1025
 #define IE_REQ_MMIO_READ       1026
@@ -45,6 +46,7 @@
 /* protocol features (§3.2) */
 #define IE_PF_REPLY_ACK   (1ull << 3)
 #define IE_PF_BACKEND_REQ (1ull << 5)
+#define IE_PF_RESET_DEVICE (1ull << 13)
 #define IE_PF_IOMMU       (1ull << 48)
 /* models (§4.1) */
 #define IE_MODEL_SMMUV3        1
@@ -116,6 +118,8 @@ int ie_client_mmio_write(IEClient *c, uint64_t offset, unsigned size, uint64_t v
 /* Translates through the cache; fills *entry (the cached entry's size) and returns 0, or -1 on a dead link. */
 void ie_client_cache_invalidate(IEClient *c, uint32_t endpoint, uint64_t iova, uint64_t size);
 int ie_client_translate(IEClient *c, uint32_t sid, uint64_t iova, bool write, IOMMUTLBEntry *entry);
+/* vhost-user RESET_DEVICE (the daemon's model back to its reset state), then an empty cache. */
+void ie_client_reset(IEClient *c);
 
 /* SMMUv3 hooks (called by one-line hooks in hw/arm/smmuv3.c). */
 typedef struct SMMUv3State SMMUv3State;
@@ -123,6 +127,7 @@ void iommu_emu_smmuv3_class_init(ObjectClass *klass);
 void iommu_emu_smmuv3_realize(SMMUv3State *s, Error **errp);
 bool iommu_emu_smmuv3_enabled(void *opaque);
 MemTxResult iommu_emu_smmuv3_read(void *opaque, hwaddr offset, uint64_t *data, unsigned size);
+void iommu_emu_smmuv3_reset(SMMUv3State *s);
 MemTxResult iommu_emu_smmuv3_write(void *opaque, hwaddr offset, uint64_t data, unsigned size);
 bool iommu_emu_smmuv3_translate(IOMMUMemoryRegion *mr, hwaddr addr, IOMMUAccessFlags flag,
                                 IOMMUTLBEntry *entry);
