@@ -38,15 +38,19 @@ section=$(mktemp)
                 k, i, n, bb / 1000, ob / 1000, ob / bb, 64 / br, 64 / orr, br / orr }'
     done
     echo
-    echo "Each DMA page costs one \`IOMMU_TRANSLATE\` round trip on the socket (strict mode invalidates"
-    echo "every unmapped page, so a 64 MiB read is about 16 400 translations: the cache cannot help)."
-    echo "virtio-iommu adds a MAP and an UNMAP request per DMA buffer, each a virtqueue round trip through"
-    echo "the daemon (kick eventfd, the daemon's kick thread, IOTLB invalidation ack, used ring), which is"
-    echo "why it is the furthest from its built-in counterpart. The shared-memory translation ring"
-    echo "(protocol §4.5, \`IOMMU_EMU_TRANSLATE_RING=1\` in QEMU's environment) was slower here: on"
-    echo "2026-11-23 20:27 UTC, load average 4.4, smmuv3-6.1-default read 64 MiB in 3.75 s / 3.28 s with"
-    echo "the ring against 2.57 s / 3.04 s over the socket (both sides spin; the host has 2 busy cores),"
-    echo "so it is off by default."
+    echo "A miss in QEMU's translation cache costs one \`IOMMU_TRANSLATE_RUN\` round trip on the socket,"
+    echo "whose reply also carries the translations of the next 32 pages (protocol §4.3: the model's"
+    echo "prefetch, IHI 0070 §4.2 semantics for SMMUv3, the domain's mappings for virtio-iommu), so a DMA"
+    echo "buffer of up to 128 KiB costs one round trip rather than one per page; strict mode still"
+    echo "invalidates every buffer it unmaps. Before that (one \`IOMMU_TRANSLATE\` per 4 KiB page, about"
+    echo "16 400 for the 64 MiB read), on 2026-11-23 21:10 UTC at load average 0.6, virtio-iommu booted in"
+    echo "6.22 s against 5.03 s built-in (1.24) and read 21.8 MiB/s against 31.1 MiB/s (0.70); the SMMUv3"
+    echo "rows were 1.06-1.25 and 0.77-0.85 over two runs. \`IOMMU_EMU_PREFETCH_PAGES=0\` in QEMU's"
+    echo "environment restores the per-page behaviour for comparison. virtio-iommu still adds a MAP and an"
+    echo "UNMAP request per DMA buffer, each a virtqueue round trip through the daemon (kick eventfd, the"
+    echo "daemon's kick thread, the IOTLB invalidation ack for an UNMAP, used ring). The shared-memory"
+    echo "translation ring (protocol §4.5, \`IOMMU_EMU_TRANSLATE_RING=1\`) carries plain translations"
+    echo "without runs and was slower on this 2-core host (both sides spin), so it is off by default."
 } > "$section"
 # Replace the section (up to the next "## ") or append it.
 python3 - "$bench" "$section" <<'PY'
