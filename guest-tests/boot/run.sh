@@ -122,6 +122,9 @@ run_case() { # name kernel iommu frontend profile
         java -cp "$root/tools/target/benchmarks.jar" dev.iommuemu.tools.cli.IommuEmuCtl --control "$cdir/ctl.sock" \
             events --follow > "$cdir/events.log" 2>&1 &
         events_pid=$!
+        # Start the guest only once the daemon confirmed the subscription.
+        for _ in $(seq 300); do grep -q '^(subscribed' "$cdir/events.log" 2>/dev/null && break; sleep 0.1; done
+        grep -q '^(subscribed' "$cdir/events.log" || die "$name: the control API's event stream did not start: $(cat "$cdir/events.log")"
     fi
     log "$name: linux $abi, $iommu ($frontend${profile:+ $profile})"
     echo "$qemu -M $machine ${args[*]}" > "$cdir/cmdline"

@@ -149,7 +149,10 @@ public final class IommuEmuCtl {
                     if (!follow) {
                         err.println("(streaming: events have no history; --follow is implied)");
                     }
-                    c.followEvents(session, e -> {
+                    c.followEvents(session, () -> {
+                        err.println("(subscribed: following events)");
+                        err.flush();
+                    }, e -> {
                         out.printf("%s session=%d %s %s%n", Instant.ofEpochMilli(e.getTimeMillis()), e.getSession(), e.getKind(), e.getDetail());
                         out.flush();
                         return --left[0] > 0;

@@ -109,5 +109,6 @@ class IommuEmuCtlTest {
         t.join(5000);
         assertEquals("0", result[0][0], result[0][2]);
         assertTrue(result[0][1].matches("\\S+ session=" + session + " session_close control\n"), result[0][1]);
+        assertTrue(result[0][2].contains("(subscribed: following events)\n"), "the tool says when it is subscribed: " + result[0][2]);
     }
 }

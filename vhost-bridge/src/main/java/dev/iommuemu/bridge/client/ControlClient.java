@@ -177,7 +177,16 @@ public final class ControlClient implements AutoCloseable {
      * connection ends. The connection carries nothing else afterwards.
      */
     public void followEvents(long session, Predicate<Event> sink) throws IOException, ControlException {
+        followEvents(session, () -> {}, sink);
+    }
+
+    /**
+     * As {@link #followEvents(long, Predicate)}, running {@code subscribed} once the daemon has
+     * confirmed the subscription (its empty first response): events from then on are delivered.
+     */
+    public void followEvents(long session, Runnable subscribed, Predicate<Event> sink) throws IOException, ControlException {
         call(ControlRequest.newBuilder().setSubscribeEvents(SubscribeEventsRequest.newBuilder().setSession(session)));
+        subscribed.run();
         while (true) {
             ControlResponse r = ControlResponse.parseDelimitedFrom(in);
             if (r == null || !r.hasEvent() || !sink.test(r.getEvent())) {
