@@ -21,6 +21,7 @@ import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OperationsPerInvocation;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
@@ -97,6 +98,21 @@ public class DaemonTranslateBench {
     public long translate() throws IOException {
         i = (i + 1) & (PAGES - 1);
         return vmm.translate(1, -1, VA + i * 4096L + 8, 0).result().output();
+    }
+
+    /**
+     * One IOMMU_TRANSLATE_RUN with max_pages 31 (docs/protocol.md §4.3), reported per page: the 32
+     * pages a VMM caches from one round trip (the QEMU front-end's default run).
+     */
+    @Benchmark
+    @OperationsPerInvocation(32)
+    public int translateRun32() throws IOException {
+        i = (i + 32) & (PAGES - 1);
+        Payloads.TranslateRunReply r = vmm.translateRun(1, -1, VA + i * 4096L + 8, 0, 31);
+        if (r.entries().size() != 31) {
+            throw new IllegalStateException("a run of " + r.entries().size() + " entries, not 31");
+        }
+        return r.entries().size();
     }
 
     @TearDown(Level.Trial)

@@ -1,6 +1,7 @@
 package dev.iommuemu.bridge.device;
 
 import dev.iommuemu.dma.DmaResult;
+import dev.iommuemu.dma.DmaAccess;
 import dev.iommuemu.dma.IommuModel;
 import dev.iommuemu.dma.IotlbEntry;
 import dev.iommuemu.dma.Perm;
@@ -32,8 +33,18 @@ public final class IdentityDevice implements BridgedDevice {
 
     @Override
     public IommuModel iommu() {
-        return (endpoint, substream, iova, access) ->
-                new DmaResult.Translated(new IotlbEntry(iova & ~PAGE_MASK, iova & ~PAGE_MASK, PAGE_MASK, Perm.ALL));
+        return new IommuModel() {
+            @Override
+            public DmaResult translate(int endpoint, int substream, long iova, DmaAccess access) {
+                return new DmaResult.Translated(speculate(endpoint, substream, iova, access));
+            }
+
+            /** Every page maps to itself, so every page may be prefetched (IOMMU_TRANSLATE_RUN). */
+            @Override
+            public IotlbEntry speculate(int endpoint, int substream, long iova, DmaAccess access) {
+                return new IotlbEntry(iova & ~PAGE_MASK, iova & ~PAGE_MASK, PAGE_MASK, Perm.ALL);
+            }
+        };
     }
 
     /** Its factory. */
