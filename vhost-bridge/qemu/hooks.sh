@@ -44,6 +44,8 @@ hook hw/virtio/virtio-iommu.c '#include "hw/virtio/virtio-iommu.h"' '#include "h
   '#include "hw/arm/iommu-emu.h"'
 hook hw/virtio/virtio-iommu.c 'static IOMMUTLBEntry virtio_iommu_translate(' '{' \
   '    IOMMUTLBEntry iommu_emu_entry; if (iommu_emu_viommu_translate(mr, addr, flag, &iommu_emu_entry)) { return iommu_emu_entry; } /* iommu-emu */'
+hook hw/virtio/virtio-iommu.c 'static void virtio_iommu_system_reset(' 's->config.bypass = s->boot_bypass;' \
+  '    iommu_emu_viommu_system_reset(DEVICE(s)); /* iommu-emu */'
 hook hw/virtio/virtio-iommu.c 'static void virtio_iommu_device_realize(' 'qemu_register_reset(virtio_iommu_system_reset, s);' \
   '    iommu_emu_viommu_realize(dev, errp); /* iommu-emu */'
 hook hw/virtio/virtio-iommu.c 'static void virtio_iommu_class_init(' 'vdc->vmsd = &vmstate_virtio_iommu_device;' \

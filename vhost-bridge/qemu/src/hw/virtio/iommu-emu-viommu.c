@@ -10,6 +10,8 @@
  *                                      buffers raise the queue's interrupt through its call eventfd
  *   device reset (status 0)         -> RESET_DEVICE: the daemon's domains and mappings go
  *                                      (virtio 1.x §2.1.2, §3.1.1), QEMU's cache empties
+ *   system reset                    -> IOMMU_SYSTEM_RESET: also config.bypass back to its
+ *                                      initial value, which a device reset keeps (§5.13.4)
  *   translate callback              -> IOMMU_TRANSLATE_RUN, cached per (endpoint ID, entry);
  *                                      the daemon invalidates on UNMAP/DETACH (virtio 1.x §5.13.6.6):
  *                                      cache entries dropped, UNMAP notifiers told, then the ack
@@ -215,6 +217,16 @@ static void ie_set_status(VirtIODevice *vdev, uint8_t status)
         /* virtio 1.x §2.1.2 device reset (the driver's, or a system reset): the daemon's device
          * forgets its domains and mappings, as QEMU's own virtio-iommu does. */
         ie_client_reset(m->client);
+    }
+}
+
+/* QEMU's virtio_iommu_system_reset (a machine reset, after the device reset above). */
+void iommu_emu_viommu_system_reset(DeviceState *dev)
+{
+    IEViommu *m = ie_active(dev);
+    if (m && m->client->version >= 6 &&
+        ie_client_request(m->client, IE_REQ_SYSTEM_RESET, NULL, 0, NULL, 0, true, NULL, 0) != 0) {
+        warn_report("iommu-emu: the daemon did not take the system reset");
     }
 }
 

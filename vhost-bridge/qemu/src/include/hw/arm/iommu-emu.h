@@ -38,6 +38,7 @@
 #define IE_REQ_SET_IRQ_FD      1030
 #define IE_REQ_SET_TRANSLATE_RING 1033
 #define IE_REQ_TRANSLATE_RUN   1034
+#define IE_REQ_SYSTEM_RESET    1035
 /* back-end channel (§5) */
 #define IE_BREQ_IOTLB_INVALIDATE 1024
 #define IE_BREQ_MSI              1025
@@ -135,6 +136,7 @@ bool iommu_emu_smmuv3_translate(IOMMUMemoryRegion *mr, hwaddr addr, IOMMUAccessF
 /* virtio-iommu hooks (called by one-line hooks in hw/virtio/virtio-iommu.c). */
 void iommu_emu_viommu_class_init(ObjectClass *klass);
 void iommu_emu_viommu_realize(DeviceState *dev, Error **errp);
+void iommu_emu_viommu_system_reset(DeviceState *dev);
 bool iommu_emu_viommu_translate(IOMMUMemoryRegion *mr, hwaddr addr, IOMMUAccessFlags flag,
                                 IOMMUTLBEntry *entry);
 

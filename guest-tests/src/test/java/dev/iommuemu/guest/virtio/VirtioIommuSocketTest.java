@@ -96,6 +96,26 @@ class VirtioIommuSocketTest {
         assertEquals(0x42L, translate(9, 0x42, 0).result().output(), "bypass: identity for an unattached endpoint");
     }
 
+    /**
+     * RESET_DEVICE is a device reset: domains go, config bypass stays (virtio 1.x §5.13.4: it
+     * "SHOULD NOT change on device reset"); IOMMU_SYSTEM_RESET (docs/protocol.md §4.1) is a machine
+     * reset: bypass also returns to its initial value (0 in this profile).
+     */
+    @Test
+    void deviceResetKeepsBypassSystemResetRestoresIt() throws Exception {
+        assertEquals(OK, d.attach(1, 3, 0));
+        assertEquals(OK, d.map(1, 0x10_0000, 0x10_ffff, 0x4000_0000L, READ | WRITE));
+        d.writeBypass(1);
+        vmm.resetDevice();
+        assertEquals(1, vmm.getConfig(36, 1)[0], "bypass kept by RESET_DEVICE");
+        assertEquals(0x10_1234L, translate(3, 0x10_1234, 0).result().output(), "domain gone: endpoint 3 bypasses");
+        vmm.systemReset();
+        assertEquals(0, vmm.getConfig(36, 1)[0], "bypass back to its initial value");
+        Payloads.TranslateReply r = translate(3, 0x10_1234, 0);
+        assertEquals(Payloads.ABORTED, r.result().status());
+        assertEquals("VIRTIO_IOMMU_FAULT_R_DOMAIN", r.reason(), "unattached, no bypass");
+    }
+
     @Test
     void attachMapTranslateUnmapAndProbeThroughTheSocket() throws Exception {
         assertEquals(OK, d.attach(1, 3, 0));

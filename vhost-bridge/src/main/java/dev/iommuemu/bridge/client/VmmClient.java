@@ -246,6 +246,11 @@ public final class VmmClient implements AutoCloseable {
         LibC.closeQuietly(fd);
     }
 
+    /** IOMMU_SYSTEM_RESET: rings stopped, model in its power-on state. */
+    public void systemReset() throws IOException {
+        ack(Request.IOMMU_SYSTEM_RESET, new byte[0]);
+    }
+
     /** RESET_DEVICE: rings stopped, model reset. */
     public void resetDevice() throws IOException {
         ack(Request.RESET_DEVICE, new byte[0]);

@@ -108,6 +108,15 @@ public interface BridgedDevice extends AutoCloseable {
     default void reset() {}
 
     /**
+     * System reset (IOMMU_SYSTEM_RESET: the machine was reset): the power-on state. The same as
+     * {@link #reset()} unless the model keeps state across a device reset (virtio-iommu's config
+     * bypass, which "SHOULD NOT change on device reset" but returns to its initial value here).
+     */
+    default void systemReset() {
+        reset();
+    }
+
+    /**
      * The model's own counters (e.g. "tlb_hits", "tlb_misses", "commands", "events") for the
      * control API; the daemon adds its own (translations, faults, messages).
      */

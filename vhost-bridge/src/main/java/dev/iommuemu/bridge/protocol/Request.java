@@ -46,6 +46,8 @@ public enum Request {
     IOMMU_SET_TRANSLATE_RING(Protocol.IOMMU_BASE + 9, 8, 8, Fds.TWO),
     /** A translate request and the cacheable entries of the addresses after it (§4.3, version 6). */
     IOMMU_TRANSLATE_RUN(Protocol.IOMMU_BASE + 10, Payloads.TranslateRunRequest.SIZE, Payloads.TranslateRunRequest.SIZE, Fds.NONE),
+    /** The machine was reset: the model's power-on state (§4.1, version 6). */
+    IOMMU_SYSTEM_RESET(Protocol.IOMMU_BASE + 11, 0, 0, Fds.NONE),
 
     // ---- nesting (docs/protocol.md §4.6; payloads in NestingPayloads), each one IommufdCall
     IOMMUFD_OPEN_HOST(Protocol.IOMMU_BASE + 16, NestingPayloads.OPEN_HOST, NestingPayloads.OPEN_HOST, Fds.NONE),

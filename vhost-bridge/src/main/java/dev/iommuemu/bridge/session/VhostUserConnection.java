@@ -252,6 +252,17 @@ public final class VhostUserConnection implements Runnable {
                 });
                 return null;
             }
+            case IOMMU_SYSTEM_RESET -> {
+                for (int i : vrings.keySet()) {
+                    stopRing(i);
+                }
+                vrings.clear();
+                session.withDevice(d -> {
+                    d.systemReset();
+                    return null;
+                });
+                return null;
+            }
             case SET_VRING_NUM -> {
                 Payloads.VringState s = Payloads.VringState.decode(p);
                 vring(s.index()).num = s.num();

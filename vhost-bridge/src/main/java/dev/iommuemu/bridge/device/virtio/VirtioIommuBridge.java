@@ -118,6 +118,11 @@ public final class VirtioIommuBridge implements BridgedDevice {
     }
 
     @Override
+    public void systemReset() {
+        device.systemReset();
+    }
+
+    @Override
     public void reset() {
         device.reset();
     }
