@@ -25,6 +25,7 @@ for d in /sys/bus/pci/devices/*; do
     echo "T: pci $(basename "$d") vendor=$(cat "$d/vendor") device=$(cat "$d/device") group=${g:-none}"
 done
 dmesg | grep -i -e smmu -e iommu -e 'page mask' | sed 's/^/T: dmesg /'
+echo "T: numa-nodes $(ls -d /sys/devices/system/node/node[0-9]* 2>/dev/null | wc -l)"
 # The disk: one pass over the whole image (its checksum and its read time, uncached).
 size=$(cat /sys/block/vda/size 2>/dev/null)
 echo "T: disk-sectors ${size:-none}"

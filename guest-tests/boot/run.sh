@@ -31,6 +31,7 @@ builtin-viommu-6.12  6.12 virtio builtin -
 viommu-6.12          6.12 virtio ours    default
 viommu-6.12-fault    6.12 virtio ours    default
 smmuv3-6.12-reboot   6.12 smmuv3 ours    default
+smmuv3-6.12-numa     6.12 smmuv3 ours    default
 viommu-6.12-reboot   6.12 virtio ours    default
 "
 bench=
@@ -90,9 +91,16 @@ run_case() { # name kernel iommu frontend profile
     [ "$name" = "${name%-fault}" ] || append="$append iommuemu.edu_dma=$fault_iova"
     local reboot=; [ "$name" = "${name%-reboot}" ] || reboot=1
     [ -z "$reboot" ] || { append="$append iommuemu.reboot"; head -c $((1 << 20)) /dev/zero > "$cdir/scratch.img"; }
-    local machine=virt
+    local machine=virt ram=",memory-backend=mem"
+    local mem=(-object memory-backend-memfd,id=mem,size=1G,share=on)
+    if [ "$name" != "${name%-numa}" ]; then
+        # Two NUMA nodes, each its own memfd (two RAM regions for the daemon), the CPU on the second
+        # so that the guest's allocations (page tables, queues, DMA buffers) land there.
+        ram=; mem=(-object memory-backend-memfd,id=m0,size=512M,share=on -object memory-backend-memfd,id=m1,size=512M,share=on
+            -numa node,nodeid=0,memdev=m0 -numa node,nodeid=1,memdev=m1,cpus=0)
+    fi
     local args=(-cpu max,pauth-impdef=on -smp 1 -m 1G -nographic -nic none $([ -n "$reboot" ] || echo -no-reboot)
-        -object memory-backend-memfd,id=mem,size=1G,share=on
+        "${mem[@]}"
         -kernel "$vmlinuz" -initrd "$initrd" -append "$append"
         $([ "$iommu" = virtio ] && echo "-device virtio-iommu-pci")
         -drive "if=none,id=d0,file=$disk,format=raw,readonly=on"
@@ -101,8 +109,8 @@ run_case() { # name kernel iommu frontend profile
         $([ "$name" = "${name%-fault}" ] || echo "-device edu")
         $([ -z "$reboot" ] || echo "-drive if=none,id=d1,file=$cdir/scratch.img,format=raw -device virtio-blk-pci,drive=d1,iommu_platform=on,disable-legacy=on"))
     case $iommu in
-        smmuv3) machine="virt,iommu=smmuv3,memory-backend=mem" ;;
-        virtio) machine="virt,memory-backend=mem" ;;  # virtio-iommu-pci comes first (above): the
+        smmuv3) machine="virt,iommu=smmuv3$ram" ;;
+        virtio) machine="virt$ram" ;;  # virtio-iommu-pci comes first (above): the
                                                         # IOMMU must exist when the devices it serves are realized
     esac
     if [ "$frontend" = ours ]; then
@@ -126,6 +134,13 @@ run_case() { # name kernel iommu frontend profile
         for _ in $(seq 300); do grep -q '^(subscribed' "$cdir/events.log" 2>/dev/null && break; sleep 0.1; done
         grep -q '^(subscribed' "$cdir/events.log" || die "$name: the control API's event stream did not start: $(cat "$cdir/events.log")"
     fi
+    local probe_pid=
+    if [ "$frontend" = ours ] && [ "$name" != "${name%-numa}" ]; then
+        # While the guest runs (its session is open): SMMU_STRTAB_BASE through the control API.
+        ( for _ in $(seq 600); do grep -q '^T: init-start' "$cdir/console.log" 2>/dev/null && break; sleep 0.1; done
+          ctl read-reg 0x80 8 > "$cdir/strtab.txt" 2>&1 || true ) &
+        probe_pid=$!
+    fi
     log "$name: linux $abi, $iommu ($frontend${profile:+ $profile})"
     echo "$qemu -M $machine ${args[*]}" > "$cdir/cmdline"
     local start; start=$(date +%s%N)
@@ -135,6 +150,7 @@ run_case() { # name kernel iommu frontend profile
         case $line in *"T: DONE"*) echo "T: host-boot-ms $(( ($(date +%s%N) - start) / 1000000 ))" ;; esac
     done > "$cdir/console.log"
     set -e
+    [ -z "$probe_pid" ] || wait "$probe_pid" || true
     check_case "$name" "$iommu" "$frontend"
 }
 
@@ -157,6 +173,10 @@ check_case() {
         [ "$probes" = 2 ] || fails+=("the IOMMU driver probed $probes times, want 2 (one per boot)")
         ! grep -q 'SMMU currently enabled' "$c" || fails+=("the second boot found the SMMU enabled: the system reset did not reset the daemon's SMMUv3")
     fi
+    if [ "$name" != "${name%-numa}" ]; then
+        # Two nodes seen by the guest; guest RAM reached the daemon as two regions.
+        [ "$(t numa-nodes)" = 2 ] || fails+=("the guest saw '$(t numa-nodes)' NUMA nodes, want 2")
+    fi
     local nvirtio; nvirtio=$(grep -c '^T: pci .*vendor=0x1af4' "$c" || true)
     [ "$nvirtio" -ge 2 ] || fails+=("expected >= 2 virtio PCI devices, saw $nvirtio")
     # every virtio device but the virtio-iommu itself (0x1057, virtio 1.x §4.1.2.1: 0x1040 + 23)
@@ -173,6 +193,13 @@ check_case() {
         [ "${nx:-0}" -gt 0 ] && [ "${np:-0}" -ge 16384 ] \
             || fails+=("the daemon translated ${nx:-0} requests covering ${np:-0} pages (a 64 MiB read alone needs 16384 pages)")
         grep -q 'iommu-emu: arm-smmuv3 served by\|iommu-emu: virtio-iommu served by' "$c" || fails+=("QEMU did not attach to the daemon")
+        if [ "$name" != "${name%-numa}" ]; then
+            # The guest's stream table (SMMU_STRTAB_BASE.ADDR, IHI 0070 §6.3.24, bits [51:6]) lies in the
+            # second node's memfd (0x60000000-0x7fffffff): the daemon reads its STEs from that region.
+            local st rr; rr=$(cat "$cdir/strtab.txt" 2>/dev/null || true); st=$(sed -n 's/^0x80: \(0x[0-9a-f]*\)$/\1/p' <<<"$rr")
+            [ -n "$st" ] && [ $(( st & 0xffffffffffc0 )) -ge $((0x60000000)) ] && [ $(( st & 0xffffffffffc0 )) -lt $((0x80000000)) ] \
+                || fails+=("SMMU_STRTAB_BASE '${st:-$rr}' is not in the second RAM region")
+        fi
         if [ "$name" = "${name%-fault}" ]; then
             ! grep -Eq 'event 0x[0-9a-f]+ received|fault from EP' "$c" || fails+=("unexpected fault events in the guest")
             grep -Eq '^faults +0$' "$cdir/counters.txt" || fails+=("the daemon recorded faults: $(grep faults "$cdir/counters.txt")")

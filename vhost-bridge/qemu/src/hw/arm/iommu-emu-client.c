@@ -245,7 +245,12 @@ int ie_client_request(IEClient *c, uint32_t req, const void *payload, uint32_t s
 
 uint64_t ie_client_gpa_to_uaddr(IEClient *c, uint64_t gpa)
 {
-    return gpa - c->ram_gpa + c->ram_uaddr;
+    for (unsigned i = 0; i < c->nram; i++) {
+        if (gpa >= c->ram[i].gpa && gpa - c->ram[i].gpa < c->ram[i].size) {
+            return gpa - c->ram[i].gpa + c->ram[i].uaddr;
+        }
+    }
+    return 0; /* not guest RAM: the daemon refuses a ring there */
 }
 
 int ie_check(int r, const char *what, Error **errp)
@@ -357,27 +362,55 @@ fail:
     return NULL;
 }
 
-/* §3.1: guest RAM as one region {gpa, size, userspace_addr, mmap_offset} with its memfd. */
+/*
+ * §3.1: guest RAM as regions {gpa, size, userspace_addr, mmap_offset} with their memfds: the
+ * machine's RAM (memory-backend=), or each NUMA node's memory backend when -numa node,memdev=
+ * makes the machine's RAM a container of them.
+ */
 int ie_client_set_guest_ram(IEClient *c, Error **errp)
 {
     MemoryRegion *ram = current_machine ? current_machine->ram : NULL;
-    int fd = ram ? memory_region_get_fd(ram) : -1;
-    uint8_t p[8 + 32] = { 0 };
+    MemoryRegion *parts[IE_MAX_RAM];
+    uint64_t base[IE_MAX_RAM];
+    int fds[IE_MAX_RAM];
+    unsigned n = 0;
+    uint8_t p[8 + 32 * IE_MAX_RAM] = { 0 };
 
-    if (fd < 0) {
+    /* memory_region_get_fd() needs a RAM region (a container has no RAMBlock) */
+    if (ram && memory_region_is_ram(ram) && memory_region_get_fd(ram) >= 0) {
+        parts[n] = ram;
+        base[n++] = ram->addr;
+    } else if (ram) {
+        MemoryRegion *sub;
+        QTAILQ_FOREACH(sub, &ram->subregions, subregions_link) {
+            if (n == IE_MAX_RAM || !memory_region_is_ram(sub) || memory_region_get_fd(sub) < 0) {
+                n = 0; /* not every part is shareable, or too many: refuse below */
+                break;
+            }
+            parts[n] = sub;
+            base[n++] = ram->addr + sub->addr;
+        }
+    }
+    if (n == 0) {
         error_setg(errp, "iommu-emu: guest RAM must be shared with the daemon: use "
                    "-object memory-backend-memfd,id=mem,size=<RAM>,share=on "
-                   "-machine memory-backend=mem");
+                   "-machine memory-backend=mem (or memfd backends with share=on for every "
+                   "-numa node,memdev=, at most %d)", IE_MAX_RAM);
         return -1;
     }
-    c->ram_gpa = ram->addr;
-    c->ram_uaddr = (uintptr_t)memory_region_get_ram_ptr(ram);
-    stl_le_p(p, 1);
-    stq_le_p(p + 8, ram->addr);
-    stq_le_p(p + 16, memory_region_size(ram));
-    stq_le_p(p + 24, (uintptr_t)memory_region_get_ram_ptr(ram));
-    stq_le_p(p + 32, 0);
-    return ie_check(ie_call(c, IE_REQ_SET_MEM_TABLE, p, sizeof(p), &fd, 1, true, NULL, 0),
+    stl_le_p(p, n);
+    for (unsigned i = 0; i < n; i++) {
+        c->ram[i].gpa = base[i];
+        c->ram[i].size = memory_region_size(parts[i]);
+        c->ram[i].uaddr = (uintptr_t)memory_region_get_ram_ptr(parts[i]);
+        fds[i] = memory_region_get_fd(parts[i]);
+        stq_le_p(p + 8 + 32 * i, c->ram[i].gpa);
+        stq_le_p(p + 16 + 32 * i, c->ram[i].size);
+        stq_le_p(p + 24 + 32 * i, c->ram[i].uaddr);
+        stq_le_p(p + 32 + 32 * i, 0); /* a memfd backend maps its fd from offset 0 */
+    }
+    c->nram = n;
+    return ie_check(ie_call(c, IE_REQ_SET_MEM_TABLE, p, 8 + 32 * n, fds, n, true, NULL, 0),
                     "SET_MEM_TABLE", errp);
 }
 

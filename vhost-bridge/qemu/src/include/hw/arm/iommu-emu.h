@@ -61,6 +61,7 @@
 #define IE_ACCESS_WRITE 0x1u
 
 #define IE_MAX_LINES 8
+#define IE_MAX_RAM 8      /* SET_MEM_TABLE carries at most 8 regions (vhost-user) */
 
 typedef struct IEInfo {
     uint32_t model;
@@ -93,7 +94,10 @@ struct IEClient {
     uint64_t hits, misses, invalidations;
     uint32_t version;       /* the daemon's protocol version (IOMMU_GET_INFO) */
     uint32_t run_pages;     /* IOMMU_TRANSLATE_RUN max_pages on a miss; 0: plain IOMMU_TRANSLATE */
-    uint64_t ram_gpa, ram_uaddr; /* the guest RAM region handed to the daemon */
+    struct {
+        uint64_t gpa, size, uaddr;
+    } ram[IE_MAX_RAM];       /* the guest RAM regions handed to the daemon */
+    unsigned nram;
     /* the shared-memory translation ring (§4.5), NULL when the socket is used */
     uint8_t *ring;
     uint32_t ring_entries;
