@@ -128,6 +128,17 @@ static int ie_send(int fd, uint32_t req, uint32_t flags, const void *payload, ui
     return ie_write_all(fd, buf, IE_HDR + size, fds, nfds);
 }
 
+/* A transport failure on request req: reported once, and the link is dead from then on. */
+static int ie_dead(IEClient *c, uint32_t req, int r)
+{
+    if (!c->broken) {
+        error_report("iommu-emu: connection to the daemon failed on request %u: %s", req,
+                     strerror(-r));
+        c->broken = true;
+    }
+    return r;
+}
+
 /*
  * One request; if reply != NULL waits for its reply of exactly reply_size bytes (an 8-byte reply
  * of another size is an error reply: §6). need_ack asks for a REPLY_ACK u64 (reply must be NULL).
@@ -177,12 +188,7 @@ static int ie_call_locked(IEClient *c, uint32_t req, const void *payload, uint32
     }
     return 0;
 dead:
-    if (!c->broken) {
-        error_report("iommu-emu: connection to the daemon failed on request %u: %s", req,
-                     strerror(-r));
-        c->broken = true;
-    }
-    return r;
+    return ie_dead(c, req, r);
 }
 
 /*
@@ -220,12 +226,7 @@ static int ie_call_var_locked(IEClient *c, uint32_t req, const void *payload, ui
     *len = rsize;
     return 0;
 dead:
-    if (!c->broken) {
-        error_report("iommu-emu: connection to the daemon failed on request %u: %s", req,
-                     strerror(-r));
-        c->broken = true;
-    }
-    return r;
+    return ie_dead(c, req, r);
 }
 
 static int ie_call(IEClient *c, uint32_t req, const void *payload, uint32_t size, const int *fds,

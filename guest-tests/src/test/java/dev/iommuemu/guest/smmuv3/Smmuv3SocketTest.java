@@ -187,15 +187,8 @@ class Smmuv3SocketTest {
     void stage1TranslateTlbiSyncAndFaultThroughTheSocket() throws Exception {
         connect("default");
         drv.probe(true);
-        PageTables pt = new PageTables(vmm.memory(), TABLES);
-        long root = pt.s1Root();
         long va = 0x8080_8000L;
-        pt.map(root, va, 0x5000_0000L, PageTables.S1_RW);
-        long[] cd = Smmuv3Driver.cd(root, 0x1e20, 0x10, 4);
-        for (int i = 0; i < 8; i++) {
-            vmm.memory().store(CDS + 8L * i, 8, cd[i]);
-        }
-        drv.writeSte(5, Smmuv3Driver.steS1(CDS, 0, 0));
+        Stage1 s1 = stage1Stream(5, va, 0x5000_0000L);
 
         Payloads.TranslateResult r = translate(5, va + 0xabc, 0);
         assertEquals(Payloads.TRANSLATED, r.status());
@@ -210,7 +203,7 @@ class Smmuv3SocketTest {
 
         // Unmap as Linux does: clear the PTE, then TLBI_NH_VA and CMD_SYNC published with one
         // CMDQ_PROD write. The write completes only after the VMM acknowledged the invalidation.
-        vmm.memory().store(pt.leaf(root, va, 3), 8, 0);
+        vmm.memory().store(s1.pt().leaf(s1.root(), va, 3), 8, 0);
         log.clear();
         drv.cmds(new long[] {Smmuv3Driver.CMD_TLBI_NH_VA | (0x1e20L << 48), va}, new long[] {Smmuv3Driver.CMD_SYNC, 0});
         assertEquals(List.of("invalidate ep=-1 iova=0x80808000 size=0x1000", "ack", "CMDQ_PROD write done"), log);
@@ -235,17 +228,9 @@ class Smmuv3SocketTest {
     void translateRunPrefetchesFollowingPagesWithoutEvents() throws Exception {
         connect("default");
         drv.probe(true);
-        PageTables pt = new PageTables(vmm.memory(), TABLES);
-        long root = pt.s1Root();
         long va = 0x8080_0000L;
-        for (int i = 0; i < 5; i++) { // 5 pages, scattered output; va + 5 pages is unmapped
-            pt.map(root, va + 0x1000L * i, 0x5000_0000L + 0x3000L * i, PageTables.S1_RW);
-        }
-        long[] cd = Smmuv3Driver.cd(root, 0x1e20, 0x10, 4);
-        for (int i = 0; i < 8; i++) {
-            vmm.memory().store(CDS + 8L * i, 8, cd[i]);
-        }
-        drv.writeSte(5, Smmuv3Driver.steS1(CDS, 0, 0));
+        // 5 pages, scattered output; va + 5 pages is unmapped
+        Stage1 s1 = stage1Stream(5, va, 0x5000_0000L, 0x5000_3000L, 0x5000_6000L, 0x5000_9000L, 0x5000_c000L);
         int rw = Perm.UR | Perm.UW | Perm.UX | Perm.PR | Perm.PW;
 
         Payloads.TranslateRunReply run = vmm.translateRun(5, -1, va + 0x10, Payloads.ACCESS_WRITE, 2);
@@ -273,6 +258,33 @@ class Smmuv3SocketTest {
                 new Payloads.TranslateRunRequest(new Payloads.TranslateRequest(5, -1, va, 0), Payloads.MAX_RUN_PAGES + 1).encode()));
         assertTrue(refused.getMessage().contains("22") || refused.getMessage().contains("EINVAL"), refused.getMessage());
         assertEquals(0x5000_0000L, translate(5, va, 0).output());
+
+        // The prefetched page va + 0x3000 is a TLB entry like any other: unmapped with TLBI_NH_VA +
+        // CMD_SYNC, a new run stops before it (and its own request faults).
+        vmm.memory().store(s1.pt().leaf(s1.root(), va + 0x3000, 3), 8, 0);
+        drv.cmds(new long[] {Smmuv3Driver.CMD_TLBI_NH_VA | (0x1e20L << 48), va + 0x3000}, new long[] {Smmuv3Driver.CMD_SYNC, 0});
+        assertEquals(List.of(), vmm.translateRun(5, -1, va + 0x2000, 0, 64).entries());
+        assertEquals("F_TRANSLATION", vmm.translateRun(5, -1, va + 0x3000, 0, 64).reply().reason());
+    }
+
+    record Stage1(PageTables pt, long root) {}
+
+    /**
+     * StreamID {@code sid} translating stage 1 through QEMU qtest's CD (ASID 0x1e20, T0SZ 0x10,
+     * IPS 4) at CDS, over tables mapping page i from {@code va} to {@code pas[i]}.
+     */
+    Stage1 stage1Stream(int sid, long va, long... pas) throws Exception {
+        PageTables pt = new PageTables(vmm.memory(), TABLES);
+        long root = pt.s1Root();
+        for (int i = 0; i < pas.length; i++) {
+            pt.map(root, va + 0x1000L * i, pas[i], PageTables.S1_RW);
+        }
+        long[] cd = Smmuv3Driver.cd(root, 0x1e20, 0x10, 4);
+        for (int i = 0; i < 8; i++) {
+            vmm.memory().store(CDS + 8L * i, 8, cd[i]);
+        }
+        drv.writeSte(sid, Smmuv3Driver.steS1(CDS, 0, 0));
+        return new Stage1(pt, root);
     }
 
     /** QEMU qtest's stage 2 vector (S2T0SZ 0x14, S2SL0 2, S2PS 5): translation and a stage 2 fault record. */

@@ -242,25 +242,11 @@ public final class VhostUserConnection implements Runnable {
                 return null;
             }
             case RESET_DEVICE -> {
-                for (int i : vrings.keySet()) {
-                    stopRing(i);
-                }
-                vrings.clear();
-                session.withDevice(d -> {
-                    d.reset();
-                    return null;
-                });
+                reset(false);
                 return null;
             }
             case IOMMU_SYSTEM_RESET -> {
-                for (int i : vrings.keySet()) {
-                    stopRing(i);
-                }
-                vrings.clear();
-                session.withDevice(d -> {
-                    d.systemReset();
-                    return null;
-                });
+                reset(true);
                 return null;
             }
             case SET_VRING_NUM -> {
@@ -405,6 +391,22 @@ public final class VhostUserConnection implements Runnable {
             poller = new KickPoller("iommu-emu-kick-" + session.id(), this::kicked);
         }
         poller.set(index, kickFd);
+    }
+
+    /** RESET_DEVICE, or IOMMU_SYSTEM_RESET (docs/protocol.md §4.1): every ring stopped, then the model reset. */
+    private void reset(boolean system) throws ProtocolException {
+        for (int i : vrings.keySet()) {
+            stopRing(i);
+        }
+        vrings.clear();
+        session.withDevice(d -> {
+            if (system) {
+                d.systemReset();
+            } else {
+                d.reset();
+            }
+            return null;
+        });
     }
 
     private int stopRing(int index) throws ProtocolException {
