@@ -136,9 +136,14 @@ run_case() { # name kernel iommu frontend profile
     fi
     local probe_pid=
     if [ "$frontend" = ours ] && [ "$name" != "${name%-numa}" ]; then
-        # While the guest runs (its session is open): SMMU_STRTAB_BASE through the control API.
-        ( for _ in $(seq 600); do grep -q '^T: init-start' "$cdir/console.log" 2>/dev/null && break; sleep 0.1; done
-          ctl read-reg 0x80 8 > "$cdir/strtab.txt" 2>&1 || true ) &
+        # While the guest runs (its session is open): SMMU_STRTAB_BASE through the control API, asked
+        # from QEMU's start until the driver has programmed it (or the guest is done).
+        ( for _ in $(seq 300); do
+              out=$(ctl read-reg 0x80 8 2>&1 || true)
+              case $out in "0x80: 0x0") ;; "0x80: 0x"*) echo "$out" > "$cdir/strtab.txt"; break ;; esac
+              grep -q '^T: DONE' "$cdir/console.log" 2>/dev/null && { echo "$out" > "$cdir/strtab.txt"; break; }
+              sleep 0.2
+          done ) &
         probe_pid=$!
     fi
     log "$name: linux $abi, $iommu ($frontend${profile:+ $profile})"
