@@ -100,13 +100,29 @@ class ControlApiTest {
             // injected page request and fault
             c.call(dev.iommuemu.proto.v1.ControlRequest.newBuilder().setInject(dev.iommuemu.proto.v1.InjectRequest.newBuilder().setSession(id)
                     .setPageRequest(dev.iommuemu.proto.v1.PageRequest.newBuilder().setStreamId(9).setAddress(0x6000).setGroupIndex(2).setLast(true))));
+            // the PCIe Page Request fields (PCIe r6.0 §10.4.1): read + write, and a Stop PASID marker
+            c.call(dev.iommuemu.proto.v1.ControlRequest.newBuilder().setInject(dev.iommuemu.proto.v1.InjectRequest.newBuilder().setSession(id)
+                    .setPageRequest(dev.iommuemu.proto.v1.PageRequest.newBuilder().setStreamId(9).setAddress(0x7000).setGroupIndex(3)
+                            .setRead(true).setAccess(dev.iommuemu.proto.v1.Access.newBuilder().setWrite(true)))));
+            c.call(dev.iommuemu.proto.v1.ControlRequest.newBuilder().setInject(dev.iommuemu.proto.v1.InjectRequest.newBuilder().setSession(id)
+                    .setPageRequest(dev.iommuemu.proto.v1.PageRequest.newBuilder().setStreamId(9).setSubstreamId(5).setGroupIndex(4).setStop(true))));
+            ControlException noPasid = assertThrows(ControlException.class, () -> c.call(dev.iommuemu.proto.v1.ControlRequest.newBuilder()
+                    .setInject(dev.iommuemu.proto.v1.InjectRequest.newBuilder().setSession(id)
+                            .setPageRequest(dev.iommuemu.proto.v1.PageRequest.newBuilder().setStreamId(9).setStop(true)))));
+            assertTrue(noPasid.getMessage().contains("needs a PASID"), noPasid.getMessage());
+            List<String> prs = daemon.fake.created.get(0).calls.stream().filter(x -> x.startsWith("page request")).toList();
+            assertEquals(List.of(
+                    "page request PageRequest[streamId=9, substreamId=-1, address=24576, groupIndex=2, read=true, write=false, exec=false, priv=false, last=true, stop=false]",
+                    "page request PageRequest[streamId=9, substreamId=-1, address=28672, groupIndex=3, read=true, write=true, exec=false, priv=false, last=false, stop=false]",
+                    "page request PageRequest[streamId=9, substreamId=5, address=0, groupIndex=4, read=false, write=false, exec=false, priv=false, last=true, stop=true]"),
+                    prs);
             assertEquals("F_TRANSLATION", c.call(dev.iommuemu.proto.v1.ControlRequest.newBuilder().setInject(dev.iommuemu.proto.v1.InjectRequest.newBuilder()
                     .setSession(id).setFault(dev.iommuemu.proto.v1.TranslateRequest.newBuilder().setStreamId(2).setIova(0x1000)))).getTranslate().getFault().getType());
             // counters
             Map<String, Long> counters = c.counters(id);
             assertEquals(5L, counters.get("translations")); // three translates, the walk's and the injected fault
             assertEquals(3L, counters.get("faults"));
-            assertEquals(1L, counters.get("page_requests"));
+            assertEquals(3L, counters.get("page_requests"));
             assertEquals(1L, counters.get("stalls"));
             assertEquals(0L, counters.get("fake_invalidations"));
             assertTrue(c.counters(0).get("translations") >= 5);

@@ -188,9 +188,12 @@ public final class ControlService {
                     switch (q.getWhatCase()) {
                         case PAGE_REQUEST -> {
                             var pr = q.getPageRequest();
-                            s.pageRequest(dev.iommuemu.bridge.device.BridgedDevice.PageRequest.of(pr.getStreamId(),
+                            var acc = access(pr.getAccess());
+                            // PCIe r6.0 §10.4.1 fields; a malformed combination is refused (EINVAL) by the session
+                            s.pageRequest(new dev.iommuemu.bridge.device.BridgedDevice.PageRequest(pr.getStreamId(),
                                     pr.hasSubstreamId() ? pr.getSubstreamId() : dev.iommuemu.dma.IommuModel.NO_SUBSTREAM,
-                                    pr.getAddress(), access(pr.getAccess()), pr.getGroupIndex(), pr.getLast()));
+                                    pr.getAddress(), pr.getGroupIndex(), pr.hasRead() ? pr.getRead() : !acc.write() && !pr.getStop(), acc.write(),
+                                    acc.instruction(), acc.privileged(), pr.getLast() || pr.getStop(), pr.getStop()));
                             r.setEmpty(Empty.getDefaultInstance());
                         }
                         // an endpoint's access, translated as DMA: the model records the fault its configuration calls for
