@@ -86,11 +86,11 @@ public final class Walker {
     }
 
     /**
-     * A speculative walk, as for a TLB prefetch (IHI 0070 §16.2: an SMMU may cache any valid
-     * translation, not only the ones a transaction used): the same result as {@link #translate}
-     * when the walk needs no descriptor write, and a fault where it would need a hardware Access
-     * flag or dirty state update (Arm ARM D8.4), which is made only for an access that happens.
-     * The tables are never written.
+     * A speculative walk, as for a TLB prefetch (IHI 0070 §4.2.2 CMD_PREFETCH_ADDR: TLB entries
+     * fetched "as though accessed by transactions", with HTTU only as for a speculative read,
+     * §3.14): the same result as {@link #translate} when the walk needs no descriptor write, and a
+     * fault where it would need a hardware Access flag or dirty state update (Arm ARM D8.4): such
+     * a page is left for an access that happens. The tables are never written.
      */
     public WalkResult speculate(Stage1Config s1, Stage2Config s2, long input, DmaAccess access) {
         Ctx ctx = new Ctx(access, null, input);
