@@ -41,6 +41,9 @@ public final class HostSmmu {
     private int priCons;
     private EndpointPort endpoints = EndpointPort.NONE;
     private long commandErrors;
+    /** The Event or PRI queue interrupt fired since the handler last ran (the hard IRQ half). */
+    private boolean evtqIrq;
+    private boolean priqIrq;
 
     /**
      * A host driving a new emulated SMMUv3 of {@code profile} over host physical memory {@code mem},
@@ -84,7 +87,7 @@ public final class HostSmmu {
                 endpoints.stallResolved(streamId, stag, retry);
             }
         };
-        this.smmu = existing != null ? existing : new Smmuv3(mem, dmaHost, profile, port, Smmuv3.Options.DEFAULT);
+        this.smmu = existing != null ? existing : new Smmuv3(mem, irqTap(dmaHost), profile, port, Smmuv3.Options.DEFAULT);
         this.streamTableLog2 = Math.min(streamTableLog2, profile.sidBits());
         this.strtab = alloc.allocate(Ste.SIZE << this.streamTableLog2, Math.max(64, Ste.SIZE << this.streamTableLog2));
         this.cmdq = alloc.allocate(Command.SIZE << CMDQ_LOG2, Command.SIZE << CMDQ_LOG2);
@@ -97,12 +100,69 @@ public final class HostSmmu {
         enable();
     }
 
+    /** An SMMU of its own wires its Event and PRI queue lines to this host as well as to {@code h}. */
+    private DmaHost irqTap(DmaHost h) {
+        return new DmaHost() {
+            @Override
+            public void raiseIrq(String line) {
+                interrupt(line);
+                h.raiseIrq(line);
+            }
+
+            @Override
+            public void msi(long address, int data) {
+                h.msi(address, data);
+            }
+
+            @Override
+            public void invalidate(dev.iommuemu.dma.IotlbInvalidation inv) {
+                h.invalidate(inv);
+            }
+        };
+    }
+
+    /**
+     * The SMMU's wired line {@code line} fired (IHI 0070 §3.18): the hard half of the driver's
+     * interrupt handling, which only notes the Event queue ("evtq") or PRI queue ("priq") interrupt
+     * for the threaded half, {@link IommuCore#serviceInterrupts} (as arm-smmu-v3 requests threaded
+     * IRQs for both queues: arm_smmu_evtq_thread, arm_smmu_priq_thread). Returns whether the line is
+     * one this host handles; others (cmd-sync, gerror) it does not enable.
+     */
+    public boolean interrupt(String line) {
+        switch (line) {
+            case dev.iommuemu.smmuv3.irq.Interrupts.EVTQ -> evtqIrq = true;
+            case dev.iommuemu.smmuv3.irq.Interrupts.PRIQ -> priqIrq = true;
+            default -> {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Whether an Event or PRI queue interrupt fired since the last call; clears the note. */
+    public boolean takeInterrupts() {
+        boolean any = evtqIrq || priqIrq;
+        evtqIrq = false;
+        priqIrq = false;
+        return any;
+    }
+
     /**
      * Probe-time programming (IHI 0070 §6.3 SMMU_STRTAB_BASE/_CFG, SMMU_CMDQ_BASE, SMMU_EVENTQ_BASE,
      * SMMU_CR0 with its CR0ACK handshake): every STE starts zero (V=0, so traffic aborts with C_BAD_STE).
+     * The Event and PRI queue interrupts are enabled as wired lines (SMMU_IRQ_CTRL EVENTQ_IRQEN,
+     * PRIQ_IRQEN, §6.3; IRQ_CFG0 cleared so no MSI is sent), as arm-smmu-v3's arm_smmu_setup_irqs
+     * does: IRQ_CTRL written 0 first, the queues set up, then the enables.
      */
     private void enable() {
         smmu.mmioWrite(CR0.offset(), 4, 0); // a fresh start: SMMUEN and the queues off (§6.3.9)
+        smmu.mmioWrite(IRQ_CTRL.offset(), 4, 0); // IRQ_CFG* are writable only with their IRQEN clear (§6.3)
+        if (smmu.profile().msi()) {
+            smmu.mmioWrite(EVENTQ_IRQ_CFG0.offset(), 8, 0);
+            if (smmu.profile().pri()) {
+                smmu.mmioWrite(PRIQ_IRQ_CFG0.offset(), 8, 0);
+            }
+        }
         smmu.mmioWrite(CMDQ_PROD.offset(), 4, 0);
         smmu.mmioWrite(CMDQ_CONS.offset(), 4, 0);
         smmu.mmioWrite(EVENTQ_PROD.offset(), 4, 0);
@@ -118,6 +178,7 @@ public final class HostSmmu {
             smmu.mmioWrite(PRIQ_BASE.offset(), 8, priq | PRIQ_LOG2);
             cr0 |= CR0_PRIQEN.mask();
         }
+        smmu.mmioWrite(IRQ_CTRL.offset(), 4, IRQ_CTRL_EVENTQ_IRQEN.mask() | (priq >= 0 ? IRQ_CTRL_PRIQ_IRQEN.mask() : 0));
         smmu.mmioWrite(CR0.offset(), 4, cr0);
         smmu.mmioWrite(CR0.offset(), 4, cr0 | CR0_SMMUEN.mask());
     }

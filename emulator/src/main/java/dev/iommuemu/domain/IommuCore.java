@@ -402,6 +402,20 @@ public final class IommuCore {
         }
     }
 
+    /**
+     * The threaded half of the host's Event and PRI queue interrupt handling (arm-smmu-v3's
+     * arm_smmu_evtq_thread / arm_smmu_priq_thread): when the SMMU raised either interrupt since the
+     * last call ({@link HostSmmu#interrupt}; IHI 0070 §3.18.2: the queue went from empty to
+     * non-empty), reads both queues and routes every record ({@link #pollEvents}). Returns whether it ran.
+     */
+    public boolean serviceInterrupts() {
+        if (!host.takeInterrupts()) {
+            return false;
+        }
+        pollEvents();
+        return true;
+    }
+
     /** Records that stayed with the host (stage 2 faults, non-nested streams), oldest first; drains. */
     public List<EventRecord> takeHostEvents() {
         pollEvents();

@@ -34,14 +34,21 @@ public final class FaultQueue {
     /** Faults delivered or waiting, and open PRI groups, are each bounded by this. */
     public static final int CAPACITY = 1024;
 
+    private final int id;
     private final HostSmmu host;
     private final Deque<PageFault> q = new ArrayDeque<>();
     private final Map<Integer, Pending> pending = new HashMap<>();
     private final Map<Group, Integer> openGroups = new HashMap<>();
     private int nextCookie = 1;
 
-    FaultQueue(HostSmmu host) {
+    FaultQueue(int id, HostSmmu host) {
+        this.id = id;
         this.host = host;
+    }
+
+    /** The object id (IOMMU_FAULT_QUEUE_ALLOC out_fault_id). */
+    public int id() {
+        return id;
     }
 
     /** A stall; {@code false} when the queue is full (the caller terminates it). */

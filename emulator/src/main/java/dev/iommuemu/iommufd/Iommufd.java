@@ -15,6 +15,7 @@ import dev.iommuemu.smmuv3.evtq.EventType;
 import dev.iommuemu.smmuv3.priq.PageRequest;
 import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -37,6 +38,8 @@ public final class Iommufd {
     private final Map<Integer, Device> devices = new HashMap<>();
     private final Map<Device, Integer> devIds = new HashMap<>();
     private final Map<NestedDomain, Hwpt> nestedHwpts = new HashMap<>();
+    /** Queue id -> entries that became readable since {@link #takeReadable} (bounded by the queues). */
+    private final Map<Integer, Integer> readable = new LinkedHashMap<>();
     private int nextId = 1;
 
     public IommuCore core() {
@@ -323,7 +326,7 @@ public final class Iommufd {
         if (v.veventq != null) {
             return Result.err(Errno.EEXIST);
         }
-        v.veventq = new VeventQueue(depth);
+        v.veventq = new VeventQueue(nextId, depth);
         return Result.ok(add(v.veventq));
     }
 
@@ -338,7 +341,7 @@ public final class Iommufd {
 
     /** IOMMU_FAULT_QUEUE_ALLOC. */
     public int allocFaultQueue() {
-        return add(new FaultQueue(core.host()));
+        return add(new FaultQueue(nextId, core.host()));
     }
 
     public Result<List<PageFault>> readFaults(int faultId, int max) {
@@ -348,6 +351,52 @@ public final class Iommufd {
         }
         core.pollEvents();
         return Result.ok(q.read(max));
+    }
+
+    /**
+     * Whether {@code id} names a vEVENT queue or a fault queue (the objects whose
+     * fd iommufd makes readable: struct iommu_veventq_alloc out_veventq_fd, struct iommu_fault_alloc
+     * out_fault_fd): {@code null} if so, {@link Errno#ENOENT} for no object, {@link Errno#EINVAL}
+     * for an object of another kind (as iommufd answers an id looked up with IOMMUFD_OBJ_ANY whose
+     * type the call cannot take, e.g. iommufd_device_change_pt's pt_id).
+     */
+    public Errno checkEventQueue(int id) {
+        Object o = objects.get(id);
+        if (o == null) {
+            return Errno.ENOENT;
+        }
+        return o instanceof VeventQueue || o instanceof FaultQueue ? null : Errno.EINVAL;
+    }
+
+    /**
+     * The threaded half of the host's Event/PRI queue interrupt ({@link IommuCore#serviceInterrupts}):
+     * routes what the SMMU queued since its interrupt fired. Returns whether it ran.
+     */
+    public boolean serviceInterrupts() {
+        return core.serviceInterrupts();
+    }
+
+    /** {@code entries} records became readable in queue {@code queueId} (a fault queue, or a vEVENT queue). */
+    public record Readable(int queueId, boolean faultQueue, int entries) {}
+
+    /**
+     * The entries that became readable in each vEVENT or fault queue since the last call (routed by
+     * {@link #serviceInterrupts}, {@link #dma} or a read), in the order the queues first got one;
+     * clears. What iommufd's queue fds report with POLLIN (iommufd_vevent_handler and
+     * iommufd_fault_iopf_handler wake the queue's readers for each record queued).
+     */
+    public List<Readable> takeReadable() {
+        if (readable.isEmpty()) {
+            return List.of();
+        }
+        List<Readable> out = new java.util.ArrayList<>(readable.size());
+        readable.forEach((id, n) -> out.add(new Readable(id, objects.get(id) instanceof FaultQueue, n)));
+        readable.clear();
+        return out;
+    }
+
+    private void becameReadable(int queueId) {
+        readable.merge(queueId, 1, (a, b) -> a == Integer.MAX_VALUE ? a : a + b);
     }
 
     /** A page response (struct iommu_hwpt_page_response) written to fault queue {@code faultId}. */
@@ -373,7 +422,14 @@ public final class Iommufd {
         if (h.faultQueue() == null || !devIds.containsKey(d)) {
             return false;
         }
-        return r.stopMarker() || h.faultQueue().addPageRequest(devIds.get(d), r);
+        if (r.stopMarker()) {
+            return true;
+        }
+        if (!h.faultQueue().addPageRequest(devIds.get(d), r)) {
+            return false;
+        }
+        becameReadable(h.faultQueue().id());
+        return true;
     }
 
     /** The event numbers a vEVENT queue carries (stage 1 and configuration faults the guest caused). */
@@ -403,6 +459,7 @@ public final class Iommufd {
                 core.host().resume(e.streamId(), e.stag(), false); // the queue is full: terminate
                 return false;
             }
+            becameReadable(h.faultQueue().id());
             return true;
         }
         Vdevice vd = h.viommu().byDevice.get(d);
@@ -412,7 +469,9 @@ public final class Iommufd {
         }
         long[] w = e.encode();
         EventRecord.STREAMID.set(w, vd.virtId());
-        q.add(w);
+        if (q.add(w)) {
+            becameReadable(q.id());
+        }
         return true;
     }
 }

@@ -12,30 +12,40 @@ import java.util.List;
  * the reader catches up.
  */
 public final class VeventQueue {
+    private final int id;
     private final int depth;
     private final Deque<Vevent> q = new ArrayDeque<>();
     private int sequence;
     private boolean lostQueued;
 
-    public VeventQueue(int depth) {
+    public VeventQueue(int id, int depth) {
+        this.id = id;
         this.depth = depth;
+    }
+
+    /** The object id (IOMMU_VEVENTQ_ALLOC out_veventq_id). */
+    public int id() {
+        return id;
     }
 
     public int depth() {
         return depth;
     }
 
-    void add(long[] evt) {
+    /** Queues one event; whether an entry became readable (the event, or the one LOST_EVENTS header). */
+    boolean add(long[] evt) {
         int seq = sequence;
         sequence = sequence == Integer.MAX_VALUE ? 0 : sequence + 1;
         if (q.size() >= depth) {
             if (!lostQueued) {
                 q.addLast(new Vevent(Vevent.LOST_EVENTS, seq, null));
                 lostQueued = true;
+                return true;
             }
-            return;
+            return false;
         }
         q.addLast(new Vevent(0, seq, evt.clone()));
+        return true;
     }
 
     /** Up to {@code max} entries, oldest first (read(2) on the queue's fd). */

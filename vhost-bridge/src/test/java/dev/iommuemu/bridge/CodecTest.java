@@ -237,7 +237,22 @@ class CodecTest {
             assertEquals(hex(p), hex(dev.iommuemu.bridge.protocol.NestingPayloads.encode(
                     dev.iommuemu.bridge.protocol.NestingPayloads.decode(r, p))), r.name());
         }
-        assertEquals(null, Request.of(1056));
+        // 1056 IOMMUFD_SET_EVENTQ_FD: {u32 queue_id, u32 flags (bit 8 NOFD)}, one fd unless NOFD; 1057 is unassigned.
+        assertEquals(Request.IOMMUFD_SET_EVENTQ_FD, Request.of(1056));
+        assertTrue(Request.IOMMUFD_SET_EVENTQ_FD.hasReply() && Request.IOMMUFD_SET_EVENTQ_FD.isNesting());
+        assertEquals("07000000" + "00000000", hex(new dev.iommuemu.bridge.protocol.NestingPayloads.EventqFd(7, false).encode()));
+        assertEquals("07000000" + "00010000", hex(new dev.iommuemu.bridge.protocol.NestingPayloads.EventqFd(7, true).encode()));
+        Request.IOMMUFD_SET_EVENTQ_FD.validate(new VhostUserMessage(1056, 1, new dev.iommuemu.bridge.protocol.NestingPayloads.EventqFd(7, false).encode(), new int[] {99}));
+        Request.IOMMUFD_SET_EVENTQ_FD.validate(new VhostUserMessage(1056, 1, new dev.iommuemu.bridge.protocol.NestingPayloads.EventqFd(7, true).encode(), new int[0]));
+        assertEquals(ProtocolException.EBADF, assertThrows(ProtocolException.class, () -> Request.IOMMUFD_SET_EVENTQ_FD.validate(
+                new VhostUserMessage(1056, 1, new dev.iommuemu.bridge.protocol.NestingPayloads.EventqFd(7, false).encode(), new int[0]))).errno(),
+                "no fd without NOFD");
+        assertEquals(ProtocolException.EBADF, assertThrows(ProtocolException.class, () -> Request.IOMMUFD_SET_EVENTQ_FD.validate(
+                new VhostUserMessage(1056, 1, new dev.iommuemu.bridge.protocol.NestingPayloads.EventqFd(0x100, true).encode(), new int[] {99}))).errno(),
+                "an fd with NOFD (the queue id's bit 8 is not the flag)");
+        assertEquals(ProtocolException.EINVAL, assertThrows(ProtocolException.class, () -> dev.iommuemu.bridge.protocol.NestingPayloads.EventqFd.decode(
+                new byte[] {7, 0, 0, 0, 1, 0, 0, 0})).errno(), "other flag bits");
+        assertEquals(null, Request.of(1057));
         assertEquals("00000010" + "00000000" + "00000001" + "00000000" + "06000000" + "00000000",
                 hex(dev.iommuemu.bridge.protocol.NestingPayloads.encode(calls.get(0))));
         assertEquals("05000000" + "00000000" + hex("gpu".getBytes()) + "00".repeat(29), hex(dev.iommuemu.bridge.protocol.NestingPayloads.encode(calls.get(1))));

@@ -336,6 +336,39 @@ public final class VmmClient implements AutoCloseable {
         }
     }
 
+    /**
+     * IOMMUFD_SET_EVENTQ_FD (docs/protocol.md §4.6): sends {@code fd} for vEVENT or fault queue
+     * {@code queueId} ({@code fd} -1: detach, flag NOFD). The caller keeps its own descriptor. A
+     * refused call is the reply's errno (ENOENT, EINVAL, ENODEV), not an exception.
+     */
+    public NestingPayloads.Reply setEventqFd(int queueId, int fd) throws IOException {
+        byte[] p = new NestingPayloads.EventqFd(queueId, fd < 0).encode();
+        try {
+            return NestingPayloads.Reply.decode(fd < 0 ? call(Request.IOMMUFD_SET_EVENTQ_FD, p)
+                    : call(Request.IOMMUFD_SET_EVENTQ_FD, p, fd));
+        } catch (ProtocolException e) {
+            throw new IOException(e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Gives vEVENT or fault queue {@code queueId} a new eventfd and returns it (the caller awaits
+     * and closes it); a refusal closes it and throws {@link RequestRefusedException} with the errno.
+     */
+    public int eventqEventFd(int queueId) throws IOException {
+        int fd = LibC.eventfd(0, LibC.EFD_CLOEXEC);
+        try {
+            int errno = setEventqFd(queueId, fd).errno();
+            if (errno != 0) {
+                throw new RequestRefusedException(Request.IOMMUFD_SET_EVENTQ_FD.name(), errno);
+            }
+        } catch (IOException e) {
+            LibC.closeQuietly(fd);
+            throw e;
+        }
+        return fd;
+    }
+
     /** What the daemon asks of the VMM on the back-end channel. Called on the channel's thread. */
     public interface BackendListener {
         /** Drop cached translations; the ack is sent when this returns (0 = done). */

@@ -10,8 +10,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The payloads of the nesting messages 1040-1055 (docs/protocol.md §4.6): each request is the
- * fixed little-endian form of one {@link IommufdCall}, each reply a {@link Reply}. Declared here
+ * The payloads of the nesting messages 1040-1056 (docs/protocol.md §4.6): each request but
+ * IOMMUFD_SET_EVENTQ_FD (an fd, which the control API cannot carry: {@link EventqFd}) is the fixed
+ * little-endian form of one {@link IommufdCall}, each reply a {@link Reply}. Declared here
  * once, for both sides (the daemon decodes calls and encodes replies; VmmClient the reverse).
  */
 public final class NestingPayloads {
@@ -43,6 +44,30 @@ public final class NestingPayloads {
     public static final int MAX_COMMANDS = (VhostUserHeader.MAX_PAYLOAD - INVALIDATE_HEADER) / 16;
     /** {u32 fault_id, u32 cookie, u32 code, u32 reserved}. */
     public static final int PAGE_RESPONSE = 16;
+    /** {u32 queue_id, u32 flags}: IOMMUFD_SET_EVENTQ_FD. */
+    public static final int SET_EVENTQ_FD = 8;
+    /** IOMMUFD_SET_EVENTQ_FD flags bit 8: no fd, detach (VHOST_USER_VRING_NOFD_MASK's bit, as IOMMU_SET_IRQ_FD). */
+    public static final int EVENTQ_NOFD = (int) Payloads.NOFD_MASK;
+
+    /**
+     * IOMMUFD_SET_EVENTQ_FD: the eventfd (sent with the message) that the daemon signals when
+     * records become readable in vEVENT or fault queue {@code queueId}; {@code noFd}: detach.
+     */
+    public record EventqFd(int queueId, boolean noFd) {
+        public byte[] encode() {
+            return pair(queueId, noFd ? EVENTQ_NOFD : 0);
+        }
+
+        /** Flag bits other than {@link #EVENTQ_NOFD} are refused with EINVAL. */
+        public static EventqFd decode(byte[] p) throws ProtocolException {
+            ByteBuffer b = Payloads.le(p);
+            int id = b.getInt(), flags = b.getInt();
+            if ((flags & ~EVENTQ_NOFD) != 0) {
+                throw ProtocolException.refused(ProtocolException.EINVAL, String.format("IOMMUFD_SET_EVENTQ_FD: flags 0x%x", flags));
+            }
+            return new EventqFd(id, flags != 0);
+        }
+    }
 
     // ---- reply records
     /** struct iommu_hw_info_arm_smmuv3: {u32 flags, u32 reserved, u32 idr[6], u32 iidr, u32 aidr}. */

@@ -66,7 +66,13 @@ public enum Request {
     IOMMUFD_READ_VEVENTS(Protocol.IOMMU_BASE + 28, NestingPayloads.PAIR, NestingPayloads.PAIR, Fds.NONE),
     IOMMUFD_ALLOC_FAULT_QUEUE(Protocol.IOMMU_BASE + 29, 0, 0, Fds.NONE),
     IOMMUFD_READ_FAULTS(Protocol.IOMMU_BASE + 30, NestingPayloads.PAIR, NestingPayloads.PAIR, Fds.NONE),
-    IOMMUFD_PAGE_RESPONSE(Protocol.IOMMU_BASE + 31, NestingPayloads.PAGE_RESPONSE, NestingPayloads.PAGE_RESPONSE, Fds.NONE);
+    IOMMUFD_PAGE_RESPONSE(Protocol.IOMMU_BASE + 31, NestingPayloads.PAGE_RESPONSE, NestingPayloads.PAGE_RESPONSE, Fds.NONE),
+    /**
+     * An eventfd for a vEVENT or fault queue (§4.6, version 6): {u32 queue_id, u32 flags (bit 8
+     * no fd: detach)}; the daemon's form of the fd IOMMU_VEVENTQ_ALLOC / IOMMU_FAULT_QUEUE_ALLOC return.
+     */
+    IOMMUFD_SET_EVENTQ_FD(Protocol.IOMMU_BASE + 32, NestingPayloads.SET_EVENTQ_FD, NestingPayloads.SET_EVENTQ_FD,
+            Fds.ONE_UNLESS_NOFD_FLAG);
 
     /** Which descriptors a request carries. */
     public enum Fds {
@@ -75,6 +81,8 @@ public enum Request {
         ZERO_OR_ONE,
         /** One unless bit 8 (VHOST_USER_VRING_NOFD_MASK) of the u64 payload is set. */
         ONE_UNLESS_NOFD,
+        /** One unless bit 8 (the same mask) of the u32 flags at byte 4 is set (IOMMUFD_SET_EVENTQ_FD). */
+        ONE_UNLESS_NOFD_FLAG,
         TWO,
         /** One per memory region of a SET_MEM_TABLE. */
         PER_REGION
@@ -121,9 +129,9 @@ public enum Request {
         };
     }
 
-    /** One of the nesting requests (docs/protocol.md §4.6), all with a NestingPayloads.Reply. */
+    /** One of the nesting requests (docs/protocol.md §4.6, 1040-1056), all with a NestingPayloads.Reply. */
     public boolean isNesting() {
-        return code >= Protocol.IOMMU_BASE + 16 && code <= Protocol.IOMMU_BASE + 31;
+        return code >= Protocol.IOMMU_BASE + 16 && code <= Protocol.IOMMU_BASE + 32;
     }
 
     /** The request with this number, or null. */
@@ -153,6 +161,7 @@ public enum Request {
             case TWO -> want = 2;
             case ZERO_OR_ONE -> want = Math.min(m.fds().length, 1);
             case ONE_UNLESS_NOFD -> want = (Payloads.u64(m.payload()) & Payloads.NOFD_MASK) != 0 ? 0 : 1;
+            case ONE_UNLESS_NOFD_FLAG -> want = (Payloads.le(m.payload()).getInt(4) & Payloads.NOFD_MASK) != 0 ? 0 : 1;
             case PER_REGION -> want = Payloads.MemTable.regionCount(m.payload());
             default -> throw new AssertionError(fds);
         }

@@ -18,6 +18,10 @@ public record BridgeEvent(long timeMillis, long sessionId, String kind, String d
     public static final String PAGE_RESPONSE = "page_response";
     public static final String ATC_INVALIDATE = "atc_invalidate";
     public static final String STALL_RESOLVED = "stall_resolved";
+    /** Records became readable in a nesting vEVENT queue (detail "queue=ID records=N"). */
+    public static final String VEVENT = "vevent";
+    /** Records became readable in a nesting fault queue (page faults: stalls, PRI requests). */
+    public static final String IOPF = "iopf";
 
     public static BridgeEvent now(long sessionId, String kind, String detail) {
         return new BridgeEvent(System.currentTimeMillis(), sessionId, kind, detail);

@@ -45,6 +45,8 @@ public final class DeviceSession implements AutoCloseable {
     private DeviceFactory factory;
     private BridgedDevice device;
     private boolean touched;
+    /** The nesting host the queue eventfds of {@link #setEventqFd} belong to, or null. */
+    private dev.iommuemu.iommufd.Iommufd eventqOwner;
     private volatile String failure;
     private volatile boolean closed;
 
@@ -95,21 +97,76 @@ public final class DeviceSession implements AutoCloseable {
         return failure;
     }
 
-    /** Runs {@code f} on the device with the session lock held. */
+    /**
+     * Runs {@code f} on the device with the session lock held; then the nesting host's interrupt
+     * work ({@link #hostInterrupts}), and, with the lock released, the signals of the queues that
+     * got records.
+     */
     public <T> T withDevice(Function<BridgedDevice, T> f) throws ProtocolException {
+        List<dev.iommuemu.iommufd.Iommufd.Readable> ready = List.of();
         lock.lock();
         try {
             if (closed) {
                 throw ProtocolException.refused(ProtocolException.ENODEV, "session " + id + " is closed");
             }
-            return f.apply(device);
+            try {
+                return f.apply(device);
+            } finally {
+                ready = hostInterrupts();
+            }
         } catch (UnsupportedOperationException e) {
             throw ProtocolException.refused(ProtocolException.ENOSYS, e.getMessage());
         } catch (IllegalArgumentException e) {
             throw ProtocolException.refused(ProtocolException.EINVAL, e.getMessage());
         } finally {
             lock.unlock();
+            if (!ready.isEmpty()) {
+                host.eventqsReadable(ready);
+            }
         }
+    }
+
+    /**
+     * The threaded half of the nesting host's Event/PRI queue interrupt (docs/nesting.md §2.6):
+     * when the host SMMU raised either during the call (its lines are wired to the host while one
+     * is open, Smmuv3Bridge), the host reads the queues and routes the records, as arm-smmu-v3's
+     * arm_smmu_evtq_thread / arm_smmu_priq_thread run after the hard IRQ. Returns the queues that
+     * got records by any route (interrupt, read, DMA). Queue eventfds of a host that is gone (a
+     * device reset drops it) are retired here. Holds the session lock.
+     */
+    private List<dev.iommuemu.iommufd.Iommufd.Readable> hostInterrupts() {
+        dev.iommuemu.iommufd.Iommufd f = device.iommufd();
+        if (eventqOwner != null && f != eventqOwner) {
+            host.clearEventqFds();
+            eventqOwner = null;
+        }
+        if (f == null) {
+            return List.of();
+        }
+        f.serviceInterrupts();
+        return f.takeReadable();
+    }
+
+    /**
+     * IOMMUFD_SET_EVENTQ_FD (docs/protocol.md §4.6): {@code fd} (-1: detach) for vEVENT or fault
+     * queue {@code queueId}. Returns 0, or the errno of a refusal (ENODEV without a host, ENOENT for
+     * no object, EINVAL for an object of another kind); the session owns {@code fd} only on 0.
+     */
+    public int setEventqFd(int queueId, int fd) throws ProtocolException {
+        return withDevice(d -> {
+            touch();
+            dev.iommuemu.iommufd.Iommufd f = d.iommufd();
+            if (f == null) {
+                return dev.iommuemu.domain.Errno.ENODEV.code;
+            }
+            dev.iommuemu.domain.Errno e = f.checkEventQueue(queueId);
+            if (e != null) {
+                return e.code;
+            }
+            eventqOwner = f;
+            host.setEventqFd(queueId, fd);
+            return 0;
+        });
     }
 
     public String model() {

@@ -9,8 +9,13 @@ final class EventFd {
     private final Memory buf = new Memory(8);
 
     /** Adds 1 to the counter of {@code fd}; false if the write failed (e.g. the VMM closed it). */
-    synchronized boolean signal(int fd) {
-        buf.setLong(0, 1);
+    boolean signal(int fd) {
+        return add(fd, 1);
+    }
+
+    /** Adds {@code n} (> 0) to the counter of {@code fd}; false if the write failed. */
+    synchronized boolean add(int fd, long n) {
+        buf.setLong(0, n);
         try {
             return LibC.write(fd, buf, 8) == 8;
         } catch (LastErrorException e) {

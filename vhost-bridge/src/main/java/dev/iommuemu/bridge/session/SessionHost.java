@@ -25,6 +25,8 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
     private final EventFd eventFd = new EventFd();
     private final Map<Integer, Signal> irqFds = new HashMap<>();
     private final Map<Integer, Signal> callFds = new HashMap<>();
+    /** vEVENT / fault queue id -> the eventfd of IOMMUFD_SET_EVENTQ_FD (docs/protocol.md §4.6). */
+    private final Map<Integer, Signal> eventqFds = new HashMap<>();
 
     /**
      * An eventfd the VMM gave, with the signals in flight on it. A replaced or removed one is closed
@@ -68,6 +70,49 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
 
     synchronized void setCallFd(int queue, int fd) {
         retire(fd >= 0 ? callFds.put(queue, new Signal(fd)) : callFds.remove(queue));
+    }
+
+    /** Installs (or with fd -1 removes) the eventfd of nesting queue {@code queueId}; retires the old one. */
+    synchronized void setEventqFd(int queueId, int fd) {
+        retire(fd >= 0 ? eventqFds.put(queueId, new Signal(fd)) : eventqFds.remove(queueId));
+    }
+
+    /** Retires every queue eventfd (the host model they belonged to is gone). */
+    synchronized void clearEventqFds() {
+        eventqFds.values().forEach(SessionHost::retire);
+        eventqFds.clear();
+    }
+
+    /**
+     * Records became readable in nesting queues: each queue's eventfd gets their number added
+     * (eventfd(2): a write adds to the counter), as an iommufd queue fd turns readable. Called
+     * without the session lock; written outside this object's lock, closed after its last signal
+     * as {@link #raiseIrq} does. Published as "vevent" / "iopf" events for the control API.
+     */
+    void eventqsReadable(List<dev.iommuemu.iommufd.Iommufd.Readable> ready) {
+        for (dev.iommuemu.iommufd.Iommufd.Readable r : ready) {
+            session.publish(r.faultQueue() ? BridgeEvent.IOPF : BridgeEvent.VEVENT,
+                    String.format("queue=%d records=%d", r.queueId(), r.entries()));
+            Signal fd;
+            synchronized (this) {
+                fd = eventqFds.get(r.queueId());
+                if (fd != null) {
+                    fd.inFlight++;
+                }
+            }
+            if (fd == null) {
+                continue;
+            }
+            boolean ok = eventFd.add(fd.fd, r.entries());
+            synchronized (this) {
+                if (--fd.inFlight == 0 && fd.retired) {
+                    LibC.closeQuietly(fd.fd);
+                }
+            }
+            if (!ok) {
+                LOG.warning("session " + session.id() + ": queue " + r.queueId() + ": eventfd write failed");
+            }
+        }
     }
 
     synchronized void setBackend(BackendChannel channel) {
@@ -234,6 +279,8 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
         irqFds.clear();
         callFds.values().forEach(SessionHost::retire);
         callFds.clear();
+        eventqFds.values().forEach(SessionHost::retire);
+        eventqFds.clear();
         if (backend != null) {
             backend.close();
             backend = null;

@@ -167,6 +167,16 @@ public final class VhostUserConnection implements Runnable {
     private VhostUserMessage dispatch(Request r, VhostUserMessage m) throws ProtocolException {
         byte[] p = m.payload();
         int code = m.request();
+        if (r == Request.IOMMUFD_SET_EVENTQ_FD) {
+            // docs/protocol.md §4.6: the descriptor is the daemon's only once accepted; a refused
+            // one stays in the message and is closed with it.
+            NestingPayloads.EventqFd q = NestingPayloads.EventqFd.decode(p);
+            int errno = session.setEventqFd(q.queueId(), q.noFd() ? -1 : m.fds()[0]);
+            if (errno == 0 && !q.noFd()) {
+                take(m, 0);
+            }
+            return VhostUserMessage.reply(code, new NestingPayloads.Reply(errno, 0, 0, 0, new byte[0]).encode());
+        }
         if (r.isNesting()) {
             // docs/protocol.md §4.6: a refused call is the reply's errno, not an error reply
             return VhostUserMessage.reply(code, NestingPayloads.Reply.of(session.iommufd(NestingPayloads.decode(r, p))).encode());

@@ -237,6 +237,40 @@ public final class Smmuv3Bridge implements BridgedDevice {
         return new Diagnostics.Decoded(f.name(), f.address(), f.words(), fields, f.error());
     }
 
+    /**
+     * Where the SMMU's wired lines go (IHI 0070 §3.18): to the VMM's eventfds (IOMMU_SET_IRQ_FD),
+     * except that while a modelled host is open on this SMMU (docs/nesting.md) the Event and PRI
+     * queue lines it enabled are wired to that host's interrupt handler ({@link HostSmmu#interrupt});
+     * its threaded half runs when the session's current call returns (DeviceSession).
+     */
+    private static final class IrqWiring implements dev.iommuemu.dma.DmaHost {
+        private final dev.iommuemu.dma.DmaHost vmm;
+        Smmuv3Bridge bridge;
+
+        IrqWiring(dev.iommuemu.dma.DmaHost vmm) {
+            this.vmm = vmm;
+        }
+
+        @Override
+        public void raiseIrq(String line) {
+            Iommufd f = bridge == null ? null : bridge.iommufd;
+            if (f != null && f.core().host().interrupt(line)) {
+                return;
+            }
+            vmm.raiseIrq(line);
+        }
+
+        @Override
+        public void msi(long address, int data) {
+            vmm.msi(address, data);
+        }
+
+        @Override
+        public void invalidate(dev.iommuemu.dma.IotlbInvalidation inv) {
+            vmm.invalidate(inv);
+        }
+    }
+
     /** The endpoint side of the model, carried to the VMM on the back-end channel. */
     private static EndpointPort port(EndpointHost host) {
         return new EndpointPort() {
@@ -300,9 +334,12 @@ public final class Smmuv3Bridge implements BridgedDevice {
             if (p == null) {
                 throw new IllegalArgumentException("smmuv3 has no profile " + profile + "; profiles: " + profiles());
             }
-            Smmuv3 smmu = new Smmuv3(context.memory(), context.host(), p, port(context.endpoints()),
+            IrqWiring wiring = new IrqWiring(context.host());
+            Smmuv3 smmu = new Smmuv3(context.memory(), wiring, p, port(context.endpoints()),
                     Smmuv3.Options.DEFAULT.withStrict(strict));
-            return new Smmuv3Bridge(name, smmu, context.memory());
+            Smmuv3Bridge bridge = new Smmuv3Bridge(name, smmu, context.memory());
+            wiring.bridge = bridge;
+            return bridge;
         }
     }
 }
