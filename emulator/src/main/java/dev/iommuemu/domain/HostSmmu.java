@@ -324,8 +324,10 @@ public final class HostSmmu {
     public List<EventRecord> drainEvents() {
         List<EventRecord> out = new ArrayList<>();
         int mask = (2 << EVTQ_LOG2) - 1;
-        int prod = (int) Q_PTR.get(smmu.mmioRead(EVENTQ_PROD.offset(), 4)) & mask;
-        if (prod == evtCons) {
+        long prodReg = smmu.mmioRead(EVENTQ_PROD.offset(), 4);
+        int prod = (int) Q_PTR.get(prodReg) & mask;
+        long cons = smmu.mmioRead(EVENTQ_CONS.offset(), 4);
+        if (prod == evtCons && Q_CONS_OVACKFLG.get(cons) == Q_PROD_OVFLG.get(prodReg)) {
             return out;
         }
         while (evtCons != prod) {
@@ -337,8 +339,11 @@ public final class HostSmmu {
             out.add(EventRecord.decode(w));
             evtCons = (evtCons + 1) & mask;
         }
-        long cons = smmu.mmioRead(EVENTQ_CONS.offset(), 4);
-        smmu.mmioWrite(EVENTQ_CONS.offset(), 4, Q_PTR.insert(cons, evtCons));
+        // Acknowledge an overflow (OVACKFLG = OVFLG, §7.4) along with the new read index, as for
+        // the PRI queue: the records lost are gone, the queue goes on.
+        long v = Q_PTR.insert(cons, evtCons);
+        v = Q_CONS_OVACKFLG.insert(v, Q_PROD_OVFLG.get(prodReg));
+        smmu.mmioWrite(EVENTQ_CONS.offset(), 4, v);
         return out;
     }
 }

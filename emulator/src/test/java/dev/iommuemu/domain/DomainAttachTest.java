@@ -69,6 +69,30 @@ class DomainAttachTest {
         assertEquals(0, c.host().commandErrors());
     }
 
+    /**
+     * The host driver acknowledges an event queue overflow (IHI 0070 §7.4: EVENTQ_CONS.OVACKFLG =
+     * EVENTQ_PROD.OVFLG) when it drains, so a later overflow is flagged again.
+     */
+    @Test
+    void hostAcknowledgesEventQueueOverflows() {
+        IommuCore c = core(Smmuv3Profile.DEFAULT, IommuCore.Options.DEFAULT);
+        Device d = c.probe(1, null).get();
+        assertNull(c.attach(d, c.allocPaging(1, false).get()));
+        int depth = 1 << HostSmmu.EVTQ_LOG2;
+        for (round = 1; round <= 2; round++) {
+            for (int i = 0; i <= depth; i++) { // one more F_TRANSLATION than the queue holds, undrained
+                c.host().smmu().translate(1, -1, 0x9000_0000L + 0x1000L * i, DmaAccess.READ);
+            }
+            long prod = c.host().smmu().mmioRead(dev.iommuemu.smmuv3.registers.Smmuv3Regs.EVENTQ_PROD.offset(), 4);
+            assertEquals(round % 2, dev.iommuemu.smmuv3.registers.Smmuv3Regs.Q_PROD_OVFLG.get(prod), "overflow " + round + " flagged");
+            assertEquals(depth, c.takeHostEvents().size(), "the records that fitted");
+            long cons = c.host().smmu().mmioRead(dev.iommuemu.smmuv3.registers.Smmuv3Regs.EVENTQ_CONS.offset(), 4);
+            assertEquals(round % 2, dev.iommuemu.smmuv3.registers.Smmuv3Regs.Q_CONS_OVACKFLG.get(cons), "acknowledged");
+        }
+    }
+
+    private int round;
+
     @Test
     void anotherInstancesDomainIsEinvalThenAFreshOneSucceeds() {
         IommuCore a = core(Smmuv3Profile.DEFAULT, IommuCore.Options.DEFAULT);
