@@ -16,6 +16,31 @@ public interface DmaHost {
     /** The VMM must drop cached translations; returns once it has. */
     void invalidate(IotlbInvalidation inv);
 
+    /**
+     * {@code h} with its interrupt lines offered to {@code tap} first: a line the tap takes
+     * (returns true for) goes no further; MSIs and invalidations go to {@code h} unchanged.
+     */
+    static DmaHost tapIrqs(DmaHost h, java.util.function.Predicate<String> tap) {
+        return new DmaHost() {
+            @Override
+            public void raiseIrq(String line) {
+                if (!tap.test(line)) {
+                    h.raiseIrq(line);
+                }
+            }
+
+            @Override
+            public void msi(long address, int data) {
+                h.msi(address, data);
+            }
+
+            @Override
+            public void invalidate(IotlbInvalidation inv) {
+                h.invalidate(inv);
+            }
+        };
+    }
+
     /** A host that records nothing (for tests that do not look). */
     DmaHost NONE = new DmaHost() {
         @Override

@@ -102,23 +102,10 @@ public final class HostSmmu {
 
     /** An SMMU of its own wires its Event and PRI queue lines to this host as well as to {@code h}. */
     private DmaHost irqTap(DmaHost h) {
-        return new DmaHost() {
-            @Override
-            public void raiseIrq(String line) {
-                interrupt(line);
-                h.raiseIrq(line);
-            }
-
-            @Override
-            public void msi(long address, int data) {
-                h.msi(address, data);
-            }
-
-            @Override
-            public void invalidate(dev.iommuemu.dma.IotlbInvalidation inv) {
-                h.invalidate(inv);
-            }
-        };
+        return DmaHost.tapIrqs(h, line -> {
+            interrupt(line);
+            return false;
+        });
     }
 
     /**

@@ -1,5 +1,6 @@
 package dev.iommuemu.bridge;
 
+import static dev.iommuemu.bridge.NestingVmmBase.*;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -45,18 +46,7 @@ import org.junit.jupiter.api.Test;
  * exact errno.
  */
 class NestingApiTest {
-    static final long CARVE = 0x1000_0000L;
-    static final long GPA_BASE = 0x4000_0000L; // host physical address of guest IPA 0
-    static final long GUEST_RAM = 0x80_0000L;
-    static final int SID = 5;
-    static final long VSID = 0x42;
-    static final long VA = 0x4000_0000L;
-    static final long CD_IPA = 0x10_0000L;
-    static final long CD_STALL_IPA = 0x10_0040L;
-    static final long TABLES_IPA = 0x20_0000L; // L0..L3 at +0, +0x1000, +0x2000, +0x3000
-    static final int ENOENT = 2, EIO = 5, EEXIST = 17, ENODEV = 19, EINVAL = 22, EOPNOTSUPP = 95;
-    /** Stage 1 page: valid page, AF, inner shareable, EL0 read/write (AP[1]), nG. */
-    static final long S1_PAGE = 0b11 | (1L << 10) | (3L << 8) | (1L << 6) | (1L << 11);
+    // CARVE, GPA_BASE, SID, VSID, VA, CD_IPA, TABLES_IPA, S1_PAGE, errnos: the same vSMMU as NestingVmmBase's
 
     private TestDaemon daemon;
     private ControlServer control;

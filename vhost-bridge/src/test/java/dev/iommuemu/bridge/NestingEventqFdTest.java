@@ -39,60 +39,14 @@ import org.junit.jupiter.api.Test;
  * without the VMM reading first; detached, it is not; refusals are the model's errnos and close the
  * descriptor that came with them.
  */
-class NestingEventqFdTest {
-    static final long CARVE = 0x1000_0000L;
-    static final long GPA_BASE = 0x4000_0000L; // host physical address of guest IPA 0
-    static final long GUEST_RAM = 0x80_0000L;
-    static final int SID = 5;
-    static final long VSID = 0x42;
-    static final long VA = 0x4000_0000L;
-    static final long CD_IPA = 0x10_0000L;
-    static final long CD_STALL_IPA = 0x10_0040L;
-    static final long TABLES_IPA = 0x20_0000L;
-    static final int ENOENT = 2, ENODEV = 19, EINVAL = 22;
-    /** Stage 1 page: valid page, AF, inner shareable, EL0 read/write (AP[1]), nG. */
-    static final long S1_PAGE = 0b11 | (1L << 10) | (3L << 8) | (1L << 6) | (1L << 11);
-
-    private VhostUserServer server;
-    private VmmClient vmm;
+class NestingEventqFdTest extends NestingVmmBase {
     private final List<BridgeEvent> published = new CopyOnWriteArrayList<>();
     private int dev;
     private int viommu;
 
-    @BeforeEach
-    void start() throws Exception {
-        Smmuv3Bridge.Factory smmu = new Smmuv3Bridge.Factory();
-        Path socket = FakeVmm.socketPath("nevq");
-        SessionRegistry registry = new SessionRegistry(new DeviceRegistry().register(smmu), smmu, "max");
+    @Override
+    void registry(SessionRegistry registry) {
         registry.events().subscribe(published::add);
-        server = new VhostUserServer(socket, registry, 2000);
-        vmm = VmmClient.connect(socket);
-    }
-
-    @AfterEach
-    void stop() {
-        if (vmm != null) {
-            vmm.close();
-        }
-        server.close();
-    }
-
-    private void guest64(long ipa, long v) {
-        vmm.memory().store(GPA_BASE + ipa, 8, v);
-    }
-
-    private int ok(IommufdCall call) throws Exception {
-        NestingPayloads.Reply r = vmm.iommufd(call);
-        assertEquals(0, r.errno(), call.toString());
-        return r.id();
-    }
-
-    /** A guest CD (IHI 0070 §5.4): T0SZ 16, EPD1, V, IPS 48-bit, AA64, S (stall), R, A, ASID 3; TTB0. */
-    private void guestCd(long ipa, boolean stall) {
-        long w0 = 16 | (1L << 30) | (1L << 31) | (5L << 32) | (1L << 41) | (stall ? 1L << 44 : 0) | (1L << 45)
-                | (1L << 46) | (3L << 48);
-        guest64(ipa, w0);
-        guest64(ipa + 8, TABLES_IPA);
     }
 
     /**
@@ -111,14 +65,8 @@ class NestingEventqFdTest {
         ok(new IommufdCall.AllocVdevice(viommu, dev, VSID));
         guestCd(CD_IPA, false);
         guestCd(CD_STALL_IPA, true);
-        guest64(TABLES_IPA, TABLES_IPA + 0x1000 | 0b11);
-        guest64(TABLES_IPA + 0x1000 + 8, TABLES_IPA + 0x2000 | 0b11);
-        guest64(TABLES_IPA + 0x2000, TABLES_IPA + 0x3000 | 0b11);
-        guest64(TABLES_IPA + 0x3000, 0x60_0000L | S1_PAGE);
-    }
-
-    private Payloads.TranslateResult dma(long va, boolean write) throws Exception {
-        return vmm.translate(SID, Payloads.NO_SUBSTREAM, va, write ? Payloads.ACCESS_WRITE : 0).result();
+        guestTables();
+        guestMap(0, 0x60_0000L);
     }
 
     private static String hex(byte[] b) {

@@ -243,31 +243,15 @@ public final class Smmuv3Bridge implements BridgedDevice {
      * queue lines it enabled are wired to that host's interrupt handler ({@link HostSmmu#interrupt});
      * its threaded half runs when the session's current call returns (DeviceSession).
      */
-    private static final class IrqWiring implements dev.iommuemu.dma.DmaHost {
-        private final dev.iommuemu.dma.DmaHost vmm;
+    private static final class IrqWiring {
         Smmuv3Bridge bridge;
 
-        IrqWiring(dev.iommuemu.dma.DmaHost vmm) {
-            this.vmm = vmm;
-        }
-
-        @Override
-        public void raiseIrq(String line) {
-            Iommufd f = bridge == null ? null : bridge.iommufd;
-            if (f != null && f.core().host().interrupt(line)) {
-                return;
-            }
-            vmm.raiseIrq(line);
-        }
-
-        @Override
-        public void msi(long address, int data) {
-            vmm.msi(address, data);
-        }
-
-        @Override
-        public void invalidate(dev.iommuemu.dma.IotlbInvalidation inv) {
-            vmm.invalidate(inv);
+        /** The VMM's host, with the lines a modelled host enabled going to it instead. */
+        dev.iommuemu.dma.DmaHost host(dev.iommuemu.dma.DmaHost vmm) {
+            return dev.iommuemu.dma.DmaHost.tapIrqs(vmm, line -> {
+                Iommufd f = bridge == null ? null : bridge.iommufd;
+                return f != null && f.core().host().interrupt(line);
+            });
         }
     }
 
@@ -334,8 +318,8 @@ public final class Smmuv3Bridge implements BridgedDevice {
             if (p == null) {
                 throw new IllegalArgumentException("smmuv3 has no profile " + profile + "; profiles: " + profiles());
             }
-            IrqWiring wiring = new IrqWiring(context.host());
-            Smmuv3 smmu = new Smmuv3(context.memory(), wiring, p, port(context.endpoints()),
+            IrqWiring wiring = new IrqWiring();
+            Smmuv3 smmu = new Smmuv3(context.memory(), wiring.host(context.host()), p, port(context.endpoints()),
                     Smmuv3.Options.DEFAULT.withStrict(strict));
             Smmuv3Bridge bridge = new Smmuv3Bridge(name, smmu, context.memory());
             wiring.bridge = bridge;
