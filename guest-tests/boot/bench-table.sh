@@ -51,6 +51,11 @@ section=$(mktemp)
     echo "daemon's kick thread, the IOTLB invalidation ack for an UNMAP, used ring). The shared-memory"
     echo "translation ring (protocol §4.5, \`IOMMU_EMU_TRANSLATE_RING=1\`) carries plain translations"
     echo "without runs and was slower on this 2-core host (both sides spin), so it is off by default."
+    echo "The daemon's JIT competes for the same 2 cores during a boot: on 2026-11-23 22:07 UTC,"
+    echo "viommu-6.12 three times each, alternating, booted in 5.19-5.43 s (read 2.29-2.40 s) with the"
+    echo "JVM's defaults and in 4.98-5.10 s (read 2.13-2.16 s) with C1 only"
+    echo "(\`IOMMU_EMU_JAVA_OPTS=-XX:TieredStopAtLevel=1 bin/iommu-emu ...\`); the defaults are kept, as a"
+    echo "long-running daemon's steady state wants C2, and the table above uses them."
 } > "$section"
 # Replace the section (up to the next "## ") or append it.
 python3 - "$bench" "$section" <<'PY'
