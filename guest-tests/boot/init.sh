@@ -34,6 +34,44 @@ sum=$(dd if=/dev/vda bs=1M 2>/dev/null | md5sum | cut -d' ' -f1)
 t1=$(cut -d' ' -f1 /proc/uptime)
 echo "T: disk-md5 ${sum}"
 echo "T: disk-read-seconds $(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
+# Concurrent readers (kernel argument iommuemu.readers=N, with -smp N): N processes each read one
+# N-th of the disk at once, so translations of several vCPUs' DMA are in flight together; each
+# prints its part's checksum (the runner knows every part's).
+readers=$(sed -n 's/.*iommuemu\.readers=\([0-9]*\).*/\1/p' /proc/cmdline)
+if [ -n "$readers" ] && [ -n "$size" ]; then
+    part=$((size / 2048 / readers))  # MiB per reader
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    i=0; while [ $i -lt "$readers" ]; do
+        ( echo "T: reader-md5 $i $(dd if=/dev/vda bs=1M skip=$((i * part)) count=$part iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)" ) &
+        i=$((i + 1))
+    done
+    wait
+    t1=$(cut -d' ' -f1 /proc/uptime)
+    echo "T: readers-seconds $(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
+fi
+# An NVMe disk (kernel argument iommuemu.nvme): QEMU's nvme device DMAs its queues and data through
+# the IOMMU with no virtio flag.
+if grep -q iommuemu.nvme /proc/cmdline; then
+    n=0; while [ ! -b /dev/nvme0n1 ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+    echo "T: nvme-md5 $(dd if=/dev/nvme0n1 bs=1M 2>/dev/null | md5sum | cut -d' ' -f1)"
+fi
+# A NIC with real traffic (kernel argument iommuemu.net): e1000e on QEMU's user network; a file from
+# its TFTP server (10.0.2.2, QEMU's slirp) arrives through the NIC's receive DMA.
+if grep -q iommuemu.net /proc/cmdline; then
+    eth=; for d in /sys/class/net/*; do [ -e "$d/device" ] && eth=${d##*/} && break; done
+    if [ -n "$eth" ]; then
+        ip addr add 10.0.2.15/24 dev "$eth"; ip link set "$eth" up
+        n=0; while ! ping -c 1 -W 1 10.0.2.2 >/dev/null 2>&1 && [ $n -lt 20 ]; do n=$((n + 1)); done
+        t0=$(cut -d' ' -f1 /proc/uptime)
+        tftp -g -b 1468 -r blob -l /tmp/blob 10.0.2.2 || echo "T: net-tftp-failed"
+        t1=$(cut -d' ' -f1 /proc/uptime)
+        echo "T: net-md5 $(md5sum /tmp/blob 2>/dev/null | cut -d' ' -f1)"
+        echo "T: net-seconds $(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
+        rm -f /tmp/blob
+    else
+        echo "T: net-md5 no-interface"
+    fi
+fi
 echo "T: hwrng-current $(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
 echo "T: hwrng-bytes $(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c)"
 # The negative case (kernel argument iommuemu.edu_dma=IOVA): QEMU's edu test device (PCI 1234:11e8,

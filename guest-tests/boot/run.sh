@@ -107,7 +107,7 @@ run_case() { # name kernel iommu frontend profile
     local args=(-cpu max,pauth-impdef=on -smp 1 -m 1G -nographic -nic none $([ -n "$reboot" ] || echo -no-reboot)
         "${mem[@]}"
         -kernel "$vmlinuz" -initrd "$initrd" -append "$append"
-        $([ "$iommu" = virtio ] && echo "-device virtio-iommu-pci")
+        $([ "$iommu" = virtio ] && echo "-device virtio-iommu-pci$([ "$frontend" = ours ] && echo ,iommu-emu=ie0)")
         -drive "if=none,id=d0,file=$disk,format=raw,readonly=on"
         -device virtio-blk-pci,drive=d0,iommu_platform=on,disable-legacy=on
         -device virtio-rng-pci,iommu_platform=on,disable-legacy=on
@@ -125,10 +125,9 @@ run_case() { # name kernel iommu frontend profile
         daemon_pid=$!
         for _ in $(seq 300); do [ -S "$cdir/vmm.sock" ] && [ -S "$cdir/ctl.sock" ] && break; sleep 0.1; done
         [ -S "$cdir/vmm.sock" ] || { cat "$cdir/daemon.log" >&2; die "$name: the daemon did not start"; }
-        case $iommu in
-            smmuv3) args+=(-global "arm-smmuv3.iommu-emu=$cdir/vmm.sock") ;;
-            virtio) args+=(-global "virtio-iommu-device.iommu-emu=$cdir/vmm.sock") ;;
-        esac
+        # The daemon is a chardev; the device names it (virtio-iommu-pci's iommu-emu=ie0 above).
+        args+=(-chardev "socket,id=ie0,path=$cdir/vmm.sock")
+        [ "$iommu" != smmuv3 ] || args+=(-global arm-smmuv3.iommu-emu=ie0)
     fi
     if [ "$frontend" = ours ] && [ "$name" != "${name%-fault}" ]; then
         # The control API's event stream has no history: follow it from before QEMU connects.
@@ -207,7 +206,7 @@ check_case() {
         np=$(awk '$1 == "translated_pages" {print $2}' "$cdir/counters.txt")
         [ "${nx:-0}" -gt 0 ] && [ "${np:-0}" -ge 16384 ] \
             || fails+=("the daemon translated ${nx:-0} requests covering ${np:-0} pages (a 64 MiB read alone needs 16384 pages)")
-        grep -q 'iommu-emu: arm-smmuv3 served by\|iommu-emu: virtio-iommu served by' "$c" || fails+=("QEMU did not attach to the daemon")
+        grep -q 'iommu-emu: arm-smmuv3 served through chardev\|iommu-emu: virtio-iommu served through chardev' "$c" || fails+=("QEMU did not attach to the daemon")
         if [ "$name" != "${name%-numa}" ]; then
             # The guest's stream table (SMMU_STRTAB_BASE.ADDR, IHI 0070 §6.3.24: the address bits from 6
             # up) lies in the second node's memfd (0x60000000-0x7fffffff): the daemon reads its STEs there.

@@ -137,7 +137,9 @@ public record VirtioIommuConfig(
         private int maxEndpoints = 1024;
         private int maxMappingsPerDomain = 1 << 21;
         private int maxMappings = 1 << 21;
-        private int maxQueueSize = 256;
+        // The driver may size a queue up to what the VMM's transport offers: QEMU 10's virtio-pci
+        // takes queues of up to 1024 entries (its VIRTQUEUE_MAX_SIZE); virtio 1.x §2.7 allows 32768.
+        private int maxQueueSize = 1024;
         private int maxPendingFaults = 64;
 
         public Builder pageSizeMask(long v) { pageSizeMask = v; return this; }
