@@ -150,6 +150,8 @@ public record VirtioIommuConfig(
         public Builder accessPlatform(boolean v) { accessPlatform = v; return this; }
         public Builder endpoints(long... firstLastPairs) { endpointRanges = firstLastPairs.clone(); return this; }
         public Builder resv(ResvRegion r) { resvAll.add(r); return this; }
+        /** Replaces the RESV_MEM regions of every endpoint (QEMU's {@code reserved-regions}). */
+        public Builder resvCommon(List<ResvRegion> all) { resvAll.clear(); resvAll.addAll(all); return this; }
         public Builder resv(int endpoint, ResvRegion r) { resvPerEndpoint.computeIfAbsent(endpoint, k -> new ArrayList<>()).add(r); return this; }
         public Builder sharedDomains(boolean v) { sharedDomains = v; return this; }
         public Builder maxDomains(int v) { maxDomains = v; return this; }
