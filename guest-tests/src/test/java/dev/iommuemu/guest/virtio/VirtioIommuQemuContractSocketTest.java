@@ -154,6 +154,30 @@ class VirtioIommuQemuContractSocketTest {
     }
 
     /**
+     * QEMU's {@code reserved-regions} (e.g. x86's MSI window 0xfee00000-0xfeefffff, type 1) replace
+     * the profile's: PROBE reports them as RESV_MEM properties of every endpoint ("Property
+     * RESV_MEM": subtype, start, end), a MAP over one is refused, and the MSI window is not translated.
+     */
+    @Test
+    void reservedRegionsAreProbeResvMem() throws Exception {
+        assertEquals(PropertyPayloads.Reply.OK, vmm.setProperties(List.of(
+                new Entry(PropertyPayloads.VIRTIO_RESERVED_REGIONS, 2, 0, 0),
+                new Entry(PropertyPayloads.VIRTIO_RESERVED_REGION, 1, 0xfee0_0000L, 0xfeef_ffffL),
+                new Entry(PropertyPayloads.VIRTIO_RESERVED_REGION, 0, 0x1_0000_0000L, 0x1_0fff_ffffL))));
+        assertTrue(d.init(ALL, 64, 8, 24));
+        VirtioIommuDriver.ProbeReply p = d.probe(8);
+        assertEquals(OK, p.status());
+        assertEquals(2, p.resvMem().size());
+        assertEquals(List.of(1L, 0xfee0_0000L, 0xfeef_ffffL), List.of(p.resvMem().get(0)[0], p.resvMem().get(0)[1], p.resvMem().get(0)[2]));
+        assertEquals(List.of(0L, 0x1_0000_0000L, 0x1_0fff_ffffL), List.of(p.resvMem().get(1)[0], p.resvMem().get(1)[1], p.resvMem().get(1)[2]));
+        assertEquals(OK, d.attach(1, 8, 0));
+        assertEquals(INVAL, d.map(1, 0x1_0000_0000L, 0x1_0000_0fffL, 0x5000, READ));
+        Payloads.TranslateResult msi = vmm.translate(8, -1, 0xfee0_0040L, Payloads.ACCESS_WRITE).result();
+        assertEquals(Payloads.TRANSLATED, msi.status());
+        assertEquals(0xfee0_0040L, msi.output(), "the MSI doorbell window reaches the interrupt controller untranslated");
+    }
+
+    /**
      * Row 4, as QEMU's qtest "attach_detach" runs it: endpoint 0 moves from domain 0 to domain 1,
      * so domain 0, whose only endpoint it was, no longer exists, and a MAP in it is NOENT.
      */
