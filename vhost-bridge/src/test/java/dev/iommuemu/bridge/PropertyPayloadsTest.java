@@ -44,7 +44,7 @@ class PropertyPayloadsTest {
                 + "05000000" + "01000000" + "0000e0fe00000000" + "ffffeffe00000000", hex(p));
         assertEquals(es, PropertyPayloads.decode(p));
         VmmProperties v = PropertyPayloads.properties(es);
-        assertEquals(new VmmProperties(true, null, null, List.of(new VmmProperties.ReservedRegion(0xfee0_0000L, 0xfeef_ffffL, 1)), null, null), v);
+        assertEquals(new VmmProperties(true, null, null, List.of(new VmmProperties.ReservedRegion(0xfee0_0000L, 0xfeef_ffffL, 1)), null, null, null), v);
         // a count that disagrees with the size, or a flag: fatal (the peer speaks another protocol)
         byte[] lying = p.clone();
         lying[0] = 4;
@@ -87,6 +87,7 @@ class PropertyPayloadsTest {
             {Entry.of(PropertyPayloads.VIRTIO_GRANULE, 0x20_0000), "granule"},
             {Entry.of(PropertyPayloads.VIRTIO_AW_BITS, 31), "aw-bits"},
             {Entry.of(PropertyPayloads.VIRTIO_AW_BITS, 65), "aw-bits"},
+            {Entry.of(PropertyPayloads.VIRTIO_UNALIGNED_MAPS, 2), "unaligned-maps"},
             {Entry.of(PropertyPayloads.SMMU_STAGE, 0), "stage"},
             {Entry.of(PropertyPayloads.SMMU_STAGE, 4), "stage"},
             {new Entry(PropertyPayloads.SMMU_PCI_BUS, 0, 3, 2), "primary-bus"},
@@ -108,7 +109,7 @@ class PropertyPayloadsTest {
         PropertyRefusedException backwards = assertThrows(PropertyRefusedException.class, () -> PropertyPayloads.properties(List.of(
                 new Entry(PropertyPayloads.VIRTIO_RESERVED_REGIONS, 1, 0, 0), new Entry(PropertyPayloads.VIRTIO_RESERVED_REGION, 0, 0x2000, 0x1000))));
         assertEquals("reserved region [0x2000, 0x1000] ends before it starts", backwards.getMessage());
-        assertEquals(new VmmProperties(null, null, null, null, VmmProperties.SmmuStage.NESTED, new VmmProperties.PciBus(0, 3)),
+        assertEquals(new VmmProperties(null, null, null, null, null, VmmProperties.SmmuStage.NESTED, new VmmProperties.PciBus(0, 3)),
                 PropertyPayloads.properties(List.of(Entry.of(PropertyPayloads.SMMU_STAGE, 3), new Entry(PropertyPayloads.SMMU_PCI_BUS, 0, 0, 3))));
     }
 }

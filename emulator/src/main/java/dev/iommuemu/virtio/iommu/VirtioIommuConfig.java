@@ -31,6 +31,8 @@ import java.util.Map;
  * @param maxMappings      bound on mappings over all domains (MAP beyond it answers NOMEM)
  * @param maxQueueSize     largest queue size the transport may set (power of two, at most 32768)
  * @param maxPendingFaults fault reports held while the event queue has no buffer; beyond, they are dropped
+ * @param granuleAlignedMaps whether MAP refuses a range or physical address not aligned on the granule
+ *                         with RANGE ("MAP request": the device SHOULD); QEMU's device does not check
  */
 public record VirtioIommuConfig(
         long pageSizeMask,
@@ -52,7 +54,8 @@ public record VirtioIommuConfig(
         int maxMappingsPerDomain,
         int maxMappings,
         int maxQueueSize,
-        int maxPendingFaults) {
+        int maxPendingFaults,
+        boolean granuleAlignedMaps) {
 
     public VirtioIommuConfig {
         if (pageSizeMask == 0) {
@@ -139,6 +142,7 @@ public record VirtioIommuConfig(
         private int maxMappings = 1 << 21;
         private int maxQueueSize = 256;
         private int maxPendingFaults = 64;
+        private boolean granuleAlignedMaps = true;
 
         public Builder pageSizeMask(long v) { pageSizeMask = v; return this; }
         public Builder inputRange(long start, long end) { inputStart = start; inputEnd = end; return this; }
@@ -160,11 +164,12 @@ public record VirtioIommuConfig(
         public Builder maxMappings(int v) { maxMappings = v; return this; }
         public Builder maxQueueSize(int v) { maxQueueSize = v; return this; }
         public Builder maxPendingFaults(int v) { maxPendingFaults = v; return this; }
+        public Builder granuleAlignedMaps(boolean v) { granuleAlignedMaps = v; return this; }
 
         public VirtioIommuConfig build() {
             return new VirtioIommuConfig(pageSizeMask, inputStart, inputEnd, domainStart, domainEnd, probeSize, bypass,
                     legacyBypass, mmio, accessPlatform, endpointRanges, resvAll, resvPerEndpoint, sharedDomains,
-                    maxDomains, maxEndpoints, maxMappingsPerDomain, maxMappings, maxQueueSize, maxPendingFaults);
+                    maxDomains, maxEndpoints, maxMappingsPerDomain, maxMappings, maxQueueSize, maxPendingFaults, granuleAlignedMaps);
         }
     }
 }

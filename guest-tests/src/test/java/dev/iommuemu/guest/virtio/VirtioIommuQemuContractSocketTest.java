@@ -154,6 +154,49 @@ class VirtioIommuQemuContractSocketTest {
     }
 
     /**
+     * QEMU's qtest "map_unmap" expectations, including the spec's UNMAP examples with byte-sized
+     * ranges ([0, 9], [0, 4]): QEMU's device maps ranges that are not aligned on its granule, so
+     * the front-end asks for that behaviour (VIRTIO_UNALIGNED_MAPS); without it the daemon keeps
+     * the spec's "SHOULD set RANGE" for them.
+     */
+    @Test
+    void qemuQtestMapUnmapExpectations() throws Exception {
+        assertEquals(PropertyPayloads.Reply.OK, vmm.setProperties(List.of(
+                Entry.of(PropertyPayloads.VIRTIO_BOOT_BYPASS, 1), Entry.of(PropertyPayloads.VIRTIO_GRANULE, 0x1000),
+                Entry.of(PropertyPayloads.VIRTIO_UNALIGNED_MAPS, 1))));
+        vmm.setEndpoints(PropertyPayloads.ENDPOINTS_SET, List.of(0, 8));
+        assertTrue(d.init(ALL, 64, 8, 24));
+        String[][] steps = {
+            {"attach 1 0", "0"}, {"map 0 0x0 0xfff 0xa1000", "6"}, {"map 1 0x0 0xfff 0xa1000", "0"},
+            {"map 1 0x0 0xffff 0xb1000", "4"}, {"unmap 4 0x10 0xfff", "6"}, {"unmap 1 0x10 0xfff", "5"},
+            {"unmap 1 0x0 0x1000", "0"},
+            // the spec's UNMAP examples (1)-(7)
+            {"unmap 1 0 4", "0"},
+            {"map 1 0 9 0xa1000", "0"}, {"unmap 1 0 9", "0"},
+            {"map 1 0 4 0xb1000", "0"}, {"map 1 5 9 0xb2000", "0"}, {"unmap 1 0 9", "0"},
+            {"map 1 0 9 0xc1000", "0"}, {"unmap 1 0 4", "5"}, {"unmap 1 0 10", "0"},
+            {"map 1 0 4 0xd1000", "0"}, {"map 1 5 9 0xd2000", "0"}, {"unmap 1 0 4", "0"}, {"unmap 1 5 9", "0"},
+            {"map 1 0 4 0xe2000", "0"}, {"unmap 1 0 9", "0"},
+            {"map 1 0 4 0xf2000", "0"}, {"map 1 10 14 0xf3000", "0"}, {"unmap 1 0 14", "0"},
+            {"map 1 10 14 0xf3000", "0"}, {"map 1 0 4 0xf2000", "0"}, {"unmap 1 0 4", "0"}, {"map 1 10 14 0xf3000", "4"},
+        };
+        for (String[] st : steps) {
+            assertEquals(Integer.parseInt(st[1]), VirtioIommuStatusPrecedenceTest.run(d, st[0]), st[0]);
+        }
+        // [10, 14] -> 0xf3000 is mapped byte for byte: the VMM gets an entry no larger than it
+        Payloads.TranslateResult t = vmm.translate(0, -1, 12, 0).result();
+        assertEquals(0xf3002L, t.output());
+        assertEquals(0x1L, t.addrMask(), "[12, 13] is the largest aligned block around 12 inside [10, 14]");
+    }
+
+    @Test
+    void withoutUnalignedMapsAByteRangeIsRange() throws Exception {
+        assertTrue(d.init(ALL, 64, 8, 24));
+        assertEquals(OK, d.attach(1, 0, 0));
+        assertEquals(5, d.map(1, 0, 9, 0xa1000, READ), "MAP request: the device SHOULD set RANGE for an unaligned range");
+    }
+
+    /**
      * QEMU's {@code reserved-regions} (e.g. x86's MSI window 0xfee00000-0xfeefffff, type 1) replace
      * the profile's: PROBE reports them as RESV_MEM properties of every endpoint ("Property
      * RESV_MEM": subtype, start, end), a MAP over one is refused, and the MSI window is not translated.

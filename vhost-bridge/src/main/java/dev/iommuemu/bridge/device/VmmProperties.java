@@ -13,13 +13,15 @@ import java.util.List;
  * @param granule         virtio-iommu {@code granule} in bytes (4k, 8k, 16k, 64k, or the host page size for "host")
  * @param awBits          virtio-iommu {@code aw-bits}: the input range is [0, 2^aw-bits - 1]
  * @param reservedRegions virtio-iommu {@code reserved-regions} (replacing the profile's), or null
+ * @param unalignedMaps   virtio-iommu as QEMU's device behaves (no property): MAP ranges need not be
+ *                        aligned on the granule (QEMU does not apply the spec's "SHOULD set RANGE")
  * @param stage           arm-smmuv3 {@code stage}: which translation stages the SMMU advertises
  * @param pciBus          arm-smmuv3 {@code primary-bus} / {@code bus_num}: the PCI bus numbers behind it
  */
 public record VmmProperties(Boolean bootBypass, Long granule, Integer awBits, List<ReservedRegion> reservedRegions,
-        SmmuStage stage, PciBus pciBus) {
+        Boolean unalignedMaps, SmmuStage stage, PciBus pciBus) {
 
-    public static final VmmProperties NONE = new VmmProperties(null, null, null, null, null, null);
+    public static final VmmProperties NONE = new VmmProperties(null, null, null, null, null, null, null);
 
     public VmmProperties {
         reservedRegions = reservedRegions == null ? null : List.copyOf(reservedRegions);
@@ -32,7 +34,7 @@ public record VmmProperties(Boolean bootBypass, Long granule, Integer awBits, Li
 
     /** Whether a virtio-iommu property was given. */
     public boolean hasVirtioIommu() {
-        return bootBypass != null || granule != null || awBits != null || reservedRegions != null;
+        return bootBypass != null || granule != null || awBits != null || reservedRegions != null || unalignedMaps != null;
     }
 
     /** Whether an arm-smmuv3 property was given. */

@@ -30,6 +30,12 @@ public final class PropertyPayloads {
     public static final int VIRTIO_RESERVED_REGIONS = 4;
     /** One region of the list: arg = type (0 reserved, 1 MSI), a = low, b = high (inclusive). */
     public static final int VIRTIO_RESERVED_REGION = 5;
+    /**
+     * virtio-iommu, QEMU's behaviour (no QEMU property): a = 1, MAP ranges and addresses need not be
+     * aligned on the granule (QEMU's device maps them; the spec's device SHOULD answer RANGE); a = 0 (or
+     * absent), they must.
+     */
+    public static final int VIRTIO_UNALIGNED_MAPS = 6;
     /** arm-smmuv3 {@code stage}: a = 1 ("1"), 2 ("2") or 3 ("nested"). */
     public static final int SMMU_STAGE = 16;
     /** arm-smmuv3 {@code primary-bus} / {@code bus_num}: a = primary bus number, b = last bus number behind it. */
@@ -58,6 +64,7 @@ public final class PropertyPayloads {
             case VIRTIO_GRANULE -> "granule";
             case VIRTIO_AW_BITS -> "aw-bits";
             case VIRTIO_RESERVED_REGIONS, VIRTIO_RESERVED_REGION -> "reserved-regions";
+            case VIRTIO_UNALIGNED_MAPS -> "unaligned-maps";
             case SMMU_STAGE -> "stage";
             case SMMU_PCI_BUS -> "primary-bus";
             default -> "property " + key;
@@ -69,7 +76,8 @@ public final class PropertyPayloads {
         if (name == null) {
             return 0;
         }
-        for (int k : new int[] {VIRTIO_BOOT_BYPASS, VIRTIO_GRANULE, VIRTIO_AW_BITS, VIRTIO_RESERVED_REGIONS, SMMU_STAGE, SMMU_PCI_BUS}) {
+        for (int k : new int[] {VIRTIO_BOOT_BYPASS, VIRTIO_GRANULE, VIRTIO_AW_BITS, VIRTIO_RESERVED_REGIONS,
+                VIRTIO_UNALIGNED_MAPS, SMMU_STAGE, SMMU_PCI_BUS}) {
             if (name(k).equals(name)) {
                 return k;
             }
@@ -118,6 +126,7 @@ public final class PropertyPayloads {
         Long granule = null;
         Integer aw = null;
         List<VmmProperties.ReservedRegion> resv = null;
+        Boolean unaligned = null;
         VmmProperties.SmmuStage stage = null;
         VmmProperties.PciBus bus = null;
         Set<Integer> seen = new HashSet<>();
@@ -170,6 +179,12 @@ public final class PropertyPayloads {
                     }
                     i += (int) n;
                 }
+                case VIRTIO_UNALIGNED_MAPS -> {
+                    if (e.a != 0 && e.a != 1) {
+                        throw bad(e.key, "virtio-iommu unaligned-maps=" + e.a + " is neither on (1) nor off (0)");
+                    }
+                    unaligned = e.a == 1;
+                }
                 case VIRTIO_RESERVED_REGION -> throw bad(e.key, "a reserved region outside a reserved-regions list");
                 case SMMU_STAGE -> {
                     if (e.a < 1 || e.a > 3) {
@@ -187,7 +202,7 @@ public final class PropertyPayloads {
                         + " (protocol version " + Protocol.VERSION + "); update the daemon or drop the property");
             }
         }
-        return new VmmProperties(bypass, granule, aw, resv, stage, bus);
+        return new VmmProperties(bypass, granule, aw, resv, unaligned, stage, bus);
     }
 
     /** The reply of IOMMU_SET_PROPERTIES: errno 0 (applied) or the refusal, with its key and sentence. */

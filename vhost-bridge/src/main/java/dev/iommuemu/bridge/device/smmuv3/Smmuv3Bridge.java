@@ -357,7 +357,7 @@ public final class Smmuv3Bridge implements BridgedDevice {
             if (props.hasVirtioIommu()) {
                 throw new dev.iommuemu.bridge.device.PropertyRefusedException(dev.iommuemu.domain.Errno.EINVAL.code,
                         props.bootBypass() != null ? "boot-bypass" : props.granule() != null ? "granule"
-                                : props.awBits() != null ? "aw-bits" : "reserved-regions",
+                                : props.awBits() != null ? "aw-bits" : props.unalignedMaps() != null ? "unaligned-maps" : "reserved-regions",
                         "virtio-iommu properties were sent for the daemon's arm-smmuv3 device; "
                         + "start the daemon with --model virtio-iommu for a virtio-iommu");
             }

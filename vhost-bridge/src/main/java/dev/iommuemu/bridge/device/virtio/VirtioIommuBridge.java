@@ -189,7 +189,9 @@ public final class VirtioIommuBridge implements BridgedDevice {
          * {@code granule} makes page_size_mask every page size from the granule up (QEMU's
          * {@code -(granule)}), {@code aw-bits} makes input_range [0, 2^aw-bits - 1], and
          * {@code reserved-regions} replace the profile's RESV_MEM regions of every endpoint
-         * (virtio spec "Property RESV_MEM"). arm-smmuv3 properties are refused (EINVAL).
+         * (virtio spec "Property RESV_MEM"); {@code unaligned-maps} (QEMU's behaviour, not a
+         * property) lets MAP take ranges not aligned on the granule. arm-smmuv3 properties are
+         * refused (EINVAL).
          */
         @Override
         public BridgedDevice create(String profile, VmmProperties props, DeviceContext context) {
@@ -237,6 +239,9 @@ public final class VirtioIommuBridge implements BridgedDevice {
             if (props.awBits() != null) {
                 int aw = props.awBits();
                 b.inputRange(0, aw == 64 ? -1L : (1L << aw) - 1);
+            }
+            if (props.unalignedMaps() != null) {
+                b.granuleAlignedMaps(!props.unalignedMaps());
             }
             if (props.reservedRegions() != null) {
                 List<ResvRegion> rs = new ArrayList<>();
