@@ -4,6 +4,8 @@ import dev.iommuemu.bridge.device.BridgedDevice;
 import dev.iommuemu.bridge.device.DeviceContext;
 import dev.iommuemu.bridge.device.DeviceFactory;
 import dev.iommuemu.bridge.device.Diagnostics;
+import dev.iommuemu.bridge.device.PropertyRefusedException;
+import dev.iommuemu.bridge.device.VmmProperties;
 import dev.iommuemu.bridge.memory.MappedGuestMemory;
 import dev.iommuemu.bridge.memory.MappedRegion;
 import dev.iommuemu.bridge.protocol.Payloads;
@@ -20,9 +22,11 @@ import dev.iommuemu.dma.IommuModel;
 import dev.iommuemu.dma.IotlbEntry;
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Function;
 import java.util.logging.Logger;
@@ -49,9 +53,9 @@ public final class DeviceSession implements AutoCloseable {
     /** Whether the driver's set-up of the device began (Request#usesDevice): properties are fixed from then. */
     private boolean used;
     /** The VMM device's properties the device was built with (IOMMU_SET_PROPERTIES). */
-    private dev.iommuemu.bridge.device.VmmProperties properties = dev.iommuemu.bridge.device.VmmProperties.NONE;
+    private VmmProperties properties = VmmProperties.NONE;
     /** The endpoints with devices (IOMMU_SET_ENDPOINTS), or null when the VMM never said. */
-    private java.util.Set<Integer> endpoints;
+    private Set<Integer> endpoints;
     /** The nesting host the queue eventfds of {@link #setEventqFd} belong to, or null. */
     private dev.iommuemu.iommufd.Iommufd eventqOwner;
     private volatile String failure;
@@ -66,10 +70,10 @@ public final class DeviceSession implements AutoCloseable {
     }
 
     private void install(DeviceFactory f, String profile) {
-        install(f, profile, dev.iommuemu.bridge.device.VmmProperties.NONE);
+        install(f, profile, VmmProperties.NONE);
     }
 
-    private void install(DeviceFactory f, String profile, dev.iommuemu.bridge.device.VmmProperties props) {
+    private void install(DeviceFactory f, String profile, VmmProperties props) {
         String p = profile == null || profile.isEmpty() ? f.profiles().get(0) : profile;
         BridgedDevice d = f.create(p, props, new DeviceContext(memory, host, host));
         if (endpoints != null) {
@@ -247,7 +251,7 @@ public final class DeviceSession implements AutoCloseable {
     }
 
     /** The VMM device's properties in force. */
-    public dev.iommuemu.bridge.device.VmmProperties properties() {
+    public VmmProperties properties() {
         lock.lock();
         try {
             return properties;
@@ -264,7 +268,7 @@ public final class DeviceSession implements AutoCloseable {
      * unchanged, once the driver began to use the device (EBUSY) or when the model cannot honour
      * a property (the factory's errno and sentence).
      */
-    public PropertyPayloads.Reply setProperties(dev.iommuemu.bridge.device.VmmProperties props) {
+    public PropertyPayloads.Reply setProperties(VmmProperties props) {
         lock.lock();
         try {
             if (closed) {
@@ -276,7 +280,7 @@ public final class DeviceSession implements AutoCloseable {
             }
             try {
                 install(factory, device.profile(), props);
-            } catch (dev.iommuemu.bridge.device.PropertyRefusedException e) {
+            } catch (PropertyRefusedException e) {
                 return new PropertyPayloads.Reply(e.errno(), PropertyPayloads.key(e.property()), e.getMessage());
             } catch (IllegalArgumentException e) {
                 return new PropertyPayloads.Reply(ProtocolException.EINVAL, 0, e.getMessage());
@@ -293,17 +297,17 @@ public final class DeviceSession implements AutoCloseable {
      * devices; {@code op} sets the whole set, adds to or removes from the set so far (empty before
      * the first message). A model without topology answers ENOSYS, an unknown op EINVAL.
      */
-    public void setEndpoints(int op, java.util.List<Integer> ids) throws ProtocolException {
+    public void setEndpoints(int op, List<Integer> ids) throws ProtocolException {
         withDevice(d -> {
-            java.util.Set<Integer> next = new java.util.HashSet<>(op == PropertyPayloads.ENDPOINTS_SET || endpoints == null
-                    ? java.util.Set.of() : endpoints);
+            Set<Integer> next = new HashSet<>(op == PropertyPayloads.ENDPOINTS_SET || endpoints == null
+                    ? Set.of() : endpoints);
             switch (op) {
                 case PropertyPayloads.ENDPOINTS_SET, PropertyPayloads.ENDPOINTS_ADD -> next.addAll(ids);
                 case PropertyPayloads.ENDPOINTS_REMOVE -> next.removeAll(ids);
                 default -> throw new IllegalArgumentException("IOMMU_SET_ENDPOINTS: op " + op + " is not 0 (set), 1 (add) or 2 (remove)");
             }
             d.setEndpoints(next);
-            endpoints = java.util.Set.copyOf(next);
+            endpoints = Set.copyOf(next);
             return null;
         });
         LOG.fine(() -> "session " + id + ": " + endpoints.size() + " endpoints have devices");

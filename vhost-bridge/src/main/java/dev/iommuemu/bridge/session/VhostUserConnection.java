@@ -2,8 +2,10 @@ package dev.iommuemu.bridge.session;
 
 import dev.iommuemu.bridge.device.BridgedDevice;
 import dev.iommuemu.bridge.device.DeviceFactory;
+import dev.iommuemu.bridge.device.PropertyRefusedException;
 import dev.iommuemu.bridge.protocol.NestingPayloads;
 import dev.iommuemu.bridge.protocol.Payloads;
+import dev.iommuemu.bridge.protocol.PropertyPayloads;
 import dev.iommuemu.bridge.protocol.Protocol;
 import dev.iommuemu.bridge.protocol.ProtocolException;
 import dev.iommuemu.bridge.protocol.Request;
@@ -12,6 +14,7 @@ import dev.iommuemu.bridge.unix.LibC;
 import dev.iommuemu.bridge.unix.UnixSocket;
 import java.io.EOFException;
 import java.io.IOException;
+import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.Map;
 import java.util.logging.Level;
@@ -45,7 +48,8 @@ public final class VhostUserConnection implements Runnable {
         Payloads.VringAddr addr;
         int base;
         volatile boolean enabled;
-        boolean started;
+        /** Read by the kick thread (kicked), written by the connection's. */
+        volatile boolean started;
         /** A kick eventfd is watched for this ring (it may not be started: unconfigured, §3 of docs/protocol.md). */
         boolean kickSet;
 
@@ -395,13 +399,14 @@ public final class VhostUserConnection implements Runnable {
                 return null;
             }
             case IOMMU_SET_PROPERTIES -> {
-                var props = dev.iommuemu.bridge.protocol.PropertyPayloads.decode(p);
-                dev.iommuemu.bridge.protocol.PropertyPayloads.Reply reply;
+                // docs/protocol.md §4.7: a refused property is the reply's errno and sentence
+                List<PropertyPayloads.Entry> entries = PropertyPayloads.decode(p);
+                PropertyPayloads.Reply reply;
                 try {
-                    reply = session.setProperties(dev.iommuemu.bridge.protocol.PropertyPayloads.properties(props));
-                } catch (dev.iommuemu.bridge.device.PropertyRefusedException e) {
-                    reply = new dev.iommuemu.bridge.protocol.PropertyPayloads.Reply(e.errno(),
-                            dev.iommuemu.bridge.protocol.PropertyPayloads.key(e.property()), e.getMessage());
+                    reply = session.setProperties(PropertyPayloads.properties(entries));
+                } catch (PropertyRefusedException e) {
+                    reply = new PropertyPayloads.Reply(e.errno(),
+                            PropertyPayloads.key(e.property()), e.getMessage());
                 }
                 if (reply.errno() != 0) {
                     LOG.warning("session " + session.id() + ": IOMMU_SET_PROPERTIES refused (errno " + reply.errno() + "): " + reply.message());
@@ -410,7 +415,7 @@ public final class VhostUserConnection implements Runnable {
                 return VhostUserMessage.reply(code, reply.encode());
             }
             case IOMMU_SET_ENDPOINTS -> {
-                var e = dev.iommuemu.bridge.protocol.PropertyPayloads.Endpoints.decode(p);
+                PropertyPayloads.Endpoints e = PropertyPayloads.Endpoints.decode(p);
                 session.setEndpoints(e.op(), e.ids());
                 return null;
             }

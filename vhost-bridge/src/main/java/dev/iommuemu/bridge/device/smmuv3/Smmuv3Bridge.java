@@ -5,7 +5,10 @@ import dev.iommuemu.bridge.device.DeviceContext;
 import dev.iommuemu.bridge.device.DeviceFactory;
 import dev.iommuemu.bridge.device.Diagnostics;
 import dev.iommuemu.bridge.device.EndpointHost;
+import dev.iommuemu.bridge.device.PropertyRefusedException;
+import dev.iommuemu.bridge.device.VmmProperties;
 import dev.iommuemu.dma.DmaAccess;
+import dev.iommuemu.domain.Errno;
 import dev.iommuemu.domain.HostSmmu;
 import dev.iommuemu.domain.IommuCore;
 import dev.iommuemu.domain.Result;
@@ -29,6 +32,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.logging.Logger;
 
 /**
@@ -47,15 +51,15 @@ public final class Smmuv3Bridge implements BridgedDevice {
     private final GuestMemory memory;
     private Iommufd iommufd;
     /** The PCI bus QEMU put this SMMU on (arm-smmuv3 primary-bus / bus_num), or null: informational. */
-    private final dev.iommuemu.bridge.device.VmmProperties.PciBus pciBus;
+    private final VmmProperties.PciBus pciBus;
     /** The StreamIDs that have a device (IOMMU_SET_ENDPOINTS), or null when the VMM never said. */
-    private java.util.Set<Integer> endpoints;
+    private Set<Integer> endpoints;
 
     Smmuv3Bridge(String profile, Smmuv3 smmu, GuestMemory memory) {
         this(profile, smmu, memory, null);
     }
 
-    Smmuv3Bridge(String profile, Smmuv3 smmu, GuestMemory memory, dev.iommuemu.bridge.device.VmmProperties.PciBus pciBus) {
+    Smmuv3Bridge(String profile, Smmuv3 smmu, GuestMemory memory, VmmProperties.PciBus pciBus) {
         this.profile = profile;
         this.smmu = smmu;
         this.memory = memory;
@@ -63,12 +67,12 @@ public final class Smmuv3Bridge implements BridgedDevice {
     }
 
     /** The PCI bus numbers the VMM gave (arm-smmuv3 primary-bus), or null. */
-    public dev.iommuemu.bridge.device.VmmProperties.PciBus pciBus() {
+    public VmmProperties.PciBus pciBus() {
         return pciBus;
     }
 
     /** The StreamIDs the VMM said have devices, or null. */
-    public java.util.Set<Integer> endpoints() {
+    public Set<Integer> endpoints() {
         return endpoints;
     }
 
@@ -79,14 +83,14 @@ public final class Smmuv3Bridge implements BridgedDevice {
      * SMMU_IDR1.SIDSIZE (§6.3.2) is refused, since no transaction could carry it.
      */
     @Override
-    public void setEndpoints(java.util.Set<Integer> present) {
+    public void setEndpoints(Set<Integer> present) {
         int bits = smmu.profile().sidBits();
         for (int sid : present) {
             if (bits < 32 && Integer.toUnsignedLong(sid) >= 1L << bits) {
                 throw new IllegalArgumentException(String.format("StreamID 0x%x is beyond the %d StreamID bits of SMMU_IDR1.SIDSIZE", sid, bits));
             }
         }
-        endpoints = java.util.Set.copyOf(present);
+        endpoints = Set.copyOf(present);
         LOG.fine(() -> "smmuv3: " + present.size() + " StreamIDs have devices");
     }
 
@@ -343,7 +347,7 @@ public final class Smmuv3Bridge implements BridgedDevice {
 
         @Override
         public BridgedDevice create(String profile, DeviceContext context) {
-            return create(profile, dev.iommuemu.bridge.device.VmmProperties.NONE, context);
+            return create(profile, VmmProperties.NONE, context);
         }
 
         /**
@@ -353,9 +357,9 @@ public final class Smmuv3Bridge implements BridgedDevice {
          * the profiles that have it. The PCI bus is recorded. virtio-iommu properties are refused (EINVAL).
          */
         @Override
-        public BridgedDevice create(String profile, dev.iommuemu.bridge.device.VmmProperties props, DeviceContext context) {
+        public BridgedDevice create(String profile, VmmProperties props, DeviceContext context) {
             if (props.hasVirtioIommu()) {
-                throw new dev.iommuemu.bridge.device.PropertyRefusedException(dev.iommuemu.domain.Errno.EINVAL.code,
+                throw new PropertyRefusedException(Errno.EINVAL.code,
                         props.bootBypass() != null ? "boot-bypass" : props.granule() != null ? "granule"
                                 : props.awBits() != null ? "aw-bits" : props.unalignedMaps() != null ? "unaligned-maps" : "reserved-regions",
                         "virtio-iommu properties were sent for the daemon's arm-smmuv3 device; "
@@ -373,7 +377,7 @@ public final class Smmuv3Bridge implements BridgedDevice {
             if (p == null) {
                 throw new IllegalArgumentException("smmuv3 has no profile " + profile + "; profiles: " + profiles());
             }
-            dev.iommuemu.bridge.device.VmmProperties.SmmuStage stage = props.stage();
+            VmmProperties.SmmuStage stage = props.stage();
             if (stage != null) {
                 if ((stage.s1 && !p.s1()) || (stage.s2 && !p.s2())) {
                     List<String> have = new ArrayList<>();
@@ -382,7 +386,7 @@ public final class Smmuv3Bridge implements BridgedDevice {
                             have.add(c.name());
                         }
                     }
-                    throw new dev.iommuemu.bridge.device.PropertyRefusedException(dev.iommuemu.domain.Errno.EOPNOTSUPP.code, "stage",
+                    throw new PropertyRefusedException(Errno.EOPNOTSUPP.code, "stage",
                             "arm-smmuv3 stage=" + stage.qemuName + " needs " + (stage.s1 && stage.s2 ? "stage 1 and stage 2" : stage.s1 ? "stage 1" : "stage 2")
                             + " translation (SMMU_IDR0." + (stage.s1 && !p.s1() ? "S1P" : "S2P") + "), which the daemon's profile '" + base
                             + "' does not have; start the daemon with --profile " + String.join(", ", have) + ", or set stage= to what the profile has");
