@@ -25,10 +25,44 @@ class ProfileTest {
         return Smmuv3Profile.ALL;
     }
 
+    /**
+     * Every profile, and every profile narrowed to the stages it has by QEMU's arm-smmuv3
+     * {@code stage} property ({@link Smmuv3Profile#withStages}: "1", "2", "nested").
+     */
+    static Iterable<Smmuv3Profile> profilesAndStages() {
+        java.util.List<Smmuv3Profile> all = new java.util.ArrayList<>(Smmuv3Profile.ALL);
+        for (Smmuv3Profile p : Smmuv3Profile.ALL) {
+            for (boolean[] st : new boolean[][] {{true, false}, {false, true}, {true, true}}) {
+                if ((!st[0] || p.s1()) && (!st[1] || p.s2())) {
+                    Smmuv3Profile n = p.withStages(st[0], st[1]);
+                    all.add(n.withName(p.name() + (st[0] && st[1] ? "/nested" : st[0] ? "/stage1" : "/stage2")));
+                }
+            }
+        }
+        return all;
+    }
+
+    /** QEMU's stage narrows a profile exactly as the named single-stage profiles are derived. */
+    @org.junit.jupiter.api.Test
+    void stagesNarrowAsTheSingleStageProfiles() {
+        Smmuv3Profile s1 = Smmuv3Profile.DEFAULT.withStages(true, false);
+        Smmuv3Profile s2 = Smmuv3Profile.DEFAULT.withStages(false, true);
+        assertEquals(Smmuv3Profile.S1_ONLY.idr0(), s1.idr0());
+        assertEquals(Smmuv3Profile.S2_ONLY.idr0(), s2.idr0());
+        assertEquals(Smmuv3Profile.DEFAULT, Smmuv3Profile.DEFAULT.withStages(true, true));
+        Smmuv3Profile maxS2 = Smmuv3Profile.MAX.withStages(false, true);
+        assertEquals(0, Smmuv3Regs.IDR1_SSIDSIZE.get(maxS2.idr1() & 0xffff_ffffL));
+        assertEquals(0, Smmuv3Regs.IDR0_HYP.get(maxS2.idr0() & 0xffff_ffffL));
+        assertEquals(0, Smmuv3Regs.IDR0_CD2L.get(maxS2.idr0() & 0xffff_ffffL));
+        assertEquals(1, Smmuv3Regs.IDR0_PRI.get(maxS2.idr0() & 0xffff_ffffL), "what does not describe a stage stays");
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> Smmuv3Profile.S1_ONLY.withStages(false, true));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> Smmuv3Profile.S2_ONLY.withStages(true, true));
+    }
+
     private static final long VA = 0x10_0000L;
 
     @ParameterizedTest
-    @MethodSource("profiles")
+    @MethodSource("profilesAndStages")
     void featuresFollowTheIdRegisters(Smmuv3Profile p) {
         Harness h = new Harness(p).enable();
         // Stage 1 (IDR0.S1P).
@@ -78,8 +112,10 @@ class ProfileTest {
                 p.name() + " PRI");
         assertEquals(p.pri() ? Harness.PRIQ | Harness.PRIQ_LOG2 : 0,
                 h.smmu.mmioRead(Smmuv3Regs.PRIQ_BASE.offset(), 8), p.name() + " PRIQ_BASE");
-        assertEquals(AtsResponse.Status.UR, // EATS == 0 (F_BAD_ATS_TREQ with ATS), or no ATS at all
-                h.smmu.atsTranslate(1, -1, VA, DmaAccess.READ).status());
+        // EATS == 0 (F_BAD_ATS_TREQ with ATS), or no ATS at all: UR. The stream is one whose STE
+        // is legal for the profile (stage 1 STE 1, or stage 2 STE 2 without stage 1).
+        assertEquals(AtsResponse.Status.UR, h.smmu.atsTranslate(p.s1() ? 1 : 2, -1, VA, DmaAccess.READ).status(),
+                p.name() + " ATS response");
         h.cmd(Command.build(Command.Op.CMD_TLBI_EL2_ALL).command());
         assertEquals(p.hyp() ? 0 : 1, h.read(Smmuv3Regs.GERROR.offset()) & 1, p.name() + " Hyp");
         assertEquals(p.ats(), h.events().stream().anyMatch(e -> e.type() == EventType.F_BAD_ATS_TREQ),

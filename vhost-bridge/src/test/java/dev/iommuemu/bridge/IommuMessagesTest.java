@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.iommuemu.bridge.protocol.BackendRequest;
 import dev.iommuemu.bridge.protocol.Payloads;
+import dev.iommuemu.bridge.protocol.PropertyPayloads;
 import dev.iommuemu.bridge.protocol.Protocol;
 import dev.iommuemu.bridge.protocol.ProtocolException;
 import dev.iommuemu.bridge.protocol.Request;
@@ -59,6 +60,37 @@ class IommuMessagesTest {
             // once the device is used, the model is fixed
             assertEquals(0, vmm.ack(Request.IOMMU_MMIO_WRITE, new Payloads.MmioWrite(8, 8, 1).encode()));
             assertEquals(ProtocolException.EBUSY, vmm.ack(Request.IOMMU_SET_MODEL, new Payloads.ModelSelect(1, "").encode()));
+        }
+    }
+
+    /**
+     * docs/protocol.md §4.7 on a model without VMM device properties or endpoints (the fake): the
+     * properties are refused in the reply, with EOPNOTSUPP and a sentence, and the connection goes
+     * on; IOMMU_SET_ENDPOINTS is ENOSYS; a properties payload whose count disagrees with its size
+     * is a framing error (8-byte EINVAL error reply, connection closed).
+     */
+    @Test
+    void propertiesAndEndpointsOnAModelWithoutThem() throws Exception {
+        try (FakeVmm vmm = daemon.connect()) {
+            byte[] empty = PropertyPayloads.encode(List.of());
+            PropertyPayloads.Reply ok = PropertyPayloads.Reply.decode(
+                    vmm.call(Request.IOMMU_SET_PROPERTIES, empty).payload());
+            assertEquals(PropertyPayloads.Reply.OK, ok, "no property: nothing to refuse");
+            byte[] one = PropertyPayloads.encode(List.of(
+                    PropertyPayloads.Entry.of(PropertyPayloads.SMMU_STAGE, 1)));
+            PropertyPayloads.Reply r = PropertyPayloads.Reply.decode(
+                    vmm.call(Request.IOMMU_SET_PROPERTIES, one).payload());
+            assertEquals(95, r.errno());
+            assertEquals(0, r.key());
+            assertEquals("the daemon's model fake has no VMM device properties to set", r.message());
+            assertEquals(38, vmm.ack(Request.IOMMU_SET_ENDPOINTS,
+                    new PropertyPayloads.Endpoints(0, List.of(1, 2)).encode()));
+            byte[] lying = one.clone();
+            lying[0] = 2;
+            VhostUserMessage err = vmm.call(Request.IOMMU_SET_PROPERTIES, lying);
+            assertEquals(8, err.payload().length);
+            assertEquals(ProtocolException.EINVAL, Payloads.u64(err.payload()));
+            assertTrue(vmm.closedByPeer(2000));
         }
     }
 

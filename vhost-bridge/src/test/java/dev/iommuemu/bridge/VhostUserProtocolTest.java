@@ -207,6 +207,55 @@ class VhostUserProtocolTest {
     }
 
     /**
+     * docs/protocol.md §3.3 (virtio 1.2 §2.7, §4.1.4.3): a ring the driver left unconfigured (VMM
+     * address 0, or no SET_VRING_ADDR yet) takes its SET_VRING_KICK without error and is not
+     * started, nor are its kicks served; SET_VRING_ADDR with its rings later starts it with that
+     * kick eventfd and serves what was made available meanwhile.
+     */
+    @Test
+    void anUnconfiguredRingTakesItsKickAndStartsWhenConfigured() throws Exception {
+        try (FakeVmm vmm = daemon.connect(); FakeVmm.Memfd ram = new FakeVmm.Memfd(1 << 20)) {
+            assertEquals(0, vmm.ack(Request.SET_MEM_TABLE, new Payloads.MemTable(List.of(new Payloads.MemRegion(0, 1 << 20, 0x7000_0000L, 0))).encode(), ram.fd));
+            assertEquals(0, vmm.ack(Request.SET_VRING_NUM, new Payloads.VringState(1, 64).encode()));
+            assertEquals(0, vmm.ack(Request.SET_VRING_ADDR, new Payloads.VringAddr(1, 0, 0, 0, 0, 0).encode()));
+            int kick = dev.iommuemu.bridge.unix.LibC.eventfd(0, dev.iommuemu.bridge.unix.LibC.EFD_CLOEXEC);
+            int call = dev.iommuemu.bridge.unix.LibC.eventfd(0, dev.iommuemu.bridge.unix.LibC.EFD_CLOEXEC);
+            try {
+                assertEquals(0, vmm.ack(Request.SET_VRING_CALL, Payloads.u64(1), call));
+                assertEquals(0, vmm.ack(Request.SET_VRING_KICK, Payloads.u64(1), kick), "address 0: not an error");
+                assertEquals(0, vmm.ack(Request.SET_VRING_ENABLE, new Payloads.VringState(1, 1).encode()));
+                FakeDevice d = device();
+                EventFds.signal(kick);
+                long deadline = System.currentTimeMillis() + 5000;
+                while (dev.iommuemu.bridge.unix.UnixSocket.pollIn(kick, 0) && System.currentTimeMillis() < deadline) {
+                    Thread.sleep(2);
+                }
+                Thread.sleep(20);
+                assertFalse(d.calls.stream().anyMatch(c -> c.startsWith("start 1") || c.equals("kick 1")), d.calls.toString());
+                assertEquals(0, vmm.ack(Request.SET_VRING_ADDR, new Payloads.VringAddr(1, 0, 0x7000_1000L, 0x7000_3000L, 0x7000_2000L, 0).encode()));
+                assertTrue(d.calls.contains("start 1 Vring[size=64, descTable=4096, availRing=8192, usedRing=12288, nextAvail=0]"), d.calls.toString());
+                assertTrue(EventFds.awaitSignal(call, 2000), "what was made available before the ring started is served");
+                assertTrue(d.calls.contains("kick 1"));
+                EventFds.signal(kick);
+                assertTrue(EventFds.awaitSignal(call, 2000), "the kick eventfd given while unconfigured is the ring's");
+                // GET_VRING_BASE stops it; a kick before any SET_VRING_ADDR is not an error either
+                assertEquals(new Payloads.VringState(1, 42),
+                        Payloads.VringState.decode(vmm.call(Request.GET_VRING_BASE, new Payloads.VringState(1, 0).encode()).payload()));
+                assertEquals(0, vmm.ack(Request.RESET_DEVICE, new byte[0]));
+                int kick2 = dev.iommuemu.bridge.unix.LibC.eventfd(0, dev.iommuemu.bridge.unix.LibC.EFD_CLOEXEC);
+                try {
+                    assertEquals(0, vmm.ack(Request.SET_VRING_KICK, Payloads.u64(0), kick2));
+                } finally {
+                    dev.iommuemu.bridge.unix.LibC.closeQuietly(kick2);
+                }
+            } finally {
+                dev.iommuemu.bridge.unix.LibC.closeQuietly(kick);
+                dev.iommuemu.bridge.unix.LibC.closeQuietly(call);
+            }
+        }
+    }
+
+    /**
      * A ring stopped with GET_VRING_BASE and started again with a new kick eventfd (vhost-user
      * "Ring states") keeps being served, every time: the daemon's copy of the old kick fd is closed
      * and the new one often gets the same number, which must not confuse the kick thread.

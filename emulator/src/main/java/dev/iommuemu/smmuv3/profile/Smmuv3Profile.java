@@ -87,6 +87,40 @@ public record Smmuv3Profile(String name, int idr0, int idr1, int idr2, int idr3,
         return new Smmuv3Profile(name, idr0, idr1, idr2, idr3, idr4, v, iidr, aidr);
     }
 
+    /**
+     * This profile advertising only the translation stages asked for (QEMU's arm-smmuv3
+     * {@code stage} property: "1", "2" or "nested" select SMMU_IDR0.S1P and S2P, IHI 0070 §6.3.1).
+     * A stage left out takes the fields that only describe it: without stage 1, ASID16, Hyp
+     * (stage 1 EL2 contexts), CD2L and SMMU_IDR1.SSIDSIZE (context descriptors and substreams
+     * select stage 1 contexts, §5.4) read 0; without stage 2, VMID16 does, as {@link #S1_ONLY} and
+     * {@link #S2_ONLY} are derived from {@link #DEFAULT}. A stage the profile does not implement
+     * cannot be added.
+     *
+     * @throws IllegalArgumentException when neither stage is asked for, or one the profile lacks
+     */
+    public Smmuv3Profile withStages(boolean stage1, boolean stage2) {
+        if (!stage1 && !stage2) {
+            throw new IllegalArgumentException("an SMMU needs at least one translation stage");
+        }
+        if ((stage1 && !s1()) || (stage2 && !s2())) {
+            throw new IllegalArgumentException("profile " + name + " has no stage " + (stage1 && !s1() ? 1 : 2));
+        }
+        long i0 = idr0 & 0xffff_ffffL;
+        long i1 = idr1 & 0xffff_ffffL;
+        if (!stage1) {
+            i0 = IDR0_S1P.insert(i0, 0);
+            i0 = IDR0_ASID16.insert(i0, 0);
+            i0 = IDR0_HYP.insert(i0, 0);
+            i0 = IDR0_CD2L.insert(i0, 0);
+            i1 = IDR1_SSIDSIZE.insert(i1, 0);
+        }
+        if (!stage2) {
+            i0 = IDR0_S2P.insert(i0, 0);
+            i0 = IDR0_VMID16.insert(i0, 0);
+        }
+        return withIdr0((int) i0).withIdr1((int) i1);
+    }
+
     // ---- the features, decoded once from the ID registers
 
     public boolean s1() {

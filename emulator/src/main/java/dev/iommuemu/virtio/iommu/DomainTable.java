@@ -74,6 +74,11 @@ final class DomainTable {
     private boolean bypassField;
     /** The nesting host, or {@code null} (no paravirtual nesting: docs/nesting.md §6). */
     private final PvNesting nesting;
+    /**
+     * The endpoints the VMM's bus has (docs/protocol.md IOMMU_SET_ENDPOINTS), or {@code null} when
+     * it never said: then every endpoint of {@link VirtioIommuConfig#endpointRanges()} exists.
+     */
+    private Set<Integer> topology;
 
     DomainTable(VirtioIommuConfig cfg, DmaHost host, VirtioIommuCounters counters) {
         this(cfg, host, counters, null);
@@ -120,6 +125,33 @@ final class DomainTable {
         invalidate(IotlbInvalidation.all());
     }
 
+    /**
+     * Whether endpoint {@code ep} exists ("Device operations": a request naming an endpoint that
+     * does not exist gets VIRTIO_IOMMU_S_NOENT): in the configured ranges and, once the VMM gave
+     * its topology, on its bus.
+     */
+    boolean exists(int ep) {
+        return cfg.endpointExists(ep) && (topology == null || topology.contains(ep));
+    }
+
+    /**
+     * The VMM's topology changed (start, hotplug, unplug): {@code present} is every endpoint that
+     * has a device. An attached endpoint that is gone leaves its domain as with DETACH (the domain
+     * ceases to exist with its last endpoint) and whatever the VMM cached for it is invalidated.
+     */
+    void setTopology(Set<Integer> present) {
+        Set<Integer> next = Set.copyOf(present);
+        for (Integer ep : List.copyOf(attached.keySet())) {
+            if (!next.contains(ep)) {
+                Domain d = attached.get(ep);
+                leaveTable(d, ep);
+                leave(d, ep);
+                invalidate(new IotlbInvalidation(ep, 0, -1L));
+            }
+        }
+        topology = next;
+    }
+
     private boolean domainInRange(int domain) {
         // "Device operations": if DOMAIN_RANGE is offered, domain_range bounds the domain field.
         return Integer.compareUnsigned(domain, cfg.domainStart()) >= 0 && Integer.compareUnsigned(domain, cfg.domainEnd()) <= 0;
@@ -150,7 +182,7 @@ final class DomainTable {
         if (!domainInRange(domain)) {
             return Status.RANGE;
         }
-        if (!cfg.endpointExists(ep)) {
+        if (!exists(ep)) {
             return Status.NOENT;
         }
         Domain d = domains.get(domain);
@@ -194,7 +226,7 @@ final class DomainTable {
 
     int detach(int domain, int ep) {
         // "DETACH request", device requirements; reserved is ignored.
-        if (!cfg.endpointExists(ep)) {
+        if (!exists(ep)) {
             return Status.NOENT;
         }
         if (!domainInRange(domain)) {
@@ -252,8 +284,8 @@ final class DomainTable {
             return Status.INVAL; // the driver MUST make virt_end > virt_start
         }
         long g = cfg.granule() - 1;
-        if ((virtStart & g) != 0 || (physStart & g) != 0 || ((virtEnd + 1) & g) != 0) {
-            return Status.RANGE;
+        if (cfg.granuleAlignedMaps() && ((virtStart & g) != 0 || (physStart & g) != 0 || ((virtEnd + 1) & g) != 0)) {
+            return Status.RANGE; // SHOULD; a device built as QEMU's (which does not check) maps any range
         }
         if (!inInputRange(virtStart, virtEnd)) {
             return Status.RANGE;
@@ -329,7 +361,7 @@ final class DomainTable {
      * RESV_MEM properties ("PROBE request", "Property RESV_MEM"); returns the status.
      */
     int probe(int ep, byte[] properties) {
-        if (!cfg.endpointExists(ep)) {
+        if (!exists(ep)) {
             return Status.NOENT;
         }
         int off = 0;
@@ -384,7 +416,7 @@ final class DomainTable {
         if (!domainInRange(domain)) {
             return Status.RANGE;
         }
-        if (!cfg.endpointExists(ep)) {
+        if (!exists(ep)) {
             return Status.NOENT;
         }
         if (!nesting.has(ep)) {
@@ -482,7 +514,7 @@ final class DomainTable {
         if (reserved != 0 || (flags & ~Structs.PageResp.F_PASID_VALID) != 0) {
             return Status.INVAL;
         }
-        if (!cfg.endpointExists(ep)) {
+        if (!exists(ep)) {
             return Status.NOENT;
         }
         if (code != Structs.PageResp.SUCCESS && code != Structs.PageResp.INVALID && code != Structs.PageResp.FAILURE) {
@@ -511,7 +543,7 @@ final class DomainTable {
 
     /** {@code pasid} (-1: none) is used only by table domains, whose stage 1 knows PASIDs. */
     Translation translate(int ep, int pasid, long iova, DmaAccess access) {
-        if (!cfg.endpointExists(ep)) {
+        if (!exists(ep)) {
             // No valid endpoint ID to report ("Fault reporting": the device SHOULD write a valid one).
             counters.translateUnknownEndpoint++;
             return new Translation(new DmaResult.Aborted("no such endpoint"), false, null);
@@ -560,7 +592,7 @@ final class DomainTable {
      * them are not speculated or cached), nor table domains (their walk is the host SMMU's).
      */
     IotlbEntry speculate(int ep, int pasid, long iova, DmaAccess access) {
-        if (!cfg.endpointExists(ep)) {
+        if (!exists(ep)) {
             return null;
         }
         Domain d = attached.get(ep);

@@ -31,6 +31,8 @@ import java.util.Map;
  * @param maxMappings      bound on mappings over all domains (MAP beyond it answers NOMEM)
  * @param maxQueueSize     largest queue size the transport may set (power of two, at most 32768)
  * @param maxPendingFaults fault reports held while the event queue has no buffer; beyond, they are dropped
+ * @param granuleAlignedMaps whether MAP refuses a range or physical address not aligned on the granule
+ *                         with RANGE ("MAP request": the device SHOULD); QEMU's device does not check
  */
 public record VirtioIommuConfig(
         long pageSizeMask,
@@ -52,7 +54,8 @@ public record VirtioIommuConfig(
         int maxMappingsPerDomain,
         int maxMappings,
         int maxQueueSize,
-        int maxPendingFaults) {
+        int maxPendingFaults,
+        boolean granuleAlignedMaps) {
 
     public VirtioIommuConfig {
         if (pageSizeMask == 0) {
@@ -141,6 +144,7 @@ public record VirtioIommuConfig(
         // takes queues of up to 1024 entries (its VIRTQUEUE_MAX_SIZE); virtio 1.x §2.7 allows 32768.
         private int maxQueueSize = 1024;
         private int maxPendingFaults = 64;
+        private boolean granuleAlignedMaps = true;
 
         public Builder pageSizeMask(long v) { pageSizeMask = v; return this; }
         public Builder inputRange(long start, long end) { inputStart = start; inputEnd = end; return this; }
@@ -152,6 +156,8 @@ public record VirtioIommuConfig(
         public Builder accessPlatform(boolean v) { accessPlatform = v; return this; }
         public Builder endpoints(long... firstLastPairs) { endpointRanges = firstLastPairs.clone(); return this; }
         public Builder resv(ResvRegion r) { resvAll.add(r); return this; }
+        /** Replaces the RESV_MEM regions of every endpoint (QEMU's {@code reserved-regions}). */
+        public Builder resvCommon(List<ResvRegion> all) { resvAll.clear(); resvAll.addAll(all); return this; }
         public Builder resv(int endpoint, ResvRegion r) { resvPerEndpoint.computeIfAbsent(endpoint, k -> new ArrayList<>()).add(r); return this; }
         public Builder sharedDomains(boolean v) { sharedDomains = v; return this; }
         public Builder maxDomains(int v) { maxDomains = v; return this; }
@@ -160,11 +166,12 @@ public record VirtioIommuConfig(
         public Builder maxMappings(int v) { maxMappings = v; return this; }
         public Builder maxQueueSize(int v) { maxQueueSize = v; return this; }
         public Builder maxPendingFaults(int v) { maxPendingFaults = v; return this; }
+        public Builder granuleAlignedMaps(boolean v) { granuleAlignedMaps = v; return this; }
 
         public VirtioIommuConfig build() {
             return new VirtioIommuConfig(pageSizeMask, inputStart, inputEnd, domainStart, domainEnd, probeSize, bypass,
                     legacyBypass, mmio, accessPlatform, endpointRanges, resvAll, resvPerEndpoint, sharedDomains,
-                    maxDomains, maxEndpoints, maxMappingsPerDomain, maxMappings, maxQueueSize, maxPendingFaults);
+                    maxDomains, maxEndpoints, maxMappingsPerDomain, maxMappings, maxQueueSize, maxPendingFaults, granuleAlignedMaps);
         }
     }
 }

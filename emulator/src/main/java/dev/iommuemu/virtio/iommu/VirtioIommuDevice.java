@@ -289,6 +289,26 @@ public final class VirtioIommuDevice implements IommuModel {
         return q >= 0 && q < QUEUE_COUNT;
     }
 
+    // ---- topology ----
+
+    /**
+     * The endpoints that have a device on the VMM's bus (its PCI requester IDs behind this IOMMU),
+     * given at start and after every hotplug or unplug. Until the first call every endpoint of the
+     * configured ranges exists. ATTACH, DETACH, PROBE (and the nesting requests) naming an endpoint
+     * not in the set answer VIRTIO_IOMMU_S_NOENT ("Device operations": the device MUST), an
+     * endpoint that left is detached from its domain, and DMA of an unknown endpoint is aborted
+     * without a fault record (there is no valid endpoint ID to report, "Fault reporting").
+     * The topology is the bus's, so resets keep it.
+     */
+    public synchronized void setEndpoints(java.util.Set<Integer> present) {
+        table.setTopology(present);
+    }
+
+    /** Whether endpoint {@code ep} exists (configured ranges and the VMM's topology). */
+    public synchronized boolean endpointExists(int ep) {
+        return table.exists(ep);
+    }
+
     // ---- reset ----
 
     /**

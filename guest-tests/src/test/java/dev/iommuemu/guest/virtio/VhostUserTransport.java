@@ -182,6 +182,33 @@ public final class VhostUserTransport implements VirtioTransport, AutoCloseable 
         }
     }
 
+    /**
+     * What a VMM front-end does for a queue the driver left unconfigured (queue_enable 0, rings at
+     * address 0): it still sends the queue's SET_VRING_NUM (the queue's maximum size),
+     * SET_VRING_ADDR with address 0, SET_VRING_BASE, SET_VRING_CALL, SET_VRING_KICK and
+     * SET_VRING_ENABLE. The daemon must take these without error (docs/protocol.md §3).
+     */
+    public void setUpUnconfiguredQueue(int q, int maxSize) throws IOException {
+        closeQueue(q);
+        vmm.setVringNum(q, maxSize);
+        vmm.ack(dev.iommuemu.bridge.protocol.Request.SET_VRING_ADDR,
+                new dev.iommuemu.bridge.protocol.Payloads.VringAddr(q, 0, 0, 0, 0, 0).encode());
+        vmm.setVringBase(q, 0);
+        call[q] = vmm.vringCallEventFd(q);
+        kick[q] = vmm.vringKickEventFd(q);
+        vmm.setVringEnable(q, true);
+    }
+
+    /**
+     * The driver configured queue {@code q} after all: the VMM sends its size and ring addresses
+     * only (its kick and call eventfds are those given before), and the ring starts then.
+     */
+    public void configureLater(int q, int size, long desc, long avail, long usedRing) throws IOException {
+        vmm.setVringNum(q, size);
+        vmm.setVringAddr(q, desc, avail, usedRing);
+        used[q] = usedRing;
+    }
+
     private int usedIdx(int q) {
         // struct virtq_used { le16 flags; le16 idx; ... } (virtio 1.x §2.7.8)
         return (int) vmm.memory().load(used[q] + 2, 2).orElseThrow();

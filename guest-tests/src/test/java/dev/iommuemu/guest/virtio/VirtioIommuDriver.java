@@ -117,6 +117,15 @@ public final class VirtioIommuDriver {
      * {@code eventBufLen} bytes. Returns {@code false} when the device refuses the features.
      */
     public boolean init(long wanted, int queueSize, int eventBuffers, int eventBufLen) {
+        return init(wanted, queueSize, eventBuffers, eventBufLen, true);
+    }
+
+    /**
+     * As {@link #init(long, int, int, int)}; without {@code eventQueue} the driver sets up the
+     * request queue only and leaves the event queue unconfigured, as a minimal driver that does not
+     * want fault reports may (virtio 1.2 §2.7: a driver need not enable every queue).
+     */
+    public boolean init(long wanted, int queueSize, int eventBuffers, int eventBufLen, boolean eventQueue) {
         dev.reset();
         eventBufs.clear();
         long offered = dev.deviceFeatures();
@@ -130,18 +139,25 @@ public final class VirtioIommuDriver {
         boolean eventIdx = (features & F_EVENT_IDX) != 0;
         req.setEventIdx(eventIdx);
         evt.setEventIdx(eventIdx);
-        for (int q = 0; q < 2; q++) {
+        for (int q = 0; q < (eventQueue ? 2 : 1); q++) {
             DriverRing r = q == 0 ? req : evt;
             if (!dev.setQueueSize(q, queueSize) || !dev.setQueueAddresses(q, r.descAddr(), r.availAddr(), r.usedAddr())) {
                 return false;
             }
             dev.setQueueEnabled(q, true);
         }
+        if (eventQueue) {
+            fillEventQueue(eventBuffers, eventBufLen);
+        }
+        return true;
+    }
+
+    /** Gives the event queue {@code eventBuffers} buffers of {@code eventBufLen} bytes and kicks it. */
+    public void fillEventQueue(int eventBuffers, int eventBufLen) {
         for (int i = 0; i < eventBuffers; i++) {
             addEventBuffer(EVT_BUFS + 0x40L * i, eventBufLen);
         }
         kick(evt, 1);
-        return true;
     }
 
     /** Reads struct virtio_iommu_config field by field (spec "Device configuration layout"). */

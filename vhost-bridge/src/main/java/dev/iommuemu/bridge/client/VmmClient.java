@@ -6,6 +6,7 @@ import dev.iommuemu.bridge.nesting.IommufdCall;
 import dev.iommuemu.bridge.protocol.BackendRequest;
 import dev.iommuemu.bridge.protocol.NestingPayloads;
 import dev.iommuemu.bridge.protocol.Payloads;
+import dev.iommuemu.bridge.protocol.PropertyPayloads;
 import dev.iommuemu.bridge.protocol.ProtocolException;
 import dev.iommuemu.bridge.protocol.Protocol;
 import dev.iommuemu.bridge.protocol.Request;
@@ -244,6 +245,23 @@ public final class VmmClient implements AutoCloseable {
     /** Closes a descriptor this client returned (an eventfd); -1 is ignored. */
     public static void closeFd(int fd) {
         LibC.closeQuietly(fd);
+    }
+
+    /**
+     * IOMMU_SET_PROPERTIES (docs/protocol.md §4.7): the VMM device's properties; returns the reply,
+     * whose errno is 0 when they were applied, else the refusal with its sentence.
+     */
+    public PropertyPayloads.Reply setProperties(List<PropertyPayloads.Entry> entries) throws IOException {
+        try {
+            return PropertyPayloads.Reply.decode(call(Request.IOMMU_SET_PROPERTIES, PropertyPayloads.encode(entries)));
+        } catch (ProtocolException e) {
+            throw new IOException(e.getMessage(), e);
+        }
+    }
+
+    /** IOMMU_SET_ENDPOINTS (docs/protocol.md §4.7): {@code op} set / add / remove of endpoint IDs or StreamIDs. */
+    public void setEndpoints(int op, List<Integer> ids) throws IOException {
+        ack(Request.IOMMU_SET_ENDPOINTS, new PropertyPayloads.Endpoints(op, ids).encode());
     }
 
     /** IOMMU_SYSTEM_RESET: rings stopped, model in its power-on state. */

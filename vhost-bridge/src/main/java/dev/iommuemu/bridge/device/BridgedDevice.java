@@ -104,6 +104,15 @@ public interface BridgedDevice extends AutoCloseable {
     /** The driver made buffers available in queue {@code index} (a kick). */
     default void queueNotified(int index) {}
 
+    /**
+     * The endpoints that have a device on the VMM's bus (IOMMU_SET_ENDPOINTS, docs/protocol.md
+     * §4.7): virtio-iommu endpoint IDs, SMMUv3 StreamIDs. Sent at start and after each hotplug or
+     * unplug; the whole set each time. Resets keep it (it describes the bus, not the IOMMU).
+     */
+    default void setEndpoints(java.util.Set<Integer> present) {
+        throw new UnsupportedOperationException(model() + " has no endpoint topology");
+    }
+
     /** Device reset (RESET_DEVICE, or virtio status 0): back to the reset state. */
     default void reset() {}
 

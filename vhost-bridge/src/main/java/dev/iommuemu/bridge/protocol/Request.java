@@ -48,6 +48,11 @@ public enum Request {
     IOMMU_TRANSLATE_RUN(Protocol.IOMMU_BASE + 10, Payloads.TranslateRunRequest.SIZE, Payloads.TranslateRunRequest.SIZE, Fds.NONE),
     /** The machine was reset: the model's power-on state (§4.1, version 6). */
     IOMMU_SYSTEM_RESET(Protocol.IOMMU_BASE + 11, 0, 0, Fds.NONE),
+    /** The VMM device's properties, a typed (key, value) list (§4.7, version 7); a reply of its own. */
+    IOMMU_SET_PROPERTIES(Protocol.IOMMU_BASE + 12, PropertyPayloads.HEADER,
+            PropertyPayloads.HEADER + PropertyPayloads.ENTRY_SIZE * PropertyPayloads.MAX_ENTRIES, Fds.NONE),
+    /** The endpoints that have devices: {u32 op, u32 count, u32 id[count]} (§4.7, version 7). */
+    IOMMU_SET_ENDPOINTS(Protocol.IOMMU_BASE + 13, 8, 8 + 4 * PropertyPayloads.MAX_ENDPOINT_IDS, Fds.NONE),
 
     // ---- nesting (docs/protocol.md §4.6; payloads in NestingPayloads), each one IommufdCall
     IOMMUFD_OPEN_HOST(Protocol.IOMMU_BASE + 16, NestingPayloads.OPEN_HOST, NestingPayloads.OPEN_HOST, Fds.NONE),
@@ -124,7 +129,22 @@ public enum Request {
         return switch (this) {
             case GET_FEATURES, GET_PROTOCOL_FEATURES, GET_VRING_BASE, GET_QUEUE_NUM, GET_CONFIG, GET_MAX_MEM_SLOTS,
                     IOMMU_GET_INFO, IOMMU_MMIO_READ, IOMMU_TRANSLATE, IOMMU_TRANSLATE_BATCH, IOMMU_ATS_TRANSLATE,
-                    IOMMU_TRANSLATE_RUN -> true;
+                    IOMMU_TRANSLATE_RUN, IOMMU_SET_PROPERTIES -> true;
+            default -> isNesting();
+        };
+    }
+
+    /**
+     * Whether the request sets up or drives the device as the driver configured it, after which
+     * the device's properties can no longer change (IOMMU_SET_PROPERTIES answers EBUSY, §4.7).
+     * Reading features or config, the memory table and the call/err eventfds do not count:
+     * a VMM may send them while it initialises its back-end.
+     */
+    public boolean usesDevice() {
+        return switch (this) {
+            case SET_FEATURES, SET_CONFIG, SET_VRING_NUM, SET_VRING_ADDR, SET_VRING_BASE, GET_VRING_BASE, SET_VRING_KICK,
+                    SET_VRING_ENABLE, IOMMU_MMIO_READ, IOMMU_MMIO_WRITE, IOMMU_TRANSLATE, IOMMU_TRANSLATE_BATCH,
+                    IOMMU_ATS_TRANSLATE, IOMMU_PRI_PAGE_REQUEST, IOMMU_TRANSLATE_RUN -> true;
             default -> isNesting();
         };
     }

@@ -4,12 +4,15 @@ import dev.iommuemu.bridge.device.BridgedDevice;
 import dev.iommuemu.bridge.device.DeviceContext;
 import dev.iommuemu.bridge.device.DeviceFactory;
 import dev.iommuemu.bridge.device.Diagnostics;
+import dev.iommuemu.bridge.device.PropertyRefusedException;
+import dev.iommuemu.bridge.device.VmmProperties;
 import dev.iommuemu.bridge.memory.MappedGuestMemory;
 import dev.iommuemu.bridge.memory.MappedRegion;
 import dev.iommuemu.bridge.protocol.Payloads;
 import dev.iommuemu.bridge.protocol.Payloads.TranslateReply;
 import dev.iommuemu.bridge.protocol.Payloads.TranslateRequest;
 import dev.iommuemu.bridge.protocol.Payloads.TranslateResult;
+import dev.iommuemu.bridge.protocol.PropertyPayloads;
 import dev.iommuemu.bridge.protocol.Protocol;
 import dev.iommuemu.bridge.protocol.ProtocolException;
 import dev.iommuemu.bridge.unix.LibC;
@@ -19,9 +22,11 @@ import dev.iommuemu.dma.IommuModel;
 import dev.iommuemu.dma.IotlbEntry;
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Function;
 import java.util.logging.Logger;
@@ -45,6 +50,12 @@ public final class DeviceSession implements AutoCloseable {
     private DeviceFactory factory;
     private BridgedDevice device;
     private boolean touched;
+    /** Whether the driver's set-up of the device began (Request#usesDevice): properties are fixed from then. */
+    private boolean used;
+    /** The VMM device's properties the device was built with (IOMMU_SET_PROPERTIES). */
+    private VmmProperties properties = VmmProperties.NONE;
+    /** The endpoints with devices (IOMMU_SET_ENDPOINTS), or null when the VMM never said. */
+    private Set<Integer> endpoints;
     /** The nesting host the queue eventfds of {@link #setEventqFd} belong to, or null. */
     private dev.iommuemu.iommufd.Iommufd eventqOwner;
     private volatile String failure;
@@ -59,8 +70,23 @@ public final class DeviceSession implements AutoCloseable {
     }
 
     private void install(DeviceFactory f, String profile) {
+        install(f, profile, VmmProperties.NONE);
+    }
+
+    private void install(DeviceFactory f, String profile, VmmProperties props) {
         String p = profile == null || profile.isEmpty() ? f.profiles().get(0) : profile;
-        BridgedDevice d = f.create(p, new DeviceContext(memory, host, host));
+        BridgedDevice d = f.create(p, props, new DeviceContext(memory, host, host));
+        if (endpoints != null) {
+            try {
+                d.setEndpoints(endpoints); // the bus did not change with the device
+            } catch (UnsupportedOperationException e) {
+                // a model without endpoint topology: every endpoint is its own business
+            } catch (RuntimeException e) {
+                d.close();
+                throw e;
+            }
+        }
+        properties = props;
         if (device != null) {
             device.close();
         }
@@ -212,6 +238,79 @@ public final class DeviceSession implements AutoCloseable {
 
     private void touch() {
         touched = true;
+    }
+
+    /** The driver's set-up of the device began (a request of Request#usesDevice): properties are fixed. */
+    public void markUsed() {
+        lock.lock();
+        try {
+            used = true;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** The VMM device's properties in force. */
+    public VmmProperties properties() {
+        lock.lock();
+        try {
+            return properties;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    // ---- the VMM's device: properties and topology (docs/protocol.md §4.7)
+
+    /**
+     * IOMMU_SET_PROPERTIES: rebuilds the device from its profile with {@code props} over it (the
+     * profile supplies only what the VMM's device does not define). Refused, with the device
+     * unchanged, once the driver began to use the device (EBUSY) or when the model cannot honour
+     * a property (the factory's errno and sentence).
+     */
+    public PropertyPayloads.Reply setProperties(VmmProperties props) {
+        lock.lock();
+        try {
+            if (closed) {
+                return new PropertyPayloads.Reply(ProtocolException.ENODEV, 0, "session " + id + " is closed");
+            }
+            if (used || touched) {
+                return new PropertyPayloads.Reply(ProtocolException.EBUSY, 0, "the device's properties must be set before the "
+                        + "driver uses the device (before SET_FEATURES, SET_CONFIG, vring set-up, MMIO and translations)");
+            }
+            try {
+                install(factory, device.profile(), props);
+            } catch (PropertyRefusedException e) {
+                return new PropertyPayloads.Reply(e.errno(), PropertyPayloads.key(e.property()), e.getMessage());
+            } catch (IllegalArgumentException e) {
+                return new PropertyPayloads.Reply(ProtocolException.EINVAL, 0, e.getMessage());
+            }
+            LOG.info("session " + id + ": " + device.model() + " profile " + device.profile() + " with the VMM's properties " + props);
+            return PropertyPayloads.Reply.OK;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * IOMMU_SET_ENDPOINTS: the endpoints (virtio-iommu endpoint IDs, SMMUv3 StreamIDs) that have
+     * devices; {@code op} sets the whole set, adds to or removes from the set so far (empty before
+     * the first message). A model without topology answers ENOSYS, an unknown op EINVAL.
+     */
+    public void setEndpoints(int op, List<Integer> ids) throws ProtocolException {
+        withDevice(d -> {
+            Set<Integer> next = new HashSet<>(op == PropertyPayloads.ENDPOINTS_SET || endpoints == null
+                    ? Set.of() : endpoints);
+            switch (op) {
+                case PropertyPayloads.ENDPOINTS_SET, PropertyPayloads.ENDPOINTS_ADD -> next.addAll(ids);
+                case PropertyPayloads.ENDPOINTS_REMOVE -> next.removeAll(ids);
+                default -> throw new IllegalArgumentException("IOMMU_SET_ENDPOINTS: op " + op + " is not 0 (set), 1 (add) or 2 (remove)");
+            }
+            d.setEndpoints(next);
+            endpoints = Set.copyOf(next);
+            return null;
+        });
+        LOG.fine(() -> "session " + id + ": " + endpoints.size() + " endpoints have devices");
     }
 
     // ---- MMIO (docs/protocol.md §4.2)

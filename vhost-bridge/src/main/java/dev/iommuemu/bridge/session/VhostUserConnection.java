@@ -2,8 +2,10 @@ package dev.iommuemu.bridge.session;
 
 import dev.iommuemu.bridge.device.BridgedDevice;
 import dev.iommuemu.bridge.device.DeviceFactory;
+import dev.iommuemu.bridge.device.PropertyRefusedException;
 import dev.iommuemu.bridge.protocol.NestingPayloads;
 import dev.iommuemu.bridge.protocol.Payloads;
+import dev.iommuemu.bridge.protocol.PropertyPayloads;
 import dev.iommuemu.bridge.protocol.Protocol;
 import dev.iommuemu.bridge.protocol.ProtocolException;
 import dev.iommuemu.bridge.protocol.Request;
@@ -12,6 +14,7 @@ import dev.iommuemu.bridge.unix.LibC;
 import dev.iommuemu.bridge.unix.UnixSocket;
 import java.io.EOFException;
 import java.io.IOException;
+import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.Map;
 import java.util.logging.Level;
@@ -45,7 +48,18 @@ public final class VhostUserConnection implements Runnable {
         Payloads.VringAddr addr;
         int base;
         volatile boolean enabled;
-        boolean started;
+        /** Read by the kick thread (kicked), written by the connection's. */
+        volatile boolean started;
+        /** A kick eventfd is watched for this ring (it may not be started: unconfigured, §3 of docs/protocol.md). */
+        boolean kickSet;
+
+        /**
+         * Whether the driver configured the ring: a size and ring addresses (virtio 1.2 §2.7, §4.1.4.3:
+         * a queue the driver leaves disabled has no rings; a VMM address 0 lies in no region).
+         */
+        boolean configured() {
+            return addr != null && num != 0 && addr.desc() != 0 && addr.avail() != 0 && addr.used() != 0;
+        }
     }
 
     public VhostUserConnection(UnixSocket socket, DeviceSession session, SessionRegistry registry, int ackTimeoutMs, Runnable onClose) {
@@ -123,6 +137,9 @@ public final class VhostUserConnection implements Runnable {
                 throw ProtocolException.fatal(ProtocolException.EPROTO, r + " carries the REPLY flag");
             }
             r.validate(m);
+            if (r.usesDevice()) {
+                session.markUsed();
+            }
             VhostUserMessage reply = dispatch(r, m);
             if (reply != null) {
                 channel.send(reply);
@@ -262,11 +279,13 @@ public final class VhostUserConnection implements Runnable {
             case SET_VRING_NUM -> {
                 Payloads.VringState s = Payloads.VringState.decode(p);
                 vring(s.index()).num = s.num();
+                startWhenConfigured(s.index());
                 return null;
             }
             case SET_VRING_ADDR -> {
                 Payloads.VringAddr a = Payloads.VringAddr.decode(p);
                 vring(a.index()).addr = a;
+                startWhenConfigured(a.index());
                 return null;
             }
             case SET_VRING_BASE -> {
@@ -288,8 +307,8 @@ public final class VhostUserConnection implements Runnable {
             }
             case GET_VRING_BASE -> {
                 Payloads.VringState s = Payloads.VringState.decode(p);
-                VringState v = vring(s.index());
-                int next = v.started ? stopRing(s.index()) : v.base;
+                vring(s.index());
+                int next = stopRing(s.index());
                 return VhostUserMessage.reply(code, new Payloads.VringState(s.index(), next).encode());
             }
             case SET_VRING_KICK -> {
@@ -299,7 +318,17 @@ public final class VhostUserConnection implements Runnable {
                 if ((u & Payloads.NOFD_MASK) != 0) {
                     throw ProtocolException.refused(ProtocolException.ENOSYS, "polling vrings (no kick fd) are not supported");
                 }
-                startRing(index, v, take(m, 0));
+                int kickFd = take(m, 0);
+                if (!v.configured()) {
+                    // virtio 1.2 §2.7/§4.1.4.3: a queue the driver did not configure is not an
+                    // error; it is watched and starts when its size and rings arrive.
+                    if (v.started) {
+                        stopRing(index);
+                    }
+                    watchKick(index, v, kickFd);
+                    return null;
+                }
+                startRing(index, v, kickFd);
                 return null;
             }
             case SET_VRING_CALL -> {
@@ -369,6 +398,27 @@ public final class VhostUserConnection implements Runnable {
                 ring = TranslateRing.start(session, entries, ringFd, bell);
                 return null;
             }
+            case IOMMU_SET_PROPERTIES -> {
+                // docs/protocol.md §4.7: a refused property is the reply's errno and sentence
+                List<PropertyPayloads.Entry> entries = PropertyPayloads.decode(p);
+                PropertyPayloads.Reply reply;
+                try {
+                    reply = session.setProperties(PropertyPayloads.properties(entries));
+                } catch (PropertyRefusedException e) {
+                    reply = new PropertyPayloads.Reply(e.errno(),
+                            PropertyPayloads.key(e.property()), e.getMessage());
+                }
+                if (reply.errno() != 0) {
+                    LOG.warning("session " + session.id() + ": IOMMU_SET_PROPERTIES refused (errno " + reply.errno() + "): " + reply.message());
+                    session.publish(BridgeEvent.PROTOCOL_ERROR, "IOMMU_SET_PROPERTIES: " + reply.message());
+                }
+                return VhostUserMessage.reply(code, reply.encode());
+            }
+            case IOMMU_SET_ENDPOINTS -> {
+                PropertyPayloads.Endpoints e = PropertyPayloads.Endpoints.decode(p);
+                session.setEndpoints(e.op(), e.ids());
+                return null;
+            }
             case IOMMU_SET_IRQ_FD -> {
                 long u = Payloads.u64(p);
                 session.setIrqFd((int) (u & Payloads.INDEX_MASK), (u & Payloads.NOFD_MASK) != 0 ? -1 : take(m, 0));
@@ -380,27 +430,48 @@ public final class VhostUserConnection implements Runnable {
 
     private void startRing(int index, VringState v, int kickFd) throws ProtocolException {
         try {
-            if (v.addr == null || v.num == 0) {
-                throw ProtocolException.refused(ProtocolException.EINVAL, "vring " + index + " kicked before SET_VRING_NUM/SET_VRING_ADDR");
-            }
             if (v.started) {
                 stopRing(index);
             }
-            BridgedDevice.Vring ring = new BridgedDevice.Vring(v.num, session.userToGuestPhysical(v.addr.desc()),
-                    session.userToGuestPhysical(v.addr.avail()), session.userToGuestPhysical(v.addr.used()), v.base);
-            session.withDevice(d -> {
-                d.queueStart(index, ring);
-                return null;
-            });
+            queueStart(index, v);
         } catch (ProtocolException e) {
             LibC.closeQuietly(kickFd);
             throw e;
         }
+        watchKick(index, v, kickFd);
+    }
+
+    /** The model starts serving ring {@code index} as configured. */
+    private void queueStart(int index, VringState v) throws ProtocolException {
+        BridgedDevice.Vring ring = new BridgedDevice.Vring(v.num, session.userToGuestPhysical(v.addr.desc()),
+                session.userToGuestPhysical(v.addr.avail()), session.userToGuestPhysical(v.addr.used()), v.base);
+        session.withDevice(d -> {
+            d.queueStart(index, ring);
+            return null;
+        });
         v.started = true;
+    }
+
+    private void watchKick(int index, VringState v, int kickFd) {
         if (poller == null) {
             poller = new KickPoller("iommu-emu-kick-" + session.id(), this::kicked);
         }
         poller.set(index, kickFd);
+        v.kickSet = true;
+    }
+
+    /**
+     * A ring that got its kick eventfd while unconfigured starts once SET_VRING_NUM/ADDR complete
+     * it (vhost-user: a ring starts with its kick; the driver configured the queue later), and
+     * serves what the driver made available meanwhile.
+     */
+    private void startWhenConfigured(int index) throws ProtocolException {
+        VringState v = vrings.get(index);
+        if (v == null || v.started || !v.kickSet || !v.configured()) {
+            return;
+        }
+        queueStart(index, v);
+        kicked(index);
     }
 
     /** RESET_DEVICE, or IOMMU_SYSTEM_RESET (docs/protocol.md §4.1): every ring stopped, then the model reset. */
@@ -424,6 +495,9 @@ public final class VhostUserConnection implements Runnable {
         if (poller != null) {
             poller.set(index, -1);
         }
+        if (v != null) {
+            v.kickSet = false;
+        }
         if (v == null || !v.started) {
             return v == null ? 0 : v.base;
         }
@@ -436,8 +510,8 @@ public final class VhostUserConnection implements Runnable {
         VringState v = vrings.get(index);
         // vhost-user: with VHOST_USER_F_PROTOCOL_FEATURES, rings start disabled until SET_VRING_ENABLE.
         boolean featuresNegotiated = (features & (1L << Protocol.F_PROTOCOL_FEATURES)) != 0;
-        if (v != null && featuresNegotiated && !v.enabled) {
-            return;
+        if (v != null && ((featuresNegotiated && !v.enabled) || !v.started)) {
+            return; // disabled, or not configured yet: served when it starts
         }
         session.counters().inc(Counter.QUEUE_KICKS);
         try {

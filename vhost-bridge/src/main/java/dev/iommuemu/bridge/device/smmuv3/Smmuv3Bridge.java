@@ -5,7 +5,10 @@ import dev.iommuemu.bridge.device.DeviceContext;
 import dev.iommuemu.bridge.device.DeviceFactory;
 import dev.iommuemu.bridge.device.Diagnostics;
 import dev.iommuemu.bridge.device.EndpointHost;
+import dev.iommuemu.bridge.device.PropertyRefusedException;
+import dev.iommuemu.bridge.device.VmmProperties;
 import dev.iommuemu.dma.DmaAccess;
+import dev.iommuemu.domain.Errno;
 import dev.iommuemu.domain.HostSmmu;
 import dev.iommuemu.domain.IommuCore;
 import dev.iommuemu.domain.Result;
@@ -29,6 +32,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.logging.Logger;
 
 /**
@@ -46,11 +50,48 @@ public final class Smmuv3Bridge implements BridgedDevice {
     private final Smmuv3 smmu;
     private final GuestMemory memory;
     private Iommufd iommufd;
+    /** The PCI bus QEMU put this SMMU on (arm-smmuv3 primary-bus / bus_num), or null: informational. */
+    private final VmmProperties.PciBus pciBus;
+    /** The StreamIDs that have a device (IOMMU_SET_ENDPOINTS), or null when the VMM never said. */
+    private Set<Integer> endpoints;
 
     Smmuv3Bridge(String profile, Smmuv3 smmu, GuestMemory memory) {
+        this(profile, smmu, memory, null);
+    }
+
+    Smmuv3Bridge(String profile, Smmuv3 smmu, GuestMemory memory, VmmProperties.PciBus pciBus) {
         this.profile = profile;
         this.smmu = smmu;
         this.memory = memory;
+        this.pciBus = pciBus;
+    }
+
+    /** The PCI bus numbers the VMM gave (arm-smmuv3 primary-bus), or null. */
+    public VmmProperties.PciBus pciBus() {
+        return pciBus;
+    }
+
+    /** The StreamIDs the VMM said have devices, or null. */
+    public Set<Integer> endpoints() {
+        return endpoints;
+    }
+
+    /**
+     * The StreamIDs of the VMM's devices behind this SMMU (PCI requester IDs, bus << 8 | devfn).
+     * The architecture has no notion of a StreamID without a device (a transaction names its
+     * StreamID, IHI 0070 §3.2), so the set is recorded for tools and logs; a StreamID beyond
+     * SMMU_IDR1.SIDSIZE (§6.3.2) is refused, since no transaction could carry it.
+     */
+    @Override
+    public void setEndpoints(Set<Integer> present) {
+        int bits = smmu.profile().sidBits();
+        for (int sid : present) {
+            if (bits < 32 && Integer.toUnsignedLong(sid) >= 1L << bits) {
+                throw new IllegalArgumentException(String.format("StreamID 0x%x is beyond the %d StreamID bits of SMMU_IDR1.SIDSIZE", sid, bits));
+            }
+        }
+        endpoints = Set.copyOf(present);
+        LOG.fine(() -> "smmuv3: " + present.size() + " StreamIDs have devices");
     }
 
     /**
@@ -306,6 +347,24 @@ public final class Smmuv3Bridge implements BridgedDevice {
 
         @Override
         public BridgedDevice create(String profile, DeviceContext context) {
+            return create(profile, VmmProperties.NONE, context);
+        }
+
+        /**
+         * The profile's SMMU with QEMU's arm-smmuv3 properties over it (docs/qemu-properties.md):
+         * {@code stage} chooses which of SMMU_IDR0.S1P/S2P are advertised
+         * ({@link Smmuv3Profile#withStages}); a stage the profile lacks is refused (EOPNOTSUPP) with
+         * the profiles that have it. The PCI bus is recorded. virtio-iommu properties are refused (EINVAL).
+         */
+        @Override
+        public BridgedDevice create(String profile, VmmProperties props, DeviceContext context) {
+            if (props.hasVirtioIommu()) {
+                throw new PropertyRefusedException(Errno.EINVAL.code,
+                        props.bootBypass() != null ? "boot-bypass" : props.granule() != null ? "granule"
+                                : props.awBits() != null ? "aw-bits" : props.unalignedMaps() != null ? "unaligned-maps" : "reserved-regions",
+                        "virtio-iommu properties were sent for the daemon's arm-smmuv3 device; "
+                        + "start the daemon with --model virtio-iommu for a virtio-iommu");
+            }
             String name = profile.isEmpty() ? Smmuv3Profile.DEFAULT.name() : profile;
             boolean strict = name.endsWith("+strict");
             String base = strict ? name.substring(0, name.length() - "+strict".length()) : name;
@@ -318,10 +377,26 @@ public final class Smmuv3Bridge implements BridgedDevice {
             if (p == null) {
                 throw new IllegalArgumentException("smmuv3 has no profile " + profile + "; profiles: " + profiles());
             }
+            VmmProperties.SmmuStage stage = props.stage();
+            if (stage != null) {
+                if ((stage.s1 && !p.s1()) || (stage.s2 && !p.s2())) {
+                    List<String> have = new ArrayList<>();
+                    for (Smmuv3Profile c : Smmuv3Profile.ALL) {
+                        if ((!stage.s1 || c.s1()) && (!stage.s2 || c.s2())) {
+                            have.add(c.name());
+                        }
+                    }
+                    throw new PropertyRefusedException(Errno.EOPNOTSUPP.code, "stage",
+                            "arm-smmuv3 stage=" + stage.qemuName + " needs " + (stage.s1 && stage.s2 ? "stage 1 and stage 2" : stage.s1 ? "stage 1" : "stage 2")
+                            + " translation (SMMU_IDR0." + (stage.s1 && !p.s1() ? "S1P" : "S2P") + "), which the daemon's profile '" + base
+                            + "' does not have; start the daemon with --profile " + String.join(", ", have) + ", or set stage= to what the profile has");
+                }
+                p = p.withStages(stage.s1, stage.s2);
+            }
             IrqWiring wiring = new IrqWiring();
             Smmuv3 smmu = new Smmuv3(context.memory(), wiring.host(context.host()), p, port(context.endpoints()),
                     Smmuv3.Options.DEFAULT.withStrict(strict));
-            Smmuv3Bridge bridge = new Smmuv3Bridge(name, smmu, context.memory());
+            Smmuv3Bridge bridge = new Smmuv3Bridge(name, smmu, context.memory(), props.pciBus());
             wiring.bridge = bridge;
             return bridge;
         }

@@ -3,9 +3,14 @@ package dev.iommuemu.bridge.device.virtio;
 import dev.iommuemu.bridge.device.BridgedDevice;
 import dev.iommuemu.bridge.device.DeviceContext;
 import dev.iommuemu.bridge.device.DeviceFactory;
+import dev.iommuemu.bridge.device.PropertyRefusedException;
+import dev.iommuemu.bridge.device.VmmProperties;
+import dev.iommuemu.domain.Errno;
+import dev.iommuemu.virtio.iommu.ResvRegion;
 import dev.iommuemu.dma.IommuModel;
 import dev.iommuemu.virtio.iommu.VirtioIommuConfig;
 import dev.iommuemu.virtio.iommu.VirtioIommuDevice;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -118,6 +123,11 @@ public final class VirtioIommuBridge implements BridgedDevice {
     }
 
     @Override
+    public void setEndpoints(java.util.Set<Integer> present) {
+        device.setEndpoints(present);
+    }
+
+    @Override
     public void systemReset() {
         device.systemReset();
     }
@@ -170,21 +180,76 @@ public final class VirtioIommuBridge implements BridgedDevice {
 
         @Override
         public BridgedDevice create(String profile, DeviceContext context) {
+            return create(profile, VmmProperties.NONE, context);
+        }
+
+        /**
+         * The profile's device with QEMU's virtio-iommu properties over it (docs/qemu-properties.md):
+         * {@code boot-bypass} is config {@code bypass} at power-on and after a system reset,
+         * {@code granule} makes page_size_mask every page size from the granule up (QEMU's
+         * {@code -(granule)}), {@code aw-bits} makes input_range [0, 2^aw-bits - 1], and
+         * {@code reserved-regions} replace the profile's RESV_MEM regions of every endpoint
+         * (virtio spec "Property RESV_MEM"); {@code unaligned-maps} (QEMU's behaviour, not a
+         * property) lets MAP take ranges not aligned on the granule. arm-smmuv3 properties are
+         * refused (EINVAL).
+         */
+        @Override
+        public BridgedDevice create(String profile, VmmProperties props, DeviceContext context) {
+            if (props.hasSmmuv3()) {
+                throw new PropertyRefusedException(Errno.EINVAL.code, props.stage() != null ? "stage" : "primary-bus",
+                        "arm-smmuv3 properties were sent for the daemon's virtio-iommu device; "
+                        + "start the daemon with --model smmuv3 for an arm-smmuv3");
+            }
             VirtioIommuConfig.Builder b = VirtioIommuConfig.builder();
             switch (profile) {
-                case "default" -> { }
+                case "default", "nesting" -> { }
                 case "16k" -> b.pageSizeMask(0x4000L | 0x200_0000L);
                 case "64k" -> b.pageSizeMask(0x1_0000L | 0x2000_0000L);
                 case "boot-bypass" -> b.bypass(true);
-                case "nesting" -> {
-                    b.endpoints(0, NestingHost.ENDPOINTS - 1);
-                    NestingHost nh = NestingHost.create(context.memory());
-                    return new VirtioIommuBridge(profile, new VirtioIommuDevice(b.build(), context.memory(), context.host(),
-                            nh.nesting()), nh);
-                }
                 default -> throw new IllegalArgumentException("virtio-iommu has no profile " + profile + "; profiles: " + profiles());
             }
+            boolean nesting = profile.equals("nesting");
+            if (nesting) {
+                b.endpoints(0, NestingHost.ENDPOINTS - 1);
+            }
+            apply(b, props, nesting);
+            if (nesting) {
+                NestingHost nh = NestingHost.create(context.memory());
+                return new VirtioIommuBridge(profile, new VirtioIommuDevice(b.build(), context.memory(), context.host(),
+                        nh.nesting()), nh);
+            }
             return new VirtioIommuBridge(profile, new VirtioIommuDevice(b.build(), context.memory(), context.host()));
+        }
+
+        private static void apply(VirtioIommuConfig.Builder b, VmmProperties props, boolean nesting) {
+            if (props.bootBypass() != null) {
+                b.bypass(props.bootBypass());
+            }
+            if (props.granule() != null) {
+                long g = props.granule();
+                if (nesting && g != 0x1000 && g != 0x4000 && g != 0x1_0000) {
+                    // docs/nesting.md §6: the endpoints' stage 2 is an SMMUv3's, whose translation
+                    // granules are 4K, 16K and 64K (IHI 0070 §6.3.6 SMMU_IDR5.GRAN4K/16K/64K).
+                    throw new PropertyRefusedException(Errno.EOPNOTSUPP.code, "granule",
+                            "virtio-iommu granule=" + (g >> 10) + "k cannot be honoured by the daemon's profile 'nesting', "
+                            + "whose endpoints sit behind an SMMUv3 with 4k, 16k and 64k granules; use granule=4k, 16k or 64k");
+                }
+                b.pageSizeMask(-g); // QEMU: page_size_mask = -(granule), every size from the granule up
+            }
+            if (props.awBits() != null) {
+                int aw = props.awBits();
+                b.inputRange(0, aw == 64 ? -1L : (1L << aw) - 1);
+            }
+            if (props.unalignedMaps() != null) {
+                b.granuleAlignedMaps(!props.unalignedMaps());
+            }
+            if (props.reservedRegions() != null) {
+                List<ResvRegion> rs = new ArrayList<>();
+                for (VmmProperties.ReservedRegion r : props.reservedRegions()) {
+                    rs.add(new ResvRegion(r.type(), r.low(), r.high()));
+                }
+                b.resvCommon(rs);
+            }
         }
     }
 }
