@@ -96,7 +96,7 @@ run_case() { # name kernel iommu frontend profile
     [ "$name" = "${name%-fault}" ] || append="$append iommuemu.edu_dma=$fault_iova"
     local reboot=; [ "$name" = "${name%-reboot}" ] || reboot=1
     [ -z "$reboot" ] || { append="$append iommuemu.reboot"; head -c $((1 << 20)) /dev/zero > "$cdir/scratch.img"; }
-    local machine=virt ram=",memory-backend=mem"
+    local machine=virt machine_type=virt ram=",memory-backend=mem"
     local mem=(-object memory-backend-memfd,id=mem,size=1G,share=on)
     if [ "$name" != "${name%-numa}" ]; then
         # Two NUMA nodes, each its own memfd (two RAM regions for the daemon), the CPU on the second
@@ -113,11 +113,7 @@ run_case() { # name kernel iommu frontend profile
         -device virtio-rng-pci,iommu_platform=on,disable-legacy=on
         $([ "$name" = "${name%-fault}" ] || echo "-device edu")
         $([ -z "$reboot" ] || echo "-drive if=none,id=d1,file=$cdir/scratch.img,format=raw -device virtio-blk-pci,drive=d1,iommu_platform=on,disable-legacy=on"))
-    case $iommu in
-        smmuv3) machine="virt,iommu=smmuv3$ram" ;;
-        virtio) machine="virt$ram" ;;  # virtio-iommu-pci comes first (above): the
-                                                        # IOMMU must exist when the devices it serves are realized
-    esac
+
     if [ "$frontend" = ours ]; then
         java -jar "$root/vhost-bridge/target/iommu-emu.jar" --socket "$cdir/vmm.sock" --control "$cdir/ctl.sock" \
             --model "$([ "$iommu" = smmuv3 ] && echo smmuv3 || echo virtio-iommu)" --profile "$profile" \
@@ -128,6 +124,14 @@ run_case() { # name kernel iommu frontend profile
         # The daemon is a chardev; the device names it (virtio-iommu-pci's iommu-emu=ie0 above).
         args+=(-chardev "socket,id=ie0,path=$cdir/vmm.sock")
         [ "$iommu" != smmuv3 ] || args+=(-global arm-smmuv3.iommu-emu=ie0)
+        # QEMU's arm-smmuv3 "stage" reaches the daemon and selects what its profile advertises
+        # (IOMMU_SET_PROPERTIES). The virt board of QEMU 10.0 makes its SMMU "nested" (both stages),
+        # which a one-stage profile refuses; its 9.1 machine type keeps QEMU's default stage "1",
+        # and "stage=2" asks for stage 2 alone.
+        case $profile in
+            s1-only) machine_type=virt-9.1 ;;
+            s2-only) machine_type=virt-9.1; args+=(-global arm-smmuv3.stage=2) ;;
+        esac
     fi
     if [ "$frontend" = ours ] && [ "$name" != "${name%-fault}" ]; then
         # The control API's event stream has no history: follow it from before QEMU connects.
@@ -151,6 +155,11 @@ run_case() { # name kernel iommu frontend profile
           done ) &
         probe_pid=$!
     fi
+    case $iommu in
+        smmuv3) machine="$machine_type,iommu=smmuv3$ram" ;;
+        virtio) machine="$machine_type$ram" ;;  # virtio-iommu-pci comes first (above): the IOMMU
+                                                # must exist when the devices it serves are realized
+    esac
     log "$name: linux $abi, $iommu ($frontend${profile:+ $profile})"
     echo "$qemu -M $machine ${args[*]}" > "$cdir/cmdline"
     local start; start=$(date +%s%N)
