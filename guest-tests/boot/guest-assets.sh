@@ -49,12 +49,20 @@ kdir=$cache/linux-$abi
 if [ ! -f "$kdir/.done" ]; then
     log "downloading linux-image-$abi:arm64"
     rm -rf "$kdir"; mkdir -p "$kdir/dl"
-    (cd "$kdir/dl" && apt-get download -qq "linux-image-$abi:arm64" >&2) || die "apt-get download linux-image-$abi failed"
-    dpkg-deb -x "$kdir"/dl/*.deb "$kdir/root" || die "dpkg-deb -x failed"
+    # Newer kernels split the image package: linux-image-<abi> then depends on linux-binary-<abi>
+    # (vmlinuz) and linux-modules-<abi>; take those too.
+    parts=$(apt-cache show "linux-image-$abi:arm64" 2>/dev/null | sed -n 's/^Depends: //p' | head -n 1 | tr ',' '\n' \
+            | sed -n "s/^ *\(linux-\(binary\|modules\)-$abi\)\( .*\)\?\$/\1/p")
+    for pkg in "linux-image-$abi" $parts; do
+        (cd "$kdir/dl" && apt-get download -qq "$pkg:arm64" >&2) || die "apt-get download $pkg failed"
+    done
+    for deb in "$kdir"/dl/*.deb; do dpkg-deb -x "$deb" "$kdir/root" || die "dpkg-deb -x $deb failed"; done
     rm -rf "$kdir/dl"; touch "$kdir/.done"
 fi
-vmlinuz=$(ls "$kdir"/root/boot/vmlinuz-*) || die "no vmlinuz in linux-image-$abi"
-kver=${vmlinuz##*/vmlinuz-}
+# boot/vmlinuz-<kver>, or (split packages) usr/lib/modules/<kver>/vmlinuz
+vmlinuz=$({ ls "$kdir"/root/boot/vmlinuz-* "$kdir"/root/usr/lib/modules/*/vmlinuz 2>/dev/null || true; } | head -n 1)
+[ -n "$vmlinuz" ] || die "no vmlinuz in linux-image-$abi"
+case $vmlinuz in */vmlinuz-*) kver=${vmlinuz##*/vmlinuz-} ;; *) kver=$(basename "$(dirname "$vmlinuz")") ;; esac
 # Modules live in lib/modules, or usr/lib/modules in merged-/usr packages (trixie and later).
 mroot=$kdir/root; [ -d "$mroot/lib/modules" ] || mroot=$kdir/root/usr
 # The package carries no modules.dep (its postinst runs depmod): make one for the closure below.

@@ -15,6 +15,10 @@ if grep -q iommuemu.reboot /proc/cmdline; then
     if [ "$(dd if=/dev/vdb bs=16 count=1 2>/dev/null)" != iommuemu-booted1 ]; then
         printf iommuemu-booted1 | dd of=/dev/vdb bs=16 count=1 conv=fsync 2>/dev/null
         echo "T: first-boot marked $(dd if=/dev/vdb bs=16 count=1 2>/dev/null), rebooting"
+        # The restart case (iommuemu.lose_daemon): the runner kills the daemon when it sees this line
+        # and starts a new one; QEMU reconnects, keeps the IOMMU fenced (the new daemon has none of
+        # its state) until the reset below makes both sides start over.
+        if grep -q iommuemu.lose_daemon /proc/cmdline; then echo "T: lose-daemon"; sleep 8; fi
         echo b > /proc/sysrq-trigger
         sleep 10
     fi

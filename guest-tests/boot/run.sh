@@ -35,6 +35,22 @@ smmuv3-6.12-numa     6.12 smmuv3 ours    default
 smmuv3-6.12-lazy     6.12 smmuv3 ours    default
 viommu-6.12-lazy     6.12 virtio ours    default
 viommu-6.12-reboot   6.12 virtio ours    default
+smmuv3-6.12-restart  6.12 smmuv3 ours    default
+builtin-smmuv3-7     7    smmuv3 builtin -
+smmuv3-7-default     7    smmuv3 ours    default
+smmuv3-7-max         7    smmuv3 ours    max
+builtin-smmuv3-7-16k 7-16k smmuv3 builtin -
+smmuv3-7-16k         7-16k smmuv3 ours   default
+builtin-viommu-7     7    virtio builtin -
+viommu-7             7    virtio ours    default
+builtin-smmuv3-7-io  7    smmuv3 builtin -
+smmuv3-7-io          7    smmuv3 ours    default
+builtin-viommu-7-io  7    virtio builtin -
+viommu-7-io          7    virtio ours    default
+builtin-smmuv3-7-passthrough 7 smmuv3 builtin -
+smmuv3-7-passthrough 7    smmuv3 ours    default
+viommu-7-passthrough 7    virtio ours    default
+smmuv3-7-lazy        7    smmuv3 ours    default
 "
 bench=
 want=()
@@ -61,6 +77,16 @@ disk=$work/disk.img
 [ -f "$disk" ] || head -c $((64 << 20)) /dev/urandom > "$disk"
 disk_md5=$(md5sum "$disk" | cut -d' ' -f1)
 
+# The -io cases: a 16 MiB NVMe disk and a 4 MiB file served by QEMU's TFTP, with their checksums;
+# the four readers' parts of the 64 MiB disk.
+nvme_disk=$work/nvme.img
+[ -f "$nvme_disk" ] || head -c $((16 << 20)) /dev/urandom > "$nvme_disk"
+nvme_md5=$(md5sum "$nvme_disk" | cut -d' ' -f1)
+tftp_dir=$work/tftp; mkdir -p "$tftp_dir"
+[ -f "$tftp_dir/blob" ] || head -c $((4 << 20)) /dev/urandom > "$tftp_dir/blob"
+blob_md5=$(md5sum "$tftp_dir/blob" | cut -d' ' -f1)
+part_md5=(); for i in 0 1 2 3; do part_md5+=("$(dd if="$disk" bs=1M skip=$((i * 16)) count=16 2>/dev/null | md5sum | cut -d' ' -f1)"); done
+
 declare -A assets
 get_assets() { [ -n "${assets[$1]:-}" ] || assets[$1]=$("$here/guest-assets.sh" "$1") || die "guest assets for $1"; }
 
@@ -74,6 +100,12 @@ stop_daemon() {
     if [ -n "$daemon_pid" ]; then kill "$daemon_pid" 2>/dev/null || true; wait "$daemon_pid" 2>/dev/null || true; daemon_pid=; fi
 }
 trap stop_daemon EXIT
+
+start_daemon() { # log iommu profile: the daemon on $cdir's sockets, in the background
+    java -jar "$root/vhost-bridge/target/iommu-emu.jar" --socket "$cdir/vmm.sock" --control "$cdir/ctl.sock" \
+        --model "$([ "$2" = smmuv3 ] && echo smmuv3 || echo virtio-iommu)" --profile "$3" \
+        </dev/null > "$1" 2>&1 &
+}
 
 ctl() { java -cp "$root/tools/target/benchmarks.jar" dev.iommuemu.tools.cli.IommuEmuCtl --control "$cdir/ctl.sock" "$@"; }
 
@@ -93,8 +125,19 @@ run_case() { # name kernel iommu frontend profile
     # Linux's deferred flush queue (iommu.strict=0): invalidations batched, entries stale meanwhile.
     local strict=1; [ "$name" = "${name%-lazy}" ] || strict=0
     local append="console=ttyAMA0 rdinit=/init panic=-1 iommu.strict=$strict"
+    # -io: 4 vCPUs with 4 concurrent readers of the virtio disk, an NVMe disk, and an e1000e NIC
+    # fetching a file from QEMU's user network (TFTP), all behind the IOMMU.
+    local io=; [ "$name" = "${name%-io}" ] || io=1
+    local smp=1 io_args=()
+    if [ -n "$io" ]; then
+        smp=4; append="$append iommuemu.readers=4 iommuemu.nvme iommuemu.net"
+        io_args=(-drive "if=none,id=nv0,file=$nvme_disk,format=raw,readonly=on" -device nvme,serial=iommuemu0,drive=nv0
+                 -netdev "user,id=n0,tftp=$tftp_dir" -device e1000e,netdev=n0,romfile=)  # no option ROM: Debian's +ds source has none
+    fi
+    [ "$name" = "${name%-passthrough}" ] || append="$append iommu.passthrough=1"
     [ "$name" = "${name%-fault}" ] || append="$append iommuemu.edu_dma=$fault_iova"
     local reboot=; [ "$name" = "${name%-reboot}" ] || reboot=1
+    local restart=; [ "$name" = "${name%-restart}" ] || { restart=1; reboot=1; append="$append iommuemu.lose_daemon"; }
     [ -z "$reboot" ] || { append="$append iommuemu.reboot"; head -c $((1 << 20)) /dev/zero > "$cdir/scratch.img"; }
     local machine=virt machine_type=virt ram=",memory-backend=mem"
     local mem=(-object memory-backend-memfd,id=mem,size=1G,share=on)
@@ -104,7 +147,7 @@ run_case() { # name kernel iommu frontend profile
         ram=; mem=(-object memory-backend-memfd,id=m0,size=512M,share=on -object memory-backend-memfd,id=m1,size=512M,share=on
             -numa node,nodeid=0,memdev=m0 -numa node,nodeid=1,memdev=m1,cpus=0)
     fi
-    local args=(-cpu max,pauth-impdef=on -smp 1 -m 1G -nographic -nic none $([ -n "$reboot" ] || echo -no-reboot)
+    local args=(-cpu max,pauth-impdef=on -smp "$smp" -m 1G -nographic -nic none $([ -n "$reboot" ] || echo -no-reboot)
         "${mem[@]}"
         -kernel "$vmlinuz" -initrd "$initrd" -append "$append"
         $([ "$iommu" = virtio ] && echo "-device virtio-iommu-pci$([ "$frontend" = ours ] && echo ,iommu-emu=ie0)")
@@ -112,17 +155,17 @@ run_case() { # name kernel iommu frontend profile
         -device virtio-blk-pci,drive=d0,iommu_platform=on,disable-legacy=on
         -device virtio-rng-pci,iommu_platform=on,disable-legacy=on
         $([ "$name" = "${name%-fault}" ] || echo "-device edu")
+        "${io_args[@]}"
         $([ -z "$reboot" ] || echo "-drive if=none,id=d1,file=$cdir/scratch.img,format=raw -device virtio-blk-pci,drive=d1,iommu_platform=on,disable-legacy=on"))
 
     if [ "$frontend" = ours ]; then
-        java -jar "$root/vhost-bridge/target/iommu-emu.jar" --socket "$cdir/vmm.sock" --control "$cdir/ctl.sock" \
-            --model "$([ "$iommu" = smmuv3 ] && echo smmuv3 || echo virtio-iommu)" --profile "$profile" \
-            </dev/null > "$cdir/daemon.log" 2>&1 &
+        start_daemon "$cdir/daemon.log" "$iommu" "$profile"
         daemon_pid=$!
         for _ in $(seq 300); do [ -S "$cdir/vmm.sock" ] && [ -S "$cdir/ctl.sock" ] && break; sleep 0.1; done
         [ -S "$cdir/vmm.sock" ] || { cat "$cdir/daemon.log" >&2; die "$name: the daemon did not start"; }
         # The daemon is a chardev; the device names it (virtio-iommu-pci's iommu-emu=ie0 above).
-        args+=(-chardev "socket,id=ie0,path=$cdir/vmm.sock")
+        # reconnect-ms: QEMU reconnects to a daemon that went away (the restart case).
+        args+=(-chardev "socket,id=ie0,path=$cdir/vmm.sock,reconnect-ms=500")
         [ "$iommu" != smmuv3 ] || args+=(-global arm-smmuv3.iommu-emu=ie0)
         # QEMU's arm-smmuv3 "stage" reaches the daemon and selects what its profile advertises
         # (IOMMU_SET_PROPERTIES). The virt board of QEMU 10.0 makes its SMMU "nested" (both stages),
@@ -160,6 +203,19 @@ run_case() { # name kernel iommu frontend profile
         virtio) machine="$machine_type$ram" ;;  # virtio-iommu-pci comes first (above): the IOMMU
                                                 # must exist when the devices it serves are realized
     esac
+    local restart_pid=
+    if [ -n "$restart" ]; then
+        # When the guest says so: SIGKILL the daemon (its state is gone), start a new one on the same
+        # sockets; QEMU's chardev reconnects to it.
+        ( for _ in $(seq 600); do grep -q '^T: lose-daemon' "$cdir/console.log" 2>/dev/null && break; sleep 0.1; done
+          grep -q '^T: lose-daemon' "$cdir/console.log" || exit 0
+          kill -9 "$daemon_pid" 2>/dev/null || true
+          for _ in $(seq 100); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+          rm -f "$cdir/vmm.sock" "$cdir/ctl.sock"
+          start_daemon "$cdir/daemon2.log" "$iommu" "$profile"; echo $! > "$cdir/daemon2.pid"
+          echo "T: host-restarted-daemon" >> "$cdir/restart.log" ) &
+        restart_pid=$!
+    fi
     log "$name: linux $abi, $iommu ($frontend${profile:+ $profile})"
     echo "$qemu -M $machine ${args[*]}" > "$cdir/cmdline"
     local start; start=$(date +%s%N)
@@ -170,6 +226,10 @@ run_case() { # name kernel iommu frontend profile
     done > "$cdir/console.log"
     set -e
     [ -z "$probe_pid" ] || wait "$probe_pid" || true
+    if [ -n "$restart_pid" ]; then
+        wait "$restart_pid" || true
+        [ ! -f "$cdir/daemon2.pid" ] || daemon_pid=$(cat "$cdir/daemon2.pid")
+    fi
     check_case "$name" "$iommu" "$frontend"
 }
 
@@ -178,7 +238,7 @@ check_case() {
     t() { sed -n "s/^T: $1 //p" "$c" | head -n 1; }
     grep -q '^T: DONE' "$c" || fails+=("no DONE marker")
     if [ "$iommu" = smmuv3 ]; then
-        grep -Eq 'arm-smmu-v3 [^ ]+: ias [0-9]+-bit, oas [0-9]+-bit' "$c" || fails+=("no arm-smmu-v3 probe line")
+        grep -Eq 'arm-smmu-v3 [^ ]+: (ias [0-9]+-bit, )?oas [0-9]+-bit' "$c" || fails+=("no arm-smmu-v3 probe line")
     else
         grep -Eq 'virtio_iommu virtio[0-9]+: page mask: 0x' "$c" || fails+=("no virtio_iommu page-mask line")
     fi
@@ -188,9 +248,18 @@ check_case() {
         # driver warns "SMMU currently enabled! Resetting..." when it finds SMMU_CR0.SMMUEN set.
         grep -q '^T: first-boot marked iommuemu-booted1, rebooting' "$c" || fails+=("no first boot that marked the scratch disk")
         grep -q '^T: second-boot' "$c" || fails+=("no second boot")
-        local probes; probes=$(grep -v '^T: ' "$c" | grep -Ec 'arm-smmu-v3 [^ ]+: ias [0-9]+-bit|virtio_iommu virtio[0-9]+: page mask: 0x' || true)
+        local probes; probes=$(grep -v '^T: ' "$c" | grep -Ec 'arm-smmu-v3 [^ ]+: (ias [0-9]+-bit, )?oas [0-9]+-bit|virtio_iommu virtio[0-9]+: page mask: 0x' || true)
         [ "$probes" = 2 ] || fails+=("the IOMMU driver probed $probes times, want 2 (one per boot)")
         ! grep -q 'SMMU currently enabled' "$c" || fails+=("the second boot found the SMMU enabled: the system reset did not reset the daemon's SMMUv3")
+    fi
+    if [ "$name" != "${name%-restart}" ]; then
+        # The daemon was killed during the first boot and a new one started: QEMU said so, kept the
+        # IOMMU fenced (the new daemon has none of the guest's state) and went live again at the
+        # reboot's system reset, after which the second boot made every check against the new daemon.
+        [ -f "$cdir/restart.log" ] || fails+=("the runner never restarted the daemon")
+        grep -q "iommu-emu: lost the daemon behind chardev 'ie0'" "$c" || fails+=("QEMU did not report the lost daemon")
+        grep -q "iommu-emu: the daemon behind chardev 'ie0' is back without the guest's IOMMU state" "$c" || fails+=("QEMU did not reconnect to the new daemon")
+        grep -q "iommu-emu: the device behind chardev 'ie0' is reset and live again" "$c" || fails+=("the system reset did not bring the IOMMU back")
     fi
     if [ "$name" != "${name%-numa}" ]; then
         # Two nodes seen by the guest; guest RAM reached the daemon as two regions.
@@ -202,7 +271,23 @@ check_case() {
     ! grep -v 'device=0x1057' "$c" | grep -q '^T: pci .*vendor=0x1af4.*group=none' || fails+=("a virtio device without an IOMMU group")
     [ "$(t disk-md5)" = "$disk_md5" ] || fails+=("disk checksum $(t disk-md5) != $disk_md5")
     [ "$(t hwrng-bytes)" = 64 ] || fails+=("/dev/hwrng gave '$(t hwrng-bytes)' bytes")
-    if [ "$name" = "${name%-lazy}" ]; then
+    if [ "$name" != "${name%-io}" ]; then
+        local i got
+        for i in 0 1 2 3; do
+            got=$(sed -n "s/^T: reader-md5 $i //p" "$c" | head -n 1)
+            [ "$got" = "${part_md5[$i]}" ] || fails+=("reader $i (4 vCPUs at once) read '$got', want ${part_md5[$i]}")
+        done
+        [ "$(t nvme-md5)" = "$nvme_md5" ] || fails+=("NVMe checksum '$(t nvme-md5)' != $nvme_md5")
+        [ "$(t net-md5)" = "$blob_md5" ] || fails+=("e1000e TFTP transfer checksum '$(t net-md5)' != $blob_md5")
+        grep -q '^T: pci .*vendor=0x8086 device=0x10d3 group=[0-9]' "$c" || fails+=("the e1000e is in no IOMMU group")
+        grep -q '^T: pci .*vendor=0x1b36 device=0x0010 group=[0-9]' "$c" || fails+=("the NVMe controller is in no IOMMU group")
+    fi
+    if [ "$name" != "${name%-passthrough}" ]; then
+        grep -q 'iommu: Default domain type: Passthrough' "$c" || fails+=("iommu.passthrough=1 not in effect")
+    fi
+    if [ "$name" != "${name%-passthrough}" ]; then
+        :  # no DMA domains, so no invalidation policy
+    elif [ "$name" = "${name%-lazy}" ]; then
         grep -q 'TLB invalidation policy: strict mode' "$c" || fails+=("iommu.strict=1 not in effect")
     else
         grep -q 'TLB invalidation policy: lazy mode' "$c" || fails+=("iommu.strict=0 not in effect")
