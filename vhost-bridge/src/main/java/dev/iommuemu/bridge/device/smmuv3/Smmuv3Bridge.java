@@ -196,12 +196,9 @@ public final class Smmuv3Bridge implements BridgedDevice {
             }
 
             @Override
-            public List<WalkStep> walk(int streamId, int substreamId, long iova, DmaAccess access) {
-                List<WalkStep> steps = new ArrayList<>();
-                for (Inspector.Step s : smmu.explainWalk(streamId, substreamId, iova, access)) {
-                    steps.add(new WalkStep(s.stage(), s.level(), s.address(), s.physical(), s.descriptor(), s.outcome()));
-                }
-                return steps;
+            public dev.iommuemu.smmuv3.inspect.WalkExplanation walk(int streamId, int substreamId, long iova,
+                    DmaAccess access) {
+                return smmu.explain(streamId, substreamId, iova, access);
             }
 
             @Override
