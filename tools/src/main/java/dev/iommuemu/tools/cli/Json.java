@@ -7,11 +7,12 @@ import com.google.protobuf.util.JsonFormat;
 /**
  * iommu-emu-ctl's --json: protobuf's canonical JSON mapping of the response message, with the
  * field names of control.proto (snake_case), one object per line; 64-bit integers are strings and
- * enums their names, as the mapping specifies.
+ * enums their names, as the mapping specifies. Fields without presence are printed even when zero
+ * (a level 0 step says "level": 0); unset optional fields are left out.
  */
 final class Json {
     private static final JsonFormat.Printer PRINTER = JsonFormat.printer().preservingProtoFieldNames()
-            .omittingInsignificantWhitespace();
+            .alwaysPrintFieldsWithNoPresence().omittingInsignificantWhitespace();
 
     private Json() {}
 
