@@ -107,4 +107,36 @@ class IommuEmuCtlTest {
         assertTrue(result[0][1].matches("\\S+ session=" + session + " session_close control\n"), result[0][1]);
         assertTrue(result[0][2].contains("(subscribed: following events)\n"), "the tool says when it is subscribed: " + result[0][2]);
     }
+
+    @Test
+    void everyErrorIsASentenceNeverJavaText() throws Exception {
+        long smmu = owner.createSession("smmuv3", "").getId(); // no memory, SMMU disabled
+        String id = Long.toString(smmu);
+        String[] cd = ctl("--session", id, "cd", "0", "0");
+        assertEquals("0", cd[0], cd[2]);
+        assertEquals("CD at (not read)\n  error: F_STE_FETCH\n", cd[1]); // no memory behind STRTAB_BASE
+        String[] neg = ctl("--session", id, "ste", "-1");
+        assertEquals("2", neg[0]);
+        assertEquals("iommu-emu-ctl: Invalid value for positional parameter at index 0 (SID): '-1' is negative; "
+                + "give a number from 0 (decimal or 0x-hex) (see iommu-emu-ctl ste --help)\n", neg[2]);
+        String[] big = ctl("--session", id, "ste", "0xffffffff");
+        assertEquals("0", big[0], big[2]);
+        assertEquals("STE at (not read)\n  error: C_BAD_STREAMID\n", big[1].substring(0, big[1].indexOf("  word") < 0 ? big[1].length() : big[1].indexOf("  word")));
+        String[] noValue = ctl("status", "--control");
+        assertEquals("2", noValue[0]);
+        assertEquals("iommu-emu-ctl: Missing required parameter for option '--control' (PATH) (see iommu-emu-ctl status --help)\n", noValue[2]);
+        String[] noDaemon = ctl("--control", "/nonexistent/ctl.sock", "status");
+        assertEquals("1", noDaemon[0]);
+        assertEquals("iommu-emu-ctl: status: no control socket at /nonexistent/ctl.sock: No such file or directory (ENOENT, errno 2); "
+                + "start the daemon (bin/iommu-emu --control /nonexistent/ctl.sock) or name its socket with --control PATH\n", noDaemon[2]);
+        String[] size = ctl("--session", id, "read-reg", "0", "3");
+        assertEquals("2", size[0]);
+        assertTrue(size[2].contains("'3' is not an access size; give 1, 2, 4 or 8"), size[2]);
+        String[] none = ctl();
+        assertEquals("2", none[0]);
+        assertTrue(none[2].startsWith("iommu-emu-ctl: no command given; the commands are:\n"), none[2]);
+        for (String[] r : new String[][] {cd, neg, big, noValue, noDaemon, size, none}) {
+            assertTrue(!r[2].contains("Exception") && !r[2].contains("\tat "), r[2]);
+        }
+    }
 }

@@ -224,7 +224,7 @@ public final class Smmuv3Bridge implements BridgedDevice {
     private static Diagnostics.Decoded decoded(Inspector.Fetched f) {
         List<Diagnostics.FieldValue> fields = new ArrayList<>();
         Layout layout = f.layout();
-        if (layout != null && f.words() != null) {
+        if (layout != null && f.words() != null && f.words().length > 0) { // no words: the structure was not read
             for (Field fd : layout.fields()) {
                 int lsb = fd.word() * 64 + fd.lsb();
                 String bits = fd.width() == 1 ? "[" + lsb + "]" : "[" + (lsb + fd.width() - 1) + ":" + lsb + "]";
