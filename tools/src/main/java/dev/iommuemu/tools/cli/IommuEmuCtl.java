@@ -59,7 +59,7 @@ import picocli.CommandLine.ScopeType;
  * sentences: the daemon's reason with its errno's name, or what to do about a bad option.
  */
 @Command(name = "iommu-emu-ctl", mixinStandardHelpOptions = true, scope = ScopeType.INHERIT, versionProvider = IommuEmuCtl.Version.class,
-        sortOptions = false, usageHelpAutoWidth = true,
+        sortOptions = false, usageHelpWidth = 100,
         description = "Inspects and drives a running iommu-emu daemon over its control socket (docs/daemon.md).",
         footer = {"", "Numbers may be decimal or 0x-hex (underscores allowed). The control socket defaults to "
                 + "$$IOMMU_EMU_CONTROL, else $${XDG_RUNTIME_DIR:-/tmp}/iommu-emu-control.sock; --session 0 (the default) "
