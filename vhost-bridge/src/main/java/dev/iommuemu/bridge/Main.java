@@ -222,22 +222,22 @@ public final class Main implements Callable<Integer> {
     static String socketProblem(Path path, String option) {
         Path dir = path.toAbsolutePath().getParent();
         if (dir != null && !Files.exists(dir)) {
-            return option + " " + path + ": the directory " + dir + " does not exist (" + Errno.describe(2)
-                    + "); create it or choose another path";
+            return option + " " + path + ": the directory " + dir + " does not exist: " + Errno.describe(2)
+                    + "; create it or choose another path";
         }
         if (dir != null && !Files.isDirectory(dir)) {
-            return option + " " + path + ": " + dir + " is not a directory (" + Errno.describe(20) + ")";
+            return option + " " + path + ": " + dir + " is not a directory: " + Errno.describe(20);
         }
         if (dir != null && !Files.isWritable(dir)) {
-            return option + " " + path + ": cannot create a socket in " + dir + " (" + Errno.describe(13)
-                    + "); choose a directory you can write, e.g. $XDG_RUNTIME_DIR";
+            return option + " " + path + ": cannot create a socket in " + dir + ": " + Errno.describe(13)
+                    + "; choose a directory you can write, e.g. $XDG_RUNTIME_DIR";
         }
         if (path.toString().getBytes(StandardCharsets.UTF_8).length > 107) {
-            return option + " " + path + ": a unix socket path is at most 107 bytes (" + Errno.describe(36)
-                    + "); choose a shorter path";
+            return option + " " + path + ": a unix socket path is at most 107 bytes: " + Errno.describe(36)
+                    + "; choose a shorter path";
         }
         if (Files.isDirectory(path)) {
-            return option + " " + path + ": is a directory (" + Errno.describe(21) + "); name the socket file to create";
+            return option + " " + path + ": " + Errno.describe(21) + "; name the socket file to create";
         }
         return null;
     }

@@ -69,14 +69,14 @@ class MainTest {
         assertTrue(dir[2].startsWith("iommu-emu: --config /tmp: Is a directory (EISDIR, errno 21); "), dir[2]);
         String[] sock = run("--socket-path", "/nonexistent/dir/vmm.sock", "--control", "none");
         assertEquals("1", sock[0]);
-        assertEquals("iommu-emu: --socket-path /nonexistent/dir/vmm.sock: the directory /nonexistent/dir does not exist "
-                + "(No such file or directory (ENOENT, errno 2)); create it or choose another path\n", sock[2]);
+        assertEquals("iommu-emu: --socket-path /nonexistent/dir/vmm.sock: the directory /nonexistent/dir does not exist: "
+                + "No such file or directory (ENOENT, errno 2); create it or choose another path\n", sock[2]);
         String[] ctl = run("--socket-path", FakeVmm.socketPath("mainerr").toString(), "--control", "/nonexistent/c.sock");
         assertEquals("1", ctl[0]);
         assertTrue(ctl[2].startsWith("iommu-emu: --control /nonexistent/c.sock: the directory /nonexistent does not exist"), ctl[2]);
         String[] fd = run("--fd", "999", "--control", "none");
         assertEquals("2", fd[0]);
-        assertEquals("iommu-emu: --fd 999: no such open file descriptor (Bad file descriptor (EBADF, errno 9)); "
+        assertEquals("iommu-emu: --fd 999: no such open file descriptor: Bad file descriptor (EBADF, errno 9); "
                 + "pass the number of a listening unix socket this process inherited\n", fd[2]);
         String[] max = run("--max-connections", "0", "--print-config");
         assertEquals("2", max[0]);
@@ -105,8 +105,8 @@ class MainTest {
         org.junit.jupiter.api.Assumptions.assumeTrue(fileFd != null, "no open jar descriptor to use");
         String[] r = run("--fd=" + fileFd, "--control", "none");
         assertEquals("2", r[0]);
-        assertTrue(r[2].matches("iommu-emu: --fd " + fileFd + ": it is /\\S+\\.jar, not a socket \\(Socket operation on non-socket "
-                + "\\(ENOTSOCK, errno 88\\)\\); pass a listening unix socket\n"), r[2]);
+        assertTrue(r[2].matches("iommu-emu: --fd " + fileFd + ": it is /\\S+\\.jar, not a socket: Socket operation on non-socket "
+                + "\\(ENOTSOCK, errno 88\\); pass a listening unix socket\n"), r[2]);
     }
 
     @Test

@@ -7,6 +7,7 @@ import dev.iommuemu.proto.v1.Fault;
 import dev.iommuemu.proto.v1.TranslateResponse;
 import dev.iommuemu.proto.v1.WalkResponse;
 import dev.iommuemu.proto.v1.WalkStep;
+import dev.iommuemu.smmuv3.streamtable.Ste;
 import java.util.List;
 import java.util.Locale;
 
@@ -77,8 +78,8 @@ final class WalkText {
                 b.append(String.format("  faulting descriptor at %s = 0x%016x%n", hex(f.getDescriptorAddress()), f.getDescriptorValue()));
             }
             if (f.getEventRecordCount() > 0) {
-                b.append("  event record").append(f.getRecorded() ? " (recorded by the configuration: CD.R / STE.S2R)"
-                        : " (not recorded: the configuration suppresses it)").append(':');
+                b.append("  event record").append(f.getRecorded() ? " (the SMMU writes it to the Event queue)"
+                        : " (not written: CD.R / STE.S2R is 0)").append(':');
                 f.getEventRecordList().forEach(x -> b.append(String.format(" 0x%016x", x)));
                 b.append('\n');
             }
@@ -98,7 +99,9 @@ final class WalkText {
         if (s.hasSteAddress()) {
             b.append(String.format("; STE at %s (%s)", hex(s.getSteAddress()), s.getSteFromCache() ? "configuration cache" : "memory"));
         }
-        if (s.hasSteConfig()) {
+        if (s.getSteWordsCount() > 0 && Ste.V.get(words(s)) == 0) {
+            b.append(", V 0 (not valid)");
+        } else if (s.hasSteConfig()) {
             b.append(", Config ").append(config(s.getSteConfig()));
         }
         if (s.hasCdAddress()) {
@@ -108,6 +111,10 @@ final class WalkText {
     }
 
     /** IHI 0070 §5.2 STE.Config. */
+    private static long[] words(DeviceState s) {
+        return s.getSteWordsList().stream().mapToLong(Long::longValue).toArray();
+    }
+
     private static String config(int c) {
         String name = switch (c) {
             case 0b100 -> "bypass";
@@ -156,7 +163,8 @@ final class WalkText {
     private static String decidedBy(WalkResponse w) {
         return switch (w.getDecidedBy()) {
             case DECIDED_BY_GBPA -> "SMMU_GBPA (the SMMU is disabled)";
-            case DECIDED_BY_STE -> "the STE" + (w.getState().hasSteConfig() ? " (Config " + config(w.getState().getSteConfig()) + ")" : "");
+            case DECIDED_BY_STE -> "the STE" + (w.getState().getSteWordsCount() > 0 && Ste.V.get(words(w.getState())) == 0 ? " (not valid)"
+                    : w.getState().hasSteConfig() ? " (Config " + config(w.getState().getSteConfig()) + ")" : "");
             case DECIDED_BY_CD -> "the CD";
             case DECIDED_BY_TLB -> "the TLB: no walk was made; the steps above are the tables in memory now";
             case DECIDED_BY_TABLES -> "the translation tables";

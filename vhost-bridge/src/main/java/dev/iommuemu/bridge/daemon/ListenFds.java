@@ -34,20 +34,20 @@ public final class ListenFds {
     /** Why {@code fd} cannot be served on, as a sentence, or null when it is an open socket (Linux /proc/self/fd). */
     public static String check(int fd) {
         if (fd < 0) {
-            return "a file descriptor is a number from 0 (" + Errno.describe(9) + ")";
+            return "a file descriptor is a number from 0: " + Errno.describe(9);
         }
         Path link = Path.of("/proc/self/fd/" + fd);
         if (!Files.exists(link, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-            return "no such open file descriptor (" + Errno.describe(9)
-                    + "); pass the number of a listening unix socket this process inherited";
+            return "no such open file descriptor: " + Errno.describe(9)
+                    + "; pass the number of a listening unix socket this process inherited";
         }
         try {
             String target = Files.readSymbolicLink(link).toString();
             if (!target.startsWith("socket:")) {
-                return "it is " + target + ", not a socket (" + Errno.describe(88) + "); pass a listening unix socket";
+                return "it is " + target + ", not a socket: " + Errno.describe(88) + "; pass a listening unix socket";
             }
         } catch (IOException e) {
-            return "cannot inspect it (" + Errno.describe(9) + ")";
+            return "cannot inspect it: " + Errno.describe(9);
         }
         return null;
     }
