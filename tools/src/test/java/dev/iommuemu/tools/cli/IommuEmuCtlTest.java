@@ -139,4 +139,17 @@ class IommuEmuCtlTest {
             assertTrue(!r[2].contains("Exception") && !r[2].contains("\tat "), r[2]);
         }
     }
+
+    @Test
+    void createSessionMakesAProtobufOnlySessionWithMemory() {
+        String[] r = ctl("create-session", "--model=identity", "--memory", "64K@0x1000000", "--no-hold");
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].matches("session \\d+: control, model identity profile default, mmio 0x0, memory: 0x1000000\\+0x10000\n"), r[1]);
+        String[] j = ctl("--json", "create-session", "--model=smmuv3", "--no-hold");
+        assertTrue(j[1].matches("\\{\"id\":\"\\d+\",\"origin\":\"control\",\"model\":\"smmuv3\",\"profile\":\"default\",\"regions\":\\[\\],"
+                + "\"mmio_size\":\"131072\",\"irq_lines\":\\[\"evtq\",\"priq\",\"cmd-sync\",\"gerror\"\\]}\n"), j[1]);
+        String[] bad = ctl("create-session", "--model=nope", "--no-hold");
+        assertEquals("1", bad[0]);
+        assertTrue(bad[2].startsWith("iommu-emu-ctl: create-session: no model 'nope' (have "), bad[2]);
+    }
 }
