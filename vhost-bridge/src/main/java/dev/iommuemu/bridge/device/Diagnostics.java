@@ -5,9 +5,11 @@ import dev.iommuemu.smmuv3.inspect.WalkExplanation;
 import java.util.List;
 
 /**
- * What tools may ask a model about its guest-programmed state ("why did this IOVA fault"). All
- * results are decoded from guest memory at the time of the call, through the declared
- * {@link dev.iommuemu.field.Layout}s, never from cached state the guest cannot see.
+ * What tools may ask a model about its guest-programmed state ("why did this IOVA fault"). STE and
+ * CD decodes are read from guest memory at the time of the call, through the declared
+ * {@link dev.iommuemu.field.Layout}s; a walk is explained as the device would handle the access
+ * now (its configuration cache and TLB included, and said so). Nothing here changes what the guest
+ * or a later access can observe.
  */
 public interface Diagnostics {
 
