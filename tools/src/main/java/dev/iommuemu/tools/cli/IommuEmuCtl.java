@@ -63,8 +63,8 @@ import picocli.CommandLine.ScopeType;
         description = "Inspects and drives a running iommu-emu daemon over its control socket (docs/daemon.md).",
         footer = {"", "Numbers may be decimal or 0x-hex (underscores allowed). The control socket defaults to "
                 + "$$IOMMU_EMU_CONTROL, else $${XDG_RUNTIME_DIR:-/tmp}/iommu-emu-control.sock; --session 0 (the default) "
-                + "means the only session."},
-        subcommands = CommandLine.HelpCommand.class)
+                + "means the only session. Bash/zsh completion: source <(iommu-emu-ctl generate-completion)."},
+        subcommands = {CommandLine.HelpCommand.class, picocli.AutoComplete.GenerateCompletion.class})
 public final class IommuEmuCtl implements Callable<Integer> {
     private final PrintStream out;
     private final PrintStream err;

@@ -152,4 +152,12 @@ class IommuEmuCtlTest {
         assertEquals("1", bad[0]);
         assertTrue(bad[2].startsWith("iommu-emu-ctl: create-session: no model 'nope' (have "), bad[2]);
     }
+
+    @Test
+    void shellCompletionIsGenerated() {
+        String[] r = ctl("generate-completion");
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains("complete -F _complete_iommu-emu-ctl -o default iommu-emu-ctl"), r[1]);
+        assertTrue(r[1].contains("walk"), r[1]);
+    }
 }
