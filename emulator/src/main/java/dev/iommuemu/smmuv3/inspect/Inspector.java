@@ -4,7 +4,6 @@ import dev.iommuemu.dma.DmaAccess;
 import dev.iommuemu.dma.IommuModel;
 import dev.iommuemu.field.Layout;
 import dev.iommuemu.memory.GuestMemory;
-import dev.iommuemu.pagetable.Stage1Config;
 import dev.iommuemu.pagetable.Stage2Config;
 import dev.iommuemu.pagetable.Translation;
 import dev.iommuemu.pagetable.TranslationFault;
@@ -19,8 +18,6 @@ import dev.iommuemu.smmuv3.streamtable.Ste;
 import dev.iommuemu.smmuv3.streamtable.SteStage2;
 import dev.iommuemu.smmuv3.streamtable.SteValidator;
 import dev.iommuemu.smmuv3.streamtable.StreamTable;
-import java.util.ArrayList;
-import java.util.List;
 
 /**
  * Diagnostics for tools ("why did this IOVA fault"): the STE, the CD and the table walk of a
