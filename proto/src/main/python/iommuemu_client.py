@@ -4,9 +4,11 @@ Built from the same .proto files as the Java client, to show the API is language
 
     protoc -I proto/src/main/protobuf --python_out=GEN \
         iommuemu/v1/translation.proto iommuemu/v1/control.proto
-    PYTHONPATH=GEN:proto/src/main/python python3 -c 'import iommuemu_client'
+    PYTHONPATH=GEN:proto/src/main/python /usr/bin/python3 -c 'import iommuemu_client'
 
-Needs Debian's python3-protobuf (and protobuf-compiler for protoc). Framing: each message is
+Needs Debian's python3-protobuf (and protobuf-compiler for protoc), i.e. Debian's interpreter
+/usr/bin/python3: another python3 first on PATH (pyenv, a venv) lacks Debian's modules unless it
+has its own protobuf package of a version matching protoc's. Framing: each message is
 preceded by its length as a base-128 varint (protobuf's delimited form), as the daemon expects.
 """
 
@@ -125,6 +127,15 @@ class ControlClient:
         if substream_id is not None:
             req.substream_id = substream_id
         return self.call("translate", req).translate
+
+    def inject_fault(self, session, stream_id, iova, access=None, substream_id=None):
+        """The access made as an endpoint's DMA: the model records what its configuration calls for
+        (Translate and Walk are diagnostics that record nothing)."""
+        req = translation_pb2.TranslateRequest(session=session, stream_id=stream_id, iova=iova,
+                                               access=access or self.access())
+        if substream_id is not None:
+            req.substream_id = substream_id
+        return self.call("inject", control_pb2.InjectRequest(session=session, fault=req)).translate
 
     def walk(self, session, stream_id, iova, access=None, substream_id=None):
         req = control_pb2.WalkRequest(session=session, stream_id=stream_id, iova=iova, access=access or self.access())

@@ -8,6 +8,7 @@ import threading
 import unittest
 
 import iommuemu_client as ie
+from iommuemu.v1 import control_pb2
 
 CONTROL = os.environ.get("IOMMU_EMU_CONTROL", "/tmp/iommu-emu-control.sock")
 FAKE_ID = 0x123456789ABCDEF0
@@ -37,10 +38,19 @@ class ClientTest(unittest.TestCase):
         self.assertEqual("F_TRANSLATION", f.fault.type)
         w = self.c.walk(self.id, 4, 0x5000)
         self.assertEqual(40, w.steps[0].descriptor_address)
+        self.assertEqual(control_pb2.DESCRIPTOR_KIND_INVALID, w.steps[0].kind)
         self.assertEqual("F_TRANSLATION", w.result.fault.type)
+        self.assertEqual(1, w.result.fault.stage)
+        self.assertEqual(3, w.result.fault.level)
+        self.assertEqual("IN", w.result.fault.fault_class)
+        self.assertEqual(40, w.result.fault.descriptor_address)
         counters = self.c.counters(self.id)
-        self.assertEqual(3, counters["translations"])
-        self.assertEqual(2, counters["faults"])
+        self.assertEqual(0, counters["translations"])  # Translate and Walk are diagnostics
+        self.assertEqual(0, counters["faults"])
+        self.assertEqual("F_TRANSLATION", self.c.inject_fault(self.id, 4, 0x5000).fault.type)
+        counters = self.c.counters(self.id)
+        self.assertEqual(1, counters["translations"])
+        self.assertEqual(1, counters["faults"])
 
     def test_registers_and_errors(self):
         self.assertEqual(FAKE_ID, self.c.read_register(self.id, 0, 8))
@@ -71,7 +81,7 @@ class ClientTest(unittest.TestCase):
         t = threading.Thread(target=follow)
         t.start()
         self.assertTrue(ready.wait(5))
-        self.c.translate(self.id, 2, 0x1000)
+        self.c.inject_fault(self.id, 2, 0x1000)
         self.c.write_register(self.id, 0x18, 3, 8)  # raise "gerror"
         t.join(5)
         self.assertEqual(["fault", "irq"], [e.kind for e in got])

@@ -68,7 +68,10 @@ public final class Walker {
      * stage 2's.
      */
     public WalkResult stage2For(Stage2Config s2, long ipa, DmaAccess access, FaultClass cls, long inputAddress) {
-        Ctx ctx = new Ctx(access, null, inputAddress);
+        return stage2For(new Ctx(access, null, inputAddress), s2, ipa, access, cls);
+    }
+
+    private WalkResult stage2For(Ctx ctx, Stage2Config s2, long ipa, DmaAccess access, FaultClass cls) {
         if (!s2Walk(s2, ipa, access, cls, ctx)) {
             return ctx.fault;
         }
@@ -96,6 +99,26 @@ public final class Walker {
         Ctx ctx = new Ctx(access, null, input);
         ctx.speculative = true;
         return translate(ctx, s1, s2, input, access);
+    }
+
+    /**
+     * An explained walk, for diagnostics ("why did this IOVA fault"): the result {@link #translate}
+     * gives, with every descriptor read reported to {@code observer}, but the tables are never
+     * written: a hardware Access flag or dirty state update (Arm ARM D8.4) is reported through
+     * {@link WalkObserver#update} and the walk goes on with the value it would write.
+     */
+    public WalkResult explain(Stage1Config s1, Stage2Config s2, long input, DmaAccess access, WalkObserver observer) {
+        Ctx ctx = new Ctx(access, observer, input);
+        ctx.dry = true;
+        return translate(ctx, s1, s2, input, access);
+    }
+
+    /** {@link #stage2For} explained: reads reported to {@code observer}, nothing written (see {@link #explain}). */
+    public WalkResult explainStage2For(Stage2Config s2, long ipa, DmaAccess access, FaultClass cls, long inputAddress,
+            WalkObserver observer) {
+        Ctx ctx = new Ctx(access, observer, inputAddress);
+        ctx.dry = true;
+        return stage2For(ctx, s2, ipa, access, cls);
     }
 
     private WalkResult translate(Ctx ctx, Stage1Config s1, Stage2Config s2, long input, DmaAccess access) {
@@ -204,7 +227,8 @@ public final class Walker {
         while (true) {
             int shift = g.levelShift(level);
             int nbits = level == startLevel ? startBits : g.stride();
-            long descAddr = table + (((va >>> shift) & ((1L << nbits) - 1)) << 3);
+            int index = (int) ((va >>> shift) & ((1L << nbits) - 1));
+            long descAddr = table + ((long) index << 3);
             long desc;
             if (held) {
                 // Arm ARM hardware updates: the compare-and-swap established this value atomically;
@@ -223,12 +247,12 @@ public final class Walker {
                 }
                 GuestMemory.Region reg = mem.find(descPa, 8);
                 if (reg == null) {
-                    observe(ctx, 1, level, descAddr, descPa, 0);
+                    observe(ctx, new WalkObserver.Read(1, level, va, FaultClass.IN, table, index, descAddr, descPa, 0, true, g, ds, lpa));
                     return fault(ctx, FaultType.WALK_EABT, 1, level, FaultClass.IN, 0, descPa);
                 }
                 long raw = reg.read64(descPa);
                 desc = c.bigEndian() ? Long.reverseBytes(raw) : raw;
-                observe(ctx, 1, level, descAddr, descPa, desc);
+                observe(ctx, new WalkObserver.Read(1, level, va, FaultClass.IN, table, index, descAddr, descPa, desc, false, g, ds, lpa));
             }
             if (!Descriptor.VALID.isSet(desc)) {
                 return fault(ctx, FaultType.TRANSLATION, 1, level, FaultClass.IN, 0, descPa);
@@ -387,7 +411,8 @@ public final class Walker {
         while (true) {
             int shift = g.levelShift(level);
             int nbits = level == startLevel ? startBits : g.stride();
-            long descPa = table + (((ipa >>> shift) & ((1L << nbits) - 1)) << 3);
+            int index = (int) ((ipa >>> shift) & ((1L << nbits) - 1));
+            long descPa = table + ((long) index << 3);
             long desc;
             if (held) {
                 desc = heldDesc; // as in stage 1: continue with the value the update wrote
@@ -395,12 +420,12 @@ public final class Walker {
             } else {
                 GuestMemory.Region reg = mem.find(descPa, 8);
                 if (reg == null) {
-                    observe(ctx, 2, level, descPa, descPa, 0);
+                    observe(ctx, new WalkObserver.Read(2, level, ipa, cls, table, index, descPa, descPa, 0, true, g, ds, lpa));
                     return s2Fault(ctx, acc, FaultType.WALK_EABT, level, cls, ipa, descPa);
                 }
                 long raw = reg.read64(descPa);
                 desc = c.bigEndian() ? Long.reverseBytes(raw) : raw;
-                observe(ctx, 2, level, descPa, descPa, desc);
+                observe(ctx, new WalkObserver.Read(2, level, ipa, cls, table, index, descPa, descPa, desc, false, g, ds, lpa));
             }
             if (!Descriptor.VALID.isSet(desc)) {
                 return s2Fault(ctx, acc, FaultType.TRANSLATION, level, cls, ipa, descPa);
@@ -472,7 +497,8 @@ public final class Walker {
                 if (ctx.speculative) {
                     return s2Fault(ctx, acc, FaultType.ACCESS_FLAG, level, cls, ipa, descPa); // speculate(): no writes
                 }
-                int st = casDescriptor(descPa, desc, update, c.bigEndian());
+                int st = ctx.dry ? dryUpdate(ctx, 2, level, descPa, desc, update)
+                        : casDescriptor(descPa, desc, update, c.bigEndian());
                 if (st == UPDATE_FAULT) {
                     return s2Fault(ctx, acc, FaultType.WALK_EABT, level, cls, ipa, descPa);
                 }
@@ -530,11 +556,26 @@ public final class Walker {
             }
             pa = ctx.s2Out;
         }
-        int st = casDescriptor(pa, expect, update, bigEndian);
+        int st = ctx.dry ? dryUpdate(ctx, 1, level, pa, expect, update) : casDescriptor(pa, expect, update, bigEndian);
         if (st == UPDATE_FAULT) {
             fault(ctx, FaultType.WALK_EABT, 1, level, FaultClass.IN, 0, pa);
         }
         return st;
+    }
+
+    /**
+     * An explained walk's hardware update ({@link #explain}): reported to the observer, not
+     * written; the walk goes on as if the compare-and-swap succeeded (a descriptor outside memory
+     * still aborts, as the write would).
+     */
+    private int dryUpdate(Ctx ctx, int stage, int level, long pa, long expect, long update) {
+        if (mem.find(pa, 8) == null) {
+            return UPDATE_FAULT;
+        }
+        if (ctx.observer != null) {
+            ctx.observer.update(stage, level, pa, expect, update);
+        }
+        return UPDATED;
     }
 
     private int casDescriptor(long pa, long expect, long update, boolean bigEndian) {
@@ -565,9 +606,9 @@ public final class Walker {
         return false;
     }
 
-    private static void observe(Ctx ctx, int stage, int level, long addr, long pa, long desc) {
+    private static void observe(Ctx ctx, WalkObserver.Read r) {
         if (ctx.observer != null) {
-            ctx.observer.descriptor(stage, level, addr, pa, desc);
+            ctx.observer.read(r);
         }
     }
 
@@ -601,6 +642,7 @@ public final class Walker {
         final WalkObserver observer;
         final long input;
         boolean speculative; // speculate(): a descriptor write ends the walk instead
+        boolean dry; // explain(): a descriptor write is reported, not made
         TranslationFault fault;
         long s1Out;
         int s1Shift;

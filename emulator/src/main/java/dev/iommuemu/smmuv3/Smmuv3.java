@@ -80,6 +80,7 @@ public final class Smmuv3 implements IommuModel {
     private final StallTable stalls;
     private final Tlb tlb;
     private final Translations translations;
+    private final TranslationPath path;
     private final CommandQueue cmdq;
     private final Deque<CoherencyViolation> violations = new ArrayDeque<>();
     /** Stall records waiting for the Event queue to become writable (bounded by STALL_MAX). */
@@ -98,7 +99,7 @@ public final class Smmuv3 implements IommuModel {
         this.configCache = new ConfigCache<>(options.configCacheEntries());
         this.stalls = new StallTable(Math.max(profile.stallMax(), 1));
         this.tlb = new Tlb(options.tlbEntries());
-        TranslationPath path = new TranslationPath(mem, profile, configCache, tlb,
+        this.path = new TranslationPath(mem, profile, configCache, tlb,
                 options.strict() ? this::violation : null, () -> CR2_E2H.isSet(regs.get(CR2)));
         this.translations = new Translations(path, tlb);
         Smmuv3Commands commands = new Smmuv3Commands(profile, configCache, tlb, stalls, irq, host, endpoints,
@@ -342,12 +343,12 @@ public final class Smmuv3 implements IommuModel {
                 access);
     }
 
-    private static EventRecord withStall(EventRecord e, int stag) {
+    static EventRecord withStall(EventRecord e, int stag) {
         return new EventRecord(e.type(), e.streamId(), e.ssv(), e.substreamId(), stag, true, e.rnw(), e.ind(),
                 e.pnu(), e.s2(), e.faultClass(), e.inputAddr(), e.ipa(), e.reason());
     }
 
-    private static DmaResult identity(long iova) {
+    static DmaResult identity(long iova) {
         return new DmaResult.Translated(new IotlbEntry(iova & ~0xfffL, iova & ~0xfffL, 0xfff, Perm.ALL));
     }
 
@@ -472,9 +473,15 @@ public final class Smmuv3 implements IommuModel {
                 regs.get(STRTAB_BASE_CFG), streamId, substreamId);
     }
 
-    public List<dev.iommuemu.smmuv3.inspect.Inspector.Step> explainWalk(int streamId, int substreamId, long iova,
+    /**
+     * Diagnostics: the transaction {@code streamId}/{@code substreamId} at {@code iova} explained
+     * as the SMMU would handle it now (SMMUEN, GBPA, the STE and CD through the configuration cache,
+     * the TLB, the walk), with nothing changed that the guest can observe: no event recorded, no
+     * stall held, no cache filled or counted, no descriptor written.
+     */
+    public dev.iommuemu.smmuv3.inspect.WalkExplanation explain(int streamId, int substreamId, long iova,
             DmaAccess access) {
-        return new dev.iommuemu.smmuv3.inspect.Inspector(mem, profile).walk(regs.get(STRTAB_BASE),
+        return Explainer.explain(path, regs.get(CR0ACK), regs.get(GBPA), regs.get(STRTAB_BASE),
                 regs.get(STRTAB_BASE_CFG), streamId, substreamId, iova, access);
     }
 }

@@ -119,6 +119,26 @@ public final class Tlb {
      * or an IPA for {@link Regime#S2}. Permission checks are the caller's ({@link TlbEntry#perm()}).
      */
     public TlbEntry lookup(TlbTag tag, long inputAddress) {
+        int slot = slotOf(tag, inputAddress);
+        if (slot >= 0) {
+            hits++;
+            referenced[slot] = true;
+            return entries[slot];
+        }
+        misses++;
+        return null;
+    }
+
+    /**
+     * The entry {@link #lookup} would return, for diagnostics: no hit or miss is counted and the
+     * replacement state is not touched, so looking does not change what the TLB does next.
+     */
+    public TlbEntry peek(TlbTag tag, long inputAddress) {
+        int slot = slotOf(tag, inputAddress);
+        return slot >= 0 ? entries[slot] : null;
+    }
+
+    private int slotOf(TlbTag tag, long inputAddress) {
         Regime r = tag.regime();
         int ro = r.ordinal() << 6;
         long base = context(r, tag.vmid());
@@ -131,13 +151,10 @@ public final class Tlb {
             int slot;
             if (asid && ngCount[ro + s] != 0 && (slot = find(ng | sb, page)) >= 0
                     || gCount[ro + s] != 0 && (slot = find(g | sb, page)) >= 0) {
-                hits++;
-                referenced[slot] = true;
-                return entries[slot];
+                return slot;
             }
         }
-        misses++;
-        return null;
+        return -1;
     }
 
     /** Caches {@code t} under {@code tag}, evicting one entry if the TLB is full; returns the entry. */

@@ -173,9 +173,9 @@ class TranslationTest {
         assertEquals(Ste.CONFIG_S1, Ste.CONFIG.get(h.smmu.inspectSte(SID).words()));
         assertEquals(Harness.STRTAB + SID * 64L, h.smmu.inspectSte(SID).address());
         assertEquals(7, Cd.ASID.get(h.smmu.inspectCd(SID, -1).words()));
-        var steps = h.smmu.explainWalk(SID, -1, 0x7f00_1234L, DmaAccess.READ);
-        assertEquals(5, steps.size()); // four descriptor reads and the outcome
-        assertEquals("out 0x80005234 (2^12)", steps.get(4).outcome());
+        var walk = h.smmu.explain(SID, -1, 0x7f00_1234L, DmaAccess.READ);
+        assertEquals(4, walk.steps().size()); // four descriptor reads
+        assertEquals(0x8000_5234L, walk.result().entry().translate(0x7f00_1234L));
         assertEquals("C_BAD_STE: V == 0", h.smmu.inspectSte(SID + 1).error());
     }
 

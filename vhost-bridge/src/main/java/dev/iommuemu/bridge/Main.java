@@ -1,41 +1,104 @@
 package dev.iommuemu.bridge;
 
+import dev.iommuemu.bridge.client.Errno;
+import dev.iommuemu.bridge.control.ControlService;
 import dev.iommuemu.bridge.daemon.Daemon;
 import dev.iommuemu.bridge.daemon.DaemonConfig;
+import dev.iommuemu.bridge.daemon.ListenFds;
 import dev.iommuemu.bridge.daemon.LogFormat;
 import dev.iommuemu.bridge.device.DeviceFactory;
 import dev.iommuemu.bridge.device.DeviceRegistry;
+import dev.iommuemu.bridge.protocol.Protocol;
 import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.Properties;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
-/** Entry point of the iommu-emu daemon (bin/iommu-emu). Serves until SIGINT or SIGTERM. */
-public final class Main {
-    private Main() {}
+/**
+ * Entry point of the iommu-emu daemon (bin/iommu-emu). Serves until SIGINT or SIGTERM. Options
+ * follow the vhost-user back-end conventions (QEMU docs/interop/vhost-user.rst "Backend program
+ * conventions", as virtiofsd and rust-vmm's vhost-device daemons implement them): --socket-path or
+ * --fd, --print-capabilities, -V/--version, --log-level, and --opt=value.
+ */
+@Command(name = "iommu-emu", mixinStandardHelpOptions = true, versionProvider = Main.Version.class, sortOptions = false,
+        usageHelpWidth = 100, customSynopsis = "iommu-emu [options]",
+        description = {"", "The iommu-emu daemon: an emulated IOMMU (Arm SMMUv3 or virtio-iommu) served to VMMs over a "
+                + "vhost-user-style unix socket (docs/protocol.md), with a protobuf control socket for tools "
+                + "(docs/daemon.md). Without options it runs the embedded default configuration.", ""},
+        footer = {"", "Every option may also be written --option=value. Exit status: 0 stopped by SIGINT/SIGTERM, "
+                + "1 could not start, 2 bad options."})
+public final class Main implements Callable<Integer> {
+    @Option(names = {"--socket-path", "--socket"}, paramLabel = "PATH", order = 1,
+            description = "the VMM socket to create and listen on (default: $${XDG_RUNTIME_DIR:-/tmp}/iommu-emu.sock)")
+    Path socket;
 
-    static final String USAGE = """
-            Usage: iommu-emu [options]
+    @Option(names = "--fd", paramLabel = "FD", order = 2,
+            description = "serve VMMs on this inherited listening unix socket instead of creating one; without "
+                    + "--socket-path or --fd, a socket systemd passes (LISTEN_FDS, LISTEN_PID) is used")
+    Integer fd;
 
-            The iommu-emu daemon: an emulated IOMMU (Arm SMMUv3 or virtio-iommu) served to VMMs over a
-            vhost-user-style unix socket (docs/protocol.md), with a protobuf control socket for tools
-            (docs/daemon.md). Without options it runs the embedded default configuration.
+    @Option(names = "--control", paramLabel = "PATH", order = 3,
+            description = "the protobuf control socket (default: $${XDG_RUNTIME_DIR:-/tmp}/iommu-emu-control.sock); none disables it")
+    String control;
 
-            Options:
-              --socket PATH          VMM socket (default: ${XDG_RUNTIME_DIR:-/tmp}/iommu-emu.sock)
-              --control PATH         protobuf control socket (default: ${XDG_RUNTIME_DIR:-/tmp}/iommu-emu-control.sock);
-                                     "none" disables it
-              --model NAME           model of each new connection: smmuv3, virtio-iommu, identity (default: smmuv3)
-              --profile NAME         the model's profile (default: the model's first)
-              --log-level LEVEL      SEVERE, WARNING, INFO, FINE, FINER, ALL (default: INFO)
-              --ack-timeout-ms N     wait for a VMM's IOTLB invalidation ack (default: 5000)
-              --max-connections N    VMM connections served at once (default: 64)
-              --config FILE          a properties file overriding the embedded defaults
-              --print-config         print the effective configuration and exit
-              --list-models          print the models and profiles of this build and exit
-              -h, --help             this text
-            """;
+    @Option(names = "--model", paramLabel = "NAME", order = 4,
+            description = "the model of each new connection: smmuv3, virtio-iommu, identity (default: smmuv3)")
+    String model;
+
+    @Option(names = "--profile", paramLabel = "NAME", order = 5, description = "the model's profile (default: the model's first)")
+    String profile;
+
+    @Option(names = "--log-level", paramLabel = "LEVEL", order = 6,
+            description = "error, warn, info, debug or trace (default: info)")
+    String logLevel;
+
+    @Option(names = "--ack-timeout-ms", paramLabel = "N", order = 7,
+            description = "how long to wait for a VMM's IOTLB invalidation ack (default: 5000)")
+    String ackTimeoutMs;
+
+    @Option(names = "--max-connections", paramLabel = "N", order = 8, description = "VMM connections served at once (default: 64)")
+    String maxConnections;
+
+    @Option(names = "--config", paramLabel = "FILE", order = 9, description = "a properties file overriding the embedded defaults")
+    Path config;
+
+    @Option(names = "--print-config", order = 10, description = "print the effective configuration and exit")
+    boolean printConfig;
+
+    @Option(names = "--list-models", order = 11, description = "print the models and profiles of this build and exit")
+    boolean listModels;
+
+    @Option(names = "--print-capabilities", order = 12,
+            description = "print the back-end's capabilities as JSON (vhost-user back-end convention) and exit")
+    boolean printCapabilities;
+
+    private final PrintStream out;
+    private final PrintStream err;
+    private final Map<String, String> env;
+
+    private Main(PrintStream out, PrintStream err, Map<String, String> env) {
+        this.out = out;
+        this.err = err;
+        this.env = env;
+    }
+
+    /** -V/--version. */
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            return new String[] {"iommu-emu " + ControlService.VERSION + " (vhost-user IOMMU protocol version " + Protocol.VERSION + ")"};
+        }
+    }
 
     public static void main(String[] args) throws Exception {
         // before the first logger: keep log handlers alive through shutdown (see DaemonLogManager)
@@ -44,46 +107,43 @@ public final class Main {
     }
 
     /** Parses options and runs; returns the exit status. Blocks until shut down when it serves. */
-    static int run(String[] args, PrintStream out, PrintStream err, Map<String, String> env) throws Exception {
+    static int run(String[] args, PrintStream out, PrintStream err, Map<String, String> env) {
+        CommandLine cl = new CommandLine(new Main(out, err, env));
+        cl.setOut(new PrintWriter(out, true, StandardCharsets.UTF_8));
+        cl.setErr(new PrintWriter(err, true, StandardCharsets.UTF_8));
+        cl.setParameterExceptionHandler((ex, a) -> {
+            err.println("iommu-emu: " + ex.getMessage() + " (see iommu-emu --help)");
+            return 2;
+        });
+        cl.setExecutionExceptionHandler((ex, c, parsed) -> {
+            // never a stack trace for a user: a sentence, and the log has the rest
+            err.println("iommu-emu: cannot start: " + sentence(ex));
+            return 1;
+        });
+        return cl.execute(args);
+    }
+
+    @Override
+    public Integer call() throws Exception {
         Properties p = DaemonConfig.defaults();
-        boolean printConfig = false;
-        boolean listModels = false;
-        for (int i = 0; i < args.length; i++) {
-            String a = args[i];
-            String key = switch (a) {
-                case "--socket" -> "socket";
-                case "--control" -> "control";
-                case "--model" -> "model";
-                case "--profile" -> "profile";
-                case "--log-level" -> "log.level";
-                case "--ack-timeout-ms" -> "ack.timeout.ms";
-                case "--max-connections" -> "max.connections";
-                case "--config" -> "";
-                default -> null;
-            };
-            if (a.equals("-h") || a.equals("--help")) {
-                out.print(USAGE);
-                return 0;
-            } else if (a.equals("--print-config")) {
-                printConfig = true;
-            } else if (a.equals("--list-models")) {
-                listModels = true;
-            } else if (key == null) {
-                err.println("iommu-emu: unknown option " + a + " (see --help)");
-                return 2;
-            } else if (i + 1 >= args.length) {
-                err.println("iommu-emu: " + a + " needs a value");
-                return 2;
-            } else if (key.isEmpty()) {
-                DaemonConfig.load(p, Path.of(args[++i]));
-            } else {
-                String v = args[++i];
-                p.setProperty(key, key.equals("control") && v.equals("none") ? "" : v);
-            }
-        }
-        DaemonConfig config;
         try {
-            config = DaemonConfig.from(p, env);
+            if (config != null) {
+                DaemonConfig.load(p, config);
+            }
+            set(p, "socket", socket == null ? null : socket.toString());
+            set(p, "control", control == null ? null : control.equals("none") ? "" : control);
+            set(p, "model", model);
+            set(p, "profile", profile);
+            set(p, "log.level", logLevel);
+            set(p, "ack.timeout.ms", ackTimeoutMs);
+            set(p, "max.connections", maxConnections);
+        } catch (IllegalArgumentException e) {
+            err.println("iommu-emu: " + e.getMessage());
+            return 2;
+        }
+        DaemonConfig cfg;
+        try {
+            cfg = DaemonConfig.from(p, env);
         } catch (IllegalArgumentException e) {
             err.println("iommu-emu: " + e.getMessage());
             return 2;
@@ -96,22 +156,47 @@ public final class Main {
             }
             return 0;
         }
-        if (printConfig) {
-            out.println("socket=" + config.socket());
-            out.println("control=" + (config.control() == null ? "" : config.control()));
-            out.println("model=" + config.model());
-            out.println("profile=" + config.profile());
-            out.println("log.level=" + config.logLevel().getName());
-            out.println("ack.timeout.ms=" + config.ackTimeoutMs());
-            out.println("max.connections=" + config.maxConnections());
+        if (printCapabilities) {
+            out.println(capabilities(devices));
             return 0;
         }
-        LogFormat.install(config.logLevel());
+        if (printConfig) {
+            out.println("socket=" + cfg.socket());
+            out.println("control=" + (cfg.control() == null ? "" : cfg.control()));
+            out.println("model=" + cfg.model());
+            out.println("profile=" + cfg.profile());
+            out.println("log.level=" + DaemonConfig.logLevelName(cfg.logLevel()));
+            out.println("ack.timeout.ms=" + cfg.ackTimeoutMs());
+            out.println("max.connections=" + cfg.maxConnections());
+            return 0;
+        }
+        // The listening socket: --fd, else systemd's (LISTEN_FDS, unless --socket-path), else a new one.
+        Integer listen = fd;
+        if (listen == null && socket == null) {
+            listen = ListenFds.fromSystemd(env, ProcessHandle.current().pid());
+        }
+        if (listen != null) {
+            String bad = ListenFds.check(listen);
+            if (bad != null) {
+                err.println("iommu-emu: --fd " + listen + ": " + bad);
+                return 2;
+            }
+        } else {
+            String bad = socketProblem(cfg.socket(), "--socket-path");
+            if (bad == null && cfg.control() != null) {
+                bad = socketProblem(cfg.control(), "--control");
+            }
+            if (bad != null) {
+                err.println("iommu-emu: " + bad);
+                return 1;
+            }
+        }
+        LogFormat.install(cfg.logLevel());
         Daemon daemon;
         try {
-            daemon = Daemon.start(config, devices);
+            daemon = listen != null ? Daemon.start(cfg, devices, listen) : Daemon.start(cfg, devices);
         } catch (Exception e) {
-            err.println("iommu-emu: cannot start: " + e.getMessage());
+            err.println("iommu-emu: cannot start: " + sentence(e));
             return 1;
         }
         CountDownLatch stopped = new CountDownLatch(1);
@@ -122,5 +207,79 @@ public final class Main {
         }, "iommu-emu-shutdown"));
         stopped.await();
         return 0;
+    }
+
+    private static void set(Properties p, String key, String value) {
+        if (value != null) {
+            p.setProperty(key, value);
+        }
+    }
+
+    /**
+     * Why a socket file cannot be created at {@code path}, as a sentence naming the option, or null:
+     * checked before bind(2) so that the user reads strerror's text, not a bare errno.
+     */
+    static String socketProblem(Path path, String option) {
+        Path dir = path.toAbsolutePath().getParent();
+        if (dir != null && !Files.exists(dir)) {
+            return option + " " + path + ": the directory " + dir + " does not exist: " + Errno.describe(2)
+                    + "; create it or choose another path";
+        }
+        if (dir != null && !Files.isDirectory(dir)) {
+            return option + " " + path + ": " + dir + " is not a directory: " + Errno.describe(20);
+        }
+        if (dir != null && !Files.isWritable(dir)) {
+            return option + " " + path + ": cannot create a socket in " + dir + ": " + Errno.describe(13)
+                    + "; choose a directory you can write, e.g. $XDG_RUNTIME_DIR";
+        }
+        if (path.toString().getBytes(StandardCharsets.UTF_8).length > 107) {
+            return option + " " + path + ": a unix socket path is at most 107 bytes: " + Errno.describe(36)
+                    + "; choose a shorter path";
+        }
+        if (Files.isDirectory(path)) {
+            return option + " " + path + ": " + Errno.describe(21) + "; name the socket file to create";
+        }
+        return null;
+    }
+
+    private static final Pattern ERRNO = Pattern.compile("errno (\\d+)");
+
+    /** An exception as a sentence: its message with any bare "errno N" spelled out as strerror's text. */
+    static String sentence(Throwable e) {
+        String m = e.getMessage() == null ? "an internal error (see the log)" : e.getMessage();
+        Matcher x = ERRNO.matcher(m);
+        StringBuilder b = new StringBuilder();
+        while (x.find()) {
+            x.appendReplacement(b, Matcher.quoteReplacement(Errno.describe(Integer.parseInt(x.group(1)))));
+        }
+        x.appendTail(b);
+        return b.toString();
+    }
+
+    /**
+     * --print-capabilities: the vhost-user back-end convention's JSON object ({@code "type"}, here
+     * "iommu", and {@code "features"}), with this daemon's models and protocol version.
+     */
+    static String capabilities(DeviceRegistry devices) {
+        StringBuilder b = new StringBuilder("{\"type\":\"iommu\",\"features\":[");
+        String sep = "";
+        for (String m : devices.models()) {
+            b.append(sep).append('"').append(m).append('"');
+            sep = ",";
+        }
+        b.append("],\"protocol_version\":").append(Protocol.VERSION).append(",\"models\":{");
+        sep = "";
+        for (String m : devices.models()) {
+            DeviceFactory f = devices.get(m);
+            b.append(sep).append('"').append(m).append("\":{\"protocol_model\":").append(f.modelNumber()).append(",\"profiles\":[");
+            String s2 = "";
+            for (String pr : f.profiles()) {
+                b.append(s2).append('"').append(pr).append('"');
+                s2 = ",";
+            }
+            b.append("]}");
+            sep = ",";
+        }
+        return b.append("}}").toString();
     }
 }

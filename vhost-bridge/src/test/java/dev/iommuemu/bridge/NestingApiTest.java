@@ -107,8 +107,11 @@ class NestingApiTest {
         guest64(TABLES_IPA + 0x3000 + 8L * page, ipa | S1_PAGE);
     }
 
+    /** The endpoint's access as DMA (Inject): Translate is a diagnostic that records nothing. */
     private TranslateResponse dma(long va, boolean write) throws Exception {
-        return c.translate(session, SID, -1, va, ControlClient.access(write, false, false));
+        return c.call(dev.iommuemu.proto.v1.ControlRequest.newBuilder().setInject(dev.iommuemu.proto.v1.InjectRequest.newBuilder()
+                .setSession(session).setFault(dev.iommuemu.proto.v1.TranslateRequest.newBuilder().setStreamId(SID).setIova(va)
+                        .setAccess(ControlClient.access(write, false, false))))).getTranslate();
     }
 
     @Test

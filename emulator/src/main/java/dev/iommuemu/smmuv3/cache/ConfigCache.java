@@ -34,6 +34,31 @@ public final class ConfigCache<S, C> {
         return stes.get(sid);
     }
 
+    /**
+     * The cached STE of {@code sid} without touching the replacement order (diagnostics: looking
+     * must not change which entry is evicted next).
+     */
+    public S peekSte(int sid) {
+        return peek(stes, sid);
+    }
+
+    /** The cached CD, as {@link #peekSte}. */
+    public C peekCd(int sid, int index) {
+        return peek(cds, key(sid, index));
+    }
+
+    private static <K, V> V peek(Map<K, V> m, K key) {
+        if (!m.containsKey(key)) { // containsKey leaves an access-ordered map's order alone
+            return null;
+        }
+        for (Map.Entry<K, V> e : m.entrySet()) {
+            if (e.getKey().equals(key)) {
+                return e.getValue();
+            }
+        }
+        return null;
+    }
+
     public void putSte(int sid, S ste) {
         stes.put(sid, ste);
         trim(stes);

@@ -4,7 +4,6 @@ import dev.iommuemu.dma.DmaAccess;
 import dev.iommuemu.dma.IommuModel;
 import dev.iommuemu.field.Layout;
 import dev.iommuemu.memory.GuestMemory;
-import dev.iommuemu.pagetable.Stage1Config;
 import dev.iommuemu.pagetable.Stage2Config;
 import dev.iommuemu.pagetable.Translation;
 import dev.iommuemu.pagetable.TranslationFault;
@@ -19,21 +18,16 @@ import dev.iommuemu.smmuv3.streamtable.Ste;
 import dev.iommuemu.smmuv3.streamtable.SteStage2;
 import dev.iommuemu.smmuv3.streamtable.SteValidator;
 import dev.iommuemu.smmuv3.streamtable.StreamTable;
-import java.util.ArrayList;
-import java.util.List;
 
 /**
  * Diagnostics for tools ("why did this IOVA fault"): the STE, the CD and the table walk of a
  * transaction, decoded from guest memory at the time of the call through the declared layouts,
- * never from the model's caches (which may be stale by design). Read-only apart from the hardware
- * Access/dirty updates a walk with HTTU enabled performs, as a real walk would.
+ * never from the model's caches (which may be stale by design). Read-only. The walk of a
+ * transaction is explained by {@link dev.iommuemu.smmuv3.Smmuv3#explain}.
  */
 public final class Inspector {
     /** A fetched structure: where it is, its words and layout, or why it could not be used. */
     public record Fetched(String name, long address, long[] words, Layout layout, String error) {}
-
-    /** One descriptor read of a walk, then the outcome on the last step. */
-    public record Step(int stage, int level, long address, long physical, long descriptor, String outcome) {}
 
     private final GuestMemory mem;
     private final Smmuv3Profile profile;
@@ -86,37 +80,5 @@ public final class Inspector {
             bad = CdStage1.check(CdStage1.of(found.cd(), profile, false));
         }
         return new Fetched("CD", found.address(), found.cd().words(), Cd.LAYOUT, bad == null ? null : "C_BAD_CD: " + bad);
-    }
-
-    /** The walk of {@code iova} for {@code sid}/{@code ssid}, step by step, ending with the outcome. */
-    public List<Step> walk(long strtabBase, long strtabBaseCfg, int sid, int ssid, long iova, DmaAccess access) {
-        List<Step> steps = new ArrayList<>();
-        Fetched s = ste(strtabBase, strtabBaseCfg, sid);
-        if (s.error() != null) {
-            steps.add(new Step(0, 0, s.address(), s.address(), 0, s.error()));
-            return steps;
-        }
-        Ste ste = Ste.of(s.words());
-        if (!ste.stage1() && !ste.stage2()) {
-            steps.add(new Step(0, 0, s.address(), s.address(), 0, ste.abort() ? "abort (STE.Config)" : "bypass"));
-            return steps;
-        }
-        Stage1Config s1 = null;
-        if (ste.stage1()) {
-            Fetched c = cd(strtabBase, strtabBaseCfg, sid, ssid);
-            if (c.error() != null) {
-                steps.add(new Step(1, 0, c.address(), c.address(), 0, c.error()));
-                return steps;
-            }
-            s1 = CdStage1.of(Cd.of(c.words()), profile, false);
-        }
-        Stage2Config s2 = ste.stage2() ? SteStage2.of(ste, profile) : null;
-        WalkResult r = new Walker(mem, profile.oasBits()).translate(s1, s2, iova, access,
-                (stage, level, address, physical, descriptor) -> steps.add(
-                        new Step(stage, level, address, physical, descriptor, "")));
-        String outcome = r instanceof Translation t ? String.format("out 0x%x (2^%d)", t.outputAddress(), t.pageShift())
-                : r.toString();
-        steps.add(new Step(0, 0, -1, -1, 0, outcome));
-        return steps;
     }
 }

@@ -72,9 +72,18 @@ public final class TranslationPath {
 
     /** Step 1 (§3.3.1): locate, check and decode the STE, through the configuration cache. */
     public SteResult stream(long strtabBase, long strtabBaseCfg, int sid, int ssid) {
-        StreamConfig cached = cache.ste(sid);
+        return stream(strtabBase, strtabBaseCfg, sid, ssid, null);
+    }
+
+    /** {@link #stream}; with a {@code trace} (an explained transaction) the cache is only looked at, never filled. */
+    private SteResult stream(long strtabBase, long strtabBaseCfg, int sid, int ssid, PathTrace trace) {
+        StreamConfig cached = trace != null ? cache.peekSte(sid) : cache.ste(sid);
         if (cached != null) {
-            if (strict != null) {
+            if (trace != null) {
+                trace.steCached = true;
+                trace.steAddress = cached.address();
+                trace.steWords = cached.ste().words();
+            } else if (strict != null) {
                 StreamTable.Lookup now = StreamTable.lookup(mem, profile, strtabBase, strtabBaseCfg, sid, ssid);
                 if (!(now instanceof StreamTable.Found f) || !f.ste().equals(cached.ste())) {
                     strict.accept(new CoherencyViolation(CoherencyViolation.Kind.STE, sid, -1, cached.address(),
@@ -90,6 +99,10 @@ public final class TranslationPath {
         }
         StreamTable.Found found = (StreamTable.Found) l;
         Ste ste = found.ste();
+        if (trace != null) {
+            trace.steAddress = found.address();
+            trace.steWords = ste.words();
+        }
         String bad = SteValidator.check(ste, profile);
         Stage2Config s2 = null;
         if (bad == null && ste.stage2()) {
@@ -100,7 +113,9 @@ public final class TranslationPath {
             return new SteBad(EventRecord.config(EventType.C_BAD_STE, sid, ssid));
         }
         StreamConfig sc = new StreamConfig(ste, found.address(), s2);
-        cache.putSte(sid, sc);
+        if (trace == null) {
+            cache.putSte(sid, sc);
+        }
         return new SteOk(sc);
     }
 
@@ -113,11 +128,19 @@ public final class TranslationPath {
 
     /** Step 2 (§3.3.2): fetch CD {@code index}, through the cache; CD addresses are IPAs with stage 2. */
     public CdResult context(StreamConfig sc, int sid, int index, int eventSsid, long iova, DmaAccess access) {
-        ContextConfig cached = cache.cd(sid, index);
+        return context(sc, sid, index, eventSsid, iova, access, null);
+    }
+
+    private CdResult context(StreamConfig sc, int sid, int index, int eventSsid, long iova, DmaAccess access,
+            PathTrace trace) {
+        ContextConfig cached = trace != null ? cache.peekCd(sid, index) : cache.cd(sid, index);
         Ste ste = sc.ste();
         if (cached != null) {
-            if (strict != null) {
-                CdTable.Lookup now = CdTable.lookup(mem, ste, index, resolver(sc, sid, eventSsid, iova, access), sid,
+            if (trace != null) {
+                trace.cdCached = true;
+                trace.cdAddress = cached.address();
+            } else if (strict != null) {
+                CdTable.Lookup now = CdTable.lookup(mem, ste, index, resolver(sc, sid, eventSsid, iova, access, null), sid,
                         eventSsid);
                 if (!(now instanceof CdTable.Found f) || !f.cd().equals(cached.cd())) {
                     strict.accept(new CoherencyViolation(CoherencyViolation.Kind.CD, sid, index, cached.address(),
@@ -126,13 +149,17 @@ public final class TranslationPath {
             }
             return new CdOk(cached);
         }
-        CdTable.Lookup l = CdTable.lookup(mem, ste, index, resolver(sc, sid, eventSsid, iova, access), sid, eventSsid);
+        CdTable.Lookup l = CdTable.lookup(mem, ste, index, resolver(sc, sid, eventSsid, iova, access, trace), sid,
+                eventSsid);
         if (l instanceof CdTable.Fault f) {
             boolean s2 = f.event().s2();
             return new CdBad(f.event(), s2, s2 && ste.s2s());
         }
         CdTable.Found found = (CdTable.Found) l;
         Cd cd = found.cd();
+        if (trace != null) {
+            trace.cdAddress = found.address();
+        }
         String bad = CdValidator.check(cd, profile);
         if (bad == null && cd.stall() && ste.s1stalld()) {
             bad = "S == 1 through an STE with S1STALLD == 1"; // §5.5
@@ -146,19 +173,27 @@ public final class TranslationPath {
             return new CdBad(EventRecord.config(EventType.C_BAD_CD, sid, eventSsid), false, false);
         }
         ContextConfig cc = new ContextConfig(cd, found.address(), s1);
-        cache.putCd(sid, index, cc);
+        if (trace == null) {
+            cache.putCd(sid, index, cc);
+        }
         return new CdOk(cc);
     }
 
-    private CdTable.FetchResolver resolver(StreamConfig sc, int sid, int ssid, long iova, DmaAccess access) {
+    private CdTable.FetchResolver resolver(StreamConfig sc, int sid, int ssid, long iova, DmaAccess access,
+            PathTrace trace) {
         if (sc.s2() == null) {
             return CdTable.FetchResolver.IDENTITY;
         }
         // §3.3.2: with stage 2, CD and L1CD addresses are IPAs translated by stage 2 (CLASS == CD).
         return ipa -> {
-            WalkResult r = walker.stage2For(sc.s2(), ipa, DmaAccess.READ, FaultClass.CD, iova);
+            WalkResult r = trace != null
+                    ? walker.explainStage2For(sc.s2(), ipa, DmaAccess.READ, FaultClass.CD, iova, trace.observer())
+                    : walker.stage2For(sc.s2(), ipa, DmaAccess.READ, FaultClass.CD, iova);
             if (r instanceof Translation t) {
                 return new CdTable.Pa(t.outputAddress());
+            }
+            if (trace != null) {
+                trace.cdFetchFault = (TranslationFault) r;
             }
             return new CdTable.Faulted(faultEvent((TranslationFault) r, sid, ssid, iova, access, 0, false));
         };
@@ -166,7 +201,19 @@ public final class TranslationPath {
 
     /** The whole flow for a transaction with SMMUEN == 1. */
     public Outcome translate(long strtabBase, long strtabBaseCfg, int sid, int ssid, long iova, DmaAccess access) {
-        return translate(strtabBase, strtabBaseCfg, sid, ssid, iova, access, false);
+        return translate(strtabBase, strtabBaseCfg, sid, ssid, iova, access, false, null);
+    }
+
+    /**
+     * The same flow explained, for diagnostics: the outcome a transaction would have now, with
+     * nothing changed that the guest or a later transaction could observe. The configuration
+     * cache and the TLB are looked at but neither filled nor counted, the walk writes no
+     * descriptor ({@link Walker#explain}), strict mode is not consulted, and the caller records
+     * nothing. {@code trace} receives what the flow met.
+     */
+    public Outcome explain(long strtabBase, long strtabBaseCfg, int sid, int ssid, long iova, DmaAccess access,
+            PathTrace trace) {
+        return translate(strtabBase, strtabBaseCfg, sid, ssid, iova, access, false, trace);
     }
 
     /**
@@ -175,12 +222,12 @@ public final class TranslationPath {
      * the caller records nothing of a fault (§4.2).
      */
     public Outcome prefetch(long strtabBase, long strtabBaseCfg, int sid, int ssid, long iova, DmaAccess access) {
-        return translate(strtabBase, strtabBaseCfg, sid, ssid, iova, access, true);
+        return translate(strtabBase, strtabBaseCfg, sid, ssid, iova, access, true, null);
     }
 
     private Outcome translate(long strtabBase, long strtabBaseCfg, int sid, int ssid, long iova, DmaAccess access,
-            boolean speculative) {
-        SteResult sr = stream(strtabBase, strtabBaseCfg, sid, ssid);
+            boolean speculative, PathTrace trace) {
+        SteResult sr = stream(strtabBase, strtabBaseCfg, sid, ssid, trace);
         if (sr instanceof SteBad b) {
             return new Outcome.Terminate(b.event().type().name(), b.event());
         }
@@ -199,7 +246,7 @@ public final class TranslationPath {
             if (cfg == Ste.CONFIG_BYPASS) {
                 return bypass(sid, ssid, iova, access);
             }
-            return walk(null, sc, null, sid, ssid, iova, access, speculative);
+            return walk(null, sc, null, sid, ssid, iova, access, speculative, trace);
         }
         int index;
         int cdMax = ste.s1cdMax();
@@ -224,23 +271,23 @@ public final class TranslationPath {
                 }
                 case Ste.S1DSS_BYPASS -> {
                     // §5.2 S1DSS 0b01: non-substream traffic bypasses stage 1.
-                    return sc.s2() == null ? bypass(sid, ssid, iova, access) : walk(null, sc, null, sid, ssid, iova, access, speculative);
+                    return sc.s2() == null ? bypass(sid, ssid, iova, access) : walk(null, sc, null, sid, ssid, iova, access, speculative, trace);
                 }
                 default -> index = 0;
             }
         }
-        CdResult cr = context(sc, sid, index, ssid, iova, access);
+        CdResult cr = context(sc, sid, index, ssid, iova, access, trace);
         if (cr instanceof CdBad b) {
             if (b.stage2Fault()) {
                 return new Outcome.Fault(b.event(), ste.s2r() || b.stall(), b.stall() && b.event().type() != EventType.F_WALK_EABT);
             }
             return new Outcome.Terminate(b.event().type().name(), b.event());
         }
-        return walk(((CdOk) cr).config(), sc, ((CdOk) cr).config().s1(), sid, ssid, iova, access, speculative);
+        return walk(((CdOk) cr).config(), sc, ((CdOk) cr).config().s1(), sid, ssid, iova, access, speculative, trace);
     }
 
     private Outcome walk(ContextConfig cc, StreamConfig sc, Stage1Config s1, int sid, int ssid, long iova,
-            DmaAccess access, boolean speculative) {
+            DmaAccess access, boolean speculative, PathTrace trace) {
         Ste ste = sc.ste();
         // §3.17 TLB tagging: the StreamWorld's regime, the VMID (S2VMID also tags stage-1-only
         // streams when stage 2 is implemented, §5.2 S2VMID), the ASID (none for NS-EL2 without E2H).
@@ -249,19 +296,29 @@ public final class TranslationPath {
         int asid = cc == null ? 0 : regime == Regime.EL2 && !e2h.getAsBoolean() ? TlbTag.NO_ASID : cc.cd().asid();
         TlbTag tag = new TlbTag(regime, vmid, asid, cc != null && cc.cd().is(Cd.ASET));
         long input = s1 == null ? iova : topByteIgnored(s1, iova);
-        TlbEntry hit = tlb.lookup(tag, input);
+        TlbEntry hit = trace != null ? tlb.peek(tag, input) : tlb.lookup(tag, input);
         // An entry that does not grant the access is walked again: a permission fault, or a
         // hardware dirty-state update (§3.13).
         if (hit != null && Perm.allows(hit.perm(), access)) {
-            if (strict != null && !speculative) {
+            if (trace != null) {
+                // explained: the TLB answers; the tables are shown as they are now (they may differ)
+                trace.tlbHit = hit;
+                trace.walked = walker.explain(s1, sc.s2(), input, access, trace.observer());
+            } else if (strict != null && !speculative) {
                 checkTlbHit(hit, s1, sc, sid, ssid, input, access);
             }
             return new Outcome.Walked(hit, input);
         }
-        WalkResult r = speculative ? walker.speculate(s1, sc.s2(), input, access)
-                : walker.translate(s1, sc.s2(), input, access, null);
+        WalkResult r;
+        if (trace != null) {
+            r = walker.explain(s1, sc.s2(), input, access, trace.observer());
+            trace.walked = r;
+        } else {
+            r = speculative ? walker.speculate(s1, sc.s2(), input, access)
+                    : walker.translate(s1, sc.s2(), input, access, null);
+        }
         if (r instanceof Translation t) {
-            return new Outcome.Walked(tlb.insert(tag, t), input);
+            return new Outcome.Walked(trace != null ? new TlbEntry(tag, t) : tlb.insert(tag, t), input);
         }
         TranslationFault f = (TranslationFault) r;
         boolean stage2 = f.stage() == 2;

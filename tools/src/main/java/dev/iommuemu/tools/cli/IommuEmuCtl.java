@@ -1,56 +1,86 @@
 package dev.iommuemu.tools.cli;
 
+import com.google.protobuf.Message;
 import dev.iommuemu.bridge.client.ControlClient;
 import dev.iommuemu.bridge.client.ControlException;
+import dev.iommuemu.bridge.client.Errno;
+import dev.iommuemu.bridge.control.ControlService;
 import dev.iommuemu.proto.v1.Access;
+import dev.iommuemu.proto.v1.ControlRequest;
+import dev.iommuemu.proto.v1.CountersRequest;
+import dev.iommuemu.proto.v1.CountersResponse;
+import dev.iommuemu.proto.v1.CreateSessionRequest;
 import dev.iommuemu.proto.v1.Decoded;
+import dev.iommuemu.proto.v1.DecodeCdRequest;
+import dev.iommuemu.proto.v1.DecodeSteRequest;
 import dev.iommuemu.proto.v1.FieldValue;
+import dev.iommuemu.proto.v1.MemoryData;
 import dev.iommuemu.proto.v1.MemoryRegion;
 import dev.iommuemu.proto.v1.ModelInfo;
 import dev.iommuemu.proto.v1.NamedRegister;
+import dev.iommuemu.proto.v1.NestingInfoRequest;
+import dev.iommuemu.proto.v1.NestingInfoResponse;
+import dev.iommuemu.proto.v1.ReadMemoryRequest;
+import dev.iommuemu.proto.v1.ReadRegisterRequest;
+import dev.iommuemu.proto.v1.RegisterValue;
+import dev.iommuemu.proto.v1.RegistersRequest;
+import dev.iommuemu.proto.v1.RegistersResponse;
 import dev.iommuemu.proto.v1.SessionInfo;
+import dev.iommuemu.proto.v1.StatusRequest;
 import dev.iommuemu.proto.v1.StatusResponse;
+import dev.iommuemu.proto.v1.TranslateRequest;
 import dev.iommuemu.proto.v1.TranslateResponse;
+import dev.iommuemu.proto.v1.WalkRequest;
 import dev.iommuemu.proto.v1.WalkResponse;
-import dev.iommuemu.proto.v1.WalkStep;
+import dev.iommuemu.proto.v1.WriteRegisterRequest;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ScopeType;
 
 /**
  * {@code iommu-emu-ctl}: inspects and drives a running daemon over its control socket
- * (control.proto). Every command prints plain text; errors print the daemon's errno and reason.
+ * (control.proto). Every command prints text a person reads, or with {@code --json} the
+ * response message in protobuf's JSON mapping (field names as in control.proto). Errors are
+ * sentences: the daemon's reason with its errno's name, or what to do about a bad option.
  */
-public final class IommuEmuCtl {
-    static final String USAGE = """
-            Usage: iommu-emu-ctl [--control PATH] [--session ID] COMMAND [ARGS]
-
-            Commands:
-              status                      daemon, models and sessions
-              counters                    counters of the session (or daemon totals with --session 0 and several sessions)
-              registers                   every declared register of the model, decoded
-              read-reg OFFSET [SIZE]      one MMIO read (SIZE 1, 2, 4, 8; default 4)
-              write-reg OFFSET VALUE [SIZE]
-              ste SID                     the stream table entry of SID, decoded
-              cd SID SSID                 the context descriptor of SID/SSID, decoded
-              walk SID IOVA [ACCESS]      the translation of IOVA explained level by level
-              translate SID IOVA [ACCESS] translate one access
-              mem ADDR LEN                hex dump of guest memory
-              nesting                     nesting info the model reports
-              events [--follow] [--count N]
-                                          stream events (faults, interrupts, invalidations, ...) as they happen
-            ACCESS options: --write, --exec, --priv, --ssid N (default: unprivileged data read, no substream).
-            Numbers may be decimal or 0x-hex. The control socket defaults to $IOMMU_EMU_CONTROL, else
-            ${XDG_RUNTIME_DIR:-/tmp}/iommu-emu-control.sock; --session defaults to the only session.
-            """;
-
+@Command(name = "iommu-emu-ctl", mixinStandardHelpOptions = true, scope = ScopeType.INHERIT, versionProvider = IommuEmuCtl.Version.class,
+        sortOptions = false, usageHelpWidth = 100,
+        description = "Inspects and drives a running iommu-emu daemon over its control socket (docs/daemon.md).",
+        footer = {"", "Numbers may be decimal or 0x-hex (underscores allowed). The control socket defaults to "
+                + "$$IOMMU_EMU_CONTROL, else $${XDG_RUNTIME_DIR:-/tmp}/iommu-emu-control.sock; --session 0 (the default) "
+                + "means the only session. Bash/zsh completion: source <(iommu-emu-ctl generate-completion)."},
+        subcommands = {CommandLine.HelpCommand.class, picocli.AutoComplete.GenerateCompletion.class})
+public final class IommuEmuCtl implements Callable<Integer> {
     private final PrintStream out;
     private final PrintStream err;
+    private String defaultControl = "/tmp/iommu-emu-control.sock";
+
+    @Option(names = "--control", paramLabel = "PATH", scope = ScopeType.INHERIT,
+            description = "the daemon's control socket")
+    Path control;
+
+    @Option(names = "--session", paramLabel = "ID", scope = ScopeType.INHERIT, converter = Numbers.U64.class,
+            description = "the session (0: the only one)")
+    long session;
+
+    @Option(names = "--json", scope = ScopeType.INHERIT,
+            description = "print the response as JSON (protobuf's JSON mapping of control.proto, one object per line)")
+    boolean json;
 
     IommuEmuCtl(PrintStream out, PrintStream err) {
         this.out = out;
@@ -61,122 +91,94 @@ public final class IommuEmuCtl {
         System.exit(new IommuEmuCtl(System.out, System.err).run(args, System.getenv()));
     }
 
-    static long num(String s) {
-        String t = s.replace("_", "");
-        return t.startsWith("0x") || t.startsWith("0X") ? Long.parseUnsignedLong(t.substring(2), 16) : Long.parseLong(t);
+    /** The daemon's version as the ctl knows it (they ship together). */
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            return new String[] {"iommu-emu-ctl " + ControlService.VERSION};
+        }
     }
 
-    static String hex(long v) {
-        return "0x" + Long.toHexString(v);
-    }
-
+    /** Parses, runs one command, returns the exit status: 0 done, 1 the command failed, 2 bad usage. */
     int run(String[] args, Map<String, String> env) {
-        String control = env.getOrDefault("IOMMU_EMU_CONTROL", "");
-        if (control.isEmpty()) {
+        String c = env.getOrDefault("IOMMU_EMU_CONTROL", "");
+        if (c.isEmpty()) {
             String rt = env.getOrDefault("XDG_RUNTIME_DIR", "");
-            control = (rt.isEmpty() ? "/tmp" : rt) + "/iommu-emu-control.sock";
+            c = (rt.isEmpty() ? "/tmp" : rt) + "/iommu-emu-control.sock";
         }
-        long session = 0;
-        List<String> rest = new ArrayList<>();
-        boolean write = false;
-        boolean exec = false;
-        boolean priv = false;
-        boolean follow = false;
-        int ssid = -1;
-        long count = Long.MAX_VALUE;
+        defaultControl = c;
+        CommandLine cl = new CommandLine(this);
+        cl.setOut(new PrintWriter(out, true, StandardCharsets.UTF_8));
+        cl.setErr(new PrintWriter(err, true, StandardCharsets.UTF_8));
+        cl.setParameterExceptionHandler((ex, a) -> {
+            err.println("iommu-emu-ctl: " + ex.getMessage() + " (see iommu-emu-ctl "
+                    + (ex.getCommandLine() == cl ? "" : ex.getCommandLine().getCommandName() + " ") + "--help)");
+            return 2;
+        });
+        cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+            String name = cmd.getCommandName();
+            if (ex instanceof ControlException ce) {
+                err.println("iommu-emu-ctl: " + name + ": " + ce.getMessage());
+            } else if (ex instanceof IOException io) {
+                err.println("iommu-emu-ctl: " + name + ": " + io.getMessage());
+            } else {
+                throw ex;
+            }
+            return 1;
+        });
+        this.cl = cl;
+        return cl.execute(args);
+    }
+
+    private CommandLine cl;
+
+    /** No command given: the usage, and status 2. */
+    @Override
+    public Integer call() {
+        err.println("iommu-emu-ctl: no command given; the commands are:");
+        cl.usage(err);
+        return 2;
+    }
+
+    private Path socket() {
+        return control != null ? control : Path.of(defaultControl);
+    }
+
+    /** Connects, with a sentence saying what to do when there is no daemon. */
+    private ControlClient connect() throws IOException {
+        Path p = socket();
+        if (!Files.exists(p)) {
+            throw new IOException("no control socket at " + p + ": " + Errno.describe(2)
+                    + "; start the daemon (bin/iommu-emu --control " + p + ") or name its socket with --control PATH");
+        }
         try {
-            for (int i = 0; i < args.length; i++) {
-                switch (args[i]) {
-                    case "-h", "--help" -> {
-                        out.print(USAGE);
-                        return 0;
-                    }
-                    case "--control" -> control = args[++i];
-                    case "--session" -> session = num(args[++i]);
-                    case "--write" -> write = true;
-                    case "--exec" -> exec = true;
-                    case "--priv" -> priv = true;
-                    case "--ssid" -> ssid = (int) num(args[++i]);
-                    case "--follow" -> follow = true;
-                    case "--count" -> count = num(args[++i]);
-                    default -> {
-                        if (args[i].startsWith("--")) {
-                            err.println("iommu-emu-ctl: unknown option " + args[i] + " (see --help)");
-                            return 2;
-                        }
-                        rest.add(args[i]);
-                    }
-                }
-            }
-        } catch (ArrayIndexOutOfBoundsException | NumberFormatException e) {
-            err.println("iommu-emu-ctl: bad arguments (see --help): " + e.getMessage());
-            return 2;
-        }
-        if (rest.isEmpty()) {
-            err.print(USAGE);
-            return 2;
-        }
-        Access access = ControlClient.access(write, exec, priv);
-        String cmd = rest.get(0);
-        try (ControlClient c = ControlClient.connect(Path.of(control))) {
-            switch (cmd) {
-                case "status" -> status(c.status());
-                case "counters" -> new TreeMap<>(c.counters(session)).forEach((k, v) -> out.printf("%-20s %d%n", k, v));
-                case "registers" -> registers(c.registers(session).getRegistersList());
-                case "read-reg" -> {
-                    int size = rest.size() > 2 ? (int) num(rest.get(2)) : 4;
-                    out.printf("%s: %s%n", hex(num(rest.get(1))), hex(c.readRegister(session, num(rest.get(1)), size)));
-                }
-                case "write-reg" -> {
-                    int size = rest.size() > 3 ? (int) num(rest.get(3)) : 4;
-                    c.writeRegister(session, num(rest.get(1)), size, num(rest.get(2)));
-                    out.printf("%s <- %s%n", hex(num(rest.get(1))), hex(num(rest.get(2))));
-                }
-                case "ste" -> decoded(c.decodeSte(session, (int) num(rest.get(1))));
-                case "cd" -> decoded(c.decodeCd(session, (int) num(rest.get(1)), (int) num(rest.get(2))));
-                case "walk" -> walk((int) num(rest.get(1)), ssid, num(rest.get(2)), access, c.walk(session, (int) num(rest.get(1)), ssid, num(rest.get(2)), access));
-                case "translate" -> out.println(describe(num(rest.get(2)), c.translate(session, (int) num(rest.get(1)), ssid, num(rest.get(2)), access)));
-                case "mem" -> dump(num(rest.get(1)), c.readMemory(session, num(rest.get(1)), (int) num(rest.get(2))));
-                case "nesting" -> {
-                    List<FieldValue> f = c.nestingInfo(session).getFieldsList();
-                    if (f.isEmpty()) {
-                        out.println("no nesting info (the model has no stage 2 to nest under)");
-                    }
-                    f.forEach(this::field);
-                }
-                case "events" -> {
-                    long[] left = {count};
-                    if (!follow) {
-                        err.println("(streaming: events have no history; --follow is implied)");
-                    }
-                    c.followEvents(session, () -> {
-                        err.println("(subscribed: following events)");
-                        err.flush();
-                    }, e -> {
-                        out.printf("%s session=%d %s %s%n", Instant.ofEpochMilli(e.getTimeMillis()), e.getSession(), e.getKind(), e.getDetail());
-                        out.flush();
-                        return --left[0] > 0;
-                    });
-                }
-                default -> {
-                    err.println("iommu-emu-ctl: unknown command " + cmd + " (see --help)");
-                    return 2;
-                }
-            }
-            return 0;
-        } catch (IndexOutOfBoundsException | NumberFormatException e) {
-            err.println("iommu-emu-ctl: " + cmd + ": missing or bad argument (see --help)");
-            return 2;
-        } catch (ControlException e) {
-            err.println("iommu-emu-ctl: " + cmd + ": " + e.getMessage());
-            return 1;
+            return ControlClient.connect(p);
         } catch (IOException e) {
-            err.println("iommu-emu-ctl: " + e.getMessage());
-            return 1;
+            throw new IOException(e.getMessage() + "; is the daemon running? (bin/iommu-emu --control " + p + ")");
         }
     }
 
-    private void status(StatusResponse s) {
+    private ControlResponseHolder call(ControlRequest.Builder req) throws IOException, ControlException {
+        try (ControlClient c = connect()) {
+            return new ControlResponseHolder(c.call(req));
+        }
+    }
+
+    private record ControlResponseHolder(dev.iommuemu.proto.v1.ControlResponse r) {}
+
+    private void json(Message m) {
+        out.println(Json.print(m));
+    }
+
+    // ---- commands
+
+    @Command(name = "status", description = "the daemon, its models and its sessions")
+    int status() throws Exception {
+        StatusResponse s = call(ControlRequest.newBuilder().setStatus(StatusRequest.getDefaultInstance())).r().getStatus();
+        if (json) {
+            json(s);
+            return 0;
+        }
         out.printf("iommu-emu %s, protocol version %d%n", s.getVersion(), s.getProtocolVersion());
         out.printf("vmm socket: %s%n", s.getVmmSocket());
         out.printf("default model: %s%s%n", s.getDefaultModel(), s.getDefaultProfile().isEmpty() ? "" : " profile " + s.getDefaultProfile());
@@ -185,31 +187,99 @@ public final class IommuEmuCtl {
         }
         out.printf("%d session(s)%n", s.getSessionsCount());
         for (SessionInfo i : s.getSessionsList()) {
-            StringBuilder mem = new StringBuilder();
-            for (MemoryRegion r : i.getRegionsList()) {
-                mem.append(' ').append(hex(r.getGuestPhysAddr())).append('+').append(hex(r.getSize()));
-            }
-            out.printf("  session %d: %s, model %s profile %s, mmio %s, memory:%s%n", i.getId(), i.getOrigin(), i.getModel(), i.getProfile(),
-                    hex(i.getMmioSize()), mem.length() == 0 ? " none" : mem);
+            out.printf("  session %d: %s%n", i.getId(), describe(i));
         }
+        return 0;
     }
 
-    private void field(FieldValue f) {
-        out.printf("  %-16s %-9s %s%n", f.getName(), f.getBits(), hex(f.getValue()));
+    private static String describe(SessionInfo i) {
+        StringBuilder mem = new StringBuilder();
+        for (MemoryRegion r : i.getRegionsList()) {
+            mem.append(' ').append(Numbers.hex(r.getGuestPhysAddr())).append('+').append(Numbers.hex(r.getSize()));
+        }
+        return String.format("%s, model %s profile %s, mmio %s, memory:%s", i.getOrigin(), i.getModel(), i.getProfile(),
+                Numbers.hex(i.getMmioSize()), mem.length() == 0 ? " none" : mem);
     }
 
-    private void registers(List<NamedRegister> regs) {
-        if (regs.isEmpty()) {
+    @Command(name = "counters", description = "the counters of --session ID, or the daemon's totals without --session")
+    int counters() throws Exception {
+        CountersResponse r = call(ControlRequest.newBuilder().setCounters(CountersRequest.newBuilder().setSession(session)))
+                .r().getCounters();
+        if (json) {
+            json(r);
+            return 0;
+        }
+        new TreeMap<>(r.getCountersMap()).forEach((k, v) -> out.printf("%-20s %d%n", k, v));
+        return 0;
+    }
+
+    @Command(name = "registers", description = "every register the model declares, read and decoded")
+    int registers() throws Exception {
+        RegistersResponse r = call(ControlRequest.newBuilder().setRegisters(RegistersRequest.newBuilder().setSession(session)))
+                .r().getRegisters();
+        if (json) {
+            json(r);
+            return 0;
+        }
+        if (r.getRegistersCount() == 0) {
             out.println("the model declares no registers");
         }
-        for (NamedRegister r : regs) {
-            out.printf("%-20s @%-7s = %s%n", r.getName(), hex(r.getOffset()), hex(r.getValue()));
-            r.getFieldsList().stream().filter(f -> f.getValue() != 0).forEach(this::field);
+        for (NamedRegister reg : r.getRegistersList()) {
+            out.printf("%-20s @%-7s = %s%n", reg.getName(), Numbers.hex(reg.getOffset()), Numbers.hex(reg.getValue()));
+            reg.getFieldsList().stream().filter(f -> f.getValue() != 0).forEach(this::field);
         }
+        return 0;
     }
 
-    private void decoded(Decoded d) {
-        out.printf("%s at %s%n", d.getName(), hex(d.getAddress()));
+    @Command(name = "read-reg", description = "one MMIO read")
+    int readReg(@Parameters(paramLabel = "OFFSET", converter = Numbers.U64.class) long offset,
+            @Parameters(paramLabel = "SIZE", arity = "0..1", defaultValue = "4", converter = Numbers.Size.class,
+                    description = "1, 2, 4 or 8 bytes (default 4)") int size) throws Exception {
+        RegisterValue v = call(ControlRequest.newBuilder().setReadRegister(ReadRegisterRequest.newBuilder()
+                .setSession(session).setOffset(offset).setSize(size))).r().getRegisterValue();
+        if (json) {
+            json(v);
+        } else {
+            out.printf("%s: %s%n", Numbers.hex(offset), Numbers.hex(v.getValue()));
+        }
+        return 0;
+    }
+
+    @Command(name = "write-reg", description = "one MMIO write")
+    int writeReg(@Parameters(paramLabel = "OFFSET", converter = Numbers.U64.class) long offset,
+            @Parameters(paramLabel = "VALUE", converter = Numbers.U64.class) long value,
+            @Parameters(paramLabel = "SIZE", arity = "0..1", defaultValue = "4", converter = Numbers.Size.class,
+                    description = "1, 2, 4 or 8 bytes (default 4)") int size) throws Exception {
+        RegisterValue v = call(ControlRequest.newBuilder().setWriteRegister(WriteRegisterRequest.newBuilder()
+                .setSession(session).setOffset(offset).setSize(size).setValue(value))).r().getRegisterValue();
+        if (json) {
+            json(v);
+        } else {
+            out.printf("%s <- %s%n", Numbers.hex(offset), Numbers.hex(value));
+        }
+        return 0;
+    }
+
+    @Command(name = "ste", description = "the stream table entry of SID, decoded from guest memory")
+    int ste(@Parameters(paramLabel = "SID", converter = Numbers.U32.class, description = "StreamID") int sid) throws Exception {
+        return decoded(call(ControlRequest.newBuilder().setDecodeSte(DecodeSteRequest.newBuilder().setSession(session)
+                .setStreamId(sid))).r().getDecoded());
+    }
+
+    @Command(name = "cd", description = "the context descriptor of SID/SSID, decoded from guest memory")
+    int cd(@Parameters(paramLabel = "SID", converter = Numbers.U32.class, description = "StreamID") int sid,
+            @Parameters(paramLabel = "SSID", converter = Numbers.U32.class, description = "SubstreamID") int ssid)
+            throws Exception {
+        return decoded(call(ControlRequest.newBuilder().setDecodeCd(DecodeCdRequest.newBuilder().setSession(session)
+                .setStreamId(sid).setSubstreamId(ssid))).r().getDecoded());
+    }
+
+    private int decoded(Decoded d) {
+        if (json) {
+            json(d);
+            return 0;
+        }
+        out.printf("%s at %s%n", d.getName(), d.getAddress() == -1L ? "(not read)" : Numbers.hex(d.getAddress()));
         if (!d.getError().isEmpty()) {
             out.println("  error: " + d.getError());
         }
@@ -217,39 +287,162 @@ public final class IommuEmuCtl {
             out.printf("  word %d: 0x%016x%n", i, d.getWords(i));
         }
         d.getFieldsList().forEach(this::field);
+        return 0;
     }
 
-    static String accessName(Access a) {
-        return (a.getPrivileged() ? "privileged " : "") + (a.getWrite() ? "write" : a.getInstruction() ? "exec" : "read");
+    private void field(FieldValue f) {
+        out.printf("  %-16s %-9s %s%n", f.getName(), f.getBits(), Numbers.hex(f.getValue()));
     }
 
-    static String describe(long iova, TranslateResponse t) {
-        return switch (t.getResultCase()) {
-            case TRANSLATED -> String.format("%s -> 0x%x (mask 0x%x, perm %s%s%s)", hex(iova), t.getTranslated().getOutputAddress(),
-                    t.getTranslated().getAddressMask(), t.getTranslated().getRead() ? "r" : "-", t.getTranslated().getWrite() ? "w" : "-",
-                    t.getTranslated().getExecute() ? "x" : "-");
-            case FAULT -> String.format("%s -> fault %s", hex(iova), t.getFault().getType());
-            case STALLED -> String.format("%s -> stalled (stag %d)", hex(iova), t.getStalled().getStag());
-            default -> hex(iova) + " -> no result";
-        };
-    }
+    /** The attributes of one access, shared by walk and translate. */
+    static final class AccessOptions {
+        @Option(names = "--write", description = "a write (default: a read)")
+        boolean write;
+        @Option(names = "--exec", description = "an instruction fetch")
+        boolean exec;
+        @Option(names = "--priv", description = "privileged (default: unprivileged)")
+        boolean priv;
+        @Option(names = "--ssid", paramLabel = "N", converter = Numbers.U32.class,
+                description = "the SubstreamID (PASID); default: none")
+        Integer ssid;
 
-    private void walk(int sid, int ssid, long iova, Access a, WalkResponse w) {
-        out.printf("walk of %s for stream %d%s, %s%n", hex(iova), sid, ssid >= 0 ? " substream " + ssid : "", accessName(a));
-        for (WalkStep s : w.getStepsList()) {
-            out.printf("  stage %d level %d: table %s, descriptor at %s = 0x%016x: %s%n", s.getStage(), s.getLevel(), hex(s.getTableAddress()),
-                    hex(s.getDescriptorAddress()), s.getDescriptorValue(), s.getOutcome());
+        Access access() {
+            return ControlClient.access(write, exec, priv);
         }
-        out.println("result: " + describe(iova, w.getResult()));
     }
 
-    private void dump(long addr, byte[] b) {
+    @Command(name = "walk", description = "why IOVA translates or faults: the state that decided, the table walk "
+            + "level by level, the fault and the event record the SMMU would write. Changes nothing the guest sees.")
+    int walk(@Parameters(paramLabel = "SID", converter = Numbers.U32.class, description = "StreamID") int sid,
+            @Parameters(paramLabel = "IOVA", converter = Numbers.U64.class) long iova, @Mixin AccessOptions a)
+            throws Exception {
+        WalkRequest.Builder q = WalkRequest.newBuilder().setSession(session).setStreamId(sid).setIova(iova).setAccess(a.access());
+        if (a.ssid != null) {
+            q.setSubstreamId(a.ssid);
+        }
+        WalkResponse w = call(ControlRequest.newBuilder().setWalk(q)).r().getWalk();
+        if (json) {
+            json(w);
+        } else {
+            out.print(WalkText.walk(sid, a.ssid, iova, a.access(), w));
+        }
+        return 0;
+    }
+
+    @Command(name = "translate", description = "what one access gets now (a diagnostic: nothing is recorded)")
+    int translate(@Parameters(paramLabel = "SID", converter = Numbers.U32.class, description = "StreamID or endpoint ID") int sid,
+            @Parameters(paramLabel = "IOVA", converter = Numbers.U64.class) long iova, @Mixin AccessOptions a)
+            throws Exception {
+        TranslateRequest.Builder q = TranslateRequest.newBuilder().setSession(session).setStreamId(sid).setIova(iova)
+                .setAccess(a.access());
+        if (a.ssid != null) {
+            q.setSubstreamId(a.ssid);
+        }
+        TranslateResponse t = call(ControlRequest.newBuilder().setTranslate(q)).r().getTranslate();
+        if (json) {
+            json(t);
+        } else {
+            out.println(WalkText.result(iova, t));
+        }
+        return 0;
+    }
+
+    @Command(name = "mem", description = "hex dump of guest memory")
+    int mem(@Parameters(paramLabel = "ADDR", converter = Numbers.U64.class) long addr,
+            @Parameters(paramLabel = "LEN", converter = Numbers.U32.class, description = "bytes, at most 1 MiB") int len)
+            throws Exception {
+        MemoryData m = call(ControlRequest.newBuilder().setReadMemory(ReadMemoryRequest.newBuilder().setSession(session)
+                .setAddress(addr).setLength(len))).r().getMemory();
+        if (json) {
+            json(m);
+            return 0;
+        }
+        byte[] b = m.getData().toByteArray();
         for (int i = 0; i < b.length; i += 16) {
             StringBuilder sb = new StringBuilder(String.format("%016x:", addr + i));
             for (int j = i; j < Math.min(b.length, i + 16); j++) {
                 sb.append(String.format(" %02x", b[j] & 0xff));
             }
             out.println(sb);
+        }
+        return 0;
+    }
+
+    @Command(name = "nesting", description = "the nesting info the model reports (iommufd's IOMMU_GET_HW_INFO)")
+    int nesting() throws Exception {
+        NestingInfoResponse r = call(ControlRequest.newBuilder().setNestingInfo(NestingInfoRequest.newBuilder()
+                .setSession(session))).r().getNestingInfo();
+        if (json) {
+            json(r);
+            return 0;
+        }
+        r.getFieldsList().forEach(this::field);
+        return 0;
+    }
+
+    @Command(name = "events", description = "stream events (faults, interrupts, invalidations, ...) as they happen; "
+            + "events have no history")
+    int events(@Option(names = "--follow", description = "keep following (the default: events are a stream)") boolean follow,
+            @Option(names = "--count", paramLabel = "N", converter = Numbers.U64.class,
+                    description = "stop after N events") Long count) throws Exception {
+        long[] left = {count == null ? Long.MAX_VALUE : count};
+        try (ControlClient c = connect()) {
+            c.followEvents(session, () -> {
+                // on stderr: stdout carries only events (guest-tests/boot/run.sh waits for this line)
+                err.println("(subscribed: following events)");
+                err.flush();
+            }, e -> {
+                if (json) {
+                    json(e);
+                } else {
+                    out.printf("%s session=%d %s %s%n", Instant.ofEpochMilli(e.getTimeMillis()), e.getSession(), e.getKind(), e.getDetail());
+                }
+                out.flush();
+                return --left[0] > 0;
+            });
+        }
+        return 0;
+    }
+
+    @Command(name = "create-session", description = "create a protobuf-only session (a VMM-less IOMMU: docs/daemon.md) "
+            + "with guest memory, print it, and hold it until stdin ends or the command is interrupted; "
+            + "other commands reach it with --session ID while it is held")
+    int createSession(@Option(names = "--model", paramLabel = "NAME", defaultValue = "",
+            description = "smmuv3, virtio-iommu, identity (default: the daemon's)") String model,
+            @Option(names = "--profile", paramLabel = "NAME", defaultValue = "", description = "the model's profile") String profile,
+            @Option(names = "--memory", paramLabel = "SIZE[@GPA]", split = ",",
+                    description = "guest RAM the daemon allocates, e.g. 16M@0 (K, M, G suffixes; GPA default 0)") List<String> memory,
+            @Option(names = "--no-hold", description = "close the session at once (it only proves the request)") boolean noHold)
+            throws Exception {
+        try (ControlClient c = connect()) {
+            SessionInfo s = c.call(ControlRequest.newBuilder().setCreateSession(CreateSessionRequest.newBuilder()
+                    .setModel(model).setProfile(profile))).getSession();
+            if (memory != null) {
+                for (String m : memory) {
+                    long[] r = Numbers.region(m);
+                    s = c.addMemory(s.getId(), r[1], r[0]);
+                }
+            }
+            if (json) {
+                json(s);
+            } else {
+                out.printf("session %d: %s%n", s.getId(), describe(s));
+                if (!noHold) {
+                    out.println("(held: the session closes when this command ends; end it with Ctrl-D or Ctrl-C)");
+                }
+            }
+            out.flush();
+            if (!noHold) {
+                holdUntilEof(System.in);
+            }
+        }
+        return 0;
+    }
+
+    private static void holdUntilEof(InputStream in) throws IOException {
+        byte[] b = new byte[256];
+        while (in.read(b) >= 0) {
+            // the session lives as long as this connection
         }
     }
 }

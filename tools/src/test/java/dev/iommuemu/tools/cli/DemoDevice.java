@@ -4,7 +4,6 @@ import dev.iommuemu.bridge.device.BridgedDevice;
 import dev.iommuemu.bridge.device.DeviceContext;
 import dev.iommuemu.bridge.device.DeviceFactory;
 import dev.iommuemu.bridge.device.Diagnostics;
-import dev.iommuemu.dma.DmaAccess;
 import dev.iommuemu.dma.DmaResult;
 import dev.iommuemu.dma.IommuModel;
 import dev.iommuemu.field.Access;
@@ -51,12 +50,6 @@ final class DemoDevice implements BridgedDevice {
             @Override
             public Decoded cd(int streamId, int substreamId) {
                 return new Decoded("CD", 0, new long[0], List.of(), "C_BAD_SUBSTREAMID");
-            }
-
-            @Override
-            public List<WalkStep> walk(int streamId, int substreamId, long iova, DmaAccess access) {
-                return List.of(new WalkStep(1, 0, 0x90000, 0x90000, 0x91003, "table -> 0x91000"),
-                        new WalkStep(1, 1, 0x91000, 0x91008, 0, "F_TRANSLATION: invalid descriptor"));
             }
 
             @Override

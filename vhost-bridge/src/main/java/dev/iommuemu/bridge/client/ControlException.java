@@ -5,7 +5,7 @@ public final class ControlException extends Exception {
     private final int errno;
 
     public ControlException(int errno, String message) {
-        super(message + " (errno " + errno + ")");
+        super(message + " (" + Errno.name(errno) + ", errno " + errno + ")");
         this.errno = errno;
     }
 

@@ -36,9 +36,12 @@ import dev.iommuemu.proto.v1.TranslateRequest;
 import dev.iommuemu.proto.v1.TranslateResponse;
 import dev.iommuemu.proto.v1.Translated;
 import dev.iommuemu.proto.v1.WalkResponse;
-import dev.iommuemu.proto.v1.WalkStep;
+import dev.iommuemu.smmuv3.inspect.WalkExplanation;
 import com.google.protobuf.ByteString;
 import java.util.List;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import dev.iommuemu.dma.DmaAccess;
 import java.util.Set;
 
 /**
@@ -47,6 +50,7 @@ import java.util.Set;
  * control connection creates are recorded in {@code owned} so that the connection's end closes them.
  */
 public final class ControlService {
+    private static final Logger LOG = Logger.getLogger(ControlService.class.getName());
     public static final String VERSION = "0.1.0";
     static final int MAX_MEMORY_IO = 1 << 20;
 
@@ -141,7 +145,7 @@ public final class ControlService {
                     r.setRegisterValue(RegisterValue.newBuilder().setOffset(q.getOffset()).setSize(size).setValue(q.getValue()));
                 }
                 case REGISTERS -> r.setRegisters(registers(session(req.getRegisters().getSession())));
-                case TRANSLATE -> r.setTranslate(translate(session(req.getTranslate().getSession()), req.getTranslate()));
+                case TRANSLATE -> r.setTranslate(diagnose(session(req.getTranslate().getSession()), req.getTranslate()));
                 case DECODE_STE -> {
                     Diagnostics d = diagnostics(session(req.getDecodeSte().getSession()));
                     r.setDecoded(decoded(session(req.getDecodeSte().getSession()), () -> d.ste(req.getDecodeSte().getStreamId())));
@@ -208,9 +212,13 @@ public final class ControlService {
             r.clearResponse();
             r.setError(Error.newBuilder().setErrno(e.errno()).setMessage(e.getMessage() == null ? "" : e.getMessage()));
         } catch (RuntimeException e) {
-            // a model bug must not take the control connection down with it
+            // A model bug must not take the control connection down with it; the details go to the
+            // daemon's log, the client gets a sentence (no Java exception text).
+            LOG.log(Level.SEVERE, "control request " + req.getRequestCase() + " failed inside the daemon", e);
             r.clearResponse();
-            r.setError(Error.newBuilder().setErrno(ProtocolException.EIO).setMessage(e.toString()));
+            r.setError(Error.newBuilder().setErrno(ProtocolException.EIO).setMessage("the daemon failed to handle "
+                    + req.getRequestCase().name().toLowerCase(java.util.Locale.ROOT)
+                    + " (an internal error, logged by the daemon with its details); please report it"));
         }
         return r.build();
     }
@@ -269,6 +277,7 @@ public final class ControlService {
         return (a.getWrite() ? Payloads.ACCESS_WRITE : 0) | (a.getInstruction() ? Payloads.ACCESS_EXEC : 0) | (a.getPrivileged() ? Payloads.ACCESS_PRIV : 0);
     }
 
+    /** The access made as an endpoint's (Inject): the model records the fault its configuration calls for. */
     static TranslateResponse translate(DeviceSession s, TranslateRequest q) throws ProtocolException {
         int ssid = q.hasSubstreamId() ? q.getSubstreamId() : Payloads.NO_SUBSTREAM;
         Payloads.TranslateReply rep = s.translate(new Payloads.TranslateRequest(q.getStreamId(), ssid, q.getIova(), accessBits(q.getAccess())));
@@ -313,23 +322,43 @@ public final class ControlService {
         return b.build();
     }
 
+    /**
+     * Walk (control.proto): the access explained by the model, changing nothing the guest sees.
+     */
     private WalkResponse walk(dev.iommuemu.proto.v1.WalkRequest q) throws ProtocolException {
         DeviceSession s = session(q.getSession());
         Diagnostics d = diagnostics(s);
         int ssid = q.hasSubstreamId() ? q.getSubstreamId() : dev.iommuemu.dma.IommuModel.NO_SUBSTREAM;
-        List<Diagnostics.WalkStep> steps = s.withDevice(x -> d.walk(q.getStreamId(), ssid, q.getIova(), access(q.getAccess())));
-        WalkResponse.Builder b = WalkResponse.newBuilder();
-        for (Diagnostics.WalkStep st : steps) {
-            b.addSteps(WalkStep.newBuilder().setStage(st.stage()).setLevel(st.level()).setTableAddress(st.tableAddress())
-                    .setDescriptorAddress(st.descriptorAddress()).setDescriptorValue(st.descriptor()).setOutcome(st.outcome()));
+        WalkExplanation e = s.withDevice(x -> d.walk(q.getStreamId(), ssid, q.getIova(), access(q.getAccess())));
+        if (e == null) {
+            throw ProtocolException.refused(ProtocolException.ENOSYS, "model " + s.model() + " has no table walk to explain; Translate answers what it would do");
         }
-        TranslateRequest.Builder tq = TranslateRequest.newBuilder().setStreamId(q.getStreamId()).setIova(q.getIova()).setAccess(q.getAccess());
-        if (q.hasSubstreamId()) {
-            tq.setSubstreamId(q.getSubstreamId());
-        }
-        b.setResult(translate(s, tq.build()));
-        return b.build();
+        return WalkAnswers.walk(e, q.getIova(), q.getAccess());
     }
+
+    /**
+     * Translate (control.proto): what the access would get now, without the access happening: the
+     * model's explanation where it has one, else its speculative translation (IommuModel#speculate,
+     * which records nothing). Unlike {@link #translate}, no event, counter or cache changes.
+     */
+    static TranslateResponse diagnose(DeviceSession s, TranslateRequest q) throws ProtocolException {
+        int ssid = q.hasSubstreamId() ? q.getSubstreamId() : dev.iommuemu.dma.IommuModel.NO_SUBSTREAM;
+        Diagnostics d = s.diagnostics();
+        DmaAccess a = access(q.getAccess());
+        WalkExplanation e = d == null ? null : s.withDevice(x -> d.walk(q.getStreamId(), ssid, q.getIova(), a));
+        if (e != null) {
+            TranslateResponse t = WalkAnswers.walk(e, q.getIova(), q.getAccess()).getResult();
+            return t;
+        }
+        dev.iommuemu.dma.IotlbEntry entry = s.withDevice(x -> x.iommu().speculate(q.getStreamId(), ssid, q.getIova(), a));
+        if (entry != null && entry.covers(q.getIova()) && Perm.allows(entry.perm(), a)) {
+            return WalkAnswers.translated(entry, q.getIova(), q.getAccess());
+        }
+        return TranslateResponse.newBuilder().setFault(Fault.newBuilder().setType(NO_TRANSLATION).setInputAddress(q.getIova())).build();
+    }
+
+    /** Translate's fault type for a model without walk diagnostics whose speculative translation gives nothing. */
+    static final String NO_TRANSLATION = "NO_TRANSLATION";
 
     private static RegistersResponse registers(DeviceSession s) throws ProtocolException {
         Diagnostics d = s.diagnostics();

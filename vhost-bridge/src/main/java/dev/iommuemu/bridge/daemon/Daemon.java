@@ -24,6 +24,14 @@ public final class Daemon implements AutoCloseable {
 
     /** Starts serving; a model or profile that is not part of this build is an error. */
     public static Daemon start(DaemonConfig config, DeviceRegistry devices) throws IOException {
+        return start(config, devices, null);
+    }
+
+    /**
+     * Starts serving VMMs on an inherited listening socket {@code listenFd} (--fd, systemd socket
+     * activation) instead of creating config.socket(); {@code null}: create it.
+     */
+    public static Daemon start(DaemonConfig config, DeviceRegistry devices, Integer listenFd) throws IOException {
         DeviceFactory f = devices.get(config.model());
         String profile = config.profile();
         if (f == null) {
@@ -32,17 +40,20 @@ public final class Daemon implements AutoCloseable {
             throw new IllegalArgumentException("model " + f.model() + " has no profile '" + profile + "' (has " + f.profiles() + ")");
         }
         SessionRegistry registry = new SessionRegistry(devices, f, profile);
-        VhostUserServer vmm = new VhostUserServer(config.socket(), registry, config.ackTimeoutMs(), config.maxConnections());
+        VhostUserServer vmm = listenFd != null
+                ? VhostUserServer.inherited(listenFd, registry, config.ackTimeoutMs(), config.maxConnections())
+                : new VhostUserServer(config.socket(), registry, config.ackTimeoutMs(), config.maxConnections());
         AutoCloseable control = null;
         try {
             if (config.control() != null) {
-                control = new dev.iommuemu.bridge.control.ControlServer(config.control(), registry, config.socket().toString());
+                control = new dev.iommuemu.bridge.control.ControlServer(config.control(), registry,
+                        listenFd != null ? "fd " + listenFd : config.socket().toString());
             }
         } catch (IOException | RuntimeException e) {
             vmm.close();
             throw e;
         }
-        LOG.info("iommu-emu daemon up: vmm socket " + config.socket() + ", control socket " + (config.control() == null ? "none" : config.control())
+        LOG.info("iommu-emu daemon up: vmm socket " + (listenFd != null ? "inherited fd " + listenFd : config.socket()) + ", control socket " + (config.control() == null ? "none" : config.control())
                 + ", model " + f.model() + (profile.isEmpty() ? "" : " profile " + profile));
         return new Daemon(config, registry, vmm, control);
     }

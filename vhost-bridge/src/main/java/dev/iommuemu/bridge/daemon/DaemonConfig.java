@@ -32,11 +32,29 @@ public record DaemonConfig(Path socket, Path control, String model, String profi
         return p;
     }
 
-    /** Overlays a properties file. */
-    public static void load(Properties p, Path file) throws IOException {
-        try (Reader r = Files.newBufferedReader(file)) {
-            p.load(r);
+    /**
+     * Overlays a properties file. A file that cannot be read is an IllegalArgumentException whose
+     * message says why as a person reads it (strerror text and errno) and what to give instead.
+     */
+    public static void load(Properties p, Path file) {
+        String why = null;
+        if (!Files.exists(file)) {
+            why = "No such file or directory (ENOENT, errno 2)";
+        } else if (Files.isDirectory(file)) {
+            why = "Is a directory (EISDIR, errno 21)";
+        } else if (!Files.isReadable(file)) {
+            why = "Permission denied (EACCES, errno 13)";
         }
+        if (why == null) {
+            try (Reader r = Files.newBufferedReader(file)) {
+                p.load(r);
+                return;
+            } catch (IOException | IllegalArgumentException e) {
+                why = "not a properties file (not UTF-8 text, or a malformed \\uXXXX escape)";
+            }
+        }
+        throw new IllegalArgumentException("--config " + file + ": " + why
+                + "; give a properties file of the form of the embedded defaults (iommu-emu --print-config)");
     }
 
     static String expand(String v, Map<String, String> env) {
@@ -53,33 +71,76 @@ public record DaemonConfig(Path socket, Path control, String model, String profi
         return sb.toString();
     }
 
+    /**
+     * The log levels users name, as the vhost-user back-ends (virtiofsd, rust-vmm's vhost-device
+     * daemons) spell them, mapped to java.util.logging's; the JUL names are accepted too.
+     */
+    public static final java.util.List<String> LOG_LEVELS = java.util.List.of("error", "warn", "info", "debug", "trace");
+
+    /** A log level by its user-facing name (error, warn, info, debug, trace) or its JUL name. */
+    public static Level logLevel(String name) {
+        String n = name.trim().toLowerCase(java.util.Locale.ROOT);
+        switch (n) {
+            case "error", "severe":
+                return Level.SEVERE;
+            case "warn", "warning":
+                return Level.WARNING;
+            case "info":
+                return Level.INFO;
+            case "debug", "fine", "config":
+                return Level.FINE;
+            case "trace", "finer", "finest", "all":
+                return Level.FINEST;
+            case "off":
+                return Level.OFF;
+            default:
+                throw new IllegalArgumentException("unknown log level '" + name + "' (log.level, --log-level): use one of "
+                        + String.join(", ", LOG_LEVELS));
+        }
+    }
+
+    /** The user-facing name of a level {@link #logLevel} gives. */
+    public static String logLevelName(Level l) {
+        if (l.intValue() >= Level.OFF.intValue()) {
+            return "off";
+        }
+        if (l.intValue() >= Level.SEVERE.intValue()) {
+            return "error";
+        }
+        if (l.intValue() >= Level.WARNING.intValue()) {
+            return "warn";
+        }
+        if (l.intValue() >= Level.INFO.intValue()) {
+            return "info";
+        }
+        return l.intValue() >= Level.FINE.intValue() ? "debug" : "trace";
+    }
+
     /** Builds the config from properties (after overlays), expanding environment variables. */
     public static DaemonConfig from(Properties p, Map<String, String> env) {
         String socket = expand(p.getProperty("socket", ""), env).trim();
         String control = expand(p.getProperty("control", ""), env).trim();
         if (socket.isEmpty()) {
-            throw new IllegalArgumentException("no socket path configured");
+            throw new IllegalArgumentException("no VMM socket path configured: give --socket-path PATH (or --fd N)");
         }
-        Level level;
-        try {
-            level = Level.parse(expand(p.getProperty("log.level", "INFO"), env).trim().toUpperCase(java.util.Locale.ROOT));
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("bad log level: " + p.getProperty("log.level"));
-        }
+        Level level = logLevel(expand(p.getProperty("log.level", "info"), env).trim());
         int ack;
         try {
             ack = Integer.parseInt(expand(p.getProperty("ack.timeout.ms", "5000"), env).trim());
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("bad ack.timeout.ms: " + p.getProperty("ack.timeout.ms"));
+            throw new IllegalArgumentException("ack.timeout.ms (--ack-timeout-ms) must be a number of milliseconds, not '"
+                    + p.getProperty("ack.timeout.ms") + "'");
         }
         int max;
         try {
             max = Integer.parseInt(expand(p.getProperty("max.connections", "64"), env).trim());
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("bad max.connections: " + p.getProperty("max.connections"));
+            throw new IllegalArgumentException("max.connections (--max-connections) must be a number, not '"
+                    + p.getProperty("max.connections") + "'");
         }
         if (ack <= 0 || max <= 0) {
-            throw new IllegalArgumentException("ack.timeout.ms and max.connections must be positive");
+            throw new IllegalArgumentException("ack.timeout.ms (--ack-timeout-ms) and max.connections (--max-connections)"
+                    + " must be at least 1");
         }
         return new DaemonConfig(Path.of(socket), control.isEmpty() ? null : Path.of(control),
                 expand(p.getProperty("model", "smmuv3"), env).trim(), expand(p.getProperty("profile", ""), env).trim(), level, ack, max);

@@ -19,7 +19,9 @@ import java.util.logging.Logger;
 public final class VhostUserServer implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(VhostUserServer.class.getName());
 
-    private final UnixServerSocket server;
+    private final UnixServerSocket server; // null when serving an inherited socket
+    private final InheritedListener inherited;
+    private final Path path;
     private final SessionRegistry registry;
     private final int ackTimeoutMs;
     private final int maxConnections;
@@ -32,25 +34,38 @@ public final class VhostUserServer implements AutoCloseable {
     }
 
     public VhostUserServer(Path socket, SessionRegistry registry, int ackTimeoutMs, int maxConnections) throws IOException {
-        this.server = UnixServerSocket.bind(socket, 64);
+        this(UnixServerSocket.bind(socket, 64), null, socket, registry, ackTimeoutMs, maxConnections);
+    }
+
+    /** Serves on a listening unix socket this process inherited (--fd, systemd socket activation). */
+    public static VhostUserServer inherited(int fd, SessionRegistry registry, int ackTimeoutMs, int maxConnections) {
+        return new VhostUserServer(null, new InheritedListener(fd), Path.of("/proc/self/fd/" + fd), registry, ackTimeoutMs,
+                maxConnections);
+    }
+
+    private VhostUserServer(UnixServerSocket server, InheritedListener inherited, Path socket, SessionRegistry registry,
+            int ackTimeoutMs, int maxConnections) {
+        this.server = server;
+        this.inherited = inherited;
+        this.path = socket;
         this.registry = registry;
         this.ackTimeoutMs = ackTimeoutMs;
         this.maxConnections = maxConnections;
         this.acceptor = new Thread(this::acceptLoop, "iommu-emu-accept");
         acceptor.setDaemon(true);
         acceptor.start();
-        LOG.info("listening for VMMs on " + socket);
+        LOG.info("listening for VMMs on " + (inherited != null ? "inherited fd " + inherited.fd() : socket));
     }
 
     public Path path() {
-        return server.path();
+        return path;
     }
 
     private void acceptLoop() {
         while (!closing) {
             UnixSocket s;
             try {
-                s = server.accept();
+                s = server != null ? server.accept() : inherited.accept();
             } catch (IOException e) {
                 if (closing) {
                     return;
@@ -97,7 +112,11 @@ public final class VhostUserServer implements AutoCloseable {
     @Override
     public void close() {
         closing = true;
-        server.close();
+        if (server != null) {
+            server.close();
+        } else {
+            inherited.close();
+        }
         try {
             acceptor.join(2000);
         } catch (InterruptedException e) {

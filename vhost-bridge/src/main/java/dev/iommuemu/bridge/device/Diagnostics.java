@@ -1,12 +1,15 @@
 package dev.iommuemu.bridge.device;
 
 import dev.iommuemu.dma.DmaAccess;
+import dev.iommuemu.smmuv3.inspect.WalkExplanation;
 import java.util.List;
 
 /**
- * What tools may ask a model about its guest-programmed state ("why did this IOVA fault"). All
- * results are decoded from guest memory at the time of the call, through the declared
- * {@link dev.iommuemu.field.Layout}s, never from cached state the guest cannot see.
+ * What tools may ask a model about its guest-programmed state ("why did this IOVA fault"). STE and
+ * CD decodes are read from guest memory at the time of the call, through the declared
+ * {@link dev.iommuemu.field.Layout}s; a walk is explained as the device would handle the access
+ * now (its configuration cache and TLB included, and said so). Nothing here changes what the guest
+ * or a later access can observe.
  */
 public interface Diagnostics {
 
@@ -16,21 +19,20 @@ public interface Diagnostics {
     /** A field's name, its position as the spec prints it (e.g. "[3:1]") and value. */
     record FieldValue(String name, String bits, long value) {}
 
-    /**
-     * One step of an explained translation: the stage and level, the table address read, the
-     * descriptor found, and what the step decided (e.g. "table -> 0x81000", "block, out 0x4020_0000",
-     * "F_TRANSLATION: invalid descriptor").
-     */
-    record WalkStep(int stage, int level, long tableAddress, long descriptorAddress, long descriptor, String outcome) {}
-
     /** The stream table entry of {@code streamId} (SMMUv3 IHI 0070 §5.2). */
     Decoded ste(int streamId);
 
     /** The context descriptor of {@code streamId}/{@code substreamId} (IHI 0070 §5.4). */
     Decoded cd(int streamId, int substreamId);
 
-    /** The table walk of {@code iova}, step by step, ending in the output address or the fault. */
-    List<WalkStep> walk(int streamId, int substreamId, long iova, DmaAccess access);
+    /**
+     * The access explained as the model would handle it now (the state that decided, the table
+     * walk step by step, the result and the event record it would write), with nothing changed
+     * that the guest can observe; {@code null} when the model has no table walk to explain.
+     */
+    default WalkExplanation walk(int streamId, int substreamId, long iova, DmaAccess access) {
+        return null;
+    }
 
     /**
      * The model's declared MMIO registers (SMMUv3 pages 0 and 1, IHI 0070 §6.2), for register dumps;

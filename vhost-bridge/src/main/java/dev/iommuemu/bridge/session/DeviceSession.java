@@ -362,9 +362,13 @@ public final class DeviceSession implements AutoCloseable {
         return reply(r, ssid, res);
     }
 
-    /** 4 KiB pages of an entry of {@code addrMask}, counted up to 1 GiB (a sub-page entry is one). */
-    private static long pages(long addrMask) {
-        return (Math.min(addrMask, (1L << 30) - 1) >>> 12) + 1;
+    /**
+     * 4 KiB pages of an entry of {@code addrMask}, counted up to 1 GiB (a sub-page entry is one).
+     * The mask is unsigned: an identity or bypass entry's all-ones mask covers the whole space and
+     * counts as 1 GiB, not as a negative number.
+     */
+    static long pages(long addrMask) {
+        return (Long.compareUnsigned(addrMask, (1L << 30) - 1) < 0 ? addrMask >>> 12 : ((1L << 30) - 1) >>> 12) + 1;
     }
 
     private TranslateReply reply(TranslateRequest r, int ssid, DmaResult res) {

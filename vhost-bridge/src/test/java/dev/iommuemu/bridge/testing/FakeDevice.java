@@ -204,12 +204,24 @@ public final class FakeDevice implements BridgedDevice {
             }
 
             @Override
-            public List<WalkStep> walk(int streamId, int substreamId, long iova, DmaAccess access) {
-                List<WalkStep> steps = new ArrayList<>();
-                long at = (iova >>> 12) * 8;
-                OptionalLong d = ctx.memory().load(at, 8);
-                steps.add(new WalkStep(1, 3, 0, at, d.orElse(0), d.isEmpty() ? "F_WALK_EABT" : (d.getAsLong() & 1) == 0 ? "F_TRANSLATION: invalid descriptor" : "page"));
-                return steps;
+            public dev.iommuemu.smmuv3.inspect.WalkExplanation walk(int streamId, int substreamId, long iova, DmaAccess access) {
+                // the fake's own translation (pure), with stream 4's one level-3 descriptor as the step
+                List<dev.iommuemu.smmuv3.inspect.WalkExplanation.Step> steps = new ArrayList<>();
+                if (streamId == 4) {
+                    long at = (iova >>> 12) * 8;
+                    OptionalLong d = ctx.memory().load(at, 8);
+                    steps.add(new dev.iommuemu.smmuv3.inspect.WalkExplanation.Step(new dev.iommuemu.pagetable.WalkObserver.Read(1, 3, iova,
+                            dev.iommuemu.pagetable.FaultClass.IN, 0, (int) (iova >>> 12), at, at, d.orElse(0), d.isEmpty(),
+                            dev.iommuemu.pagetable.Granule.G4K, false, false), false, 0, List.of()));
+                }
+                DmaResult r = translate(streamId, substreamId, iova, access);
+                var result = r instanceof DmaResult.Translated t
+                        ? new dev.iommuemu.smmuv3.inspect.WalkExplanation.Result(t.entry(), false, null)
+                        : new dev.iommuemu.smmuv3.inspect.WalkExplanation.Result(null, false, new dev.iommuemu.smmuv3.inspect.WalkExplanation.Fault(
+                                r instanceof DmaResult.Aborted a ? a.reason() : "F_TRANSLATION", 1, 3, dev.iommuemu.pagetable.FaultClass.IN, 0,
+                                streamId == 4 ? (iova >>> 12) * 8 : -1, null, true, r instanceof DmaResult.Stalled));
+                return new dev.iommuemu.smmuv3.inspect.WalkExplanation(true, 0, dev.iommuemu.smmuv3.inspect.WalkExplanation.DecidedBy.TRANSLATION_TABLES,
+                        -1, new long[0], false, -1, false, steps, result, null);
             }
         };
     }

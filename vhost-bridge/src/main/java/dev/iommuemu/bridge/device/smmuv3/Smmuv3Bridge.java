@@ -237,12 +237,9 @@ public final class Smmuv3Bridge implements BridgedDevice {
             }
 
             @Override
-            public List<WalkStep> walk(int streamId, int substreamId, long iova, DmaAccess access) {
-                List<WalkStep> steps = new ArrayList<>();
-                for (Inspector.Step s : smmu.explainWalk(streamId, substreamId, iova, access)) {
-                    steps.add(new WalkStep(s.stage(), s.level(), s.address(), s.physical(), s.descriptor(), s.outcome()));
-                }
-                return steps;
+            public dev.iommuemu.smmuv3.inspect.WalkExplanation walk(int streamId, int substreamId, long iova,
+                    DmaAccess access) {
+                return smmu.explain(streamId, substreamId, iova, access);
             }
 
             @Override
@@ -268,7 +265,7 @@ public final class Smmuv3Bridge implements BridgedDevice {
     private static Diagnostics.Decoded decoded(Inspector.Fetched f) {
         List<Diagnostics.FieldValue> fields = new ArrayList<>();
         Layout layout = f.layout();
-        if (layout != null && f.words() != null) {
+        if (layout != null && f.words() != null && f.words().length > 0) { // no words: the structure was not read
             for (Field fd : layout.fields()) {
                 int lsb = fd.word() * 64 + fd.lsb();
                 String bits = fd.width() == 1 ? "[" + lsb + "]" : "[" + (lsb + fd.width() - 1) + ":" + lsb + "]";
