@@ -375,5 +375,7 @@ if [ -n "$bench" ]; then
     done
     IOMMU_EMU_QEMU_PATH=$qemu "$here/bench-table.sh" "$results" "$root/BENCHMARKS.md"
 fi
+total=$(wc -l < "$results")
+echo "boot: $((total - ${#failed[@]})) passed, ${#failed[@]} failed"
 if [ ${#failed[@]} -gt 0 ]; then die "failed: ${failed[*]}"; fi
 log "all cases passed"
