@@ -76,6 +76,11 @@ if grep -q iommuemu.net /proc/cmdline; then
         echo "T: net-md5 no-interface"
     fi
 fi
+# A second disk behind a second IOMMU (kernel argument iommuemu.disk2): the same image as /dev/vda.
+if grep -q iommuemu.disk2 /proc/cmdline; then
+    n=0; while [ ! -b /dev/vdb ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+    echo "T: disk2-md5 $(dd if=/dev/vdb bs=1M 2>/dev/null | md5sum | cut -d' ' -f1)"
+fi
 echo "T: hwrng-current $(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
 echo "T: hwrng-bytes $(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c)"
 # The negative case (kernel argument iommuemu.edu_dma=IOVA): QEMU's edu test device (PCI 1234:11e8,

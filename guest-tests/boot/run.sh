@@ -51,6 +51,8 @@ builtin-smmuv3-7-passthrough 7 smmuv3 builtin -
 smmuv3-7-passthrough 7    smmuv3 ours    default
 viommu-7-passthrough 7    virtio ours    default
 smmuv3-7-lazy        7    smmuv3 ours    default
+builtin-smmuv3-7-2smmu 7  smmuv3 builtin -
+smmuv3-7-2smmu       7    smmuv3 ours    default
 "
 bench=
 want=()
@@ -86,6 +88,25 @@ tftp_dir=$work/tftp; mkdir -p "$tftp_dir"
 [ -f "$tftp_dir/blob" ] || head -c $((4 << 20)) /dev/urandom > "$tftp_dir/blob"
 blob_md5=$(md5sum "$tftp_dir/blob" | cut -d' ' -f1)
 part_md5=(); for i in 0 1 2 3; do part_md5+=("$(dd if="$disk" bs=1M skip=$((i * 16)) count=16 2>/dev/null | md5sum | cut -d' ' -f1)"); done
+
+# The -2smmu cases need QEMU 10.2 (user-creatable arm-smmuv3) and UEFI firmware with ACPI (QEMU
+# describes an SMMU on another root bus than pcie.0 only in the IORT): both fetched on first use.
+qemu102=
+get_qemu102() {
+    [ -n "$qemu102" ] || qemu102=${IOMMU_EMU_QEMU_10_2:-$("$root/vhost-bridge/qemu/build-qemu.sh" 10.2)} \
+        || die "building QEMU 10.2 failed"
+}
+efi_fd=
+get_efi() { # Debian's AAVMF build of edk2 for QEMU's virt board (architecture-independent package)
+    local d=${XDG_CACHE_HOME:-$HOME/.cache}/iommu-emu/guest/efi
+    if [ ! -f "$d/QEMU_EFI.fd" ]; then
+        rm -rf "$d"; mkdir -p "$d/dl"
+        (cd "$d/dl" && apt-get download -qq qemu-efi-aarch64/trixie >&2) || die "apt-get download qemu-efi-aarch64 failed"
+        dpkg-deb -x "$d"/dl/*.deb "$d/root" && cp "$d/root/usr/share/qemu-efi-aarch64/QEMU_EFI.fd" "$d/" \
+            || die "no QEMU_EFI.fd in qemu-efi-aarch64"
+    fi
+    efi_fd=$d/QEMU_EFI.fd
+}
 
 declare -A assets
 get_assets() { [ -n "${assets[$1]:-}" ] || assets[$1]=$("$here/guest-assets.sh" "$1") || die "guest assets for $1"; }
@@ -135,6 +156,26 @@ run_case() { # name kernel iommu frontend profile
                  -netdev "user,id=n0,tftp=$tftp_dir" -device e1000e,netdev=n0,romfile=)  # no option ROM: Debian's +ds source has none
     fi
     [ "$name" = "${name%-passthrough}" ] || append="$append iommu.passthrough=1"
+    # -2smmu: two user-created arm-smmuv3 (QEMU 10.2), one on pcie.0 and one on a pxb-pcie root bus
+    # (bus 0x80) with a root port and a second virtio disk behind it; UEFI with ACPI (IORT).
+    local two=; [ "$name" = "${name%-2smmu}" ] || two=1
+    local case_qemu=$qemu two_args=() bus0=
+    if [ -n "$two" ]; then
+        get_qemu102; get_efi; case_qemu=$qemu102; bus0=",bus=pcie.0"
+        append="$append acpi=force iommuemu.disk2"
+        two_args=(-bios "$efi_fd" -device pxb-pcie,id=pcie.1,bus_nr=0x80,bus=pcie.0
+                  -device pcie-root-port,id=rp1,bus=pcie.1,chassis=1,slot=1
+                  -drive "if=none,id=d2,file=$disk,format=raw,readonly=on"
+                  -device virtio-blk-pci,drive=d2,bus=rp1,iommu_platform=on,disable-legacy=on)
+        if [ "$frontend" = ours ]; then
+            two_args+=(-chardev "socket,id=ie1,path=$cdir/vmm.sock"
+                       -device arm-smmuv3,primary-bus=pcie.0,id=smmuv3.0,iommu-emu=ie0
+                       -device arm-smmuv3,primary-bus=pcie.1,id=smmuv3.1,iommu-emu=ie1)
+        else
+            two_args+=(-device arm-smmuv3,primary-bus=pcie.0,id=smmuv3.0
+                       -device arm-smmuv3,primary-bus=pcie.1,id=smmuv3.1)
+        fi
+    fi
     [ "$name" = "${name%-fault}" ] || append="$append iommuemu.edu_dma=$fault_iova"
     local reboot=; [ "$name" = "${name%-reboot}" ] || reboot=1
     local restart=; [ "$name" = "${name%-restart}" ] || { restart=1; reboot=1; append="$append iommuemu.lose_daemon"; }
@@ -152,10 +193,10 @@ run_case() { # name kernel iommu frontend profile
         -kernel "$vmlinuz" -initrd "$initrd" -append "$append"
         $([ "$iommu" = virtio ] && echo "-device virtio-iommu-pci$([ "$frontend" = ours ] && echo ,iommu-emu=ie0)")
         -drive "if=none,id=d0,file=$disk,format=raw,readonly=on"
-        -device virtio-blk-pci,drive=d0,iommu_platform=on,disable-legacy=on
-        -device virtio-rng-pci,iommu_platform=on,disable-legacy=on
+        -device "virtio-blk-pci,drive=d0,iommu_platform=on,disable-legacy=on$bus0"
+        -device "virtio-rng-pci,iommu_platform=on,disable-legacy=on$bus0"
         $([ "$name" = "${name%-fault}" ] || echo "-device edu")
-        "${io_args[@]}"
+        "${io_args[@]}" "${two_args[@]}"
         $([ -z "$reboot" ] || echo "-drive if=none,id=d1,file=$cdir/scratch.img,format=raw -device virtio-blk-pci,drive=d1,iommu_platform=on,disable-legacy=on"))
 
     if [ "$frontend" = ours ]; then
@@ -166,7 +207,7 @@ run_case() { # name kernel iommu frontend profile
         # The daemon is a chardev; the device names it (virtio-iommu-pci's iommu-emu=ie0 above).
         # reconnect-ms: QEMU reconnects to a daemon that went away (the restart case).
         args+=(-chardev "socket,id=ie0,path=$cdir/vmm.sock,reconnect-ms=500")
-        [ "$iommu" != smmuv3 ] || args+=(-global arm-smmuv3.iommu-emu=ie0)
+        [ "$iommu" != smmuv3 ] || [ -n "$two" ] || args+=(-global arm-smmuv3.iommu-emu=ie0)
         # QEMU's arm-smmuv3 "stage" reaches the daemon and selects what its profile advertises
         # (IOMMU_SET_PROPERTIES). The virt board of QEMU 10.0 makes its SMMU "nested" (both stages),
         # which a one-stage profile refuses; its 9.1 machine type keeps QEMU's default stage "1",
@@ -199,7 +240,8 @@ run_case() { # name kernel iommu frontend profile
         probe_pid=$!
     fi
     case $iommu in
-        smmuv3) machine="$machine_type,iommu=smmuv3$ram" ;;
+        smmuv3) machine="$machine_type,iommu=smmuv3$ram"
+                [ -z "$two" ] || machine="$machine_type,gic-version=3$ram" ;;
         virtio) machine="$machine_type$ram" ;;  # virtio-iommu-pci comes first (above): the IOMMU
                                                 # must exist when the devices it serves are realized
     esac
@@ -217,10 +259,10 @@ run_case() { # name kernel iommu frontend profile
         restart_pid=$!
     fi
     log "$name: linux $abi, $iommu ($frontend${profile:+ $profile})"
-    echo "$qemu -M $machine ${args[*]}" > "$cdir/cmdline"
+    echo "$case_qemu -M $machine ${args[*]}" > "$cdir/cmdline"
     local start; start=$(date +%s%N)
     set +e
-    timeout "$timeout_s" "$qemu" -M "$machine" "${args[@]}" </dev/null 2>&1 | while IFS= read -r line; do
+    timeout "$timeout_s" "$case_qemu" -M "$machine" "${args[@]}" </dev/null 2>&1 | while IFS= read -r line; do
         line=${line%$'\r'}; printf '%s\n' "$line"
         case $line in *"T: DONE"*) echo "T: host-boot-ms $(( ($(date +%s%N) - start) / 1000000 ))" ;; esac
     done > "$cdir/console.log"
@@ -285,6 +327,15 @@ check_case() {
     if [ "$name" != "${name%-passthrough}" ]; then
         grep -q 'iommu: Default domain type: Passthrough' "$c" || fails+=("iommu.passthrough=1 not in effect")
     fi
+    if [ "$name" != "${name%-2smmu}" ]; then
+        # Two SMMUs probed, the devices behind each in IOMMU groups, both disks read right (one
+        # behind each SMMU: pcie.0's devices behind the first, the root port on bus 0x80 behind
+        # the second).
+        local nsmmu; nsmmu=$(grep -v '^T: ' "$c" | grep -Ec 'arm-smmu-v3 arm-smmu-v3\.[01]\.auto: (ias [0-9]+-bit, )?oas [0-9]+-bit' || true)
+        [ "$nsmmu" = 2 ] || fails+=("$nsmmu SMMUv3 probed, want 2")
+        [ "$(t disk2-md5)" = "$disk_md5" ] || fails+=("the disk behind the second SMMU read '$(t disk2-md5)', want $disk_md5")
+        grep -q '^T: pci 0000:81:00.0 vendor=0x1af4 device=0x1042 group=[0-9]' "$c" || fails+=("the disk on bus 0x81 is in no IOMMU group")
+    fi
     if [ "$name" != "${name%-passthrough}" ]; then
         :  # no DMA domains, so no invalidation policy
     elif [ "$name" = "${name%-lazy}" ]; then
@@ -301,6 +352,12 @@ check_case() {
         [ "${nx:-0}" -gt 0 ] && [ "${np:-0}" -ge 16384 ] \
             || fails+=("the daemon translated ${nx:-0} requests covering ${np:-0} pages (a 64 MiB read alone needs 16384 pages)")
         grep -q 'iommu-emu: arm-smmuv3 served through chardev\|iommu-emu: virtio-iommu served through chardev' "$c" || fails+=("QEMU did not attach to the daemon")
+        if [ "$name" != "${name%-2smmu}" ]; then
+            # Each SMMU its own daemon session; both disks' 64 MiB went through the daemon.
+            grep -q "arm-smmuv3 served through chardev 'ie1'" "$c" || fails+=("the second SMMU did not attach to the daemon")
+            [ "$(grep -c 'VMM connected' "$cdir/daemon.log")" = 2 ] || fails+=("the daemon did not serve two sessions")
+            [ "${np:-0}" -ge 32768 ] || fails+=("the daemon translated ${np:-0} pages, want >= 32768 (two 64 MiB disks)")
+        fi
         if [ "$name" != "${name%-numa}" ]; then
             # The guest's stream table (SMMU_STRTAB_BASE.ADDR, IHI 0070 §6.3.24: the address bits from 6
             # up) lies in the second node's memfd (0x60000000-0x7fffffff): the daemon reads its STEs there.
