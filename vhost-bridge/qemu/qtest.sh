@@ -65,5 +65,18 @@ for how in builtin emu; do
     done
 done
 grep -q 'session 1: VMM connected' "$work/daemon.log" || { failed=$((failed + 1)); log "the daemon saw no VMM"; }
+
+# Migration is refused, with the blocker's sentence, while the IOMMU's state lives in the daemon.
+qmp=$(printf '%s\n' '{"execute":"qmp_capabilities"}' \
+        '{"execute":"migrate","arguments":{"uri":"exec:cat >/dev/null"}}' '{"execute":"quit"}' \
+      | timeout 60 "$work/builtin/qemu-system-aarch64" -M virt,memory-backend=iemem2 -nographic -S \
+          -object memory-backend-memfd,id=iemem2,size=128M,share=on -m 128M \
+          -chardev socket,id=ie0,path="$work/vmm.sock" -device virtio-iommu-pci,iommu-emu=ie0 \
+          -qmp stdio -monitor none -serial none 2>&1) || true
+if grep -q '"error".*iommu-emu: the virtio-iommu.s state lives in the iommu-emu daemon, which cannot migrate it yet' <<<"$qmp"; then
+    log "migration refused with the blocker's reason: ok"; passed=$((passed + 1))
+else
+    log "migration was not refused as expected"; printf '%s\n' "$qmp" | sed 's/^/    /' >&2; failed=$((failed + 1))
+fi
 echo "qtest: $passed passed, $failed failed"
 [ "$failed" = 0 ] || die "QEMU's virtio-iommu qtests failed"
