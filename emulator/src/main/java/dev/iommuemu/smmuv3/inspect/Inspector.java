@@ -102,20 +102,24 @@ public final class Inspector {
             return steps;
         }
         Stage1Config s1 = null;
+        long[] cdWords = null;
         if (ste.stage1()) {
             Fetched c = cd(strtabBase, strtabBaseCfg, sid, ssid);
             if (c.error() != null) {
                 steps.add(new Step(1, 0, c.address(), c.address(), 0, c.error()));
                 return steps;
             }
-            s1 = CdStage1.of(Cd.of(c.words()), profile, false);
+            cdWords = c.words();
+            s1 = CdStage1.of(Cd.of(cdWords), profile, false);
         }
         Stage2Config s2 = ste.stage2() ? SteStage2.of(ste, profile) : null;
         WalkResult r = new Walker(mem, profile.oasBits()).translate(s1, s2, iova, access,
                 (stage, level, address, physical, descriptor) -> steps.add(
                         new Step(stage, level, address, physical, descriptor, "")));
-        String outcome = r instanceof Translation t ? String.format("out 0x%x (2^%d)", t.outputAddress(), t.pageShift())
-                : r.toString();
+        // The outcome carries the combined memory attributes (Arm ARM D8.6; STE.S2FWB, IHI 0070 §5.2).
+        Cd cd = s1 == null ? null : Cd.of(cdWords);
+        String outcome = r instanceof Translation t ? String.format("out 0x%x (2^%d) %s", t.outputAddress(),
+                t.pageShift(), dev.iommuemu.smmuv3.translate.TranslationPath.attributes(t, cd, s2)) : r.toString();
         steps.add(new Step(0, 0, -1, -1, 0, outcome));
         return steps;
     }
