@@ -472,6 +472,21 @@ public final class Smmuv3 implements IommuModel {
                 regs.get(STRTAB_BASE_CFG), streamId, substreamId);
     }
 
+    /**
+     * The memory attributes (Arm ARM D8.6: type, Cacheability, Shareability; stage 1 from CD.MAIR,
+     * stage 2 MemAttr read as STE.S2FWB says, combined for nested) of the translation a
+     * transaction would get now, decoded from guest memory like {@link #explainWalk}; {@code null}
+     * when it would not be translated by a table walk (abort, bypass, a fault, SMMUEN == 0).
+     */
+    public dev.iommuemu.pagetable.MemoryAttributes memoryAttributes(int streamId, int substreamId, long iova,
+            DmaAccess access) {
+        if (!CR0_SMMUEN.isSet(regs.get(CR0ACK))) {
+            return null;
+        }
+        return new dev.iommuemu.smmuv3.inspect.Inspector(mem, profile).explain(regs.get(STRTAB_BASE),
+                regs.get(STRTAB_BASE_CFG), streamId, substreamId, iova, access).attributes();
+    }
+
     public List<dev.iommuemu.smmuv3.inspect.Inspector.Step> explainWalk(int streamId, int substreamId, long iova,
             DmaAccess access) {
         return new dev.iommuemu.smmuv3.inspect.Inspector(mem, profile).walk(regs.get(STRTAB_BASE),

@@ -4,6 +4,7 @@ import dev.iommuemu.dma.DmaAccess;
 import dev.iommuemu.dma.IommuModel;
 import dev.iommuemu.field.Layout;
 import dev.iommuemu.memory.GuestMemory;
+import dev.iommuemu.pagetable.MemoryAttributes;
 import dev.iommuemu.pagetable.Stage1Config;
 import dev.iommuemu.pagetable.Stage2Config;
 import dev.iommuemu.pagetable.Translation;
@@ -88,18 +89,29 @@ public final class Inspector {
         return new Fetched("CD", found.address(), found.cd().words(), Cd.LAYOUT, bad == null ? null : "C_BAD_CD: " + bad);
     }
 
+    /**
+     * An explained walk: its steps, and the output's memory attributes (Arm ARM D8.6, stage 1 and
+     * stage 2 combined, STE.S2FWB applied), or {@code null} when the walk does not translate.
+     */
+    public record Walk(List<Step> steps, MemoryAttributes attributes) {}
+
     /** The walk of {@code iova} for {@code sid}/{@code ssid}, step by step, ending with the outcome. */
     public List<Step> walk(long strtabBase, long strtabBaseCfg, int sid, int ssid, long iova, DmaAccess access) {
+        return explain(strtabBase, strtabBaseCfg, sid, ssid, iova, access).steps();
+    }
+
+    /** {@link #walk} with the memory attributes of the result. */
+    public Walk explain(long strtabBase, long strtabBaseCfg, int sid, int ssid, long iova, DmaAccess access) {
         List<Step> steps = new ArrayList<>();
         Fetched s = ste(strtabBase, strtabBaseCfg, sid);
         if (s.error() != null) {
             steps.add(new Step(0, 0, s.address(), s.address(), 0, s.error()));
-            return steps;
+            return new Walk(steps, null);
         }
         Ste ste = Ste.of(s.words());
         if (!ste.stage1() && !ste.stage2()) {
             steps.add(new Step(0, 0, s.address(), s.address(), 0, ste.abort() ? "abort (STE.Config)" : "bypass"));
-            return steps;
+            return new Walk(steps, null);
         }
         Stage1Config s1 = null;
         long[] cdWords = null;
@@ -107,7 +119,7 @@ public final class Inspector {
             Fetched c = cd(strtabBase, strtabBaseCfg, sid, ssid);
             if (c.error() != null) {
                 steps.add(new Step(1, 0, c.address(), c.address(), 0, c.error()));
-                return steps;
+                return new Walk(steps, null);
             }
             cdWords = c.words();
             s1 = CdStage1.of(Cd.of(cdWords), profile, false);
@@ -118,9 +130,11 @@ public final class Inspector {
                         new Step(stage, level, address, physical, descriptor, "")));
         // The outcome carries the combined memory attributes (Arm ARM D8.6; STE.S2FWB, IHI 0070 §5.2).
         Cd cd = s1 == null ? null : Cd.of(cdWords);
+        MemoryAttributes attrs = r instanceof Translation t
+                ? dev.iommuemu.smmuv3.translate.TranslationPath.attributes(t, cd, s2) : null;
         String outcome = r instanceof Translation t ? String.format("out 0x%x (2^%d) %s", t.outputAddress(),
-                t.pageShift(), dev.iommuemu.smmuv3.translate.TranslationPath.attributes(t, cd, s2)) : r.toString();
+                t.pageShift(), attrs) : r.toString();
         steps.add(new Step(0, 0, -1, -1, 0, outcome));
-        return steps;
+        return new Walk(steps, attrs);
     }
 }
