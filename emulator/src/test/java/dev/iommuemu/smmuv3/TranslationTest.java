@@ -175,7 +175,8 @@ class TranslationTest {
         assertEquals(7, Cd.ASID.get(h.smmu.inspectCd(SID, -1).words()));
         var steps = h.smmu.explainWalk(SID, -1, 0x7f00_1234L, DmaAccess.READ);
         assertEquals(5, steps.size()); // four descriptor reads and the outcome
-        assertEquals("out 0x80005234 (2^12)", steps.get(4).outcome());
+        // The CD leaves MAIR 0: Attr0 0x00 is Device-nGnRnE (Arm ARM MAIR_ELx), no stage 2.
+        assertEquals("out 0x80005234 (2^12) Device-nGnRnE", steps.get(4).outcome());
         assertEquals("C_BAD_STE: V == 0", h.smmu.inspectSte(SID + 1).error());
     }
 
