@@ -309,12 +309,19 @@ int main(int argc, char **argv)
 		line("ioas", 0, errno, "");
 		return finish();
 	}
+	/* IPA 1 GiB: inside any stage 2 input range (OAS >= 32 bits), clear of the arm64 SW MSI window
+	 * at 0x8000000; should the kernel refuse it, let it choose. */
 	struct iommu_ioas_map map = { .size = sizeof(map), .ioas_id = ioas.out_ioas_id,
-				      .flags = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
-				      .user_va = (uintptr_t)ram, .length = RAM_SIZE };
+				      .flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+					       IOMMU_IOAS_MAP_WRITEABLE,
+				      .user_va = (uintptr_t)ram, .length = RAM_SIZE, .iova = 0x40000000ull };
 	if (ioctl(iommufd, IOMMU_IOAS_MAP, &map)) {
-		line("ioas_map", 0, errno, "");
-		return finish();
+		map.flags &= ~IOMMU_IOAS_MAP_FIXED_IOVA;
+		map.iova = 0;
+		if (ioctl(iommufd, IOMMU_IOAS_MAP, &map)) {
+			line("ioas_map", 0, errno, "");
+			return finish();
+		}
 	}
 	ipa_base = map.iova;
 	line("ioas_map", 1, 0, "ioas=%u ipa=0x%llx size=0x%x", ioas.out_ioas_id, (unsigned long long)ipa_base, RAM_SIZE);
