@@ -21,14 +21,21 @@ public final class HostPageTable {
 
     public enum Format {
         STAGE1,
-        STAGE2
+        STAGE2,
+        /** Stage 2 under an STE with S2FWB = 1 (IHI 0070 §5.2): leaves use the FWB MemAttr encoding. */
+        STAGE2_FWB
     }
 
     private static final long PAGE = 4096;
     /** Most bytes one map or unmap call covers (bounds the work a caller can ask for). */
     public static final long MAX_CALL = 1L << 30;
-    /** Stage 2 MemAttr 0b1111: Normal, inner/outer write-back (Arm ARM D8.5.5). */
+    /** Stage 2 MemAttr 0b1111: Normal, inner/outer Write-Back (Arm ARM Table D8-96, FWB off). */
     private static final long S2_MEMATTR_WB = 0b1111;
+    /**
+     * Stage 2 MemAttr 0b0110 with S2FWB: Normal Write-Back whatever stage 1 says (Arm ARM Table
+     * D8-101), what Linux's io-pgtable writes for a nest parent on an SMMU with FWB.
+     */
+    private static final long S2_MEMATTR_FWB_WB = 0b0110;
     private static final long SH_INNER = 0b11;
 
     private final GuestMemory mem;
@@ -155,7 +162,7 @@ public final class HostPageTable {
                 d |= Descriptor.AP_RO.prep(1);
             }
         } else {
-            d |= Descriptor.S2_MEMATTR.prep(S2_MEMATTR_WB);
+            d |= Descriptor.S2_MEMATTR.prep(format == Format.STAGE2_FWB ? S2_MEMATTR_FWB_WB : S2_MEMATTR_WB);
             if ((prot & IOMMU_READ) != 0) {
                 d |= Descriptor.S2AP_R.prep(1);
             }

@@ -155,8 +155,12 @@ public final class IommuCore {
             return Result.err(Errno.EOPNOTSUPP);
         }
         int bits = stage == 1 ? 48 : Math.min(p.oasBits(), 48);
-        Result<HostPageTable> t = HostPageTable.create(host.memory(), host.allocator(),
-                stage == 1 ? HostPageTable.Format.STAGE1 : HostPageTable.Format.STAGE2, bits);
+        // As arm-smmu-v3 does: a nest parent on an SMMU with IDR3.FWB uses S2FWB (its STE sets
+        // STE.S2FWB, its leaves the FWB MemAttr), so a guest's stage 1 cannot make DMA to its RAM
+        // non-coherent (IHI 0070 §5.2 STE.S2FWB; Arm ARM D8.6.6).
+        HostPageTable.Format f = stage == 1 ? HostPageTable.Format.STAGE1
+                : nestParent && p.fwb() ? HostPageTable.Format.STAGE2_FWB : HostPageTable.Format.STAGE2;
+        Result<HostPageTable> t = HostPageTable.create(host.memory(), host.allocator(), f, bits);
         if (!t.isOk()) {
             return Result.err(t.error());
         }
@@ -507,6 +511,7 @@ public final class IommuCore {
         Ste.S2PS.set(w, oasEnc());
         Ste.S2AA64.set(w, 1);
         Ste.S2R.set(w, 1);
+        Ste.S2FWB.set(w, t.format() == HostPageTable.Format.STAGE2_FWB);
         Ste.S2TTB.set(w, t.root() >>> 4);
         return w;
     }

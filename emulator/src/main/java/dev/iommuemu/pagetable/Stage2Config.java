@@ -16,6 +16,8 @@ package dev.iommuemu.pagetable;
  * @param ds         S2DS: 52-bit descriptors for 4K/16K (FEAT_LPA2 layout)
  * @param bigEndian  S2ENDI
  * @param xnx        the two-bit stage 2 XN field (FEAT_XNX; SMMU_IDR3.XNX)
+ * @param fwb        S2FWB: descriptors' MemAttr read as with HCR_EL2.FWB == 1 (§5.2 STE.S2FWB,
+ *                   Arm ARM D8.6.6); see {@link MemoryAttributes#combine}
  */
 public record Stage2Config(
         long ttb,
@@ -29,7 +31,14 @@ public record Stage2Config(
         boolean ptw,
         boolean ds,
         boolean bigEndian,
-        boolean xnx) {
+        boolean xnx,
+        boolean fwb) {
+
+    /** Without S2FWB. */
+    public Stage2Config(long ttb, int t0sz, int startLevel, Granule granule, int psBits, boolean ha, boolean hd,
+            boolean affd, boolean ptw, boolean ds, boolean bigEndian, boolean xnx) {
+        this(ttb, t0sz, startLevel, granule, psBits, ha, hd, affd, ptw, ds, bigEndian, xnx, false);
+    }
 
     /** Marker returned by {@link #startLevel} for a reserved S2SL0 encoding. */
     public static final int INVALID_LEVEL = Integer.MIN_VALUE;
@@ -40,27 +49,31 @@ public record Stage2Config(
     }
 
     public Stage2Config withHttu(boolean ha, boolean hd) {
-        return new Stage2Config(ttb, t0sz, startLevel, granule, psBits, ha, hd, affd, ptw, ds, bigEndian, xnx);
+        return new Stage2Config(ttb, t0sz, startLevel, granule, psBits, ha, hd, affd, ptw, ds, bigEndian, xnx, fwb);
     }
 
     public Stage2Config withAffd(boolean affd) {
-        return new Stage2Config(ttb, t0sz, startLevel, granule, psBits, ha, hd, affd, ptw, ds, bigEndian, xnx);
+        return new Stage2Config(ttb, t0sz, startLevel, granule, psBits, ha, hd, affd, ptw, ds, bigEndian, xnx, fwb);
     }
 
     public Stage2Config withPtw(boolean ptw) {
-        return new Stage2Config(ttb, t0sz, startLevel, granule, psBits, ha, hd, affd, ptw, ds, bigEndian, xnx);
+        return new Stage2Config(ttb, t0sz, startLevel, granule, psBits, ha, hd, affd, ptw, ds, bigEndian, xnx, fwb);
     }
 
     public Stage2Config withXnx(boolean xnx) {
-        return new Stage2Config(ttb, t0sz, startLevel, granule, psBits, ha, hd, affd, ptw, ds, bigEndian, xnx);
+        return new Stage2Config(ttb, t0sz, startLevel, granule, psBits, ha, hd, affd, ptw, ds, bigEndian, xnx, fwb);
     }
 
     public Stage2Config withBigEndian(boolean be) {
-        return new Stage2Config(ttb, t0sz, startLevel, granule, psBits, ha, hd, affd, ptw, ds, be, xnx);
+        return new Stage2Config(ttb, t0sz, startLevel, granule, psBits, ha, hd, affd, ptw, ds, be, xnx, fwb);
     }
 
     public Stage2Config withDs(boolean ds) {
-        return new Stage2Config(ttb, t0sz, startLevel, granule, psBits, ha, hd, affd, ptw, ds, bigEndian, xnx);
+        return new Stage2Config(ttb, t0sz, startLevel, granule, psBits, ha, hd, affd, ptw, ds, bigEndian, xnx, fwb);
+    }
+
+    public Stage2Config withFwb(boolean fwb) {
+        return new Stage2Config(ttb, t0sz, startLevel, granule, psBits, ha, hd, affd, ptw, ds, bigEndian, xnx, fwb);
     }
 
     public int inputBits() {

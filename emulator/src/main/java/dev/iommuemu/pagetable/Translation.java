@@ -23,6 +23,9 @@ import dev.iommuemu.dma.Perm;
  * @param s2Granule     the stage 2 granule, or null
  * @param s1Descriptor  the stage 1 leaf descriptor as it stands after any hardware update
  * @param s2Descriptor  the stage 2 leaf descriptor as it stands after any hardware update
+ * @param attributes    the output's memory attributes (stage 1 and stage 2 combined), or
+ *                      {@code null} where nobody computed them: the walker leaves them to its
+ *                      caller, which knows MAIR and S2FWB ({@link #withAttributes})
  */
 public record Translation(
         long inputAddress,
@@ -39,9 +42,40 @@ public record Translation(
         Granule s1Granule,
         Granule s2Granule,
         long s1Descriptor,
-        long s2Descriptor) implements WalkResult {
+        long s2Descriptor,
+        MemoryAttributes attributes) implements WalkResult {
 
     public static final int NO_LEVEL = -9;
+
+    /** A translation without attributes. */
+    public Translation(long inputAddress, long outputAddress, int pageShift, int contigShift, int perm, int dirtyPerm,
+            boolean global, int s1Level, int s2Level, long ipa, int s2PageShift, Granule s1Granule, Granule s2Granule,
+            long s1Descriptor, long s2Descriptor) {
+        this(inputAddress, outputAddress, pageShift, contigShift, perm, dirtyPerm, global, s1Level, s2Level, ipa,
+                s2PageShift, s1Granule, s2Granule, s1Descriptor, s2Descriptor, null);
+    }
+
+    /** This translation with its memory attributes. */
+    public Translation withAttributes(MemoryAttributes a) {
+        return new Translation(inputAddress, outputAddress, pageShift, contigShift, perm, dirtyPerm, global, s1Level,
+                s2Level, ipa, s2PageShift, s1Granule, s2Granule, s1Descriptor, s2Descriptor, a);
+    }
+
+    /**
+     * The memory attributes of this translation (Arm ARM D8.6): stage 1's from {@code mair} and the
+     * stage 1 leaf's AttrIndx and SH, or {@code incoming} when stage 1 did not translate; then
+     * combined with the stage 2 leaf's MemAttr and SH, read with or without FWB, when stage 2 did.
+     */
+    public MemoryAttributes attributes(long mair, boolean fwb, MemoryAttributes incoming) {
+        MemoryAttributes a = s1Level == NO_LEVEL ? incoming
+                : MemoryAttributes.stage1(mair, (int) Descriptor.ATTR_INDX.get(s1Descriptor),
+                        (int) Descriptor.SH.get(s1Descriptor));
+        if (s2Level != NO_LEVEL) {
+            a = MemoryAttributes.combine(a, (int) Descriptor.S2_MEMATTR.get(s2Descriptor),
+                    (int) Descriptor.SH.get(s2Descriptor), fwb);
+        }
+        return a;
+    }
 
     /** The input address aligned down to the leaf. */
     public long inputBase() {
@@ -55,8 +89,8 @@ public record Translation(
 
     @Override
     public String toString() {
-        return String.format("Translation[0x%x -> 0x%x, 2^%d, %s%s, s1L%d s2L%d, ipa 0x%x]",
+        return String.format("Translation[0x%x -> 0x%x, 2^%d, %s%s, s1L%d s2L%d, ipa 0x%x%s]",
                 inputAddress, outputAddress, pageShift, Perm.toString(perm), global ? " global" : "",
-                s1Level, s2Level, ipa);
+                s1Level, s2Level, ipa, attributes == null ? "" : ", " + attributes);
     }
 }

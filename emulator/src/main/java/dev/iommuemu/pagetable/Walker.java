@@ -513,9 +513,11 @@ public final class Walker {
                 heldDesc = update;
                 continue;
             }
-            if (c.ptw() && cls != FaultClass.IN && Descriptor.S2_MEMATTR_HI.get(desc) == 0) {
+            if (c.ptw() && cls != FaultClass.IN
+                    && MemoryAttributes.stage2Device((int) Descriptor.S2_MEMATTR.get(desc), c.fwb())) {
                 // IHI 0070 §5.2 STE.S2PTW: a CD fetch or stage 1 table walk to stage 2 Device memory
-                // is terminated as a stage 2 Permission fault. Arm ARM AArch64.SecondStageWalk makes
+                // (MemAttr decoded as STE.S2FWB says, Arm ARM D8.6.5/D8.6.6) is terminated as a stage 2
+                // Permission fault. Arm ARM AArch64.SecondStageWalk makes
                 // this check on the completed stage 2 translation: an Access flag or S2AP Permission
                 // fault of that translation takes priority, and its Access flag update is made.
                 return s2Fault(ctx, acc, FaultType.PERMISSION, level, cls, ipa, descPa);

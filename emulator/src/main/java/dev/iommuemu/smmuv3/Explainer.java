@@ -34,8 +34,8 @@ final class Explainer {
         if (!CR0_SMMUEN.isSet(cr0ack)) {
             // §3.2, §6.3.14 SMMU_GBPA: with SMMUEN == 0 no structure is read; GBPA.ABORT decides.
             Result r = GBPA_ABORT.isSet(gbpa)
-                    ? new Result(null, false, new Fault("GBPA.ABORT", 0, 0, null, 0, -1, null, false, false))
-                    : new Result(entryOf(Smmuv3.identity(iova)), true, null);
+                    ? new Result(null, false, new Fault("GBPA.ABORT", 0, 0, null, 0, -1, null, false, false), null)
+                    : new Result(entryOf(Smmuv3.identity(iova)), true, null, null);
             return new WalkExplanation(false, gbpa, DecidedBy.GBPA, -1, new long[0], false, -1, false,
                     java.util.List.of(), r, null);
         }
@@ -48,20 +48,22 @@ final class Explainer {
         Result tables = null;
         if (o instanceof Outcome.Walked w) {
             by = trace.tlbHit() != null ? DecidedBy.TLB : DecidedBy.TRANSLATION_TABLES;
-            result = new Result(Translations.entry(w.entry(), w.input(), iova), false, null);
+            // the attributes the translation was made with (a TLB entry keeps those of its walk)
+            result = new Result(Translations.entry(w.entry(), w.input(), iova), false, null,
+                    w.entry().translation().attributes());
             if (trace.tlbHit() != null) {
                 tables = tablesNow(trace.walked(), sid, ssid, iova, access);
             }
         } else if (o instanceof Outcome.Bypass) {
             by = DecidedBy.STREAM_TABLE_ENTRY;
-            result = new Result(entryOf(Smmuv3.identity(iova)), true, null);
+            result = new Result(entryOf(Smmuv3.identity(iova)), true, null, null);
         } else if (o instanceof Outcome.Terminate t) {
             EventRecord ev = t.event();
             by = ev == null || ev.type() == EventType.C_BAD_STE || ev.type() == EventType.F_STE_FETCH
                     || ev.type() == EventType.C_BAD_STREAMID ? DecidedBy.STREAM_TABLE_ENTRY
                             : DecidedBy.CONTEXT_DESCRIPTOR;
             result = new Result(null, false, new Fault(ev != null ? ev.type().name() : t.reason(), 0, 0, null, 0, -1,
-                    ev, ev != null, false));
+                    ev, ev != null, false), null);
         } else {
             Outcome.Fault f = (Outcome.Fault) o;
             boolean stall = f.stall() && stallable;
@@ -69,7 +71,7 @@ final class Explainer {
             TranslationFault tf = trace.cdFetchFault() != null ? trace.cdFetchFault()
                     : trace.walked() instanceof TranslationFault w ? w : null;
             by = trace.cdFetchFault() != null ? DecidedBy.CONTEXT_DESCRIPTOR : DecidedBy.TRANSLATION_TABLES;
-            result = new Result(null, false, fault(ev, tf, f.record() || stall, stall));
+            result = new Result(null, false, fault(ev, tf, f.record() || stall, stall), null);
         }
         long[] ste = trace.steWords() == null ? new long[0] : trace.steWords();
         return new WalkExplanation(true, gbpa, by, trace.steAddress(), ste, trace.steCached(), trace.cdAddress(),
@@ -91,11 +93,12 @@ final class Explainer {
     private static Result tablesNow(WalkResult r, int sid, int ssid, long iova, DmaAccess access) {
         if (r instanceof Translation t) {
             long mask = (1L << t.pageShift()) - 1;
-            return new Result(new IotlbEntry(iova & ~mask, t.outputAddress() & ~mask, mask, t.perm()), false, null);
+            return new Result(new IotlbEntry(iova & ~mask, t.outputAddress() & ~mask, mask, t.perm()), false, null,
+                    t.attributes());
         }
         TranslationFault tf = (TranslationFault) r;
         EventRecord ev = TranslationPath.faultEvent(tf, sid, ssid, iova, access, 0, false);
-        return new Result(null, false, fault(ev, tf, false, false));
+        return new Result(null, false, fault(ev, tf, false, false), null);
     }
 
     private static FaultClass classOf(int encoding) {

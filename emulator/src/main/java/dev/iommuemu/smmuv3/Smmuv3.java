@@ -484,4 +484,16 @@ public final class Smmuv3 implements IommuModel {
         return Explainer.explain(path, regs.get(CR0ACK), regs.get(GBPA), regs.get(STRTAB_BASE),
                 regs.get(STRTAB_BASE_CFG), streamId, substreamId, iova, access);
     }
+
+    /**
+     * The memory attributes (Arm ARM D8.6: type, Cacheability, Shareability; stage 1 from CD.MAIR,
+     * stage 2 MemAttr read as STE.S2FWB says, combined for nested) of the translation the
+     * transaction would get now, from {@link #explain} (a TLB hit gives the attributes its entry
+     * was filled with); {@code null} when no table walk translates it (abort, bypass, a fault,
+     * SMMUEN == 0).
+     */
+    public dev.iommuemu.pagetable.MemoryAttributes memoryAttributes(int streamId, int substreamId, long iova,
+            DmaAccess access) {
+        return explain(streamId, substreamId, iova, access).attributes();
+    }
 }

@@ -230,6 +230,42 @@ class NestedFaultVectorsTest {
     }
 
     /**
+     * STE.S2PTW's Device test reads MemAttr as STE.S2FWB says (IHI 0070 §5.2; Arm ARM Tables
+     * D8-96 and D8-100): stage 2 MemAttr -> Device without FWB / with FWB. MemAttr[3] is RES0
+     * with FWB (no FEAT_MTE_PERM) and ignored, so 0b1001 is Device-nGnRE there and Normal (outer
+     * Write-Through, inner Non-cacheable) without FWB; 0b0110 is Normal either way.
+     */
+    @Test
+    void s2ptwDeviceTestFollowsS2fwb() {
+        Object[][] rows = {
+                {0b0001, true, true},
+                {0b1001, false, true},
+                {0b0110, false, false},
+                {0b1111, false, false},
+                {0b0101, false, false},
+        };
+        long l1DescIpa = s1.slot(VA, 1);
+        long leaf = s2.map(l1DescIpa, l1DescIpa - S1_IPA + S1_PA, 3, PageTableBuilder.S2_RW);
+        for (Object[] row : rows) {
+            int memAttr = (Integer) row[0];
+            long d = mem.get64(leaf);
+            mem.put64(leaf, Descriptor.S2_MEMATTR.insert(d, memAttr));
+            for (int fwb = 0; fwb <= 1; fwb++) {
+                boolean device = (Boolean) row[1 + fwb];
+                WalkResult r = walker.nested(c1(), c2().withPtw(true).withFwb(fwb == 1), VA, DmaAccess.READ);
+                String what = "MemAttr " + Integer.toBinaryString(memAttr) + (fwb == 1 ? " FWB" : "");
+                if (device) {
+                    TranslationFault f = assertInstanceOf(TranslationFault.class, r, what);
+                    assertEquals(FaultType.PERMISSION, f.type(), what);
+                    assertEquals(FaultClass.TT, f.faultClass(), what);
+                } else {
+                    assertInstanceOf(Translation.class, r, what);
+                }
+            }
+        }
+    }
+
+    /**
      * Caught by WalkerPropertyTest. Arm ARM AArch64.SecondStageWalk checks S2PTW against the
      * completed stage 2 translation: its Access flag fault comes first, and with S2HA the Access
      * flag is set before the Permission fault.

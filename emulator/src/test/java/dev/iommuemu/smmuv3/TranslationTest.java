@@ -176,6 +176,8 @@ class TranslationTest {
         var walk = h.smmu.explain(SID, -1, 0x7f00_1234L, DmaAccess.READ);
         assertEquals(4, walk.steps().size()); // four descriptor reads
         assertEquals(0x8000_5234L, walk.result().entry().translate(0x7f00_1234L));
+        // The CD leaves MAIR 0: Attr0 0x00 is Device-nGnRnE (Arm ARM MAIR_ELx), no stage 2.
+        assertEquals("Device-nGnRnE", walk.attributes().toString());
         assertEquals("C_BAD_STE: V == 0", h.smmu.inspectSte(SID + 1).error());
     }
 

@@ -2,6 +2,7 @@ package dev.iommuemu.smmuv3.inspect;
 
 import dev.iommuemu.dma.IotlbEntry;
 import dev.iommuemu.pagetable.FaultClass;
+import dev.iommuemu.pagetable.MemoryAttributes;
 import dev.iommuemu.pagetable.WalkObserver;
 import dev.iommuemu.smmuv3.evtq.EventRecord;
 import java.util.ArrayList;
@@ -48,8 +49,22 @@ public record WalkExplanation(boolean smmuEnabled, long gbpa, DecidedBy decidedB
         TRANSLATION_TABLES
     }
 
-    /** The outcome: a translation ({@code entry}, a bypass being identity), or a fault. */
-    public record Result(IotlbEntry entry, boolean bypass, Fault fault) {}
+    /**
+     * The memory attributes of the output (Arm ARM D8.6; stage 1 from CD.MAIR, stage 2 MemAttr read
+     * as STE.S2FWB says, combined for nested): the result's, or {@code null} when no table walk
+     * translates the transaction (SMMUEN == 0, abort, bypass, a fault).
+     */
+    public MemoryAttributes attributes() {
+        return result.attributes();
+    }
+
+    /**
+     * The outcome: a translation ({@code entry}, a bypass being identity), or a fault.
+     *
+     * @param attributes the memory attributes of a translation by the tables (a TLB hit: those
+     *                   its entry was filled with), or {@code null} (bypass, fault)
+     */
+    public record Result(IotlbEntry entry, boolean bypass, Fault fault, MemoryAttributes attributes) {}
 
     /**
      * A transaction that does not translate.

@@ -13,8 +13,8 @@ import java.util.Locale;
  * <p>Profiles: {@link #DEFAULT} (close to QEMU's virt SMMU: S1+S2, 16-bit ASID/VMID, 2-level
  * stream table, no substreams, range invalidation, OAS 44), {@link #MAX} (everything this model
  * implements: S1+S2, 2-level stream and CD tables, SSIDSIZE 20, HTTU, stall, PRI, ATS, MSIs, EL2
- * TLBIs, every granule, OAS 48), {@link #MAX52} (MAX with OAS 52), {@link #S1_ONLY} and
- * {@link #S2_ONLY}.
+ * TLBIs, S2FWB, every granule, OAS 48), {@link #MAX52} (MAX with OAS 52), {@link #S1_ONLY},
+ * {@link #S2_ONLY} and {@link #NESTING_HOST}.
  */
 public record Smmuv3Profile(String name, int idr0, int idr1, int idr2, int idr3, int idr4, int idr5, int iidr,
         int aidr) {
@@ -43,7 +43,7 @@ public record Smmuv3Profile(String name, int idr0, int idr1, int idr2, int idr3,
             (int) (IDR1_SIDSIZE.prep(20) | IDR1_SSIDSIZE.prep(20) | IDR1_PRIQS.prep(19) | IDR1_EVENTQS.prep(19)
                     | IDR1_CMDQS.prep(19)),
             0,
-            (int) (IDR3_RIL.prep(1) | IDR3_PPS.prep(1)),
+            (int) (IDR3_RIL.prep(1) | IDR3_PPS.prep(1) | IDR3_FWB.prep(1)),
             0,
             (int) (IDR5_OAS.prep(5) | IDR5_GRAN4K.prep(1) | IDR5_GRAN16K.prep(1) | IDR5_GRAN64K.prep(1)
                     | IDR5_STALL_MAX.prep(256)),
@@ -59,7 +59,25 @@ public record Smmuv3Profile(String name, int idr0, int idr1, int idr2, int idr3,
     public static final Smmuv3Profile S2_ONLY = DEFAULT.withName("s2-only").withIdr0(
             (int) IDR0_ASID16.insert(IDR0_S1P.insert(DEFAULT.idr0, 0), 0));
 
-    public static final List<Smmuv3Profile> ALL = List.of(DEFAULT, MAX, MAX52, S1_ONLY, S2_ONLY);
+    /**
+     * What a guest that is itself a nesting host needs (docs/nesting.md "Which profile"): Linux's
+     * iommufd vIOMMU (drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-iommufd.c) wants stage 1 and stage
+     * 2 (FEAT_NESTING) and, with a device tree, SMMU_IDR3.FWB (§6.3.4), which an SMMUv3.2 (AIDR)
+     * implements; substreams (SSIDSIZE 16, 2-level CD tables) so a nested guest's vSTE can carry a
+     * CD table. Otherwise {@link #DEFAULT}'s QEMU-like set: no HTTU, ATS, PRI, stall or MSIs, which
+     * the nested path does not use.
+     */
+    public static final Smmuv3Profile NESTING_HOST = new Smmuv3Profile("nesting-host",
+            (int) IDR0_CD2L.insert(DEFAULT.idr0, 1),
+            (int) IDR1_SSIDSIZE.insert(DEFAULT.idr1, 16),
+            DEFAULT.idr2,
+            (int) IDR3_FWB.insert(DEFAULT.idr3, 1),
+            DEFAULT.idr4,
+            DEFAULT.idr5,
+            IIDR,
+            (int) AIDR_MINOR.prep(2));
+
+    public static final List<Smmuv3Profile> ALL = List.of(DEFAULT, MAX, MAX52, S1_ONLY, S2_ONLY, NESTING_HOST);
 
     /** The profile named {@code name} (as the daemon's configuration spells it). */
     public static Smmuv3Profile named(String name) {
@@ -211,6 +229,11 @@ public record Smmuv3Profile(String name, int idr0, int idr1, int idr2, int idr3,
 
     public int priqs() {
         return IDR1_PRIQS.getInt(idr1);
+    }
+
+    /** IDR3.FWB: STE.S2FWB is implemented (§6.3.4; FEAT_S2FWB). */
+    public boolean fwb() {
+        return IDR3_FWB.isSet(idr3);
     }
 
     public boolean ril() {

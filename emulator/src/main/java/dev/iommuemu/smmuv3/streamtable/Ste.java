@@ -32,6 +32,8 @@ public final class Ste extends Structure {
     public static final Field PPAR = Field.bit("PPAR", 82);
     public static final Field MEV = Field.bit("MEV", 83);
     public static final Field SW_RESERVED = Field.bits("SW_RESERVED", 87, 84);
+    /** §5.2 S2FWB (SMMUv3.2): stage 2 attributes as HCR_EL2.FWB == 1; RES0 without SMMU_IDR3.FWB. */
+    public static final Field S2FWB = Field.bit("S2FWB", 89);
     public static final Field S1STALLD = Field.bit("S1STALLD", 91);
     public static final Field EATS = Field.bits("EATS", 93, 92);
     public static final Field STRW = Field.bits("STRW", 95, 94);
@@ -62,7 +64,7 @@ public final class Ste extends Structure {
     public static final Field S2TTB = Field.bits("S2TTB", 247, 196);
 
     public static final Layout LAYOUT = new Layout("STE", WORDS, V, CONFIG, S1FMT, S1CONTEXTPTR, S1CDMAX, S1DSS,
-            S1CIR, S1COR, S1CSH, S2HWU59, S2HWU60, S2HWU61, S2HWU62, DRE, CONT, DCP, PPAR, MEV, SW_RESERVED, S1STALLD,
+            S1CIR, S1COR, S1CSH, S2HWU59, S2HWU60, S2HWU61, S2HWU62, DRE, CONT, DCP, PPAR, MEV, SW_RESERVED, S2FWB, S1STALLD,
             EATS, STRW, MEMATTR, MTCFG, ALLOCCFG, SHCFG, NSCFG, PRIVCFG, INSTCFG, IMPDEF1, S2VMID, S2T0SZ, S2SL0,
             S2IR0, S2OR0, S2SH0, S2TG, S2PS, S2AA64, S2ENDI, S2AFFD, S2PTW, S2HD, S2HA, S2S, S2R, S2TTB);
 
@@ -138,6 +140,11 @@ public final class Ste extends Structure {
     public int s1dss() {
         int d = S1DSS.getInt(words);
         return d == 0b11 ? S1DSS_TERMINATE : d;
+    }
+
+    /** STE.S2FWB (§5.2): meaningful when stage 2 translates and SMMU_IDR3.FWB == 1. */
+    public boolean s2fwb() {
+        return S2FWB.isSet(words);
     }
 
     public boolean s1stalld() {

@@ -18,7 +18,8 @@ public final class SteStage2 {
         boolean hd = ha && ste.get(Ste.S2HD) != 0;
         return new Stage2Config(ste.s2ttb(), (int) ste.get(Ste.S2T0SZ), sl, g,
                 PhysicalSize.effective((int) ste.get(Ste.S2PS), p.oasBits()), ha, hd, ste.get(Ste.S2AFFD) != 0,
-                ste.get(Ste.S2PTW) != 0, false, ste.get(Ste.S2ENDI) != 0, false);
+                ste.get(Ste.S2PTW) != 0, false, ste.get(Ste.S2ENDI) != 0, false,
+                p.fwb() && ste.s2fwb()); // §5.2 S2FWB (ILLEGAL without IDR3.FWB: SteValidator)
     }
 
     /**

@@ -24,6 +24,12 @@ public final class SteValidator {
         if ((cfg & 0b100) == 0 || cfg == Ste.CONFIG_BYPASS) {
             return null; // §5.2 Config: 0b0xx behaves as abort; abort and bypass IGNORE the rest
         }
+        // §5.2 S2FWB is RES0 without SMMU_IDR3.FWB (§6.3.4); this model makes a set RES0 S2FWB
+        // ILLEGAL, so a driver that assumes FWB on an SMMU without it sees C_BAD_STE rather than
+        // silently different memory attributes.
+        if (ste.s2fwb() && !p.fwb()) {
+            return "S2FWB without IDR3.FWB";
+        }
         if (ste.stage1() && !p.s1()) {
             return "Config 0b1x1 without stage 1 (IDR0.S1P == 0)";
         }

@@ -60,7 +60,10 @@ public final class PathTrace {
         return tlbHit;
     }
 
-    /** What the tables in memory give now (also on a TLB hit), or {@code null} when no walk was reached. */
+    /**
+     * What the tables in memory give now (also on a TLB hit), a translation carrying its memory
+     * attributes ({@link TranslationPath#attributes}), or {@code null} when no walk was reached.
+     */
     public WalkResult walked() {
         return walked;
     }

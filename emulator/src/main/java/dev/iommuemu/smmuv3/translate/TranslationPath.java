@@ -5,6 +5,7 @@ import dev.iommuemu.dma.IommuModel;
 import dev.iommuemu.memory.GuestMemory;
 import dev.iommuemu.pagetable.FaultClass;
 import dev.iommuemu.pagetable.FaultType;
+import dev.iommuemu.pagetable.MemoryAttributes;
 import dev.iommuemu.pagetable.Stage1Config;
 import dev.iommuemu.pagetable.Stage2Config;
 import dev.iommuemu.pagetable.Translation;
@@ -303,7 +304,9 @@ public final class TranslationPath {
             if (trace != null) {
                 // explained: the TLB answers; the tables are shown as they are now (they may differ)
                 trace.tlbHit = hit;
-                trace.walked = walker.explain(s1, sc.s2(), input, access, trace.observer());
+                WalkResult now = walker.explain(s1, sc.s2(), input, access, trace.observer());
+                trace.walked = now instanceof Translation t
+                        ? t.withAttributes(attributes(t, cc == null ? null : cc.cd(), sc.s2())) : now;
             } else if (strict != null && !speculative) {
                 checkTlbHit(hit, s1, sc, sid, ssid, input, access);
             }
@@ -318,7 +321,14 @@ public final class TranslationPath {
                     : walker.translate(s1, sc.s2(), input, access, null);
         }
         if (r instanceof Translation t) {
-            return new Outcome.Walked(trace != null ? new TlbEntry(tag, t) : tlb.insert(tag, t), input);
+            // The output's memory attributes travel with the translation (Arm ARM D8.6; STE.S2FWB,
+            // §5.2): in the TLB entry a transaction uses, and in an explained one's result.
+            Translation ta = t.withAttributes(attributes(t, cc == null ? null : cc.cd(), sc.s2()));
+            if (trace != null) {
+                trace.walked = ta;
+                return new Outcome.Walked(new TlbEntry(tag, ta), input);
+            }
+            return new Outcome.Walked(tlb.insert(tag, ta), input);
         }
         TranslationFault f = (TranslationFault) r;
         boolean stage2 = f.stage() == 2;
@@ -340,6 +350,17 @@ public final class TranslationPath {
         stall = stall && !eabt && profile.stall();
         // §7.3.12: F_WALK_EABT is always recorded; a stalled fault is always recorded (§3.12.2).
         return new Outcome.Fault(faultEvent(f, sid, ssid, iova, access, 0, false), record || eabt || stall, stall);
+    }
+
+    /**
+     * The memory attributes of a walk's result (Arm ARM D8.6, {@link Translation#attributes}):
+     * stage 1's from CD.MAIR (§5.4) and the leaf's AttrIndx/SH, or the transaction's own when
+     * stage 1 does not translate ({@link MemoryAttributes#INCOMING}: this model's DMA carries no
+     * attributes, and STE.MTCFG/MemAttr/SHCFG overrides of §13 are not modelled); combined with
+     * stage 2's MemAttr read as STE.S2FWB says (§5.2).
+     */
+    public static MemoryAttributes attributes(Translation t, Cd cd, Stage2Config s2) {
+        return t.attributes(cd == null ? 0 : cd.get(Cd.MAIR), s2 != null && s2.fwb(), MemoryAttributes.INCOMING);
     }
 
     /**

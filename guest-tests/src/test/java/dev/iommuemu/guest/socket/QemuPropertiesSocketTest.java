@@ -65,7 +65,7 @@ class QemuPropertiesSocketTest {
             assertEquals(EOPNOTSUPP, r.errno());
             assertEquals(PropertyPayloads.SMMU_STAGE, r.key());
             assertEquals("arm-smmuv3 stage=2 needs stage 2 translation (SMMU_IDR0.S2P), which the daemon's profile 's1-only' "
-                    + "does not have; start the daemon with --profile default, max, max52, s2-only, or set stage= to what the profile has",
+                    + "does not have; start the daemon with --profile default, max, max52, s2-only, nesting-host, or set stage= to what the profile has",
                     r.message());
             long idr0 = idr(vmm, 0x0);
             assertEquals(1, Smmuv3Regs.IDR0_S1P.get(idr0), "the device is the profile's, unchanged");

@@ -343,6 +343,7 @@ public final class IommuEmuCtl implements Callable<Integer> {
             json(t);
         } else {
             out.println(WalkText.result(iova, t));
+            out.print(WalkText.attributes(t));
         }
         return 0;
     }

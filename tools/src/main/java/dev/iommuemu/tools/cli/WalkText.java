@@ -35,6 +35,17 @@ final class WalkText {
         };
     }
 
+    /**
+     * "  memory attributes: Normal iWB oWB ISH" (Arm ARM D8.6) when the answer is a translation by
+     * the tables that carries them; else empty.
+     */
+    static String attributes(TranslateResponse t) {
+        if (!t.hasTranslated() || !t.getTranslated().hasAttributes()) {
+            return "";
+        }
+        return "  memory attributes: " + t.getTranslated().getAttributes().getSummary() + "\n";
+    }
+
     /** "F_TRANSLATION (stage 2, level 2, class IN, IPA 0x50000000)". */
     static String fault(Fault f) {
         StringBuilder b = new StringBuilder(f.getType());
@@ -71,6 +82,7 @@ final class WalkText {
             }
         }
         b.append("result: ").append(result(iova, w.getResult())).append('\n');
+        b.append(attributes(w.getResult()));
         b.append("  decided by ").append(decidedBy(w)).append('\n');
         if (w.getResult().hasFault()) {
             Fault f = w.getResult().getFault();

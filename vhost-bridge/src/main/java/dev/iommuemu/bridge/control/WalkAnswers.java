@@ -2,6 +2,7 @@ package dev.iommuemu.bridge.control;
 
 import dev.iommuemu.dma.IotlbEntry;
 import dev.iommuemu.dma.Perm;
+import dev.iommuemu.pagetable.MemoryAttributes;
 import dev.iommuemu.pagetable.WalkObserver;
 import dev.iommuemu.proto.v1.Access;
 import dev.iommuemu.proto.v1.DecidedBy;
@@ -76,7 +77,12 @@ final class WalkAnswers {
 
     static TranslateResponse result(WalkExplanation.Result r, long iova, Access access) {
         if (r.fault() == null) {
-            return translated(r.entry(), iova, access);
+            TranslateResponse t = translated(r.entry(), iova, access);
+            if (r.attributes() == null) {
+                return t;
+            }
+            return t.toBuilder().setTranslated(t.getTranslated().toBuilder().setAttributes(attributes(r.attributes())))
+                    .build();
         }
         WalkExplanation.Fault f = r.fault();
         Fault.Builder fb = Fault.newBuilder().setType(f.type()).setStage(f.stage()).setLevel(f.level())
@@ -103,6 +109,13 @@ final class WalkAnswers {
                 .setAddressMask(e.addrMask()).setPerm(p).setRead((p & (priv ? Perm.PR : Perm.UR)) != 0)
                 .setWrite((p & (priv ? Perm.PW : Perm.UW)) != 0).setExecute((p & (priv ? Perm.PX : Perm.UX)) != 0))
                 .build();
+    }
+
+    /** control.proto MemoryAttributes: the model's (Arm ARM D8.6) by the names it documents. */
+    static dev.iommuemu.proto.v1.MemoryAttributes attributes(MemoryAttributes a) {
+        return dev.iommuemu.proto.v1.MemoryAttributes.newBuilder().setType(a.type().name())
+                .setInner(a.inner().name()).setOuter(a.outer().name()).setShareability(a.shareability().name())
+                .setSummary(a.toString()).build();
     }
 
     private static WalkStep step(WalkExplanation.Step s) {

@@ -216,10 +216,10 @@ public final class FakeDevice implements BridgedDevice {
                 }
                 DmaResult r = translate(streamId, substreamId, iova, access);
                 var result = r instanceof DmaResult.Translated t
-                        ? new dev.iommuemu.smmuv3.inspect.WalkExplanation.Result(t.entry(), false, null)
+                        ? new dev.iommuemu.smmuv3.inspect.WalkExplanation.Result(t.entry(), false, null, null)
                         : new dev.iommuemu.smmuv3.inspect.WalkExplanation.Result(null, false, new dev.iommuemu.smmuv3.inspect.WalkExplanation.Fault(
                                 r instanceof DmaResult.Aborted a ? a.reason() : "F_TRANSLATION", 1, 3, dev.iommuemu.pagetable.FaultClass.IN, 0,
-                                streamId == 4 ? (iova >>> 12) * 8 : -1, null, true, r instanceof DmaResult.Stalled));
+                                streamId == 4 ? (iova >>> 12) * 8 : -1, null, true, r instanceof DmaResult.Stalled), null);
                 return new dev.iommuemu.smmuv3.inspect.WalkExplanation(true, 0, dev.iommuemu.smmuv3.inspect.WalkExplanation.DecidedBy.TRANSLATION_TABLES,
                         -1, new long[0], false, -1, false, steps, result, null);
             }
