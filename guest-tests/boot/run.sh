@@ -53,6 +53,10 @@ viommu-7-passthrough 7    virtio ours    default
 smmuv3-7-lazy        7    smmuv3 ours    default
 builtin-smmuv3-7-2smmu 7  smmuv3 builtin -
 smmuv3-7-2smmu       7    smmuv3 ours    default
+builtin-nest-7       nest smmuv3 builtin -
+nest-7-nesting-host  nest smmuv3 ours    nesting-host
+nest-7-default       nest smmuv3 ours    default
+nest-7-s1-only       nest smmuv3 ours    s1-only
 "
 bench=
 want=()
@@ -109,7 +113,16 @@ get_efi() { # Debian's AAVMF build of edk2 for QEMU's virt board (architecture-i
 }
 
 declare -A assets
-get_assets() { [ -n "${assets[$1]:-}" ] || assets[$1]=$("$here/guest-assets.sh" "$1") || die "guest assets for $1"; }
+get_assets() {
+    [ -n "${assets[$1]:-}" ] && return
+    if [ "$1" = nest ]; then
+        # The nesting-host guest (guest-tests/nesting-host): a Linux 7.x built with IOMMUFD from
+        # Debian's linux-source (cached by a hash, ~15 min cold on 2 cores) and iommufd-nest.
+        assets[$1]="$("$root/guest-tests/nesting-host/nest-assets.sh") nest" || die "nesting-host assets"
+    else
+        assets[$1]=$("$here/guest-assets.sh" "$1") || die "guest assets for $1"
+    fi
+}
 
 daemon_pid=
 events_pid=
@@ -142,6 +155,7 @@ run_case() { # name kernel iommu frontend profile
     cdir=$work/$name; rm -rf "$cdir"; mkdir -p "$cdir"
     get_assets "$kernel"
     read -r vmlinuz initrd abi <<<"${assets[$kernel]}"
+    if [ "$kernel" = nest ]; then run_nest_case "$name" "$frontend" "$profile" "$vmlinuz" "$initrd"; return; fi
     # Strict invalidation (every unmap invalidated at once) but for the -lazy cases, which boot with
     # Linux's deferred flush queue (iommu.strict=0): invalidations batched, entries stale meanwhile.
     local strict=1; [ "$name" = "${name%-lazy}" ] || strict=0
@@ -273,6 +287,75 @@ run_case() { # name kernel iommu frontend profile
         [ ! -f "$cdir/daemon2.pid" ] || daemon_pid=$(cat "$cdir/daemon2.pid")
     fi
     check_case "$name" "$iommu" "$frontend"
+}
+
+# The nesting-host cases: a Linux 7.x guest with IOMMUFD uses our SMMUv3 (or QEMU's) as a nesting
+# host through the real uAPI: vIOMMU, vDEVICE, nested HWPT, DMA through both stages, a stage 1 fault
+# on the vEVENTQ, invalidation (guest-tests/nesting-host/README.md, docs/nesting.md §7).
+run_nest_case() { # name frontend profile kernel initrd
+    local name=$1 frontend=$2 profile=$3 kernel=$4 initrd=$5 machine=virt nest=
+    # GET_HW_INFO must report the profile's SMMU_IDR0-5 (Smmuv3Profile; stage "nested" on the board)
+    case $profile in
+        nesting-host) nest=expect-idr:0xd4c101b,0x2730410,0x0,0x500,0x0,0x74 ;;
+        default) nest=expect-idr:0xd44101b,0x2730010,0x0,0x400,0x0,0x74 ;;
+        s1-only) nest=no-nesting; machine=virt-9.1 ;;  # QEMU's default stage "1" (see above)
+    esac
+    local args=(-cpu max,pauth-impdef=on -smp 1 -m 1G -nographic -nic none -no-reboot
+        -object memory-backend-memfd,id=mem,size=1G,share=on
+        -kernel "$kernel" -initrd "$initrd" -append "console=ttyAMA0 rdinit=/init panic=-1 iommuemu.nest=$nest"
+        -device edu)
+    if [ "$frontend" = ours ]; then
+        start_daemon "$cdir/daemon.log" smmuv3 "$profile"
+        daemon_pid=$!
+        for _ in $(seq 300); do [ -S "$cdir/vmm.sock" ] && break; sleep 0.1; done
+        [ -S "$cdir/vmm.sock" ] || { cat "$cdir/daemon.log" >&2; die "$name: the daemon did not start"; }
+        args+=(-chardev "socket,id=ie0,path=$cdir/vmm.sock" -global arm-smmuv3.iommu-emu=ie0)
+    fi
+    # gic-version=3: VFIO wants isolated MSIs (the ITS)
+    machine="$machine,gic-version=3,iommu=smmuv3,memory-backend=mem"
+    log "$name: nesting host, smmuv3 ($frontend${profile:+ $profile})"
+    echo "$qemu -M $machine ${args[*]}" > "$cdir/cmdline"
+    set +e
+    timeout "$timeout_s" "$qemu" -M "$machine" "${args[@]}" </dev/null > "$cdir/console.log" 2>&1
+    set -e
+    local c=$cdir/console.log fails=()
+    grep -q '^T: DONE' "$c" || fails+=("no DONE marker")
+    grep -q '^T: edu .* group=[0-9]' "$c" || fails+=("the edu is in no IOMMU group")
+    grep -q '^NEST step=bind ok' "$c" || fails+=("VFIO_DEVICE_BIND_IOMMUFD failed: $(grep -m1 '^NEST' "$c")")
+    case $name in
+        nest-7-nesting-host)
+            # Every step of iommufd-nest, each a fact about our SMMUv3 (iommufd-nest.c)
+            local st
+            for st in hw_info ioas_map nest_parent viommu vdevice veventq nested_hwpt attach edu dma \
+                      fault_event tlbi_nh_va cfgi_cd; do
+                grep -q "^NEST step=$st ok" "$c" || fails+=("step $st: '$(grep -m1 "^NEST step=$st " "$c" || echo missing)'")
+            done
+            grep -q '^NEST result=ok' "$c" || fails+=("iommufd-nest did not complete")
+            # The fault arrived with the virtual StreamID 0x42 (F_TRANSLATION 0x10, IHI 0070 §7.3.10)
+            grep -q '^NEST step=fault_event ok .*evt=0x4200000010,' "$c" || fails+=("no F_TRANSLATION with vSID 0x42 on the vEVENTQ")
+            ;;
+        nest-7-default|builtin-nest-7)
+            # Stage 1 and 2 but no S2FWB (SMMU_IDR3.FWB): Linux gives a nest parent, refuses a vIOMMU
+            grep -q '^NEST step=nest_parent ok' "$c" || fails+=("no nest parent: '$(grep -m1 '^NEST step=nest_parent' "$c")'")
+            grep -q '^NEST step=viommu FAIL errno=EOPNOTSUPP' "$c" || fails+=("the vIOMMU was not refused with EOPNOTSUPP: '$(grep -m1 '^NEST step=viommu' "$c")'")
+            ;;
+        nest-7-s1-only)
+            # No stage 2: no nest parent (EOPNOTSUPP), through the real uAPI
+            grep -q '^NEST step=nest_parent_refused ok' "$c" || fails+=("the nest parent was not refused: '$(grep -m1 '^NEST step=nest_parent' "$c")'")
+            grep -q '^NEST result=ok' "$c" || fails+=("iommufd-nest did not complete")
+            ;;
+    esac
+    if [ "$frontend" = ours ]; then
+        grep -q 'iommu-emu: arm-smmuv3 served through chardev' "$c" || fails+=("QEMU did not attach to the daemon")
+        stop_daemon
+    fi
+    printf '%s\t%s\t%s\t%s\n' "$name" "" "" "${#fails[@]}" >> "$results"
+    if [ ${#fails[@]} -eq 0 ]; then
+        log "$name: PASS ($(grep -c '^NEST step=.* ok' "$c") steps ok)"
+    else
+        log "$name: FAIL: ${fails[*]} (console: $c)"
+        failed+=("$name")
+    fi
 }
 
 check_case() {

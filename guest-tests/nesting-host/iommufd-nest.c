@@ -149,6 +149,12 @@ static int copy_through_edu(uint64_t src_va, uint64_t dst_va)
 #define DESC_AF (1ull << 10)
 #define DESC_SH_INNER (3ull << 8)
 #define DESC_AP_USER (1ull << 6) /* AP[1]: EL0 access (DMA is unprivileged) */
+/*
+ * nG: the entry belongs to the CD's ASID (Arm ARM D8.16, VMSAv8-64 global and process-specific
+ * translations). A global entry would match under any ASID, so the CD change of step 13 (new
+ * ASID, new tables) would legitimately keep hitting the old, still cached translation.
+ */
+#define DESC_NG (1ull << 11)
 
 /* A tree at tt: L1 at +0, L2 at +1 page, one L3 per 2 MiB region r at +(2 + r) pages (r < 6). */
 static void s1_tree(uint32_t tt)
@@ -164,7 +170,7 @@ static void s1_map(uint32_t tt, uint64_t va, uint32_t off)
 	uint32_t l3 = tt + (2 + i2) * PAGE;
 
 	put64(tt + PAGE + i2 * 8, ipa(l3) | DESC_TABLE);
-	put64(l3 + i3 * 8, ipa(off) | DESC_TABLE | DESC_AF | DESC_SH_INNER | DESC_AP_USER);
+	put64(l3 + i3 * 8, ipa(off) | DESC_TABLE | DESC_AF | DESC_SH_INNER | DESC_AP_USER | DESC_NG);
 }
 
 /* ---- CD (IHI 0070 §5.4): T0SZ 25, TG0 4K, IR0/OR0 WBWA, SH0 ISH, EPD1, V, IPS 48-bit, AA64, R, A */
