@@ -4,7 +4,7 @@
 #   bench-table.sh RESULTS.tsv BENCHMARKS.md
 set -euo pipefail
 results=$1 bench=$2
-qemu_version=$(cat "$(dirname "${IOMMU_EMU_QEMU_PATH:-/nonexistent}")/QEMU_VERSION" 2>/dev/null || echo "Debian 7.2")
+qemu_version=$(cat "$(dirname "${IOMMU_EMU_QEMU_PATH:-/nonexistent}")/QEMU_VERSION" 2>/dev/null || echo "10.0")
 median() { sort -n | awk '{a[NR] = $1} END {if (NR == 0) print ""; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 col() { awk -F'\t' -v n="$1" -v c="$2" '$1 == n && $4 == 0 && $c != "" {print $c}' "$results" | median; }
 runs() { awk -F'\t' -v n="$1" '$1 == n && $4 == 0' "$results" | wc -l; }
@@ -42,16 +42,13 @@ section=$(mktemp)
     echo "whose reply also carries the translations of the next 32 pages (protocol §4.3: the model's"
     echo "prefetch, IHI 0070 §4.2 semantics for SMMUv3, the domain's mappings for virtio-iommu), so a DMA"
     echo "buffer of up to 128 KiB costs one round trip rather than one per page; strict mode still"
-    echo "invalidates every buffer it unmaps. Before that (one \`IOMMU_TRANSLATE\` per 4 KiB page, about"
-    echo "16 400 for the 64 MiB read), on 2026-11-23 21:10 UTC at load average 0.6, virtio-iommu booted in"
-    echo "6.22 s against 5.03 s built-in (1.24) and read 21.8 MiB/s against 31.1 MiB/s (0.70); the SMMUv3"
-    echo "rows were 1.06-1.25 and 0.77-0.85 over two runs. \`IOMMU_EMU_PREFETCH_PAGES=0\` in QEMU's"
-    echo "environment restores the per-page behaviour for comparison. virtio-iommu still adds a MAP and an"
-    echo "UNMAP request per DMA buffer, each a virtqueue round trip through the daemon (kick eventfd, the"
-    echo "daemon's kick thread, the IOTLB invalidation ack for an UNMAP, used ring). The shared-memory"
-    echo "translation ring (protocol §4.5, \`IOMMU_EMU_TRANSLATE_RING=1\`) carries plain translations"
-    echo "without runs and was slower on this 2-core host (both sides spin), so it is off by default."
-    echo "The daemon's JIT competes for the same 2 cores during a boot: on 2026-11-23 22:07 UTC,"
+    echo "invalidates every buffer it unmaps. The device property \`iommu-emu-prefetch=0\` restores the"
+    echo "per-page behaviour for comparison (about 16 400 round trips for the 64 MiB read). The QEMU 10"
+    echo "front-end speaks to the daemon through a chardev (\`qemu_chr_fe_write_all\`/\`read_all\`), which"
+    echo "adds a few system calls per round trip over the raw socket of the QEMU 7.2 front-end. virtio-iommu"
+    echo "still adds a MAP and an UNMAP request per DMA buffer, each a virtqueue round trip through the"
+    echo "daemon (kick eventfd, the daemon's kick thread, the IOTLB invalidation ack for an UNMAP, used"
+    echo "ring). The daemon's JIT competes for the same 2 cores during a boot: on 2026-11-23 22:07 UTC,"
     echo "viommu-6.12 three times each, alternating, booted in 5.19-5.43 s (read 2.29-2.40 s) with the"
     echo "JVM's defaults and in 4.98-5.10 s (read 2.13-2.16 s) with C1 only"
     echo "(\`IOMMU_EMU_JAVA_OPTS=-XX:TieredStopAtLevel=1 bin/iommu-emu ...\`); the defaults are kept, as a"

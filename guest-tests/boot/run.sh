@@ -49,7 +49,9 @@ builtin-viommu-7-io  7    virtio builtin -
 viommu-7-io          7    virtio ours    default
 builtin-smmuv3-7-passthrough 7 smmuv3 builtin -
 smmuv3-7-passthrough 7    smmuv3 ours    default
+builtin-viommu-7-passthrough 7 virtio builtin -
 viommu-7-passthrough 7    virtio ours    default
+builtin-smmuv3-7-lazy 7   smmuv3 builtin -
 smmuv3-7-lazy        7    smmuv3 ours    default
 builtin-smmuv3-7-2smmu 7  smmuv3 builtin -
 smmuv3-7-2smmu       7    smmuv3 ours    default
