@@ -31,6 +31,15 @@ public final class Main {
               --log-level LEVEL      SEVERE, WARNING, INFO, FINE, FINER, ALL (default: INFO)
               --ack-timeout-ms N     wait for a VMM's IOTLB invalidation ack (default: 5000)
               --max-connections N    VMM connections served at once (default: 64)
+              --message-timeout-ms N the rest of a VMM message once begun, and each send (default: 5000)
+              --handshake-timeout-ms N  a new VMM connection's first message (default: 10000)
+              --idle-timeout-ms N    a VMM's silence before it shares guest memory (default: 60000)
+              --require-memory-seals true|false
+                                     guest RAM only as memfds sealed against shrinking (default: true)
+              --control-max-connections N  control clients served at once (default: 64)
+              --control-request-timeout-ms N  the rest of a control request once begun (default: 5000)
+              --control-idle-timeout-ms N  a control client's silence between requests (default: 60000)
+                                     (a timeout of 0 is off; docs/daemon.md "Limits and timeouts")
               --config FILE          a properties file overriding the embedded defaults
               --print-config         print the effective configuration and exit
               --list-models          print the models and profiles of this build and exit
@@ -58,6 +67,13 @@ public final class Main {
                 case "--log-level" -> "log.level";
                 case "--ack-timeout-ms" -> "ack.timeout.ms";
                 case "--max-connections" -> "max.connections";
+                case "--message-timeout-ms" -> "message.timeout.ms";
+                case "--handshake-timeout-ms" -> "handshake.timeout.ms";
+                case "--idle-timeout-ms" -> "idle.timeout.ms";
+                case "--require-memory-seals" -> "require.memory.seals";
+                case "--control-max-connections" -> "control.max.connections";
+                case "--control-request-timeout-ms" -> "control.request.timeout.ms";
+                case "--control-idle-timeout-ms" -> "control.idle.timeout.ms";
                 case "--config" -> "";
                 default -> null;
             };
@@ -104,22 +120,45 @@ public final class Main {
             out.println("log.level=" + config.logLevel().getName());
             out.println("ack.timeout.ms=" + config.ackTimeoutMs());
             out.println("max.connections=" + config.maxConnections());
+            dev.iommuemu.bridge.daemon.Limits l = config.limits();
+            out.println("message.timeout.ms=" + l.messageTimeoutMs());
+            out.println("handshake.timeout.ms=" + l.handshakeTimeoutMs());
+            out.println("idle.timeout.ms=" + l.idleTimeoutMs());
+            out.println("require.memory.seals=" + l.requireMemorySeals());
+            out.println("control.max.connections=" + l.controlMaxConnections());
+            out.println("control.request.timeout.ms=" + l.controlRequestTimeoutMs());
+            out.println("control.idle.timeout.ms=" + l.controlIdleTimeoutMs());
             return 0;
         }
         LogFormat.install(config.logLevel());
-        Daemon daemon;
+        CountDownLatch stopped = new CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicReference<Daemon> running = new java.util.concurrent.atomic.AtomicReference<>();
+        // SIGINT and SIGTERM run shutdown hooks: close the sockets (removing their files) and
+        // sessions. Installed before the sockets exist, so that a signal during start-up cannot
+        // leave socket files behind.
+        Thread hook = new Thread(() -> {
+            synchronized (running) {
+                Daemon d = running.getAndSet(null);
+                if (d != null) {
+                    d.close();
+                }
+            }
+            stopped.countDown();
+        }, "iommu-emu-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
         try {
-            daemon = Daemon.start(config, devices);
+            synchronized (running) {
+                running.set(Daemon.start(config, devices));
+            }
         } catch (Exception e) {
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook runs anyway and finds nothing to close
+            }
             err.println("iommu-emu: cannot start: " + e.getMessage());
             return 1;
         }
-        CountDownLatch stopped = new CountDownLatch(1);
-        // SIGINT and SIGTERM run shutdown hooks: close the sockets (removing their files) and sessions.
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            daemon.close();
-            stopped.countDown();
-        }, "iommu-emu-shutdown"));
         stopped.await();
         return 0;
     }

@@ -31,12 +31,14 @@ public final class Daemon implements AutoCloseable {
         } else if (!profile.isEmpty() && !f.profiles().contains(profile)) {
             throw new IllegalArgumentException("model " + f.model() + " has no profile '" + profile + "' (has " + f.profiles() + ")");
         }
-        SessionRegistry registry = new SessionRegistry(devices, f, profile);
-        VhostUserServer vmm = new VhostUserServer(config.socket(), registry, config.ackTimeoutMs(), config.maxConnections());
+        SessionRegistry registry = new SessionRegistry(devices, f, profile).requireMemorySeals(config.limits().requireMemorySeals());
+        VhostUserServer vmm = new VhostUserServer(config.socket(), registry, config.limits().connection(config.ackTimeoutMs()), config.maxConnections());
         AutoCloseable control = null;
         try {
             if (config.control() != null) {
-                control = new dev.iommuemu.bridge.control.ControlServer(config.control(), registry, config.socket().toString());
+                Limits l = config.limits();
+                control = new dev.iommuemu.bridge.control.ControlServer(config.control(), registry, config.socket().toString(),
+                        new dev.iommuemu.bridge.control.ControlServer.Options(l.controlMaxConnections(), l.controlRequestTimeoutMs(), l.controlIdleTimeoutMs()));
             }
         } catch (IOException | RuntimeException e) {
             vmm.close();

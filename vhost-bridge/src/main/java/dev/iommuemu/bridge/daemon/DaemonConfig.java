@@ -15,7 +15,13 @@ import java.util.regex.Pattern;
  * The daemon's settings: the embedded {@code default.properties}, then an optional file, then
  * command-line options. Values may use {@code ${VAR:-default}} for environment variables.
  */
-public record DaemonConfig(Path socket, Path control, String model, String profile, Level logLevel, int ackTimeoutMs, int maxConnections) {
+public record DaemonConfig(Path socket, Path control, String model, String profile, Level logLevel, int ackTimeoutMs, int maxConnections,
+        Limits limits) {
+    /** A config with the default {@link Limits}. */
+    public DaemonConfig(Path socket, Path control, String model, String profile, Level logLevel, int ackTimeoutMs, int maxConnections) {
+        this(socket, control, model, profile, logLevel, ackTimeoutMs, maxConnections, Limits.DEFAULTS);
+    }
+
     private static final Pattern VAR = Pattern.compile("\\$\\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?}");
 
     /** The embedded defaults as properties. */
@@ -81,7 +87,26 @@ public record DaemonConfig(Path socket, Path control, String model, String profi
         if (ack <= 0 || max <= 0) {
             throw new IllegalArgumentException("ack.timeout.ms and max.connections must be positive");
         }
+        Limits d = Limits.DEFAULTS;
+        String seals = expand(p.getProperty("require.memory.seals", "true"), env).trim();
+        if (!seals.equals("true") && !seals.equals("false")) {
+            throw new IllegalArgumentException("bad require.memory.seals (true or false): " + seals);
+        }
+        Limits limits = new Limits(intProperty(p, env, "message.timeout.ms", d.messageTimeoutMs()),
+                intProperty(p, env, "handshake.timeout.ms", d.handshakeTimeoutMs()), intProperty(p, env, "idle.timeout.ms", d.idleTimeoutMs()),
+                Boolean.parseBoolean(seals), intProperty(p, env, "control.max.connections", d.controlMaxConnections()),
+                intProperty(p, env, "control.request.timeout.ms", d.controlRequestTimeoutMs()),
+                intProperty(p, env, "control.idle.timeout.ms", d.controlIdleTimeoutMs()));
         return new DaemonConfig(Path.of(socket), control.isEmpty() ? null : Path.of(control),
-                expand(p.getProperty("model", "smmuv3"), env).trim(), expand(p.getProperty("profile", ""), env).trim(), level, ack, max);
+                expand(p.getProperty("model", "smmuv3"), env).trim(), expand(p.getProperty("profile", ""), env).trim(), level, ack, max, limits);
+    }
+
+    private static int intProperty(Properties p, Map<String, String> env, String key, int def) {
+        String v = expand(p.getProperty(key, Integer.toString(def)), env).trim();
+        try {
+            return Integer.parseInt(v);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("bad " + key + ": " + v);
+        }
     }
 }

@@ -1,5 +1,6 @@
 package dev.iommuemu.bridge.daemon;
 
+import dev.iommuemu.bridge.session.ConnectionLimits;
 import dev.iommuemu.bridge.session.DeviceSession;
 import dev.iommuemu.bridge.session.SessionRegistry;
 import dev.iommuemu.bridge.session.VhostUserConnection;
@@ -21,8 +22,10 @@ public final class VhostUserServer implements AutoCloseable {
 
     private final UnixServerSocket server;
     private final SessionRegistry registry;
-    private final int ackTimeoutMs;
+    private final ConnectionLimits limits;
     private final int maxConnections;
+    /** Stack of a connection thread: its handlers are shallow; 500 connections must not cost 500 MiB. */
+    private static final long STACK_BYTES = 512 * 1024;
     private final Set<VhostUserConnection> connections = ConcurrentHashMap.newKeySet();
     private final Thread acceptor;
     private volatile boolean closing;
@@ -32,9 +35,17 @@ public final class VhostUserServer implements AutoCloseable {
     }
 
     public VhostUserServer(Path socket, SessionRegistry registry, int ackTimeoutMs, int maxConnections) throws IOException {
+        this(socket, registry, ConnectionLimits.of(ackTimeoutMs), maxConnections);
+    }
+
+    /**
+     * Serves {@code socket} (refusing a path another daemon serves: {@link UnixServerSocket#bind}),
+     * at most {@code maxConnections} at once, each bounded by {@code limits}.
+     */
+    public VhostUserServer(Path socket, SessionRegistry registry, ConnectionLimits limits, int maxConnections) throws IOException {
         this.server = UnixServerSocket.bind(socket, 64);
         this.registry = registry;
-        this.ackTimeoutMs = ackTimeoutMs;
+        this.limits = limits;
         this.maxConnections = maxConnections;
         this.acceptor = new Thread(this::acceptLoop, "iommu-emu-accept");
         acceptor.setDaemon(true);
@@ -65,7 +76,9 @@ public final class VhostUserServer implements AutoCloseable {
                 continue;
             }
             if (connections.size() >= maxConnections) {
-                LOG.warning("refusing a VMM connection: all " + maxConnections + " connections are in use");
+                // One line per refusal; the peer sees the connection closed before any message.
+                // Silent or idle peers do not hold their slots: the handshake and idle timeouts free them.
+                LOG.warning("refusing a VMM connection: all " + maxConnections + " connections are in use (--max-connections)");
                 s.close();
                 continue;
             }
@@ -78,11 +91,11 @@ public final class VhostUserServer implements AutoCloseable {
                 continue;
             }
             VhostUserConnection[] self = new VhostUserConnection[1];
-            VhostUserConnection c = new VhostUserConnection(s, session, registry, ackTimeoutMs, () -> connections.remove(self[0]));
+            VhostUserConnection c = new VhostUserConnection(s, session, registry, limits, () -> connections.remove(self[0]));
             self[0] = c;
             connections.add(c);
             LOG.info("session " + session.id() + ": VMM connected, model " + session.model() + " profile " + session.profile());
-            Thread t = new Thread(c, "iommu-emu-vmm-" + session.id());
+            Thread t = new Thread(null, c, "iommu-emu-vmm-" + session.id(), STACK_BYTES);
             t.setDaemon(true);
             t.start();
         }
