@@ -34,6 +34,18 @@ class DaemonProcessTest {
                 assertEquals("identity", ctl.status().getDefaultModel());
                 assertEquals(1L, ctl.counters(0).get("translations"));
             }
+            // issue 14: a second daemon on the same paths refuses to start and leaves the first's files alone
+            Process second = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), "-Djna.tmpdir=" + System.getProperty("jna.tmpdir", "/tmp"),
+                    "dev.iommuemu.bridge.Main", "--socket", vmmSock.toString(), "--control", ctlSock.toString(), "--model", "identity")
+                    .redirectErrorStream(true).start();
+            String secondOut = new String(second.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(second.waitFor(20, TimeUnit.SECONDS));
+            assertEquals(1, second.exitValue(), secondOut);
+            assertTrue(secondOut.contains("iommu-emu: cannot start: another process (a running daemon?) is serving " + vmmSock), secondOut);
+            assertTrue(Files.exists(vmmSock) && Files.exists(ctlSock), "the first daemon's socket files stay");
+            try (ControlClient ctl = ControlClient.connect(ctlSock)) {
+                assertEquals("identity", ctl.status().getDefaultModel(), "the first daemon is still reachable");
+            }
             p.destroy(); // SIGTERM
             assertTrue(p.waitFor(20, TimeUnit.SECONDS));
             assertEquals(143, p.exitValue());

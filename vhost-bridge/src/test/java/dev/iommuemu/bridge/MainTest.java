@@ -22,6 +22,9 @@ import java.util.logging.Level;
 import org.junit.jupiter.api.Test;
 
 class MainTest {
+    private static final String LIMITS = "message.timeout.ms=5000\nhandshake.timeout.ms=10000\nidle.timeout.ms=60000\nrequire.memory.seals=true\n"
+            + "control.max.connections=64\ncontrol.request.timeout.ms=5000\ncontrol.idle.timeout.ms=60000\n";
+
     private static String[] run(String... args) throws Exception {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
@@ -49,10 +52,19 @@ class MainTest {
         String[] d = run("--print-config");
         assertEquals("0", d[0]);
         assertEquals("socket=/run/user/7/iommu-emu.sock\ncontrol=/run/user/7/iommu-emu-control.sock\nmodel=smmuv3\nprofile=\n"
-                + "log.level=INFO\nack.timeout.ms=5000\nmax.connections=64\n", d[1]);
+                + "log.level=INFO\nack.timeout.ms=5000\nmax.connections=64\n" + LIMITS, d[1]);
         String[] o = run("--socket", "/tmp/x.sock", "--control", "none", "--model", "virtio-iommu", "--profile", "p", "--log-level", "fine", "--print-config");
-        assertEquals("socket=/tmp/x.sock\ncontrol=\nmodel=virtio-iommu\nprofile=p\nlog.level=FINE\nack.timeout.ms=5000\nmax.connections=64\n", o[1]);
+        assertEquals("socket=/tmp/x.sock\ncontrol=\nmodel=virtio-iommu\nprofile=p\nlog.level=FINE\nack.timeout.ms=5000\nmax.connections=64\n" + LIMITS, o[1]);
         assertEquals("2", run("--max-connections", "0", "--print-config")[0]);
+        // the bounds of docs/daemon.md "Limits and timeouts"
+        String[] l = run("--message-timeout-ms", "250", "--handshake-timeout-ms", "0", "--require-memory-seals", "false", "--control-max-connections", "3", "--print-config");
+        assertEquals("0", l[0]);
+        assertEquals("socket=/run/user/7/iommu-emu.sock\ncontrol=/run/user/7/iommu-emu-control.sock\nmodel=smmuv3\nprofile=\nlog.level=INFO\nack.timeout.ms=5000\n"
+                + "max.connections=64\nmessage.timeout.ms=250\nhandshake.timeout.ms=0\nidle.timeout.ms=60000\nrequire.memory.seals=false\n"
+                + "control.max.connections=3\ncontrol.request.timeout.ms=5000\ncontrol.idle.timeout.ms=60000\n", l[1]);
+        assertEquals("2", run("--require-memory-seals", "maybe", "--print-config")[0]);
+        assertEquals("2", run("--idle-timeout-ms", "-1", "--print-config")[0]);
+        assertEquals("2", run("--control-max-connections", "0", "--print-config")[0]);
         assertTrue(run("--list-models")[1].contains("identity (protocol model 0): profiles [default]"));
     }
 
