@@ -49,8 +49,8 @@ import org.junit.jupiter.api.Test;
  * and checks every answer. Asserted: no uncaught exception and no model exception escaping to a
  * connection (logged as "connection failed"), every request answered or its connection closed
  * within the bounds, the well-behaved VMM served correctly throughout, and afterwards the daemon's
- * threads and descriptors back to what they were, the heap retained after a collection within 64 MiB
- * of it, and the RSS of the whole test JVM (attackers included) within 512 MiB of it during the attack.
+ * threads and descriptors back to what they were and the heap retained after a collection within
+ * 64 MiB of it (the RSS of the whole test JVM, attackers included, is printed, not asserted).
  */
 class HostileFuzzTest {
     static final ConnectionLimits LIMITS = new ConnectionLimits(300, 300, 500, 1000);
@@ -220,10 +220,9 @@ class HostileFuzzTest {
             assertTrue(servedTotal > 100, "the well-behaved VMM kept being served: " + servedTotal);
             assertEquals(threadsBefore, threadsAfter, "daemon threads after the attack");
             assertEquals(fdsBefore, fdsAfter, "open descriptors after the attack");
-            // The JVM here holds the attackers and their memfds too, and grows its heap under their
-            // garbage: its RSS bounds the daemon's from above. What the daemon retains is the heap
-            // in use after a collection, which must be back near where it was.
-            assertTrue(rssPeak[0] - rssBefore < 512 * 1024, "RSS grew by " + (rssPeak[0] - rssBefore) + " KiB during the attack");
+            // The JVM here holds the attackers and their memfds too, and G1 grows its (unbounded)
+            // heap under their garbage: its RSS, printed above, is no measure of the daemon's. What
+            // the daemon retains is the heap in use after a collection, which must be back near where it was.
             assertTrue(heapAfter - heapBefore < 64L << 20, "heap retained after the attack: " + ((heapAfter - heapBefore) >> 10) + " KiB");
             assertEquals(1, daemon.server.connectionCount());
         } finally {

@@ -515,6 +515,9 @@ public final class VhostUserConnection implements Runnable {
                 d.queueNotified(index);
                 return null;
             });
+            if (session.failure() != null) {
+                shutdown(); // e.g. an invalidation the VMM did not acknowledge: the connection ends the session
+            }
         } catch (ProtocolException e) {
             LOG.warning("session " + session.id() + ": queue " + index + " notification: " + e.getMessage());
             if (session.failure() != null) {
