@@ -23,7 +23,7 @@ class DaemonProcessTest {
         Path log2 = Files.createTempFile("iommu-emu-daemon2", ".log");
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         Process p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), "-Djna.tmpdir=" + System.getProperty("jna.tmpdir", "/tmp"),
-                "dev.iommuemu.bridge.Main", "--socket", vmmSock.toString(), "--control", ctlSock.toString(), "--model", "identity")
+                "dev.iommuemu.bridge.Main", "--socket-path", vmmSock.toString(), "--control", ctlSock.toString(), "--model", "identity")
                 .redirectErrorStream(true).redirectOutput(log.toFile()).start();
         try {
             for (int i = 0; i < 300 && !(Files.exists(vmmSock) && Files.exists(ctlSock)); i++) {
@@ -37,7 +37,7 @@ class DaemonProcessTest {
             }
             // issue 14: a second daemon on the same paths refuses to start and leaves the first's files alone
             Process second = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), "-Djna.tmpdir=" + System.getProperty("jna.tmpdir", "/tmp"),
-                    "dev.iommuemu.bridge.Main", "--socket", vmmSock.toString(), "--control", ctlSock.toString(), "--model", "identity")
+                    "dev.iommuemu.bridge.Main", "--socket-path", vmmSock.toString(), "--control", ctlSock.toString(), "--model", "identity")
                     .redirectErrorStream(true).redirectOutput(log2.toFile()).start();
             boolean exited = second.waitFor(20, TimeUnit.SECONDS);
             second.destroyForcibly(); // a daemon that took the path would serve forever
