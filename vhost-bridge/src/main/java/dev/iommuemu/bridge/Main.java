@@ -4,6 +4,7 @@ import dev.iommuemu.bridge.client.Errno;
 import dev.iommuemu.bridge.control.ControlService;
 import dev.iommuemu.bridge.daemon.Daemon;
 import dev.iommuemu.bridge.daemon.DaemonConfig;
+import dev.iommuemu.bridge.daemon.Limits;
 import dev.iommuemu.bridge.daemon.ListenFds;
 import dev.iommuemu.bridge.daemon.LogFormat;
 import dev.iommuemu.bridge.device.DeviceFactory;
@@ -18,6 +19,7 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import picocli.CommandLine;
@@ -69,16 +71,46 @@ public final class Main implements Callable<Integer> {
     @Option(names = "--max-connections", paramLabel = "N", order = 8, description = "VMM connections served at once (default: 64)")
     String maxConnections;
 
-    @Option(names = "--config", paramLabel = "FILE", order = 9, description = "a properties file overriding the embedded defaults")
+    // The bounds of docs/daemon.md "Limits and timeouts"; a timeout of 0 turns it off.
+    @Option(names = "--message-timeout-ms", paramLabel = "N", order = 9,
+            description = "how long the rest of a VMM message may take once begun, and each send to a VMM (default: 5000; 0: no limit)")
+    String messageTimeoutMs;
+
+    @Option(names = "--handshake-timeout-ms", paramLabel = "N", order = 10,
+            description = "how long a new VMM connection may take to send its first message (default: 10000; 0: no limit)")
+    String handshakeTimeoutMs;
+
+    @Option(names = "--idle-timeout-ms", paramLabel = "N", order = 11,
+            description = "how long a VMM may stay silent before it shares guest memory (default: 60000; 0: no limit)")
+    String idleTimeoutMs;
+
+    @Option(names = "--require-memory-seals", paramLabel = "true|false", order = 12,
+            description = "accept guest RAM only as memfds sealed against shrinking, F_SEAL_SHRINK (default: true)")
+    String requireMemorySeals;
+
+    @Option(names = "--control-max-connections", paramLabel = "N", order = 13,
+            description = "control clients served at once (default: 64)")
+    String controlMaxConnections;
+
+    @Option(names = "--control-request-timeout-ms", paramLabel = "N", order = 14,
+            description = "how long the rest of a control request may take once begun (default: 5000; 0: no limit)")
+    String controlRequestTimeoutMs;
+
+    @Option(names = "--control-idle-timeout-ms", paramLabel = "N", order = 15,
+            description = "how long a control client may stay silent between requests; event subscribers are exempt "
+                    + "(default: 60000; 0: no limit)")
+    String controlIdleTimeoutMs;
+
+    @Option(names = "--config", paramLabel = "FILE", order = 16, description = "a properties file overriding the embedded defaults")
     Path config;
 
-    @Option(names = "--print-config", order = 10, description = "print the effective configuration and exit")
+    @Option(names = "--print-config", order = 17, description = "print the effective configuration and exit")
     boolean printConfig;
 
-    @Option(names = "--list-models", order = 11, description = "print the models and profiles of this build and exit")
+    @Option(names = "--list-models", order = 18, description = "print the models and profiles of this build and exit")
     boolean listModels;
 
-    @Option(names = "--print-capabilities", order = 12,
+    @Option(names = "--print-capabilities", order = 19,
             description = "print the back-end's capabilities as JSON (vhost-user back-end convention) and exit")
     boolean printCapabilities;
 
@@ -137,6 +169,13 @@ public final class Main implements Callable<Integer> {
             set(p, "log.level", logLevel);
             set(p, "ack.timeout.ms", ackTimeoutMs);
             set(p, "max.connections", maxConnections);
+            set(p, "message.timeout.ms", messageTimeoutMs);
+            set(p, "handshake.timeout.ms", handshakeTimeoutMs);
+            set(p, "idle.timeout.ms", idleTimeoutMs);
+            set(p, "require.memory.seals", requireMemorySeals);
+            set(p, "control.max.connections", controlMaxConnections);
+            set(p, "control.request.timeout.ms", controlRequestTimeoutMs);
+            set(p, "control.idle.timeout.ms", controlIdleTimeoutMs);
         } catch (IllegalArgumentException e) {
             err.println("iommu-emu: " + e.getMessage());
             return 2;
@@ -168,6 +207,14 @@ public final class Main implements Callable<Integer> {
             out.println("log.level=" + DaemonConfig.logLevelName(cfg.logLevel()));
             out.println("ack.timeout.ms=" + cfg.ackTimeoutMs());
             out.println("max.connections=" + cfg.maxConnections());
+            Limits l = cfg.limits();
+            out.println("message.timeout.ms=" + l.messageTimeoutMs());
+            out.println("handshake.timeout.ms=" + l.handshakeTimeoutMs());
+            out.println("idle.timeout.ms=" + l.idleTimeoutMs());
+            out.println("require.memory.seals=" + l.requireMemorySeals());
+            out.println("control.max.connections=" + l.controlMaxConnections());
+            out.println("control.request.timeout.ms=" + l.controlRequestTimeoutMs());
+            out.println("control.idle.timeout.ms=" + l.controlIdleTimeoutMs());
             return 0;
         }
         // The listening socket: --fd, else systemd's (LISTEN_FDS, unless --socket-path), else a new one.
@@ -192,19 +239,34 @@ public final class Main implements Callable<Integer> {
             }
         }
         LogFormat.install(cfg.logLevel());
-        Daemon daemon;
+        CountDownLatch stopped = new CountDownLatch(1);
+        AtomicReference<Daemon> running = new AtomicReference<>();
+        // SIGINT and SIGTERM run shutdown hooks: close the sockets (removing their files) and
+        // sessions. Installed before the sockets exist, so that a signal during start-up cannot
+        // leave socket files behind.
+        Thread hook = new Thread(() -> {
+            synchronized (running) {
+                Daemon d = running.getAndSet(null);
+                if (d != null) {
+                    d.close();
+                }
+            }
+            stopped.countDown();
+        }, "iommu-emu-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
         try {
-            daemon = listen != null ? Daemon.start(cfg, devices, listen) : Daemon.start(cfg, devices);
+            synchronized (running) {
+                running.set(listen != null ? Daemon.start(cfg, devices, listen) : Daemon.start(cfg, devices));
+            }
         } catch (Exception e) {
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook runs anyway and finds nothing to close
+            }
             err.println("iommu-emu: cannot start: " + sentence(e));
             return 1;
         }
-        CountDownLatch stopped = new CountDownLatch(1);
-        // SIGINT and SIGTERM run shutdown hooks: close the sockets (removing their files) and sessions.
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            daemon.close();
-            stopped.countDown();
-        }, "iommu-emu-shutdown"));
         stopped.await();
         return 0;
     }

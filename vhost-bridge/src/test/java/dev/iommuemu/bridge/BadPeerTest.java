@@ -48,6 +48,31 @@ class BadPeerTest {
         vmm.channel.socket().send(bytes, 0, bytes.length, fds);
     }
 
+    /** One sendmsg with more descriptors than UnixSocket.send allows (cmsg(3) SCM_RIGHTS of 9 ints). */
+    private static void sendNine(FakeVmm vmm, byte[] bytes, int[] fds) {
+        com.sun.jna.Memory buf = new com.sun.jna.Memory(bytes.length);
+        buf.write(0, bytes, 0, bytes.length);
+        com.sun.jna.Memory iov = new com.sun.jna.Memory(LibC.IOVEC_SIZE);
+        iov.setPointer(0, buf);
+        iov.setLong(8, bytes.length);
+        long cmsgLen = LibC.CMSG_HDR + 4L * fds.length;
+        com.sun.jna.Memory ctl = new com.sun.jna.Memory((cmsgLen + 7) & ~7L);
+        ctl.clear();
+        ctl.setLong(0, cmsgLen);
+        ctl.setInt(8, LibC.SOL_SOCKET);
+        ctl.setInt(12, LibC.SCM_RIGHTS);
+        for (int i = 0; i < fds.length; i++) {
+            ctl.setInt(LibC.CMSG_HDR + 4L * i, fds[i]);
+        }
+        com.sun.jna.Memory msg = new com.sun.jna.Memory(LibC.MSGHDR_SIZE);
+        msg.clear();
+        msg.setPointer(16, iov);
+        msg.setLong(24, 1);
+        msg.setPointer(32, ctl);
+        msg.setLong(40, (cmsgLen + 7) & ~7L);
+        LibC.sendmsg(vmm.channel.socket().fd(), msg, LibC.MSG_NOSIGNAL);
+    }
+
     /** One kind of bad peer each; returns normally if the daemon answered as docs/protocol.md says. */
     @SuppressWarnings("try")
     private void misbehave(int kind, int memfd) throws Exception {
@@ -76,10 +101,17 @@ class BadPeerTest {
                 case 5 -> { // GET_FEATURES with two stray fds
                     vmm.send(Request.GET_FEATURES, false, new byte[0], memfd, memfd);
                 }
-                case 6 -> { // more than 8 fds across the parts of one message
+                case 6 -> { // more than 8 fds across the parts of one message: EBADF (docs/protocol.md §6), then closed
                     byte[] p = new Payloads.MemTable(List.of()).encode();
-                    raw(vmm, header(Request.SET_MEM_TABLE.code(), 1, p.length), memfd, memfd, memfd, memfd, memfd, memfd, memfd, memfd);
+                    raw(vmm, header(Request.SET_MEM_TABLE.code(), 1 | 8, p.length), memfd, memfd, memfd, memfd, memfd, memfd, memfd, memfd);
                     raw(vmm, p, memfd, memfd, memfd, memfd, memfd, memfd, memfd, memfd);
+                    assertEquals(ProtocolException.EBADF, Payloads.u64(vmm.reply(Request.SET_MEM_TABLE).payload()));
+                }
+                case 11 -> { // 9 fds in one sendmsg (the kernel truncates them: MSG_CTRUNC): EBADF, then closed
+                    int[] nine = {memfd, memfd, memfd, memfd, memfd, memfd, memfd, memfd, memfd};
+                    byte[] h = header(Request.GET_FEATURES.code(), 1, 0);
+                    sendNine(vmm, h, nine);
+                    assertEquals(ProtocolException.EBADF, Payloads.u64(vmm.reply(Request.GET_FEATURES).payload()));
                 }
                 case 7 -> { // a region that does not map, no reply asked: closed
                     int[] sv = FakeVmm.socketPair();
@@ -108,7 +140,7 @@ class BadPeerTest {
     @Test
     void eachKindOfBadPeerIsAnsweredAndDisconnected() throws Exception {
         try (FakeVmm.Memfd mem = new FakeVmm.Memfd(4096)) {
-            for (int kind = 0; kind <= 10; kind++) {
+            for (int kind = 0; kind <= 11; kind++) {
                 misbehave(kind, mem.fd);
             }
         }
@@ -148,7 +180,7 @@ class BadPeerTest {
                     }
                 }
             });
-            for (int kind = 0; kind <= 10; kind++) { // warm-up: classes, log handlers, JNA
+            for (int kind = 0; kind <= 11; kind++) { // warm-up: classes, log handlers, JNA
                 misbehave(kind, mem.fd);
             }
             for (int i = 0; i < 500 && daemon.server.connectionCount() > 1; i++) {
@@ -160,7 +192,7 @@ class BadPeerTest {
             Map<Integer, String> before = OpenFds.settled();
             int rounds = Integer.getInteger("iommuemu.badpeer.rounds", 20);
             for (int i = 0; i < rounds; i++) {
-                for (int kind = 0; kind <= 10; kind++) {
+                for (int kind = 0; kind <= 11; kind++) {
                     misbehave(kind, mem.fd);
                 }
             }
@@ -177,7 +209,7 @@ class BadPeerTest {
             healthy.close();
             t.join(2000);
             assertEquals(null, failure.get());
-            assertEquals(before, after, "open descriptors after " + (rounds * 11) + " bad connections");
+            assertEquals(before, after, "open descriptors after " + (rounds * 12) + " bad connections");
             assertTrue(served > 10 && good.get() > served, "the healthy VMM kept being served: " + served);
         }
     }

@@ -20,9 +20,10 @@ class DaemonProcessTest {
         Path vmmSock = FakeVmm.socketPath("proc");
         Path ctlSock = FakeVmm.socketPath("procctl");
         Path log = Files.createTempFile("iommu-emu-daemon", ".log");
+        Path log2 = Files.createTempFile("iommu-emu-daemon2", ".log");
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         Process p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), "-Djna.tmpdir=" + System.getProperty("jna.tmpdir", "/tmp"),
-                "dev.iommuemu.bridge.Main", "--socket", vmmSock.toString(), "--control", ctlSock.toString(), "--model", "identity")
+                "dev.iommuemu.bridge.Main", "--socket-path", vmmSock.toString(), "--control", ctlSock.toString(), "--model", "identity")
                 .redirectErrorStream(true).redirectOutput(log.toFile()).start();
         try {
             for (int i = 0; i < 300 && !(Files.exists(vmmSock) && Files.exists(ctlSock)); i++) {
@@ -34,6 +35,20 @@ class DaemonProcessTest {
                 assertEquals("identity", ctl.status().getDefaultModel());
                 assertEquals(1L, ctl.counters(0).get("translations"));
             }
+            // issue 14: a second daemon on the same paths refuses to start and leaves the first's files alone
+            Process second = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), "-Djna.tmpdir=" + System.getProperty("jna.tmpdir", "/tmp"),
+                    "dev.iommuemu.bridge.Main", "--socket-path", vmmSock.toString(), "--control", ctlSock.toString(), "--model", "identity")
+                    .redirectErrorStream(true).redirectOutput(log2.toFile()).start();
+            boolean exited = second.waitFor(20, TimeUnit.SECONDS);
+            second.destroyForcibly(); // a daemon that took the path would serve forever
+            String secondOut = Files.readString(log2, StandardCharsets.UTF_8);
+            assertTrue(exited, "the second daemon must refuse to start: " + secondOut);
+            assertEquals(1, second.exitValue(), secondOut);
+            assertTrue(secondOut.contains("iommu-emu: cannot start: another process (a running daemon?) is serving " + vmmSock), secondOut);
+            assertTrue(Files.exists(vmmSock) && Files.exists(ctlSock), "the first daemon's socket files stay");
+            try (ControlClient ctl = ControlClient.connect(ctlSock)) {
+                assertEquals("identity", ctl.status().getDefaultModel(), "the first daemon is still reachable");
+            }
             p.destroy(); // SIGTERM
             assertTrue(p.waitFor(20, TimeUnit.SECONDS));
             assertEquals(143, p.exitValue());
@@ -44,6 +59,7 @@ class DaemonProcessTest {
         } finally {
             p.destroyForcibly();
             Files.deleteIfExists(log);
+            Files.deleteIfExists(log2);
         }
     }
 }

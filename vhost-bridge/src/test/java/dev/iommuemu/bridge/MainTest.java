@@ -22,6 +22,9 @@ import java.util.logging.Level;
 import org.junit.jupiter.api.Test;
 
 class MainTest {
+    private static final String LIMITS = "message.timeout.ms=5000\nhandshake.timeout.ms=10000\nidle.timeout.ms=60000\nrequire.memory.seals=true\n"
+            + "control.max.connections=64\ncontrol.request.timeout.ms=5000\ncontrol.idle.timeout.ms=60000\n";
+
     private static String[] run(String... args) throws Exception {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
@@ -81,7 +84,19 @@ class MainTest {
         String[] max = run("--max-connections", "0", "--print-config");
         assertEquals("2", max[0]);
         assertEquals("iommu-emu: ack.timeout.ms (--ack-timeout-ms) and max.connections (--max-connections) must be at least 1\n", max[2]);
-        for (String[] r : new String[][] {bad, noValue, level, missing, dir, sock, ctl, fd, max}) {
+        String[] seals = run("--require-memory-seals", "maybe", "--print-config");
+        assertEquals("2", seals[0]);
+        assertEquals("iommu-emu: require.memory.seals (--require-memory-seals) must be true or false, not 'maybe'\n", seals[2]);
+        String[] idle = run("--idle-timeout-ms", "-1", "--print-config");
+        assertEquals("2", idle[0]);
+        assertEquals("iommu-emu: idle.timeout.ms (--idle-timeout-ms) must be 0 (no limit) or a number of milliseconds, not -1\n", idle[2]);
+        String[] msg = run("--message-timeout-ms=soon", "--print-config");
+        assertEquals("2", msg[0]);
+        assertEquals("iommu-emu: message.timeout.ms (--message-timeout-ms) must be a number of milliseconds, not 'soon'\n", msg[2]);
+        String[] ctlMax = run("--control-max-connections", "0", "--print-config");
+        assertEquals("2", ctlMax[0]);
+        assertEquals("iommu-emu: control.max.connections (--control-max-connections) must be at least 1\n", ctlMax[2]);
+        for (String[] r : new String[][] {bad, noValue, level, missing, dir, sock, ctl, fd, max, seals, idle, msg, ctlMax}) {
             assertFalse(r[2].contains("Exception") || r[2].contains("\tat "), r[2]);
         }
     }
@@ -145,9 +160,21 @@ class MainTest {
         String[] d = run("--print-config");
         assertEquals("0", d[0]);
         assertEquals("socket=/run/user/7/iommu-emu.sock\ncontrol=/run/user/7/iommu-emu-control.sock\nmodel=smmuv3\nprofile=\n"
-                + "log.level=info\nack.timeout.ms=5000\nmax.connections=64\n", d[1]);
+                + "log.level=info\nack.timeout.ms=5000\nmax.connections=64\n" + LIMITS, d[1]);
         String[] o = run("--socket", "/tmp/x.sock", "--control", "none", "--model", "virtio-iommu", "--profile", "p", "--log-level", "fine", "--print-config");
-        assertEquals("socket=/tmp/x.sock\ncontrol=\nmodel=virtio-iommu\nprofile=p\nlog.level=debug\nack.timeout.ms=5000\nmax.connections=64\n", o[1]);
+        assertEquals("socket=/tmp/x.sock\ncontrol=\nmodel=virtio-iommu\nprofile=p\nlog.level=debug\nack.timeout.ms=5000\nmax.connections=64\n" + LIMITS, o[1]);
+        // the bounds of docs/daemon.md "Limits and timeouts", also as --option=value
+        String[] l = run("--message-timeout-ms", "250", "--handshake-timeout-ms=0", "--require-memory-seals", "false", "--control-max-connections", "3",
+                "--idle-timeout-ms", "7", "--control-request-timeout-ms=8", "--control-idle-timeout-ms", "9", "--print-config");
+        assertEquals("0", l[0], l[2]);
+        assertEquals("socket=/run/user/7/iommu-emu.sock\ncontrol=/run/user/7/iommu-emu-control.sock\nmodel=smmuv3\nprofile=\nlog.level=info\nack.timeout.ms=5000\n"
+                + "max.connections=64\nmessage.timeout.ms=250\nhandshake.timeout.ms=0\nidle.timeout.ms=7\nrequire.memory.seals=false\n"
+                + "control.max.connections=3\ncontrol.request.timeout.ms=8\ncontrol.idle.timeout.ms=9\n", l[1]);
+        String[] help = run("--help");
+        for (String opt : new String[] {"--message-timeout-ms=N", "--handshake-timeout-ms=N", "--idle-timeout-ms=N", "--require-memory-seals=true|false",
+                "--control-max-connections=N", "--control-request-timeout-ms=N", "--control-idle-timeout-ms=N"}) {
+            assertTrue(help[1].contains(opt), opt + " in " + help[1]);
+        }
         assertTrue(run("--list-models")[1].contains("identity (protocol model 0): profiles [default]"));
     }
 

@@ -222,6 +222,9 @@ class VhostUserProtocolTest {
             int call = dev.iommuemu.bridge.unix.LibC.eventfd(0, dev.iommuemu.bridge.unix.LibC.EFD_CLOEXEC);
             try {
                 assertEquals(0, vmm.ack(Request.SET_VRING_CALL, Payloads.u64(1), call));
+                // still an eventfd only (docs/daemon.md "Limits and timeouts"): a memfd is refused, the connection stays
+                assertEquals(dev.iommuemu.bridge.protocol.ProtocolException.EINVAL, vmm.ack(Request.SET_VRING_KICK, Payloads.u64(1), ram.fd),
+                        "an unconfigured ring's kick fd is checked too");
                 assertEquals(0, vmm.ack(Request.SET_VRING_KICK, Payloads.u64(1), kick), "address 0: not an error");
                 assertEquals(0, vmm.ack(Request.SET_VRING_ENABLE, new Payloads.VringState(1, 1).encode()));
                 FakeDevice d = device();

@@ -2,6 +2,7 @@ package dev.iommuemu.bridge.daemon;
 
 import dev.iommuemu.bridge.device.DeviceFactory;
 import dev.iommuemu.bridge.device.DeviceRegistry;
+import dev.iommuemu.bridge.session.ConnectionLimits;
 import dev.iommuemu.bridge.session.SessionRegistry;
 import java.io.IOException;
 import java.util.logging.Logger;
@@ -39,15 +40,18 @@ public final class Daemon implements AutoCloseable {
         } else if (!profile.isEmpty() && !f.profiles().contains(profile)) {
             throw new IllegalArgumentException("model " + f.model() + " has no profile '" + profile + "' (has " + f.profiles() + ")");
         }
-        SessionRegistry registry = new SessionRegistry(devices, f, profile);
+        SessionRegistry registry = new SessionRegistry(devices, f, profile).requireMemorySeals(config.limits().requireMemorySeals());
+        ConnectionLimits limits = config.limits().connection(config.ackTimeoutMs());
         VhostUserServer vmm = listenFd != null
-                ? VhostUserServer.inherited(listenFd, registry, config.ackTimeoutMs(), config.maxConnections())
-                : new VhostUserServer(config.socket(), registry, config.ackTimeoutMs(), config.maxConnections());
+                ? VhostUserServer.inherited(listenFd, registry, limits, config.maxConnections())
+                : new VhostUserServer(config.socket(), registry, limits, config.maxConnections());
         AutoCloseable control = null;
         try {
             if (config.control() != null) {
+                Limits l = config.limits();
                 control = new dev.iommuemu.bridge.control.ControlServer(config.control(), registry,
-                        listenFd != null ? "fd " + listenFd : config.socket().toString());
+                        listenFd != null ? "fd " + listenFd : config.socket().toString(),
+                        new dev.iommuemu.bridge.control.ControlServer.Options(l.controlMaxConnections(), l.controlRequestTimeoutMs(), l.controlIdleTimeoutMs()));
             }
         } catch (IOException | RuntimeException e) {
             vmm.close();

@@ -15,7 +15,13 @@ import java.util.regex.Pattern;
  * The daemon's settings: the embedded {@code default.properties}, then an optional file, then
  * command-line options. Values may use {@code ${VAR:-default}} for environment variables.
  */
-public record DaemonConfig(Path socket, Path control, String model, String profile, Level logLevel, int ackTimeoutMs, int maxConnections) {
+public record DaemonConfig(Path socket, Path control, String model, String profile, Level logLevel, int ackTimeoutMs, int maxConnections,
+        Limits limits) {
+    /** A config with the default {@link Limits}. */
+    public DaemonConfig(Path socket, Path control, String model, String profile, Level logLevel, int ackTimeoutMs, int maxConnections) {
+        this(socket, control, model, profile, logLevel, ackTimeoutMs, maxConnections, Limits.DEFAULTS);
+    }
+
     private static final Pattern VAR = Pattern.compile("\\$\\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?}");
 
     /** The embedded defaults as properties. */
@@ -142,7 +148,43 @@ public record DaemonConfig(Path socket, Path control, String model, String profi
             throw new IllegalArgumentException("ack.timeout.ms (--ack-timeout-ms) and max.connections (--max-connections)"
                     + " must be at least 1");
         }
+        Limits d = Limits.DEFAULTS;
+        String seals = expand(p.getProperty("require.memory.seals", "true"), env).trim();
+        if (!seals.equals("true") && !seals.equals("false")) {
+            throw new IllegalArgumentException("require.memory.seals (--require-memory-seals) must be true or false, not '" + seals + "'");
+        }
+        int controlMax = intProperty(p, env, "control.max.connections", d.controlMaxConnections(), "a number");
+        if (controlMax <= 0) {
+            throw new IllegalArgumentException("control.max.connections (--control-max-connections) must be at least 1");
+        }
+        Limits limits = new Limits(timeout(p, env, "message.timeout.ms", d.messageTimeoutMs()),
+                timeout(p, env, "handshake.timeout.ms", d.handshakeTimeoutMs()), timeout(p, env, "idle.timeout.ms", d.idleTimeoutMs()),
+                Boolean.parseBoolean(seals), controlMax, timeout(p, env, "control.request.timeout.ms", d.controlRequestTimeoutMs()),
+                timeout(p, env, "control.idle.timeout.ms", d.controlIdleTimeoutMs()));
         return new DaemonConfig(Path.of(socket), control.isEmpty() ? null : Path.of(control),
-                expand(p.getProperty("model", "smmuv3"), env).trim(), expand(p.getProperty("profile", ""), env).trim(), level, ack, max);
+                expand(p.getProperty("model", "smmuv3"), env).trim(), expand(p.getProperty("profile", ""), env).trim(), level, ack, max, limits);
+    }
+
+    /** The option that sets property {@code key} (message.timeout.ms: --message-timeout-ms). */
+    private static String option(String key) {
+        return "--" + key.replace('.', '-');
+    }
+
+    private static int intProperty(Properties p, Map<String, String> env, String key, int def, String what) {
+        String v = expand(p.getProperty(key, Integer.toString(def)), env).trim();
+        try {
+            return Integer.parseInt(v);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(key + " (" + option(key) + ") must be " + what + ", not '" + v + "'");
+        }
+    }
+
+    /** A timeout of docs/daemon.md "Limits and timeouts": milliseconds, 0 for none. */
+    private static int timeout(Properties p, Map<String, String> env, String key, int def) {
+        int v = intProperty(p, env, key, def, "a number of milliseconds");
+        if (v < 0) {
+            throw new IllegalArgumentException(key + " (" + option(key) + ") must be 0 (no limit) or a number of milliseconds, not " + v);
+        }
+        return v;
     }
 }

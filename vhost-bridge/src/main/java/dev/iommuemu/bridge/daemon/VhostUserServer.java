@@ -1,5 +1,6 @@
 package dev.iommuemu.bridge.daemon;
 
+import dev.iommuemu.bridge.session.ConnectionLimits;
 import dev.iommuemu.bridge.session.DeviceSession;
 import dev.iommuemu.bridge.session.SessionRegistry;
 import dev.iommuemu.bridge.session.VhostUserConnection;
@@ -19,12 +20,13 @@ import java.util.logging.Logger;
 public final class VhostUserServer implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(VhostUserServer.class.getName());
 
-    private final UnixServerSocket server; // null when serving an inherited socket
-    private final InheritedListener inherited;
+    private final UnixServerSocket server;
     private final Path path;
     private final SessionRegistry registry;
-    private final int ackTimeoutMs;
+    private final ConnectionLimits limits;
     private final int maxConnections;
+    /** Stack of a connection thread: its handlers are shallow; 500 connections must not cost 500 MiB. */
+    private static final long STACK_BYTES = 512 * 1024;
     private final Set<VhostUserConnection> connections = ConcurrentHashMap.newKeySet();
     private final Thread acceptor;
     private volatile boolean closing;
@@ -34,27 +36,35 @@ public final class VhostUserServer implements AutoCloseable {
     }
 
     public VhostUserServer(Path socket, SessionRegistry registry, int ackTimeoutMs, int maxConnections) throws IOException {
-        this(UnixServerSocket.bind(socket, 64), null, socket, registry, ackTimeoutMs, maxConnections);
+        this(socket, registry, ConnectionLimits.of(ackTimeoutMs), maxConnections);
     }
 
-    /** Serves on a listening unix socket this process inherited (--fd, systemd socket activation). */
-    public static VhostUserServer inherited(int fd, SessionRegistry registry, int ackTimeoutMs, int maxConnections) {
-        return new VhostUserServer(null, new InheritedListener(fd), Path.of("/proc/self/fd/" + fd), registry, ackTimeoutMs,
-                maxConnections);
+    /**
+     * Serves {@code socket} (refusing a path another daemon serves: {@link UnixServerSocket#bind}),
+     * at most {@code maxConnections} at once, each bounded by {@code limits}.
+     */
+    public VhostUserServer(Path socket, SessionRegistry registry, ConnectionLimits limits, int maxConnections) throws IOException {
+        this(UnixServerSocket.bind(socket, 64), socket, registry, limits, maxConnections);
     }
 
-    private VhostUserServer(UnixServerSocket server, InheritedListener inherited, Path socket, SessionRegistry registry,
-            int ackTimeoutMs, int maxConnections) {
+    /**
+     * Serves on a listening unix socket this process inherited (--fd, systemd socket activation),
+     * with the same admission limits as a socket it creates.
+     */
+    public static VhostUserServer inherited(int fd, SessionRegistry registry, ConnectionLimits limits, int maxConnections) {
+        return new VhostUserServer(UnixServerSocket.inherited(fd), Path.of("/proc/self/fd/" + fd), registry, limits, maxConnections);
+    }
+
+    private VhostUserServer(UnixServerSocket server, Path socket, SessionRegistry registry, ConnectionLimits limits, int maxConnections) {
         this.server = server;
-        this.inherited = inherited;
         this.path = socket;
         this.registry = registry;
-        this.ackTimeoutMs = ackTimeoutMs;
+        this.limits = limits;
         this.maxConnections = maxConnections;
         this.acceptor = new Thread(this::acceptLoop, "iommu-emu-accept");
         acceptor.setDaemon(true);
         acceptor.start();
-        LOG.info("listening for VMMs on " + (inherited != null ? "inherited fd " + inherited.fd() : socket));
+        LOG.info("listening for VMMs on " + (server.path() == null ? "inherited fd " + server.fd() : socket));
     }
 
     public Path path() {
@@ -65,7 +75,7 @@ public final class VhostUserServer implements AutoCloseable {
         while (!closing) {
             UnixSocket s;
             try {
-                s = server != null ? server.accept() : inherited.accept();
+                s = server.accept();
             } catch (IOException e) {
                 if (closing) {
                     return;
@@ -80,7 +90,9 @@ public final class VhostUserServer implements AutoCloseable {
                 continue;
             }
             if (connections.size() >= maxConnections) {
-                LOG.warning("refusing a VMM connection: all " + maxConnections + " connections are in use");
+                // One line per refusal; the peer sees the connection closed before any message.
+                // Silent or idle peers do not hold their slots: the handshake and idle timeouts free them.
+                LOG.warning("refusing a VMM connection: all " + maxConnections + " connections are in use (--max-connections)");
                 s.close();
                 continue;
             }
@@ -93,11 +105,11 @@ public final class VhostUserServer implements AutoCloseable {
                 continue;
             }
             VhostUserConnection[] self = new VhostUserConnection[1];
-            VhostUserConnection c = new VhostUserConnection(s, session, registry, ackTimeoutMs, () -> connections.remove(self[0]));
+            VhostUserConnection c = new VhostUserConnection(s, session, registry, limits, () -> connections.remove(self[0]));
             self[0] = c;
             connections.add(c);
             LOG.info("session " + session.id() + ": VMM connected, model " + session.model() + " profile " + session.profile());
-            Thread t = new Thread(c, "iommu-emu-vmm-" + session.id());
+            Thread t = new Thread(null, c, "iommu-emu-vmm-" + session.id(), STACK_BYTES);
             t.setDaemon(true);
             t.start();
         }
@@ -108,15 +120,11 @@ public final class VhostUserServer implements AutoCloseable {
         return connections.size();
     }
 
-    /** Stops accepting, closes every connection (each tears its session down) and removes the socket file. */
+    /** Stops accepting, closes every connection (each tears its session down) and removes the socket file it created (an inherited one stays). */
     @Override
     public void close() {
         closing = true;
-        if (server != null) {
-            server.close();
-        } else {
-            inherited.close();
-        }
+        server.close();
         try {
             acceptor.join(2000);
         } catch (InterruptedException e) {

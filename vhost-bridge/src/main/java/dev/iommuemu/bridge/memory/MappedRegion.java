@@ -100,16 +100,35 @@ public final class MappedRegion implements GuestMemory.Region {
         return new MappedRegion(gpa, size, userAddr, mmapOffset, fd, p, len, delta);
     }
 
-    /** Creates a memfd of {@code size} bytes and maps it (the daemon's own regions, for protobuf-only VMMs). */
+    /**
+     * Refuses a descriptor that can shrink under the daemon: touching a MAP_SHARED page past the
+     * end of its file raises SIGBUS, which the JVM turns into an InternalError on whatever thread
+     * touched it. Only a memfd sealed with F_SEAL_SHRINK (memfd_create(2) "File sealing",
+     * fcntl(2) F_GET_SEALS) cannot shrink; QEMU's memory-backend-memfd seals so by default.
+     */
+    public static void requireShrinkSeal(int fd) throws IOException {
+        int seals = dev.iommuemu.bridge.unix.Descriptors.seals(fd);
+        if (seals < 0 || (seals & LibC.F_SEAL_SHRINK) == 0) {
+            throw new IOException("fd " + fd + " (" + dev.iommuemu.bridge.unix.Descriptors.kind(fd) + ") is not a memfd sealed against shrinking"
+                    + " (F_SEAL_SHRINK): it could be truncated under the daemon; share a sealed memfd (QEMU memory-backend-memfd, seal=on)"
+                    + " or start the daemon with --require-memory-seals false");
+        }
+    }
+
+    /**
+     * Creates a memfd of {@code size} bytes, sealed against shrinking and growing, and maps it (the
+     * daemon's own regions, for protobuf-only VMMs, and a test VMM's guest RAM).
+     */
     public static MappedRegion allocate(String name, long gpa, long size) throws IOException {
         int fd;
         try {
-            fd = LibC.memfd_create(name, LibC.MFD_CLOEXEC);
+            fd = LibC.memfd_create(name, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING);
         } catch (LastErrorException e) {
             throw new IOException("memfd_create: errno " + e.getErrorCode());
         }
         try {
             LibC.ftruncate(fd, size);
+            dev.iommuemu.bridge.unix.Descriptors.addSeals(fd, LibC.F_SEAL_SHRINK | LibC.F_SEAL_GROW);
             return map(gpa, size, 0, 0, fd);
         } catch (LastErrorException e) {
             LibC.closeQuietly(fd);

@@ -17,7 +17,8 @@ final class BackendChannel implements AutoCloseable {
     private final int ackTimeoutMs;
 
     BackendChannel(int fd, int ackTimeoutMs) {
-        this.channel = new VhostUserChannel(new UnixSocket(fd));
+        // the ack timeout bounds the whole answer, a reply that stops after a byte included
+        this.channel = new VhostUserChannel(new UnixSocket(fd), ackTimeoutMs);
         this.ackTimeoutMs = ackTimeoutMs;
     }
 
@@ -32,7 +33,7 @@ final class BackendChannel implements AutoCloseable {
      */
     synchronized long call(BackendRequest r, byte[] payload) throws IOException, ProtocolException {
         channel.send(VhostUserMessage.request(r.code(), true, payload));
-        if (!UnixSocket.pollIn(channel.socket().fd(), ackTimeoutMs)) {
+        if (!channel.socket().awaitReadable(ackTimeoutMs)) {
             throw new IOException(r + ": no acknowledgement from the front-end within " + ackTimeoutMs + " ms");
         }
         VhostUserMessage reply = channel.read();

@@ -60,6 +60,8 @@ public final class DeviceSession implements AutoCloseable {
     private dev.iommuemu.iommufd.Iommufd eventqOwner;
     private volatile String failure;
     private volatile boolean closed;
+    /** Whether shared memory must be a memfd sealed against shrinking (docs/daemon.md). */
+    private volatile boolean requireSeals = true;
 
     public DeviceSession(long id, String origin, DeviceFactory factory, String profile, Counters totals, EventBus events) {
         this.id = id;
@@ -118,6 +120,26 @@ public final class DeviceSession implements AutoCloseable {
         }
     }
 
+    /** Sets the memory sealing policy (SessionRegistry, from --require-memory-seals). */
+    void requireSeals(boolean require) {
+        requireSeals = require;
+    }
+
+    public boolean requiresSeals() {
+        return requireSeals;
+    }
+
+    /**
+     * A fault in an access to shared memory (SIGBUS from a mapping of a file that was shrunk, which
+     * only unsealed memory allows): the JVM reports it as an InternalError. The session's memory can
+     * no longer be trusted: it fails and its connection closes.
+     */
+    ProtocolException memoryFault(InternalError e) {
+        String why = "guest memory became inaccessible (was a shared memory file truncated?): " + e.getMessage();
+        fail(why);
+        return ProtocolException.fatal(ProtocolException.EFAULT, why);
+    }
+
     /** Why the session must close, or null. */
     public String failure() {
         return failure;
@@ -144,6 +166,8 @@ public final class DeviceSession implements AutoCloseable {
             throw ProtocolException.refused(ProtocolException.ENOSYS, e.getMessage());
         } catch (IllegalArgumentException e) {
             throw ProtocolException.refused(ProtocolException.EINVAL, e.getMessage());
+        } catch (InternalError e) {
+            throw memoryFault(e);
         } finally {
             lock.unlock();
             if (!ready.isEmpty()) {
@@ -484,6 +508,9 @@ public final class DeviceSession implements AutoCloseable {
         try {
             MappedRegion m;
             try {
+                if (requireSeals) {
+                    MappedRegion.requireShrinkSeal(fd);
+                }
                 m = MappedRegion.map(r.gpa(), r.size(), r.userAddr(), r.mmapOffset(), fd);
             } catch (IOException e) {
                 LibC.closeQuietly(fd);
@@ -577,6 +604,8 @@ public final class DeviceSession implements AutoCloseable {
                 throw ProtocolException.refused(ProtocolException.EFAULT, String.format("guest memory [0x%x, +0x%x) is not all mapped", gpa, len));
             }
             return b;
+        } catch (InternalError e) {
+            throw memoryFault(e);
         } finally {
             lock.unlock();
         }
@@ -588,6 +617,8 @@ public final class DeviceSession implements AutoCloseable {
             if (!memory.write(gpa, data, 0, data.length)) {
                 throw ProtocolException.refused(ProtocolException.EFAULT, String.format("guest memory [0x%x, +0x%x) is not all mapped", gpa, data.length));
             }
+        } catch (InternalError e) {
+            throw memoryFault(e);
         } finally {
             lock.unlock();
         }

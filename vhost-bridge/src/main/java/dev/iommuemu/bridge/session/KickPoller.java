@@ -13,7 +13,9 @@ import java.util.logging.Logger;
 /**
  * Waits on the virtqueue kick eventfds of one connection (vhost-user SET_VRING_KICK) and calls back
  * with the queue index when one fires. One thread; poll(2) over the kick fds and a wake-up eventfd
- * that is signalled whenever the set changes or the poller stops.
+ * that is signalled whenever the set changes or the poller stops. Kick fds are eventfds only
+ * (checked at SET_VRING_KICK), non-blocking; the poll set is kept between passes, so a pass
+ * allocates nothing.
  */
 final class KickPoller implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(KickPoller.class.getName());
@@ -45,33 +47,51 @@ final class KickPoller implements AutoCloseable {
         if (old != null) {
             retired.add(old);
         }
+        changed = true;
         eventFd.signal(wakeFd);
+    }
+
+    /** The poll set, rebuilt only when {@link #set} changed it: a pass allocates nothing. */
+    private int[] fds = new int[1];
+    private int[] queues = new int[1];
+    private Memory pfd = new Memory(8);
+    private boolean changed = true;
+
+    private void rebuild() {
+        retired.forEach(LibC::closeQuietly);
+        retired.clear();
+        int n = kicks.size() + 1;
+        if (fds.length != n) {
+            fds = new int[n];
+            queues = new int[n];
+            pfd = new Memory(8L * n);
+        }
+        fds[0] = wakeFd;
+        int i = 1;
+        for (Map.Entry<Integer, Integer> e : kicks.entrySet()) {
+            queues[i] = e.getKey();
+            fds[i++] = e.getValue();
+        }
+        for (int k = 0; k < n; k++) {
+            pfd.setInt(8L * k, fds[k]);
+            pfd.setShort(8L * k + 4, LibC.POLLIN);
+        }
+        changed = false;
     }
 
     private void run() {
         while (running) {
-            int[] fds;
-            int[] queues;
             synchronized (this) {
-                retired.forEach(LibC::closeQuietly);
-                retired.clear();
-                fds = new int[kicks.size() + 1];
-                queues = new int[kicks.size() + 1];
-                fds[0] = wakeFd;
-                int i = 1;
-                for (Map.Entry<Integer, Integer> e : kicks.entrySet()) {
-                    queues[i] = e.getKey();
-                    fds[i++] = e.getValue();
+                if (changed) {
+                    rebuild();
                 }
             }
-            Memory pfd = new Memory(8L * fds.length);
-            for (int i = 0; i < fds.length; i++) {
-                pfd.setInt(8L * i, fds[i]);
-                pfd.setShort(8L * i + 4, LibC.POLLIN);
-                pfd.setShort(8L * i + 6, (short) 0);
+            int n = fds.length;
+            for (int k = 0; k < n; k++) {
+                pfd.setShort(8L * k + 6, (short) 0);
             }
             try {
-                LibC.poll(pfd, fds.length, -1);
+                LibC.poll(pfd, n, -1);
             } catch (LastErrorException e) {
                 if (e.getErrorCode() != LibC.EINTR) {
                     LOG.warning("poll on kick fds: errno " + e.getErrorCode());
@@ -82,7 +102,7 @@ final class KickPoller implements AutoCloseable {
             if (pfd.getShort(6) != 0) {
                 eventFd.drain(wakeFd);
             }
-            for (int i = 1; i < fds.length && running; i++) {
+            for (int i = 1; i < n && running; i++) {
                 short rev = pfd.getShort(8L * i + 6);
                 if ((rev & LibC.POLLIN) != 0) {
                     if (eventFd.drain(fds[i]) > 0) {
@@ -91,9 +111,11 @@ final class KickPoller implements AutoCloseable {
                 } else if (rev != 0) {
                     LOG.warning("kick fd of queue " + queues[i] + " reports poll events 0x" + Integer.toHexString(rev) + "; no longer watched");
                     synchronized (this) {
-                        if (kicks.get(queues[i]) == fds[i]) {
+                        Integer cur = kicks.get(queues[i]);
+                        if (cur != null && cur == fds[i]) {
                             kicks.remove(queues[i]);
-                            LibC.closeQuietly(fds[i]);
+                            retired.add(fds[i]);
+                            changed = true;
                         }
                     }
                 }

@@ -8,7 +8,6 @@ import dev.iommuemu.dma.IotlbInvalidation;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
@@ -203,9 +202,9 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
                 LOG.warning("session " + session.id() + ": front-end refused IOTLB invalidation " + inv + " with status " + status);
             }
         } catch (Exception e) {
-            // The VMM may still hold the translation: its cache can no longer be trusted.
-            LOG.log(Level.WARNING, "session " + session.id() + ": IOTLB invalidation " + inv + " not acknowledged", e);
-            session.fail("IOTLB invalidation not acknowledged: " + e.getMessage());
+            // The VMM may still hold the translation: its cache can no longer be trusted. The
+            // connection closes with this reason as its one log line.
+            session.fail("IOTLB invalidation " + inv + " not acknowledged: " + e.getMessage());
         }
     }
 
@@ -233,7 +232,6 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
                 LOG.warning("session " + session.id() + ": front-end refused ATC invalidation with status " + status);
             }
         } catch (Exception e) {
-            LOG.log(Level.WARNING, "session " + session.id() + ": ATC invalidation not acknowledged", e);
             session.fail("ATC invalidation not acknowledged: " + e.getMessage());
         }
     }

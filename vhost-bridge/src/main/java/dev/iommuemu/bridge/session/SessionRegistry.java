@@ -20,6 +20,7 @@ public final class SessionRegistry {
     private final DeviceRegistry devices;
     private final DeviceFactory defaultModel;
     private final String defaultProfile;
+    private volatile boolean requireMemorySeals = true;
 
     public SessionRegistry(DeviceRegistry devices, DeviceFactory defaultModel, String defaultProfile) {
         this.devices = devices;
@@ -33,9 +34,19 @@ public final class SessionRegistry {
         DeviceFactory f = factory != null ? factory : defaultModel;
         String p = profile != null && !profile.isEmpty() ? profile : (f == defaultModel ? defaultProfile : "");
         DeviceSession s = new DeviceSession(id, origin, f, p, totals, events);
+        s.requireSeals(requireMemorySeals);
         sessions.put(id, s);
         events.publish(BridgeEvent.now(id, BridgeEvent.SESSION_OPEN, origin + " model=" + s.model() + " profile=" + s.profile()));
         return s;
+    }
+
+    /**
+     * Whether new sessions accept only memfds sealed against shrinking as guest RAM and translation
+     * rings (default true; docs/daemon.md, --require-memory-seals).
+     */
+    public SessionRegistry requireMemorySeals(boolean require) {
+        requireMemorySeals = require;
+        return this;
     }
 
     /** Closes and forgets a session. */

@@ -38,8 +38,11 @@ final class TranslateRing implements AutoCloseable {
     private final Thread thread;
     private volatile boolean running = true;
 
-    private TranslateRing(DeviceSession session, MappedRegion ring, int entries, int doorbell) {
+    private final Runnable onFailure;
+
+    private TranslateRing(DeviceSession session, MappedRegion ring, int entries, int doorbell, Runnable onFailure) {
         this.session = session;
+        this.onFailure = onFailure;
         this.ring = ring;
         this.entries = entries;
         this.doorbell = doorbell;
@@ -49,8 +52,12 @@ final class TranslateRing implements AutoCloseable {
         thread.start();
     }
 
-    /** Maps the ring and starts serving it; takes ownership of both fds in every case. */
-    static TranslateRing start(DeviceSession session, int entries, int ringFd, int doorbellFd) throws ProtocolException {
+    /**
+     * Maps the ring and starts serving it; takes ownership of both fds in every case. The ring's
+     * memfd must be sealed against shrinking unless the session allows unsealed memory;
+     * {@code onFailure} ends the connection when the ring's memory faults.
+     */
+    static TranslateRing start(DeviceSession session, int entries, int ringFd, int doorbellFd, Runnable onFailure) throws ProtocolException {
         if (entries < 1 || entries > 4096 || Integer.bitCount(entries) != 1) {
             LibC.closeQuietly(ringFd);
             LibC.closeQuietly(doorbellFd);
@@ -58,13 +65,16 @@ final class TranslateRing implements AutoCloseable {
         }
         MappedRegion r;
         try {
+            if (session.requiresSeals()) {
+                MappedRegion.requireShrinkSeal(ringFd);
+            }
             r = MappedRegion.map(0, HEADER + (long) SLOT * entries, 0, 0, ringFd);
         } catch (IOException e) {
             LibC.closeQuietly(ringFd);
             LibC.closeQuietly(doorbellFd);
             throw ProtocolException.refused(ProtocolException.EFAULT, "translation ring does not map: " + e.getMessage());
         }
-        return new TranslateRing(session, r, entries, doorbellFd);
+        return new TranslateRing(session, r, entries, doorbellFd, onFailure);
     }
 
     private long slot(long k) {
@@ -119,11 +129,18 @@ final class TranslateRing implements AutoCloseable {
             }
         } catch (RuntimeException e) {
             LOG.warning("session " + session.id() + ": translation ring stopped: " + e);
+        } catch (InternalError e) {
+            // SIGBUS on the ring's mapping: its memfd was shrunk (only possible unsealed)
+            session.fail("translation ring memory became inaccessible (was its memfd truncated?): " + e.getMessage());
+            LOG.warning("session " + session.id() + ": translation ring stopped: its memory became inaccessible");
+            onFailure.run();
         }
     }
 
+    private final Memory pfd = new Memory(16);
+
     private void waitForDoorbell() {
-        Memory p = new Memory(16);
+        Memory p = pfd;
         p.setInt(0, doorbell);
         p.setShort(4, LibC.POLLIN);
         p.setShort(6, (short) 0);

@@ -19,9 +19,21 @@ import java.util.List;
 public final class VhostUserChannel implements AutoCloseable {
     private final UnixSocket socket;
     private final byte[] header = new byte[VhostUserHeader.SIZE];
+    private final int messageTimeoutMs;
 
     public VhostUserChannel(UnixSocket socket) {
+        this(socket, 0);
+    }
+
+    /**
+     * A channel whose messages, once their first byte arrived, must be complete within
+     * {@code messageTimeoutMs} (0: unbounded, for clients); sends are bounded the same way
+     * (SO_SNDTIMEO).
+     */
+    public VhostUserChannel(UnixSocket socket, int messageTimeoutMs) {
         this.socket = socket;
+        this.messageTimeoutMs = messageTimeoutMs;
+        dev.iommuemu.bridge.unix.Descriptors.sendTimeout(socket.fd(), messageTimeoutMs);
     }
 
     public UnixSocket socket() {
@@ -30,7 +42,9 @@ public final class VhostUserChannel implements AutoCloseable {
 
     /**
      * The next message, or {@code null} when the peer closed between messages. A peer closing
-     * mid-message is an {@link EOFException}; a bad header a fatal {@link ProtocolException}. On any
+     * mid-message is an {@link EOFException}, one that stalls mid-message past the message timeout a
+     * {@link java.net.SocketTimeoutException}; a bad header a fatal {@link ProtocolException}; more
+     * than 8 descriptors across the message a {@link RejectedMessage} once it is read whole. On any
      * exception the descriptors already received are closed.
      */
     public VhostUserMessage read() throws IOException, ProtocolException {
@@ -40,14 +54,17 @@ public final class VhostUserChannel implements AutoCloseable {
             if (first == 0) {
                 return null;
             }
+            long deadline = messageTimeoutMs > 0 ? System.nanoTime() + messageTimeoutMs * 1_000_000L : 0;
             if (first < VhostUserHeader.SIZE) {
-                socket.recvFully(header, first, VhostUserHeader.SIZE - first, fds);
+                socket.recvFully(header, first, VhostUserHeader.SIZE - first, fds, deadline);
             }
             VhostUserHeader h = VhostUserHeader.decode(header, 0);
             byte[] payload = new byte[h.size()];
-            socket.recvFully(payload, 0, payload.length, fds);
-            if (fds.size() > LibC.MAX_FDS) {
-                throw ProtocolException.fatal(ProtocolException.EBADF, fds.size() + " file descriptors in one message (max " + LibC.MAX_FDS + ")");
+            socket.recvFully(payload, 0, payload.length, fds, deadline);
+            if (socket.takeFdsTruncated() || fds.size() > LibC.MAX_FDS) {
+                // docs/protocol.md §6: answered (EBADF) if a reply is expected, then closed
+                throw new RejectedMessage(h.request(), h.flags(), ProtocolException.EBADF,
+                        "more than " + LibC.MAX_FDS + " file descriptors in one message (request " + h.request() + ")");
             }
             int[] arr = fds.stream().mapToInt(Integer::intValue).toArray();
             fds.clear();

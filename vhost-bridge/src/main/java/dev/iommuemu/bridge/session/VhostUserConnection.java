@@ -10,6 +10,7 @@ import dev.iommuemu.bridge.protocol.Protocol;
 import dev.iommuemu.bridge.protocol.ProtocolException;
 import dev.iommuemu.bridge.protocol.Request;
 import dev.iommuemu.bridge.protocol.VhostUserMessage;
+import dev.iommuemu.bridge.unix.Descriptors;
 import dev.iommuemu.bridge.unix.LibC;
 import dev.iommuemu.bridge.unix.UnixSocket;
 import java.io.EOFException;
@@ -33,7 +34,7 @@ public final class VhostUserConnection implements Runnable {
     private final VhostUserChannel channel;
     private final DeviceSession session;
     private final SessionRegistry registry;
-    private final int ackTimeoutMs;
+    private final ConnectionLimits limits;
     private final Runnable onClose;
     private long features;
     private long protocolFeatures;
@@ -63,10 +64,14 @@ public final class VhostUserConnection implements Runnable {
     }
 
     public VhostUserConnection(UnixSocket socket, DeviceSession session, SessionRegistry registry, int ackTimeoutMs, Runnable onClose) {
-        this.channel = new VhostUserChannel(socket);
+        this(socket, session, registry, ConnectionLimits.of(ackTimeoutMs), onClose);
+    }
+
+    public VhostUserConnection(UnixSocket socket, DeviceSession session, SessionRegistry registry, ConnectionLimits limits, Runnable onClose) {
+        this.channel = new VhostUserChannel(socket, limits.messageTimeoutMs());
         this.session = session;
         this.registry = registry;
-        this.ackTimeoutMs = ackTimeoutMs;
+        this.limits = limits;
         this.onClose = onClose;
     }
 
@@ -83,10 +88,25 @@ public final class VhostUserConnection implements Runnable {
     public void run() {
         String who = "session " + session.id() + " (" + session.origin() + ")";
         String why = "peer closed";
+        boolean first = true;
         try {
             while (true) {
+                // Admission (docs/daemon.md): a first message within the handshake timeout, and no
+                // long silence before guest memory is shared; a slot is never held by an idle peer.
+                int wait = first ? limits.handshakeTimeoutMs() : session.regions().isEmpty() ? limits.idleTimeoutMs() : 0;
+                if (wait > 0 && !channel.socket().awaitReadable(wait)) {
+                    why = first ? "no message within the handshake timeout (" + wait + " ms, --handshake-timeout-ms)"
+                            : "idle for " + wait + " ms without sharing guest memory (--idle-timeout-ms)";
+                    LOG.warning(who + ": closing: " + why);
+                    break;
+                }
+                first = false;
                 VhostUserMessage m = channel.read();
                 if (m == null) {
+                    if (session.failure() != null) {
+                        why = session.failure(); // woken by shutdown() after a failure off this thread
+                        LOG.warning(who + ": closing: " + why);
+                    }
                     break;
                 }
                 session.counters().inc(Counter.MESSAGES);
@@ -104,6 +124,28 @@ public final class VhostUserConnection implements Runnable {
             why = e.getMessage();
             LOG.warning(who + ": truncated message: " + why);
             session.counters().inc(Counter.PROTOCOL_ERRORS);
+        } catch (java.net.SocketTimeoutException e) {
+            why = e.getMessage() + " (--message-timeout-ms " + limits.messageTimeoutMs() + ")";
+            LOG.warning(who + ": closing: " + why);
+            session.counters().inc(Counter.PROTOCOL_ERRORS);
+        } catch (RejectedMessage e) {
+            why = e.getMessage();
+            LOG.warning(who + ": bad frame, closing: " + why);
+            session.counters().inc(Counter.PROTOCOL_ERRORS);
+            session.publish(BridgeEvent.PROTOCOL_ERROR, why);
+            Request r = Request.of(e.request());
+            if (e.needReply() || (r != null && r.hasReply())) {
+                try {
+                    channel.send(VhostUserMessage.ack(e.request(), e.errno()));
+                } catch (IOException ignored) {
+                    // the peer is gone already; the connection closes regardless
+                }
+            }
+        } catch (InternalError e) {
+            // A fault in an access to a mapping (SIGBUS: a memfd shrunk under the daemon, which
+            // only an unsealed region allows, docs/daemon.md): the session's memory is unusable.
+            why = "guest memory became inaccessible (a shared memory file was truncated?): " + e.getMessage();
+            LOG.warning(who + ": closing: " + why);
         } catch (ProtocolException e) {
             why = e.getMessage();
             LOG.warning(who + ": bad frame, closing: " + why);
@@ -166,6 +208,21 @@ public final class VhostUserConnection implements Runnable {
         }
     }
 
+    /**
+     * Refuses (EINVAL) a message whose descriptor {@code i} is not an eventfd; makes it
+     * non-blocking otherwise, so signalling it never blocks (eventfd(2)). A pipe, /dev/null or a
+     * memfd as a kick or interrupt fd would block the writer or spin the poller.
+     */
+    private static void requireEventFd(VhostUserMessage m, int i, String what) throws ProtocolException {
+        if (i >= m.fds().length) {
+            throw ProtocolException.refused(ProtocolException.EBADF, what + " is missing");
+        }
+        String bad = Descriptors.requireEventFd(m.fds()[i], what);
+        if (bad != null) {
+            throw ProtocolException.refused(ProtocolException.EINVAL, bad);
+        }
+    }
+
     /** Takes ownership of descriptor {@code i} of {@code m} (it will not be closed after handling). */
     private static int take(VhostUserMessage m, int i) {
         int fd = m.fds()[i];
@@ -188,6 +245,11 @@ public final class VhostUserConnection implements Runnable {
             // docs/protocol.md §4.6: the descriptor is the daemon's only once accepted; a refused
             // one stays in the message and is closed with it.
             NestingPayloads.EventqFd q = NestingPayloads.EventqFd.decode(p);
+            String bad = q.noFd() ? null : Descriptors.requireEventFd(m.fds()[0], "the eventfd of queue " + q.queueId());
+            if (bad != null) {
+                LOG.warning("session " + session.id() + ": " + r + " refused (EINVAL): " + bad);
+                return VhostUserMessage.reply(code, new NestingPayloads.Reply(ProtocolException.EINVAL, 0, 0, 0, new byte[0]).encode());
+            }
             int errno = session.setEventqFd(q.queueId(), q.noFd() ? -1 : m.fds()[0]);
             if (errno == 0 && !q.noFd()) {
                 take(m, 0);
@@ -252,7 +314,7 @@ public final class VhostUserConnection implements Runnable {
                 return null;
             }
             case SET_BACKEND_REQ_FD -> {
-                session.setBackendFd(take(m, 0), ackTimeoutMs);
+                session.setBackendFd(take(m, 0), limits.ackTimeoutMs());
                 return null;
             }
             case GET_CONFIG -> {
@@ -318,6 +380,8 @@ public final class VhostUserConnection implements Runnable {
                 if ((u & Payloads.NOFD_MASK) != 0) {
                     throw ProtocolException.refused(ProtocolException.ENOSYS, "polling vrings (no kick fd) are not supported");
                 }
+                // an eventfd whether or not the ring is configured yet: it is polled either way
+                requireEventFd(m, 0, "the kick fd of vring " + index);
                 int kickFd = take(m, 0);
                 if (!v.configured()) {
                     // virtio 1.2 §2.7/§4.1.4.3: a queue the driver did not configure is not an
@@ -335,6 +399,9 @@ public final class VhostUserConnection implements Runnable {
                 long u = Payloads.u64(p);
                 int index = (int) (u & Payloads.INDEX_MASK);
                 vring(index);
+                if ((u & Payloads.NOFD_MASK) == 0) {
+                    requireEventFd(m, 0, "the call fd of vring " + index);
+                }
                 session.setCallFd(index, (u & Payloads.NOFD_MASK) != 0 ? -1 : take(m, 0));
                 return null;
             }
@@ -389,13 +456,14 @@ public final class VhostUserConnection implements Runnable {
             case IOMMU_SET_TRANSLATE_RING -> {
                 java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(p).order(java.nio.ByteOrder.LITTLE_ENDIAN);
                 int entries = b.getInt(0);
+                requireEventFd(m, 1, "the translation ring's doorbell");
                 int ringFd = take(m, 0);
                 int bell = take(m, 1);
                 if (ring != null) {
                     ring.close();
                     ring = null;
                 }
-                ring = TranslateRing.start(session, entries, ringFd, bell);
+                ring = TranslateRing.start(session, entries, ringFd, bell, this::shutdown);
                 return null;
             }
             case IOMMU_SET_PROPERTIES -> {
@@ -421,6 +489,9 @@ public final class VhostUserConnection implements Runnable {
             }
             case IOMMU_SET_IRQ_FD -> {
                 long u = Payloads.u64(p);
+                if ((u & Payloads.NOFD_MASK) == 0) {
+                    requireEventFd(m, 0, "the fd of interrupt line " + (u & Payloads.INDEX_MASK));
+                }
                 session.setIrqFd((int) (u & Payloads.INDEX_MASK), (u & Payloads.NOFD_MASK) != 0 ? -1 : take(m, 0));
                 return null;
             }
@@ -519,8 +590,17 @@ public final class VhostUserConnection implements Runnable {
                 d.queueNotified(index);
                 return null;
             });
+            if (session.failure() != null) {
+                shutdown(); // e.g. an invalidation the VMM did not acknowledge: the connection ends the session
+            }
         } catch (ProtocolException e) {
             LOG.warning("session " + session.id() + ": queue " + index + " notification: " + e.getMessage());
+            if (session.failure() != null) {
+                shutdown(); // e.g. a memory fault: the connection thread ends the session
+            }
+        } catch (InternalError e) {
+            session.memoryFault(e);
+            shutdown();
         } catch (RuntimeException e) {
             // a model bug: the session can no longer be trusted; its connection closes
             LOG.log(Level.SEVERE, "session " + session.id() + ": queue " + index + " notification failed", e);

@@ -43,6 +43,18 @@ public final class LibC {
 
     // memfd_create(2), mmap(2)
     public static final int MFD_CLOEXEC = 1;
+    public static final int MFD_ALLOW_SEALING = 2;
+    // fcntl(2): file status flags and file seals (memfd_create(2) "File sealing")
+    public static final int F_GETFL = 3;
+    public static final int F_SETFL = 4;
+    public static final int O_NONBLOCK = 04000;
+    public static final int F_ADD_SEALS = 1033;
+    public static final int F_GET_SEALS = 1034;
+    public static final int F_SEAL_SEAL = 1;
+    public static final int F_SEAL_SHRINK = 2;
+    public static final int F_SEAL_GROW = 4;
+    // socket(7): SO_SNDTIMEO takes a struct timeval (LP64: long tv_sec, long tv_usec)
+    public static final int SO_SNDTIMEO = 21;
     public static final int PROT_READ = 1;
     public static final int PROT_WRITE = 2;
     public static final int MAP_SHARED = 1;
@@ -51,6 +63,7 @@ public final class LibC {
     public static final int EFD_NONBLOCK = 0x800;
     // poll(2)
     public static final short POLLIN = 1;
+    public static final short POLLOUT = 4;
     public static final short POLLERR = 8;
     public static final short POLLHUP = 0x10;
     public static final short POLLNVAL = 0x20;
@@ -64,6 +77,9 @@ public final class LibC {
 
     public static final int EINTR = 4;
     public static final int EAGAIN = 11;
+    public static final int EINVAL = 22;
+    public static final int ECONNREFUSED = 111;
+    public static final int ENOENT = 2;
 
     public static native int socket(int domain, int type, int protocol) throws LastErrorException;
 
@@ -105,11 +121,19 @@ public final class LibC {
 
     public static native int eventfd(int initval, int flags) throws LastErrorException;
 
+    /** pipe2(2): {@code fds[0]} the read end, {@code fds[1]} the write end. */
+    public static native int pipe2(int[] fds, int flags) throws LastErrorException;
+
     public static native long read(int fd, Pointer buf, long count) throws LastErrorException;
 
     public static native long write(int fd, Pointer buf, long count) throws LastErrorException;
 
     public static native int poll(Pointer fds, long nfds, int timeout) throws LastErrorException;
+
+    /** fcntl(2) with an int argument (F_GETFL, F_SETFL, F_ADD_SEALS, F_GET_SEALS). */
+    public static native int fcntl(int fd, int cmd, int arg) throws LastErrorException;
+
+    public static native int setsockopt(int fd, int level, int optname, Pointer optval, int optlen) throws LastErrorException;
 
     /** {@code MAP_FAILED}. */
     public static boolean mapFailed(Pointer p) {

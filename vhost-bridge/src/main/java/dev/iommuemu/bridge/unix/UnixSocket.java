@@ -28,6 +28,10 @@ public final class UnixSocket implements AutoCloseable {
     private final Memory txCtl = new Memory(LibC.CMSG_SPACE_MAX);
     private final Memory txBuf = new Memory(IO_CHUNK);
     private final Object txLock = new Object();
+    /** One pollfd for the reading thread's bounded waits (allocated once). */
+    private final Memory rxPoll = new Memory(8);
+    /** The kernel dropped descriptors of a message (MSG_CTRUNC) since {@link #takeFdsTruncated}. */
+    private boolean fdsTruncated;
 
     public UnixSocket(int fd) {
         this.fd = fd;
@@ -60,8 +64,11 @@ public final class UnixSocket implements AutoCloseable {
      * Reads up to {@code len} bytes into {@code dst}; descriptors that arrive are appended to
      * {@code fds}. Returns the byte count, 0 at end of stream.
      *
-     * @throws IOException on a socket error, or when the kernel truncated the descriptors
-     *     (MSG_CTRUNC: more than {@value LibC#MAX_FDS} in one message; the kernel has closed the excess)
+     * When the kernel truncated the descriptors (MSG_CTRUNC: more than {@value LibC#MAX_FDS} in one
+     * part of a message; it has closed the excess) the bytes are still returned and
+     * {@link #takeFdsTruncated} says so, so that the reader can finish the message and answer it.
+     *
+     * @throws IOException on a socket error
      */
     public int recv(byte[] dst, int off, int len, List<Integer> fds) throws IOException {
         int n = Math.min(len, IO_CHUNK);
@@ -105,7 +112,7 @@ public final class UnixSocket implements AutoCloseable {
             pos += (cmsgLen + 7) & ~7L;
         }
         if ((flags & LibC.MSG_CTRUNC) != 0) {
-            throw new IOException("more than " + LibC.MAX_FDS + " file descriptors in one message (MSG_CTRUNC)");
+            fdsTruncated = true;
         }
         if (got > 0) {
             rxBuf.read(0, dst, off, (int) got);
@@ -113,12 +120,34 @@ public final class UnixSocket implements AutoCloseable {
         return (int) got;
     }
 
+    /** Whether descriptors were dropped (MSG_CTRUNC) since the last call; resets the flag. */
+    public boolean takeFdsTruncated() {
+        boolean t = fdsTruncated;
+        fdsTruncated = false;
+        return t;
+    }
+
     /**
      * Reads exactly {@code len} bytes (or throws {@link java.io.EOFException}), collecting fds.
      */
     public void recvFully(byte[] dst, int off, int len, List<Integer> fds) throws IOException {
+        recvFully(dst, off, len, fds, 0);
+    }
+
+    /**
+     * Reads exactly {@code len} bytes, collecting fds, before {@code deadlineNanos}
+     * ({@link System#nanoTime}; 0: no deadline). A peer that stops sending in the middle is a
+     * {@link java.net.SocketTimeoutException}: every wait on a peer is bounded.
+     */
+    public void recvFully(byte[] dst, int off, int len, List<Integer> fds, long deadlineNanos) throws IOException {
         int done = 0;
         while (done < len) {
+            if (deadlineNanos != 0) {
+                long left = deadlineNanos - System.nanoTime();
+                if (left <= 0 || !awaitReadable((int) Math.max(1, Math.min(Integer.MAX_VALUE, left / 1_000_000L)))) {
+                    throw new java.net.SocketTimeoutException("peer stalled mid-message: " + (off + done) + " of " + (off + len) + " bytes within the time allowed");
+                }
+            }
             int n = recv(dst, off + done, len - done, fds);
             if (n == 0) {
                 throw new java.io.EOFException(done == 0 && off == 0 ? "peer closed" : "peer closed mid-message after " + done + " of " + len + " bytes");
@@ -162,6 +191,10 @@ public final class UnixSocket implements AutoCloseable {
                     if (e.getErrorCode() == LibC.EINTR) {
                         continue;
                     }
+                    if (e.getErrorCode() == LibC.EAGAIN) {
+                        // SO_SNDTIMEO expired (Descriptors.sendTimeout): the peer stopped reading
+                        throw new java.net.SocketTimeoutException("sendmsg: the peer stopped reading (send timeout)");
+                    }
                     throw new IOException("sendmsg: errno " + e.getErrorCode(), e);
                 }
                 done += (int) sent;
@@ -197,6 +230,27 @@ public final class UnixSocket implements AutoCloseable {
 
     public boolean isOpen() {
         return fd >= 0;
+    }
+
+    /**
+     * Waits up to {@code timeoutMs} (negative: forever) for data or hang-up on this socket; true if
+     * a read will not block. For the reading thread only (its pollfd is allocated once).
+     */
+    public boolean awaitReadable(int timeoutMs) throws IOException {
+        long deadline = System.nanoTime() + Math.max(0, timeoutMs) * 1_000_000L;
+        while (true) {
+            rxPoll.setInt(0, fd);
+            rxPoll.setShort(4, LibC.POLLIN);
+            rxPoll.setShort(6, (short) 0);
+            int left = timeoutMs < 0 ? -1 : (int) Math.max(0, (deadline - System.nanoTime()) / 1_000_000L);
+            try {
+                return LibC.poll(rxPoll, 1, left) > 0;
+            } catch (LastErrorException e) {
+                if (e.getErrorCode() != LibC.EINTR) {
+                    throw new IOException("poll: errno " + e.getErrorCode(), e);
+                }
+            }
+        }
     }
 
     /** Waits up to {@code timeoutMs} for data (or hang-up) on {@code fd}; true if readable. */

@@ -26,7 +26,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
  *   0x00 ID       RO  0x1234_5678_9abc_def0
  *   0x08 SCRATCH  RW
  *   0x10 INV      WO  write e: DmaHost.invalidate(endpoint e, iova 0x1000, size 0x1000), then INV_DONE += 1
- *   0x18 IRQ      WO  write n: DmaHost.raiseIrq(irqLines[n])
+ *   0x18 IRQ      WO  write n: DmaHost.raiseIrq(irqLines[n]) (n past the lines: ignored)
  *   0x20 MSI      WO  write d: DmaHost.msi(0xfee0_0000, d)
  *   0x28 PEEK     RW  a guest physical address; reading 0x30 returns the u64 there (or ~0 on an abort)
  *   0x38 INV_DONE RO  completed invalidations
@@ -95,7 +95,11 @@ public final class FakeDevice implements BridgedDevice {
                 ctx.host().invalidate(new IotlbInvalidation((int) value, 0x1000, 0x1000));
                 invDone++;
             }
-            case 0x18 -> ctx.host().raiseIrq(LINES.get((int) value));
+            case 0x18 -> {
+                if (value >= 0 && value < LINES.size()) { // a guest's write never throws (the fuzz writes anything)
+                    ctx.host().raiseIrq(LINES.get((int) value));
+                }
+            }
             case 0x20 -> ctx.host().msi(0xfee0_0000L, (int) value);
             case 0x28 -> peek = value;
             case 0x40 -> ctx.endpoints().atcInvalidate((int) value, IommuModel.NO_SUBSTREAM, 0, -1L);

@@ -89,7 +89,10 @@ public final class FakeVmm implements AutoCloseable {
         channel.close();
     }
 
-    /** An anonymous shared memory file and the VMM's own view of it. */
+    /**
+     * An anonymous shared memory file and the VMM's own view of it, sealed against shrinking and
+     * growing as QEMU's memory-backend-memfd seals guest RAM (the daemon requires F_SEAL_SHRINK).
+     */
     public static final class Memfd implements AutoCloseable {
         public final int fd;
         public final MappedByteBuffer view;
@@ -100,8 +103,16 @@ public final class FakeVmm implements AutoCloseable {
 
         /** A memfd with its own name, so a test can count exactly its mappings in /proc/self/maps. */
         public Memfd(long size, String name) {
-            fd = LibC.memfd_create(name, LibC.MFD_CLOEXEC);
+            this(size, name, true);
+        }
+
+        /** A memfd, sealed (F_SEAL_SHRINK | F_SEAL_GROW) or not. */
+        public Memfd(long size, String name, boolean sealed) {
+            fd = LibC.memfd_create(name, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING);
             LibC.ftruncate(fd, size);
+            if (sealed) {
+                LibC.fcntl(fd, LibC.F_ADD_SEALS, LibC.F_SEAL_SHRINK | LibC.F_SEAL_GROW);
+            }
             try (FileChannel ch = FileChannel.open(Path.of("/proc/self/fd/" + fd), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
                 view = ch.map(FileChannel.MapMode.READ_WRITE, 0, Math.min(size, Integer.MAX_VALUE));
                 view.order(ByteOrder.LITTLE_ENDIAN);

@@ -23,13 +23,19 @@ public final class TestDaemon implements AutoCloseable {
 
     /** A daemon that also serves {@code extra} models (e.g. the real SMMUv3). */
     public TestDaemon(String tag, int ackTimeoutMs, dev.iommuemu.bridge.device.DeviceFactory... extra) throws IOException {
+        this(tag, dev.iommuemu.bridge.session.ConnectionLimits.of(ackTimeoutMs), 64, extra);
+    }
+
+    /** A daemon with these connection bounds and connection limit. */
+    public TestDaemon(String tag, dev.iommuemu.bridge.session.ConnectionLimits limits, int maxConnections,
+            dev.iommuemu.bridge.device.DeviceFactory... extra) throws IOException {
         DeviceRegistry devices = new DeviceRegistry().register(new dev.iommuemu.bridge.device.IdentityDevice.Factory()).register(fake).register(new FakeDevice.Factory("fake-virtio", 2));
         for (dev.iommuemu.bridge.device.DeviceFactory f : extra) {
             devices.register(f);
         }
         registry = new SessionRegistry(devices, fake, "default");
         socket = FakeVmm.socketPath(tag);
-        server = new VhostUserServer(socket, registry, ackTimeoutMs);
+        server = new VhostUserServer(socket, registry, limits, maxConnections);
     }
 
     public FakeVmm connect() throws IOException {
