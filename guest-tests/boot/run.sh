@@ -510,7 +510,7 @@ if [ -n "$bench" ]; then
     # Two more runs of each compared pair, so that the table shows medians of three.
     for _ in 1 2; do
         while read -r -u 3 name kernel iommu frontend profile; do
-            case $name in builtin-*|*-6.1-default|*-6.12-default|viommu-6.12) ;; *) continue ;; esac
+            case $name in builtin-smmuv3-6.1|builtin-smmuv3-6.12|builtin-viommu-6.12|*-6.1-default|*-6.12-default|viommu-6.12) ;; *) continue ;; esac
             if [ ${#want[@]} -gt 0 ] && ! printf '%s\n' "${want[@]}" | grep -qx "$name"; then continue; fi
             run_case "$name" "$kernel" "$iommu" "$frontend" "$([ "$profile" = - ] && echo "" || echo "$profile")"
         done 3<<<"$all_cases"
