@@ -54,9 +54,29 @@ URIs: http://deb.debian.org/debian
 Suites: bookworm-backports
 Components: main
 Architectures: amd64
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: sid
+Components: main
+Architectures: arm64
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
+    # sid's binary list (arm64 only, so nothing of this amd64 host comes from it) is for the
+    # architecture-independent meson 10.2 wants; newer suites never win over bookworm's packages.
+    local pin=/etc/apt/preferences.d/iommu-emu
+    local pin_want="Package: *
+Pin: release n=sid
+Pin-Priority: 50
+
+Package: *
+Pin: release n=trixie
+Pin-Priority: 50"
+    if [ "$(cat "$pin" 2>/dev/null)" != "$pin_want" ]; then
+        printf '%s\n' "$pin_want" | as_root tee "$pin" >/dev/null
+    fi
     if [ "$(cat "$dst" 2>/dev/null)" != "$want" ]; then
-        log "adding $dst (deb-src trixie/sid for QEMU's source, bookworm-backports for meson)"
+        log "adding $dst (deb-src trixie/sid for QEMU's source, bookworm-backports and sid for meson)"
         printf '%s\n' "$want" | as_root tee "$dst" >/dev/null
         apt_updated=; apt_update
     fi
