@@ -88,8 +88,9 @@ public final class TranslationPath {
                 StreamTable.Lookup now = StreamTable.lookup(mem, profile, strtabBase, strtabBaseCfg, sid, ssid);
                 if (!(now instanceof StreamTable.Found f) || !f.ste().equals(cached.ste())) {
                     strict.accept(new CoherencyViolation(CoherencyViolation.Kind.STE, sid, -1, cached.address(),
-                            "STE changed in memory without CMD_CFGI_STE: cached " + cached.ste() + ", memory "
-                                    + (now instanceof StreamTable.Found f2 ? f2.ste().toString() : "unreadable")));
+                            cached.ste().toString(),
+                            now instanceof StreamTable.Found f2 ? f2.ste().toString() : "no readable STE",
+                            "CMD_CFGI_STE SID 0x" + Integer.toHexString(sid) + " then CMD_SYNC would have removed it"));
                 }
             }
             return new SteOk(cached);
@@ -145,7 +146,10 @@ public final class TranslationPath {
                         eventSsid);
                 if (!(now instanceof CdTable.Found f) || !f.cd().equals(cached.cd())) {
                     strict.accept(new CoherencyViolation(CoherencyViolation.Kind.CD, sid, index, cached.address(),
-                            "CD changed in memory without CMD_CFGI_CD: cached " + cached.cd()));
+                            cached.cd().toString(),
+                            now instanceof CdTable.Found f2 ? f2.cd().toString() : "no readable CD",
+                            "CMD_CFGI_CD SID 0x" + Integer.toHexString(sid) + " SSID 0x" + Integer.toHexString(index)
+                                    + " then CMD_SYNC would have removed it"));
                 }
             }
             return new CdOk(cached);
@@ -378,8 +382,8 @@ public final class TranslationPath {
         long cachedOut = hit.translate(iova);
         if (!(now instanceof Translation t) || t.outputAddress() != cachedOut || t.perm() != hit.perm()) {
             strict.accept(new CoherencyViolation(CoherencyViolation.Kind.TLB, sid, ssid, iova,
-                    "TLB holds 0x" + Long.toHexString(cachedOut) + " " + dev.iommuemu.dma.Perm.toString(hit.perm())
-                            + " but the tables now give " + now + " without a covering CMD_TLBI"));
+                    "0x" + Long.toHexString(cachedOut) + " " + dev.iommuemu.dma.Perm.toString(hit.perm()),
+                    now.toString(), "a CMD_TLBI_* covering the address, then CMD_SYNC, would have removed it"));
         }
     }
 
