@@ -138,7 +138,7 @@ stop_daemon() {
 trap stop_daemon EXIT
 
 start_daemon() { # log iommu profile: the daemon on $cdir's sockets, in the background
-    java -jar "$root/vhost-bridge/target/iommu-emu.jar" --socket "$cdir/vmm.sock" --control "$cdir/ctl.sock" \
+    "$root/bin/iommu-emu" --socket "$cdir/vmm.sock" --control "$cdir/ctl.sock" \
         --model "$([ "$2" = smmuv3 ] && echo smmuv3 || echo virtio-iommu)" --profile "$3" \
         </dev/null > "$1" 2>&1 &
 }

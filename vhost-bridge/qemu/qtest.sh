@@ -45,7 +45,7 @@ exec "$build/qemu-system-aarch64" -global virtio-net-pci.romfile= "\$@"
 EOF
 chmod +x "$work"/*/qemu-system-aarch64
 
-java -jar "$jar" --socket "$work/vmm.sock" --control "$work/ctl.sock" --model virtio-iommu \
+"$root/bin/iommu-emu" --socket "$work/vmm.sock" --control "$work/ctl.sock" --model virtio-iommu \
     </dev/null > "$work/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 300); do [ -S "$work/vmm.sock" ] && break; sleep 0.1; done

@@ -101,7 +101,7 @@ class HostileFuzzTest {
             assertEquals(0, healthy.ack(Request.SET_MEM_TABLE, new Payloads.MemTable(List.of(new Payloads.MemRegion(0, 1 << 16, 0, 0))).encode(), healthyRam.fd));
             int[] models = {smmu.modelNumber(), virtio.modelNumber()};
             // warm-up: classes, JNA, Netty, then the baselines
-            Attacker warm = new Attacker(daemon, controlPath, new Random(seed ^ 1), models, uncaught);
+            Attacker warm = new Attacker(Target.of(daemon), controlPath, new Random(seed ^ 1), models, uncaught);
             for (int i = 0; i < 40; i++) {
                 try {
                     warm.once();
@@ -159,7 +159,7 @@ class HostileFuzzTest {
             List<String> hangs = new CopyOnWriteArrayList<>();
             AtomicLong attacks = new AtomicLong();
             for (int a = 0; a < attackers; a++) {
-                Attacker at = new Attacker(daemon, controlPath, new Random(seed + 31L * (a + 1)), models, uncaught);
+                Attacker at = new Attacker(Target.of(daemon), controlPath, new Random(seed + 31L * (a + 1)), models, uncaught);
                 Thread t = new Thread(() -> {
                     while (System.nanoTime() < deadline) {
                         try {
@@ -232,6 +232,31 @@ class HostileFuzzTest {
         }
     }
 
+    /** What the attackers attack: a daemon in this JVM, or a daemon process ({@link HostileFuzzProcessTest}). */
+    interface Target {
+        FakeVmm connect() throws IOException;
+
+        /**
+         * Whether sessions created from now on require memory sealed against shrinking; a daemon
+         * process keeps its option (--require-memory-seals), so there the unsealed memory is refused.
+         */
+        void requireMemorySeals(boolean on);
+
+        static Target of(TestDaemon d) {
+            return new Target() {
+                @Override
+                public FakeVmm connect() throws IOException {
+                    return d.connect();
+                }
+
+                @Override
+                public void requireMemorySeals(boolean on) {
+                    d.registry.requireMemorySeals(on);
+                }
+            };
+        }
+    }
+
     /** A request that got neither an answer nor a close within {@link #ANSWER_MS}. */
     static final class Hang extends RuntimeException {
         Hang(String what) {
@@ -240,10 +265,15 @@ class HostileFuzzTest {
     }
 
     private static void translateOk(FakeVmm healthy, long i) throws Exception {
+        translateOk(healthy, i, 0x1_0000_0000L);
+    }
+
+    /** One translation by the well-behaved VMM, whose model maps every IOVA to {@code offset + IOVA}. */
+    static void translateOk(FakeVmm healthy, long i, long offset) throws Exception {
         long iova = (i & 0xffff) << 12 | 0x123;
         Payloads.TranslateReply r = Payloads.TranslateReply.decode(healthy.call(Request.IOMMU_TRANSLATE,
                 new Payloads.TranslateRequest(1, Payloads.NO_SUBSTREAM, iova, 0).encode()).payload());
-        if (r.result().output() != 0x1_0000_0000L + iova) {
+        if (r.result().output() != offset + iova) {
             throw new AssertionError("translation of 0x" + Long.toHexString(iova) + " gave 0x" + Long.toHexString(r.result().output()));
         }
     }
@@ -295,13 +325,13 @@ class HostileFuzzTest {
 
     /** One attacker: each {@link #once} is one random misbehaviour, cleaned up before it returns (or kept open a while). */
     static final class Attacker {
-        private final TestDaemon daemon;
+        private final Target daemon;
         private final Path control;
         private final Random rnd;
         private final int[] models;
         private final List<AutoCloseable> held = new ArrayList<>();
 
-        Attacker(TestDaemon daemon, Path control, Random rnd, int[] models, List<Throwable> uncaught) {
+        Attacker(Target daemon, Path control, Random rnd, int[] models, List<Throwable> uncaught) {
             this.daemon = daemon;
             this.control = control;
             this.rnd = rnd;
@@ -473,16 +503,16 @@ class HostileFuzzTest {
 
         private void shrinkingMemory() throws Exception {
             boolean sealedOff = rnd.nextBoolean();
-            daemon.registry.requireMemorySeals(!sealedOff); // the registry's setting for new sessions
+            daemon.requireMemorySeals(!sealedOff); // the registry's setting for new sessions
             try (FakeVmm v = connect(); FakeVmm.Memfd loose = new FakeVmm.Memfd(1 << 16, "fuzz-loose", false)) {
-                daemon.registry.requireMemorySeals(true);
+                daemon.requireMemorySeals(true);
                 answered(v, Request.SET_MEM_TABLE.code(), new Payloads.MemTable(List.of(new Payloads.MemRegion(0, 1 << 16, 0, 0))).encode(), loose.fd);
                 LibC.ftruncate(loose.fd, rnd.nextInt(2) * 4096);
                 answered(v, Request.IOMMU_MMIO_WRITE.code(), new Payloads.MmioWrite(0x28, 8, rnd.nextInt(1 << 16) & ~7).encode());
                 answered(v, Request.IOMMU_MMIO_READ.code(), new Payloads.MmioRead(0x30, 8).encode());
                 answered(v, Request.IOMMU_TRANSLATE.code(), new Payloads.TranslateRequest(4, Payloads.NO_SUBSTREAM, rnd.nextInt(16) << 12, 0).encode());
             } finally {
-                daemon.registry.requireMemorySeals(true);
+                daemon.requireMemorySeals(true);
             }
         }
 
