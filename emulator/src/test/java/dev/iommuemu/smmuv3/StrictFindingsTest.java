@@ -151,6 +151,26 @@ class StrictFindingsTest {
         assertEquals(0, h.smmu.coherencyViolationCount());
     }
 
+    @Test
+    void aStaleStage2EntryNamesS2Ipa() {
+        List<CoherencyViolation> seen = new ArrayList<>();
+        Harness h = strict(seen);
+        long s2root = h.tables.s2Root(24, 1);
+        h.tables.map(s2root, 0x1234_5000L, 0x5555_5000L, PageTables.S2_RW);
+        h.ste(SID, Harness.s2Ste(s2root, 9));
+        assertEquals(0x5555_5abcL, read(h, 0x1234_5abcL));
+        h.tables.map(s2root, 0x1234_5000L, 0x6666_6000L, PageTables.S2_RW); // no CMD_TLBI_S2_IPA
+        assertEquals(0x5555_5abcL, read(h, 0x1234_5abcL));
+        assertEquals(1, seen.size());
+        assertEquals("CMD_TLBI_S2_IPA VMID 0x9 IPA 0x12345000 (or CMD_TLBI_S12_VMALL VMID 0x9) then CMD_SYNC",
+                seen.get(0).remedy());
+        h.cmd(Command.build(Command.Op.CMD_TLBI_S2_IPA).set(Command.TLBI_VMID, 9)
+                .set(Command.TLBI_ADDR, 0x1234_5000L >>> 12).command());
+        h.sync();
+        assertEquals(0x6666_6abcL, read(h, 0x1234_5abcL), "the remedy removed it");
+        assertEquals(1, seen.size());
+    }
+
     // ---- the TLB remedy of each regime (§3.17 tags, §4.4 command scope), checked against the TLB's own matching
 
     private static Translation s1(long va, long pa, boolean global) {
