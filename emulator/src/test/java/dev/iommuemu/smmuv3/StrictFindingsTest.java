@@ -171,6 +171,52 @@ class StrictFindingsTest {
         assertEquals(1, seen.size());
     }
 
+    /**
+     * Nested (STE.Config 0b111): a stage 2 change names S2_IPA of the IPA then NH_ALL (§4.4.3.1); a
+     * stage 1 change names NH_VA; each, carried out, removes the stale combined entry.
+     */
+    @Test
+    void aStaleNestedEntryNamesTheStageThatChanged() {
+        List<CoherencyViolation> seen = new ArrayList<>();
+        Harness h = strict(seen);
+        long s2root = h.tables.s2Root(24, 1);
+        long s1root = h.tables.s1Root();
+        h.tables.map(s1root, VA, 0x3000_0000L, PageTables.S1_RW);
+        // Stage 2: the CD and the stage 1 tables at the same IPAs as PAs (2MB blocks), the output page.
+        h.tables.map(s2root, CD0 & ~0x1f_ffffL, CD0 & ~0x1f_ffffL, PageTables.S2_RW, 2);
+        h.tables.map(s2root, Harness.TABLES, Harness.TABLES, PageTables.S2_RW, 2);
+        h.tables.map(s2root, 0x3000_0000L, 0x5000_0000L, PageTables.S2_RW);
+        h.cd(CD0, Harness.cd(s1root, 5));
+        long[] ste = Harness.s2Ste(s2root, 9);
+        Ste.CONFIG.set(ste, Ste.CONFIG_NESTED);
+        Ste.S1CONTEXTPTR.set(ste, CD0 >>> 6);
+        h.ste(SID, ste);
+        assertEquals(0x5000_0010L, read(h, VA + 0x10));
+
+        h.tables.map(s2root, 0x3000_0000L, 0x5100_0000L, PageTables.S2_RW); // stage 2 changes, no TLBI
+        assertEquals(0x5000_0010L, read(h, VA + 0x10));
+        assertEquals(1, seen.size(), seen.toString());
+        assertEquals("CMD_TLBI_S2_IPA VMID 0x9 IPA 0x30000000 then CMD_TLBI_NH_ALL VMID 0x9 "
+                + "(or CMD_TLBI_S12_VMALL VMID 0x9) then CMD_SYNC", seen.get(0).remedy());
+        h.cmd(Command.build(Command.Op.CMD_TLBI_S2_IPA).set(Command.TLBI_VMID, 9)
+                .set(Command.TLBI_ADDR, 0x3000_0000L >>> 12).command());
+        h.cmd(Command.build(Command.Op.CMD_TLBI_NH_ALL).set(Command.TLBI_VMID, 9).command());
+        h.sync();
+        assertEquals(0x5100_0010L, read(h, VA + 0x10));
+
+        h.tables.map(s2root, 0x3000_1000L, 0x5200_0000L, PageTables.S2_RW);
+        h.tables.map(s1root, VA, 0x3000_1000L, PageTables.S1_RW); // stage 1 changes, no TLBI
+        assertEquals(0x5100_0010L, read(h, VA + 0x10));
+        assertEquals(2, seen.size(), seen.toString());
+        assertEquals("CMD_TLBI_NH_VA VMID 0x9 ASID 0x5 VA 0x40000000 (or CMD_TLBI_NH_ASID VMID 0x9 ASID 0x5) then CMD_SYNC",
+                seen.get(1).remedy());
+        h.cmd(Command.build(Command.Op.CMD_TLBI_NH_VA).set(Command.TLBI_VMID, 9).set(Command.TLBI_ASID, 5)
+                .set(Command.TLBI_ADDR, VA >>> 12).command());
+        h.sync();
+        assertEquals(0x5200_0010L, read(h, VA + 0x10));
+        assertEquals(2, seen.size());
+    }
+
     // ---- the TLB remedy of each regime (§3.17 tags, §4.4 command scope), checked against the TLB's own matching
 
     private static Translation s1(long va, long pa, boolean global) {
