@@ -15,6 +15,7 @@ import dev.iommuemu.smmuv3.ats.AtsResponse;
 import dev.iommuemu.smmuv3.ats.EndpointPort;
 import dev.iommuemu.smmuv3.cache.CoherencyViolation;
 import dev.iommuemu.smmuv3.cache.ConfigCache;
+import dev.iommuemu.smmuv3.cache.ViolationListener;
 import dev.iommuemu.smmuv3.cmdq.CommandQueue;
 import dev.iommuemu.smmuv3.evtq.EventQueue;
 import dev.iommuemu.smmuv3.evtq.EventRecord;
@@ -86,6 +87,7 @@ public final class Smmuv3 implements IommuModel {
     /** Stall records waiting for the Event queue to become writable (bounded by STALL_MAX). */
     private final Deque<EventRecord> pendingStallRecords = new ArrayDeque<>();
     private long violationCount;
+    private ViolationListener listener = ViolationListener.NONE;
 
     public Smmuv3(GuestMemory mem, DmaHost host, Smmuv3Profile profile, EndpointPort endpoints, Options options) {
         this.mem = mem;
@@ -433,6 +435,15 @@ public final class Smmuv3 implements IommuModel {
             violations.removeFirst();
         }
         violations.addLast(v);
+        listener.found(v);
+    }
+
+    /**
+     * Where strict mode hands each finding as it is made (in the call that made it), besides
+     * keeping it for {@link #coherencyViolations()}; {@link ViolationListener#NONE} by default.
+     */
+    public void setViolationListener(ViolationListener l) {
+        listener = l == null ? ViolationListener.NONE : l;
     }
 
     /** The most recent coherency violations strict mode found (oldest first). */

@@ -14,6 +14,8 @@ import dev.iommuemu.pagetable.WalkResult;
 import dev.iommuemu.pagetable.Walker;
 import dev.iommuemu.smmuv3.cache.CoherencyViolation;
 import dev.iommuemu.smmuv3.cache.ConfigCache;
+import dev.iommuemu.smmuv3.cache.Remedies;
+import dev.iommuemu.smmuv3.cache.ReportedEntries;
 import dev.iommuemu.smmuv3.cd.Cd;
 import dev.iommuemu.smmuv3.cd.CdStage1;
 import dev.iommuemu.smmuv3.cd.CdTable;
@@ -44,6 +46,11 @@ public final class TranslationPath {
     private final Walker walker;
     private final ConfigCache<StreamConfig, ContextConfig> cache;
     private final Consumer<CoherencyViolation> strict; // null when strict mode is off
+    /**
+     * Stale entries already reported: one finding per missed invalidation, not one per hit of the
+     * entry it left stale (see {@link ReportedEntries}).
+     */
+    private final ReportedEntries reported = new ReportedEntries();
     private final BooleanSupplier e2h;
     private final Tlb tlb;
 
@@ -86,11 +93,11 @@ public final class TranslationPath {
                 trace.steWords = cached.ste().words();
             } else if (strict != null) {
                 StreamTable.Lookup now = StreamTable.lookup(mem, profile, strtabBase, strtabBaseCfg, sid, ssid);
-                if (!(now instanceof StreamTable.Found f) || !f.ste().equals(cached.ste())) {
+                if ((!(now instanceof StreamTable.Found f) || !f.ste().equals(cached.ste())) && reported.firstReport(cached)) {
                     strict.accept(new CoherencyViolation(CoherencyViolation.Kind.STE, sid, -1, cached.address(),
                             cached.ste().toString(),
                             now instanceof StreamTable.Found f2 ? f2.ste().toString() : "no readable STE",
-                            "CMD_CFGI_STE SID 0x" + Integer.toHexString(sid) + " then CMD_SYNC would have removed it"));
+                            Remedies.ste(sid)));
                 }
             }
             return new SteOk(cached);
@@ -144,12 +151,11 @@ public final class TranslationPath {
             } else if (strict != null) {
                 CdTable.Lookup now = CdTable.lookup(mem, ste, index, resolver(sc, sid, eventSsid, iova, access, null), sid,
                         eventSsid);
-                if (!(now instanceof CdTable.Found f) || !f.cd().equals(cached.cd())) {
+                if ((!(now instanceof CdTable.Found f) || !f.cd().equals(cached.cd())) && reported.firstReport(cached)) {
                     strict.accept(new CoherencyViolation(CoherencyViolation.Kind.CD, sid, index, cached.address(),
                             cached.cd().toString(),
                             now instanceof CdTable.Found f2 ? f2.cd().toString() : "no readable CD",
-                            "CMD_CFGI_CD SID 0x" + Integer.toHexString(sid) + " SSID 0x" + Integer.toHexString(index)
-                                    + " then CMD_SYNC would have removed it"));
+                            Remedies.cd(sid, index)));
                 }
             }
             return new CdOk(cached);
@@ -380,10 +386,11 @@ public final class TranslationPath {
             DmaAccess access) {
         WalkResult now = walker.translate(s1, sc.s2(), iova, access, null);
         long cachedOut = hit.translate(iova);
-        if (!(now instanceof Translation t) || t.outputAddress() != cachedOut || t.perm() != hit.perm()) {
+        if ((!(now instanceof Translation t) || t.outputAddress() != cachedOut || t.perm() != hit.perm())
+                && reported.firstReport(hit)) {
             strict.accept(new CoherencyViolation(CoherencyViolation.Kind.TLB, sid, ssid, iova,
                     "0x" + Long.toHexString(cachedOut) + " " + dev.iommuemu.dma.Perm.toString(hit.perm()),
-                    now.toString(), "a CMD_TLBI_* covering the address, then CMD_SYNC, would have removed it"));
+                    now.toString(), Remedies.tlb(hit, iova, now)));
         }
     }
 

@@ -278,6 +278,14 @@ public final class Smmuv3Driver {
     // ---- structures (§5.2 STE, §5.4 CD)
 
     public void writeSte(int sid, long[] words) {
+        writeSte(sid, words, true);
+    }
+
+    /**
+     * Writes STE {@code sid}; with {@code invalidate} false the driver "forgets" CMD_CFGI_STE, the
+     * bug a strict-mode SMMU reports (IHI 0070 §4.3.1: a changed STE needs CMD_CFGI_STE + CMD_SYNC).
+     */
+    public void writeSte(int sid, long[] words, boolean invalidate) {
         long a;
         if (twoLevel) {
             long l1 = strtab + (long) (sid >>> 8) * 8;
@@ -300,7 +308,19 @@ public final class Smmuv3Driver {
         for (int i = 7; i >= 0; i--) {
             put64(a + i * 8L, words[i]);
         }
-        invalidateSte(sid);
+        if (invalidate) {
+            invalidateSte(sid);
+        }
+    }
+
+    /**
+     * Writes a CD (§5.4) at {@code address}, word 0 (with V) last; invalidating it is the caller's
+     * ({@link #invalidateCd}: CMD_CFGI_CD + CMD_SYNC, §4.3.3).
+     */
+    public void writeCd(long address, long[] words) {
+        for (int i = 7; i >= 0; i--) {
+            put64(address + i * 8L, words[i]);
+        }
     }
 
     public static long[] steAbort() {

@@ -20,9 +20,19 @@ public final class GuestDaemon implements AutoCloseable {
     public final Daemon daemon;
 
     public GuestDaemon(String model, String profile) throws IOException {
-        socket = Path.of("/tmp/ieg-" + ProcessHandle.current().pid() + "-" + SEQ.incrementAndGet() + ".sock");
-        daemon = Daemon.start(new DaemonConfig(socket, null, model, profile, Level.WARNING, 2000, 8), DeviceRegistry.discover());
+        this(model, profile, false);
     }
+
+    /** With {@code control}, the daemon also serves its control API on {@link #control}. */
+    public GuestDaemon(String model, String profile, boolean control) throws IOException {
+        int n = SEQ.incrementAndGet();
+        socket = Path.of("/tmp/ieg-" + ProcessHandle.current().pid() + "-" + n + ".sock");
+        this.control = control ? Path.of("/tmp/iegc-" + ProcessHandle.current().pid() + "-" + n + ".sock") : null;
+        daemon = Daemon.start(new DaemonConfig(socket, this.control, model, profile, Level.WARNING, 2000, 8), DeviceRegistry.discover());
+    }
+
+    /** The control socket, or null. */
+    public final Path control;
 
     public VmmClient connect() throws IOException {
         return VmmClient.connect(socket);

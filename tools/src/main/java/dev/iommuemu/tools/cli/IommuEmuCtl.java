@@ -14,6 +14,7 @@ import dev.iommuemu.proto.v1.Decoded;
 import dev.iommuemu.proto.v1.DecodeCdRequest;
 import dev.iommuemu.proto.v1.DecodeSteRequest;
 import dev.iommuemu.proto.v1.FieldValue;
+import dev.iommuemu.proto.v1.Finding;
 import dev.iommuemu.proto.v1.MemoryData;
 import dev.iommuemu.proto.v1.MemoryRegion;
 import dev.iommuemu.proto.v1.ModelInfo;
@@ -30,6 +31,8 @@ import dev.iommuemu.proto.v1.StatusRequest;
 import dev.iommuemu.proto.v1.StatusResponse;
 import dev.iommuemu.proto.v1.TranslateRequest;
 import dev.iommuemu.proto.v1.TranslateResponse;
+import dev.iommuemu.proto.v1.ViolationsRequest;
+import dev.iommuemu.proto.v1.ViolationsResponse;
 import dev.iommuemu.proto.v1.WalkRequest;
 import dev.iommuemu.proto.v1.WalkResponse;
 import dev.iommuemu.proto.v1.WriteRegisterRequest;
@@ -401,6 +404,30 @@ public final class IommuEmuCtl implements Callable<Integer> {
                 out.flush();
                 return --left[0] > 0;
             });
+        }
+        return 0;
+    }
+
+    @Command(name = "violations", description = "strict mode's findings in the session (a \"+strict\" profile): each "
+            + "stale STE, CD or TLB entry once, with the invalidation that would have removed it; the last 256 are kept")
+    int violations() throws Exception {
+        ViolationsResponse r = call(ControlRequest.newBuilder().setViolations(ViolationsRequest.newBuilder()
+                .setSession(session))).r().getViolations();
+        if (json) {
+            json(r);
+            return 0;
+        }
+        if (!r.getStrict() && r.getTotal() == 0) {
+            out.println("the session is not in strict mode: findings are made with a \"+strict\" profile "
+                    + "(e.g. bin/iommu-emu --profile default+strict)");
+            return 0;
+        }
+        StringBuilder kinds = new StringBuilder();
+        new TreeMap<>(r.getByKindMap()).forEach((k, v) -> kinds.append(kinds.length() == 0 ? " (" : ", ").append(v).append(' ').append(k));
+        out.printf("%d finding%s%s%s%n", r.getTotal(), r.getTotal() == 1 ? "" : "s", kinds.length() == 0 ? "" : kinds + ")",
+                r.getTotal() > r.getFindingsCount() ? "; the last " + r.getFindingsCount() + " follow" : "");
+        for (Finding f : r.getFindingsList()) {
+            out.println(f.getDetail());
         }
         return 0;
     }

@@ -167,6 +167,12 @@ public final class ControlClient implements AutoCloseable {
         return call(ControlRequest.newBuilder().setIommufd(req.setSession(session))).getIommufd();
     }
 
+    /** The session's strict-mode findings (control.proto Violations). */
+    public dev.iommuemu.proto.v1.ViolationsResponse violations(long session) throws IOException, ControlException {
+        return call(ControlRequest.newBuilder().setViolations(dev.iommuemu.proto.v1.ViolationsRequest.newBuilder()
+                .setSession(session))).getViolations();
+    }
+
     /** Counters of a session, or the daemon's totals for session 0. */
     public Map<String, Long> counters(long session) throws IOException, ControlException {
         return call(ControlRequest.newBuilder().setCounters(CountersRequest.newBuilder().setSession(session))).getCounters().getCountersMap();

@@ -366,8 +366,12 @@ public final class ControlServer implements AutoCloseable {
         }
 
         private ControlResponse event(BridgeEvent e) {
-            return ControlResponse.newBuilder().setId(id).setEvent(Event.newBuilder().setTimeMillis(e.timeMillis()).setSession(e.sessionId())
-                    .setKind(e.kind()).setDetail(e.detail())).build();
+            Event.Builder b = Event.newBuilder().setTimeMillis(e.timeMillis()).setSession(e.sessionId()).setKind(e.kind())
+                    .setDetail(e.detail());
+            if (e.finding() != null) {
+                b.setFinding(ControlService.finding(e.finding()));
+            }
+            return ControlResponse.newBuilder().setId(id).setEvent(b).build();
         }
     }
 

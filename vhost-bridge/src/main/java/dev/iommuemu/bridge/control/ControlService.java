@@ -176,6 +176,7 @@ public final class ControlService {
                     IommufdResponse ir = s.withDevice(x -> IommufdService.handle(x, req.getIommufd()));
                     r.setIommufd(ir);
                 }
+                case VIOLATIONS -> r.setViolations(violations(session(req.getViolations().getSession())));
                 case COUNTERS -> {
                     long id = req.getCounters().getSession();
                     CountersResponse.Builder b = CountersResponse.newBuilder();
@@ -221,6 +222,26 @@ public final class ControlService {
                     + " (an internal error, logged by the daemon with its details); please report it"));
         }
         return r.build();
+    }
+
+    /** A session's strict-mode findings (SessionFindings), the most recent last. */
+    private static dev.iommuemu.proto.v1.ViolationsResponse violations(DeviceSession s) {
+        var f = s.findings();
+        var b = dev.iommuemu.proto.v1.ViolationsResponse.newBuilder().setStrict(f.enabled()).setTotal(f.total())
+                .putAllByKind(f.byKind());
+        f.recent().forEach(x -> b.addFindings(finding(x)));
+        return b.build();
+    }
+
+    /** The protobuf form of a finding (control.proto Finding). */
+    public static dev.iommuemu.proto.v1.Finding finding(dev.iommuemu.bridge.device.Finding x) {
+        var b = dev.iommuemu.proto.v1.Finding.newBuilder().setKind(x.kind()).setStreamId(x.streamId())
+                .setAddress(x.address()).setStale(x.stale()).setInMemory(x.inMemory()).setRemedy(x.remedy())
+                .setDetail(x.detail());
+        if (x.ssid() >= 0) {
+            b.setSsid(x.ssid());
+        }
+        return b.build();
     }
 
     /** The session {@code id} names; 0 = the only one. */

@@ -133,6 +133,15 @@ public interface BridgedDevice extends AutoCloseable {
         return Map.of();
     }
 
+    /**
+     * Sends the model's findings about the guest's driver ({@link Finding}: SMMUv3 strict mode) to
+     * {@code sink} from now on, each as it is made, on the thread of the call that made it (the
+     * daemon holds the session lock). Returns whether this device makes findings at all.
+     */
+    default boolean reportFindings(java.util.function.Consumer<Finding> sink) {
+        return false;
+    }
+
     /** Diagnostics for tools (decoded STE/CD, explained walks), or {@code null} if the model has none. */
     default Diagnostics diagnostics() {
         return null;

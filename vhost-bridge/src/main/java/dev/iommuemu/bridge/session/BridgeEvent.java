@@ -5,7 +5,13 @@ package dev.iommuemu.bridge.session;
  * interrupt, an MSI, an invalidation, a session opening or closing. {@code kind} is one of the
  * constants here.
  */
-public record BridgeEvent(long timeMillis, long sessionId, String kind, String detail) {
+public record BridgeEvent(long timeMillis, long sessionId, String kind, String detail,
+        dev.iommuemu.bridge.device.Finding finding) {
+    /** An event without structured fields. */
+    public BridgeEvent(long timeMillis, long sessionId, String kind, String detail) {
+        this(timeMillis, sessionId, kind, detail, null);
+    }
+
     public static final String SESSION_OPEN = "session_open";
     public static final String SESSION_CLOSE = "session_close";
     public static final String FAULT = "fault";
@@ -22,6 +28,8 @@ public record BridgeEvent(long timeMillis, long sessionId, String kind, String d
     public static final String VEVENT = "vevent";
     /** Records became readable in a nesting fault queue (page faults: stalls, PRI requests). */
     public static final String IOPF = "iopf";
+    /** A strict-mode finding (detail: its sentence; {@link #finding()}: its fields). */
+    public static final String COHERENCY_VIOLATION = "coherency_violation";
 
     public static BridgeEvent now(long sessionId, String kind, String detail) {
         return new BridgeEvent(System.currentTimeMillis(), sessionId, kind, detail);

@@ -47,6 +47,8 @@ public final class DeviceSession implements AutoCloseable {
     private final SessionHost host = new SessionHost(this);
     private final Counters counters;
     private final EventBus events;
+    /** The device's findings about the guest's driver (strict mode), kept across device resets and rebuilds. */
+    private final SessionFindings findings;
     private DeviceFactory factory;
     private BridgedDevice device;
     private boolean touched;
@@ -68,6 +70,7 @@ public final class DeviceSession implements AutoCloseable {
         this.origin = origin;
         this.counters = new Counters(totals);
         this.events = events;
+        this.findings = new SessionFindings(id, events::publish);
         install(factory, profile);
     }
 
@@ -94,6 +97,7 @@ public final class DeviceSession implements AutoCloseable {
         }
         factory = f;
         device = d;
+        findings.enable(d.reportFindings(findings::found));
         host.setLines(d.irqLines());
     }
 
@@ -107,6 +111,11 @@ public final class DeviceSession implements AutoCloseable {
 
     public Counters counters() {
         return counters;
+    }
+
+    /** What the device found about the guest's driver (strict mode), for the control API. */
+    public SessionFindings findings() {
+        return findings;
     }
 
     void publish(String kind, String detail) {
@@ -677,6 +686,7 @@ public final class DeviceSession implements AutoCloseable {
         } finally {
             lock.unlock();
         }
+        findings.summarise();
         publish(BridgeEvent.SESSION_CLOSE, origin);
     }
 }

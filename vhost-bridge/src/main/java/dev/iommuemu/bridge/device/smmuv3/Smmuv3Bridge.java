@@ -223,6 +223,20 @@ public final class Smmuv3Bridge implements BridgedDevice {
         return m;
     }
 
+    /**
+     * Strict mode's findings ({@link Smmuv3#setViolationListener}): each stale STE, CD or TLB entry
+     * once, and conflicts, with the command that would have removed it. Only with "+strict".
+     */
+    @Override
+    public boolean reportFindings(java.util.function.Consumer<dev.iommuemu.bridge.device.Finding> sink) {
+        if (!smmu.options().strict()) {
+            return false;
+        }
+        smmu.setViolationListener(v -> sink.accept(new dev.iommuemu.bridge.device.Finding(v.kind().name(), v.streamId(),
+                v.ssid(), v.address(), v.stale(), v.inMemory(), v.remedy(), v.detail())));
+        return true;
+    }
+
     @Override
     public Diagnostics diagnostics() {
         return new Diagnostics() {
