@@ -138,6 +138,34 @@ public final class Tlb {
         return slot >= 0 ? entries[slot] : null;
     }
 
+    /**
+     * Every entry a lookup of {@code inputAddress} under {@code tag} matches, smallest span first
+     * (at each size the ASID's entry, then the global one): more than one is a multi-match, a TLB
+     * conflict in IHI 0070 §3.20.1's sense unless the break-before-make level allows it. Like
+     * {@link #peek}, it counts nothing and leaves the replacement state alone; it allocates.
+     */
+    public TlbEntry[] matching(TlbTag tag, long inputAddress) {
+        Regime r = tag.regime();
+        int ro = r.ordinal() << 6;
+        long base = context(r, tag.vmid());
+        boolean asid = r.hasAsid() && tag.asid() != TlbTag.NO_ASID;
+        long ng = base | (tag.asid() & ASID_MASK);
+        long g = base | GLOBAL | (tag.aset() ? ASET : 0);
+        List<TlbEntry> out = new ArrayList<>(2);
+        for (int s : shifts[r.ordinal()]) {
+            long page = inputAddress >>> s;
+            long sb = (long) s << SHIFT_POS;
+            int slot;
+            if (asid && ngCount[ro + s] != 0 && (slot = find(ng | sb, page)) >= 0) {
+                out.add(entries[slot]);
+            }
+            if (gCount[ro + s] != 0 && (slot = find(g | sb, page)) >= 0) {
+                out.add(entries[slot]);
+            }
+        }
+        return out.toArray(new TlbEntry[0]);
+    }
+
     private int slotOf(TlbTag tag, long inputAddress) {
         Regime r = tag.regime();
         int ro = r.ordinal() << 6;
