@@ -308,7 +308,7 @@ class ConflictTest {
     void profilesAdvertiseTheirLevel() {
         // §3.21.1.1: an SMMUv3.2 supports Level 1 or 2 (Arm recommends 2); DEFAULT is an SMMUv3.1.
         assertEquals(2L << 11, new Harness(Smmuv3Profile.MAX).read(IDR3.offset()) & (3L << 11));
-        assertEquals(2L << 11, new Harness(Smmuv3Profile.NESTING_HOST).read(IDR3.offset()) & (3L << 11));
+        assertEquals(2L << 11, new Harness(Smmuv3Profile.MAX52).read(IDR3.offset()) & (3L << 11));
         assertEquals(0L, new Harness(Smmuv3Profile.DEFAULT).read(IDR3.offset()) & (3L << 11));
         assertEquals(1, profile(1).bbml());
         assertEquals(0, profile(3).bbml()); // reserved
