@@ -18,7 +18,8 @@ import java.util.Map;
  * regime and size (separately for global and non-global entries) lets {@link #lookup} probe once
  * per size that regime has live: with only 4K pages live, a hit is one hash and usually one slot. No allocation on
  * the lookup path. When entries of several sizes overlap (possible only if software changed
- * tables without invalidating), the smallest span wins.
+ * tables without invalidating), the smallest span wins; {@link #matching} lists every entry a
+ * lookup matches, for the SMMU's conflict detection (IHI 0070 §3.20.1).
  *
  * <p><b>Invalidation.</b> Commands that name an address (NH_VA, NH_VAA, EL2_VA, EL2_VAA,
  * S2_IPA) probe the table directly for each size present, each page of the range and each tag
