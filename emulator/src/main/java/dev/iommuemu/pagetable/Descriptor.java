@@ -30,6 +30,12 @@ public final class Descriptor {
     public static final Field DBM = Field.bit("DBM", 51);
     /** Bit 52: the Contiguous hint. */
     public static final Field CONTIGUOUS = Field.bit("Contiguous", 52);
+    /**
+     * Bit 16 of a Block descriptor (stage 1 and stage 2): nT, FEAT_BBM's "not cached in a way that
+     * can cause a TLB conflict"; honoured by an SMMU with SMMU_IDR3.BBML == 1 (IHI 0070 §3.21.1.1,
+     * §3.21.1.2), ignored at Level 2 (§3.21.1.3) and RES0 before SMMUv3.2.
+     */
+    public static final Field NT = Field.bit("nT", 16);
 
     // ---- stage 1 leaf attributes (D8.3.2 / D8.5)
     public static final Field ATTR_INDX = Field.bits("AttrIndx", 4, 2);

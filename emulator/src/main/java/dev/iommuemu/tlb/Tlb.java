@@ -18,7 +18,8 @@ import java.util.Map;
  * regime and size (separately for global and non-global entries) lets {@link #lookup} probe once
  * per size that regime has live: with only 4K pages live, a hit is one hash and usually one slot. No allocation on
  * the lookup path. When entries of several sizes overlap (possible only if software changed
- * tables without invalidating), the smallest span wins.
+ * tables without invalidating), the smallest span wins; {@link #matching} lists every entry a
+ * lookup matches, for the SMMU's conflict detection (IHI 0070 §3.20.1).
  *
  * <p><b>Invalidation.</b> Commands that name an address (NH_VA, NH_VAA, EL2_VA, EL2_VAA,
  * S2_IPA) probe the table directly for each size present, each page of the range and each tag
@@ -136,6 +137,34 @@ public final class Tlb {
     public TlbEntry peek(TlbTag tag, long inputAddress) {
         int slot = slotOf(tag, inputAddress);
         return slot >= 0 ? entries[slot] : null;
+    }
+
+    /**
+     * Every entry a lookup of {@code inputAddress} under {@code tag} matches, smallest span first
+     * (at each size the ASID's entry, then the global one): more than one is a multi-match, a TLB
+     * conflict in IHI 0070 §3.20.1's sense unless the break-before-make level allows it. Like
+     * {@link #peek}, it counts nothing and leaves the replacement state alone; it allocates.
+     */
+    public TlbEntry[] matching(TlbTag tag, long inputAddress) {
+        Regime r = tag.regime();
+        int ro = r.ordinal() << 6;
+        long base = context(r, tag.vmid());
+        boolean asid = r.hasAsid() && tag.asid() != TlbTag.NO_ASID;
+        long ng = base | (tag.asid() & ASID_MASK);
+        long g = base | GLOBAL | (tag.aset() ? ASET : 0);
+        List<TlbEntry> out = new ArrayList<>(2);
+        for (int s : shifts[r.ordinal()]) {
+            long page = inputAddress >>> s;
+            long sb = (long) s << SHIFT_POS;
+            int slot;
+            if (asid && ngCount[ro + s] != 0 && (slot = find(ng | sb, page)) >= 0) {
+                out.add(entries[slot]);
+            }
+            if (gCount[ro + s] != 0 && (slot = find(g | sb, page)) >= 0) {
+                out.add(entries[slot]);
+            }
+        }
+        return out.toArray(new TlbEntry[0]);
     }
 
     private int slotOf(TlbTag tag, long inputAddress) {

@@ -39,7 +39,8 @@ class NestingTest {
         assertEquals(idr0, i.idr()[0] & 0xffff_ffffL, "no S2P, HTTU, Hyp, ATS, PRI, MSI, VMID16, BTM");
         assertEquals(IDR1_SIDSIZE.prep(20) | IDR1_SSIDSIZE.prep(20), i.idr()[1]);
         assertEquals(0, i.idr()[2]);
-        assertEquals(IDR3_RIL.prep(1), i.idr()[3], "PPS and MPAM are not offered");
+        // BBML (2 on MAX, an SMMUv3.2: IHI 0070 §3.21.1.1) is offered; PPS and FWB are not.
+        assertEquals(IDR3_RIL.prep(1) | IDR3_BBML.prep(2), i.idr()[3], "PPS and MPAM are not offered");
         assertEquals(0, i.idr()[4]);
         assertEquals(IDR5_GRAN4K.prep(1) | IDR5_GRAN16K.prep(1) | IDR5_GRAN64K.prep(1), i.idr()[5],
                 "no OAS, no STALL_MAX");

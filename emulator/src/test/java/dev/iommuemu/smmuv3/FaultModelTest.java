@@ -353,12 +353,16 @@ class FaultModelTest {
     }
 
     @Test
-    void recordLayoutsOfEventsThisModelNeverRaises() {
-        // F_TLB_CONFLICT and F_CFG_CONFLICT are never raised (the TLB and caches never hold conflicting
-        // entries); their layouts are still encoded exactly (§7.3.17-18).
+    void conflictRecordLayouts() {
+        // F_TLB_CONFLICT and F_CFG_CONFLICT (§7.3.17-18) are raised by strict mode (ConflictTest);
+        // here with the S2 bit and an IPA (TLB), and a Reason using all 32 bits (CFG).
         EventRecord tlb = new EventRecord(EventType.F_TLB_CONFLICT, 1, false, 0, 0, false, true, false, false, true, 0,
                 0x1000, 0x2000, 0);
         assertArrayEquals(new long[] {0x20 | (1L << 32), (1L << 35) | (1L << 39), 0x1000, 0x2000}, tlb.encode());
+        // F_CFG_CONFLICT's Reason is 32 bits wide, [95:64].
+        EventRecord reasoned = new EventRecord(EventType.F_CFG_CONFLICT, 1, false, 0, 0, false, false, false, false,
+                false, 0, 0, 0, 0x8765_4321);
+        assertArrayEquals(new long[] {0x21 | (1L << 32), 0x8765_4321L, 0, 0}, reasoned.encode());
         EventRecord cfg = EventRecord.config(EventType.F_CFG_CONFLICT, 1, 4);
         assertArrayEquals(new long[] {0x21 | (1L << 11) | (4L << 12) | (1L << 32), 0, 0, 0}, cfg.encode());
     }

@@ -52,6 +52,22 @@ class TlbLookupTest {
     }
 
     @Test
+    void matchingListsEveryEntryOfTheLookupSmallestSpanFirstWithoutCounting() {
+        TlbTag t = new TlbTag(Regime.NH, 0, 2);
+        TlbEntry block = tlb.insert(t, s1(0x4000_0000L, 0xA000_0000L, G4K, 2, false));
+        TlbEntry page = tlb.insert(t, s1(0x4000_0000L, 0xA000_0000L, G4K, 3, false));
+        TlbEntry global = tlb.insert(new TlbTag(Regime.NH, 0, 9), s1(0x4000_0000L, 0xB000_0000L, G4K, 3, true));
+        tlb.insert(new TlbTag(Regime.NH, 0, 3), s1(0x4000_0000L, 0xC000_0000L, G4K, 3, false)); // other ASID
+        tlb.insert(new TlbTag(Regime.NH, 1, 2), s1(0x4000_0000L, 0xC000_0000L, G4K, 3, false)); // other VMID
+        TlbStats before = tlb.stats();
+        // §3.20.1: every entry the lookup matches; at one size the ASID's entry before the global one.
+        assertEquals(java.util.List.of(page, global, block), java.util.List.of(tlb.matching(t, 0x4000_0010L)));
+        assertEquals(java.util.List.of(block), java.util.List.of(tlb.matching(t, 0x4010_0000L)));
+        assertEquals(0, tlb.matching(new TlbTag(Regime.NESTED, 0, 2), 0x4000_0000L).length);
+        assertEquals(before, tlb.stats());
+    }
+
+    @Test
     void nonGlobalIsFoundBeforeGlobalOfTheSameSize() {
         TlbEntry g = tlb.insert(new TlbTag(Regime.NH, 0, 1), s1(0x1000_0000L, 0xA000_0000L, G4K, 3, true));
         TlbEntry ng = tlb.insert(new TlbTag(Regime.NH, 0, 2), s1(0x1000_0000L, 0xB000_0000L, G4K, 3, false));

@@ -7,7 +7,7 @@ package dev.iommuemu.smmuv3.cache;
  * (IHI 0070 §3.21 structure and queue ownership, §4.3 CFGI, §4.4 TLBI); the model keeps using the
  * stale cached copy, as hardware would, and the violation is reported beside it. A conflict is two
  * cached translations or configurations that overlap where break-before-make (or the BBML level of
- * SMMU_IDR3) forbids it (§3.21.3, F_TLB_CONFLICT / F_CFG_CONFLICT, §7.3.x).
+ * SMMU_IDR3) forbids it (§3.20, §3.21.1.1-3; F_TLB_CONFLICT §7.3.17, F_CFG_CONFLICT §7.3.18).
  *
  * @param kind       what was stale or conflicting
  * @param streamId   the StreamID whose lookup found it

@@ -1,7 +1,10 @@
 package dev.iommuemu.smmuv3.cache;
 
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -19,6 +22,8 @@ public final class ConfigCache<S, C> {
     private final int capacity;
     private final Map<Integer, S> stes;
     private final Map<Long, C> cds;
+    /** STE.CONT of the cached STEs that have one (§5.2): each stands for 2^CONT aligned StreamIDs. */
+    private final Map<Integer, Integer> conts = new HashMap<>();
 
     public ConfigCache(int capacity) {
         this.capacity = capacity;
@@ -60,8 +65,51 @@ public final class ConfigCache<S, C> {
     }
 
     public void putSte(int sid, S ste) {
+        putSte(sid, ste, 0);
+    }
+
+    /**
+     * Caches the STE of {@code sid} whose STE.CONT is {@code cont} (§5.2): a hint that it is one of
+     * 2^CONT identical STEs at StreamIDs aligned to 2^CONT, so the entry covers all of them for
+     * {@link #spansCovering}. Lookups by {@link #ste} still match StreamIDs exactly.
+     */
+    public void putSte(int sid, S ste, int cont) {
         stes.put(sid, ste);
+        if (cont > 0) {
+            conts.put(sid, cont);
+        } else {
+            conts.remove(sid);
+        }
         trim(stes);
+        dropStaleConts();
+    }
+
+    /**
+     * The StreamIDs, other than {@code sid}, whose cached STE's CONT span covers {@code sid}: with
+     * {@code sid}'s own entry, more than one STE matches a lookup of {@code sid} (§3.20.2). The
+     * replacement order is not touched.
+     */
+    public List<Integer> spansCovering(int sid) {
+        List<Integer> out = new ArrayList<>(0);
+        for (Map.Entry<Integer, Integer> e : conts.entrySet()) {
+            int other = e.getKey();
+            int cont = e.getValue();
+            if (other != sid && (other >>> cont) == (sid >>> cont)) {
+                out.add(other);
+            }
+        }
+        return out;
+    }
+
+    /** The STE.CONT {@code sid}'s cached STE was cached with (0 when none or not cached). */
+    public int cont(int sid) {
+        return conts.getOrDefault(sid, 0);
+    }
+
+    private void dropStaleConts() {
+        if (!conts.isEmpty()) {
+            conts.keySet().removeIf(k -> !stes.containsKey(k));
+        }
     }
 
     public C cd(int sid, int index) {
@@ -76,12 +124,14 @@ public final class ConfigCache<S, C> {
     /** CMD_CFGI_STE (§4.3.1): the STE and, as the STE locates them, the stream's CDs. */
     public void invalidateSte(int sid) {
         stes.remove(sid);
+        conts.remove(sid);
         invalidateCds(sid);
     }
 
     /** CMD_CFGI_STE_RANGE (§4.3.2): StreamIDs {@code [first, first + count)}. */
     public void invalidateSteRange(long first, long count) {
         stes.keySet().removeIf(s -> inRange(s, first, count));
+        dropStaleConts();
         cds.keySet().removeIf(k -> inRange((int) (k >>> 32), first, count));
     }
 
@@ -103,6 +153,7 @@ public final class ConfigCache<S, C> {
     /** CMD_CFGI_ALL (§4.3.6: CFGI_STE_RANGE with Range 31). */
     public void invalidateAll() {
         stes.clear();
+        conts.clear();
         cds.clear();
     }
 

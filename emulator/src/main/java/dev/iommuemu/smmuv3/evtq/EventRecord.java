@@ -53,6 +53,8 @@ public record EventRecord(
     public static final Field STAG = Field.bits("STAG", 79, 64);
     /** Reason (F_UUT, F_STE_FETCH, F_CD_FETCH, F_WALK_EABT, F_*_CONFLICT) or Span (§7.3.6, §7.3.19). */
     public static final Field REASON = Field.bits("Reason", 79, 64);
+    /** Reason of F_CFG_CONFLICT: bits [95:64] (§7.3.18). */
+    public static final Field CFG_REASON = Field.bits("Reason", 95, 64);
     public static final Field STALL = Field.bit("Stall", 95);
     public static final Field PNU = Field.bit("PnU", 97);
     public static final Field IND = Field.bit("InD", 98);
@@ -143,7 +145,11 @@ public record EventRecord(
         switch (type) {
             case C_BAD_SUBSTREAMID -> SUBSTREAMID.set(w, substreamId); // §7.3.9: no SSV qualifier
             case F_STREAM_DISABLED -> { } // §7.3.7: StreamID only
-            case C_BAD_STREAMID, C_BAD_STE, C_BAD_CD, F_CFG_CONFLICT -> common(w);
+            case C_BAD_STREAMID, C_BAD_STE, C_BAD_CD -> common(w);
+            case F_CFG_CONFLICT -> { // §7.3.18
+                common(w);
+                CFG_REASON.set(w, reason & 0xffff_ffffL);
+            }
             case F_UUT -> { // §7.3.2
                 common(w);
                 REASON.set(w, reason);

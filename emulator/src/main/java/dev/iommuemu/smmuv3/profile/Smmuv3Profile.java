@@ -43,7 +43,8 @@ public record Smmuv3Profile(String name, int idr0, int idr1, int idr2, int idr3,
             (int) (IDR1_SIDSIZE.prep(20) | IDR1_SSIDSIZE.prep(20) | IDR1_PRIQS.prep(19) | IDR1_EVENTQS.prep(19)
                     | IDR1_CMDQS.prep(19)),
             0,
-            (int) (IDR3_RIL.prep(1) | IDR3_PPS.prep(1) | IDR3_FWB.prep(1)),
+            // §3.21.1.1: an SMMUv3.2 supports break-before-make Level 1 or 2; Arm recommends 2.
+            (int) (IDR3_RIL.prep(1) | IDR3_PPS.prep(1) | IDR3_FWB.prep(1) | IDR3_BBML.prep(2)),
             0,
             (int) (IDR5_OAS.prep(5) | IDR5_GRAN4K.prep(1) | IDR5_GRAN16K.prep(1) | IDR5_GRAN64K.prep(1)
                     | IDR5_STALL_MAX.prep(256)),
@@ -71,6 +72,8 @@ public record Smmuv3Profile(String name, int idr0, int idr1, int idr2, int idr3,
             (int) IDR0_CD2L.insert(DEFAULT.idr0, 1),
             (int) IDR1_SSIDSIZE.insert(DEFAULT.idr1, 16),
             DEFAULT.idr2,
+            // BBML stays 0 here, short of §3.21.1.1's "Level 1 or 2" for an SMMUv3.2, because the boot
+            // matrix pins this profile's IDR3 (guest-tests/boot/run.sh --expect-idr).
             (int) IDR3_FWB.insert(DEFAULT.idr3, 1),
             DEFAULT.idr4,
             DEFAULT.idr5,
@@ -99,6 +102,10 @@ public record Smmuv3Profile(String name, int idr0, int idr1, int idr2, int idr3,
 
     public Smmuv3Profile withIdr1(int v) {
         return new Smmuv3Profile(name, idr0, v, idr2, idr3, idr4, idr5, iidr, aidr);
+    }
+
+    public Smmuv3Profile withIdr3(int v) {
+        return new Smmuv3Profile(name, idr0, idr1, idr2, v, idr4, idr5, iidr, aidr);
     }
 
     public Smmuv3Profile withIdr5(int v) {
@@ -234,6 +241,16 @@ public record Smmuv3Profile(String name, int idr0, int idr1, int idr2, int idr3,
     /** IDR3.FWB: STE.S2FWB is implemented (§6.3.4; FEAT_S2FWB). */
     public boolean fwb() {
         return IDR3_FWB.isSet(idr3);
+    }
+
+    /**
+     * IDR3.BBML: the break-before-make level (§3.21.1.1-3): 0 break-before-make is required to
+     * change a translation's size; 1 the nT bit of a Block descriptor may be used instead; 2 sizes
+     * may change without either. Field values 3 (reserved) read as 0.
+     */
+    public int bbml() {
+        int l = IDR3_BBML.getInt(idr3);
+        return l == 3 ? 0 : l;
     }
 
     public boolean ril() {

@@ -20,6 +20,9 @@ import dev.iommuemu.smmuv3.cd.Cd;
 import dev.iommuemu.smmuv3.cd.CdStage1;
 import dev.iommuemu.smmuv3.cd.CdTable;
 import dev.iommuemu.smmuv3.cd.CdValidator;
+import dev.iommuemu.smmuv3.conflict.BreakBeforeMake;
+import dev.iommuemu.smmuv3.conflict.CfgConflict;
+import dev.iommuemu.smmuv3.conflict.TlbConflict;
 import dev.iommuemu.smmuv3.evtq.EventRecord;
 import dev.iommuemu.smmuv3.evtq.EventType;
 import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
@@ -99,6 +102,11 @@ public final class TranslationPath {
                             now instanceof StreamTable.Found f2 ? f2.ste().toString() : "no readable STE",
                             Remedies.ste(sid)));
                 }
+                CfgConflict conflict = cfgConflict(sid, cached); // §3.20.2: detected in strict mode
+                if (conflict != null) {
+                    strict.accept(conflict.violation());
+                    return new SteBad(conflict.event(ssid));
+                }
             }
             return new SteOk(cached);
         }
@@ -123,9 +131,23 @@ public final class TranslationPath {
         }
         StreamConfig sc = new StreamConfig(ste, found.address(), s2);
         if (trace == null) {
-            cache.putSte(sid, sc);
+            cache.putSte(sid, sc, (int) ste.get(Ste.CONT));
         }
         return new SteOk(sc);
+    }
+
+    /**
+     * A configuration cache conflict for a lookup of {@code sid} (§3.20.2, §7.3.18): another cached
+     * STE whose STE.CONT span covers {@code sid} and is not identical to {@code sid}'s own.
+     */
+    private CfgConflict cfgConflict(int sid, StreamConfig own) {
+        for (int other : cache.spansCovering(sid)) {
+            StreamConfig span = cache.peekSte(other);
+            if (span != null && !span.ste().equals(own.ste())) {
+                return new CfgConflict(sid, other, cache.cont(other), own.ste(), span.ste(), own.address());
+            }
+        }
+        return null;
     }
 
     /** The CD result: a decoded context, or the event that stops the transaction. */
@@ -308,6 +330,14 @@ public final class TranslationPath {
         TlbTag tag = new TlbTag(regime, vmid, asid, cc != null && cc.cd().is(Cd.ASET));
         long input = s1 == null ? iova : topByteIgnored(s1, iova);
         TlbEntry hit = trace != null ? tlb.peek(tag, input) : tlb.lookup(tag, input);
+        if (hit != null && strict != null && trace == null && !speculative) {
+            // §3.20.1: strict mode detects TLB conflicts, aborts the transaction and records F_TLB_CONFLICT.
+            TlbConflict conflict = TlbConflict.find(tlb.matching(tag, input), input, profile.bbml());
+            if (conflict != null) {
+                strict.accept(conflict.violation(sid, ssid, input));
+                return new Outcome.Terminate("F_TLB_CONFLICT", conflict.event(sid, ssid, iova, input, access));
+            }
+        }
         // An entry that does not grant the access is walked again: a permission fault, or a
         // hardware dirty-state update (§3.13).
         if (hit != null && Perm.allows(hit.perm(), access)) {
@@ -338,7 +368,9 @@ public final class TranslationPath {
                 trace.walked = ta;
                 return new Outcome.Walked(new TlbEntry(tag, ta), input);
             }
-            return new Outcome.Walked(tlb.insert(tag, ta), input);
+            // §3.21.1.2: at BBML Level 1 a Block with nT == 1 is not cached (BreakBeforeMake.cacheable).
+            return new Outcome.Walked(BreakBeforeMake.cacheable(ta, profile.bbml()) ? tlb.insert(tag, ta)
+                    : new TlbEntry(tag, ta), input);
         }
         TranslationFault f = (TranslationFault) r;
         boolean stage2 = f.stage() == 2;
