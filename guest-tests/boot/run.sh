@@ -298,7 +298,7 @@ run_nest_case() { # name frontend profile kernel initrd
     local name=$1 frontend=$2 profile=$3 kernel=$4 initrd=$5 machine=virt nest=
     # GET_HW_INFO must report the profile's SMMU_IDR0-5 (Smmuv3Profile; stage "nested" on the board)
     case $profile in
-        nesting-host) nest=expect-idr:0xd4c101b,0x2730410,0x0,0x500,0x0,0x74 ;;
+        nesting-host) nest=expect-idr:0xd4c101b,0x2730410,0x0,0x1500,0x0,0x74 ;;
         default) nest=expect-idr:0xd44101b,0x2730010,0x0,0x400,0x0,0x74 ;;
         s1-only) nest=no-nesting; machine=virt-9.1 ;;  # QEMU's default stage "1" (see above)
     esac

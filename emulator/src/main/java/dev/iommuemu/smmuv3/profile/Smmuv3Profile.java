@@ -72,9 +72,8 @@ public record Smmuv3Profile(String name, int idr0, int idr1, int idr2, int idr3,
             (int) IDR0_CD2L.insert(DEFAULT.idr0, 1),
             (int) IDR1_SSIDSIZE.insert(DEFAULT.idr1, 16),
             DEFAULT.idr2,
-            // BBML stays 0 here, short of §3.21.1.1's "Level 1 or 2" for an SMMUv3.2, because the boot
-            // matrix pins this profile's IDR3 (guest-tests/boot/run.sh --expect-idr).
-            (int) IDR3_FWB.insert(DEFAULT.idr3, 1),
+            // BBML 2: an SMMUv3.2 implements Level 1 or 2 (§3.21.1.1); Level 2 as MAX and QEMU's do
+            (int) IDR3_BBML.insert(IDR3_FWB.insert(DEFAULT.idr3, 1), 2),
             DEFAULT.idr4,
             DEFAULT.idr5,
             IIDR,
