@@ -8,6 +8,7 @@ import dev.iommuemu.dma.DmaResult;
 import dev.iommuemu.dma.IommuModel;
 import dev.iommuemu.dma.IotlbEntry;
 import dev.iommuemu.dma.IotlbInvalidation;
+import dev.iommuemu.dma.MsiSource;
 import dev.iommuemu.dma.Perm;
 import dev.iommuemu.field.Register;
 import dev.iommuemu.memory.GuestMemory;
@@ -86,6 +87,8 @@ public final class Smmuv3 implements IommuModel {
     /** Stall records waiting for the Event queue to become writable (bounded by STALL_MAX). */
     private final Deque<EventRecord> pendingStallRecords = new ArrayDeque<>();
     private long violationCount;
+    /** Service failure mode (IHI 0070 §6.3 SMMU_GERROR.SFM_ERR, §12 RAS): left only by a reset. */
+    private boolean serviceFailure;
 
     public Smmuv3(GuestMemory mem, DmaHost host, Smmuv3Profile profile, EndpointPort endpoints, Options options) {
         this.mem = mem;
@@ -136,6 +139,7 @@ public final class Smmuv3 implements IommuModel {
         translations.invalidateAll();
         stalls.drain();
         pendingStallRecords.clear();
+        serviceFailure = false; // a reset is the only way out of service failure mode
     }
 
     // ------------------------------------------------------------------------------------------
@@ -180,18 +184,25 @@ public final class Smmuv3 implements IommuModel {
             }
             regs.set(IRQ_CTRLACK, v);
         } else if (r == GERRORN) {
-            cmdq.process(); // an acknowledged CMDQ_ERR lets consumption resume (§7.1)
+            processCommands(); // an acknowledged CMDQ_ERR lets consumption resume (§7.1)
             flushStallRecords();
         } else if (r == CMDQ_PROD) {
-            cmdq.process();
+            processCommands();
         } else if (r == EVENTQ_CONS) {
             flushStallRecords();
         }
     }
 
+    /** Consumes commands, unless in service failure mode, where the queue is not consumed. */
+    private void processCommands() {
+        if (!serviceFailure) {
+            cmdq.process();
+        }
+    }
+
     /** Writes held stall records while the Event queue is writable (§7.2.1). */
     private void flushStallRecords() {
-        while (!pendingStallRecords.isEmpty() && evtq.writable()) {
+        while (!serviceFailure && !pendingStallRecords.isEmpty() && evtq.writable()) {
             EventRecord e = pendingStallRecords.peekFirst();
             if (!stalls.held(e.streamId(), e.stag())) {
                 pendingStallRecords.removeFirst(); // resolved before it could be recorded (§4.7.2)
@@ -270,7 +281,7 @@ public final class Smmuv3 implements IommuModel {
             pendingStallRecords.clear(); // the stalls were terminated above
         }
         if (CR0_CMDQEN.isSet(v)) {
-            cmdq.process();
+            processCommands();
         }
         flushStallRecords();
     }
@@ -292,6 +303,9 @@ public final class Smmuv3 implements IommuModel {
 
     @Override
     public DmaResult translate(int streamId, int substreamId, long iova, DmaAccess access) {
+        if (serviceFailure) {
+            return new DmaResult.Aborted("SFM"); // service failure mode terminates every transaction
+        }
         if (!CR0_SMMUEN.isSet(regs.get(CR0ACK))) {
             // §3.2, §6.3 SMMU_GBPA: with SMMUEN == 0, SMMU_GBPA decides: abort, or bypass.
             if (GBPA_ABORT.isSet(regs.get(GBPA))) {
@@ -309,6 +323,10 @@ public final class Smmuv3 implements IommuModel {
         }
         Translations.Miss m = (Translations.Miss) r;
         EventRecord ev = m.event();
+        // §3.12.2: a fault configured to stall stalls only while the Event queue is enabled
+        // (SMMU_CR0.EVENTQEN == 1), since software learns of a stall from its record; with
+        // EVENTQEN == 0 the transaction is terminated as a non-stall fault would be (and its
+        // record, which the disabled queue cannot take, is discarded, §7.2.1).
         if (m.stall() && CR0_EVENTQEN.isSet(regs.get(CR0ACK))) {
             int stag = stalls.allocate(streamId);
             if (stag >= 0) {
@@ -365,6 +383,9 @@ public final class Smmuv3 implements IommuModel {
         if (!profile.ats()) {
             return AtsResponse.unsupported();
         }
+        if (serviceFailure) {
+            return AtsResponse.completerAbort(); // service failure mode: no translation is given
+        }
         return translations.ats(regs.get(CR0ACK), regs.get(STRTAB_BASE), regs.get(STRTAB_BASE_CFG), streamId,
                 substreamId, address, access, evtq);
     }
@@ -376,6 +397,9 @@ public final class Smmuv3 implements IommuModel {
      * gives F_TRANSL_FORBIDDEN. SMMUEN == 0 always gives F_TRANSL_FORBIDDEN.
      */
     public DmaResult translatedTransaction(int streamId, long address, DmaAccess access) {
+        if (serviceFailure) {
+            return new DmaResult.Aborted("SFM");
+        }
         long ack = regs.get(CR0ACK);
         boolean forbidden = !CR0_SMMUEN.isSet(ack);
         if (!forbidden && CR0_ATSCHK.isSet(ack)) {
@@ -395,7 +419,7 @@ public final class Smmuv3 implements IommuModel {
 
     /** A PRI Page Request from an endpoint (§8): queued on the PRI queue, or discarded. */
     public boolean pageRequest(PageRequest req) {
-        if (!profile.pri()) {
+        if (!profile.pri() || serviceFailure) {
             return false;
         }
         return priq.enqueue(req);
@@ -408,7 +432,7 @@ public final class Smmuv3 implements IommuModel {
      * whether it was recorded (SMMUEN == 1 and a writable queue).
      */
     public boolean pageRequestHint(int streamId, int substreamId, long address, int spanPages, int perms) {
-        if (!CR0_SMMUEN.isSet(regs.get(CR0ACK))) {
+        if (!CR0_SMMUEN.isSet(regs.get(CR0ACK)) || serviceFailure) {
             return false;
         }
         boolean ssv = substreamId != NO_SUBSTREAM;
@@ -418,10 +442,59 @@ public final class Smmuv3 implements IommuModel {
 
     /** An unsupported upstream transaction (§7.3.2 F_UUT), with an IMPLEMENTATION DEFINED reason. */
     public DmaResult unsupportedTransaction(int streamId, int substreamId, long address, DmaAccess access, int reason) {
+        if (serviceFailure) {
+            return new DmaResult.Aborted("SFM");
+        }
         boolean ssv = substreamId != NO_SUBSTREAM;
         evtq.record(new EventRecord(EventType.F_UUT, streamId, ssv, ssv ? substreamId : 0, 0, false, !access.write(),
                 access.instruction(), access.privileged(), false, 0, address, 0, reason & 0xffff));
         return new DmaResult.Aborted("F_UUT");
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Global errors the VMM or the user report (IHI 0070 §6.3 SMMU_GERROR)
+
+    /**
+     * The VMM found neither memory nor a device at the address of an MSI this SMMU sent through
+     * {@link DmaHost#msi(long, int, MsiSource)} (docs/protocol.md IOMMU_MSI_ABORTED): activates the
+     * source's MSI_*_ABT_ERR (§6.3 SMMU_GERROR) and raises the GERROR interrupt, except for
+     * MSI_GERROR_ABT_ERR, which sends no GERROR MSI ({@link Interrupts#raiseGerror}). A second abort
+     * while the error is active changes nothing. {@code address} and {@code data} identify the write
+     * for logs; the model does not compare them with the IRQ_CFG registers, which software may have
+     * reprogrammed since. Returns the GERROR bit's name, or {@code null} when none applies
+     * ({@link MsiSource#OTHER}, or a profile without MSIs).
+     */
+    public String msiAborted(long address, int data, MsiSource source) {
+        dev.iommuemu.field.Field bit = irq.msiAborted(source);
+        return bit == null ? null : bit.name();
+    }
+
+    /**
+     * Enters service failure mode, an IMPLEMENTATION DEFINED condition (§6.3 SMMU_GERROR.SFM_ERR; §12
+     * RAS), injected here so that drivers can exercise their recovery: GERROR.SFM_ERR is activated
+     * (and its interrupt raised); from then on every transaction is terminated without an event,
+     * ATS Translation Requests complete with CA, PRI Page Requests are discarded, held stalls are
+     * terminated, the Event and PRI queues get no record and the command queue is not consumed (a
+     * CMD_SYNC never completes). Registers stay accessible; acknowledging SFM_ERR through GERRORN
+     * does not leave the mode: only a reset of the SMMU does ({@link #reset}). Returns whether the
+     * mode was entered now ({@code false} if already in it).
+     */
+    public boolean enterServiceFailureMode() {
+        if (serviceFailure) {
+            return false;
+        }
+        serviceFailure = true;
+        for (StallTable.Stalled s : stalls.drain()) {
+            endpoints.stallResolved(s.streamId(), s.stag(), false);
+        }
+        pendingStallRecords.clear();
+        irq.raiseGerror(GERROR_SFM_ERR);
+        return true;
+    }
+
+    /** Whether the SMMU is in service failure mode ({@link #enterServiceFailureMode}). */
+    public boolean serviceFailureMode() {
+        return serviceFailure;
     }
 
     // ------------------------------------------------------------------------------------------

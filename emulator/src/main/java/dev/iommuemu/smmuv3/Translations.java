@@ -88,7 +88,10 @@ final class Translations {
      * An ATS Translation Request (§3.9.1; §5.2 STE.V, STE.Config, STE.EATS, STE.S1DSS; §7.3.6):
      * SMMUEN == 0 or an effective EATS of 0b00 (bypass included) is F_BAD_ATS_TREQ and UR; an
      * invalid STE, a terminated substream or a bad CD is CA and Config abort is UR, without events;
-     * a translation fault is a successful completion granting nothing. Never stalls.
+     * a translation fault is a successful completion granting nothing, and a permission fault one
+     * granting the permissions the page does have (§3.9.1.2, the F_PERMISSION row; §13.7). A
+     * request without a PASID is checked as Data, Unprivileged and its completion has Exe = Priv
+     * = 0 (§13.7). Never stalls.
      */
     AtsResponse ats(long cr0ack, long strtabBase, long strtabBaseCfg, int sid, int ssid, long addr, DmaAccess access,
             EventQueue evtq) {
@@ -104,26 +107,38 @@ final class Translations {
                 return AtsResponse.unsupported(); // §5.2 EATS: Config 0b000 is silently UR
             }
         }
+        boolean pasid = ssid >= 0;
+        // §13.7: without a PASID TLP prefix a Translation Request has no Exe or Priv attribute; the
+        // SMMU treats it as a Data, Unprivileged access.
+        DmaAccess req = pasid ? access : new DmaAccess(access.write(), false, false);
         // EATS 0b10 is ILLEGAL here (IDR0.NS1ATS) and 0b11 behaves as 0b00 without DPT.
         if (!enabled || ste.eats() != 0b01 || ste.config() == Ste.CONFIG_BYPASS) {
-            boolean ssv = ssid >= 0;
-            evtq.record(new EventRecord(EventType.F_BAD_ATS_TREQ, sid, ssv, ssv ? ssid : 0, 0, false, !access.write(),
-                    access.instruction(), access.privileged(), false, 0, addr, 0, 1));
+            evtq.record(new EventRecord(EventType.F_BAD_ATS_TREQ, sid, pasid, pasid ? ssid : 0, 0, false, !req.write(),
+                    req.instruction(), req.privileged(), false, 0, addr, 0, 1));
             return AtsResponse.unsupported();
         }
-        Outcome o = path.translate(strtabBase, strtabBaseCfg, sid, ssid, addr, access);
+        Outcome o = path.translate(strtabBase, strtabBaseCfg, sid, ssid, addr, req);
+        if (o instanceof Outcome.Fault f && f.event().type() == EventType.F_PERMISSION
+                && (req.write() || req.instruction())) {
+            // §3.9.1.2 F_PERMISSION, §13.7: the completion grants the subset of the requested
+            // permissions that exists. Every Translation Request asks for read; a write (NW == 0)
+            // or an Exe request that the page refuses is answered with what a data read of the same
+            // privilege is granted (a write to a read-only page gives R; an Exe read of an XN page
+            // gives R). A page that refuses that read too grants nothing.
+            o = path.translate(strtabBase, strtabBaseCfg, sid, ssid, addr,
+                    new DmaAccess(false, false, req.privileged()));
+        }
         if (o instanceof Outcome.Walked w) {
             int p = w.entry().perm();
-            boolean priv = access.privileged();
+            boolean priv = req.privileged();
             boolean r = (p & (priv ? Perm.PR : Perm.UR)) != 0;
             boolean wr = (p & (priv ? Perm.PW : Perm.UW)) != 0;
-            boolean x = (p & (priv ? Perm.PX : Perm.UX)) != 0;
+            boolean x = pasid && (p & (priv ? Perm.PX : Perm.UX)) != 0;
             IotlbEntry e = entry(w.entry(), w.input(), addr);
             return new AtsResponse(AtsResponse.Status.SUCCESS, e.translatedAddr(), e.addrMask() + 1, r, wr, x, priv);
         }
         if (o instanceof Outcome.Bypass) { // S1DSS bypass with no stage 2
-            return new AtsResponse(AtsResponse.Status.SUCCESS, addr & ~0xfffL, 4096, true, true, true,
-                    access.privileged());
+            return new AtsResponse(AtsResponse.Status.SUCCESS, addr & ~0xfffL, 4096, true, true, pasid, req.privileged());
         }
         if (o instanceof Outcome.Fault) {
             return AtsResponse.noAccess(addr); // a translation fault is a no-access completion

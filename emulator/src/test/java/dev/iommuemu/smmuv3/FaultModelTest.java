@@ -317,7 +317,8 @@ class FaultModelTest {
         h.ste(SID, ste);
         h.cfgiSte(SID);
         AtsResponse ok = h.smmu.atsTranslate(SID, -1, 0x1234, DmaAccess.WRITE);
-        assertEquals(new AtsResponse(AtsResponse.Status.SUCCESS, 0x2000, 4096, true, true, true, false), ok);
+        // No PASID: Data, Unprivileged; the completion has no Exe (§13.7).
+        assertEquals(new AtsResponse(AtsResponse.Status.SUCCESS, 0x2000, 4096, true, true, false, false), ok);
         AtsResponse none = h.smmu.atsTranslate(SID, -1, 0x9000, DmaAccess.READ);
         assertEquals(AtsResponse.Status.SUCCESS, none.status());
         assertFalse(none.read() || none.write());
