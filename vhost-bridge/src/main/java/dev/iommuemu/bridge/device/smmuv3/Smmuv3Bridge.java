@@ -201,6 +201,18 @@ public final class Smmuv3Bridge implements BridgedDevice {
                 request.write() && !stop, request.exec(), request.priv()));
     }
 
+    /** IOMMU_MSI_ABORTED: the source's MSI_*_ABT_ERR in SMMU_GERROR (IHI 0070 §6.3 SMMU_GERROR). */
+    @Override
+    public String msiAborted(long address, int data, dev.iommuemu.dma.MsiSource source) {
+        return smmu.msiAborted(address, data, source);
+    }
+
+    /** Service failure mode (IHI 0070 §6.3 SMMU_GERROR.SFM_ERR), injected by the control API. */
+    @Override
+    public boolean injectServiceFailure() {
+        return smmu.enterServiceFailureMode();
+    }
+
     @Override
     public void reset() {
         smmu.reset();
