@@ -354,7 +354,7 @@ public final class Smmuv3 implements IommuModel {
      */
     @Override
     public IotlbEntry speculate(int streamId, int substreamId, long iova, DmaAccess access) {
-        if (!CR0_SMMUEN.isSet(regs.get(CR0ACK))) {
+        if (!CR0_SMMUEN.isSet(regs.get(CR0ACK)) || serviceFailure) {
             return null;
         }
         return translations.prefetch(regs.get(STRTAB_BASE), regs.get(STRTAB_BASE_CFG), streamId, substreamId, iova,
@@ -484,6 +484,8 @@ public final class Smmuv3 implements IommuModel {
             return false;
         }
         serviceFailure = true;
+        // Translations the VMM cached would otherwise keep working: every one is dropped.
+        host.invalidate(IotlbInvalidation.all());
         for (StallTable.Stalled s : stalls.drain()) {
             endpoints.stallResolved(s.streamId(), s.stag(), false);
         }

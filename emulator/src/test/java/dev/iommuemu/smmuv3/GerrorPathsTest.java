@@ -163,7 +163,9 @@ class GerrorPathsTest {
                 DmaAccess.READ));
         h.events();
 
+        h.host.invalidations.clear();
         assertTrue(h.smmu.enterServiceFailureMode());
+        assertEquals(java.util.List.of(dev.iommuemu.dma.IotlbInvalidation.all()), h.host.invalidations);
         assertFalse(h.smmu.enterServiceFailureMode()); // already in it
         assertEquals(1L << 8, gerror(h)); // SFM_ERR active
         assertEquals(0, gerrorn(h));
@@ -174,6 +176,7 @@ class GerrorPathsTest {
         assertInstanceOf(DmaResult.Aborted.class, h.smmu.translate(SID, -1, 0x1000, DmaAccess.READ));
         assertInstanceOf(DmaResult.Aborted.class, h.smmu.translate(1 << 30, -1, 0, DmaAccess.READ));
         assertEquals(AtsResponse.Status.CA, h.smmu.atsTranslate(SID, -1, 0x1000, DmaAccess.READ).status());
+        assertNull(h.smmu.speculate(SID, -1, 0x1000, DmaAccess.READ)); // nothing for the VMM to cache
         assertFalse(h.smmu.pageRequest(new PageRequest(0x42, 7, 0x1234_5000L, 0x1a5, true, true, true, false, true)));
         assertEquals(0, h.rawEvents().size());
         // The command queue is not consumed: CONS stays where it was.
