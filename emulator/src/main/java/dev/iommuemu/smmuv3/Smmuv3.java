@@ -87,7 +87,7 @@ public final class Smmuv3 implements IommuModel {
     /** Stall records waiting for the Event queue to become writable (bounded by STALL_MAX). */
     private final Deque<EventRecord> pendingStallRecords = new ArrayDeque<>();
     private long violationCount;
-    /** Service failure mode (IHI 0070 §6.3 SMMU_GERROR.SFM_ERR, §12 RAS): left only by a reset. */
+    /** Service failure mode (IHI 0070 §12.3, §6.3 SMMU_GERROR.SFM_ERR): left only by a reset. */
     private boolean serviceFailure;
 
     public Smmuv3(GuestMemory mem, DmaHost host, Smmuv3Profile profile, EndpointPort endpoints, Options options) {
@@ -323,11 +323,11 @@ public final class Smmuv3 implements IommuModel {
         }
         Translations.Miss m = (Translations.Miss) r;
         EventRecord ev = m.event();
-        // §3.12.2: a fault configured to stall stalls only while the Event queue is enabled
-        // (SMMU_CR0.EVENTQEN == 1), since software learns of a stall from its record; with
-        // EVENTQEN == 0 the transaction is terminated as a non-stall fault would be (and its
-        // record, which the disabled queue cannot take, is discarded, §7.2.1).
-        if (m.stall() && CR0_EVENTQEN.isSet(regs.get(CR0ACK))) {
+        // §7.2.1: events caused by stalled transactions are not discarded when the Event queue is
+        // not writable (disabled by EVENTQEN == 0, full, or with EVENTQ_ABT_ERR active): the
+        // transaction stays stalled and its record is written once the queue is writable (§3.12.2:
+        // software learns of the stall only when it enables the queue). Only STALL_MAX bounds it.
+        if (m.stall()) {
             int stag = stalls.allocate(streamId);
             if (stag >= 0) {
                 // §3.12.2: the transaction is held; its record carries Stall == 1 and the STAG. A
@@ -458,7 +458,7 @@ public final class Smmuv3 implements IommuModel {
      * The VMM found neither memory nor a device at the address of an MSI this SMMU sent through
      * {@link DmaHost#msi(long, int, MsiSource)} (docs/protocol.md IOMMU_MSI_ABORTED): activates the
      * source's MSI_*_ABT_ERR (§6.3 SMMU_GERROR) and raises the GERROR interrupt, except for
-     * MSI_GERROR_ABT_ERR, which sends no GERROR MSI ({@link Interrupts#raiseGerror}). A second abort
+     * MSI_GERROR_ABT_ERR, which raises none (§7.5.1, {@link Interrupts#raiseGerror}). A second abort
      * while the error is active changes nothing. {@code address} and {@code data} identify the write
      * for logs; the model does not compare them with the IRQ_CFG registers, which software may have
      * reprogrammed since. Returns the GERROR bit's name, or {@code null} when none applies
@@ -470,14 +470,16 @@ public final class Smmuv3 implements IommuModel {
     }
 
     /**
-     * Enters service failure mode, an IMPLEMENTATION DEFINED condition (§6.3 SMMU_GERROR.SFM_ERR; §12
-     * RAS), injected here so that drivers can exercise their recovery: GERROR.SFM_ERR is activated
-     * (and its interrupt raised); from then on every transaction is terminated without an event,
-     * ATS Translation Requests complete with CA, PRI Page Requests are discarded, held stalls are
-     * terminated, the Event and PRI queues get no record and the command queue is not consumed (a
-     * CMD_SYNC never completes). Registers stay accessible; acknowledging SFM_ERR through GERRORN
-     * does not leave the mode: only a reset of the SMMU does ({@link #reset}). Returns whether the
-     * mode was entered now ({@code false} if already in it).
+     * Enters Service Failure Mode (§12.3; §6.3 SMMU_GERROR.SFM_ERR), which hardware enters when its
+     * internal consistency is lost, injected here so that drivers can exercise their recovery:
+     * GERROR.SFM_ERR is activated (and its interrupt raised); from then on "traffic through the
+     * SMMU has stopped" and it "has stopped processing commands and recording events" (§6.3): every
+     * transaction is terminated without an event, ATS Translation Requests complete with CA ("it
+     * responds to PCIe requests as CA", §12.3), PRI Page Requests are discarded, held stalls are
+     * terminated, no queue is accessed (a CMD_SYNC never completes). Registers stay accessible (as
+     * §12.3 recommends); acknowledging SFM_ERR through GERRORN does not leave the mode: only a reset
+     * does ({@link #reset}; §12.3: recovery "must include system reset"). Returns whether the mode
+     * was entered now ({@code false} if already in it).
      */
     public boolean enterServiceFailureMode() {
         if (serviceFailure) {

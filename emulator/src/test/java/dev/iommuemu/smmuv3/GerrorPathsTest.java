@@ -18,6 +18,7 @@ import dev.iommuemu.smmuv3.irq.Interrupts;
 import dev.iommuemu.smmuv3.priq.PageRequest;
 import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
 import dev.iommuemu.smmuv3.streamtable.Ste;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -93,8 +94,9 @@ class GerrorPathsTest {
         assertEquals("MSI_GERROR_ABT_ERR", h.smmu.msiAborted(GERROR_MSI, 0x33, MsiSource.GERROR));
         assertEquals(1L | (1L << 7), gerror(h));
         assertEquals(0, gerrorn(h));
-        assertEquals(1, h.host.msis.size()); // no GERROR MSI for MSI_GERROR_ABT_ERR: it would abort again
-        assertEquals(2, h.host.count(Interrupts.GERROR)); // the wired line pulses
+        // §7.5.1: MSI_GERROR_ABT_ERR triggers no GERROR interrupt, neither MSI nor wired.
+        assertEquals(1, h.host.msis.size());
+        assertEquals(1, h.host.count(Interrupts.GERROR));
     }
 
     @Test
@@ -209,7 +211,9 @@ class GerrorPathsTest {
     }
 
     @Test
-    void aStallEnabledFaultWithTheEventQueueDisabledIsTerminated() {
+    void aStallEnabledFaultWithTheEventQueueDisabledStallsAndIsRecordedOnceEnabled() {
+        // §7.2.1: events caused by stalled transactions are not discarded when the Event queue is
+        // not writable (EVENTQEN == 0 included); the record is written when it becomes writable.
         Harness h = new Harness(Smmuv3Profile.MAX).enable();
         long[] cd = Harness.cd(0, 1);
         Cd.S.set(cd, 1);
@@ -219,18 +223,32 @@ class GerrorPathsTest {
         h.cd(Harness.CDS, cd);
         h.ste(SID, Harness.s1Ste(Harness.CDS, 0));
         h.write(CR0.offset(), CR0_CMDQEN.mask() | CR0_SMMUEN.mask()); // EVENTQEN = 0
-        DmaResult r = h.smmu.translate(SID, -1, 0x5000, DmaAccess.READ);
-        assertEquals(new DmaResult.Aborted("F_TRANSLATION"), r); // terminated, not Stalled
-        assertEquals(0, h.smmu.stats().stalled());
-        assertEquals(0, h.endpoints.calls.size()); // nothing held, so nothing to resolve
-        // Re-enabling the queue brings no record: the fault's was discarded, not held (§7.2.1).
+        DmaResult.Stalled st = assertInstanceOf(DmaResult.Stalled.class,
+                h.smmu.translate(SID, -1, 0x5000, DmaAccess.READ));
+        assertEquals(1, h.smmu.stats().stalled());
+        assertEquals(0, Q_PTR.get(h.read(EVENTQ_PROD.offset()))); // nothing written while disabled
+        assertEquals(0, h.host.count(Interrupts.EVTQ));
+        // A terminating fault meanwhile is discarded (§7.2.1), not held.
+        h.smmu.translate(1 << 30, -1, 0, DmaAccess.READ);
+        // Enabling the queue writes the stall record, byte for byte: F_TRANSLATION, Stall, STAG.
+        h.write(CR0.offset(), CR0_CMDQEN.mask() | CR0_EVENTQEN.mask() | CR0_SMMUEN.mask());
+        List<long[]> recs = h.rawEvents();
+        assertEquals(1, recs.size());
+        assertArrayEquals(new long[] {0x10 | ((long) SID << 32), (1L << 31) | (1L << 35) | (2L << 40) | st.stag(),
+            0x5000, 0}, recs.get(0));
+        assertEquals(1, h.host.count(Interrupts.EVTQ));
+        assertEquals(0, gerror(h));
+        // Resolved as usual.
+        h.cmd(Command.build(Command.Op.CMD_RESUME).set(Command.SID, SID).set(Command.RESUME_STAG, st.stag())
+                .set(Command.RESUME_AC, Command.RESUME_RETRY).command());
+        assertEquals("stall sid=2 stag=" + st.stag() + " retry=true", h.endpoints.calls.get(0));
+        // A stall terminated while the queue is disabled never gets a record.
+        h.write(CR0.offset(), CR0_CMDQEN.mask() | CR0_SMMUEN.mask());
+        DmaResult.Stalled st2 = assertInstanceOf(DmaResult.Stalled.class,
+                h.smmu.translate(SID, -1, 0x6000, DmaAccess.READ));
+        h.cmd(Command.build(Command.Op.CMD_STALL_TERM).set(Command.SID, SID).command());
+        assertEquals("stall sid=2 stag=" + st2.stag() + " retry=false", h.endpoints.calls.get(1));
         h.write(CR0.offset(), CR0_CMDQEN.mask() | CR0_EVENTQEN.mask() | CR0_SMMUEN.mask());
         assertEquals(0, h.rawEvents().size());
-        assertEquals(0, gerror(h));
-        // With the queue enabled the same fault stalls.
-        assertInstanceOf(DmaResult.Stalled.class, h.smmu.translate(SID, -1, 0x5000, DmaAccess.READ));
-        long[] rec = h.rawEvents().get(0);
-        assertEquals(0x10 | ((long) SID << 32), rec[0]); // F_TRANSLATION
-        assertEquals(1L << 31, rec[1] & (1L << 31)); // Stall
     }
 }

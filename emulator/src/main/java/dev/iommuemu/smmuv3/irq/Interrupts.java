@@ -67,9 +67,9 @@ public final class Interrupts {
 
     /**
      * Activates a global error (§6.3 SMMU_GERROR: an error is active while GERROR.x != GERRORN.x; a new
-     * error toggles GERROR.x only when that error is inactive) and signals it. MSI_GERROR_ABT_ERR
-     * sends no GERROR MSI: the GERROR MSI is what aborted, and another would abort again (§6.3
-     * SMMU_GERROR MSI_GERROR_ABT_ERR; the wired line, which needs no memory write, still pulses).
+     * error toggles GERROR.x only when that error is inactive) and signals it, except
+     * MSI_GERROR_ABT_ERR, which triggers no GERROR interrupt (§7.5.1: a prior GERROR MSI aborted,
+     * and sending another to the same address might abort again).
      */
     public void raiseGerror(Field bit) {
         long g = regs.get(Smmuv3Regs.GERROR);
@@ -78,10 +78,13 @@ public final class Interrupts {
             return; // already active
         }
         regs.set(Smmuv3Regs.GERROR, g ^ bit.mask());
+        if (bit == Smmuv3Regs.GERROR_MSI_GERROR_ABT_ERR) {
+            return; // §7.5.1: the one error that raises no GERROR interrupt
+        }
         if (enabled(Smmuv3Regs.IRQ_CTRL_GERROR_IRQEN)) {
             long addr = Smmuv3Regs.IRQ_CFG0_ADDR.inPlace(regs.get(Smmuv3Regs.GERROR_IRQ_CFG0));
             host.raiseIrq(GERROR);
-            if (profile.msi() && addr != 0 && bit != Smmuv3Regs.GERROR_MSI_GERROR_ABT_ERR) {
+            if (profile.msi() && addr != 0) {
                 int data = (int) regs.get(Smmuv3Regs.GERROR_IRQ_CFG1);
                 if (!msi(addr, data, MsiSource.GERROR)) {
                     msiAborted(MsiSource.GERROR);
@@ -94,7 +97,7 @@ public final class Interrupts {
      * The MSI {@code source} sent aborted: the VMM found neither memory nor a device at its address
      * (docs/protocol.md IOMMU_MSI_ABORTED), or the store into guest RAM failed. Activates the
      * source's GERROR bit (§6.3 SMMU_GERROR MSI_CMDQ_ABT_ERR, MSI_EVENTQ_ABT_ERR,
-     * MSI_PRIQ_ABT_ERR, MSI_GERROR_ABT_ERR) as {@link #raiseGerror} does: nothing changes while
+     * MSI_PRIQ_ABT_ERR, MSI_GERROR_ABT_ERR; §7.5) as {@link #raiseGerror} does: nothing changes while
      * that error is already active. {@link MsiSource#OTHER}, and any source on a profile without
      * MSIs (SMMU_IDR0.MSI == 0: this SMMU sends none), changes nothing. Returns the bit, or
      * {@code null} when none applies.
