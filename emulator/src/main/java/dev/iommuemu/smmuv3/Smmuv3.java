@@ -380,14 +380,25 @@ public final class Smmuv3 implements IommuModel {
      * Never stalls, never records translation faults.
      */
     public AtsResponse atsTranslate(int streamId, int substreamId, long address, DmaAccess access) {
+        return atsTranslate(streamId, substreamId, address, access.write(), access.instruction(), access.privileged());
+    }
+
+    /**
+     * {@link #atsTranslate(int, int, long, DmaAccess)} with the request's PCIe fields (§13.7):
+     * {@code write} is NW == 0, {@code exe} and {@code priv} the PASID prefix's Execute_Requested and
+     * Privileged_Mode_Requested (a request may ask for write and Exe together, which a
+     * {@link DmaAccess} cannot express).
+     */
+    public AtsResponse atsTranslate(int streamId, int substreamId, long address, boolean write, boolean exe,
+            boolean priv) {
         if (!profile.ats()) {
             return AtsResponse.unsupported();
         }
         if (serviceFailure) {
-            return AtsResponse.completerAbort(); // service failure mode: no translation is given
+            return AtsResponse.completerAbort(); // §12.3: in SFM PCIe requests are answered CA
         }
         return translations.ats(regs.get(CR0ACK), regs.get(STRTAB_BASE), regs.get(STRTAB_BASE_CFG), streamId,
-                substreamId, address, access, evtq);
+                substreamId, address, write, exe, priv, evtq);
     }
 
     /**

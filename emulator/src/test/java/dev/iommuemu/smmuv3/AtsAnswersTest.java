@@ -29,41 +29,56 @@ class AtsAnswersTest {
     private static final long RO_ALL = BASE | PageTables.S1_AP_RO_ALL;
     private static final long RW_PRIV = BASE | PageTables.S1_AP_RW_PRIV;
 
-    /** One row: the page's descriptor attributes, the request, whether it has a PASID, the completion. */
-    record Vector(String what, long attrs, DmaAccess request, boolean pasid, AtsResponse expected) {}
+    /**
+     * One row: the page's stage 1 descriptor attributes, the request's PCIe fields (NW == 0 is
+     * {@code write}; Exe and Priv come with a PASID), whether it has a PASID, the completion.
+     */
+    record Vector(String what, long attrs, boolean write, boolean exe, boolean priv, boolean pasid,
+            AtsResponse expected) {}
 
     private static AtsResponse grant(boolean r, boolean w, boolean x, boolean p) {
         return new AtsResponse(AtsResponse.Status.SUCCESS, PA, 4096, r, w, x, p);
     }
 
-    private static final AtsResponse NOTHING = new AtsResponse(AtsResponse.Status.SUCCESS, 0, 4096, false, false,
-            false, false);
+    private static AtsResponse nothing(boolean p) {
+        return new AtsResponse(AtsResponse.Status.SUCCESS, 0, 4096, false, false, false, p);
+    }
 
-    /** The §13.7 examples and the F_PERMISSION row of §3.9.1.2, with and without a PASID. */
-    static final List<Vector> VECTORS = List.of(
-            new Vector("read of an RW page, no PASID: Data, Unprivileged", RW_ALL, DmaAccess.READ, false,
+    /**
+     * IHI 0070 §13.7's table of example ATS Translation Requests, row by row (with a PASID, which
+     * carries Exe and Priv). VMSAv8-64 stage 1 cannot express "User-RO, Priv-RW"; its rows use the
+     * stage 1 permission that gives the request's privilege the same access (read-only for User,
+     * AP 0b00 read/write for Priv).
+     */
+    static final List<Vector> SECTION_13_7 = List.of(
+            new Vector("NW=1 Exe=0 Priv=0, User-RO", RO_ALL, false, false, false, true, grant(true, false, false, false)),
+            new Vector("NW=0 Exe=0 Priv=0, User-RW", RW_ALL, true, false, false, true, grant(true, true, false, false)),
+            new Vector("NW=0 Exe=0 Priv=0, User-RO: a write to a read-only page gives R", RO_ALL, true, false, false,
+                    true, grant(true, false, false, false)),
+            new Vector("NW=0 Exe=0 Priv=1, Priv-RW", RW_PRIV, true, false, true, true, grant(true, true, false, true)),
+            new Vector("NW=1 Exe=1 Priv=0, User-RW XN: R (W permitted)", RW_ALL | UXN, false, true, false, true,
                     grant(true, true, false, false)),
-            new Vector("write to an RW page, no PASID", RW_ALL, DmaAccess.WRITE, false, grant(true, true, false, false)),
-            new Vector("write to a read-only page: the page with R only", RO_ALL, DmaAccess.WRITE, false,
-                    grant(true, false, false, false)),
-            new Vector("read of a privileged-only page, no PASID: unprivileged, nothing", RW_PRIV, DmaAccess.READ,
-                    false, NOTHING),
-            new Vector("privileged read without a PASID is still unprivileged", RW_PRIV, DmaAccess.PRIV_READ, false,
-                    NOTHING),
-            new Vector("Exe read without a PASID is a Data read: no Exe", RW_ALL, DmaAccess.EXEC, false,
+            new Vector("NW=0 Exe=0 Priv=0, User-RW XN", RW_ALL | UXN, true, false, false, true,
                     grant(true, true, false, false)),
-            new Vector("Exe read of an executable page", RW_ALL, DmaAccess.EXEC, true, grant(true, true, true, false)),
-            new Vector("Exe read of an XN page: R", RO_ALL | UXN, DmaAccess.EXEC, true,
+            new Vector("NW=0 Exe=1 Priv=0, User-RW", RW_ALL, true, true, false, true, grant(true, true, true, false)),
+            new Vector("NW=0 Exe=1 Priv=0, User-X Priv-RW (execute-only for the request): nothing", RW_PRIV, true,
+                    true, false, true, nothing(false)));
+
+    /** Beyond the table: Exe only when requested, and requests without a PASID (Data, Unprivileged). */
+    static final List<Vector> MORE = List.of(
+            new Vector("Exe read of an XN read-only page: R", RO_ALL | UXN, false, true, false, true,
                     grant(true, false, false, false)),
-            new Vector("privileged write to a read-only XN page: R, Priv", RO_ALL | UXN | PXN, DmaAccess.PRIV_WRITE,
-                    true, grant(true, false, false, true)),
-            new Vector("privileged read of a privileged RW page", RW_PRIV | PXN, DmaAccess.PRIV_READ, true,
+            new Vector("no Exe requested: none granted on an executable page", RW_ALL, false, false, false, true,
+                    grant(true, true, false, false)),
+            new Vector("privileged Exe read of a privileged RW page", RW_PRIV, false, true, true, true,
+                    grant(true, true, true, true)),
+            new Vector("privileged Exe read of a PXN page: R W", RW_PRIV | PXN, false, true, true, true,
                     grant(true, true, false, true)),
-            new Vector("privileged Exe read of a PXN page: R W", RW_PRIV | PXN, DmaAccess.PRIV_EXEC, true,
-                    grant(true, true, false, true)),
-            new Vector("unprivileged write to a privileged-only page: nothing", RW_PRIV, DmaAccess.WRITE, true,
-                    NOTHING),
-            new Vector("read of a read-only XN page", RO_ALL | UXN | PXN, DmaAccess.READ, true,
+            new Vector("no PASID: Data, Unprivileged, Exe = Priv = 0", RW_ALL, true, true, true, false,
+                    grant(true, true, false, false)),
+            new Vector("no PASID: a privileged-only page grants nothing", RW_PRIV, false, false, true, false,
+                    nothing(false)),
+            new Vector("no PASID: a write to a read-only page gives R", RO_ALL, true, false, false, false,
                     grant(true, false, false, false)));
 
     private static Harness atsStream(long attrs) {
@@ -81,14 +96,58 @@ class AtsAnswersTest {
         return h;
     }
 
+    private static void check(Vector v) {
+        Harness h = atsStream(v.attrs());
+        AtsResponse r = h.smmu.atsTranslate(SID, v.pasid() ? PASID : -1, VA + 0x10, v.write(), v.exe(), v.priv());
+        assertEquals(v.expected(), r, v.what());
+        assertEquals(0, h.rawEvents().size(), v.what() + ": a Translation Request records no fault");
+    }
+
     @Test
     void theSection13_7ExamplesAsVectors() {
-        for (Vector v : VECTORS) {
-            Harness h = atsStream(v.attrs());
-            AtsResponse r = h.smmu.atsTranslate(SID, v.pasid() ? PASID : -1, VA + 0x10, v.request());
-            assertEquals(v.expected(), r, v.what());
-            assertEquals(0, h.rawEvents().size(), v.what() + ": a Translation Request records no fault");
-        }
+        SECTION_13_7.forEach(AtsAnswersTest::check);
+        MORE.forEach(AtsAnswersTest::check);
+        // The table's last row: a translation-related fault grants nothing, with the request's Priv.
+        Harness h = atsStream(RW_ALL);
+        assertEquals(nothing(true), h.smmu.atsTranslate(SID, PASID, 0x9000, true, true, true));
+        assertEquals(nothing(false), h.smmu.atsTranslate(SID, -1, 0x9000, true, true, true));
+        assertEquals(0, h.rawEvents().size());
+    }
+
+    @Test
+    void httuMarksDirtyOnlyForNw0() {
+        // §13.7: with HTTU dirty-state update, NW == 0 to a writable-clean page makes it dirty and
+        // grants W; NW == 1 never marks it dirty (and gets no W).
+        Harness h = new Harness(Smmuv3Profile.MAX).enable();
+        long root = h.tables.s1Root();
+        long dbm = 1L << 51;
+        long leaf = h.tables.map(root, VA, PA, RO_ALL | dbm);
+        long[] cd = Harness.cd(root, 1);
+        dev.iommuemu.smmuv3.cd.Cd.HA.set(cd, 1);
+        dev.iommuemu.smmuv3.cd.Cd.HD.set(cd, 1);
+        h.cd(Harness.CDS, cd);
+        long[] ste = Harness.s1Ste(Harness.CDS, 0);
+        Ste.EATS.set(ste, 1);
+        h.ste(SID, ste);
+        long clean = h.mem.get64(leaf);
+        assertEquals(grant(true, false, false, false), h.smmu.atsTranslate(SID, -1, VA, false, false, false));
+        assertEquals(clean, h.mem.get64(leaf)); // NW == 1: still clean
+        assertEquals(grant(true, true, false, false), h.smmu.atsTranslate(SID, -1, VA, true, false, false));
+        assertEquals(clean & ~(1L << 7), h.mem.get64(leaf)); // AP[2] cleared: writable-dirty
+    }
+
+    @Test
+    void aWriteOnlyStage2PageGrantsWOnly() {
+        // Stage 2 S2AP == 0b10 (write-only): not readable, so R = 0, and W is what exists.
+        Harness h = new Harness(Smmuv3Profile.MAX).enable();
+        long s2 = h.tables.s2Root(24, 1);
+        h.tables.map(s2, VA, PA, PageTables.S2_RW & ~(1L << 6));
+        long[] ste = Harness.s2Ste(s2, 1);
+        Ste.EATS.set(ste, 1);
+        h.ste(SID, ste);
+        assertEquals(grant(false, true, false, false), h.smmu.atsTranslate(SID, -1, VA, true, false, false));
+        assertEquals(grant(false, true, false, false), h.smmu.atsTranslate(SID, -1, VA, false, false, false));
+        assertEquals(0, h.rawEvents().size());
     }
 
     @Test

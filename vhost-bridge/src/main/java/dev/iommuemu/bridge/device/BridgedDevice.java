@@ -71,6 +71,16 @@ public interface BridgedDevice extends AutoCloseable {
         throw new UnsupportedOperationException(model() + " does not implement ATS translation requests");
     }
 
+    /**
+     * {@link #atsTranslate(int, int, long, dev.iommuemu.dma.DmaAccess)} with the request's PCIe
+     * fields: {@code write} is NW == 0, {@code exe} and {@code priv} the PASID prefix's Execute and
+     * Privileged requests, which a Translation Request may combine with write (a DmaAccess cannot).
+     */
+    default dev.iommuemu.dma.DmaResult atsTranslate(int streamId, int substreamId, long iova, boolean write,
+            boolean exe, boolean priv) {
+        return atsTranslate(streamId, substreamId, iova, new dev.iommuemu.dma.DmaAccess(write, exe, priv));
+    }
+
     /** A PRI Page Request from an endpoint (PCIe PRI; SMMUv3 PRI queue, IHI 0070 §3.10). */
     default void pageRequest(PageRequest request) {
         throw new UnsupportedOperationException(model() + " does not implement PRI page requests");

@@ -498,7 +498,9 @@ public final class DeviceSession implements AutoCloseable {
         return withDevice(d -> {
             touch();
             int ssid = r.substreamId() == Payloads.NO_SUBSTREAM ? IommuModel.NO_SUBSTREAM : r.substreamId();
-            DmaResult res = d.atsTranslate(r.streamId(), ssid, r.iova(), access(r.access()));
+            int a = r.access(); // PCIe fields: W (NW == 0) and Exe may come together (IHI 0070 §13.7)
+            DmaResult res = d.atsTranslate(r.streamId(), ssid, r.iova(), (a & Payloads.ACCESS_WRITE) != 0,
+                    (a & Payloads.ACCESS_EXEC) != 0, (a & Payloads.ACCESS_PRIV) != 0);
             counters.inc(Counter.ATS_TRANSLATIONS);
             return reply(r, ssid, res);
         });
