@@ -13,6 +13,15 @@ public interface DmaHost {
     /** A message-signalled interrupt: a 32-bit write of {@code data} to {@code address}. */
     void msi(long address, int data);
 
+    /**
+     * {@link #msi(long, int)} from a named interrupt {@code source}: a host that can learn that the
+     * write aborted tells the model which source's MSI it was (SMMUv3
+     * {@code Smmuv3.msiAborted}). By default the source is dropped.
+     */
+    default void msi(long address, int data, MsiSource source) {
+        msi(address, data);
+    }
+
     /** The VMM must drop cached translations; returns once it has. */
     void invalidate(IotlbInvalidation inv);
 
@@ -32,6 +41,11 @@ public interface DmaHost {
             @Override
             public void msi(long address, int data) {
                 h.msi(address, data);
+            }
+
+            @Override
+            public void msi(long address, int data, MsiSource source) {
+                h.msi(address, data, source);
             }
 
             @Override

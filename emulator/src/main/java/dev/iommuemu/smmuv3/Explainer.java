@@ -1,6 +1,5 @@
 package dev.iommuemu.smmuv3;
 
-import static dev.iommuemu.smmuv3.registers.Smmuv3Regs.CR0_EVENTQEN;
 import static dev.iommuemu.smmuv3.registers.Smmuv3Regs.CR0_SMMUEN;
 import static dev.iommuemu.smmuv3.registers.Smmuv3Regs.GBPA_ABORT;
 
@@ -42,7 +41,6 @@ final class Explainer {
         WalkExplanation.StepSink sink = new WalkExplanation.StepSink();
         PathTrace trace = new PathTrace(sink);
         Outcome o = path.explain(strtabBase, strtabBaseCfg, sid, ssid, iova, access, trace);
-        boolean stallable = CR0_EVENTQEN.isSet(cr0ack); // §3.12.2: a stall needs the Event queue
         DecidedBy by;
         Result result;
         Result tables = null;
@@ -66,7 +64,7 @@ final class Explainer {
                     ev, ev != null, false), null);
         } else {
             Outcome.Fault f = (Outcome.Fault) o;
-            boolean stall = f.stall() && stallable;
+            boolean stall = f.stall(); // §7.2.1: whether or not the Event queue is writable
             EventRecord ev = stall ? Smmuv3.withStall(f.event(), 0) : f.event();
             TranslationFault tf = trace.cdFetchFault() != null ? trace.cdFetchFault()
                     : trace.walked() instanceof TranslationFault w ? w : null;

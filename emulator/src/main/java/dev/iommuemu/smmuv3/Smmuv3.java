@@ -8,6 +8,7 @@ import dev.iommuemu.dma.DmaResult;
 import dev.iommuemu.dma.IommuModel;
 import dev.iommuemu.dma.IotlbEntry;
 import dev.iommuemu.dma.IotlbInvalidation;
+import dev.iommuemu.dma.MsiSource;
 import dev.iommuemu.dma.Perm;
 import dev.iommuemu.field.Register;
 import dev.iommuemu.memory.GuestMemory;
@@ -88,6 +89,8 @@ public final class Smmuv3 implements IommuModel {
     private final Deque<EventRecord> pendingStallRecords = new ArrayDeque<>();
     private long violationCount;
     private ViolationListener listener = ViolationListener.NONE;
+    /** Service failure mode (IHI 0070 §12.3, §6.3 SMMU_GERROR.SFM_ERR): left only by a reset. */
+    private boolean serviceFailure;
 
     public Smmuv3(GuestMemory mem, DmaHost host, Smmuv3Profile profile, EndpointPort endpoints, Options options) {
         this.mem = mem;
@@ -138,6 +141,7 @@ public final class Smmuv3 implements IommuModel {
         translations.invalidateAll();
         stalls.drain();
         pendingStallRecords.clear();
+        serviceFailure = false; // a reset is the only way out of service failure mode
     }
 
     // ------------------------------------------------------------------------------------------
@@ -182,18 +186,25 @@ public final class Smmuv3 implements IommuModel {
             }
             regs.set(IRQ_CTRLACK, v);
         } else if (r == GERRORN) {
-            cmdq.process(); // an acknowledged CMDQ_ERR lets consumption resume (§7.1)
+            processCommands(); // an acknowledged CMDQ_ERR lets consumption resume (§7.1)
             flushStallRecords();
         } else if (r == CMDQ_PROD) {
-            cmdq.process();
+            processCommands();
         } else if (r == EVENTQ_CONS) {
             flushStallRecords();
         }
     }
 
+    /** Consumes commands, unless in service failure mode, where the queue is not consumed. */
+    private void processCommands() {
+        if (!serviceFailure) {
+            cmdq.process();
+        }
+    }
+
     /** Writes held stall records while the Event queue is writable (§7.2.1). */
     private void flushStallRecords() {
-        while (!pendingStallRecords.isEmpty() && evtq.writable()) {
+        while (!serviceFailure && !pendingStallRecords.isEmpty() && evtq.writable()) {
             EventRecord e = pendingStallRecords.peekFirst();
             if (!stalls.held(e.streamId(), e.stag())) {
                 pendingStallRecords.removeFirst(); // resolved before it could be recorded (§4.7.2)
@@ -272,7 +283,7 @@ public final class Smmuv3 implements IommuModel {
             pendingStallRecords.clear(); // the stalls were terminated above
         }
         if (CR0_CMDQEN.isSet(v)) {
-            cmdq.process();
+            processCommands();
         }
         flushStallRecords();
     }
@@ -294,6 +305,9 @@ public final class Smmuv3 implements IommuModel {
 
     @Override
     public DmaResult translate(int streamId, int substreamId, long iova, DmaAccess access) {
+        if (serviceFailure) {
+            return new DmaResult.Aborted("SFM"); // service failure mode terminates every transaction
+        }
         if (!CR0_SMMUEN.isSet(regs.get(CR0ACK))) {
             // §3.2, §6.3 SMMU_GBPA: with SMMUEN == 0, SMMU_GBPA decides: abort, or bypass.
             if (GBPA_ABORT.isSet(regs.get(GBPA))) {
@@ -311,7 +325,11 @@ public final class Smmuv3 implements IommuModel {
         }
         Translations.Miss m = (Translations.Miss) r;
         EventRecord ev = m.event();
-        if (m.stall() && CR0_EVENTQEN.isSet(regs.get(CR0ACK))) {
+        // §7.2.1: events caused by stalled transactions are not discarded when the Event queue is
+        // not writable (disabled by EVENTQEN == 0, full, or with EVENTQ_ABT_ERR active): the
+        // transaction stays stalled and its record is written once the queue is writable (§3.12.2:
+        // software learns of the stall only when it enables the queue). Only STALL_MAX bounds it.
+        if (m.stall()) {
             int stag = stalls.allocate(streamId);
             if (stag >= 0) {
                 // §3.12.2: the transaction is held; its record carries Stall == 1 and the STAG. A
@@ -338,7 +356,7 @@ public final class Smmuv3 implements IommuModel {
      */
     @Override
     public IotlbEntry speculate(int streamId, int substreamId, long iova, DmaAccess access) {
-        if (!CR0_SMMUEN.isSet(regs.get(CR0ACK))) {
+        if (!CR0_SMMUEN.isSet(regs.get(CR0ACK)) || serviceFailure) {
             return null;
         }
         return translations.prefetch(regs.get(STRTAB_BASE), regs.get(STRTAB_BASE_CFG), streamId, substreamId, iova,
@@ -364,11 +382,25 @@ public final class Smmuv3 implements IommuModel {
      * Never stalls, never records translation faults.
      */
     public AtsResponse atsTranslate(int streamId, int substreamId, long address, DmaAccess access) {
+        return atsTranslate(streamId, substreamId, address, access.write(), access.instruction(), access.privileged());
+    }
+
+    /**
+     * {@link #atsTranslate(int, int, long, DmaAccess)} with the request's PCIe fields (§13.7):
+     * {@code write} is NW == 0, {@code exe} and {@code priv} the PASID prefix's Execute_Requested and
+     * Privileged_Mode_Requested (a request may ask for write and Exe together, which a
+     * {@link DmaAccess} cannot express).
+     */
+    public AtsResponse atsTranslate(int streamId, int substreamId, long address, boolean write, boolean exe,
+            boolean priv) {
         if (!profile.ats()) {
             return AtsResponse.unsupported();
         }
+        if (serviceFailure) {
+            return AtsResponse.completerAbort(); // §12.3: in SFM PCIe requests are answered CA
+        }
         return translations.ats(regs.get(CR0ACK), regs.get(STRTAB_BASE), regs.get(STRTAB_BASE_CFG), streamId,
-                substreamId, address, access, evtq);
+                substreamId, address, write, exe, priv, evtq);
     }
 
     /**
@@ -378,6 +410,9 @@ public final class Smmuv3 implements IommuModel {
      * gives F_TRANSL_FORBIDDEN. SMMUEN == 0 always gives F_TRANSL_FORBIDDEN.
      */
     public DmaResult translatedTransaction(int streamId, long address, DmaAccess access) {
+        if (serviceFailure) {
+            return new DmaResult.Aborted("SFM");
+        }
         long ack = regs.get(CR0ACK);
         boolean forbidden = !CR0_SMMUEN.isSet(ack);
         if (!forbidden && CR0_ATSCHK.isSet(ack)) {
@@ -397,7 +432,7 @@ public final class Smmuv3 implements IommuModel {
 
     /** A PRI Page Request from an endpoint (§8): queued on the PRI queue, or discarded. */
     public boolean pageRequest(PageRequest req) {
-        if (!profile.pri()) {
+        if (!profile.pri() || serviceFailure) {
             return false;
         }
         return priq.enqueue(req);
@@ -410,7 +445,7 @@ public final class Smmuv3 implements IommuModel {
      * whether it was recorded (SMMUEN == 1 and a writable queue).
      */
     public boolean pageRequestHint(int streamId, int substreamId, long address, int spanPages, int perms) {
-        if (!CR0_SMMUEN.isSet(regs.get(CR0ACK))) {
+        if (!CR0_SMMUEN.isSet(regs.get(CR0ACK)) || serviceFailure) {
             return false;
         }
         boolean ssv = substreamId != NO_SUBSTREAM;
@@ -420,10 +455,63 @@ public final class Smmuv3 implements IommuModel {
 
     /** An unsupported upstream transaction (§7.3.2 F_UUT), with an IMPLEMENTATION DEFINED reason. */
     public DmaResult unsupportedTransaction(int streamId, int substreamId, long address, DmaAccess access, int reason) {
+        if (serviceFailure) {
+            return new DmaResult.Aborted("SFM");
+        }
         boolean ssv = substreamId != NO_SUBSTREAM;
         evtq.record(new EventRecord(EventType.F_UUT, streamId, ssv, ssv ? substreamId : 0, 0, false, !access.write(),
                 access.instruction(), access.privileged(), false, 0, address, 0, reason & 0xffff));
         return new DmaResult.Aborted("F_UUT");
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Global errors the VMM or the user report (IHI 0070 §6.3 SMMU_GERROR)
+
+    /**
+     * The VMM found neither memory nor a device at the address of an MSI this SMMU sent through
+     * {@link DmaHost#msi(long, int, MsiSource)} (docs/protocol.md IOMMU_MSI_ABORTED): activates the
+     * source's MSI_*_ABT_ERR (§6.3 SMMU_GERROR) and raises the GERROR interrupt, except for
+     * MSI_GERROR_ABT_ERR, which raises none (§7.5.1, {@link Interrupts#raiseGerror}). A second abort
+     * while the error is active changes nothing. {@code address} and {@code data} identify the write
+     * for logs; the model does not compare them with the IRQ_CFG registers, which software may have
+     * reprogrammed since. Returns the GERROR bit's name, or {@code null} when none applies
+     * ({@link MsiSource#OTHER}, or a profile without MSIs).
+     */
+    public String msiAborted(long address, int data, MsiSource source) {
+        dev.iommuemu.field.Field bit = irq.msiAborted(source);
+        return bit == null ? null : bit.name();
+    }
+
+    /**
+     * Enters Service Failure Mode (§12.3; §6.3 SMMU_GERROR.SFM_ERR), which hardware enters when its
+     * internal consistency is lost, injected here so that drivers can exercise their recovery:
+     * GERROR.SFM_ERR is activated (and its interrupt raised); from then on "traffic through the
+     * SMMU has stopped" and it "has stopped processing commands and recording events" (§6.3): every
+     * transaction is terminated without an event, ATS Translation Requests complete with CA ("it
+     * responds to PCIe requests as CA", §12.3), PRI Page Requests are discarded, held stalls are
+     * terminated, no queue is accessed (a CMD_SYNC never completes). Registers stay accessible (as
+     * §12.3 recommends); acknowledging SFM_ERR through GERRORN does not leave the mode: only a reset
+     * does ({@link #reset}; §12.3: recovery "must include system reset"). Returns whether the mode
+     * was entered now ({@code false} if already in it).
+     */
+    public boolean enterServiceFailureMode() {
+        if (serviceFailure) {
+            return false;
+        }
+        serviceFailure = true;
+        // Translations the VMM cached would otherwise keep working: every one is dropped.
+        host.invalidate(IotlbInvalidation.all());
+        for (StallTable.Stalled s : stalls.drain()) {
+            endpoints.stallResolved(s.streamId(), s.stag(), false);
+        }
+        pendingStallRecords.clear();
+        irq.raiseGerror(GERROR_SFM_ERR);
+        return true;
+    }
+
+    /** Whether the SMMU is in service failure mode ({@link #enterServiceFailureMode}). */
+    public boolean serviceFailureMode() {
+        return serviceFailure;
     }
 
     // ------------------------------------------------------------------------------------------

@@ -88,10 +88,16 @@ final class Translations {
      * An ATS Translation Request (§3.9.1; §5.2 STE.V, STE.Config, STE.EATS, STE.S1DSS; §7.3.6):
      * SMMUEN == 0 or an effective EATS of 0b00 (bypass included) is F_BAD_ATS_TREQ and UR; an
      * invalid STE, a terminated substream or a bad CD is CA and Config abort is UR, without events;
-     * a translation fault is a successful completion granting nothing. Never stalls.
+     * a translation-related fault is a successful completion granting nothing (§13.7). Otherwise
+     * the completion grants what the final translation gives the request's privilege, as §13.7.1's
+     * pseudocode computes it (no STE.INSTCFG/PRIVCFG overrides: IDR1.ATTR_PERMS_OVR == 0): R if
+     * readable, W if writable, Exe only if requested, readable and executable; Priv as requested. A
+     * request without a PASID has Priv = Exe = 0 (Data, Unprivileged). {@code write} is NW == 0:
+     * with HTTU it may mark a writable-clean page dirty; NW == 1 never does (§13.7). Never stalls,
+     * records no translation fault.
      */
-    AtsResponse ats(long cr0ack, long strtabBase, long strtabBaseCfg, int sid, int ssid, long addr, DmaAccess access,
-            EventQueue evtq) {
+    AtsResponse ats(long cr0ack, long strtabBase, long strtabBaseCfg, int sid, int ssid, long addr, boolean write,
+            boolean exe, boolean priv, EventQueue evtq) {
         boolean enabled = Smmuv3Regs.CR0_SMMUEN.isSet(cr0ack);
         Ste ste = null;
         if (enabled) {
@@ -104,30 +110,52 @@ final class Translations {
                 return AtsResponse.unsupported(); // §5.2 EATS: Config 0b000 is silently UR
             }
         }
+        boolean pasid = ssid >= 0;
+        // §13.7.1: without a PASID TLP prefix the request's Priv and Exe are 0.
+        boolean p = pasid && priv;
+        boolean x = pasid && exe;
         // EATS 0b10 is ILLEGAL here (IDR0.NS1ATS) and 0b11 behaves as 0b00 without DPT.
         if (!enabled || ste.eats() != 0b01 || ste.config() == Ste.CONFIG_BYPASS) {
-            boolean ssv = ssid >= 0;
-            evtq.record(new EventRecord(EventType.F_BAD_ATS_TREQ, sid, ssv, ssv ? ssid : 0, 0, false, !access.write(),
-                    access.instruction(), access.privileged(), false, 0, addr, 0, 1));
+            evtq.record(new EventRecord(EventType.F_BAD_ATS_TREQ, sid, pasid, pasid ? ssid : 0, 0, false, !write,
+                    x, p, false, 0, addr, 0, 1));
             return AtsResponse.unsupported();
         }
-        Outcome o = path.translate(strtabBase, strtabBaseCfg, sid, ssid, addr, access);
+        // Every Translation Request implies read (§13.7): the walk is a data access, a write when
+        // NW == 0 (so that HTTU marks a writable-clean page dirty). A write the page refuses is
+        // walked again as a read, to learn the read permission.
+        Outcome o = path.translate(strtabBase, strtabBaseCfg, sid, ssid, addr, new DmaAccess(write, false, p));
+        if (write && permissionFault(o)) {
+            o = path.translate(strtabBase, strtabBaseCfg, sid, ssid, addr, new DmaAccess(false, false, p));
+        }
+        if (permissionFault(o)) {
+            // Not readable at this privilege: only W can be granted (a stage 2 write-only page), if
+            // the page is writable without a dirty-state update (a speculative walk changes nothing).
+            Outcome w = path.prefetch(strtabBase, strtabBaseCfg, sid, ssid, addr, new DmaAccess(true, false, p));
+            if (w instanceof Outcome.Walked ww) {
+                IotlbEntry e = entry(ww.entry(), ww.input(), addr);
+                return new AtsResponse(AtsResponse.Status.SUCCESS, e.translatedAddr(), e.addrMask() + 1, false, true,
+                        false, p);
+            }
+            return AtsResponse.noAccess(p);
+        }
         if (o instanceof Outcome.Walked w) {
-            int p = w.entry().perm();
-            boolean priv = access.privileged();
-            boolean r = (p & (priv ? Perm.PR : Perm.UR)) != 0;
-            boolean wr = (p & (priv ? Perm.PW : Perm.UW)) != 0;
-            boolean x = (p & (priv ? Perm.PX : Perm.UX)) != 0;
+            int perm = w.entry().perm();
+            boolean r = (perm & (p ? Perm.PR : Perm.UR)) != 0;
+            boolean wr = (perm & (p ? Perm.PW : Perm.UW)) != 0;
+            boolean xg = x && r && (perm & (p ? Perm.PX : Perm.UX)) != 0; // Exe implies R (§13.7.1)
             IotlbEntry e = entry(w.entry(), w.input(), addr);
-            return new AtsResponse(AtsResponse.Status.SUCCESS, e.translatedAddr(), e.addrMask() + 1, r, wr, x, priv);
+            return new AtsResponse(AtsResponse.Status.SUCCESS, e.translatedAddr(), e.addrMask() + 1, r, wr, xg, p);
         }
         if (o instanceof Outcome.Bypass) { // S1DSS bypass with no stage 2
-            return new AtsResponse(AtsResponse.Status.SUCCESS, addr & ~0xfffL, 4096, true, true, true,
-                    access.privileged());
+            return new AtsResponse(AtsResponse.Status.SUCCESS, addr & ~0xfffL, 4096, true, true, x, p);
         }
         if (o instanceof Outcome.Fault) {
-            return AtsResponse.noAccess(addr); // a translation fault is a no-access completion
+            return AtsResponse.noAccess(p); // §13.7: a translation-related fault grants nothing
         }
         return AtsResponse.completerAbort(); // §5.2 S1DSS: terminated TRs complete with CA, no event
+    }
+
+    private static boolean permissionFault(Outcome o) {
+        return o instanceof Outcome.Fault f && f.event().type() == EventType.F_PERMISSION;
     }
 }

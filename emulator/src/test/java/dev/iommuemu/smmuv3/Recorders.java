@@ -13,6 +13,8 @@ public final class Recorders {
     public static final class Host implements DmaHost {
         public final List<String> irqs = new ArrayList<>();
         public final List<long[]> msis = new ArrayList<>();
+        /** The source of each MSI in {@link #msis}, in order. */
+        public final List<dev.iommuemu.dma.MsiSource> msiSources = new ArrayList<>();
         public final List<IotlbInvalidation> invalidations = new ArrayList<>();
 
         @Override
@@ -22,7 +24,13 @@ public final class Recorders {
 
         @Override
         public void msi(long address, int data) {
+            msi(address, data, dev.iommuemu.dma.MsiSource.OTHER);
+        }
+
+        @Override
+        public void msi(long address, int data, dev.iommuemu.dma.MsiSource source) {
             msis.add(new long[] {address, data & 0xffff_ffffL});
+            msiSources.add(source);
         }
 
         @Override

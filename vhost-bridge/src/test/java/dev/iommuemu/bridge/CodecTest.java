@@ -157,6 +157,10 @@ class CodecTest {
         assertEquals("ffffffff" + "00000000" + "0000000000000000" + "ffffffffffffffff", hex(inv.encode()));
         assertEquals(inv, Payloads.IotlbInvalidate.decode(inv.encode()));
         assertEquals("0000e0fe00000000" + "41000000" + "00000000", hex(new Payloads.MsiWrite(0xfee0_0000L, 0x41).encode()));
+        // version 8: the last u32 is the MSI's source (4 = GERROR), and decode reads it back
+        assertEquals("0010000009000000" + "33000000" + "04000000", hex(new Payloads.MsiWrite(0x9_0000_1000L, 0x33, 4).encode()));
+        assertEquals(new Payloads.MsiWrite(0x9_0000_1000L, 0x33, 4),
+                Payloads.MsiWrite.decode(new Payloads.MsiWrite(0x9_0000_1000L, 0x33, 4).encode()));
         assertEquals("07000000" + "01000000" + "0040000000000000" + "09000000" + "03000000",
                 hex(new Payloads.PageRequestMsg(7, 1, 0x4000, Payloads.ACCESS_WRITE | Payloads.PAGE_REQUEST_LAST, 3).encode()));
         // version 3 flags: bit 0 W, 1 exec, 2 priv, 3 L, 4 R, 5 Stop

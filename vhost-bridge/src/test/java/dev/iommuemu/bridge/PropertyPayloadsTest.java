@@ -29,7 +29,12 @@ class PropertyPayloadsTest {
         assertTrue(!Request.IOMMU_SET_ENDPOINTS.hasReply());
         assertEquals(8 + 24 * 64, Request.IOMMU_SET_PROPERTIES.maxPayload());
         assertEquals(65536, Request.IOMMU_SET_ENDPOINTS.maxPayload());
-        assertEquals(null, Request.of(1038), "1038 stays unassigned");
+        // version 8: IOMMU_MSI_ABORTED, posted, {u64 address, u32 data, u32 source}
+        assertEquals(Request.IOMMU_MSI_ABORTED, Request.of(1038));
+        assertTrue(!Request.IOMMU_MSI_ABORTED.hasReply());
+        assertEquals(16, Request.IOMMU_MSI_ABORTED.minPayload());
+        assertEquals(16, Request.IOMMU_MSI_ABORTED.maxPayload());
+        assertEquals(null, Request.of(1039), "1039 stays unassigned");
     }
 
     @Test

@@ -28,7 +28,11 @@ public record AtsResponse(Status status, long translatedAddress, long size, bool
         return new AtsResponse(Status.CA, 0, 0, false, false, false, false);
     }
 
-    public static AtsResponse noAccess(long page) {
-        return new AtsResponse(Status.SUCCESS, 0, 4096, false, false, false, false);
+    /**
+     * A successful completion granting nothing (IHI 0070 §13.7: a translation-related fault), with
+     * the request's Priv.
+     */
+    public static AtsResponse noAccess(boolean priv) {
+        return new AtsResponse(Status.SUCCESS, 0, 4096, false, false, false, priv);
     }
 }

@@ -43,13 +43,14 @@ public final class CdTable {
     /**
      * Fetches CD {@code index} of the table {@code ste} points to. {@code sid} and {@code eventSsid}
      * fill the event records (the SubstreamID as the transaction gave it, or
-     * {@link dev.iommuemu.dma.IommuModel#NO_SUBSTREAM}).
+     * {@link dev.iommuemu.dma.IommuModel#NO_SUBSTREAM}). {@code ssidSize} is SMMU_IDR1.SSIDSIZE:
+     * with 0, S1CDMax and S1Fmt are IGNORED (§5.2) and the table is one CD.
      */
-    public static Lookup lookup(GuestMemory mem, Ste ste, int index, FetchResolver resolver, int sid,
+    public static Lookup lookup(GuestMemory mem, Ste ste, int ssidSize, int index, FetchResolver resolver, int sid,
             int eventSsid) {
         long base = ste.s1ContextPtr();
         long cdIpa;
-        int fmt = ste.s1cdMax() == 0 ? Ste.S1FMT_LINEAR : ste.s1fmt();
+        int fmt = ste.s1cdMax(ssidSize) == 0 ? Ste.S1FMT_LINEAR : ste.s1fmt();
         if (fmt == Ste.S1FMT_LINEAR) {
             cdIpa = base + (long) index * Cd.SIZE;
         } else {

@@ -70,7 +70,7 @@ public final class Inspector {
                     : new CdTable.Faulted(dev.iommuemu.smmuv3.translate.TranslationPath.faultEvent(
                             (TranslationFault) t, sid, ssid, ipa, DmaAccess.READ, 0, false));
         };
-        CdTable.Lookup l = CdTable.lookup(mem, ste, Math.max(ssid, 0), r, sid, ssid);
+        CdTable.Lookup l = CdTable.lookup(mem, ste, profile.ssidBits(), Math.max(ssid, 0), r, sid, ssid);
         if (l instanceof CdTable.Fault f) {
             return new Fetched("CD", -1, new long[0], Cd.LAYOUT, f.event().type().name());
         }

@@ -136,6 +136,14 @@ public final class Ste extends Structure {
         return S1CDMAX.getInt(words);
     }
 
+    /**
+     * The S1CDMax in effect on an SMMU with SMMU_IDR1.SSIDSIZE {@code ssidSize}: §5.2 S1CDMax (and
+     * with it S1Fmt and S1DSS) is IGNORED when SSIDSIZE == 0, so the table is one CD.
+     */
+    public int s1cdMax(int ssidSize) {
+        return ssidSize == 0 ? 0 : s1cdMax();
+    }
+
     /** S1DSS, with the reserved 0b11 behaving as 0b00 (§5.2 S1DSS). */
     public int s1dss() {
         int d = S1DSS.getInt(words);

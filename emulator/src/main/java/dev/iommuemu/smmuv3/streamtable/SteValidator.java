@@ -37,6 +37,7 @@ public final class SteValidator {
             return "Config 0b11x without stage 2 (IDR0.S2P == 0)";
         }
         if (ste.stage1()) {
+            // §5.2 STE validity pseudocode: S1CDMax is checked only when SSIDSIZE != 0 (IGNORED otherwise).
             if (p.ssidBits() > 0 && ste.s1cdMax() > p.ssidBits()) {
                 return "S1CDMax > IDR1.SSIDSIZE";
             }

@@ -171,7 +171,7 @@ public final class TranslationPath {
                 trace.cdCached = true;
                 trace.cdAddress = cached.address();
             } else if (strict != null) {
-                CdTable.Lookup now = CdTable.lookup(mem, ste, index, resolver(sc, sid, eventSsid, iova, access, null), sid,
+                CdTable.Lookup now = CdTable.lookup(mem, ste, profile.ssidBits(), index, resolver(sc, sid, eventSsid, iova, access, null), sid,
                         eventSsid);
                 if ((!(now instanceof CdTable.Found f) || !f.cd().equals(cached.cd())) && reported.firstReport(cached)) {
                     strict.accept(new CoherencyViolation(CoherencyViolation.Kind.CD, sid, index, cached.address(),
@@ -182,7 +182,7 @@ public final class TranslationPath {
             }
             return new CdOk(cached);
         }
-        CdTable.Lookup l = CdTable.lookup(mem, ste, index, resolver(sc, sid, eventSsid, iova, access, trace), sid,
+        CdTable.Lookup l = CdTable.lookup(mem, ste, profile.ssidBits(), index, resolver(sc, sid, eventSsid, iova, access, trace), sid,
                 eventSsid);
         if (l instanceof CdTable.Fault f) {
             boolean s2 = f.event().s2();
@@ -282,7 +282,8 @@ public final class TranslationPath {
             return walk(null, sc, null, sid, ssid, iova, access, speculative, trace);
         }
         int index;
-        int cdMax = ste.s1cdMax();
+        // §5.2 S1CDMax, S1DSS: IGNORED with SMMU_IDR1.SSIDSIZE == 0 (one CD, no substream rules).
+        int cdMax = ste.s1cdMax(profile.ssidBits());
         if (hasSsid) {
             // §7.3.9: substreams disabled, unsupported, or the SubstreamID beyond 2^S1CDMax.
             if (cdMax == 0 || profile.ssidBits() == 0 || (ssid >>> cdMax) != 0) {

@@ -263,6 +263,20 @@ public final class IommuEmuCtl implements Callable<Integer> {
         return 0;
     }
 
+    @Command(name = "inject", description = "make an IMPLEMENTATION DEFINED error happen in --session ID: "
+            + "sfm (SMMUv3 service failure mode: GERROR.SFM_ERR; traffic terminated and queues stopped until reset)")
+    int inject(@Parameters(paramLabel = "WHAT", description = "sfm") String what) throws Exception {
+        if (!what.equals("sfm")) {
+            err.println("iommu-emu-ctl: inject: '" + what + "' cannot be injected; the choices are: sfm");
+            return 2;
+        }
+        call(ControlRequest.newBuilder().setInject(dev.iommuemu.proto.v1.InjectRequest.newBuilder().setSession(session)
+                .setServiceFailure(dev.iommuemu.proto.v1.ServiceFailure.getDefaultInstance())));
+        out.println("service failure mode: SMMU_GERROR.SFM_ERR is active; transactions are terminated and the queues "
+                + "stopped until the SMMU is reset");
+        return 0;
+    }
+
     @Command(name = "ste", description = "the stream table entry of SID, decoded from guest memory")
     int ste(@Parameters(paramLabel = "SID", converter = Numbers.U32.class, description = "StreamID") int sid) throws Exception {
         return decoded(call(ControlRequest.newBuilder().setDecodeSte(DecodeSteRequest.newBuilder().setSession(session)

@@ -81,6 +81,23 @@ class IommuEmuCtlTest {
     }
 
     @Test
+    void injectServiceFailureMode() throws Exception {
+        String sid = Long.toString(owner.createSession("smmuv3", "max").getId());
+        String[] r = ctl("--session", sid, "inject", "sfm");
+        assertEquals("0", r[0], r[2]);
+        assertEquals("service failure mode: SMMU_GERROR.SFM_ERR is active; transactions are terminated and the queues "
+                + "stopped until the SMMU is reset\n", r[1]);
+        assertEquals("0x60: 0x100\n", ctl("--session", sid, "read-reg", "0x60")[1]); // GERROR.SFM_ERR (bit 8)
+        assertEquals("0x64: 0x0\n", ctl("--session", sid, "read-reg", "0x64")[1]); // GERRORN
+        String[] none = ctl("inject", "sfm", "--session", Long.toString(session));
+        assertEquals("1", none[0]);
+        assertEquals("iommu-emu-ctl: inject: identity has no service failure mode (ENOSYS, errno 38)\n", none[2]);
+        String[] bad = ctl("--session", sid, "inject", "frob");
+        assertEquals("2", bad[0]);
+        assertEquals("iommu-emu-ctl: inject: 'frob' cannot be injected; the choices are: sfm\n", bad[2]);
+    }
+
+    @Test
     void diagnosticsAreExplained() throws Exception {
         long demo = owner.createSession("demo", "").getId();
         String sid = Long.toString(demo);

@@ -264,6 +264,15 @@ public final class VmmClient implements AutoCloseable {
         ack(Request.IOMMU_SET_ENDPOINTS, new PropertyPayloads.Endpoints(op, ids).encode());
     }
 
+    /**
+     * IOMMU_MSI_ABORTED (docs/protocol.md §4, version 8): the VMM found neither memory nor a device
+     * at the address of {@code msi}, an IOMMU_MSI the daemon sent; returned as it came, source
+     * included. Sent with NEED_REPLY; returns once the model has taken it.
+     */
+    public void msiAborted(Payloads.MsiWrite msi) throws IOException {
+        ack(Request.IOMMU_MSI_ABORTED, msi.encode());
+    }
+
     /** IOMMU_SYSTEM_RESET: rings stopped, model in its power-on state. */
     public void systemReset() throws IOException {
         ack(Request.IOMMU_SYSTEM_RESET, new byte[0]);

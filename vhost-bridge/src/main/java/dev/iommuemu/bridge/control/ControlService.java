@@ -203,7 +203,12 @@ public final class ControlService {
                         }
                         // an endpoint's access, translated as DMA: the model records the fault its configuration calls for
                         case FAULT -> r.setTranslate(translate(s, q.getFault()));
-                        default -> throw ProtocolException.refused(ProtocolException.EINVAL, "Inject needs a page_request or a fault");
+                        case SERVICE_FAILURE -> {
+                            s.injectServiceFailure();
+                            r.setEmpty(Empty.getDefaultInstance());
+                        }
+                        default -> throw ProtocolException.refused(ProtocolException.EINVAL,
+                                "Inject needs a page_request, a fault or a service_failure");
                     }
                 }
                 case SUBSCRIBE_EVENTS -> throw ProtocolException.refused(ProtocolException.EINVAL, "SubscribeEvents is handled by the server");

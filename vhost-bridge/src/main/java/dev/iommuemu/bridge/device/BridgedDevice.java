@@ -71,6 +71,16 @@ public interface BridgedDevice extends AutoCloseable {
         throw new UnsupportedOperationException(model() + " does not implement ATS translation requests");
     }
 
+    /**
+     * {@link #atsTranslate(int, int, long, dev.iommuemu.dma.DmaAccess)} with the request's PCIe
+     * fields: {@code write} is NW == 0, {@code exe} and {@code priv} the PASID prefix's Execute and
+     * Privileged requests, which a Translation Request may combine with write (a DmaAccess cannot).
+     */
+    default dev.iommuemu.dma.DmaResult atsTranslate(int streamId, int substreamId, long iova, boolean write,
+            boolean exe, boolean priv) {
+        return atsTranslate(streamId, substreamId, iova, new dev.iommuemu.dma.DmaAccess(write, exe, priv));
+    }
+
     /** A PRI Page Request from an endpoint (PCIe PRI; SMMUv3 PRI queue, IHI 0070 §3.10). */
     default void pageRequest(PageRequest request) {
         throw new UnsupportedOperationException(model() + " does not implement PRI page requests");
@@ -111,6 +121,25 @@ public interface BridgedDevice extends AutoCloseable {
      */
     default void setEndpoints(java.util.Set<Integer> present) {
         throw new UnsupportedOperationException(model() + " has no endpoint topology");
+    }
+
+    /**
+     * The VMM found neither memory nor a device at the address of an MSI this device sent through
+     * {@link dev.iommuemu.dma.DmaHost#msi(long, int, dev.iommuemu.dma.MsiSource)} (IOMMU_MSI_ABORTED,
+     * docs/protocol.md §4). Returns the name of the error it activated, or {@code null}; by default
+     * (a model without such MSIs, e.g. virtio-iommu) nothing changes.
+     */
+    default String msiAborted(long address, int data, dev.iommuemu.dma.MsiSource source) {
+        return null;
+    }
+
+    /**
+     * Puts the device in its service failure state, an IMPLEMENTATION DEFINED error a driver must
+     * recover from (SMMUv3: service failure mode, SMMU_GERROR.SFM_ERR; the control API's Inject).
+     * Returns whether it was entered now ({@code false}: already in it).
+     */
+    default boolean injectServiceFailure() {
+        throw new UnsupportedOperationException(model() + " has no service failure mode");
     }
 
     /** Device reset (RESET_DEVICE, or virtio status 0): back to the reset state. */

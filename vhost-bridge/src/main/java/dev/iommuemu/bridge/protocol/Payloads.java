@@ -477,18 +477,27 @@ public final class Payloads {
         }
     }
 
-    /** Back-end IOMMU_MSI: u64 address, u32 data, u32 reserved. */
-    public record MsiWrite(long address, int data) {
+    /**
+     * Back-end IOMMU_MSI and front-end IOMMU_MSI_ABORTED (version 8): u64 address, u32 data, u32
+     * source ({@link dev.iommuemu.dma.MsiSource} codes: 0 other, 1 CMD_SYNC completion, 2 event
+     * queue, 3 PRI queue, 4 GERROR; before version 8 the field was reserved, 0).
+     */
+    public record MsiWrite(long address, int data, int source) {
         public static final int SIZE = 16;
 
+        /** An MSI of source 0 (other). */
+        public MsiWrite(long address, int data) {
+            this(address, data, 0);
+        }
+
         public byte[] encode() {
-            return alloc(SIZE).putLong(address).putInt(data).putInt(0).array();
+            return alloc(SIZE).putLong(address).putInt(data).putInt(source).array();
         }
 
         public static MsiWrite decode(byte[] p) throws ProtocolException {
             exact(p, SIZE, "IOMMU_MSI");
             ByteBuffer b = le(p);
-            return new MsiWrite(b.getLong(), b.getInt());
+            return new MsiWrite(b.getLong(), b.getInt(), b.getInt());
         }
     }
 

@@ -53,6 +53,11 @@ public enum Request {
             PropertyPayloads.HEADER + PropertyPayloads.ENTRY_SIZE * PropertyPayloads.MAX_ENTRIES, Fds.NONE),
     /** The endpoints that have devices: {u32 op, u32 count, u32 id[count]} (§4.7, version 7). */
     IOMMU_SET_ENDPOINTS(Protocol.IOMMU_BASE + 13, 8, 8 + 4 * PropertyPayloads.MAX_ENDPOINT_IDS, Fds.NONE),
+    /**
+     * The VMM found neither memory nor a device at an IOMMU_MSI's address: {u64 address, u32 data,
+     * u32 source} as the IOMMU_MSI it answers (§4, version 8); posted.
+     */
+    IOMMU_MSI_ABORTED(Protocol.IOMMU_BASE + 14, Payloads.MsiWrite.SIZE, Payloads.MsiWrite.SIZE, Fds.NONE),
 
     // ---- nesting (docs/protocol.md §4.6; payloads in NestingPayloads), each one IommufdCall
     IOMMUFD_OPEN_HOST(Protocol.IOMMU_BASE + 16, NestingPayloads.OPEN_HOST, NestingPayloads.OPEN_HOST, Fds.NONE),

@@ -18,6 +18,10 @@ public record BridgeEvent(long timeMillis, long sessionId, String kind, String d
     public static final String STALL = "stall";
     public static final String IRQ = "irq";
     public static final String MSI = "msi";
+    /** The VMM could not deliver an MSI (IOMMU_MSI_ABORTED); detail names the error it activated. */
+    public static final String MSI_ABORTED = "msi_aborted";
+    /** A service failure was injected (control API Inject service_failure; SMMUv3 SFM_ERR). */
+    public static final String SERVICE_FAILURE = "service_failure";
     public static final String INVALIDATE = "invalidate";
     public static final String PROTOCOL_ERROR = "protocol_error";
     public static final String PAGE_REQUEST = "page_request";

@@ -18,6 +18,8 @@ public enum Counter {
     MMIO_WRITES("mmio_writes"),
     IRQS("irqs"),
     MSIS("msis"),
+    /** IOMMU_MSI_ABORTED reports: MSIs the VMM could not deliver (docs/protocol.md §4). */
+    MSI_ABORTS("msi_aborts"),
     INVALIDATIONS("invalidations"),
     QUEUE_KICKS("queue_kicks"),
     ATS_TRANSLATIONS("ats_translations"),

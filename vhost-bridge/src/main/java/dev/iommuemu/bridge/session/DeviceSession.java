@@ -346,6 +346,34 @@ public final class DeviceSession implements AutoCloseable {
         LOG.fine(() -> "session " + id + ": " + endpoints.size() + " endpoints have devices");
     }
 
+    /**
+     * IOMMU_MSI_ABORTED (docs/protocol.md §4, version 8): the VMM found neither memory nor a device
+     * at the address of an IOMMU_MSI of {@code source}. Counted and published; the model decides
+     * what it means (SMMUv3: the source's MSI_*_ABT_ERR in SMMU_GERROR). An unknown source code is
+     * EINVAL.
+     */
+    public void msiAborted(long address, int data, int source) throws ProtocolException {
+        dev.iommuemu.dma.MsiSource s = dev.iommuemu.dma.MsiSource.of(source);
+        if (s == null) {
+            throw ProtocolException.refused(ProtocolException.EINVAL, "IOMMU_MSI_ABORTED: source " + source
+                    + " is not 0 (other), 1 (CMD_SYNC), 2 (event queue), 3 (PRI queue) or 4 (GERROR)");
+        }
+        String activated = withDevice(d -> d.msiAborted(address, data, s));
+        counters.inc(Counter.MSI_ABORTS);
+        String detail = String.format("address=0x%x data=0x%x source=%s%s", address, data,
+                s.name().toLowerCase(java.util.Locale.ROOT), activated == null ? "" : " activated=" + activated);
+        publish(BridgeEvent.MSI_ABORTED, detail);
+        LOG.warning("session " + id + ": the VMM could not deliver an MSI (" + detail + ")");
+    }
+
+    /** The control API's Inject service_failure: the model's service failure state (SMMUv3 SFM). */
+    public void injectServiceFailure() throws ProtocolException {
+        boolean entered = withDevice(BridgedDevice::injectServiceFailure);
+        publish(BridgeEvent.SERVICE_FAILURE,
+                entered ? "entered (injected)" : "already in service failure mode");
+        LOG.warning("session " + id + ": service failure " + (entered ? "injected" : "injected again (already in it)"));
+    }
+
     // ---- MMIO (docs/protocol.md §4.2)
 
     private static void checkMmio(BridgedDevice d, long offset, int size) {
@@ -479,7 +507,9 @@ public final class DeviceSession implements AutoCloseable {
         return withDevice(d -> {
             touch();
             int ssid = r.substreamId() == Payloads.NO_SUBSTREAM ? IommuModel.NO_SUBSTREAM : r.substreamId();
-            DmaResult res = d.atsTranslate(r.streamId(), ssid, r.iova(), access(r.access()));
+            int a = r.access(); // PCIe fields: W (NW == 0) and Exe may come together (IHI 0070 §13.7)
+            DmaResult res = d.atsTranslate(r.streamId(), ssid, r.iova(), (a & Payloads.ACCESS_WRITE) != 0,
+                    (a & Payloads.ACCESS_EXEC) != 0, (a & Payloads.ACCESS_PRIV) != 0);
             counters.inc(Counter.ATS_TRANSLATIONS);
             return reply(r, ssid, res);
         });

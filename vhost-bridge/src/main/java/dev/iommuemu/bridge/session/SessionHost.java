@@ -168,8 +168,15 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
 
     @Override
     public void msi(long address, int data) {
+        msi(address, data, dev.iommuemu.dma.MsiSource.OTHER);
+    }
+
+    /** IOMMU_MSI tagged with its source (docs/protocol.md §5, version 8), which IOMMU_MSI_ABORTED returns. */
+    @Override
+    public void msi(long address, int data, dev.iommuemu.dma.MsiSource source) {
         session.counters().inc(Counter.MSIS);
-        session.publish(BridgeEvent.MSI, String.format("address=0x%x data=0x%x", address, data));
+        session.publish(BridgeEvent.MSI, String.format("address=0x%x data=0x%x source=%s", address, data,
+                source.name().toLowerCase(java.util.Locale.ROOT)));
         BackendChannel b;
         synchronized (this) {
             b = backend;
@@ -178,7 +185,7 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
             return;
         }
         try {
-            b.post(BackendRequest.IOMMU_MSI, new Payloads.MsiWrite(address, data).encode());
+            b.post(BackendRequest.IOMMU_MSI, new Payloads.MsiWrite(address, data, source.code()).encode());
         } catch (Exception e) {
             session.fail("MSI on the back-end channel failed: " + e.getMessage());
         }

@@ -487,6 +487,11 @@ public final class VhostUserConnection implements Runnable {
                 session.setEndpoints(e.op(), e.ids());
                 return null;
             }
+            case IOMMU_MSI_ABORTED -> {
+                Payloads.MsiWrite w = Payloads.MsiWrite.decode(p);
+                session.msiAborted(w.address(), w.data(), w.source());
+                return null;
+            }
             case IOMMU_SET_IRQ_FD -> {
                 long u = Payloads.u64(p);
                 if ((u & Payloads.NOFD_MASK) == 0) {

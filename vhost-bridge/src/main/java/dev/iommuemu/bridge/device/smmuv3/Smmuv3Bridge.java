@@ -162,11 +162,17 @@ public final class Smmuv3Bridge implements BridgedDevice {
      */
     @Override
     public DmaResult atsTranslate(int streamId, int substreamId, long iova, DmaAccess access) {
+        return atsTranslate(streamId, substreamId, iova, access.write(), access.instruction(), access.privileged());
+    }
+
+    /** The request's PCIe fields: NW == 0 ({@code write}) and Exe may come together (IHI 0070 §13.7). */
+    @Override
+    public DmaResult atsTranslate(int streamId, int substreamId, long iova, boolean write, boolean exe, boolean privileged) {
         if (!smmu.profile().ats()) {
             // SMMU_IDR0.ATS == 0 (IHI 0070 §6.3.1): no ATS at all, ENOSYS (docs/protocol.md §4.4)
             throw new UnsupportedOperationException("smmuv3 profile " + profile + " has no ATS (SMMU_IDR0.ATS == 0)");
         }
-        AtsResponse r = smmu.atsTranslate(streamId, substreamId, iova, access);
+        AtsResponse r = smmu.atsTranslate(streamId, substreamId, iova, write, exe, privileged);
         return switch (r.status()) {
             case UR -> new DmaResult.Aborted("UR");
             case CA -> new DmaResult.Aborted("CA");
@@ -199,6 +205,18 @@ public final class Smmuv3Bridge implements BridgedDevice {
         smmu.pageRequest(new dev.iommuemu.smmuv3.priq.PageRequest(request.streamId(), request.substreamId(),
                 request.address(), request.groupIndex(), request.last() || stop, request.read() && !stop,
                 request.write() && !stop, request.exec(), request.priv()));
+    }
+
+    /** IOMMU_MSI_ABORTED: the source's MSI_*_ABT_ERR in SMMU_GERROR (IHI 0070 §6.3 SMMU_GERROR). */
+    @Override
+    public String msiAborted(long address, int data, dev.iommuemu.dma.MsiSource source) {
+        return smmu.msiAborted(address, data, source);
+    }
+
+    /** Service failure mode (IHI 0070 §6.3 SMMU_GERROR.SFM_ERR), injected by the control API. */
+    @Override
+    public boolean injectServiceFailure() {
+        return smmu.enterServiceFailureMode();
     }
 
     @Override
