@@ -30,8 +30,8 @@ import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
  * timeouts of the in-JVM fuzz, and its log on a file. Measured from /proc: the daemon's RSS, its
  * threads named iommu-emu* and its open descriptors before, at the peak, and after the attack.
  * Asserted: the well-behaved VMM served correctly, no request left unanswered, no stack trace in
- * the daemon's log, threads and descriptors back to their baseline, RSS peak within 256 MiB of idle
- * and the p99 under attack within 2x the quiet p99.
+ * the daemon's log, threads and descriptors back to their baseline, RSS peak within 256 MiB of idle.
+ * The well-behaved VMM's median and p99, quiet and under attack, are printed (BENCHMARKS.md).
  */
 @EnabledIfSystemProperty(named = "iommuemu.fuzz.process", matches = "true")
 class HostileFuzzProcessTest {
@@ -164,7 +164,7 @@ class HostileFuzzProcessTest {
                 assertEquals(before.threads, after.threads, "the daemon's threads after the attack");
                 assertEquals(before.fds, after.fds, "the daemon's open descriptors after the attack");
                 assertTrue(rssPeak[0] - before.rssKiB < 256 << 10, "RSS peak " + rssPeak[0] + " KiB, idle " + before.rssKiB + " KiB");
-                assertTrue(p99Loaded <= 2 * p99Quiet, "p99 under attack " + p99Loaded + " us, quiet " + p99Quiet + " us");
+                // The latencies are printed, not asserted: speed is a benchmark's figure (BENCHMARKS.md).
             }
             assertTrue(daemon.isAlive(), "the daemon exited");
         } finally {
