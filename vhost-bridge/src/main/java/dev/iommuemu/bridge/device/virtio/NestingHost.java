@@ -90,7 +90,8 @@ final class NestingHost {
      */
     void sync() {
         Map<Long, Long> want = new LinkedHashMap<>();
-        if (ram instanceof MappedGuestMemory m) {
+        GuestMemory g = ram instanceof dev.iommuemu.memory.RecordingGuestMemory rec ? rec.inner() : ram; // docs/recording.md
+        if (g instanceof MappedGuestMemory m) {
             for (GuestMemory.Region r : m.regions()) {
                 boolean overlapsCarve = Long.compareUnsigned(r.base(), CARVE_BASE + CARVE_SIZE) < 0
                         && Long.compareUnsigned(CARVE_BASE, r.base() + r.size()) < 0;
