@@ -205,6 +205,7 @@ public final class ControlService {
                         default -> throw ProtocolException.refused(ProtocolException.EINVAL, "Inject needs a page_request or a fault");
                     }
                 }
+                case RECORD -> r.setRecording(record(req.getRecord()));
                 case SUBSCRIBE_EVENTS -> throw ProtocolException.refused(ProtocolException.EINVAL, "SubscribeEvents is handled by the server");
                 default -> throw ProtocolException.refused(ProtocolException.ENOSYS, "empty or unknown request");
             }
@@ -221,6 +222,26 @@ public final class ControlService {
                     + " (an internal error, logged by the daemon with its details); please report it"));
         }
         return r.build();
+    }
+
+    /** RecordRequest (docs/recording.md): start or stop recording a session. */
+    private dev.iommuemu.proto.v1.RecordingStatus record(dev.iommuemu.proto.v1.RecordRequest q) throws ProtocolException {
+        DeviceSession s = session(q.getSession());
+        dev.iommuemu.bridge.recording.SessionRecording.Status st;
+        if (q.getStop()) {
+            st = s.stopRecording();
+        } else {
+            if (q.getPath().isEmpty()) {
+                throw ProtocolException.refused(ProtocolException.EINVAL, "Record needs the path of the file to write (or stop)");
+            }
+            if (!java.nio.file.Path.of(q.getPath()).isAbsolute()) {
+                throw ProtocolException.refused(ProtocolException.EINVAL, "Record's path " + q.getPath() + " is relative: give an "
+                        + "absolute path (the daemon writes the file, from its own working directory)");
+            }
+            st = s.startRecording(java.nio.file.Path.of(q.getPath()), q.getMaxBytes() != 0 ? q.getMaxBytes() : registry.recording().maxBytes());
+        }
+        return dev.iommuemu.proto.v1.RecordingStatus.newBuilder().setPath(st.path().toString()).setOperations(st.operations())
+                .setBytes(st.bytes()).setActive(st.active()).setStopped(st.stopped()).build();
     }
 
     /** The session {@code id} names; 0 = the only one. */
