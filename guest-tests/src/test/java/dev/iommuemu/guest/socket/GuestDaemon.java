@@ -20,8 +20,14 @@ public final class GuestDaemon implements AutoCloseable {
     public final Daemon daemon;
 
     public GuestDaemon(String model, String profile) throws IOException {
+        this(model, profile, DaemonConfig.Recording.NONE);
+    }
+
+    /** A daemon recording every session as {@code --record} says (docs/recording.md). */
+    public GuestDaemon(String model, String profile, DaemonConfig.Recording recording) throws IOException {
         socket = Path.of("/tmp/ieg-" + ProcessHandle.current().pid() + "-" + SEQ.incrementAndGet() + ".sock");
-        daemon = Daemon.start(new DaemonConfig(socket, null, model, profile, Level.WARNING, 2000, 8), DeviceRegistry.discover());
+        daemon = Daemon.start(new DaemonConfig(socket, null, model, profile, Level.WARNING, 2000, 8,
+                dev.iommuemu.bridge.daemon.Limits.DEFAULTS, recording), DeviceRegistry.discover());
     }
 
     public VmmClient connect() throws IOException {
