@@ -64,8 +64,20 @@ public final class SessionRecording implements OperationRecorder.Sink {
         } catch (IOException e) {
             throw new IOException("cannot create the recording file " + path + ": " + reason(e));
         }
+        return start(path, file, maxBytes, who, header, recorder);
+    }
+
+    /** As {@link #start(Path, long, String, Supplier, OperationRecorder)}, writing to {@code file} (named {@code path}). */
+    static SessionRecording start(Path path, OutputStream file, long maxBytes, String who, Supplier<RecordingHeader> header,
+            OperationRecorder recorder) throws IOException {
         Counting c = new Counting(file);
-        OutputStream out = new BufferedOutputStream(new GZIPOutputStream(c, 1 << 16), 1 << 16);
+        OutputStream out;
+        try {
+            out = new BufferedOutputStream(new GZIPOutputStream(c, 8192), 8192);
+        } catch (IOException e) {
+            file.close();
+            throw new IOException("cannot write the recording file " + path + ": " + reason(e));
+        }
         SessionRecording r = new SessionRecording(path, maxBytes, who, header, recorder, c, out);
         recorder.sink(r);
         LOG.info(who + ": recording to " + path + " (at most " + maxBytes + " bytes)");
@@ -121,7 +133,7 @@ public final class SessionRecording implements OperationRecorder.Sink {
 
     /** Ends the recording because of {@code why} (one WARNING line); the file keeps what it has. */
     public void stop(String why) {
-        if (close(why)) {
+        if (close(why, true)) {
             LOG.warning(who + ": recording to " + path + " stopped: " + why + "; the file holds the first " + operations
                     + " operations");
         }
@@ -129,12 +141,13 @@ public final class SessionRecording implements OperationRecorder.Sink {
 
     /** Ends the recording normally (the session closed, or the control API said stop). */
     public void finish(String why) {
-        if (close(why)) {
+        if (close(why, false)) {
             LOG.info(who + ": recording to " + path + " ended (" + why + "): " + operations + " operations, " + counting.count + " bytes");
         }
     }
 
-    private boolean close(String why) {
+    /** Closes the file; {@code failing}: it already failed, so a failing close says nothing new. */
+    private boolean close(String why, boolean failing) {
         if (!active) {
             return false;
         }
@@ -152,7 +165,9 @@ public final class SessionRecording implements OperationRecorder.Sink {
             } catch (IOException ignored) {
                 // the file is as good as it gets
             }
-            stopped = why + "; closing the file failed: " + reason(e);
+            if (!failing) {
+                stopped = why + "; closing the file failed: " + reason(e);
+            }
         }
         return true;
     }
