@@ -109,12 +109,19 @@ public final class RecordingDevice implements BridgedDevice {
 
     @Override
     public long mmioRead(long offset, int size) {
+        if (!rec.active()) {
+            return d.mmioRead(offset, size); // the common case: no lambdas on the hot path
+        }
         return op(b -> b.setMmioRead(MmioReadOp.newBuilder().setOffset(offset).setSize(size)), () -> d.mmioRead(offset, size),
                 (b, v) -> b.getMmioReadBuilder().setValue(v));
     }
 
     @Override
     public void mmioWrite(long offset, int size, long value) {
+        if (!rec.active()) {
+            d.mmioWrite(offset, size, value);
+            return;
+        }
         op(b -> b.setMmioWrite(MmioWriteOp.newBuilder().setOffset(offset).setSize(size).setValue(value)),
                 () -> d.mmioWrite(offset, size, value));
     }
@@ -194,6 +201,10 @@ public final class RecordingDevice implements BridgedDevice {
 
     @Override
     public void queueNotified(int index) {
+        if (!rec.active()) {
+            d.queueNotified(index);
+            return;
+        }
         op(b -> b.setQueueNotify(QueueNotifyOp.newBuilder().setIndex(index)), () -> d.queueNotified(index));
     }
 
@@ -250,12 +261,18 @@ public final class RecordingDevice implements BridgedDevice {
 
         @Override
         public DmaResult translate(int endpoint, int substream, long iova, DmaAccess access) {
+            if (!rec.active()) {
+                return m.translate(endpoint, substream, iova, access);
+            }
             return op(b -> b.setTranslate(translation(endpoint, substream, iova, access)), () -> m.translate(endpoint, substream, iova, access),
                     (b, r) -> b.getTranslateBuilder().setResult(RecordingCodec.result(r)));
         }
 
         @Override
         public IotlbEntry speculate(int endpoint, int substream, long iova, DmaAccess access) {
+            if (!rec.active()) {
+                return m.speculate(endpoint, substream, iova, access);
+            }
             return op(b -> b.setSpeculate(translation(endpoint, substream, iova, access)), () -> m.speculate(endpoint, substream, iova, access),
                     (b, e) -> {
                         if (e != null) {
@@ -266,6 +283,9 @@ public final class RecordingDevice implements BridgedDevice {
 
         @Override
         public List<IotlbEntry> prefetch(int endpoint, int substream, long from, DmaAccess access, int maxPages) {
+            if (!rec.active()) {
+                return m.prefetch(endpoint, substream, from, access, maxPages);
+            }
             return op(b -> {
                 PrefetchOp.Builder p = PrefetchOp.newBuilder().setEndpoint(endpoint).setFrom(from).setAccess(RecordingCodec.access(access))
                         .setMaxPages(maxPages);
