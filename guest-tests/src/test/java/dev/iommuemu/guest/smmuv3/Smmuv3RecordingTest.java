@@ -286,6 +286,21 @@ class Smmuv3RecordingTest {
         assertTrue(o.sentence().endsWith("; the first difference is at 0x300004: the recording wrote 0x06, the model 0x05"), o.sentence());
     }
 
+    /** A daemon killed while recording leaves a file cut anywhere: what it holds replays, and replay says it was cut. */
+    @Test
+    void aFileCutShortReplaysWhatItHolds() throws Exception {
+        Path file = recordSession();
+        byte[] whole = Files.readAllBytes(file);
+        Path cut = dir.resolve("cut.iommurec");
+        Files.write(cut, java.util.Arrays.copyOf(whole, whole.length * 2 / 3));
+        Replay.Outcome o = Replay.run(cut, DeviceRegistry.discover());
+        assertTrue(o.identical(), o.sentence());
+        assertTrue(o.truncated());
+        assertTrue(o.operations() > 0 && o.operations() < operations(file).size(), o.sentence());
+        assertEquals("replay: " + o.operations() + " operations, identical; the file was cut short after them (the daemon did not close "
+                + "the recording)", o.sentence());
+    }
+
     @Test
     void anotherFormatVersionIsRefusedWithASentence() throws Exception {
         Path file = recordSession();

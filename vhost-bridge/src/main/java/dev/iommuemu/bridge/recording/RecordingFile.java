@@ -108,11 +108,13 @@ public final class RecordingFile implements AutoCloseable {
             truncated = true;
             return null;
         } catch (com.google.protobuf.InvalidProtocolBufferException e) {
-            if (e.getMessage() != null && e.getMessage().contains("truncated")) {
+            if (e.getCause() instanceof EOFException || (e.getMessage() != null && e.getMessage().contains("truncated"))) {
                 truncated = true;
                 return null;
             }
             throw new IOException(path + ": an operation is damaged: " + e.getMessage());
+        } catch (java.util.zip.ZipException e) {
+            throw new IOException(path + ": the compressed data is damaged after the operations read so far: " + e.getMessage());
         }
     }
 
