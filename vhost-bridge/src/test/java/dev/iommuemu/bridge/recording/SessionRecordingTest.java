@@ -169,6 +169,23 @@ class SessionRecordingTest {
         assertEquals("replay: 0 operations, identical", Replay.run(file, DeviceRegistry.discover()).sentence());
     }
 
+    /** --record: {session} names each session's file; a file that cannot be made leaves the session unrecorded. */
+    @Test
+    void theDaemonOptionRecordsEachSessionToItsOwnFile() throws Exception {
+        registry.record(new dev.iommuemu.bridge.daemon.DaemonConfig.Recording(dir + "/r-{session}.iommurec", 1 << 20));
+        DeviceSession two = registry.open("control", null, "");
+        assertEquals(dir.resolve("r-2.iommurec"), two.recordingStatus().path());
+        assertTrue(two.recordingStatus().active());
+        registry.close(two);
+        assertEquals("replay: 0 operations, identical", Replay.run(dir.resolve("r-2.iommurec"), DeviceRegistry.discover()).sentence());
+        assertEquals(dir.resolve("plain.iommurec.9"),
+                new dev.iommuemu.bridge.daemon.DaemonConfig.Recording(dir + "/plain.iommurec", 1).file(9));
+        registry.record(new dev.iommuemu.bridge.daemon.DaemonConfig.Recording(dir + "/missing/r-{session}.iommurec", 1 << 20));
+        DeviceSession three = registry.open("control", null, "");
+        assertEquals(null, three.recordingStatus(), "unrecorded");
+        assertEquals(s.mmioRead(IDR0, 4), three.mmioRead(IDR0, 4), "and serving: the profile's SMMU_IDR0");
+    }
+
     @Test
     void aRecordingBegunMidSessionReplaysFromItsFirstSystemReset() throws Exception {
         s.mmioWrite(STRTAB_BASE, 8, 0x4000);
