@@ -14,7 +14,7 @@ import java.util.List;
  * read of a byte wins: a later read of it may follow the model's own write) and the model's writes.
  * Bytes the recording does not have read as zero; {@link Replay} reports such a read.
  */
-final class ReplayMemory implements GuestMemory {
+final class ReplayMemory implements GuestMemory, dev.iommuemu.bridge.memory.RamLayout {
     private long[] bases = new long[0];
     private long[] sizes = new long[0];
     private SparseGuestMemory store = SparseGuestMemory.unbounded();
@@ -42,6 +42,15 @@ final class ReplayMemory implements GuestMemory {
                 store.write(e.getRead().getAddress(), b, 0, b.length);
             }
         }
+    }
+
+    @Override
+    public List<Region> regions() {
+        List<Region> l = new java.util.ArrayList<>(bases.length);
+        for (int i = 0; i < bases.length; i++) {
+            l.add(new View(bases[i], sizes[i]));
+        }
+        return l;
     }
 
     @Override
