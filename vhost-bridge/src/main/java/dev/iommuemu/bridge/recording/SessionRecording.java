@@ -60,7 +60,11 @@ public final class SessionRecording implements OperationRecorder.Sink {
             OperationRecorder recorder) throws IOException {
         OutputStream file;
         try {
-            file = Files.newOutputStream(path);
+            // 0600 when created: the file holds guest memory contents (what the model read)
+            file = java.nio.channels.Channels.newOutputStream(Files.newByteChannel(path,
+                    java.util.Set.of(java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING,
+                            java.nio.file.StandardOpenOption.WRITE),
+                    java.nio.file.attribute.PosixFilePermissions.asFileAttribute(java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"))));
         } catch (IOException e) {
             throw new IOException("cannot create the recording file " + path + ": " + reason(e));
         }

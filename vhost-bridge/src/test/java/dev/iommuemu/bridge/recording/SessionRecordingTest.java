@@ -14,6 +14,7 @@ import dev.iommuemu.proto.v1.RecordedOperation;
 import dev.iommuemu.proto.v1.RecordingHeader;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -161,6 +162,8 @@ class SessionRecordingTest {
         assertEquals(ProtocolException.EBUSY, e.errno());
         assertEquals("session 1 is already recording to " + file + "; stop that recording first", e.getMessage());
         assertEquals(0, s.stopRecording().operations(), "no operation: a header only");
+        assertEquals("rw-------", java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(file)),
+                "guest memory contents: the owner's only");
         try (RecordingFile f = RecordingFile.open(file)) {
             assertEquals("smmuv3", f.header().getModel());
             assertEquals(List.of(1L << 20), f.header().getRamList().stream().map(r -> r.getSize()).toList());
