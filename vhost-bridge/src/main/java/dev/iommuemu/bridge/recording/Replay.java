@@ -116,8 +116,10 @@ public final class Replay {
                 String why = compare(op, captured);
                 replayed++;
                 if (why != null) {
+                    String versions = h.getDaemonVersion().equals(dev.iommuemu.bridge.control.ControlService.VERSION) ? ""
+                            : " (recorded by iommu-emu " + h.getDaemonVersion() + ", replayed by " + dev.iommuemu.bridge.control.ControlService.VERSION + ")";
                     return new Outcome(replayed, skipped, false, f.truncated(), "replay: operation " + op.getIndex() + " ("
-                            + Describe.operation(op) + ") diverges: " + why);
+                            + Describe.operation(op) + ") diverges: " + why + versions);
                 }
             }
         } finally {
