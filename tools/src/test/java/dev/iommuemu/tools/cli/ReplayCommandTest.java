@@ -116,6 +116,17 @@ class ReplayCommandTest {
         assertEquals("1", r[0]);
         assertEquals("replay: operation 2 (MMIO read of 8 bytes at 0x80) diverges: the recording answered 0x200000; "
                 + "the model answered 0x100000\n", r[1]);
+        // the same from a recording another version made: both versions are named
+        Path older = dir.resolve("older.iommurec");
+        try (OutputStream out = new GZIPOutputStream(Files.newOutputStream(older))) {
+            out.write(RecordingFile.MAGIC);
+            h.toBuilder().setDaemonVersion("0.0.9").build().writeDelimitedTo(out);
+            for (RecordedOperation op : ops) {
+                op.writeDelimitedTo(out);
+            }
+        }
+        assertEquals("replay: operation 2 (MMIO read of 8 bytes at 0x80) diverges: the recording answered 0x200000; "
+                + "the model answered 0x100000 (recorded by iommu-emu 0.0.9, replayed by 0.1.0)\n", ctl("replay", older.toString())[1]);
     }
 
     @Test
