@@ -101,6 +101,15 @@ public final class Main implements Callable<Integer> {
                     + "(default: 60000; 0: no limit)")
     String controlIdleTimeoutMs;
 
+    @Option(names = "--record", paramLabel = "FILE", order = 20,
+            description = "record each session's IOMMU traffic to FILE for iommu-emu-ctl replay (docs/recording.md); "
+                    + "{session} in FILE is the session number, otherwise .N is appended for session N")
+    String record;
+
+    @Option(names = "--record-max-mib", paramLabel = "N", order = 21,
+            description = "stop a session's recording when its file reaches N MiB (default: 512)")
+    String recordMaxMib;
+
     @Option(names = "--config", paramLabel = "FILE", order = 16, description = "a properties file overriding the embedded defaults")
     Path config;
 
@@ -176,6 +185,8 @@ public final class Main implements Callable<Integer> {
             set(p, "control.max.connections", controlMaxConnections);
             set(p, "control.request.timeout.ms", controlRequestTimeoutMs);
             set(p, "control.idle.timeout.ms", controlIdleTimeoutMs);
+            set(p, "record", record);
+            set(p, "record.max.mib", recordMaxMib);
         } catch (IllegalArgumentException e) {
             err.println("iommu-emu: " + e.getMessage());
             return 2;
@@ -215,6 +226,8 @@ public final class Main implements Callable<Integer> {
             out.println("control.max.connections=" + l.controlMaxConnections());
             out.println("control.request.timeout.ms=" + l.controlRequestTimeoutMs());
             out.println("control.idle.timeout.ms=" + l.controlIdleTimeoutMs());
+            out.println("record=" + (cfg.recording().file() == null ? "" : cfg.recording().file()));
+            out.println("record.max.mib=" + (cfg.recording().maxBytes() >> 20));
             return 0;
         }
         // The listening socket: --fd, else systemd's (LISTEN_FDS, unless --socket-path), else a new one.

@@ -23,7 +23,7 @@ import org.junit.jupiter.api.Test;
 
 class MainTest {
     private static final String LIMITS = "message.timeout.ms=5000\nhandshake.timeout.ms=10000\nidle.timeout.ms=60000\nrequire.memory.seals=true\n"
-            + "control.max.connections=64\ncontrol.request.timeout.ms=5000\ncontrol.idle.timeout.ms=60000\n";
+            + "control.max.connections=64\ncontrol.request.timeout.ms=5000\ncontrol.idle.timeout.ms=60000\nrecord=\nrecord.max.mib=512\n";
 
     private static String[] run(String... args) throws Exception {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
@@ -165,14 +165,21 @@ class MainTest {
         assertEquals("socket=/tmp/x.sock\ncontrol=\nmodel=virtio-iommu\nprofile=p\nlog.level=debug\nack.timeout.ms=5000\nmax.connections=64\n" + LIMITS, o[1]);
         // the bounds of docs/daemon.md "Limits and timeouts", also as --option=value
         String[] l = run("--message-timeout-ms", "250", "--handshake-timeout-ms=0", "--require-memory-seals", "false", "--control-max-connections", "3",
-                "--idle-timeout-ms", "7", "--control-request-timeout-ms=8", "--control-idle-timeout-ms", "9", "--print-config");
+                "--idle-timeout-ms", "7", "--control-request-timeout-ms=8", "--control-idle-timeout-ms", "9", "--record", "/tmp/r-{session}.rec",
+                "--record-max-mib=3", "--print-config");
         assertEquals("0", l[0], l[2]);
         assertEquals("socket=/run/user/7/iommu-emu.sock\ncontrol=/run/user/7/iommu-emu-control.sock\nmodel=smmuv3\nprofile=\nlog.level=info\nack.timeout.ms=5000\n"
                 + "max.connections=64\nmessage.timeout.ms=250\nhandshake.timeout.ms=0\nidle.timeout.ms=7\nrequire.memory.seals=false\n"
-                + "control.max.connections=3\ncontrol.request.timeout.ms=8\ncontrol.idle.timeout.ms=9\n", l[1]);
+                + "control.max.connections=3\ncontrol.request.timeout.ms=8\ncontrol.idle.timeout.ms=9\nrecord=/tmp/r-{session}.rec\n"
+                + "record.max.mib=3\n", l[1]);
+        // docs/recording.md: a bound of at least 1 MiB
+        String[] r0 = run("--record-max-mib", "0", "--print-config");
+        assertEquals("2", r0[0]);
+        assertEquals("iommu-emu: record.max.mib (--record-max-mib) must be at least 1\n", r0[2]);
         String[] help = run("--help");
         for (String opt : new String[] {"--message-timeout-ms=N", "--handshake-timeout-ms=N", "--idle-timeout-ms=N", "--require-memory-seals=true|false",
-                "--control-max-connections=N", "--control-request-timeout-ms=N", "--control-idle-timeout-ms=N"}) {
+                "--control-max-connections=N", "--control-request-timeout-ms=N", "--control-idle-timeout-ms=N", "--record=FILE",
+                "--record-max-mib=N"}) {
             assertTrue(help[1].contains(opt), opt + " in " + help[1]);
         }
         assertTrue(run("--list-models")[1].contains("identity (protocol model 0): profiles [default]"));

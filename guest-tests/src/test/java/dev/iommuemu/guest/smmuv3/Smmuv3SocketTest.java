@@ -49,9 +49,14 @@ class Smmuv3SocketTest {
     final List<String> log = new CopyOnWriteArrayList<>();
     int evtqFd = -1;
 
+    /** The daemon under test; a subclass records it and replays every session (docs/recording.md). */
+    GuestDaemon newDaemon(String model, String profile) throws java.io.IOException {
+        return new GuestDaemon(model, profile);
+    }
+
     @BeforeEach
     void start() throws Exception {
-        daemon = new GuestDaemon("smmuv3", "default");
+        daemon = newDaemon("smmuv3", "default");
     }
 
     @AfterEach

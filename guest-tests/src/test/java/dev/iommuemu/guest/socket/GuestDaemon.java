@@ -20,15 +20,25 @@ public final class GuestDaemon implements AutoCloseable {
     public final Daemon daemon;
 
     public GuestDaemon(String model, String profile) throws IOException {
-        this(model, profile, false);
+        this(model, profile, false, DaemonConfig.Recording.NONE);
+    }
+
+    /** A daemon recording every session as {@code --record} says (docs/recording.md). */
+    public GuestDaemon(String model, String profile, DaemonConfig.Recording recording) throws IOException {
+        this(model, profile, false, recording);
     }
 
     /** With {@code control}, the daemon also serves its control API on {@link #control}. */
     public GuestDaemon(String model, String profile, boolean control) throws IOException {
+        this(model, profile, control, DaemonConfig.Recording.NONE);
+    }
+
+    private GuestDaemon(String model, String profile, boolean control, DaemonConfig.Recording recording) throws IOException {
         int n = SEQ.incrementAndGet();
         socket = Path.of("/tmp/ieg-" + ProcessHandle.current().pid() + "-" + n + ".sock");
         this.control = control ? Path.of("/tmp/iegc-" + ProcessHandle.current().pid() + "-" + n + ".sock") : null;
-        daemon = Daemon.start(new DaemonConfig(socket, this.control, model, profile, Level.WARNING, 2000, 8), DeviceRegistry.discover());
+        daemon = Daemon.start(new DaemonConfig(socket, this.control, model, profile, Level.WARNING, 2000, 8,
+                dev.iommuemu.bridge.daemon.Limits.DEFAULTS, recording), DeviceRegistry.discover());
     }
 
     /** The control socket, or null. */

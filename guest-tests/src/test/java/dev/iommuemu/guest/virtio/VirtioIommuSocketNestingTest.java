@@ -56,9 +56,14 @@ class VirtioIommuSocketNestingTest {
     GuestMemory mem;
     PageTableBuilder s1;
 
+    /** The daemon under test; a subclass records it and replays every session (docs/recording.md). */
+    GuestDaemon newDaemon(String model, String profile) throws java.io.IOException {
+        return new GuestDaemon(model, profile);
+    }
+
     @BeforeEach
     void start() throws Exception {
-        daemon = new GuestDaemon("virtio-iommu", "nesting");
+        daemon = newDaemon("virtio-iommu", "nesting");
         vmm = daemon.connect();
         vmm.addMemory(0, RAM, VMM_VA);
         transport = new VhostUserTransport(vmm, true);

@@ -35,9 +35,14 @@ class VirtioIommuSocketTest {
     VhostUserTransport transport;
     VirtioIommuDriver d;
 
+    /** The daemon under test; a subclass records it and replays every session (docs/recording.md). */
+    GuestDaemon newDaemon(String model, String profile) throws java.io.IOException {
+        return new GuestDaemon(model, profile);
+    }
+
     @BeforeEach
     void start() throws Exception {
-        daemon = new GuestDaemon("virtio-iommu", "default");
+        daemon = newDaemon("virtio-iommu", "default");
         vmm = daemon.connect();
         vmm.addMemory(0, 4L << 20, VMM_VA);
         transport = new VhostUserTransport(vmm, true);

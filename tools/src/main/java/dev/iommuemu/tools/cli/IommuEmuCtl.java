@@ -481,6 +481,41 @@ public final class IommuEmuCtl implements Callable<Integer> {
         return 0;
     }
 
+    @Command(name = "record", description = "start recording --session ID's IOMMU traffic to FILE, which the daemon writes "
+            + "(docs/recording.md), or stop it with --stop")
+    int record(@Parameters(paramLabel = "FILE", arity = "0..1", description = "the recording to write (made absolute here)") Path file,
+            @Option(names = "--stop", description = "stop the session's recording") boolean stop,
+            @Option(names = "--max-mib", paramLabel = "N", defaultValue = "0",
+                    description = "stop at N MiB of file (default: the daemon's --record-max-mib)") long maxMib) throws Exception {
+        if (stop == (file != null)) {
+            err.println("iommu-emu-ctl: record: give either FILE or --stop (see iommu-emu-ctl record --help)");
+            return 2;
+        }
+        dev.iommuemu.proto.v1.RecordRequest.Builder q = dev.iommuemu.proto.v1.RecordRequest.newBuilder().setSession(session).setStop(stop)
+                .setMaxBytes(maxMib << 20);
+        if (file != null) {
+            q.setPath(file.toAbsolutePath().toString());
+        }
+        dev.iommuemu.proto.v1.RecordingStatus r = call(ControlRequest.newBuilder().setRecord(q)).r().getRecording();
+        if (json) {
+            json(r);
+        } else if (r.getActive()) {
+            out.printf("recording to %s%n", r.getPath());
+        } else {
+            out.printf("recording to %s ended: %d operations, %d bytes%n", r.getPath(), r.getOperations(), r.getBytes());
+        }
+        return 0;
+    }
+
+    @Command(name = "replay", description = "run a recording (iommu-emu --record, docs/recording.md) against a fresh model "
+            + "of this build and report the first divergence; needs no daemon. Exit status 0: identical, 1: it diverges")
+    int replay(@Parameters(paramLabel = "FILE", description = "the recording") Path file) throws Exception {
+        dev.iommuemu.bridge.recording.Replay.Outcome o = dev.iommuemu.bridge.recording.Replay.run(file,
+                dev.iommuemu.bridge.device.DeviceRegistry.discover());
+        out.println(o.sentence());
+        return o.identical() ? 0 : 1;
+    }
+
     private static void holdUntilEof(InputStream in) throws IOException {
         byte[] b = new byte[256];
         while (in.read(b) >= 0) {

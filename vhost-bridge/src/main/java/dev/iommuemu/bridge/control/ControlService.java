@@ -211,6 +211,7 @@ public final class ControlService {
                                 "Inject needs a page_request, a fault or a service_failure");
                     }
                 }
+                case RECORD -> r.setRecording(record(req.getRecord()));
                 case SUBSCRIBE_EVENTS -> throw ProtocolException.refused(ProtocolException.EINVAL, "SubscribeEvents is handled by the server");
                 default -> throw ProtocolException.refused(ProtocolException.ENOSYS, "empty or unknown request");
             }
@@ -247,6 +248,26 @@ public final class ControlService {
             b.setSsid(x.ssid());
         }
         return b.build();
+    }
+
+    /** RecordRequest (docs/recording.md): start or stop recording a session. */
+    private dev.iommuemu.proto.v1.RecordingStatus record(dev.iommuemu.proto.v1.RecordRequest q) throws ProtocolException {
+        DeviceSession s = session(q.getSession());
+        dev.iommuemu.bridge.recording.SessionRecording.Status st;
+        if (q.getStop()) {
+            st = s.stopRecording();
+        } else {
+            if (q.getPath().isEmpty()) {
+                throw ProtocolException.refused(ProtocolException.EINVAL, "Record needs the path of the file to write (or stop)");
+            }
+            if (!java.nio.file.Path.of(q.getPath()).isAbsolute()) {
+                throw ProtocolException.refused(ProtocolException.EINVAL, "Record's path " + q.getPath() + " is relative: give an "
+                        + "absolute path (the daemon writes the file, from its own working directory)");
+            }
+            st = s.startRecording(java.nio.file.Path.of(q.getPath()), q.getMaxBytes() != 0 ? q.getMaxBytes() : registry.recording().maxBytes());
+        }
+        return dev.iommuemu.proto.v1.RecordingStatus.newBuilder().setPath(st.path().toString()).setOperations(st.operations())
+                .setBytes(st.bytes()).setActive(st.active()).setStopped(st.stopped()).build();
     }
 
     /** The session {@code id} names; 0 = the only one. */

@@ -40,7 +40,8 @@ public final class Daemon implements AutoCloseable {
         } else if (!profile.isEmpty() && !f.profiles().contains(profile)) {
             throw new IllegalArgumentException("model " + f.model() + " has no profile '" + profile + "' (has " + f.profiles() + ")");
         }
-        SessionRegistry registry = new SessionRegistry(devices, f, profile).requireMemorySeals(config.limits().requireMemorySeals());
+        SessionRegistry registry = new SessionRegistry(devices, f, profile).requireMemorySeals(config.limits().requireMemorySeals())
+                .record(config.recording());
         ConnectionLimits limits = config.limits().connection(config.ackTimeoutMs());
         VhostUserServer vmm = listenFd != null
                 ? VhostUserServer.inherited(listenFd, registry, limits, config.maxConnections())

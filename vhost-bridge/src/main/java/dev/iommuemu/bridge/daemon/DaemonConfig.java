@@ -16,10 +16,30 @@ import java.util.regex.Pattern;
  * command-line options. Values may use {@code ${VAR:-default}} for environment variables.
  */
 public record DaemonConfig(Path socket, Path control, String model, String profile, Level logLevel, int ackTimeoutMs, int maxConnections,
-        Limits limits) {
+        Limits limits, Recording recording) {
     /** A config with the default {@link Limits}. */
     public DaemonConfig(Path socket, Path control, String model, String profile, Level logLevel, int ackTimeoutMs, int maxConnections) {
         this(socket, control, model, profile, logLevel, ackTimeoutMs, maxConnections, Limits.DEFAULTS);
+    }
+
+    /** A config that records nothing. */
+    public DaemonConfig(Path socket, Path control, String model, String profile, Level logLevel, int ackTimeoutMs, int maxConnections,
+            Limits limits) {
+        this(socket, control, model, profile, logLevel, ackTimeoutMs, maxConnections, limits, Recording.NONE);
+    }
+
+    /**
+     * docs/recording.md: record every session to {@code file} (null: none; "{session}" in it is the
+     * session number, else ".N" is appended for session N), each file at most {@code maxBytes}.
+     */
+    public record Recording(String file, long maxBytes) {
+        public static final long DEFAULT_MAX_MIB = 512;
+        public static final Recording NONE = new Recording(null, DEFAULT_MAX_MIB << 20);
+
+        /** The file of session {@code id}. */
+        public Path file(long id) {
+            return Path.of(file.contains("{session}") ? file.replace("{session}", Long.toString(id)) : file + "." + id);
+        }
     }
 
     private static final Pattern VAR = Pattern.compile("\\$\\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?}");
@@ -161,8 +181,14 @@ public record DaemonConfig(Path socket, Path control, String model, String profi
                 timeout(p, env, "handshake.timeout.ms", d.handshakeTimeoutMs()), timeout(p, env, "idle.timeout.ms", d.idleTimeoutMs()),
                 Boolean.parseBoolean(seals), controlMax, timeout(p, env, "control.request.timeout.ms", d.controlRequestTimeoutMs()),
                 timeout(p, env, "control.idle.timeout.ms", d.controlIdleTimeoutMs()));
+        String record = expand(p.getProperty("record", ""), env).trim();
+        long recordMib = intProperty(p, env, "record.max.mib", (int) Recording.DEFAULT_MAX_MIB, "a number of MiB");
+        if (recordMib <= 0) {
+            throw new IllegalArgumentException("record.max.mib (--record-max-mib) must be at least 1");
+        }
         return new DaemonConfig(Path.of(socket), control.isEmpty() ? null : Path.of(control),
-                expand(p.getProperty("model", "smmuv3"), env).trim(), expand(p.getProperty("profile", ""), env).trim(), level, ack, max, limits);
+                expand(p.getProperty("model", "smmuv3"), env).trim(), expand(p.getProperty("profile", ""), env).trim(), level, ack, max, limits,
+                new Recording(record.isEmpty() ? null : record, recordMib << 20));
     }
 
     /** The option that sets property {@code key} (message.timeout.ms: --message-timeout-ms). */

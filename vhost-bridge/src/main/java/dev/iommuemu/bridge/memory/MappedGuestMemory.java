@@ -12,7 +12,7 @@ import java.util.OptionalLong;
  * are serialized. Unmapping a region while a model reads it would crash the process, so the
  * owner (a session) holds its device lock around both.
  */
-public final class MappedGuestMemory implements GuestMemory, AutoCloseable {
+public final class MappedGuestMemory implements GuestMemory, RamLayout, AutoCloseable {
     private volatile MappedRegion[] regions = new MappedRegion[0];
     private volatile MappedRegion last;
     private final int maxRegions;
@@ -82,6 +82,7 @@ public final class MappedGuestMemory implements GuestMemory, AutoCloseable {
         }
     }
 
+    @Override
     public List<MappedRegion> regions() {
         return List.of(regions);
     }

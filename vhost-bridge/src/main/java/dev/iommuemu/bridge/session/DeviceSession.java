@@ -45,6 +45,14 @@ public final class DeviceSession implements AutoCloseable {
     private final ReentrantLock lock = new ReentrantLock();
     private final MappedGuestMemory memory = new MappedGuestMemory(Protocol.MAX_MEM_SLOTS);
     private final SessionHost host = new SessionHost(this);
+    /** docs/recording.md: the model's memory and host as the recorder sees them (pass-through when not recording). */
+    private final dev.iommuemu.memory.RecordingGuestMemory tapped = new dev.iommuemu.memory.RecordingGuestMemory(memory);
+    private final dev.iommuemu.bridge.recording.OperationRecorder recorder = new dev.iommuemu.bridge.recording.OperationRecorder();
+    private final dev.iommuemu.bridge.recording.RecordingHost recordingHost = new dev.iommuemu.bridge.recording.RecordingHost(host, host, recorder);
+    /** The session's recording (docs/recording.md), or null; guarded by the lock. */
+    private dev.iommuemu.bridge.recording.SessionRecording recording;
+    /** Whether the recording began after the model was used (its header says so). */
+    private boolean recordingMidSession;
     private final Counters counters;
     private final EventBus events;
     /** The device's findings about the guest's driver (strict mode), kept across device resets and rebuilds. */
@@ -80,10 +88,11 @@ public final class DeviceSession implements AutoCloseable {
 
     private void install(DeviceFactory f, String profile, VmmProperties props) {
         String p = profile == null || profile.isEmpty() ? f.profiles().get(0) : profile;
-        BridgedDevice d = f.create(p, props, new DeviceContext(memory, host, host));
+        BridgedDevice raw = f.create(p, props, new DeviceContext(tapped, recordingHost, recordingHost));
+        BridgedDevice d = new dev.iommuemu.bridge.recording.RecordingDevice(raw, recorder, this::unrecordable);
         if (endpoints != null) {
             try {
-                d.setEndpoints(endpoints); // the bus did not change with the device
+                raw.setEndpoints(endpoints); // the bus did not change with the device
             } catch (UnsupportedOperationException e) {
                 // a model without endpoint topology: every endpoint is its own business
             } catch (RuntimeException e) {
@@ -99,6 +108,117 @@ public final class DeviceSession implements AutoCloseable {
         device = d;
         findings.enable(d.reportFindings(findings::found));
         host.setLines(d.irqLines());
+        if (recording != null && recording.hasHeader()) {
+            // a recording already under way sees the rebuilt model as an operation of its own
+            recorder.standalone(op -> op.setCreate(dev.iommuemu.proto.v1.CreateOp.newBuilder().setModel(f.model())
+                    .setProfile(d.profile()).setProperties(dev.iommuemu.bridge.recording.RecordingCodec.properties(props))
+                    .mergeFrom(endpointsMessage())));
+        }
+    }
+
+    // ---- recording (docs/recording.md)
+
+    private dev.iommuemu.proto.v1.CreateOp endpointsMessage() {
+        dev.iommuemu.proto.v1.CreateOp.Builder b = dev.iommuemu.proto.v1.CreateOp.newBuilder();
+        if (endpoints != null) {
+            b.setEndpoints(dev.iommuemu.bridge.recording.RecordingCodec.endpoints(endpoints));
+        }
+        return b.build();
+    }
+
+    /** The header of a recording beginning now (under the lock). */
+    private dev.iommuemu.proto.v1.RecordingHeader recordingHeader() {
+        dev.iommuemu.proto.v1.RecordingHeader.Builder h = dev.iommuemu.proto.v1.RecordingHeader.newBuilder()
+                .setFormatVersion(dev.iommuemu.bridge.recording.RecordingFile.FORMAT_VERSION)
+                .setDaemonVersion(dev.iommuemu.bridge.control.ControlService.VERSION).setProtocolVersion(Protocol.VERSION)
+                .setSession(id).setOrigin(origin).setStartedUnixMs(System.currentTimeMillis()).setModel(factory.model())
+                .setProfile(device.profile()).setProperties(dev.iommuemu.bridge.recording.RecordingCodec.properties(properties))
+                .setMidSession(recordingMidSession).addAllRam(ramLayout());
+        if (endpoints != null) {
+            h.setEndpoints(dev.iommuemu.bridge.recording.RecordingCodec.endpoints(endpoints));
+        }
+        return h.build();
+    }
+
+    private List<dev.iommuemu.proto.v1.RamRegion> ramLayout() {
+        List<dev.iommuemu.proto.v1.RamRegion> l = new ArrayList<>();
+        for (MappedRegion r : memory.regions()) {
+            l.add(dev.iommuemu.proto.v1.RamRegion.newBuilder().setGuestPhysAddr(r.base()).setSize(r.size()).build());
+        }
+        return l;
+    }
+
+    /** Guest RAM changed: a recording under way gets the new layout (under the lock). */
+    private void layoutChanged() {
+        if (recording != null && recording.hasHeader()) {
+            recorder.standalone(op -> op.setLayout(dev.iommuemu.proto.v1.LayoutOp.newBuilder().addAllRam(ramLayout())));
+        }
+    }
+
+    /** The model did something recordings do not cover: the recording ends, saying why. */
+    private void unrecordable(String why) {
+        if (recording != null) {
+            recording.stop(why);
+        }
+    }
+
+    /**
+     * Starts recording this session to {@code path} (created or replaced), at most {@code maxBytes}
+     * of file. A recording that starts after the model was used says so in its header (it
+     * replays from its first system reset).
+     */
+    public dev.iommuemu.bridge.recording.SessionRecording.Status startRecording(java.nio.file.Path path, long maxBytes)
+            throws ProtocolException {
+        lock.lock();
+        try {
+            if (closed) {
+                throw ProtocolException.refused(ProtocolException.ENODEV, "session " + id + " is closed");
+            }
+            if (recording != null && recording.active()) {
+                throw ProtocolException.refused(ProtocolException.EBUSY, "session " + id + " is already recording to " + recording.path()
+                        + "; stop that recording first");
+            }
+            if (device.iommufd() != null) {
+                throw ProtocolException.refused(dev.iommuemu.domain.Errno.EOPNOTSUPP.code, "session " + id + " has an iommufd nesting host "
+                        + "(docs/nesting.md), whose calls recordings do not cover");
+            }
+            recordingMidSession = touched || used;
+            try {
+                recording = dev.iommuemu.bridge.recording.SessionRecording.start(path, maxBytes, "session " + id,
+                        this::recordingHeader, recorder);
+            } catch (IOException e) {
+                throw ProtocolException.refused(ProtocolException.EIO, e.getMessage());
+            }
+            tapped.tap(recorder);
+            return recording.status();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Stops the recording under way (ENOENT when there is none) and returns its final state. */
+    public dev.iommuemu.bridge.recording.SessionRecording.Status stopRecording() throws ProtocolException {
+        lock.lock();
+        try {
+            if (recording == null || !recording.active()) {
+                throw ProtocolException.refused(ProtocolException.ENOENT, "session " + id + " is not recording");
+            }
+            recording.finish("stopped through the control API");
+            tapped.tap(null);
+            return recording.status();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** The current (or last) recording's state, or null if the session never recorded. */
+    public dev.iommuemu.bridge.recording.SessionRecording.Status recordingStatus() {
+        lock.lock();
+        try {
+            return recording == null ? null : recording.status();
+        } finally {
+            lock.unlock();
+        }
     }
 
     public long id() {
@@ -562,6 +682,7 @@ public final class DeviceSession implements AutoCloseable {
                 throw ProtocolException.refused(ProtocolException.EINVAL, e.getMessage());
             }
             LOG.fine(() -> "session " + id + ": mapped " + m);
+            layoutChanged();
         } finally {
             lock.unlock();
         }
@@ -583,6 +704,7 @@ public final class DeviceSession implements AutoCloseable {
                 m.unmap();
                 throw ProtocolException.refused(ProtocolException.EINVAL, e.getMessage());
             }
+            layoutChanged();
         } finally {
             lock.unlock();
         }
@@ -594,6 +716,7 @@ public final class DeviceSession implements AutoCloseable {
             if (!memory.remove(r.gpa(), r.size())) {
                 throw ProtocolException.refused(ProtocolException.ENOENT, "no region at " + r);
             }
+            layoutChanged();
         } finally {
             lock.unlock();
         }
@@ -604,6 +727,7 @@ public final class DeviceSession implements AutoCloseable {
         lock.lock();
         try {
             memory.clear();
+            layoutChanged();
             ProtocolException first = null;
             for (int i = 0; i < regions.size(); i++) {
                 if (first != null) {
@@ -618,6 +742,7 @@ public final class DeviceSession implements AutoCloseable {
             }
             if (first != null) {
                 memory.clear();
+                layoutChanged();
                 throw first;
             }
         } finally {
@@ -707,6 +832,10 @@ public final class DeviceSession implements AutoCloseable {
                 return;
             }
             closed = true;
+            if (recording != null) {
+                recording.finish("the session closed");
+                tapped.tap(null);
+            }
             try {
                 device.close();
             } finally {

@@ -21,6 +21,7 @@ public final class SessionRegistry {
     private final DeviceFactory defaultModel;
     private final String defaultProfile;
     private volatile boolean requireMemorySeals = true;
+    private volatile dev.iommuemu.bridge.daemon.DaemonConfig.Recording recording = dev.iommuemu.bridge.daemon.DaemonConfig.Recording.NONE;
 
     public SessionRegistry(DeviceRegistry devices, DeviceFactory defaultModel, String defaultProfile) {
         this.devices = devices;
@@ -35,6 +36,15 @@ public final class SessionRegistry {
         String p = profile != null && !profile.isEmpty() ? profile : (f == defaultModel ? defaultProfile : "");
         DeviceSession s = new DeviceSession(id, origin, f, p, totals, events);
         s.requireSeals(requireMemorySeals);
+        dev.iommuemu.bridge.daemon.DaemonConfig.Recording rec = recording;
+        if (rec.file() != null) {
+            try {
+                s.startRecording(rec.file(id), rec.maxBytes());
+            } catch (dev.iommuemu.bridge.protocol.ProtocolException e) {
+                // the session runs unrecorded; the one line says why
+                java.util.logging.Logger.getLogger(SessionRegistry.class.getName()).warning("session " + id + ": not recorded: " + e.getMessage());
+            }
+        }
         sessions.put(id, s);
         events.publish(BridgeEvent.now(id, BridgeEvent.SESSION_OPEN, origin + " model=" + s.model() + " profile=" + s.profile()));
         return s;
@@ -47,6 +57,17 @@ public final class SessionRegistry {
     public SessionRegistry requireMemorySeals(boolean require) {
         requireMemorySeals = require;
         return this;
+    }
+
+    /** --record (docs/recording.md): every new session records to its file. */
+    public SessionRegistry record(dev.iommuemu.bridge.daemon.DaemonConfig.Recording r) {
+        recording = r;
+        return this;
+    }
+
+    /** The recording settings (--record, --record-max-mib). */
+    public dev.iommuemu.bridge.daemon.DaemonConfig.Recording recording() {
+        return recording;
     }
 
     /** Closes and forgets a session. */

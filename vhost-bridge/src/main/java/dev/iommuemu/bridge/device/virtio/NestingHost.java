@@ -1,6 +1,6 @@
 package dev.iommuemu.bridge.device.virtio;
 
-import dev.iommuemu.bridge.memory.MappedGuestMemory;
+import dev.iommuemu.bridge.memory.RamLayout;
 import dev.iommuemu.dma.DmaHost;
 import dev.iommuemu.domain.Errno;
 import dev.iommuemu.domain.HostPageTable;
@@ -90,13 +90,11 @@ final class NestingHost {
      */
     void sync() {
         Map<Long, Long> want = new LinkedHashMap<>();
-        if (ram instanceof MappedGuestMemory m) {
-            for (GuestMemory.Region r : m.regions()) {
-                boolean overlapsCarve = Long.compareUnsigned(r.base(), CARVE_BASE + CARVE_SIZE) < 0
-                        && Long.compareUnsigned(CARVE_BASE, r.base() + r.size()) < 0;
-                if (!overlapsCarve) {
-                    want.put(r.base(), r.size());
-                }
+        for (GuestMemory.Region r : RamLayout.of(ram)) { // the VMM's regions (or a replay's, docs/recording.md)
+            boolean overlapsCarve = Long.compareUnsigned(r.base(), CARVE_BASE + CARVE_SIZE) < 0
+                    && Long.compareUnsigned(CARVE_BASE, r.base() + r.size()) < 0;
+            if (!overlapsCarve) {
+                want.put(r.base(), r.size());
             }
         }
         PagingDomain parent = nesting.nestParent();
