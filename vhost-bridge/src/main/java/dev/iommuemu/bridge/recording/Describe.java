@@ -47,6 +47,9 @@ final class Describe {
             case RESET -> op.getReset().getSystem() ? "system reset" : "device reset";
             case CREATE -> "model " + op.getCreate().getModel() + " rebuilt";
             case LAYOUT -> "guest RAM layout change";
+            case MSI_ABORTED -> "aborted MSI of " + hex(op.getMsiAborted().getData()) + " to " + hex(op.getMsiAborted().getAddress())
+                    + " (source " + op.getMsiAborted().getSource() + ")";
+            case INJECT -> "injected service failure mode";
             case OP_NOT_SET -> "an operation of a kind this build does not know";
         };
     }
@@ -89,6 +92,8 @@ final class Describe {
             }
             case CONFIG_READ -> "bytes " + bytes(op.getConfigRead().getData().toByteArray(), 64);
             case QUEUE_STOP -> "next available index " + op.getQueueStop().getNextAvail();
+            case MSI_ABORTED -> op.getMsiAborted().getActivated().isEmpty() ? "no error activated" : op.getMsiAborted().getActivated();
+            case INJECT -> op.getInject().getEntered() ? "entered" : "already in it";
             default -> "nothing (it completed)";
         };
     }
@@ -115,7 +120,8 @@ final class Describe {
             case WRITE -> memory("a memory write", e.getWrite());
             case ABORT -> "a lookup of " + e.getAbort().getLength() + " bytes at " + hex(e.getAbort().getAddress()) + " outside guest RAM";
             case IRQ -> "interrupt " + e.getIrq();
-            case MSI -> "an MSI write of " + hex(e.getMsi().getData()) + " to " + hex(e.getMsi().getAddress());
+            case MSI -> "an MSI write of " + hex(e.getMsi().getData()) + " to " + hex(e.getMsi().getAddress())
+                    + (e.getMsi().getSource() != 0 ? " (source " + e.getMsi().getSource() + ")" : "");
             case INVALIDATE -> "an IOTLB invalidation of endpoint " + e.getInvalidate().getEndpoint() + " iova " + hex(e.getInvalidate().getIova())
                     + " size " + hex(e.getInvalidate().getSize());
             case ATC_INVALIDATE -> "an ATC invalidation of stream " + e.getAtcInvalidate().getStreamId() + " substream "

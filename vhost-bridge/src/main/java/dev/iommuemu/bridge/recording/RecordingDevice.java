@@ -157,6 +157,33 @@ public final class RecordingDevice implements BridgedDevice {
     }
 
     @Override
+    public DmaResult atsTranslate(int streamId, int substreamId, long iova, boolean write, boolean exe, boolean priv) {
+        // recorded as the DmaAccess form, which replays through the same PCIe fields
+        return op(b -> b.setAtsTranslate(translation(streamId, substreamId, iova, new DmaAccess(write, exe, priv))),
+                () -> d.atsTranslate(streamId, substreamId, iova, write, exe, priv),
+                (b, r) -> b.getAtsTranslateBuilder().setResult(RecordingCodec.result(r)));
+    }
+
+    @Override
+    public String msiAborted(long address, int data, dev.iommuemu.dma.MsiSource source) {
+        return op(b -> b.setMsiAborted(dev.iommuemu.proto.v1.MsiAbortedOp.newBuilder().setAddress(address).setData(data)
+                        .setSource(source.code())),
+                () -> d.msiAborted(address, data, source),
+                (b, v) -> b.getMsiAbortedBuilder().setActivated(v == null ? "" : v));
+    }
+
+    @Override
+    public boolean injectServiceFailure() {
+        return op(b -> b.setInject(dev.iommuemu.proto.v1.InjectOp.newBuilder().setServiceFailure(true)), d::injectServiceFailure,
+                (b, v) -> b.getInjectBuilder().setEntered(v));
+    }
+
+    @Override
+    public boolean reportFindings(Consumer<dev.iommuemu.bridge.device.Finding> sink) {
+        return d.reportFindings(sink); // findings are no model input or output: not recorded
+    }
+
+    @Override
     public void pageRequest(PageRequest r) {
         op(b -> {
             PageRequestOp.Builder p = PageRequestOp.newBuilder().setStreamId(r.streamId()).setAddress(r.address())

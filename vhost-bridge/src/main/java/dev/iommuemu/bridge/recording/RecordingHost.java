@@ -34,8 +34,14 @@ public final class RecordingHost implements DmaHost, EndpointHost {
 
     @Override
     public void msi(long address, int data) {
-        recorder.effect(Effect.newBuilder().setMsi(MsiEffect.newBuilder().setAddress(address).setData(data)).build());
-        host.msi(address, data);
+        msi(address, data, dev.iommuemu.dma.MsiSource.OTHER);
+    }
+
+    @Override
+    public void msi(long address, int data, dev.iommuemu.dma.MsiSource source) {
+        recorder.effect(Effect.newBuilder().setMsi(MsiEffect.newBuilder().setAddress(address).setData(data)
+                .setSource(source.code())).build());
+        host.msi(address, data, source);
     }
 
     @Override

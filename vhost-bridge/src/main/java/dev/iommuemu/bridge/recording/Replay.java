@@ -211,6 +211,12 @@ public final class Replay {
                 case QUEUE_NOTIFY -> d.queueNotified(op.getQueueNotify().getIndex());
                 case SET_FEATURES -> d.setVirtioFeatures(op.getSetFeatures().getFeatures());
                 case SET_ENDPOINTS -> d.setEndpoints(RecordingCodec.endpoints(op.getSetEndpoints()));
+                case MSI_ABORTED -> {
+                    var m = op.getMsiAborted();
+                    dev.iommuemu.dma.MsiSource src = dev.iommuemu.dma.MsiSource.of(m.getSource());
+                    d.msiAborted(m.getAddress(), m.getData(), src == null ? dev.iommuemu.dma.MsiSource.OTHER : src);
+                }
+                case INJECT -> d.injectServiceFailure();
                 case RESET -> {
                     if (op.getReset().getSystem()) {
                         d.systemReset();
