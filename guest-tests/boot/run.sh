@@ -36,6 +36,7 @@ smmuv3-6.12-lazy     6.12 smmuv3 ours    default
 viommu-6.12-lazy     6.12 virtio ours    default
 viommu-6.12-reboot   6.12 virtio ours    default
 smmuv3-6.12-restart  6.12 smmuv3 ours    default
+smmuv3-6.12-record   6.12 smmuv3 ours    default+strict
 builtin-smmuv3-7     7    smmuv3 builtin -
 smmuv3-7-default     7    smmuv3 ours    default
 smmuv3-7-max         7    smmuv3 ours    max
@@ -138,9 +139,10 @@ stop_daemon() {
 trap stop_daemon EXIT
 
 start_daemon() { # log iommu profile: the daemon on $cdir's sockets, in the background
+    # ($record_to: the -record case's recording, docs/recording.md)
     "$root/bin/iommu-emu" --socket "$cdir/vmm.sock" --control "$cdir/ctl.sock" \
         --model "$([ "$2" = smmuv3 ] && echo smmuv3 || echo virtio-iommu)" --profile "$3" \
-        </dev/null > "$1" 2>&1 &
+        ${record_to:+--record "$record_to"} </dev/null > "$1" 2>&1 &
 }
 
 ctl() { java -cp "$root/tools/target/benchmarks.jar" dev.iommuemu.tools.cli.IommuEmuCtl --control "$cdir/ctl.sock" "$@"; }
@@ -155,6 +157,7 @@ failed=()
 run_case() { # name kernel iommu frontend profile
     local name=$1 kernel=$2 iommu=$3 frontend=$4 profile=$5
     cdir=$work/$name; rm -rf "$cdir"; mkdir -p "$cdir"
+    record_to=; [ "$name" = "${name%-record}" ] || record_to=$cdir/boot-{session}.iommurec
     get_assets "$kernel"
     read -r vmlinuz initrd abi <<<"${assets[$kernel]}"
     if [ "$kernel" = nest ]; then run_nest_case "$name" "$frontend" "$profile" "$vmlinuz" "$initrd"; return; fi
@@ -490,6 +493,20 @@ check_case() {
             grep -Eq '^faults +1$' "$cdir/counters.txt" || fails+=("the daemon counted '$(grep faults "$cdir/counters.txt" || true)', want faults 1 (the edu's one read)")
         fi
         stop_daemon
+        if [ "$name" != "${name%-record}" ]; then
+            # A real Linux boot on a strict profile: strict mode found nothing, and the session's
+            # recording (docs/recording.md) replays against a fresh model without a divergence.
+            grep -q 'strict mode found no findings' "$cdir/daemon.log" || fails+=("strict mode's summary is not 'no findings': $(grep -m1 'strict mode' "$cdir/daemon.log")")
+            local rec; rec=$(ls "$cdir"/boot-*.iommurec 2>/dev/null | head -n 1)
+            if [ -z "$rec" ]; then
+                fails+=("the daemon wrote no recording")
+            else
+                java -cp "$root/tools/target/benchmarks.jar" dev.iommuemu.tools.cli.IommuEmuCtl replay "$rec" > "$cdir/replay.txt" 2>&1 \
+                    || fails+=("the recording does not replay: $(tail -n 3 "$cdir/replay.txt")")
+                grep -Eq '^replay: [0-9]+ operations, identical' "$cdir/replay.txt" || fails+=("replay said: $(tail -n 3 "$cdir/replay.txt")")
+                log "$name: recording $(stat -c %s "$rec") bytes, $(head -n 1 "$cdir/replay.txt")"
+            fi
+        fi
     fi
     printf '%s\t%s\t%s\t%s\n' "$name" "$(t host-boot-ms)" "$(t disk-read-seconds)" "${#fails[@]}" >> "$results"
     if [ ${#fails[@]} -eq 0 ]; then
