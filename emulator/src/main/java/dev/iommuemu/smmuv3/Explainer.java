@@ -34,7 +34,7 @@ final class Explainer {
             // §3.2, §6.3.14 SMMU_GBPA: with SMMUEN == 0 no structure is read; GBPA.ABORT decides.
             Result r = GBPA_ABORT.isSet(gbpa)
                     ? new Result(null, false, new Fault("GBPA.ABORT", 0, 0, null, 0, -1, null, false, false), null)
-                    : new Result(entryOf(Smmuv3.identity(iova)), true, null, null);
+                    : new Result(entryOf(Smmuv3.gbpaBypass()), true, null, null);
             return new WalkExplanation(false, gbpa, DecidedBy.GBPA, -1, new long[0], false, -1, false,
                     java.util.List.of(), r, null);
         }
@@ -54,7 +54,7 @@ final class Explainer {
             }
         } else if (o instanceof Outcome.Bypass) {
             by = DecidedBy.STREAM_TABLE_ENTRY;
-            result = new Result(entryOf(Smmuv3.identity(iova)), true, null, null);
+            result = new Result(entryOf(Smmuv3.steBypass(path.oasBits())), true, null, null);
         } else if (o instanceof Outcome.Terminate t) {
             EventRecord ev = t.event();
             by = ev == null || ev.type() == EventType.C_BAD_STE || ev.type() == EventType.F_STE_FETCH

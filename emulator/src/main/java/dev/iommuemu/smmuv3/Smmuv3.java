@@ -313,7 +313,7 @@ public final class Smmuv3 implements IommuModel {
             if (GBPA_ABORT.isSet(regs.get(GBPA))) {
                 return new DmaResult.Aborted("GBPA.ABORT");
             }
-            return identity(iova);
+            return gbpaBypass();
         }
         Translations.Result r = translations.translate(regs.get(STRTAB_BASE), regs.get(STRTAB_BASE_CFG), streamId,
                 substreamId, iova, access);
@@ -321,7 +321,7 @@ public final class Smmuv3 implements IommuModel {
             return new DmaResult.Translated(h.entry());
         }
         if (r instanceof Translations.BypassResult) {
-            return identity(iova);
+            return steBypass(profile.oasBits());
         }
         Translations.Miss m = (Translations.Miss) r;
         EventRecord ev = m.event();
@@ -370,6 +370,24 @@ public final class Smmuv3 implements IommuModel {
 
     static DmaResult identity(long iova) {
         return new DmaResult.Translated(new IotlbEntry(iova & ~0xfffL, iova & ~0xfffL, 0xfff, Perm.ALL));
+    }
+
+    /**
+     * SMMUEN == 0 with GBPA.ABORT == 0: every transaction bypasses, whatever its address (IHI 0070
+     * §3.2, §6.3.14 SMMU_GBPA), so the answer is one entry over the whole input space, not a 4 KiB
+     * page: the VMM caches it once (a CR0 or GBPA write invalidates the VMM's cache, §6.3.9).
+     */
+    static DmaResult gbpaBypass() {
+        return new DmaResult.Translated(new IotlbEntry(0, 0, -1L, Perm.ALL));
+    }
+
+    /**
+     * An STE (or S1DSS) bypass of both stages: the identity up to the OAS, beyond which the bypass
+     * raises F_ADDR_SIZE (§3.4, TranslationPath.bypass), as one entry of that extent; CMD_CFGI_STE
+     * invalidates the StreamID's whole range in the VMM's cache (Smmuv3Commands).
+     */
+    static DmaResult steBypass(int oasBits) {
+        return new DmaResult.Translated(new IotlbEntry(0, 0, (1L << oasBits) - 1, Perm.ALL));
     }
 
     // ------------------------------------------------------------------------------------------

@@ -38,8 +38,15 @@ class TranslationTest {
         Harness h = new Harness(Smmuv3Profile.DEFAULT);
         IotlbEntry e = translated(h.smmu.translate(SID, IommuModel.NO_SUBSTREAM, 0x1234_5678L, DmaAccess.WRITE)).entry();
         assertEquals(0x1234_5678L, e.translate(0x1234_5678L));
+        // one entry over the whole input space, not a page: the VMM asks once (issue 12)
+        assertEquals(new IotlbEntry(0, 0, -1L, dev.iommuemu.dma.Perm.ALL), e);
         h.write(GBPA.offset(), GBPA_UPDATE.mask() | GBPA_ABORT.mask());
         assertEquals(new DmaResult.Aborted("GBPA.ABORT"), h.smmu.translate(SID, -1, 0x1000, DmaAccess.READ));
+        // a GBPA write, and leaving the GBPA bypass, invalidate everything the VMM cached (§6.3.9, §6.3.14)
+        assertTrue(h.host.invalidations.contains(dev.iommuemu.dma.IotlbInvalidation.all()), h.host.invalidations.toString());
+        h.host.invalidations.clear();
+        h.enable();
+        assertTrue(h.host.invalidations.contains(dev.iommuemu.dma.IotlbInvalidation.all()), h.host.invalidations.toString());
     }
 
     @Test
@@ -49,8 +56,14 @@ class TranslationTest {
         assertInstanceOf(DmaResult.Aborted.class, h.smmu.translate(SID, -1, 0x1000, DmaAccess.READ));
         assertEquals(List.of(), h.rawEvents()); // §5.2: Config abort records nothing
         h.ste(SID + 1, words(8, Ste.V, 1, Ste.CONFIG, Ste.CONFIG_BYPASS));
-        assertEquals(0xabc_d123L, translated(h.smmu.translate(SID + 1, -1, 0xabc_d123L, DmaAccess.READ)).entry()
-                .translate(0xabc_d123L));
+        IotlbEntry bypass = translated(h.smmu.translate(SID + 1, -1, 0xabc_d123L, DmaAccess.READ)).entry();
+        assertEquals(0xabc_d123L, bypass.translate(0xabc_d123L));
+        // the identity's real extent, the OAS (44 bits on DEFAULT), as one entry (issue 12)
+        assertEquals(new IotlbEntry(0, 0, (1L << 44) - 1, dev.iommuemu.dma.Perm.ALL), bypass);
+        // CMD_CFGI_STE drops the StreamID's whole range from the VMM's cache
+        h.host.invalidations.clear();
+        h.cfgiSte(SID + 1);
+        assertEquals(List.of(new dev.iommuemu.dma.IotlbInvalidation(SID + 1, 0, -1L)), h.host.invalidations);
         // Bypassing beyond the OAS (44 bits here) is a stage 1 Address Size fault (§7.3.14).
         assertInstanceOf(DmaResult.Aborted.class, h.smmu.translate(SID + 1, -1, 1L << 44, DmaAccess.READ));
         assertArrayEquals(new long[] {0x11 | ((long) (SID + 1) << 32), (1L << 35) | (2L << 40), 1L << 44, 0},

@@ -82,6 +82,11 @@ public final class TranslationPath {
     public record SteBad(EventRecord event) implements SteResult {}
 
     /** Step 1 (§3.3.1): locate, check and decode the STE, through the configuration cache. */
+    /** The output address size this path bypasses up to (SMMU_IDR5.OAS, §3.4). */
+    public int oasBits() {
+        return profile.oasBits();
+    }
+
     public SteResult stream(long strtabBase, long strtabBaseCfg, int sid, int ssid) {
         return stream(strtabBase, strtabBaseCfg, sid, ssid, null);
     }
