@@ -84,7 +84,7 @@ class Smmuv3GuestTest {
         assertInstanceOf(DmaResult.Aborted.class, smmu.translate(1, -1, 0x1000, DmaAccess.READ));
         drv.writeSte(2, Smmuv3Driver.steBypass());
         assertEquals(0xdead_b000L, assertInstanceOf(DmaResult.Translated.class,
-                smmu.translate(2, -1, 0xdead_b000L, DmaAccess.WRITE)).entry().translatedAddr());
+                smmu.translate(2, -1, 0xdead_b000L, DmaAccess.WRITE)).entry().translate(0xdead_b000L));
         assertEquals(0, drv.drainEvents().size());
         // StreamID 0 has the all-zero STE the probe wrote: C_BAD_STE, byte for byte.
         smmu.translate(0, -1, 0x1000, DmaAccess.READ);
@@ -197,7 +197,7 @@ class Smmuv3GuestTest {
         assertEquals(0x1_020c, drv.mmio.read32(Smmuv3Driver.STRTAB_BASE_CFG)); // FMT 1, SPLIT 8, LOG2SIZE 12
         drv.writeSte(0x345, Smmuv3Driver.steBypass());
         assertEquals(0x1234_5000L, assertInstanceOf(DmaResult.Translated.class,
-                smmu.translate(0x345, -1, 0x1234_5000L, DmaAccess.READ)).entry().translatedAddr());
+                smmu.translate(0x345, -1, 0x1234_5000L, DmaAccess.READ)).entry().translate(0x1234_5000L));
         smmu.translate(0x445, -1, 0, DmaAccess.READ); // no level-2 table for StreamIDs 0x400-0x4ff
         assertArrayEquals(le(0x02 | (0x445L << 32), 0, 0, 0), bytes(drv.drainEvents().get(0)));
         smmu.translate(0x1000, -1, 0, DmaAccess.READ); // beyond LOG2SIZE 12
