@@ -8,11 +8,7 @@ import dev.iommuemu.bridge.control.ControlServer;
 import dev.iommuemu.bridge.device.DeviceRegistry;
 import dev.iommuemu.bridge.device.IdentityDevice;
 import dev.iommuemu.bridge.session.SessionRegistry;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -43,11 +39,7 @@ class IommuEmuCtlTest {
     }
 
     private String[] ctl(String... args) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int rc = new IommuEmuCtl(new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8))
-                .run(args, Map.of("IOMMU_EMU_CONTROL", path.toString()));
-        return new String[] {Integer.toString(rc), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8)};
+        return CtlRun.ctl(path, args);
     }
 
     @Test

@@ -10,15 +10,11 @@ import dev.iommuemu.bridge.recording.RecordingFile;
 import dev.iommuemu.bridge.session.SessionRegistry;
 import dev.iommuemu.proto.v1.RecordedOperation;
 import dev.iommuemu.proto.v1.RecordingHeader;
-import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.zip.GZIPOutputStream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -58,11 +54,7 @@ class ReplayCommandTest {
     }
 
     private String[] ctl(String... args) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int rc = new IommuEmuCtl(new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8))
-                .run(args, Map.of("IOMMU_EMU_CONTROL", socket.toString()));
-        return new String[] {Integer.toString(rc), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8)};
+        return CtlRun.ctl(socket, args);
     }
 
     /** Records: IDR0 read, STRTAB_BASE written and read back, CMDQEN set in CR0 and CR0ACK read. */

@@ -10,13 +10,9 @@ import dev.iommuemu.bridge.session.SessionRegistry;
 import dev.iommuemu.proto.v1.ControlRequest;
 import dev.iommuemu.proto.v1.InjectRequest;
 import dev.iommuemu.proto.v1.TranslateRequest;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -49,11 +45,7 @@ class ViolationsCommandTest {
     }
 
     private String[] ctl(String... args) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int rc = new IommuEmuCtl(new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8))
-                .run(args, Map.of("IOMMU_EMU_CONTROL", path.toString()));
-        return new String[] {Integer.toString(rc), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8)};
+        return CtlRun.ctl(path, args);
     }
 
     private static byte[] ste(int config) {
