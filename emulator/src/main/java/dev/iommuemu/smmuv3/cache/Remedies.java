@@ -98,15 +98,17 @@ public final class Remedies {
         };
     }
 
-    /** Descriptor bits hardware may update itself (AF [10]; AP[2] / S2AP[1] [7] for dirty state, §3.13). */
-    private static final long HW_UPDATED = (1L << 10) | (1L << 7);
+    /** Descriptor bits hardware may update itself (AF; AP[2] / S2AP[1] for the dirty state, §3.13). */
+    private static final long HW_UPDATED = dev.iommuemu.pagetable.Descriptor.AF.mask()
+            | dev.iommuemu.pagetable.Descriptor.AP_RO.mask() | dev.iommuemu.pagetable.Descriptor.S2AP_W.mask();
 
     private static boolean stage1Changed(Translation was, long ipa, WalkResult now) {
         if (now instanceof TranslationFault f) {
             return f.stage() == 1;
         }
         Translation t = (Translation) now;
-        return t.ipa() != ipa || ((t.s1Descriptor() ^ was.s1Descriptor()) & ~HW_UPDATED & ~0x000f_ffff_ffff_f000L) != 0;
+        return t.ipa() != ipa || ((t.s1Descriptor() ^ was.s1Descriptor()) & ~HW_UPDATED & ~dev.iommuemu.pagetable.Descriptor.ADDR_50.mask()
+                & ~dev.iommuemu.pagetable.Descriptor.ADDR_HI_LPA.mask()) != 0;
     }
 
     private static boolean stage2Changed(Translation was, long ipa, WalkResult now) {
