@@ -61,12 +61,19 @@ nest-7-nesting-host  nest smmuv3 ours    nesting-host
 nest-7-default       nest smmuv3 ours    default
 nest-7-s1-only       nest smmuv3 ours    s1-only
 "
+# The floor for benchmarks (issue 12): the same guests with no IOMMU at all. Run only when named
+# (guest-tests/boot/run.sh none-7 builtin-smmuv3-7 smmuv3-7-default ...), not in the default matrix.
+floor_cases="
+none-7               7    none   none    -
+none-7-io            7    none   none    -
+none-6.12            6.12 none   none    -
+"
 bench=
 want=()
 for a in "$@"; do
     case "$a" in
         --bench) bench=1 ;;
-        --list) awk 'NF {print $1}' <<<"$all_cases"; exit 0 ;;
+        --list) awk 'NF {print $1}' <<<"$all_cases$floor_cases"; exit 0 ;;
         -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
         *) want+=("$a") ;;
     esac
@@ -261,6 +268,7 @@ run_case() { # name kernel iommu frontend profile
     case $iommu in
         smmuv3) machine="$machine_type,iommu=smmuv3$ram"
                 [ -z "$two" ] || machine="$machine_type,gic-version=3$ram" ;;
+        none)   machine="$machine_type$ram" ;;  # no IOMMU: the floor
         virtio) machine="$machine_type$ram" ;;  # virtio-iommu-pci comes first (above): the IOMMU
                                                 # must exist when the devices it serves are realized
     esac
@@ -369,8 +377,11 @@ check_case() {
     grep -q '^T: DONE' "$c" || fails+=("no DONE marker")
     if [ "$iommu" = smmuv3 ]; then
         grep -Eq 'arm-smmu-v3 [^ ]+: (ias [0-9]+-bit, )?oas [0-9]+-bit' "$c" || fails+=("no arm-smmu-v3 probe line")
-    else
+    elif [ "$iommu" = virtio ]; then
         grep -Eq 'virtio_iommu virtio[0-9]+: page mask: 0x' "$c" || fails+=("no virtio_iommu page-mask line")
+    else
+        # no IOMMU: no device in an IOMMU group
+        ! grep -q '^T: pci .*group=[0-9]' "$c" || fails+=("a device in an IOMMU group on a machine without an IOMMU")
     fi
     if [ "$name" != "${name%-reboot}" ]; then
         # One boot marked the scratch disk and rebooted (QEMU system reset); the second found the
@@ -398,7 +409,7 @@ check_case() {
     local nvirtio; nvirtio=$(grep -c '^T: pci .*vendor=0x1af4' "$c" || true)
     [ "$nvirtio" -ge 2 ] || fails+=("expected >= 2 virtio PCI devices, saw $nvirtio")
     # every virtio device but the virtio-iommu itself (0x1057, virtio 1.x §4.1.2.1: 0x1040 + 23)
-    ! grep -v 'device=0x1057' "$c" | grep -q '^T: pci .*vendor=0x1af4.*group=none' || fails+=("a virtio device without an IOMMU group")
+    [ "$iommu" = none ] || ! grep -v 'device=0x1057' "$c" | grep -q '^T: pci .*vendor=0x1af4.*group=none' || fails+=("a virtio device without an IOMMU group")
     [ "$(t disk-md5)" = "$disk_md5" ] || fails+=("disk checksum $(t disk-md5) != $disk_md5")
     [ "$(t hwrng-bytes)" = 64 ] || fails+=("/dev/hwrng gave '$(t hwrng-bytes)' bytes")
     if [ "$name" != "${name%-io}" ]; then
@@ -409,8 +420,10 @@ check_case() {
         done
         [ "$(t nvme-md5)" = "$nvme_md5" ] || fails+=("NVMe checksum '$(t nvme-md5)' != $nvme_md5")
         [ "$(t net-md5)" = "$blob_md5" ] || fails+=("e1000e TFTP transfer checksum '$(t net-md5)' != $blob_md5")
-        grep -q '^T: pci .*vendor=0x8086 device=0x10d3 group=[0-9]' "$c" || fails+=("the e1000e is in no IOMMU group")
-        grep -q '^T: pci .*vendor=0x1b36 device=0x0010 group=[0-9]' "$c" || fails+=("the NVMe controller is in no IOMMU group")
+        if [ "$iommu" != none ]; then
+            grep -q '^T: pci .*vendor=0x8086 device=0x10d3 group=[0-9]' "$c" || fails+=("the e1000e is in no IOMMU group")
+            grep -q '^T: pci .*vendor=0x1b36 device=0x0010 group=[0-9]' "$c" || fails+=("the NVMe controller is in no IOMMU group")
+        fi
     fi
     if [ "$name" != "${name%-passthrough}" ]; then
         grep -q 'iommu: Default domain type: Passthrough' "$c" || fails+=("iommu.passthrough=1 not in effect")
@@ -424,7 +437,7 @@ check_case() {
         [ "$(t disk2-md5)" = "$disk_md5" ] || fails+=("the disk behind the second SMMU read '$(t disk2-md5)', want $disk_md5")
         grep -q '^T: pci 0000:81:00.0 vendor=0x1af4 device=0x1042 group=[0-9]' "$c" || fails+=("the disk on bus 0x81 is in no IOMMU group")
     fi
-    if [ "$name" != "${name%-passthrough}" ]; then
+    if [ "$name" != "${name%-passthrough}" ] || [ "$iommu" = none ]; then
         :  # no DMA domains, so no invalidation policy
     elif [ "$name" = "${name%-lazy}" ]; then
         grep -q 'TLB invalidation policy: strict mode' "$c" || fails+=("iommu.strict=1 not in effect")
@@ -521,7 +534,7 @@ while read -r -u 3 name kernel iommu frontend profile; do
     [ -n "$name" ] || continue
     if [ ${#want[@]} -gt 0 ] && ! printf '%s\n' "${want[@]}" | grep -qx "$name"; then continue; fi
     run_case "$name" "$kernel" "$iommu" "$frontend" "$([ "$profile" = - ] && echo "" || echo "$profile")"
-done 3<<<"$all_cases"
+done 3<<<"$all_cases$([ ${#want[@]} -eq 0 ] || echo "$floor_cases")"
 
 if [ -n "$bench" ]; then
     # Two more runs of each compared pair, so that the table shows medians of three.
