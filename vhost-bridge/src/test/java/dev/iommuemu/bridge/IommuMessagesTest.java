@@ -235,6 +235,76 @@ class IommuMessagesTest {
         }
     }
 
+    /**
+     * docs/protocol.md §4.8: the VMM's memfd becomes its translation cache and register mirror;
+     * translations land in it, invalidations remove them in place (a message only when the VMM has
+     * IOMMU notifiers), the mirror follows the registers and counts the writes applied, a reset
+     * empties the cache, and a bad geometry is refused.
+     */
+    @Test
+    void sharedCacheAndRegisterMirror() throws Exception {
+        int[] sv = FakeVmm.socketPair();
+        dev.iommuemu.bridge.memory.MappedRegion shm = dev.iommuemu.bridge.memory.MappedRegion.allocate("test-shm", 0,
+                dev.iommuemu.bridge.fastpath.SharedCache.size(16, 2));
+        try (FakeVmm vmm = daemon.connect(); BackendPeer peer = new BackendPeer(sv[0], 0)) {
+            assertEquals(0, vmm.ack(Request.SET_BACKEND_REQ_FD, new byte[0], sv[1]));
+            LibC.closeQuietly(sv[1]);
+            java.nio.ByteBuffer geo = java.nio.ByteBuffer.allocate(16).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            geo.putInt(3).putInt(2).putInt(0).putInt(0);
+            assertEquals(ProtocolException.EINVAL, vmm.ack(Request.IOMMU_SET_SHARED_CACHE, geo.array(), shm.fd()));
+            geo.clear();
+            geo.putInt(16).putInt(2).putInt(0).putInt(0);
+            assertEquals(0, vmm.ack(Request.IOMMU_SET_SHARED_CACHE, geo.array(), shm.fd()));
+            dev.iommuemu.bridge.fastpath.SharedCacheView view = new dev.iommuemu.bridge.fastpath.SharedCacheView(shm);
+            assertEquals(2, view.mirrorCount());
+            assertEquals(0x08, view.mirrorOffset(0));
+            assertEquals(8, view.mirrorSize(0));
+            assertEquals(0x38, view.mirrorOffset(1));
+
+            // a posted write: its value and the count of applied writes are in the mirror once it is done
+            vmm.send(Request.IOMMU_MMIO_WRITE, false, new Payloads.MmioWrite(8, 8, 0x55aa).encode());
+            translate(vmm, 1, 0x1234_5678L, 0); // a request after it: the write is applied
+            assertEquals(1, view.writesApplied());
+            assertEquals(0x55aa, view.mirrorValue(0));
+            // a refused write counts too (the VMM counts what it sent)
+            assertEquals(ProtocolException.EINVAL, vmm.ack(Request.IOMMU_MMIO_WRITE, new Payloads.MmioWrite(8, 3, 0).encode()));
+            assertEquals(2, view.writesApplied());
+
+            // the translation is in the shared cache
+            assertEquals(new dev.iommuemu.bridge.fastpath.SharedCacheView.Hit(0x1234_5000L, 0x1_1234_5000L, 12,
+                    Perm.UR | Perm.UW | Perm.PR | Perm.PW), view.lookup(1, 0x1234_5abcL));
+            translate(vmm, 1, 0x1008, 0);
+            assertEquals(0x1_0000_1000L, view.lookup(1, 0x1000).output());
+            assertEquals(null, view.lookup(2, 0x1000), "a fault is not cached");
+            translate(vmm, 2, 0x1000, 0);
+            assertEquals(null, view.lookup(2, 0x1000));
+
+            // INV (endpoint 1, [0x1000, 0x2000)): removed in place, no message to a VMM without notifiers
+            assertEquals(0, vmm.ack(Request.IOMMU_MMIO_WRITE, new Payloads.MmioWrite(0x10, 8, 1).encode()));
+            assertEquals(null, view.lookup(1, 0x1000));
+            assertEquals(0x1_1234_5000L, view.lookup(1, 0x1234_5000L).output(), "outside the range");
+            assertEquals(List.of(), peer.log);
+            assertEquals(1, view.mirrorValue(1), "INV_DONE in the mirror");
+            DeviceSession s = daemon.registry.list().get(0);
+            assertEquals(1, s.counters().get(Counter.SHARED_INVALIDATIONS));
+
+            // with a notifier the message goes too, and completes before the write does
+            view.setNotifiers(true);
+            translate(vmm, 1, 0x1008, 0);
+            assertEquals(0, vmm.ack(Request.IOMMU_MMIO_WRITE, new Payloads.MmioWrite(0x10, 8, 1).encode()));
+            assertEquals(null, view.lookup(1, 0x1000));
+            assertEquals(List.of("invalidated 1 0x1000+0x1000 need-reply"), peer.log);
+            assertEquals(2, view.mirrorValue(1));
+
+            // a device reset empties the cache
+            assertEquals(0, vmm.ack(Request.RESET_DEVICE, new byte[0]));
+            assertEquals(null, view.lookup(1, 0x1234_5000L));
+            assertEquals(0, view.shifts());
+        } finally {
+            shm.unmap();
+        }
+    }
+
     @Test
     void aVmmThatNeverAcksLosesItsConnection() throws Exception {
         int[] sv = FakeVmm.socketPair();

@@ -46,6 +46,22 @@ public interface BridgedDevice extends AutoCloseable {
     }
 
     /**
+     * The registers the VMM may read from the shared register mirror (docs/protocol.md §4.8): those
+     * drivers poll, whose reads have no side effects. None by default.
+     */
+    default List<MirroredRegister> mirroredRegisters() {
+        return List.of();
+    }
+
+    /**
+     * A mirrored register's value for the mirror: an MMIO read that is neither counted nor recorded
+     * (it changes nothing, and a replay does not need it).
+     */
+    default long peekRegister(long offset, int size) {
+        return mmioRead(offset, size);
+    }
+
+    /**
      * Names of the interrupt lines, in the order the VMM numbers them in IOMMU_SET_IRQ_FD; the
      * same names the model passes to {@link dev.iommuemu.dma.DmaHost#raiseIrq}. (Virtqueue used-
      * buffer notifications use the names "vq0", "vq1", ... and go to the SET_VRING_CALL fds.)

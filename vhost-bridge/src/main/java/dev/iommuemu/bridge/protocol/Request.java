@@ -58,6 +58,11 @@ public enum Request {
      * u32 source} as the IOMMU_MSI it answers (§4, version 8); posted.
      */
     IOMMU_MSI_ABORTED(Protocol.IOMMU_BASE + 14, Payloads.MsiWrite.SIZE, Payloads.MsiWrite.SIZE, Fds.NONE),
+    /**
+     * The VMM's translation cache and register mirror in shared memory: {u32 sets, u32 ways, u32
+     * flags, u32 reserved} and its memfd (§4.8, version 9).
+     */
+    IOMMU_SET_SHARED_CACHE(Protocol.IOMMU_BASE + 15, 16, 16, Fds.ONE),
 
     // ---- nesting (docs/protocol.md §4.6; payloads in NestingPayloads), each one IommufdCall
     IOMMUFD_OPEN_HOST(Protocol.IOMMU_BASE + 16, NestingPayloads.OPEN_HOST, NestingPayloads.OPEN_HOST, Fds.NONE),

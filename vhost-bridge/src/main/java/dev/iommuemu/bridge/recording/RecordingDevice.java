@@ -117,6 +117,17 @@ public final class RecordingDevice implements BridgedDevice {
     }
 
     @Override
+    public java.util.List<dev.iommuemu.bridge.device.MirroredRegister> mirroredRegisters() {
+        return d.mirroredRegisters();
+    }
+
+    /** Not recorded: a mirror refresh changes nothing in the model (docs/recording.md). */
+    @Override
+    public long peekRegister(long offset, int size) {
+        return d.peekRegister(offset, size);
+    }
+
+    @Override
     public void mmioWrite(long offset, int size, long value) {
         if (!rec.active()) {
             d.mmioWrite(offset, size, value);

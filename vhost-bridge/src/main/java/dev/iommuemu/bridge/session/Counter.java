@@ -21,6 +21,8 @@ public enum Counter {
     /** IOMMU_MSI_ABORTED reports: MSIs the VMM could not deliver (docs/protocol.md §4). */
     MSI_ABORTS("msi_aborts"),
     INVALIDATIONS("invalidations"),
+    /** Invalidations done in the VMM's shared cache without a message (docs/protocol.md §4.8). */
+    SHARED_INVALIDATIONS("shared_invalidations"),
     QUEUE_KICKS("queue_kicks"),
     ATS_TRANSLATIONS("ats_translations"),
     PAGE_REQUESTS("page_requests"),

@@ -58,6 +58,8 @@ public final class DeviceSession implements AutoCloseable {
     /** The device's findings about the guest's driver (strict mode), kept across device resets and rebuilds. */
     private final SessionFindings findings;
     private DeviceFactory factory;
+    /** The VMM's shared translation cache and register mirror (docs/protocol.md §4.8), or null; guarded by the lock. */
+    private dev.iommuemu.bridge.fastpath.SharedCache shared;
     private BridgedDevice device;
     private boolean touched;
     /** Whether the driver's set-up of the device began (Request#usesDevice): properties are fixed from then. */
@@ -108,6 +110,11 @@ public final class DeviceSession implements AutoCloseable {
         device = d;
         findings.enable(d.reportFindings(findings::found));
         host.setLines(d.irqLines());
+        if (shared != null) {
+            // another model: nothing it translated is cached, and it mirrors its own registers
+            shared.clearAll();
+            shared.mirror(d.mirroredRegisters(), this::peek);
+        }
         if (recording != null && recording.hasHeader()) {
             // a recording already under way sees the rebuilt model as an operation of its own
             recorder.standalone(op -> op.setCreate(dev.iommuemu.proto.v1.CreateOp.newBuilder().setModel(f.model())
@@ -289,6 +296,7 @@ public final class DeviceSession implements AutoCloseable {
             try {
                 return f.apply(device);
             } finally {
+                refreshMirror();
                 ready = hostInterrupts();
             }
         } catch (UnsupportedOperationException e) {
@@ -519,12 +527,94 @@ public final class DeviceSession implements AutoCloseable {
 
     public void mmioWrite(long offset, int size, long value) throws ProtocolException {
         counters.inc(Counter.MMIO_WRITES);
-        withDevice(d -> {
-            touch();
-            checkMmio(d, offset, size);
-            d.mmioWrite(offset, size, value);
-            return null;
-        });
+        try {
+            withDevice(d -> {
+                touch();
+                checkMmio(d, offset, size);
+                d.mmioWrite(offset, size, value);
+                return null;
+            });
+        } finally {
+            // §4.8 writes_applied counts every IOMMU_MMIO_WRITE, refused ones too (the VMM counts what it sent)
+            lock.lock();
+            try {
+                if (shared != null) {
+                    shared.writeApplied();
+                }
+            } finally {
+                lock.unlock();
+            }
+        }
+    }
+
+    // ---- the shared translation cache and register mirror (docs/protocol.md §4.8)
+
+    /**
+     * IOMMU_SET_SHARED_CACHE: maps the VMM's memfd as its translation cache of {@code sets} x
+     * {@code ways} entries and its register mirror, replacing any earlier one. Takes ownership of
+     * {@code fd}.
+     */
+    public void setSharedCache(int fd, int sets, int ways) throws ProtocolException {
+        lock.lock();
+        try {
+            if (closed) {
+                LibC.closeQuietly(fd);
+                throw ProtocolException.refused(ProtocolException.ENODEV, "session " + id + " is closed");
+            }
+            dev.iommuemu.bridge.fastpath.SharedCache c;
+            try {
+                c = dev.iommuemu.bridge.fastpath.SharedCache.map(fd, sets, ways, requireSeals);
+            } catch (IllegalArgumentException e) {
+                LibC.closeQuietly(fd);
+                throw ProtocolException.refused(ProtocolException.EINVAL, e.getMessage());
+            } catch (IOException e) {
+                LibC.closeQuietly(fd);
+                throw ProtocolException.refused(ProtocolException.EFAULT, "the shared cache does not map: " + e.getMessage());
+            }
+            if (shared != null) {
+                shared.close();
+            }
+            shared = c;
+            c.mirror(device.mirroredRegisters(), this::peek);
+            LOG.fine(() -> "session " + id + ": shared translation cache of " + sets + " x " + ways + " entries");
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private long peek(dev.iommuemu.bridge.device.MirroredRegister r) {
+        return device.peekRegister(r.offset(), r.size());
+    }
+
+    /** The shared cache, for the session's host (under the lock, inside a model call), or null. */
+    dev.iommuemu.bridge.fastpath.SharedCache sharedCache() {
+        return lock.isHeldByCurrentThread() ? shared : null;
+    }
+
+    /** Brings the register mirror up to date (under the lock): after each model call and before each interrupt. */
+    void refreshMirror() {
+        if (shared != null && lock.isHeldByCurrentThread()) {
+            shared.refresh(this::peek);
+        }
+    }
+
+    /** Drops every shared cache entry (a device reset: the VMM's translations are gone with the model's). */
+    public void clearSharedCache() {
+        lock.lock();
+        try {
+            if (shared != null) {
+                shared.clearAll();
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** A translation the VMM may now take from the shared cache (only without a substream: §4.8 keys). */
+    private void cache(TranslateRequest r, IotlbEntry e) {
+        if (shared != null && r.substreamId() == Payloads.NO_SUBSTREAM) {
+            shared.insert(r.streamId(), e.iova(), e.translatedAddr(), e.addrMask(), e.perm());
+        }
     }
 
     // ---- translation (docs/protocol.md §4.3)
@@ -555,6 +645,7 @@ public final class DeviceSession implements AutoCloseable {
     private TranslateReply reply(TranslateRequest r, int ssid, DmaResult res) {
         if (res instanceof DmaResult.Translated t) {
             IotlbEntry e = t.entry();
+            cache(r, e);
             return new TranslateReply(new TranslateResult(Payloads.TRANSLATED, e.perm(), e.translate(r.iova()), e.addrMask(), 0), "");
         }
         if (res instanceof DmaResult.Stalled s) {
@@ -600,6 +691,7 @@ public final class DeviceSession implements AutoCloseable {
                     long pages = 0;
                     for (dev.iommuemu.dma.IotlbEntry e : es) {
                         run.add(new Payloads.RunEntry(e.iova(), e.translatedAddr(), e.addrMask(), e.perm()));
+                        cache(r, e);
                         pages += pages(e.addrMask());
                     }
                     counters.add(Counter.PREFETCHED_PAGES, pages);
@@ -839,6 +931,10 @@ public final class DeviceSession implements AutoCloseable {
             try {
                 device.close();
             } finally {
+                if (shared != null) {
+                    shared.close();
+                    shared = null;
+                }
                 memory.close();
                 host.close();
             }

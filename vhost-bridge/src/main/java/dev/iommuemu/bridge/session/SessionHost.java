@@ -129,6 +129,7 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
     public void raiseIrq(String line) {
         session.counters().inc(Counter.IRQS);
         session.publish(BridgeEvent.IRQ, line);
+        session.refreshMirror(); // §4.8: the guest woken by it reads the registers that caused it
         Signal fd;
         synchronized (this) {
             if (line.startsWith("vq")) {
@@ -175,6 +176,7 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
     @Override
     public void msi(long address, int data, dev.iommuemu.dma.MsiSource source) {
         session.counters().inc(Counter.MSIS);
+        session.refreshMirror();
         session.publish(BridgeEvent.MSI, String.format("address=0x%x data=0x%x source=%s", address, data,
                 source.name().toLowerCase(java.util.Locale.ROOT)));
         BackendChannel b;
@@ -195,6 +197,15 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
     public void invalidate(IotlbInvalidation inv) {
         session.counters().inc(Counter.INVALIDATIONS);
         session.publish(BridgeEvent.INVALIDATE, String.format("endpoint=%d iova=0x%x size=0x%x", inv.endpoint(), inv.iova(), inv.size()));
+        dev.iommuemu.bridge.fastpath.SharedCache shared = session.sharedCache();
+        if (shared != null) {
+            // docs/protocol.md §4.8: invalidated in place; a message only for the VMM's IOMMU notifiers
+            shared.invalidate(inv.endpoint(), inv.iova(), inv.size());
+            if (!shared.notifiersPresent()) {
+                session.counters().inc(Counter.SHARED_INVALIDATIONS);
+                return;
+            }
+        }
         BackendChannel b;
         synchronized (this) {
             b = backend;

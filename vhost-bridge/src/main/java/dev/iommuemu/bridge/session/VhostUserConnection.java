@@ -466,6 +466,17 @@ public final class VhostUserConnection implements Runnable {
                 ring = TranslateRing.start(session, entries, ringFd, bell, this::shutdown);
                 return null;
             }
+            case IOMMU_SET_SHARED_CACHE -> {
+                // docs/protocol.md §4.8 {u32 sets, u32 ways, u32 flags, u32 reserved} and the memfd
+                java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(p).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                int fd = take(m, 0);
+                if (b.getInt(8) != 0) {
+                    LibC.closeQuietly(fd);
+                    throw ProtocolException.refused(ProtocolException.EINVAL, String.format("IOMMU_SET_SHARED_CACHE: undefined flags 0x%x", b.getInt(8)));
+                }
+                session.setSharedCache(fd, b.getInt(0), b.getInt(4));
+                return null;
+            }
             case IOMMU_SET_PROPERTIES -> {
                 // docs/protocol.md §4.7: a refused property is the reply's errno and sentence
                 List<PropertyPayloads.Entry> entries = PropertyPayloads.decode(p);
@@ -562,6 +573,7 @@ public final class VhostUserConnection implements Runnable {
             } else {
                 d.reset();
             }
+            session.clearSharedCache();
             return null;
         });
     }

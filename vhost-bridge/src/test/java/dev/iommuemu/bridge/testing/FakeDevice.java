@@ -31,6 +31,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
  *   0x28 PEEK     RW  a guest physical address; reading 0x30 returns the u64 there (or ~0 on an abort)
  *   0x38 INV_DONE RO  completed invalidations
  *   0x40 ATC_INV  WO  write s: EndpointHost.atcInvalidate(stream s, no substream, 0, all)
+ * SCRATCH and INV_DONE are in the shared register mirror (docs/protocol.md §4.8).
  * </pre>
  * ATS: stream 1 translates as above, others abort "UR" (no ATS). PRI: page requests are recorded;
  * the last of a group is answered at once with a Success page response.
@@ -69,6 +70,13 @@ public final class FakeDevice implements BridgedDevice {
 
     public long acceptedFeatures() {
         return features;
+    }
+
+    /** SCRATCH and INV_DONE are mirrored (docs/protocol.md §4.8). */
+    @Override
+    public java.util.List<dev.iommuemu.bridge.device.MirroredRegister> mirroredRegisters() {
+        return java.util.List.of(new dev.iommuemu.bridge.device.MirroredRegister(0x08, 8),
+                new dev.iommuemu.bridge.device.MirroredRegister(0x38, 8));
     }
 
     @Override

@@ -149,6 +149,25 @@ public final class Smmuv3Bridge implements BridgedDevice {
         smmu.mmioWrite(offset, size, value);
     }
 
+    /**
+     * The registers Linux's arm-smmu-v3 driver polls or reads on hot paths: CMDQ_CONS while it waits
+     * for a CMD_SYNC (IHI 0070 §4.7.3, no MSI), the queues' PROD/CONS, GERROR/GERRORN, the CR0ACK and
+     * IRQ_CTRLACK handshakes and GBPA.Update (§6.3), and the ID registers. SMMUv3 register reads have
+     * no side effects (§6.2).
+     */
+    private static final List<dev.iommuemu.bridge.device.MirroredRegister> MIRRORED = java.util.stream.Stream.of(
+                    Smmuv3Regs.IDR0, Smmuv3Regs.IDR1, Smmuv3Regs.IDR2, Smmuv3Regs.IDR3, Smmuv3Regs.IDR4, Smmuv3Regs.IDR5,
+                    Smmuv3Regs.IIDR, Smmuv3Regs.AIDR, Smmuv3Regs.CR0, Smmuv3Regs.CR0ACK, Smmuv3Regs.GBPA, Smmuv3Regs.IRQ_CTRL,
+                    Smmuv3Regs.IRQ_CTRLACK, Smmuv3Regs.GERROR, Smmuv3Regs.GERRORN, Smmuv3Regs.CMDQ_PROD, Smmuv3Regs.CMDQ_CONS,
+                    Smmuv3Regs.EVENTQ_PROD, Smmuv3Regs.EVENTQ_CONS, Smmuv3Regs.PRIQ_PROD, Smmuv3Regs.PRIQ_CONS)
+            .map(r -> new dev.iommuemu.bridge.device.MirroredRegister(r.offset(), r.size()))
+            .toList();
+
+    @Override
+    public List<dev.iommuemu.bridge.device.MirroredRegister> mirroredRegisters() {
+        return MIRRORED;
+    }
+
     @Override
     public List<String> irqLines() {
         return IRQ_LINES;

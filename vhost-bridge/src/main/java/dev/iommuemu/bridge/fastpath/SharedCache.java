@@ -1,0 +1,351 @@
+package dev.iommuemu.bridge.fastpath;
+
+import dev.iommuemu.bridge.device.MirroredRegister;
+import dev.iommuemu.bridge.memory.MappedRegion;
+import java.io.IOException;
+import java.lang.invoke.VarHandle;
+import java.util.List;
+import java.util.function.ToLongFunction;
+
+/**
+ * The VMM's translation cache and register mirror in shared memory (docs/protocol.md §4.8,
+ * version 9): the front-end reads translations and the registers drivers poll without a message;
+ * the daemon, the only writer, fills the cache on a miss and invalidates it in place, so that an
+ * invalidation costs no round trip to the VMM.
+ *
+ * <p>Every entry is a sequence lock: the daemon makes {@code seq} odd, writes the fields, makes it
+ * even again (release); a reader that sees the same even {@code seq} before and after reading the
+ * fields has a consistent entry. The daemon never reads an entry back from the shared memory (a
+ * VMM may scribble on it): it keeps its own copy of what it wrote. All methods run under the
+ * session lock.
+ */
+public final class SharedCache implements AutoCloseable {
+    /** §4.8 layout: the header page, then {@code sets * ways} entries of 64 bytes. */
+    public static final int HEADER = 4096;
+    public static final int ENTRY = 64;
+    public static final int OFF_SETS = 0x00;
+    public static final int OFF_WAYS = 0x04;
+    public static final int OFF_SHIFTS = 0x08;
+    public static final int OFF_NOTIFIERS = 0x10;
+    public static final int OFF_MIRROR_COUNT = 0x14;
+    public static final int OFF_WRITES_APPLIED = 0x18;
+    public static final int OFF_MIRROR = 0x40;
+    public static final int MIRROR_ENTRY = 16;
+    public static final int MAX_MIRROR = (HEADER - OFF_MIRROR) / MIRROR_ENTRY;
+    public static final int E_SEQ = 0;
+    public static final int E_ENDPOINT = 4;
+    public static final int E_IOVA = 8;
+    public static final int E_OUTPUT = 16;
+    public static final int E_PERM = 24;
+    public static final int E_SHIFT = 28;
+    public static final int MAX_SETS = 65536;
+    public static final int MAX_WAYS = 16;
+    /** The smallest entry cached: a 4 KiB page (smaller answers are exact and never cached). */
+    public static final int MIN_SHIFT = 12;
+    /** An entry covering the whole 64-bit space (an all-ones address mask). */
+    public static final int WHOLE_SPACE = 64;
+    /** Endpoint number that means every endpoint in an invalidation (§5 IOMMU_IOTLB_INVALIDATE). */
+    public static final int ALL_ENDPOINTS = -1;
+
+    private final MappedRegion mem;
+    private final int sets;
+    private final int ways;
+    // the daemon's own copy of every entry (never read back from shared memory)
+    private final int[] endpoint;
+    private final long[] base;
+    private final byte[] shift;
+    private final boolean[] valid;
+    private final int[] seq;
+    private final byte[] victim;
+    private int live;
+    private long shifts;
+    // the register mirror
+    private MirroredRegister[] mirror = new MirroredRegister[0];
+    private long[] mirrored = new long[0];
+    private long writesApplied;
+    private long inserted;
+    private long invalidated;
+
+    private SharedCache(MappedRegion mem, int sets, int ways) {
+        this.mem = mem;
+        this.sets = sets;
+        this.ways = ways;
+        int n = sets * ways;
+        endpoint = new int[n];
+        base = new long[n];
+        shift = new byte[n];
+        valid = new boolean[n];
+        seq = new int[n];
+        victim = new byte[sets];
+    }
+
+    /** Bytes a cache of {@code sets} x {@code ways} needs. */
+    public static long size(int sets, int ways) {
+        return HEADER + (long) ENTRY * sets * ways;
+    }
+
+    /**
+     * Maps the VMM's memfd as a cache of {@code sets} (a power of two, 1..65536) x {@code ways}
+     * (1..16) entries and clears it. Takes ownership of {@code fd} only on success.
+     */
+    public static SharedCache map(int fd, int sets, int ways, boolean requireSeals) throws IOException {
+        if (sets < 1 || sets > MAX_SETS || Integer.bitCount(sets) != 1) {
+            throw new IllegalArgumentException("shared cache sets must be a power of two in 1.." + MAX_SETS + ": " + sets);
+        }
+        if (ways < 1 || ways > MAX_WAYS) {
+            throw new IllegalArgumentException("shared cache ways must be in 1.." + MAX_WAYS + ": " + ways);
+        }
+        if (requireSeals) {
+            MappedRegion.requireShrinkSeal(fd);
+        }
+        SharedCache c = new SharedCache(MappedRegion.map(0, size(sets, ways), 0, 0, fd), sets, ways);
+        c.clearAll();
+        c.mem.write32(OFF_SETS, sets);
+        c.mem.write32(OFF_WAYS, ways);
+        c.mem.write64(OFF_WRITES_APPLIED, 0);
+        VarHandle.fullFence();
+        return c;
+    }
+
+    /**
+     * The set an entry of {@code shift} holding {@code iova} of {@code endpoint} lives in
+     * (docs/protocol.md §4.8: both sides compute it so).
+     */
+    public static int setOf(int endpoint, long iova, int shift, int sets) {
+        long block = shift >= 64 ? 0 : iova >>> shift;
+        long h = block * 0x9E3779B97F4A7C15L + (endpoint & 0xffffffffL) * 0xC2B2AE3D27D4EB4FL + shift;
+        h ^= h >>> 29;
+        return (int) (h & (sets - 1));
+    }
+
+    /** log2 of an address mask's size, or -1 when the entry is not cacheable (not 2^n - 1, below 4 KiB). */
+    public static int shiftOf(long addrMask) {
+        if (addrMask == -1L) {
+            return WHOLE_SPACE;
+        }
+        if ((addrMask & (addrMask + 1)) != 0 || Long.compareUnsigned(addrMask, (1L << MIN_SHIFT) - 1) < 0) {
+            return -1;
+        }
+        return Long.numberOfTrailingZeros(addrMask + 1);
+    }
+
+    private long slotAddr(int slot) {
+        return HEADER + (long) slot * ENTRY;
+    }
+
+    /**
+     * Caches the translation {@code [iova & ~mask, | mask] -> output & ~mask} with {@code perm}
+     * (Perm bits, §4.3) for {@code endpoint}. Entries that are not cacheable are skipped.
+     */
+    public void insert(int endpoint, long iova, long output, long addrMask, int perm) {
+        int s = shiftOf(addrMask);
+        if (s < 0 || perm == 0) {
+            return;
+        }
+        long b = iova & ~addrMask;
+        int set = setOf(endpoint, b, s, sets);
+        int first = set * ways;
+        int slot = -1;
+        for (int w = 0; w < ways; w++) {
+            int i = first + w;
+            if (valid[i] && this.endpoint[i] == endpoint && shift[i] == s && base[i] == b) {
+                slot = i; // the same block again (e.g. more permissions now): replace it
+                break;
+            }
+            if (!valid[i] && slot < 0) {
+                slot = i;
+            }
+        }
+        if (slot < 0) {
+            slot = first + (victim[set] & 0xff) % ways;
+            victim[set] = (byte) ((victim[set] + 1) % ways);
+        }
+        long bit = 1L << (s & 63);
+        if ((shifts & bit) == 0) {
+            shifts |= bit;
+            mem.write64(OFF_SHIFTS, shifts);
+        }
+        long a = slotAddr(slot);
+        int q = seq[slot] + 1; // odd: being written
+        mem.write32(a + E_SEQ, q);
+        VarHandle.storeStoreFence();
+        mem.write32(a + E_ENDPOINT, endpoint);
+        mem.write64(a + E_IOVA, b);
+        mem.write64(a + E_OUTPUT, output & ~addrMask);
+        mem.write32(a + E_PERM, perm);
+        mem.write32(a + E_SHIFT, s);
+        VarHandle.releaseFence();
+        mem.write32(a + E_SEQ, q + 1);
+        seq[slot] = q + 1;
+        if (!valid[slot]) {
+            live++;
+        }
+        valid[slot] = true;
+        this.endpoint[slot] = endpoint;
+        base[slot] = b;
+        shift[slot] = (byte) s;
+        inserted++;
+    }
+
+    private void drop(int slot) {
+        long a = slotAddr(slot);
+        int q = seq[slot] + 1;
+        mem.write32(a + E_SEQ, q);
+        VarHandle.storeStoreFence();
+        mem.write32(a + E_PERM, 0);
+        mem.write64(a + E_IOVA, 0);
+        mem.write64(a + E_OUTPUT, 0);
+        VarHandle.releaseFence();
+        mem.write32(a + E_SEQ, q + 1);
+        seq[slot] = q + 1;
+        valid[slot] = false;
+        live--;
+        invalidated++;
+    }
+
+    private boolean overlaps(int slot, int ep, long first, long last) {
+        if (!valid[slot] || (ep != ALL_ENDPOINTS && endpoint[slot] != ep)) {
+            return false;
+        }
+        long lo = base[slot];
+        long hi = shift[slot] >= 64 ? -1L : lo + ((1L << shift[slot]) - 1);
+        return Long.compareUnsigned(hi, first) >= 0 && Long.compareUnsigned(lo, last) <= 0;
+    }
+
+    /**
+     * Removes every entry of {@code endpoint} (ALL_ENDPOINTS: any) that overlaps {@code [iova,
+     * iova + size - 1]} (size -1 or 0: everything), as §5 IOMMU_IOTLB_INVALIDATE names a range.
+     * When it returns, no reader that starts later can use them.
+     */
+    public void invalidate(int ep, long iova, long size) {
+        if (live == 0) {
+            return;
+        }
+        // as the front-end reads §5's {iova, size}: size ~0 is everything, 0 or a wrap runs to the top
+        long end = iova + size - 1;
+        long first = size == -1L ? 0 : iova;
+        long last = size == -1L || size == 0 || Long.compareUnsigned(end, iova) < 0 ? -1L : end;
+        if (ep != ALL_ENDPOINTS && last != -1L && probe(ep, first, last)) {
+            return;
+        }
+        for (int i = 0; i < valid.length; i++) {
+            if (overlaps(i, ep, first, last)) {
+                drop(i);
+            }
+        }
+        if (live == 0) {
+            clearShifts();
+        }
+    }
+
+    /** A small range of one endpoint: looks its blocks up instead of scanning; false when too many. */
+    private boolean probe(int ep, long first, long last) {
+        long probes = 0;
+        for (int s = MIN_SHIFT; s <= WHOLE_SPACE; s++) {
+            if ((shifts & (1L << (s & 63))) != 0) {
+                probes += s >= 64 ? 1 : (last >>> s) - (first >>> s) + 1;
+                if (probes > 64) {
+                    return false;
+                }
+            }
+        }
+        for (int s = MIN_SHIFT; s <= WHOLE_SPACE; s++) {
+            if ((shifts & (1L << (s & 63))) == 0) {
+                continue;
+            }
+            long n = s >= 64 ? 1 : (last >>> s) - (first >>> s) + 1;
+            for (long k = 0; k < n; k++) {
+                long b = s >= 64 ? 0 : ((first >>> s) + k) << s;
+                int firstSlot = setOf(ep, b, s, sets) * ways;
+                for (int w = 0; w < ways; w++) {
+                    if (overlaps(firstSlot + w, ep, first, last)) {
+                        drop(firstSlot + w);
+                    }
+                }
+            }
+        }
+        return true;
+    }
+
+    private void clearShifts() {
+        shifts = 0;
+        mem.write64(OFF_SHIFTS, 0);
+    }
+
+    /** Drops every entry (a reset, a model switch). */
+    public void clearAll() {
+        for (int i = 0; i < valid.length; i++) {
+            if (valid[i]) {
+                drop(i);
+            }
+        }
+        live = 0;
+        clearShifts();
+    }
+
+    /** Whether the VMM has IOMMU notifiers (vhost, vfio) that need IOMMU_IOTLB_INVALIDATE messages too. */
+    public boolean notifiersPresent() {
+        int n = mem.read32(OFF_NOTIFIERS);
+        VarHandle.acquireFence();
+        return n != 0;
+    }
+
+    // ---- the register mirror
+
+    /** Publishes the registers the VMM may read from the mirror (at most 252), then their values. */
+    public void mirror(List<MirroredRegister> regs, ToLongFunction<MirroredRegister> peek) {
+        int n = Math.min(regs.size(), MAX_MIRROR);
+        mem.write32(OFF_MIRROR_COUNT, 0);
+        VarHandle.releaseFence();
+        mirror = regs.subList(0, n).toArray(new MirroredRegister[0]);
+        mirrored = new long[n];
+        for (int i = 0; i < n; i++) {
+            long a = OFF_MIRROR + (long) i * MIRROR_ENTRY;
+            mirrored[i] = peek.applyAsLong(mirror[i]);
+            mem.write32(a, (int) mirror[i].offset());
+            mem.write32(a + 4, mirror[i].size());
+            mem.write64(a + 8, mirrored[i]);
+        }
+        VarHandle.releaseFence();
+        mem.write32(OFF_MIRROR_COUNT, n);
+    }
+
+    /**
+     * Brings the mirror up to date with the model; runs after every model call and before every
+     * interrupt, so a guest woken by an interrupt reads the registers that caused it.
+     */
+    public void refresh(ToLongFunction<MirroredRegister> peek) {
+        for (int i = 0; i < mirror.length; i++) {
+            long v = peek.applyAsLong(mirror[i]);
+            if (v != mirrored[i]) {
+                mirrored[i] = v;
+                VarHandle.releaseFence(); // invalidations and queue records before the register that reports them
+                mem.write64(OFF_MIRROR + (long) i * MIRROR_ENTRY + 8, v);
+            }
+        }
+    }
+
+    /** One more IOMMU_MMIO_WRITE applied, its effects in the mirror (§4.8 writes_applied). */
+    public void writeApplied() {
+        writesApplied++;
+        VarHandle.releaseFence();
+        mem.write64(OFF_WRITES_APPLIED, writesApplied);
+    }
+
+    public long inserted() {
+        return inserted;
+    }
+
+    public long invalidated() {
+        return invalidated;
+    }
+
+    public int liveEntries() {
+        return live;
+    }
+
+    @Override
+    public void close() {
+        mem.unmap();
+    }
+}

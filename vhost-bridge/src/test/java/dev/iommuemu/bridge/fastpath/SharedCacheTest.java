@@ -1,0 +1,201 @@
+package dev.iommuemu.bridge.fastpath;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.iommuemu.bridge.device.MirroredRegister;
+import dev.iommuemu.bridge.memory.MappedRegion;
+import dev.iommuemu.bridge.unix.LibC;
+import dev.iommuemu.dma.Perm;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/** The daemon's side of the shared translation cache and register mirror (docs/protocol.md §4.8). */
+class SharedCacheTest {
+    private static final int RW = Perm.UR | Perm.UW | Perm.PR | Perm.PW;
+    private static final int RO = Perm.UR | Perm.PR;
+
+    private MappedRegion vmmSide;
+    private SharedCache cache;
+
+    private SharedCacheView open(int sets, int ways) throws Exception {
+        vmmSide = MappedRegion.allocate("shared-cache-test", 0, SharedCache.size(sets, ways));
+        cache = SharedCache.map(LibC.dup(vmmSide.fd()), sets, ways, true);
+        return new SharedCacheView(vmmSide);
+    }
+
+    @AfterEach
+    void close() {
+        if (cache != null) {
+            cache.close();
+        }
+        if (vmmSide != null) {
+            vmmSide.unmap();
+        }
+    }
+
+    /**
+     * §4.8's set function, as the QEMU front-end computes it in C (values printed by a C program
+     * with the front-end's ie_shm_set): {endpoint, base, shift, sets, set}.
+     */
+    @Test
+    void setFunctionMatchesTheFrontEnds() {
+        long[][] vectors = {
+            {0, 0x0L, 12, 2048, 12},
+            {1, 0x12345000L, 12, 2048, 885},
+            {8, 0xffff0000L, 12, 2048, 1788},
+            {256, 0x40000000L, 30, 2048, 1081},
+            {3, 0x200000L, 21, 2048, 1424},
+            {4294967295L, 0x7ffffffff000L, 12, 65536, 47274},
+            {5, 0x0L, 64, 2048, 325},
+            {17, 0xdead0000L, 16, 16, 10},
+        };
+        for (long[] v : vectors) {
+            assertEquals((int) v[4], SharedCache.setOf((int) v[0], v[1], (int) v[2], (int) v[3]), () -> "vector " + v[0] + "/" + v[1]);
+        }
+    }
+
+    @Test
+    void shiftsOfAddressMasks() {
+        assertEquals(12, SharedCache.shiftOf(0xfff));
+        assertEquals(21, SharedCache.shiftOf(0x1f_ffffL));
+        assertEquals(64, SharedCache.shiftOf(-1L));
+        assertEquals(63, SharedCache.shiftOf(Long.MAX_VALUE));
+        assertEquals(-1, SharedCache.shiftOf(0x7ff), "sub-page: exact answers are not cached");
+        assertEquals(-1, SharedCache.shiftOf(0x2fff), "not 2^n - 1");
+    }
+
+    @Test
+    void entriesOfEverySizeAreFoundFromAnyAddressTheyCover() throws Exception {
+        SharedCacheView v = open(64, 4);
+        assertEquals(64, v.sets());
+        assertEquals(4, v.ways());
+        cache.insert(1, 0x1234_5678L, 0x9_8765_4678L, 0xfff, RW);
+        cache.insert(1, 0x4020_1000L, 0x8_0000_0000L, 0x1f_ffffL, RO); // a 2 MiB block, asked at +0x1000
+        cache.insert(7, 0x42L, 0x42L, -1L, RW); // a bypass: the whole space
+        assertEquals((1L << 12) | (1L << 21) | 1L, v.shifts());
+
+        assertEquals(new SharedCacheView.Hit(0x1234_5000L, 0x9_8765_4000L, 12, RW), v.lookup(1, 0x1234_5ff8L));
+        assertNull(v.lookup(1, 0x1234_6000L), "the next page");
+        assertNull(v.lookup(2, 0x1234_5000L), "another endpoint");
+        assertEquals(new SharedCacheView.Hit(0x4020_0000L, 0x8_0000_0000L, 21, RO), v.lookup(1, 0x403f_f000L));
+        assertNull(v.lookup(1, 0x4040_0000L));
+        assertEquals(new SharedCacheView.Hit(0, 0, 64, RW), v.lookup(7, 0xffff_ffff_ffff_f000L));
+        assertEquals(3, cache.liveEntries());
+
+        // the same block again replaces its entry
+        cache.insert(1, 0x1234_5000L, 0x9_8765_4000L, 0xfff, RO);
+        assertEquals(RO, v.lookup(1, 0x1234_5000L).perm());
+        assertEquals(3, cache.liveEntries());
+        // a fault's answer (no permission) is never cached
+        cache.insert(1, 0x5000, 0x5000, 0xfff, 0);
+        assertNull(v.lookup(1, 0x5000));
+    }
+
+    /** Invalidations as §5 names ranges: {endpoint or all, iova, size (~0 everything, 0 to the top)}. */
+    @Test
+    void invalidationRemovesExactlyTheOverlappingEntries() throws Exception {
+        SharedCacheView v = open(256, 2);
+        cache.insert(1, 0x1000, 0xa000, 0xfff, RW);
+        cache.insert(1, 0x2000, 0xb000, 0xfff, RW);
+        cache.insert(2, 0x1000, 0xc000, 0xfff, RW);
+        cache.insert(1, 0x20_0000L, 0x40_0000L, 0x1f_ffffL, RW);
+
+        cache.invalidate(1, 0x1800, 0x10); // inside the first page of endpoint 1
+        assertNull(v.lookup(1, 0x1000));
+        assertEquals(0xb000, v.lookup(1, 0x2000).output());
+        assertEquals(0xc000, v.lookup(2, 0x1000).output(), "another endpoint's page stays");
+
+        cache.invalidate(1, 0x3f_f000L, 0x1000); // the last page of the 2 MiB block drops all of it
+        assertNull(v.lookup(1, 0x20_0000L));
+
+        cache.invalidate(SharedCache.ALL_ENDPOINTS, 0x2000, 0x1000);
+        assertNull(v.lookup(1, 0x2000));
+        assertEquals(0xc000, v.lookup(2, 0x1000).output());
+
+        cache.insert(3, 0x7000_0000L, 0x1000, 0xfff, RW);
+        cache.invalidate(3, 0x6000_0000L, 0); // size 0: from iova to the top
+        assertNull(v.lookup(3, 0x7000_0000L));
+
+        cache.invalidate(SharedCache.ALL_ENDPOINTS, 0x1234, -1L); // everything
+        assertNull(v.lookup(2, 0x1000));
+        assertEquals(0, cache.liveEntries());
+        assertEquals(0, v.shifts(), "no entry left: no size to look for");
+        for (int i = 0; i < 512; i++) {
+            assertEquals(0, v.seq(i) & 1, "slot " + i + " left odd");
+        }
+    }
+
+    /** A large range of one endpoint (more than 64 blocks) is scanned, not probed: same answer. */
+    @Test
+    void largeRangesAreScanned() throws Exception {
+        SharedCacheView v = open(1024, 4);
+        for (int i = 0; i < 200; i++) {
+            cache.insert(4, 0x100_0000L + 0x1000L * i, 0x1000L * i, 0xfff, RW);
+        }
+        cache.insert(4, 0x200_0000L, 0, 0xfff, RW);
+        cache.invalidate(4, 0x100_0000L, 0x1000L * 150);
+        for (int i = 0; i < 200; i++) {
+            assertEquals(i >= 150, v.lookup(4, 0x100_0000L + 0x1000L * i) != null, "page " + i);
+        }
+        assertTrue(v.lookup(4, 0x200_0000L) != null);
+    }
+
+    /** A full set evicts one of its entries; every entry is still either found right or missed. */
+    @Test
+    void aFullSetEvictsRoundRobin() throws Exception {
+        SharedCacheView v = open(4, 2);
+        Map<Long, Long> inserted = new HashMap<>();
+        for (long page = 0; page < 64; page++) {
+            cache.insert(1, page << 12, (page + 100) << 12, 0xfff, RW);
+            inserted.put(page << 12, (page + 100) << 12);
+        }
+        assertEquals(8, cache.liveEntries(), "4 sets x 2 ways");
+        int found = 0;
+        for (Map.Entry<Long, Long> e : inserted.entrySet()) {
+            SharedCacheView.Hit h = v.lookup(1, e.getKey());
+            if (h != null) {
+                assertEquals(e.getValue(), h.output());
+                found++;
+            }
+        }
+        assertEquals(8, found);
+    }
+
+    @Test
+    void registerMirrorAndWritesApplied() throws Exception {
+        SharedCacheView v = open(16, 1);
+        long[] regs = {0x11, 0x22};
+        List<MirroredRegister> list = List.of(new MirroredRegister(0x9c, 4), new MirroredRegister(0x100a8, 4));
+        cache.mirror(list, r -> r.offset() == 0x9c ? regs[0] : regs[1]);
+        assertEquals(2, v.mirrorCount());
+        assertEquals(0x9c, v.mirrorOffset(0));
+        assertEquals(4, v.mirrorSize(0));
+        assertEquals(0x100a8, v.mirrorOffset(1));
+        assertEquals(0x11, v.mirrorValue(0));
+        assertEquals(0x22, v.mirrorValue(1));
+        regs[0] = 0x8000_0005L;
+        cache.refresh(r -> r.offset() == 0x9c ? regs[0] : regs[1]);
+        assertEquals(0x8000_0005L, v.mirrorValue(0));
+        assertEquals(0, v.writesApplied());
+        cache.writeApplied();
+        cache.writeApplied();
+        assertEquals(2, v.writesApplied());
+        assertThrows(IllegalArgumentException.class, () -> new MirroredRegister(0x9e, 4));
+    }
+
+    @Test
+    void badGeometryIsRefused() throws Exception {
+        vmmSide = MappedRegion.allocate("shared-cache-test", 0, SharedCache.size(16, 2));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SharedCache.map(vmmSide.fd(), 3, 2, true));
+        assertEquals("shared cache sets must be a power of two in 1..65536: 3", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> SharedCache.map(vmmSide.fd(), 16, 17, true));
+        assertEquals("shared cache ways must be in 1..16: 17", e.getMessage());
+        assertThrows(java.io.IOException.class, () -> SharedCache.map(LibC.dup(vmmSide.fd()), 64, 2, true), "larger than the memfd");
+    }
+}
