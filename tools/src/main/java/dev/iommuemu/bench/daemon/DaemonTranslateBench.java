@@ -49,6 +49,7 @@ public class DaemonTranslateBench {
 
     private Daemon daemon;
     private VmmClient vmm;
+    private dev.iommuemu.bridge.fastpath.SharedCacheView shared;
     private int i;
 
     @Setup(Level.Trial)
@@ -60,6 +61,7 @@ public class DaemonTranslateBench {
         if (model.equals("smmuv3")) {
             programSmmu();
         }
+        shared = vmm.sharedCache(2048, 4); // docs/protocol.md §4.8: the translations below land in it
         for (int p = 0; p < PAGES; p++) { // fill the TLB (and check the set-up)
             Payloads.TranslateResult r = vmm.translate(1, -1, VA + p * 4096L + 8, 0).result();
             long expect = model.equals("smmuv3") ? PA + p * 4096L + 8 : -1;
@@ -113,6 +115,20 @@ public class DaemonTranslateBench {
             throw new IllegalStateException("a run of " + r.entries().size() + " entries, not 31");
         }
         return r.entries().size();
+    }
+
+    /**
+     * The VMM's hit path of docs/protocol.md §4.8: a lock-free lookup in the shared cache the daemon
+     * filled (what the QEMU front-end does in C instead of a round trip), beside {@link #translate}.
+     */
+    @Benchmark
+    public long sharedCacheHit() {
+        i = (i + 1) & (PAGES - 1);
+        dev.iommuemu.bridge.fastpath.SharedCacheView.Hit h = shared.lookup(1, VA + i * 4096L + 8);
+        if (h == null) {
+            throw new IllegalStateException("page " + i + " is not in the shared cache");
+        }
+        return h.output();
     }
 
     @TearDown(Level.Trial)

@@ -32,6 +32,7 @@ public final class VmmClient implements AutoCloseable {
     private final VhostUserChannel channel;
     private final MappedGuestMemory memory = new MappedGuestMemory(Protocol.MAX_MEM_SLOTS);
     private final List<Payloads.MemRegion> userRegions = new java.util.ArrayList<>();
+    private final List<dev.iommuemu.bridge.memory.MappedRegion> sharedMappings = new java.util.ArrayList<>();
     private BackendThread backend;
 
     private VmmClient(UnixSocket s) {
@@ -302,6 +303,25 @@ public final class VmmClient implements AutoCloseable {
     }
 
     /** {@code substream} -1: none. {@code access}: Payloads.ACCESS_* bits. */
+    /**
+     * IOMMU_SET_SHARED_CACHE (docs/protocol.md §4.8): a memfd of {@code sets} x {@code ways}
+     * entries the daemon fills and invalidates; the returned view reads it without a message. The
+     * mapping lives until the client closes.
+     */
+    public dev.iommuemu.bridge.fastpath.SharedCacheView sharedCache(int sets, int ways) throws IOException {
+        dev.iommuemu.bridge.memory.MappedRegion shm = dev.iommuemu.bridge.memory.MappedRegion.allocate("iommu-emu-vmm-cache", 0,
+                dev.iommuemu.bridge.fastpath.SharedCache.size(sets, ways));
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(16).order(java.nio.ByteOrder.LITTLE_ENDIAN).putInt(sets).putInt(ways);
+        try {
+            ack(Request.IOMMU_SET_SHARED_CACHE, b.array(), shm.fd());
+        } catch (IOException e) {
+            shm.unmap();
+            throw e;
+        }
+        sharedMappings.add(shm);
+        return new dev.iommuemu.bridge.fastpath.SharedCacheView(shm);
+    }
+
     public Payloads.TranslateReply translate(int streamId, int substream, long iova, int access) throws IOException {
         try {
             return Payloads.TranslateReply.decode(call(Request.IOMMU_TRANSLATE, new Payloads.TranslateRequest(streamId, substream, iova, access).encode()));
@@ -494,5 +514,6 @@ public final class VmmClient implements AutoCloseable {
         }
         channel.close();
         memory.close();
+        sharedMappings.forEach(dev.iommuemu.bridge.memory.MappedRegion::unmap);
     }
 }

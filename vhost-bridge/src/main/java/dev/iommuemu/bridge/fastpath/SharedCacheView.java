@@ -3,9 +3,9 @@ package dev.iommuemu.bridge.fastpath;
 import dev.iommuemu.bridge.memory.MappedRegion;
 
 /**
- * The VMM's side of docs/protocol.md §4.8, written from the protocol text (as the QEMU front-end
- * reads it): lock-free lookups under each entry's sequence lock, the register mirror and its
- * writes_applied rule.
+ * The VMM's side of docs/protocol.md §4.8, written from the protocol text as the QEMU front-end
+ * reads it (for Java VMMs: {@link dev.iommuemu.bridge.client.VmmClient}, tests and benchmarks):
+ * lock-free lookups under each entry's sequence lock, the register mirror and writes_applied.
  */
 public final class SharedCacheView {
     public record Hit(long iova, long output, int shift, int perm) {}
@@ -63,6 +63,7 @@ public final class SharedCacheView {
             for (int w = 0; w < ways(); w++) {
                 long at = set + 64L * w;
                 int seq = mem.read32(at);
+                java.lang.invoke.VarHandle.acquireFence();
                 if ((seq & 1) != 0) {
                     continue;
                 }
@@ -71,6 +72,7 @@ public final class SharedCacheView {
                 long out = mem.read64(at + 16);
                 int perm = mem.read32(at + 24);
                 int sh = mem.read32(at + 28);
+                java.lang.invoke.VarHandle.loadLoadFence();
                 if (mem.read32(at) != seq || perm == 0 || ep != endpoint || sh != s || in != (iova & ~m)) {
                     continue;
                 }
