@@ -59,6 +59,8 @@ public final class SharedCache implements AutoCloseable {
     private final byte[] victim;
     private int live;
     private long shifts;
+    /** Live entries per endpoint: an invalidation of every endpoint probes each of them. */
+    private final java.util.HashMap<Integer, Integer> endpoints = new java.util.HashMap<>();
     // the register mirror
     private MirroredRegister[] mirror = new MirroredRegister[0];
     private long[] mirrored = new long[0];
@@ -177,9 +179,12 @@ public final class SharedCache implements AutoCloseable {
         VarHandle.releaseFence();
         mem.write32(a + E_SEQ, q + 1);
         seq[slot] = q + 1;
-        if (!valid[slot]) {
+        if (valid[slot]) {
+            forget(this.endpoint[slot]); // replaced or evicted
+        } else {
             live++;
         }
+        endpoints.merge(endpoint, 1, Integer::sum);
         valid[slot] = true;
         this.endpoint[slot] = endpoint;
         base[slot] = b;
@@ -200,7 +205,12 @@ public final class SharedCache implements AutoCloseable {
         seq[slot] = q + 1;
         valid[slot] = false;
         live--;
+        forget(endpoint[slot]);
         invalidated++;
+    }
+
+    private void forget(int ep) {
+        endpoints.computeIfPresent(ep, (k, n) -> n == 1 ? null : n - 1);
     }
 
     private boolean overlaps(int slot, int ep, long first, long last) {
@@ -225,7 +235,10 @@ public final class SharedCache implements AutoCloseable {
         long end = iova + size - 1;
         long first = size == -1L ? 0 : iova;
         long last = size == -1L || size == 0 || Long.compareUnsigned(end, iova) < 0 ? -1L : end;
-        if (ep != ALL_ENDPOINTS && last != -1L && probe(ep, first, last)) {
+        if (last != -1L && probeAll(ep, first, last)) {
+            if (live == 0) {
+                clearShifts();
+            }
             return;
         }
         for (int i = 0; i < valid.length; i++) {
@@ -238,17 +251,36 @@ public final class SharedCache implements AutoCloseable {
         }
     }
 
-    /** A small range of one endpoint: looks its blocks up instead of scanning; false when too many. */
-    private boolean probe(int ep, long first, long last) {
-        long probes = 0;
+    /**
+     * A small range: looks its blocks up, for the endpoint or for each endpoint with entries (an
+     * SMMUv3 TLBI names an ASID or VMID, not a stream), instead of scanning every entry; false when
+     * that would take more than 64 probes.
+     */
+    private boolean probeAll(int ep, long first, long last) {
+        long blocks = 0;
         for (int s = MIN_SHIFT; s <= WHOLE_SPACE; s++) {
             if ((shifts & (1L << (s & 63))) != 0) {
-                probes += s >= 64 ? 1 : (last >>> s) - (first >>> s) + 1;
-                if (probes > 64) {
+                blocks += s >= 64 ? 1 : (last >>> s) - (first >>> s) + 1;
+                if (blocks > 64) {
                     return false;
                 }
             }
         }
+        if (ep != ALL_ENDPOINTS) {
+            probe(ep, first, last);
+            return true;
+        }
+        if (blocks * endpoints.size() > 64) {
+            return false;
+        }
+        for (int e : endpoints.keySet().stream().mapToInt(Integer::intValue).toArray()) {
+            probe(e, first, last);
+        }
+        return true;
+    }
+
+    /** Drops the entries of {@code ep} in [first, last], looked up block by block. */
+    private void probe(int ep, long first, long last) {
         for (int s = MIN_SHIFT; s <= WHOLE_SPACE; s++) {
             if ((shifts & (1L << (s & 63))) == 0) {
                 continue;
@@ -264,7 +296,6 @@ public final class SharedCache implements AutoCloseable {
                 }
             }
         }
-        return true;
     }
 
     private void clearShifts() {
@@ -280,6 +311,7 @@ public final class SharedCache implements AutoCloseable {
             }
         }
         live = 0;
+        endpoints.clear();
         clearShifts();
     }
 

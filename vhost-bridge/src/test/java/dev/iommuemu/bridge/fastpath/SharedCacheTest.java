@@ -146,6 +146,33 @@ class SharedCacheTest {
         assertTrue(v.lookup(4, 0x200_0000L) != null);
     }
 
+    /**
+     * An invalidation of every endpoint over a small range (an SMMUv3 TLBI by ASID) probes each
+     * endpoint with entries: the same result as a scan.
+     */
+    @Test
+    void allEndpointsSmallRangeProbesEachEndpoint() throws Exception {
+        SharedCacheView v = open(512, 2);
+        for (int ep = 1; ep <= 4; ep++) {
+            for (int p = 0; p < 8; p++) {
+                cache.insert(ep, 0x10_0000L + 0x1000L * p, 0x1000L * (ep * 16 + p), 0xfff, RW);
+            }
+        }
+        cache.insert(9, 0x10_0000L, 0x20_0000L, 0x1f_ffffL, RW); // a 2 MiB block over the range
+        assertEquals(33, cache.liveEntries());
+        cache.invalidate(SharedCache.ALL_ENDPOINTS, 0x10_2000L, 0x2000);
+        for (int ep = 1; ep <= 4; ep++) {
+            for (int p = 0; p < 8; p++) {
+                assertEquals(p < 2 || p > 3, v.lookup(ep, 0x10_0000L + 0x1000L * p) != null, "endpoint " + ep + " page " + p);
+            }
+        }
+        assertNull(v.lookup(9, 0x10_0000L), "the block overlapping the range");
+        assertEquals(24, cache.liveEntries());
+        cache.invalidate(SharedCache.ALL_ENDPOINTS, 0, -1L);
+        assertEquals(0, cache.liveEntries());
+        assertEquals(0, v.shifts());
+    }
+
     /** A full set evicts one of its entries; every entry is still either found right or missed. */
     @Test
     void aFullSetEvictsRoundRobin() throws Exception {
