@@ -272,6 +272,10 @@ public final class StateCheck {
                 return "a saved stall record waiting for the Event queue is a " + e.type() + " record"
                         + (e.stall() ? "" : " without Stall") + ", which never waits (IHI 0070 §7.2.1, §3.12.2)";
             }
+            if (e.faultClass() < EventRecord.CLASS_CD || e.faultClass() > EventRecord.CLASS_IN) {
+                return "a saved stall record waiting for the Event queue has CLASS " + e.faultClass()
+                        + ", which is none of CD, TT and IN (IHI 0070 §7.3.13)";
+            }
             if (e.stag() < 0 || e.stag() > 0xffff) {
                 return "a saved stall record waiting for the Event queue has STAG " + e.stag()
                         + ", beyond the 16 bits of a STAG (IHI 0070 §7.3.13)";
