@@ -194,7 +194,7 @@ public final class SmmuWorld {
     }
 
     /** Writes a command at CMDQ_PROD and publishes it, as a driver does; returns CONS and GERROR after. */
-    String publish(long[] w) {
+    public String publish(long[] w) {
         QueueGeometry q = QueueGeometry.of(smmu.mmioRead(CMDQ_BASE.offset(), 8), profile.cmdqs(), Command.SIZE);
         long prodReg = smmu.mmioRead(CMDQ_PROD.offset(), 4);
         int prod = (int) prodReg & q.pointerMask();
