@@ -37,8 +37,9 @@ public final class StateCheck {
             m |= GERROR_PRIQ_ABT_ERR.mask();
         }
         if (p.msi()) {
+            // Any MSI_*_ABT_ERR: the VMM reports aborted MSIs by source (Interrupts.msiAborted).
             m |= GERROR_MSI_CMDQ_ABT_ERR.mask() | GERROR_MSI_EVENTQ_ABT_ERR.mask() | GERROR_MSI_GERROR_ABT_ERR.mask()
-                    | (p.pri() ? GERROR_MSI_PRIQ_ABT_ERR.mask() : 0);
+                    | GERROR_MSI_PRIQ_ABT_ERR.mask();
         }
         // CMDQP_ERR needs Enhanced Command queues (IDR1.ECMDQ), which no profile has.
         return m;

@@ -25,7 +25,10 @@ import org.junit.jupiter.api.Test;
  */
 class StateRoundTripTest {
     private static final int ITERATIONS = Integer.getInteger("iommuemu.state.iterations", 200);
-    private static final Smmuv3Profile[] PROFILES = {Smmuv3Profile.MAX, Smmuv3Profile.DEFAULT};
+    /** Every profile, max and default most often. */
+    private static final Smmuv3Profile[] PROFILES = {Smmuv3Profile.MAX, Smmuv3Profile.DEFAULT, Smmuv3Profile.MAX,
+            Smmuv3Profile.DEFAULT, Smmuv3Profile.MAX52, Smmuv3Profile.S1_ONLY, Smmuv3Profile.S2_ONLY,
+            Smmuv3Profile.NESTING_HOST};
 
     @Test
     void aRestoredSmmuAnswersTheNextOperationsAsTheOriginalDoes() {
