@@ -295,8 +295,10 @@ public final class StateCheck {
         boolean writable = CR0_EVENTQEN.isSet(ack) && !abt
                 && !q.full((int) Q_PTR.get(s.eventq().prod()), (int) Q_PTR.get(s.eventq().cons()));
         if (writable) {
-            return "the saved state holds " + s.pendingStallRecords().size() + " stall records waiting for an Event"
-                    + " queue that is writable, but this SMMU writes them as soon as it is (IHI 0070 §7.2.1)";
+            int n = s.pendingStallRecords().size();
+            return "the saved state holds " + n + " stall record" + (n == 1 ? "" : "s") + " waiting for an Event"
+                    + " queue that is writable, but this SMMU writes " + (n == 1 ? "it" : "them")
+                    + " as soon as it is (IHI 0070 §7.2.1)";
         }
         return null;
     }
