@@ -26,6 +26,9 @@ import dev.iommuemu.smmuv3.priq.PageRequest;
 import dev.iommuemu.smmuv3.priq.PriQueue;
 import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
 import dev.iommuemu.smmuv3.registers.RegisterFile;
+import dev.iommuemu.smmuv3.state.StateCheck;
+import dev.iommuemu.smmuv3.state.StateRefusedException;
+import dev.iommuemu.smmuv3.state.Smmuv3State;
 import dev.iommuemu.smmuv3.streamtable.Ste;
 import dev.iommuemu.smmuv3.translate.ContextConfig;
 import dev.iommuemu.smmuv3.translate.StallTable;
@@ -219,17 +222,7 @@ public final class Smmuv3 implements IommuModel {
 
     /** Registers whose features the profile lacks are RES0 (§6.3: "present only when ..."). */
     private boolean present(Register r) {
-        if (r == PRIQ_BASE || r == PRIQ_PROD || r == PRIQ_CONS) {
-            return profile.pri();
-        }
-        if (r == PRIQ_IRQ_CFG0 || r == PRIQ_IRQ_CFG1 || r == PRIQ_IRQ_CFG2) {
-            return profile.pri() && profile.msi();
-        }
-        if (r == GERROR_IRQ_CFG0 || r == GERROR_IRQ_CFG1 || r == GERROR_IRQ_CFG2 || r == EVENTQ_IRQ_CFG0
-                || r == EVENTQ_IRQ_CFG1 || r == EVENTQ_IRQ_CFG2) {
-            return profile.msi();
-        }
-        return true;
+        return profile.hasRegister(r);
     }
 
     private boolean guarded(Register r) {
@@ -530,6 +523,75 @@ public final class Smmuv3 implements IommuModel {
     /** Whether the SMMU is in service failure mode ({@link #enterServiceFailureMode}). */
     public boolean serviceFailureMode() {
         return serviceFailure;
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Device state (docs/device-state.md): live migration and daemon restart
+
+    /**
+     * The architectural state now (IHI 0070 §6 registers, held stalls and their waiting records,
+     * service failure mode), for {@link #restoreState} on another instance. The caches are not in it
+     * ({@link Smmuv3State}: §3.21 lets them be evicted at any time).
+     */
+    public Smmuv3State saveState() {
+        List<Smmuv3State.HeldStall> held = new ArrayList<>();
+        for (StallTable.Stalled s : stalls.held()) {
+            held.add(new Smmuv3State.HeldStall(s.streamId(), s.ssid(), s.stag(), s.iova(), s.access()));
+        }
+        return new Smmuv3State(
+                new Smmuv3State.ProfileId(profile.name(), profile.idr0(), profile.idr1(), profile.idr2(),
+                        profile.idr3(), profile.idr4(), profile.idr5(), profile.iidr(), profile.aidr()),
+                new Smmuv3State.Controls(regs.get(CR0), regs.get(CR0ACK), regs.get(CR1), regs.get(CR2),
+                        regs.get(GBPA), regs.get(IRQ_CTRL), regs.get(IRQ_CTRLACK)),
+                new Smmuv3State.GlobalErrors(regs.get(GERROR), regs.get(GERRORN)),
+                irqConfig(GERROR_IRQ_CFG0, GERROR_IRQ_CFG1, GERROR_IRQ_CFG2),
+                irqConfig(EVENTQ_IRQ_CFG0, EVENTQ_IRQ_CFG1, EVENTQ_IRQ_CFG2),
+                irqConfig(PRIQ_IRQ_CFG0, PRIQ_IRQ_CFG1, PRIQ_IRQ_CFG2),
+                new Smmuv3State.StreamTableBase(regs.get(STRTAB_BASE), regs.get(STRTAB_BASE_CFG)),
+                queue(CMDQ_BASE, CMDQ_PROD, CMDQ_CONS),
+                queue(EVENTQ_BASE, EVENTQ_PROD, EVENTQ_CONS),
+                queue(PRIQ_BASE, PRIQ_PROD, PRIQ_CONS),
+                held, stalls.stagCursor(), new ArrayList<>(pendingStallRecords), serviceFailure);
+    }
+
+    private Smmuv3State.IrqConfig irqConfig(Register cfg0, Register cfg1, Register cfg2) {
+        return new Smmuv3State.IrqConfig(regs.get(cfg0), regs.get(cfg1), regs.get(cfg2));
+    }
+
+    private Smmuv3State.QueueRegs queue(Register base, Register prod, Register cons) {
+        return new Smmuv3State.QueueRegs(regs.get(base), regs.get(prod), regs.get(cons));
+    }
+
+    /**
+     * Replaces this SMMU's state with {@code state}, saved by {@link #saveState()} on an SMMU of the
+     * same profile. The state is checked whole first ({@link StateCheck}); a refused state changes
+     * nothing. The caches start empty, as after CMD_CFGI_ALL and CMD_TLBI_NSNH_ALL (IHI 0070 §3.21:
+     * cached structures may be evicted at any time), and the VMM is told to drop every translation
+     * it cached. Nothing is signalled: no interrupt, no command consumed, no event written; the
+     * stalled transactions are held again, and the endpoints that issued them must still be
+     * waiting for their resolution ({@link EndpointPort#stallResolved}).
+     *
+     * @throws StateRefusedException with a sentence, when the state is another profile's or one
+     *     this model could not have produced
+     */
+    public void restoreState(Smmuv3State state) {
+        String why = StateCheck.refusal(state, profile);
+        if (why != null) {
+            throw new StateRefusedException(why);
+        }
+        // Nothing below can fail: the swap is complete or (above) not begun.
+        reset(); // registers, ID registers, caches, stalls and held records as at power-on
+        for (java.util.Map.Entry<Register, Long> e : StateCheck.registers(state).entrySet()) {
+            regs.set(e.getKey(), e.getValue());
+        }
+        List<StallTable.Stalled> held = new ArrayList<>();
+        for (Smmuv3State.HeldStall h : state.stalls()) {
+            held.add(new StallTable.Stalled(h.streamId(), h.substreamId(), h.stag(), h.iova(), h.access()));
+        }
+        stalls.restore(held, state.stagCursor());
+        pendingStallRecords.addAll(state.pendingStallRecords());
+        serviceFailure = state.serviceFailure();
+        host.invalidate(IotlbInvalidation.all());
     }
 
     // ------------------------------------------------------------------------------------------

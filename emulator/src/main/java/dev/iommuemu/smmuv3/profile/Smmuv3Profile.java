@@ -145,6 +145,25 @@ public record Smmuv3Profile(String name, int idr0, int idr1, int idr2, int idr3,
         return withIdr0((int) i0).withIdr1((int) i1);
     }
 
+    /**
+     * Whether the SMMU has register {@code r}: registers of features the profile lacks are RES0
+     * (IHI 0070 §6.3: the PRI queue's only with IDR0.PRI, the IRQ_CFG registers only with
+     * IDR0.MSI).
+     */
+    public boolean hasRegister(dev.iommuemu.field.Register r) {
+        if (r == PRIQ_BASE || r == PRIQ_PROD || r == PRIQ_CONS) {
+            return pri();
+        }
+        if (r == PRIQ_IRQ_CFG0 || r == PRIQ_IRQ_CFG1 || r == PRIQ_IRQ_CFG2) {
+            return pri() && msi();
+        }
+        if (r == GERROR_IRQ_CFG0 || r == GERROR_IRQ_CFG1 || r == GERROR_IRQ_CFG2 || r == EVENTQ_IRQ_CFG0
+                || r == EVENTQ_IRQ_CFG1 || r == EVENTQ_IRQ_CFG2) {
+            return msi();
+        }
+        return true;
+    }
+
     // ---- the features, decoded once from the ID registers
 
     public boolean s1() {

@@ -80,4 +80,31 @@ public final class StallTable {
     public int size() {
         return held.size();
     }
+
+    /** The held transactions, oldest first (device state, docs/device-state.md). */
+    public List<Stalled> held() {
+        return List.copyOf(held.values());
+    }
+
+    /** Where {@link #allocate} starts looking for a free STAG (device state: it decides the next STAG). */
+    public int stagCursor() {
+        return nextStag;
+    }
+
+    /** The capacity: STALL_MAX transactions. */
+    public int capacity() {
+        return max;
+    }
+
+    /**
+     * Replaces the held transactions and the STAG cursor (a device-state restore, already validated:
+     * at most {@link #capacity()} transactions, each (StreamID, STAG) once).
+     */
+    public void restore(List<Stalled> transactions, int stagCursor) {
+        held.clear();
+        for (Stalled s : transactions) {
+            hold(s);
+        }
+        nextStag = stagCursor;
+    }
 }

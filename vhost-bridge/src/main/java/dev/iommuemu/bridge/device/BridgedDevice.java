@@ -205,6 +205,28 @@ public interface BridgedDevice extends AutoCloseable {
         return null;
     }
 
+    /**
+     * The device's architectural state as a versioned blob (docs/device-state.md: a serialized
+     * iommuemu.devstate.v1.DeviceState), for live migration and daemon restart; caches are not in it. The
+     * daemon calls it under the session's lock, like every call here, so no other call runs
+     * meanwhile. A model that cannot save its state throws {@link UnsupportedOperationException}.
+     */
+    default byte[] saveState() {
+        throw new UnsupportedOperationException(model() + " cannot save its device state (docs/device-state.md)");
+    }
+
+    /**
+     * Replaces the device's state with {@code state}, a blob {@link #saveState()} produced on a
+     * device of the same model and profile. A blob of another format version, model or profile, or a
+     * state the model could not have produced, is refused with an {@link IllegalArgumentException}
+     * whose message is a sentence, and the device is unchanged: a state is loaded whole or not at
+     * all. Called under the session's lock; what quiescence a model needs besides is its own
+     * documentation's. A model that cannot load a state throws {@link UnsupportedOperationException}.
+     */
+    default void loadState(byte[] state) {
+        throw new UnsupportedOperationException(model() + " cannot load a device state (docs/device-state.md)");
+    }
+
     /** Releases model resources; the daemon closes fds and memory itself afterwards. */
     @Override
     default void close() {}

@@ -7,6 +7,10 @@ import dev.iommuemu.bridge.device.Diagnostics;
 import dev.iommuemu.bridge.device.EndpointHost;
 import dev.iommuemu.bridge.device.PropertyRefusedException;
 import dev.iommuemu.bridge.device.VmmProperties;
+import dev.iommuemu.bridge.state.DeviceStateCodec;
+import dev.iommuemu.bridge.state.Smmuv3StateCodec;
+import dev.iommuemu.proto.devstate.v1.DeviceState;
+import dev.iommuemu.smmuv3.state.Smmuv3State;
 import dev.iommuemu.dma.DmaAccess;
 import dev.iommuemu.domain.Errno;
 import dev.iommuemu.domain.HostSmmu;
@@ -242,6 +246,43 @@ public final class Smmuv3Bridge implements BridgedDevice {
     public void reset() {
         smmu.reset();
         iommufd = null; // the modelled host's state lived in the SMMU it just lost
+    }
+
+    /**
+     * The SMMU's architectural state (docs/device-state.md): registers, held stalls and their waiting
+     * event records, service failure mode, in a DeviceState of format version 1. A modelled nesting
+     * host open on this SMMU ({@link #openIommufd}) is not part of it.
+     */
+    @Override
+    public byte[] saveState() {
+        return DeviceStateCodec.encode(Smmuv3StateCodec.envelope(smmu.saveState()));
+    }
+
+    /**
+     * Loads a state {@link #saveState()} produced, into this session's SMMU (under the session's
+     * lock, as every call). The SMMU must be quiescent as the restored state needs it: it holds no
+     * stalled transaction of its own (an endpoint waits for each one's CMD_RESUME, which a load
+     * would drop: IHI 0070 §3.12.2) and no modelled nesting host is open on it (its structures live
+     * in the SMMU being replaced). The blob is checked whole (envelope, then {@link
+     * Smmuv3#restoreState}'s check of the state) before anything changes.
+     *
+     * @throws IllegalArgumentException with a sentence when the blob or the session is refused
+     */
+    @Override
+    public void loadState(byte[] blob) {
+        DeviceState d = DeviceStateCodec.decode(blob, Factory.NAME);
+        Smmuv3State s = Smmuv3StateCodec.fromProto(d);
+        int held = smmu.stats().stalled();
+        if (held > 0) {
+            throw new IllegalArgumentException("this session's SMMU holds " + held + " stalled transaction"
+                    + (held == 1 ? "" : "s") + " that loading a device state would drop; load it into a session"
+                    + " that has not run DMA, or after a reset");
+        }
+        if (iommufd != null) {
+            throw new IllegalArgumentException("this session has a modelled nesting host open on its SMMU, which a"
+                    + " device state does not carry; load it into a session without one, or after a reset");
+        }
+        smmu.restoreState(s);
     }
 
     @Override
