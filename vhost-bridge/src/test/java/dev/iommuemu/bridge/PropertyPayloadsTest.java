@@ -34,7 +34,12 @@ class PropertyPayloadsTest {
         assertTrue(!Request.IOMMU_MSI_ABORTED.hasReply());
         assertEquals(16, Request.IOMMU_MSI_ABORTED.minPayload());
         assertEquals(16, Request.IOMMU_MSI_ABORTED.maxPayload());
-        assertEquals(null, Request.of(1039), "1039 stays unassigned");
+        // version 9: IOMMU_SET_SHARED_CACHE {u32 sets, u32 ways, u32 flags, u32 reserved} and a memfd
+        assertEquals(Request.IOMMU_SET_SHARED_CACHE, Request.of(1039));
+        assertEquals(16, Request.IOMMU_SET_SHARED_CACHE.minPayload());
+        assertEquals(16, Request.IOMMU_SET_SHARED_CACHE.maxPayload());
+        assertTrue(!Request.IOMMU_SET_SHARED_CACHE.isNesting());
+        assertEquals(null, Request.of(1057), "1057 stays unassigned");
     }
 
     @Test
