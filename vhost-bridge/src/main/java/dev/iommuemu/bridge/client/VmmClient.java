@@ -10,6 +10,7 @@ import dev.iommuemu.bridge.protocol.PropertyPayloads;
 import dev.iommuemu.bridge.protocol.ProtocolException;
 import dev.iommuemu.bridge.protocol.Protocol;
 import dev.iommuemu.bridge.protocol.Request;
+import dev.iommuemu.bridge.protocol.StatePayloads;
 import dev.iommuemu.bridge.protocol.VhostUserMessage;
 import dev.iommuemu.bridge.session.VhostUserChannel;
 import dev.iommuemu.bridge.unix.LibC;
@@ -303,6 +304,49 @@ public final class VmmClient implements AutoCloseable {
     }
 
     /** {@code substream} -1: none. {@code access}: Payloads.ACCESS_* bits. */
+    /**
+     * IOMMU_SAVE_STATE (docs/protocol.md §4.9): the device state blob (docs/device-state.md).
+     * A refusal throws with the daemon's sentence.
+     */
+    public byte[] saveState() throws IOException {
+        int fd = LibC.memfd_create("iommu-emu-state", LibC.MFD_CLOEXEC);
+        try {
+            StatePayloads.Reply r = stateReply(call(Request.IOMMU_SAVE_STATE, new byte[StatePayloads.SAVE_SIZE], fd));
+            if (r.errno() != 0) {
+                throw new IOException("IOMMU_SAVE_STATE refused (errno " + r.errno() + "): " + r.message());
+            }
+            dev.iommuemu.bridge.memory.MappedRegion m = dev.iommuemu.bridge.memory.MappedRegion.map(0, r.size(), 0, 0, LibC.dup(fd));
+            try {
+                byte[] blob = new byte[(int) r.size()];
+                m.read(0, blob, 0, blob.length);
+                return blob;
+            } finally {
+                m.unmap();
+            }
+        } finally {
+            LibC.closeQuietly(fd);
+        }
+    }
+
+    /** IOMMU_LOAD_STATE (docs/protocol.md §4.9): the daemon's reply (errno 0, or why it refused). */
+    public StatePayloads.Reply loadState(byte[] blob) throws IOException {
+        dev.iommuemu.bridge.memory.MappedRegion m = dev.iommuemu.bridge.memory.MappedRegion.allocate("iommu-emu-state", 0, Math.max(blob.length, 1));
+        try {
+            m.write(0, blob, 0, blob.length);
+            return stateReply(call(Request.IOMMU_LOAD_STATE, new StatePayloads.Load(blob.length, 0).encode(), m.fd()));
+        } finally {
+            m.unmap();
+        }
+    }
+
+    private static StatePayloads.Reply stateReply(byte[] p) throws IOException {
+        try {
+            return StatePayloads.Reply.decode(p);
+        } catch (ProtocolException e) {
+            throw new IOException(e.getMessage(), e);
+        }
+    }
+
     /**
      * IOMMU_SET_SHARED_CACHE (docs/protocol.md §4.8): a memfd of {@code sets} x {@code ways}
      * entries the daemon fills and invalidates; the returned view reads it without a message. The

@@ -63,6 +63,10 @@ public enum Request {
      * flags, u32 reserved} and its memfd (§4.8, version 9).
      */
     IOMMU_SET_SHARED_CACHE(Protocol.IOMMU_BASE + 15, 16, 16, Fds.ONE),
+    /** The device state into the given memfd (§4.9, version 9); a StatePayloads.Reply. */
+    IOMMU_SAVE_STATE(Protocol.IOMMU_BASE + 33, StatePayloads.SAVE_SIZE, StatePayloads.SAVE_SIZE, Fds.ONE),
+    /** The device state from the given memfd (§4.9, version 9); a StatePayloads.Reply. */
+    IOMMU_LOAD_STATE(Protocol.IOMMU_BASE + 34, StatePayloads.LOAD_SIZE, StatePayloads.LOAD_SIZE, Fds.ONE),
 
     // ---- nesting (docs/protocol.md §4.6; payloads in NestingPayloads), each one IommufdCall
     IOMMUFD_OPEN_HOST(Protocol.IOMMU_BASE + 16, NestingPayloads.OPEN_HOST, NestingPayloads.OPEN_HOST, Fds.NONE),
@@ -139,7 +143,7 @@ public enum Request {
         return switch (this) {
             case GET_FEATURES, GET_PROTOCOL_FEATURES, GET_VRING_BASE, GET_QUEUE_NUM, GET_CONFIG, GET_MAX_MEM_SLOTS,
                     IOMMU_GET_INFO, IOMMU_MMIO_READ, IOMMU_TRANSLATE, IOMMU_TRANSLATE_BATCH, IOMMU_ATS_TRANSLATE,
-                    IOMMU_TRANSLATE_RUN, IOMMU_SET_PROPERTIES -> true;
+                    IOMMU_TRANSLATE_RUN, IOMMU_SET_PROPERTIES, IOMMU_SAVE_STATE, IOMMU_LOAD_STATE -> true;
             default -> isNesting();
         };
     }
@@ -154,7 +158,7 @@ public enum Request {
         return switch (this) {
             case SET_FEATURES, SET_CONFIG, SET_VRING_NUM, SET_VRING_ADDR, SET_VRING_BASE, GET_VRING_BASE, SET_VRING_KICK,
                     SET_VRING_ENABLE, IOMMU_MMIO_READ, IOMMU_MMIO_WRITE, IOMMU_TRANSLATE, IOMMU_TRANSLATE_BATCH,
-                    IOMMU_ATS_TRANSLATE, IOMMU_PRI_PAGE_REQUEST, IOMMU_TRANSLATE_RUN -> true;
+                    IOMMU_ATS_TRANSLATE, IOMMU_PRI_PAGE_REQUEST, IOMMU_TRANSLATE_RUN, IOMMU_LOAD_STATE -> true;
             default -> isNesting();
         };
     }

@@ -547,6 +547,82 @@ public final class DeviceSession implements AutoCloseable {
         }
     }
 
+    // ---- device state (docs/protocol.md §4.9, docs/device-state.md)
+
+    /**
+     * IOMMU_SAVE_STATE: the device's state blob written into {@code fd} (a memfd the VMM gave,
+     * truncated to the blob's size); closes {@code fd}. A model that cannot save answers ENOSYS
+     * with a sentence.
+     */
+    public dev.iommuemu.bridge.protocol.StatePayloads.Reply saveState(int fd) throws ProtocolException {
+        byte[] blob;
+        try {
+            blob = withDevice(BridgedDevice::saveState);
+        } catch (ProtocolException e) {
+            LibC.closeQuietly(fd);
+            if (e.isFatal()) {
+                throw e;
+            }
+            return new dev.iommuemu.bridge.protocol.StatePayloads.Reply(e.errno(), 0, e.getMessage());
+        }
+        try {
+            LibC.ftruncate(fd, blob.length);
+            MappedRegion r = MappedRegion.map(0, Math.max(blob.length, 1), 0, 0, fd);
+            try {
+                r.write(0, blob, 0, blob.length);
+            } finally {
+                r.unmap();
+            }
+        } catch (com.sun.jna.LastErrorException | IOException e) {
+            LibC.closeQuietly(fd);
+            return new dev.iommuemu.bridge.protocol.StatePayloads.Reply(ProtocolException.EFAULT, 0,
+                    "the device state could not be written to the VMM's memfd: " + e.getMessage());
+        }
+        LOG.info("session " + id + ": device state saved (" + blob.length + " bytes)");
+        return new dev.iommuemu.bridge.protocol.StatePayloads.Reply(0, blob.length, "");
+    }
+
+    /**
+     * IOMMU_LOAD_STATE: the state blob of {@code q.size()} bytes at the start of {@code fd}, loaded
+     * whole or not at all (the model checks it before anything changes); closes {@code fd}.
+     */
+    public dev.iommuemu.bridge.protocol.StatePayloads.Reply loadState(int fd, dev.iommuemu.bridge.protocol.StatePayloads.Load q)
+            throws ProtocolException {
+        if (q.flags() != 0 || q.size() <= 0 || q.size() > dev.iommuemu.bridge.protocol.StatePayloads.MAX_STATE) {
+            LibC.closeQuietly(fd);
+            return new dev.iommuemu.bridge.protocol.StatePayloads.Reply(ProtocolException.EINVAL, 0, q.flags() != 0
+                    ? String.format("IOMMU_LOAD_STATE: undefined flags 0x%x", q.flags())
+                    : "a device state of " + q.size() + " bytes (1.." + dev.iommuemu.bridge.protocol.StatePayloads.MAX_STATE + ")");
+        }
+        byte[] blob = new byte[(int) q.size()];
+        try {
+            MappedRegion r = MappedRegion.map(0, q.size(), 0, 0, fd);
+            try {
+                r.read(0, blob, 0, blob.length);
+            } finally {
+                r.unmap();
+            }
+        } catch (IOException e) {
+            LibC.closeQuietly(fd);
+            return new dev.iommuemu.bridge.protocol.StatePayloads.Reply(ProtocolException.EFAULT, 0,
+                    "the device state could not be read from the VMM's memfd: " + e.getMessage());
+        }
+        try {
+            withDevice(d -> {
+                touch();
+                d.loadState(blob);
+                return null;
+            });
+        } catch (ProtocolException e) {
+            if (e.isFatal()) {
+                throw e;
+            }
+            return new dev.iommuemu.bridge.protocol.StatePayloads.Reply(e.errno(), 0, e.getMessage());
+        }
+        LOG.info("session " + id + ": device state loaded (" + blob.length + " bytes)");
+        return new dev.iommuemu.bridge.protocol.StatePayloads.Reply(0, blob.length, "");
+    }
+
     // ---- the shared translation cache and register mirror (docs/protocol.md §4.8)
 
     /**

@@ -11,6 +11,7 @@ import dev.iommuemu.bridge.protocol.ProtocolException;
 import dev.iommuemu.bridge.protocol.Request;
 import dev.iommuemu.bridge.protocol.VhostUserMessage;
 import dev.iommuemu.bridge.unix.Descriptors;
+import dev.iommuemu.bridge.protocol.StatePayloads;
 import dev.iommuemu.bridge.unix.LibC;
 import dev.iommuemu.bridge.unix.UnixSocket;
 import java.io.EOFException;
@@ -476,6 +477,22 @@ public final class VhostUserConnection implements Runnable {
                 }
                 session.setSharedCache(fd, b.getInt(0), b.getInt(4));
                 return null;
+            }
+            case IOMMU_SAVE_STATE -> {
+                // docs/protocol.md §4.9: the blob into the VMM's memfd, its size in the reply
+                int fd = take(m, 0);
+                StatePayloads.Reply reply = session.saveState(fd);
+                return VhostUserMessage.reply(code, reply.encode());
+            }
+            case IOMMU_LOAD_STATE -> {
+                // docs/protocol.md §4.9: a refusal is the reply's errno and sentence; nothing loaded
+                int fd = take(m, 0);
+                StatePayloads.Reply reply = session.loadState(fd, StatePayloads.Load.decode(p));
+                if (reply.errno() != 0) {
+                    LOG.warning("session " + session.id() + ": IOMMU_LOAD_STATE refused (errno " + reply.errno() + "): " + reply.message());
+                    session.publish(BridgeEvent.PROTOCOL_ERROR, "IOMMU_LOAD_STATE: " + reply.message());
+                }
+                return VhostUserMessage.reply(code, reply.encode());
             }
             case IOMMU_SET_PROPERTIES -> {
                 // docs/protocol.md §4.7: a refused property is the reply's errno and sentence
