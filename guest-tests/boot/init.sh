@@ -24,6 +24,27 @@ if grep -q iommuemu.reboot /proc/cmdline; then
     fi
     echo "T: second-boot"
 fi
+# The migration cases (kernel argument iommuemu.migrate): a writer/reader of the scratch disk
+# (/dev/vdb) runs in the background, each pass writing 4 MiB by DMA and reading them back (O_DIRECT,
+# so every pass goes through the IOMMU); the runner migrates the VM to a second QEMU and daemon when
+# it sees "T: migrate-now", so passes run before, during and after; every pass must read back what it
+# wrote, and everything below (disk, readers) runs on the destination.
+mig_pid=
+if grep -q iommuemu.migrate /proc/cmdline; then
+    n=0; while [ ! -b /dev/vdb ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+    dd if=/dev/urandom of=/tmp/pattern bs=1M count=4 2>/dev/null
+    want=$(md5sum < /tmp/pattern | cut -d' ' -f1)
+    ( ok=0; bad=0; i=0
+      while [ $i -lt 40 ]; do
+          dd if=/tmp/pattern of=/dev/vdb bs=1M count=4 oflag=direct conv=fsync 2>/dev/null
+          got=$(dd if=/dev/vdb bs=1M count=4 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
+          if [ "$got" = "$want" ]; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
+          i=$((i + 1))
+      done
+      echo "T: migrate-rw ok=$ok bad=$bad" ) &
+    mig_pid=$!
+    echo "T: migrate-now"
+fi
 for d in /sys/bus/pci/devices/*; do
     g=$(readlink "$d/iommu_group" 2>/dev/null); g=${g##*/}
     echo "T: pci $(basename "$d") vendor=$(cat "$d/vendor") device=$(cat "$d/device") group=${g:-none}"
@@ -122,6 +143,7 @@ if [ -n "$iova" ]; then
         sleep 1  # the fault interrupt's handler logs the event
     fi
 fi
+[ -z "$mig_pid" ] || wait "$mig_pid"
 echo "T: alive-after $(cut -d' ' -f1 /proc/uptime)"
 echo "T: DONE"
 poweroff -f

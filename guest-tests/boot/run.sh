@@ -47,6 +47,8 @@ viommu-7             7    virtio ours    default
 builtin-smmuv3-7-io  7    smmuv3 builtin -
 smmuv3-7-io          7    smmuv3 ours    default
 smmuv3-7-strict-io   7    smmuv3 ours    default+strict
+smmuv3-7-migrate     7    smmuv3 ours    default+strict
+smmuv3-7-max-migrate 7    smmuv3 ours    max+strict
 builtin-viommu-7-io  7    virtio builtin -
 viommu-7-io          7    virtio ours    default
 builtin-smmuv3-7-passthrough 7 smmuv3 builtin -
@@ -143,17 +145,18 @@ stop_events() {
 stop_daemon() {
     stop_events
     if [ -n "$daemon_pid" ]; then kill "$daemon_pid" 2>/dev/null || true; wait "$daemon_pid" 2>/dev/null || true; daemon_pid=; fi
+    if [ -n "${daemon2_pid:-}" ]; then kill "$daemon2_pid" 2>/dev/null || true; wait "$daemon2_pid" 2>/dev/null || true; daemon2_pid=; fi
 }
 trap stop_daemon EXIT
 
-start_daemon() { # log iommu profile: the daemon on $cdir's sockets, in the background
+start_daemon() { # log iommu profile [n]: the daemon on $cdir's sockets (vmm$n.sock, ctl$n.sock), in the background
     # ($record_to: the -record case's recording, docs/recording.md)
-    "$root/bin/iommu-emu" --socket "$cdir/vmm.sock" --control "$cdir/ctl.sock" \
+    "$root/bin/iommu-emu" --socket "$cdir/vmm${4:-}.sock" --control "$cdir/ctl${4:-}.sock" \
         --model "$([ "$2" = smmuv3 ] && echo smmuv3 || echo virtio-iommu)" --profile "$3" \
         ${record_to:+--record "$record_to"} </dev/null > "$1" 2>&1 &
 }
 
-ctl() { java -cp "$root/tools/target/benchmarks.jar" dev.iommuemu.tools.cli.IommuEmuCtl --control "$cdir/ctl.sock" "$@"; }
+ctl() { java -cp "$root/tools/target/benchmarks.jar" dev.iommuemu.tools.cli.IommuEmuCtl --control "${ctl_sock:-$cdir/ctl.sock}" "$@"; }
 
 # The fault cases' DMA: the guest's /init has QEMU's edu test device (docs/specs/edu.rst) read this
 # IOVA, which it never maps (below the edu's default 28-bit dma_mask, so the device does not clamp it).
@@ -164,7 +167,7 @@ results=$work/results.tsv
 failed=()
 run_case() { # name kernel iommu frontend profile
     local name=$1 kernel=$2 iommu=$3 frontend=$4 profile=$5
-    cdir=$work/$name; rm -rf "$cdir"; mkdir -p "$cdir"
+    cdir=$work/$name; rm -rf "$cdir"; mkdir -p "$cdir"; ctl_sock=
     record_to=; [ "$name" = "${name%-record}" ] || record_to=$cdir/boot-{session}.iommurec
     get_assets "$kernel"
     read -r vmlinuz initrd abi <<<"${assets[$kernel]}"
@@ -205,6 +208,9 @@ run_case() { # name kernel iommu frontend profile
     fi
     [ "$name" = "${name%-fault}" ] || append="$append iommuemu.edu_dma=$fault_iova"
     local reboot=; [ "$name" = "${name%-reboot}" ] || reboot=1
+    # -migrate: the VM moves to a second QEMU with a daemon of its own while it writes and reads its
+    # scratch disk (docs/qemu.md "Migration"); everything after "T: migrate-now" runs there.
+    local migrate=; [ "$name" = "${name%-migrate}" ] || { migrate=1; append="$append iommuemu.migrate"; head -c $((8 << 20)) /dev/zero > "$cdir/scratch.img"; }
     local restart=; [ "$name" = "${name%-restart}" ] || { restart=1; reboot=1; append="$append iommuemu.lose_daemon"; }
     [ -z "$reboot" ] || { append="$append iommuemu.reboot"; head -c $((1 << 20)) /dev/zero > "$cdir/scratch.img"; }
     local machine=virt machine_type=virt ram=",memory-backend=mem"
@@ -224,7 +230,7 @@ run_case() { # name kernel iommu frontend profile
         -device "virtio-rng-pci,iommu_platform=on,disable-legacy=on$bus0"
         $([ "$name" = "${name%-fault}" ] || echo "-device edu")
         "${io_args[@]}" "${two_args[@]}"
-        $([ -z "$reboot" ] || echo "-drive if=none,id=d1,file=$cdir/scratch.img,format=raw -device virtio-blk-pci,drive=d1,iommu_platform=on,disable-legacy=on"))
+        $([ -z "$reboot$migrate" ] || echo "-drive if=none,id=d1,file=$cdir/scratch.img,format=raw -device virtio-blk-pci,drive=d1,iommu_platform=on,disable-legacy=on"))
 
     if [ "$frontend" = ours ]; then
         start_daemon "$cdir/daemon.log" "$iommu" "$profile"
@@ -286,15 +292,47 @@ run_case() { # name kernel iommu frontend profile
           echo "T: host-restarted-daemon" >> "$cdir/restart.log" ) &
         restart_pid=$!
     fi
+    local start; start=$(date +%s%N)
+    local dst_pid= mig_pid=
+    if [ -n "$migrate" ]; then
+        # The destination: a second daemon (its own session) and a second QEMU waiting for the
+        # migration stream; the source gets a QMP socket, over which qmp.py migrates and then quits it.
+        start_daemon "$cdir/daemon2.log" "$iommu" "$profile" 2
+        daemon2_pid=$!
+        for _ in $(seq 300); do [ -S "$cdir/vmm2.sock" ] && [ -S "$cdir/ctl2.sock" ] && break; sleep 0.1; done
+        [ -S "$cdir/vmm2.sock" ] || { cat "$cdir/daemon2.log" >&2; die "$name: the destination daemon did not start"; }
+        local dst_args=("${args[@]/vmm.sock/vmm2.sock}")
+        echo "$case_qemu -M $machine ${dst_args[*]} -incoming unix:$cdir/mig.sock" > "$cdir/cmdline-dst"
+        ( timeout "$timeout_s" "$case_qemu" -M "$machine" "${dst_args[@]}" -incoming "unix:$cdir/mig.sock" </dev/null 2>&1 \
+            | while IFS= read -r line; do
+                line=${line%$'\r'}; printf '%s\n' "$line"
+                case $line in *"T: DONE"*) echo "T: host-boot-ms $(( ($(date +%s%N) - start) / 1000000 ))" ;; esac
+            done > "$cdir/console-dst.log" ) &
+        dst_pid=$!
+        for _ in $(seq 300); do [ -S "$cdir/mig.sock" ] && break; sleep 0.1; done
+        args+=(-qmp "unix:$cdir/qmp.sock,server=on,wait=off")
+        ( for _ in $(seq 1200); do grep -q '^T: migrate-now' "$cdir/console.log" 2>/dev/null && break; sleep 0.1; done
+          python3 "$here/qmp.py" "$cdir/qmp.sock" migrate "unix:$cdir/mig.sock" > "$cdir/migrate.log" 2>&1
+          python3 "$here/qmp.py" "$cdir/qmp.sock" quit >> "$cdir/migrate.log" 2>&1 ) &
+        mig_pid=$!
+        ctl_sock=$cdir/ctl2.sock  # the checks ask the destination's daemon
+    fi
     log "$name: linux $abi, $iommu ($frontend${profile:+ $profile})"
     echo "$case_qemu -M $machine ${args[*]}" > "$cdir/cmdline"
-    local start; start=$(date +%s%N)
     set +e
     timeout "$timeout_s" "$case_qemu" -M "$machine" "${args[@]}" </dev/null 2>&1 | while IFS= read -r line; do
         line=${line%$'\r'}; printf '%s\n' "$line"
         case $line in *"T: DONE"*) echo "T: host-boot-ms $(( ($(date +%s%N) - start) / 1000000 ))" ;; esac
     done > "$cdir/console.log"
     set -e
+    if [ -n "$migrate" ]; then
+        wait "$mig_pid" || true
+        # no migration: the destination would wait for it until the timeout
+        grep -q '^migrate: completed' "$cdir/migrate.log" 2>/dev/null || pkill -f "unix:$cdir/mig.sock" || true
+        wait "$dst_pid" || true
+        # one console for the checks: the source's part, then the destination's
+        cat "$cdir/console-dst.log" >> "$cdir/console.log"
+    fi
     [ -z "$probe_pid" ] || wait "$probe_pid" || true
     if [ -n "$restart_pid" ]; then
         wait "$restart_pid" || true
@@ -507,6 +545,18 @@ check_case() {
             grep -Eq '^faults +1$' "$cdir/counters.txt" || fails+=("the daemon counted '$(grep faults "$cdir/counters.txt" || true)', want faults 1 (the edu's one read)")
         fi
         stop_daemon
+        if [ "$name" != "${name%-migrate}" ]; then
+            # The VM moved mid-I/O: the migration completed, the source daemon saved the SMMU's
+            # state and the destination's loaded it, and every write/read pass of the scratch disk,
+            # before, during and after, read back what it wrote.
+            grep -q '^migrate: completed' "$cdir/migrate.log" || fails+=("the migration did not complete: $(head -n 2 "$cdir/migrate.log")")
+            grep -q 'device state saved' "$cdir/daemon.log" || fails+=("the source daemon saved no device state")
+            grep -q 'device state loaded' "$cdir/daemon2.log" || fails+=("the destination daemon loaded no device state")
+            grep -q '^T: migrate-rw ok=40 bad=0' "$c" || fails+=("scratch disk passes across the migration: '$(sed -n 's/^T: migrate-rw //p' "$c")', want ok=40 bad=0")
+            grep -q 'T: DONE' "$cdir/console-dst.log" || fails+=("the guest did not finish on the destination")
+            grep -q 'strict mode found no findings' "$cdir/daemon2.log" || fails+=("the destination's strict mode: $(grep -m1 'strict mode' "$cdir/daemon2.log")")
+            log "$name: $(head -n 1 "$cdir/migrate.log"); state $(sed -n 's/.*device state saved (\([0-9]*\) bytes).*/\1/p' "$cdir/daemon.log" | head -n 1) bytes"
+        fi
         if [ "$profile" != "${profile%+strict}" ]; then
             # A real Linux on a strict profile: the coherency detector found no stale STE, CD or TLB
             # entry the guest relied on (docs/driver-developers.md), so no translation was used

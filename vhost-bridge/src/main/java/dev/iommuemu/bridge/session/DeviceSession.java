@@ -662,9 +662,23 @@ public final class DeviceSession implements AutoCloseable {
         return device.peekRegister(r.offset(), r.size());
     }
 
-    /** The shared cache, for the session's host (under the lock, inside a model call), or null. */
-    dev.iommuemu.bridge.fastpath.SharedCache sharedCache() {
-        return lock.isHeldByCurrentThread() ? shared : null;
+    /**
+     * Removes what an invalidation covers from the shared cache (§4.8), if there is one; returns
+     * whether the VMM also needs the invalidation as a message (no shared cache, or IOMMU
+     * notifiers). Model calls hold the session lock already; the lock makes the daemon the cache's
+     * one writer in any case.
+     */
+    boolean invalidateShared(dev.iommuemu.dma.IotlbInvalidation inv) {
+        lock.lock();
+        try {
+            if (shared == null) {
+                return true;
+            }
+            shared.invalidate(inv.endpoint(), inv.iova(), inv.size());
+            return shared.notifiersPresent();
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** Brings the register mirror up to date (under the lock): after each model call and before each interrupt. */

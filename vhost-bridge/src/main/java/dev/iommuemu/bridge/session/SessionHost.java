@@ -197,14 +197,10 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
     public void invalidate(IotlbInvalidation inv) {
         session.counters().inc(Counter.INVALIDATIONS);
         session.publish(BridgeEvent.INVALIDATE, String.format("endpoint=%d iova=0x%x size=0x%x", inv.endpoint(), inv.iova(), inv.size()));
-        dev.iommuemu.bridge.fastpath.SharedCache shared = session.sharedCache();
-        if (shared != null) {
-            // docs/protocol.md §4.8: invalidated in place; a message only for the VMM's IOMMU notifiers
-            shared.invalidate(inv.endpoint(), inv.iova(), inv.size());
-            if (!shared.notifiersPresent()) {
-                session.counters().inc(Counter.SHARED_INVALIDATIONS);
-                return;
-            }
+        // docs/protocol.md §4.8: invalidated in place; a message only for the VMM's IOMMU notifiers
+        if (!session.invalidateShared(inv)) {
+            session.counters().inc(Counter.SHARED_INVALIDATIONS);
+            return;
         }
         BackendChannel b;
         synchronized (this) {
