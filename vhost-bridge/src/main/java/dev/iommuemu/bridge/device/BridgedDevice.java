@@ -189,6 +189,23 @@ public interface BridgedDevice extends AutoCloseable {
         return null;
     }
 
+    /**
+     * The device's saved state, a protobuf blob (docs/device-state-virtio.md): what a live
+     * migration or a back-end restart carries. Taken under the model's lock.
+     */
+    default byte[] saveState() {
+        throw new UnsupportedOperationException(model() + " cannot save its state");
+    }
+
+    /**
+     * Makes {@code state} (from {@link #saveState()} of a device of the same model and profile) this
+     * device's state, entirely or not at all; only while its rings are stopped. Refusals are
+     * {@link IllegalArgumentException}s whose message is a sentence.
+     */
+    default void loadState(byte[] state) {
+        throw new UnsupportedOperationException(model() + " cannot load a saved state");
+    }
+
     /** Releases model resources; the daemon closes fds and memory itself afterwards. */
     @Override
     default void close() {}
