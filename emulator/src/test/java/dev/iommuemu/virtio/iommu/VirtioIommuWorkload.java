@@ -62,8 +62,13 @@ public final class VirtioIommuWorkload {
     }
 
     public VirtioIommuWorkload(long seed) {
+        this(seed, (mem, host) -> new VirtioIommuDevice(config(), mem, host));
+    }
+
+    /** A workload on the device {@code make} builds over this guest's memory and host (e.g. a daemon profile's). */
+    public VirtioIommuWorkload(long seed, java.util.function.BiFunction<SparseGuestMemory, RecordingHost, VirtioIommuDevice> make) {
         this.rnd = new Random(seed);
-        this.dev = new VirtioIommuDevice(config(), memory, host);
+        this.dev = make.apply(memory, host);
         start();
     }
 
@@ -209,6 +214,40 @@ public final class VirtioIommuWorkload {
         Unmap.VIRT_START.set(w, start);
         Unmap.VIRT_END.set(w, end);
         return send(Structs.toBytes(w, Unmap.READABLE), 4);
+    }
+
+    /** ATTACH_TABLE (docs/nesting.md §6) with SMMUv3 STE words 0 and 1. */
+    public String attachTable(int domain, int ep, long ste0, long ste1) {
+        long[] w = new long[Structs.AttachTable.LAYOUT.words()];
+        Head.TYPE.set(w, Structs.T_ATTACH_TABLE);
+        Structs.AttachTable.DOMAIN.set(w, domain);
+        Structs.AttachTable.ENDPOINT.set(w, ep);
+        Structs.AttachTable.FORMAT.set(w, Structs.AttachTable.FMT_SMMUV3_STE);
+        Structs.AttachTable.STE0.set(w, ste0);
+        Structs.AttachTable.STE1.set(w, ste1);
+        return send(Structs.toBytes(w, Structs.AttachTable.READABLE), 4);
+    }
+
+    /** INVALIDATE (docs/nesting.md §6): SMMUv3 commands, two words each; the answer holds handled and the status. */
+    public String invalidate(int domain, long... cmds) {
+        long[] w = new long[Structs.Invalidate.LAYOUT.words()];
+        Head.TYPE.set(w, Structs.T_INVALIDATE);
+        Structs.Invalidate.DOMAIN.set(w, domain);
+        Structs.Invalidate.COUNT.set(w, cmds.length / 2);
+        byte[] head = Structs.toBytes(w, Structs.Invalidate.HEADER);
+        byte[] all = java.util.Arrays.copyOf(head, head.length + 8 * cmds.length);
+        for (int i = 0; i < cmds.length; i++) {
+            for (int k = 0; k < 8; k++) {
+                all[head.length + 8 * i + k] = (byte) (cmds[i] >>> (8 * k));
+            }
+        }
+        return send(all, Structs.Invalidate.WRITABLE);
+    }
+
+    /** A DMA of endpoint {@code ep}, logged with its translation and fault; the event queue drained. */
+    public void dma(int ep, long iova, DmaAccess a) {
+        log.add("DMA " + ep + " " + Long.toHexString(iova) + " " + a + " -> " + dev.translateDetailed(ep, iova, a));
+        drainEvents();
     }
 
     public String probe(int ep) {
