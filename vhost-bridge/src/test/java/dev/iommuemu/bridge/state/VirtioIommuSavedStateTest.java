@@ -159,6 +159,7 @@ class VirtioIommuSavedStateTest {
                         NestingStateCodec.decode(m.getNesting().getHost()).nestParentRegions()).toByteArray());
 
         BridgedDevice fresh = bridge("nesting", wb.memory, wb.host);
+        refusedNestingStates(fresh, m);
         fresh.loadState(blob);
         assertArrayEquals(blob, fresh.saveState());
         start(a[0], qa);
@@ -214,6 +215,42 @@ class VirtioIommuSavedStateTest {
         e = assertThrows(IllegalArgumentException.class, () -> fresh.loadState(m.build().toByteArray()));
         assertEquals("virtio-iommu state refused: domain 77 has 1 STE words, and a table domain has 2.", e.getMessage());
         assertArrayEquals(freshBefore, fresh.saveState());
+    }
+
+    /** Nesting states naming objects that are not there are refused, and the target keeps its own state. */
+    private static void refusedNestingStates(BridgedDevice target, dev.iommuemu.proto.v1.VirtioIommuState m) {
+        byte[] before = target.saveState();
+        int domain = -1;
+        for (int i = 0; i < m.getDomainsCount(); i++) {
+            if (m.getDomains(i).getSteCount() == 2) {
+                domain = i;
+            }
+        }
+        var badHwpt = m.toBuilder();
+        badHwpt.getDomainsBuilder(domain).setHwpt(9999);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> target.loadState(badHwpt.build().toByteArray()));
+        assertEquals("virtio-iommu state refused: domain 10 names nested hwpt 9999, which the nesting host does not have for its "
+                + "STE words.", e.getMessage());
+        var noViommu = m.toBuilder();
+        var objects = noViommu.getNestingBuilder().getHostBuilder().getIommufdBuilder();
+        int at = -1;
+        for (int i = 0; i < objects.getObjectsCount(); i++) {
+            if (objects.getObjects(i).hasViommu()) {
+                at = i;
+            }
+        }
+        int viommu = objects.getObjects(at).getId();
+        objects.removeObjects(at);
+        e = assertThrows(IllegalArgumentException.class, () -> target.loadState(noViommu.build().toByteArray()));
+        assertTrue(e.getMessage().startsWith("iommufd state refused: vDEVICE ") && e.getMessage().contains(" on vIOMMU " + viommu + ", ")
+                && e.getMessage().endsWith(") cannot be allocated again (ENOENT)."), e.getMessage());
+        var notOwed = m.toBuilder();
+        notOwed.getNestingBuilder().addOutstanding(dev.iommuemu.proto.v1.VirtioIommuOutstandingFault.newBuilder()
+                .setEndpoint(1).setGrpid(3).setCookie(77));
+        e = assertThrows(IllegalArgumentException.class, () -> target.loadState(notOwed.build().toByteArray()));
+        assertEquals("paravirtual nesting state refused: the fault record of endpoint 1 with grpid 3 awaits a response the fault "
+                + "queue does not owe.", e.getMessage());
+        assertArrayEquals(before, target.saveState(), "refused states change nothing");
     }
 
     private static BridgedDevice workloadDevice(long seed) {
