@@ -274,6 +274,19 @@ public final class RecordingDevice implements BridgedDevice {
     }
 
     @Override
+    public byte[] saveState() {
+        return d.saveState(); // reads the model, changes nothing: not recorded
+    }
+
+    @Override
+    public void loadState(byte[] state) {
+        if (rec.active()) {
+            unrecordable.accept("the session loaded a saved device state (docs/device-state-virtio.md), which recordings do not cover");
+        }
+        d.loadState(state);
+    }
+
+    @Override
     public void close() {
         d.close();
     }
