@@ -515,6 +515,20 @@ public final class Iommufd {
         return d == null ? -1 : d.streamId();
     }
 
+    /** The hwpt device object {@code devId}'s group is attached to: its id, 0 when blocked, -1 for no such device. */
+    public int attachedHwpt(int devId) {
+        Device d = devices.get(devId);
+        if (d == null) {
+            return -1;
+        }
+        for (Map.Entry<Integer, Object> e : objects.entrySet()) {
+            if (e.getValue() instanceof Hwpt h && h.domain() == d.domain()) {
+                return e.getKey();
+            }
+        }
+        return 0;
+    }
+
     /** The STE words of nested hwpt {@code hwptId} when it is one on vIOMMU {@code viommuId}, else {@code null}. */
     public long[] nestedSte(int hwptId, int viommuId) {
         Hwpt h = get(hwptId, Hwpt.class);

@@ -754,6 +754,29 @@ final class DomainTable {
         if (domainOfEp.size() > cfg.maxEndpoints()) {
             return domainOfEp.size() + " attached endpoints exceed this device's bound of " + cfg.maxEndpoints();
         }
+        return nested == null ? null : hostAttachRefusal(s, nested);
+    }
+
+    /**
+     * The nesting host must agree with the domains (docs/nesting.md §6): an endpoint in a table
+     * domain is attached to that domain's nested hwpt, every other endpoint behind the host is
+     * blocked (ATTACH_TABLE attaches, leaving a table domain detaches).
+     */
+    private static String hostAttachRefusal(VirtioIommuState s, PvNesting nested) {
+        java.util.Map<Integer, Integer> want = new HashMap<>();
+        for (VirtioIommuState.DomainState d : s.domains()) {
+            if (d.table()) {
+                d.endpoints().forEach(ep -> want.put(ep, d.hwpt()));
+            }
+        }
+        for (int ep : nested.endpoints()) {
+            int expected = want.getOrDefault(ep, 0);
+            int at = nested.attachedHwpt(ep);
+            if (at != expected) {
+                return "endpoint " + Integer.toUnsignedString(ep) + " is attached to hwpt " + at + " at the nesting host, but its domain "
+                        + (expected == 0 ? "is no table domain (the host would have it blocked)" : "is nested hwpt " + expected);
+            }
+        }
         return null;
     }
 

@@ -205,6 +205,20 @@ public final class PvNesting {
         return null;
     }
 
+    /**
+     * The hwpt endpoint {@code ep}'s device is attached to at the host: a table domain's nested hwpt,
+     * 0 when blocked (every endpoint outside a table domain is), -1 when {@code ep} is not behind this host.
+     */
+    int attachedHwpt(int ep) {
+        Integer dev = devIdOf.get(ep);
+        return dev == null ? -1 : fd.attachedHwpt(dev);
+    }
+
+    /** The endpoints behind this host. */
+    java.util.Set<Integer> endpoints() {
+        return java.util.Collections.unmodifiableSet(devIdOf.keySet());
+    }
+
     /** Whether {@code hwptId} is the nested hwpt made for {@code ste} (a table domain's, checked on load). */
     boolean hasHwpt(int hwptId, long[] ste) {
         Integer h = ste == null || ste.length != 2 ? null : hwpts.get(List.of(ste[0], ste[1]));

@@ -250,6 +250,17 @@ class VirtioIommuSavedStateTest {
         e = assertThrows(IllegalArgumentException.class, () -> target.loadState(notOwed.build().toByteArray()));
         assertEquals("paravirtual nesting state refused: the fault record of endpoint 1 with grpid 3 awaits a response the fault "
                 + "queue does not owe.", e.getMessage());
+        var detached = m.toBuilder();
+        var objs = detached.getNestingBuilder().getHostBuilder().getIommufdBuilder();
+        int tableHwpt = m.getDomains(domain).getHwpt();
+        for (int i = 0; i < objs.getObjectsCount(); i++) {
+            if (objs.getObjects(i).hasDevice() && objs.getObjects(i).getDevice().getStreamId() == 1) {
+                objs.getObjectsBuilder(i).getDeviceBuilder().setHwpt(0);
+            }
+        }
+        e = assertThrows(IllegalArgumentException.class, () -> target.loadState(detached.build().toByteArray()));
+        assertEquals("virtio-iommu state refused: endpoint 1 is attached to hwpt 0 at the nesting host, but its domain is nested hwpt "
+                + tableHwpt + ".", e.getMessage());
         assertArrayEquals(before, target.saveState(), "refused states change nothing");
     }
 
