@@ -244,6 +244,16 @@ public final class VirtioIommuWorkload {
         return send(all, Structs.Invalidate.WRITABLE);
     }
 
+    /** PAGE_RESP (docs/nesting.md §6): the answer to a RECOVERABLE fault record of {@code ep} with {@code grpid}. */
+    public String pageResp(int ep, int grpid, int code) {
+        long[] w = new long[Structs.PageResp.LAYOUT.words()];
+        Head.TYPE.set(w, Structs.T_PAGE_RESP);
+        Structs.PageResp.ENDPOINT.set(w, ep);
+        Structs.PageResp.GRPID.set(w, grpid);
+        Structs.PageResp.CODE.set(w, code);
+        return send(Structs.toBytes(w, Structs.PageResp.READABLE), 4);
+    }
+
     /** A DMA of endpoint {@code ep}, logged with its translation and fault; the event queue drained. */
     public void dma(int ep, long iova, DmaAccess a) {
         log.add("DMA " + ep + " " + Long.toHexString(iova) + " " + a + " -> " + dev.translateDetailed(ep, iova, a));

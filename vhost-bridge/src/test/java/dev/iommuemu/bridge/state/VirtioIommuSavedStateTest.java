@@ -12,6 +12,7 @@ import dev.iommuemu.bridge.memory.RamLayout;
 import dev.iommuemu.dma.DmaAccess;
 import dev.iommuemu.memory.GuestMemory;
 import dev.iommuemu.memory.SparseGuestMemory;
+import dev.iommuemu.smmuv3.cd.Cd;
 import dev.iommuemu.smmuv3.cmdq.Command;
 import dev.iommuemu.smmuv3.streamtable.Ste;
 import dev.iommuemu.virtio.iommu.VirtioIommuState;
@@ -134,6 +135,25 @@ class VirtioIommuSavedStateTest {
         // of its endpoints ends in C_BAD_CD, which the host forwards as a vEVENT (docs/nesting.md §6).
         long ste0 = Ste.V.prep(1) | Ste.CONFIG.prep(Ste.CONFIG_S1) | Ste.S1CONTEXTPTR.prep(0x5_0000L >>> 6);
         long[] invalidate = Command.build(Command.Op.CMD_CFGI_CD_ALL).set(Command.SID, 1).words();
+        // A second stage 1 whose CD (IPA 0x5_1000) stalls on faults (CD.S) over an empty table at
+        // 0x6_0000: DMA of its endpoints stalls and comes back as a RECOVERABLE record for PAGE_RESP.
+        long stallSte0 = Ste.V.prep(1) | Ste.CONFIG.prep(Ste.CONFIG_S1) | Ste.S1CONTEXTPTR.prep(0x5_1000L >>> 6);
+        long[] cd = new long[Cd.WORDS];
+        Cd.V.set(cd, 1);
+        Cd.T0SZ.set(cd, 16);
+        Cd.EPD1.set(cd, 1);
+        Cd.IPS.set(cd, 5);
+        Cd.AA64.set(cd, 1);
+        Cd.R.set(cd, 1);
+        Cd.A.set(cd, 1);
+        Cd.S.set(cd, 1);
+        Cd.ASID.set(cd, 9);
+        Cd.TTB0.set(cd, 0x6_0000L >>> 4);
+        for (VirtioIommuWorkload w : List.of(wa, wb)) {
+            for (int i = 0; i < Cd.WORDS; i++) {
+                w.memory.put64(0x5_1000L + 8L * i, cd[i]);
+            }
+        }
         wa.log.clear();
         wb.log.clear();
         a[0].queueNotified(0); // the daemon's kick: the nest parent follows the VMM's RAM (NestingHost.sync)
@@ -143,6 +163,8 @@ class VirtioIommuSavedStateTest {
             w.log.add(w.attach(11, 2, 0));
             w.dma(1, 0x1000, DmaAccess.READ);
             w.log.add(w.invalidate(10, invalidate));
+            w.log.add(w.attachTable(13, 4, stallSte0, 0));
+            w.dma(4, 0x7000, DmaAccess.WRITE);
         }
         assertEquals(wa.log, wb.log);
         assertTrue(wa.log.get(0).endsWith("00000000"), "ATTACH_TABLE OK: " + wa.log);
@@ -154,6 +176,8 @@ class VirtioIommuSavedStateTest {
         byte[] blob = a[0].saveState();
         var m = dev.iommuemu.proto.v1.VirtioIommuState.parseFrom(blob);
         assertTrue(m.getNesting().getHost().getIommufd().getObjectsCount() > 256, "256 bound devices and the nesting objects");
+        assertEquals(1, m.getNesting().getOutstandingCount(), "the stall awaits PAGE_RESP: " + wa.log);
+        int grpid = m.getNesting().getOutstanding(0).getGrpid();
         assertArrayEquals(m.getNesting().getHost().toByteArray(),
                 NestingStateCodec.encode(NestingStateCodec.decode(m.getNesting().getHost()).iommufd(),
                         NestingStateCodec.decode(m.getNesting().getHost()).nestParentRegions()).toByteArray());
@@ -171,14 +195,21 @@ class VirtioIommuSavedStateTest {
         wa.log.clear();
         wb.log.clear();
         for (VirtioIommuWorkload w : List.of(wa, wb)) {
+            w.log.add("PAGE_RESP " + w.pageResp(4, grpid, 0)); // the saved fault queue still owes it: OK
+            w.log.add("PAGE_RESP again " + w.pageResp(4, grpid, 0)); // answered: INVAL
             w.dma(1, 0x2000, DmaAccess.WRITE);
             w.log.add(w.invalidate(10, invalidate));
             w.log.add(w.attachTable(12, 3, ste0, 0)); // the same words: the same nested hwpt
             w.dma(3, 0x3000, DmaAccess.READ);
             w.log.add(w.detach(10, 1));
+            // Endpoint 4 leaves its stalling table domain: a new stall's grpid is the host SMMU's
+            // next STAG, and the rebuilt host SMMU numbers them afresh (docs/device-state-virtio.md).
+            w.log.add(w.detach(13, 4));
             w.run(30);
         }
         assertTrue(wa.log.stream().anyMatch(l -> l.startsWith("fault record ")), wa.log.toString());
+        assertTrue(wa.log.get(0).startsWith("PAGE_RESP used 4 ") && wa.log.get(0).endsWith(" 00000000"), wa.log.get(0));
+        assertTrue(wa.log.get(1).endsWith(" 04000000"), "VIRTIO_IOMMU_S_INVAL: " + wa.log.get(1));
         assertEquals(wa.log, wb.log);
         stop(a[0]);
         stop(fresh);
@@ -222,8 +253,8 @@ class VirtioIommuSavedStateTest {
         byte[] before = target.saveState();
         int domain = -1;
         for (int i = 0; i < m.getDomainsCount(); i++) {
-            if (m.getDomains(i).getSteCount() == 2) {
-                domain = i;
+            if (m.getDomains(i).getSteCount() == 2 && domain < 0) {
+                domain = i; // domain 10, endpoint 1's
             }
         }
         var badHwpt = m.toBuilder();
