@@ -1,16 +1,16 @@
 package dev.iommuemu.bridge.state;
 
 import dev.iommuemu.interval.Mapping;
-import dev.iommuemu.proto.v1.VirtioIommuDomain;
-import dev.iommuemu.proto.v1.VirtioIommuFault;
-import dev.iommuemu.proto.v1.VirtioIommuIdentity;
-import dev.iommuemu.proto.v1.VirtioIommuMapping;
-import dev.iommuemu.proto.v1.VirtioIommuNesting;
-import dev.iommuemu.proto.v1.VirtioIommuNestingEndpoint;
-import dev.iommuemu.proto.v1.VirtioIommuOutstandingFault;
-import dev.iommuemu.proto.v1.VirtioIommuTableHwpt;
-import dev.iommuemu.proto.v1.VirtioIommuTopology;
-import dev.iommuemu.proto.v1.VirtioSplitQueueState;
+import dev.iommuemu.proto.devstate.v1.VirtioIommuDomain;
+import dev.iommuemu.proto.devstate.v1.VirtioIommuFault;
+import dev.iommuemu.proto.devstate.v1.VirtioIommuIdentity;
+import dev.iommuemu.proto.devstate.v1.VirtioIommuMapping;
+import dev.iommuemu.proto.devstate.v1.VirtioIommuNesting;
+import dev.iommuemu.proto.devstate.v1.VirtioIommuNestingEndpoint;
+import dev.iommuemu.proto.devstate.v1.VirtioIommuOutstandingFault;
+import dev.iommuemu.proto.devstate.v1.VirtioIommuTableHwpt;
+import dev.iommuemu.proto.devstate.v1.VirtioIommuTopology;
+import dev.iommuemu.proto.devstate.v1.VirtioSplitQueueState;
 import dev.iommuemu.virtio.iommu.FaultEvent;
 import dev.iommuemu.virtio.iommu.PvNesting;
 import dev.iommuemu.virtio.iommu.VirtioIommuState;
@@ -30,9 +30,9 @@ import java.util.TreeMap;
 public final class VirtioIommuStateCodec {
     private VirtioIommuStateCodec() {}
 
-    public static dev.iommuemu.proto.v1.VirtioIommuState encode(VirtioIommuState s) {
+    public static dev.iommuemu.proto.devstate.v1.VirtioIommuState encode(VirtioIommuState s) {
         VirtioIommuState.Identity id = s.identity();
-        var b = dev.iommuemu.proto.v1.VirtioIommuState.newBuilder()
+        var b = dev.iommuemu.proto.devstate.v1.VirtioIommuState.newBuilder()
                 .setIdentity(VirtioIommuIdentity.newBuilder().setDeviceFeatures(id.deviceFeatures()).setPageSizeMask(id.pageSizeMask())
                         .setInputStart(id.inputStart()).setInputEnd(id.inputEnd()).setDomainStart(id.domainStart())
                         .setDomainEnd(id.domainEnd()).setProbeSize(id.probeSize()))
@@ -89,7 +89,7 @@ public final class VirtioIommuStateCodec {
      *
      * @throws IllegalArgumentException with a sentence for a domain whose STE words are neither none nor two
      */
-    public static VirtioIommuState decode(dev.iommuemu.proto.v1.VirtioIommuState m) {
+    public static VirtioIommuState decode(dev.iommuemu.proto.devstate.v1.VirtioIommuState m) {
         VirtioIommuIdentity i = m.getIdentity();
         VirtioIommuState.Identity id = new VirtioIommuState.Identity(i.getDeviceFeatures(), i.getPageSizeMask(), i.getInputStart(),
                 i.getInputEnd(), i.getDomainStart(), i.getDomainEnd(), i.getProbeSize());

@@ -102,7 +102,7 @@ class VirtioIommuSavedStateTest {
         stop(b[0]);
         byte[] blob = a[0].saveState();
         // The blob is the state, byte for byte, through the codec both ways.
-        var m = dev.iommuemu.proto.v1.VirtioIommuState.parseFrom(blob);
+        var m = dev.iommuemu.proto.devstate.v1.VirtioIommuState.parseFrom(blob);
         VirtioIommuState decoded = VirtioIommuStateCodec.decode(m);
         assertEquals(((VirtioIommuBridge) a[0]).device().saveState(), decoded);
         assertArrayEquals(blob, VirtioIommuStateCodec.encode(decoded).toByteArray());
@@ -174,7 +174,7 @@ class VirtioIommuSavedStateTest {
         List<SplitVirtqueue.State> qa = stop(a[0]);
         stop(b[0]);
         byte[] blob = a[0].saveState();
-        var m = dev.iommuemu.proto.v1.VirtioIommuState.parseFrom(blob);
+        var m = dev.iommuemu.proto.devstate.v1.VirtioIommuState.parseFrom(blob);
         assertTrue(m.getNesting().getHost().getIommufd().getObjectsCount() > 256, "256 bound devices and the nesting objects");
         assertEquals(1, m.getNesting().getOutstandingCount(), "the stall awaits PAGE_RESP: " + wa.log);
         int grpid = m.getNesting().getOutstanding(0).getGrpid();
@@ -241,15 +241,15 @@ class VirtioIommuSavedStateTest {
         byte[] freshBefore = fresh.saveState();
         e = assertThrows(IllegalArgumentException.class, () -> fresh.loadState(new byte[] {0x0a, 0x7f, 1}));
         assertTrue(e.getMessage().startsWith("virtio-iommu state refused: it is not a VirtioIommuState message ("), e.getMessage());
-        var m = dev.iommuemu.proto.v1.VirtioIommuState.parseFrom(blob).toBuilder();
-        m.addDomains(dev.iommuemu.proto.v1.VirtioIommuDomain.newBuilder().setId(77).addEndpoints(7).addSte(1));
+        var m = dev.iommuemu.proto.devstate.v1.VirtioIommuState.parseFrom(blob).toBuilder();
+        m.addDomains(dev.iommuemu.proto.devstate.v1.VirtioIommuDomain.newBuilder().setId(77).addEndpoints(7).addSte(1));
         e = assertThrows(IllegalArgumentException.class, () -> fresh.loadState(m.build().toByteArray()));
         assertEquals("virtio-iommu state refused: domain 77 has 1 STE words, and a table domain has 2.", e.getMessage());
         assertArrayEquals(freshBefore, fresh.saveState());
     }
 
     /** Nesting states naming objects that are not there are refused, and the target keeps its own state. */
-    private static void refusedNestingStates(BridgedDevice target, dev.iommuemu.proto.v1.VirtioIommuState m) {
+    private static void refusedNestingStates(BridgedDevice target, dev.iommuemu.proto.devstate.v1.VirtioIommuState m) {
         byte[] before = target.saveState();
         int domain = -1;
         for (int i = 0; i < m.getDomainsCount(); i++) {
@@ -276,7 +276,7 @@ class VirtioIommuSavedStateTest {
         assertTrue(e.getMessage().startsWith("iommufd state refused: vDEVICE ") && e.getMessage().contains(" on vIOMMU " + viommu + ", ")
                 && e.getMessage().endsWith(") cannot be allocated again (ENOENT)."), e.getMessage());
         var notOwed = m.toBuilder();
-        notOwed.getNestingBuilder().addOutstanding(dev.iommuemu.proto.v1.VirtioIommuOutstandingFault.newBuilder()
+        notOwed.getNestingBuilder().addOutstanding(dev.iommuemu.proto.devstate.v1.VirtioIommuOutstandingFault.newBuilder()
                 .setEndpoint(1).setGrpid(3).setCookie(77));
         e = assertThrows(IllegalArgumentException.class, () -> target.loadState(notOwed.build().toByteArray()));
         assertEquals("paravirtual nesting state refused: the fault record of endpoint 1 with grpid 3 awaits a response the fault "

@@ -136,9 +136,9 @@ public final class VirtioIommuBridge implements BridgedDevice {
      */
     @Override
     public void loadState(byte[] state) {
-        dev.iommuemu.proto.v1.VirtioIommuState m;
+        dev.iommuemu.proto.devstate.v1.VirtioIommuState m;
         try {
-            m = dev.iommuemu.proto.v1.VirtioIommuState.parseFrom(state);
+            m = dev.iommuemu.proto.devstate.v1.VirtioIommuState.parseFrom(state);
         } catch (com.google.protobuf.InvalidProtocolBufferException e) {
             throw new IllegalArgumentException("virtio-iommu state refused: it is not a VirtioIommuState message ("
                     + e.getMessage() + ").");
