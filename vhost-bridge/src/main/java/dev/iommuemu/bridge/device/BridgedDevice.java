@@ -190,20 +190,25 @@ public interface BridgedDevice extends AutoCloseable {
     }
 
     /**
-     * The device's saved state, a protobuf blob (docs/device-state-virtio.md): what a live
-     * migration or a back-end restart carries. Taken under the model's lock.
+     * The device's architectural state as a versioned blob (docs/device-state.md: a serialized
+     * iommuemu.devstate.v1.DeviceState), for live migration and daemon restart; caches are not in it. The
+     * daemon calls it under the session's lock, like every call here, so no other call runs
+     * meanwhile. A model that cannot save its state throws {@link UnsupportedOperationException}.
      */
     default byte[] saveState() {
-        throw new UnsupportedOperationException(model() + " cannot save its state");
+        throw new UnsupportedOperationException(model() + " cannot save its device state (docs/device-state.md)");
     }
 
     /**
-     * Makes {@code state} (from {@link #saveState()} of a device of the same model and profile) this
-     * device's state, entirely or not at all; only while its rings are stopped. Refusals are
-     * {@link IllegalArgumentException}s whose message is a sentence.
+     * Replaces the device's state with {@code state}, a blob {@link #saveState()} produced on a
+     * device of the same model and profile. A blob of another format version, model or profile, or a
+     * state the model could not have produced, is refused with an {@link IllegalArgumentException}
+     * whose message is a sentence, and the device is unchanged: a state is loaded whole or not at
+     * all. Called under the session's lock; what quiescence a model needs besides is its own
+     * documentation's. A model that cannot load a state throws {@link UnsupportedOperationException}.
      */
     default void loadState(byte[] state) {
-        throw new UnsupportedOperationException(model() + " cannot load a saved state");
+        throw new UnsupportedOperationException(model() + " cannot load a device state (docs/device-state.md)");
     }
 
     /** Releases model resources; the daemon closes fds and memory itself afterwards. */

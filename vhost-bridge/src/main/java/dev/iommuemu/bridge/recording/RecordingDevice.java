@@ -269,21 +269,22 @@ public final class RecordingDevice implements BridgedDevice {
     }
 
     @Override
-    public dev.iommuemu.iommufd.Iommufd iommufd() {
-        return d.iommufd();
-    }
-
-    @Override
     public byte[] saveState() {
-        return d.saveState(); // reads the model, changes nothing: not recorded
+        return d.saveState();
     }
 
+    /** A loaded state changes the model outside the recorded operations: the recording ends, with the reason. */
     @Override
     public void loadState(byte[] state) {
-        if (rec.active()) {
-            unrecordable.accept("the session loaded a saved device state (docs/device-state-virtio.md), which recordings do not cover");
-        }
         d.loadState(state);
+        if (rec.active()) {
+            unrecordable.accept("the session loaded a device state (docs/device-state.md), which recordings do not carry");
+        }
+    }
+
+    @Override
+    public dev.iommuemu.iommufd.Iommufd iommufd() {
+        return d.iommufd();
     }
 
     @Override
