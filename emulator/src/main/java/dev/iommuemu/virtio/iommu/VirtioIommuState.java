@@ -36,35 +36,79 @@ public record VirtioIommuState(Identity identity, long driverFeatures, boolean b
     }
 
     /**
-     * What the config space and the offered features say the device is ("Device configuration
-     * layout", "Feature bits"): a state is loaded only into a device built the same way (same
-     * profile and VMM properties), since none of these may change while the driver runs.
+     * How the device was built: what the config space and the offered features say it is ("Device
+     * configuration layout", "Feature bits") and the rest of its {@link VirtioIommuConfig} (the
+     * power-on value of {@code bypass}, QEMU's boot-bypass; whether MAP requires granule alignment;
+     * shared domains; the bounds; the endpoint ranges; the RESV_MEM regions PROBE reports). A state
+     * is loaded only into a device built the same way (same profile and VMM properties): none of
+     * these may change while the driver runs, and each decides how a request is answered.
      */
     public record Identity(long deviceFeatures, long pageSizeMask, long inputStart, long inputEnd, int domainStart,
-            int domainEnd, int probeSize) {
+            int domainEnd, int probeSize, boolean bootBypass, boolean granuleAlignedMaps, boolean sharedDomains,
+            int maxQueueSize, int maxPendingFaults, int maxDomains, int maxEndpoints, int maxMappingsPerDomain, int maxMappings,
+            List<Long> endpointRanges, List<Resv> resvRegions) {
+
+        public Identity {
+            endpointRanges = List.copyOf(endpointRanges);
+            resvRegions = List.copyOf(resvRegions);
+        }
+
+        /** A RESV_MEM region ("Property RESV_MEM") of endpoint {@code endpoint}, or of every endpoint ({@code -1}). */
+        public record Resv(long endpoint, int subtype, long start, long end) {}
 
         static Identity of(VirtioIommuConfig cfg, long deviceFeatures) {
+            List<Long> ranges = new java.util.ArrayList<>();
+            for (long v : cfg.endpointRanges()) {
+                ranges.add(v);
+            }
+            List<Resv> resv = new java.util.ArrayList<>();
+            cfg.resvAll().forEach(r -> resv.add(new Resv(-1, r.subtype(), r.start(), r.end())));
+            new java.util.TreeMap<>(cfg.resvPerEndpoint()).forEach((ep, rs) -> rs.forEach(r -> resv.add(
+                    new Resv(ep & 0xffff_ffffL, r.subtype(), r.start(), r.end()))));
             return new Identity(deviceFeatures, cfg.pageSizeMask(), cfg.inputStart(), cfg.inputEnd(), cfg.domainStart(),
-                    cfg.domainEnd(), cfg.probeSize());
+                    cfg.domainEnd(), cfg.probeSize(), cfg.bypass(), cfg.granuleAlignedMaps(), cfg.sharedDomains(), cfg.maxQueueSize(),
+                    cfg.maxPendingFaults(), cfg.maxDomains(), cfg.maxEndpoints(), cfg.maxMappingsPerDomain(), cfg.maxMappings(),
+                    ranges, resv);
         }
 
         /** The first field in which {@code saved} differs from this, as "name saved (this device: mine)", or {@code null}. */
         String difference(Identity saved) {
-            String[] names = {"offered features", "page_size_mask", "input_range.start", "input_range.end",
-                "domain_range.start", "domain_range.end", "probe_size"};
-            long[] a = saved.values();
-            long[] b = values();
-            for (int i = 0; i < a.length; i++) {
-                if (a[i] != b[i]) {
-                    return names[i] + " 0x" + Long.toHexString(a[i]) + " (this device: 0x" + Long.toHexString(b[i]) + ")";
+            java.util.Map<String, String> a = saved.fields();
+            java.util.Map<String, String> b = fields();
+            for (String name : b.keySet()) {
+                if (!a.get(name).equals(b.get(name))) {
+                    return name + " " + a.get(name) + " (this device: " + b.get(name) + ")";
                 }
             }
             return null;
         }
 
-        private long[] values() {
-            return new long[] {deviceFeatures, pageSizeMask, inputStart, inputEnd, domainStart & 0xffff_ffffL,
-                domainEnd & 0xffff_ffffL, probeSize};
+        private java.util.Map<String, String> fields() {
+            java.util.Map<String, String> m = new java.util.LinkedHashMap<>();
+            m.put("offered features", hex(deviceFeatures));
+            m.put("page_size_mask", hex(pageSizeMask));
+            m.put("input_range.start", hex(inputStart));
+            m.put("input_range.end", hex(inputEnd));
+            m.put("domain_range.start", hex(domainStart & 0xffff_ffffL));
+            m.put("domain_range.end", hex(domainEnd & 0xffff_ffffL));
+            m.put("probe_size", Integer.toString(probeSize));
+            m.put("power-on bypass", Boolean.toString(bootBypass));
+            m.put("granule-aligned MAP", Boolean.toString(granuleAlignedMaps));
+            m.put("shared domains", Boolean.toString(sharedDomains));
+            m.put("largest queue size", Integer.toString(maxQueueSize));
+            m.put("pending fault bound", Integer.toString(maxPendingFaults));
+            m.put("domain bound", Integer.toString(maxDomains));
+            m.put("attached endpoint bound", Integer.toString(maxEndpoints));
+            m.put("per-domain mapping bound", Integer.toString(maxMappingsPerDomain));
+            m.put("mapping bound", Integer.toString(maxMappings));
+            m.put("endpoint ranges", endpointRanges.stream().map(Identity::hex).toList().toString());
+            m.put("RESV_MEM regions", resvRegions.stream().map(r -> (r.endpoint() < 0 ? "all" : "ep " + r.endpoint()) + ":"
+                    + r.subtype() + ":" + hex(r.start()) + "-" + hex(r.end())).toList().toString());
+            return m;
+        }
+
+        private static String hex(long v) {
+            return "0x" + Long.toHexString(v);
         }
     }
 

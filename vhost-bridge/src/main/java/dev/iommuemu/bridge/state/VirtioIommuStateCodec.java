@@ -8,6 +8,7 @@ import dev.iommuemu.proto.devstate.v1.VirtioIommuMapping;
 import dev.iommuemu.proto.devstate.v1.VirtioIommuNesting;
 import dev.iommuemu.proto.devstate.v1.VirtioIommuNestingEndpoint;
 import dev.iommuemu.proto.devstate.v1.VirtioIommuOutstandingFault;
+import dev.iommuemu.proto.devstate.v1.VirtioIommuResvRegion;
 import dev.iommuemu.proto.devstate.v1.VirtioIommuTableHwpt;
 import dev.iommuemu.proto.devstate.v1.VirtioIommuTopology;
 import dev.iommuemu.proto.devstate.v1.VirtioSplitQueueState;
@@ -33,9 +34,7 @@ public final class VirtioIommuStateCodec {
     public static dev.iommuemu.proto.devstate.v1.VirtioIommuState encode(VirtioIommuState s) {
         VirtioIommuState.Identity id = s.identity();
         var b = dev.iommuemu.proto.devstate.v1.VirtioIommuState.newBuilder()
-                .setIdentity(VirtioIommuIdentity.newBuilder().setDeviceFeatures(id.deviceFeatures()).setPageSizeMask(id.pageSizeMask())
-                        .setInputStart(id.inputStart()).setInputEnd(id.inputEnd()).setDomainStart(id.domainStart())
-                        .setDomainEnd(id.domainEnd()).setProbeSize(id.probeSize()))
+                .setIdentity(encode(id))
                 .setDriverFeatures(s.driverFeatures())
                 .setBypass(s.bypass());
         if (s.topology() != null) {
@@ -72,6 +71,32 @@ public final class VirtioIommuStateCodec {
         return b.build();
     }
 
+    private static VirtioIommuIdentity encode(VirtioIommuState.Identity id) {
+        var b = VirtioIommuIdentity.newBuilder().setDeviceFeatures(id.deviceFeatures()).setPageSizeMask(id.pageSizeMask())
+                .setInputStart(id.inputStart()).setInputEnd(id.inputEnd()).setDomainStart(id.domainStart())
+                .setDomainEnd(id.domainEnd()).setProbeSize(id.probeSize()).setBootBypass(id.bootBypass())
+                .setGranuleAlignedMaps(id.granuleAlignedMaps()).setSharedDomains(id.sharedDomains()).setMaxQueueSize(id.maxQueueSize())
+                .setMaxPendingFaults(id.maxPendingFaults()).setMaxDomains(id.maxDomains()).setMaxEndpoints(id.maxEndpoints())
+                .setMaxMappingsPerDomain(id.maxMappingsPerDomain()).setMaxMappings(id.maxMappings())
+                .addAllEndpointRanges(id.endpointRanges());
+        for (VirtioIommuState.Identity.Resv r : id.resvRegions()) {
+            b.addResvRegions(VirtioIommuResvRegion.newBuilder().setEndpoint(r.endpoint()).setSubtype(r.subtype()).setStart(r.start())
+                    .setEnd(r.end()));
+        }
+        return b.build();
+    }
+
+    private static VirtioIommuState.Identity decode(VirtioIommuIdentity i) {
+        List<VirtioIommuState.Identity.Resv> resv = new ArrayList<>();
+        for (VirtioIommuResvRegion r : i.getResvRegionsList()) {
+            resv.add(new VirtioIommuState.Identity.Resv(r.getEndpoint(), r.getSubtype(), r.getStart(), r.getEnd()));
+        }
+        return new VirtioIommuState.Identity(i.getDeviceFeatures(), i.getPageSizeMask(), i.getInputStart(), i.getInputEnd(),
+                i.getDomainStart(), i.getDomainEnd(), i.getProbeSize(), i.getBootBypass(), i.getGranuleAlignedMaps(),
+                i.getSharedDomains(), i.getMaxQueueSize(), i.getMaxPendingFaults(), i.getMaxDomains(), i.getMaxEndpoints(),
+                i.getMaxMappingsPerDomain(), i.getMaxMappings(), i.getEndpointRangesList(), resv);
+    }
+
     private static VirtioIommuNesting encode(PvNesting.State n) {
         var b = VirtioIommuNesting.newBuilder().setViommuId(n.viommuId()).setVeventqId(n.veventqId()).setFaultId(n.faultId());
         new TreeMap<>(n.devIdOf()).forEach((ep, dev) -> b.addEndpoints(VirtioIommuNestingEndpoint.newBuilder().setEndpoint(ep).setDevId(dev)));
@@ -90,9 +115,7 @@ public final class VirtioIommuStateCodec {
      * @throws IllegalArgumentException with a sentence for a domain whose STE words are neither none nor two
      */
     public static VirtioIommuState decode(dev.iommuemu.proto.devstate.v1.VirtioIommuState m) {
-        VirtioIommuIdentity i = m.getIdentity();
-        VirtioIommuState.Identity id = new VirtioIommuState.Identity(i.getDeviceFeatures(), i.getPageSizeMask(), i.getInputStart(),
-                i.getInputEnd(), i.getDomainStart(), i.getDomainEnd(), i.getProbeSize());
+        VirtioIommuState.Identity id = decode(m.getIdentity());
         List<VirtioIommuState.DomainState> domains = new ArrayList<>();
         for (VirtioIommuDomain d : m.getDomainsList()) {
             List<Mapping> ms = new ArrayList<>();

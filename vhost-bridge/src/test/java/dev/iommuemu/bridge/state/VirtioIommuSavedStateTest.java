@@ -232,6 +232,14 @@ class VirtioIommuSavedStateTest {
                 e.getMessage());
         assertArrayEquals(before, n[0].saveState());
 
+        // default and boot-bypass differ only in config bypass at power-on and after a system reset.
+        BridgedDevice bootBypass = bridge("boot-bypass", new SparseGuestMemory(0, 0x10_0000), dev.iommuemu.dma.DmaHost.NONE);
+        byte[] bbBefore = bootBypass.saveState();
+        e = assertThrows(IllegalArgumentException.class, () -> bootBypass.loadState(blob));
+        assertEquals("virtio-iommu state refused: it was saved by a device built differently: power-on bypass false (this device: "
+                + "true); start the destination with the source's profile and properties.", e.getMessage());
+        assertArrayEquals(bbBefore, bootBypass.saveState());
+
         BridgedDevice running = workloadDevice(9);
         e = assertThrows(IllegalArgumentException.class, () -> running.loadState(blob));
         assertEquals("virtio-iommu state refused: virtqueue 0 is running; a state is loaded only with the rings stopped "
