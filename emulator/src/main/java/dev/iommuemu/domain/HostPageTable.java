@@ -124,6 +124,53 @@ public final class HostPageTable {
         return done;
     }
 
+    /** One run of pages mapped contiguously with the same permission: what {@link #map} calls recreate it. */
+    public record Run(long iova, long pa, long size, int prot) {}
+
+    /**
+     * Every mapping in the table as maximal runs, in IOVA order (for saved state: the host
+     * page table is rebuilt from them, docs/device-state-virtio.md). Walks only the tables that
+     * exist (Arm ARM D8.2: a table descriptor per 9 bits of VA at levels 0-2, pages at level 3).
+     */
+    public java.util.List<Run> runs() {
+        java.util.List<Run> out = new java.util.ArrayList<>();
+        collect(root, 0, 0, out);
+        return out;
+    }
+
+    private void collect(long table, int level, long vaBase, java.util.List<Run> out) {
+        Granule g = Granule.G4K;
+        int entries = 1 << g.stride();
+        for (int i = 0; i < entries; i++) {
+            long va = vaBase | ((long) i << g.levelShift(level));
+            long d = mem.load(table + 8L * i, 8).orElse(0);
+            if (!Descriptor.VALID.isSet(d)) {
+                continue;
+            }
+            if (level < 3) {
+                collect(Descriptor.ADDR_48.inPlace(d), level + 1, va, out);
+                continue;
+            }
+            long pa = Descriptor.ADDR_48.inPlace(d);
+            int prot = protOf(d);
+            Run last = out.isEmpty() ? null : out.get(out.size() - 1);
+            if (last != null && last.prot() == prot && last.iova() + last.size() == va && last.pa() + last.size() == pa
+                    && last.size() < MAX_CALL) {
+                out.set(out.size() - 1, new Run(last.iova(), last.pa(), last.size() + PAGE, prot));
+            } else {
+                out.add(new Run(va, pa, PAGE, prot));
+            }
+        }
+    }
+
+    /** The IOMMU_READ/IOMMU_WRITE a leaf written by {@link #leaf} grants. */
+    private int protOf(long d) {
+        if (format == Format.STAGE1) {
+            return IOMMU_READ | (Descriptor.AP_RO.isSet(d) ? 0 : IOMMU_WRITE);
+        }
+        return (Descriptor.S2AP_R.isSet(d) ? IOMMU_READ : 0) | (Descriptor.S2AP_W.isSet(d) ? IOMMU_WRITE : 0);
+    }
+
     /** The level 3 descriptor slot of {@code va}, creating tables when asked; -1 (absent / ENOMEM). */
     private long leafSlot(long va, boolean create) {
         long table = root;

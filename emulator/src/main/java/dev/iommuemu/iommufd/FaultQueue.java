@@ -26,10 +26,26 @@ public final class FaultQueue {
     public static final int RESP_INVALID = 1;
     public static final int RESP_FAILURE = 2;
 
-    /** A held stall ({@code stag >= 0}) or a complete PRI group ({@code prgIndex >= 0}). */
-    private record Pending(int streamId, int stag, int ssid, int prgIndex) {}
+    /**
+     * A cookie owed a response: a held stall ({@code stag >= 0}) or a complete PRI group
+     * ({@code prgIndex >= 0}).
+     */
+    public record Pending(int cookie, int streamId, int stag, int ssid, int prgIndex) {}
 
-    private record Group(int streamId, int ssid, int prgIndex) {}
+    /** A PRI group whose last request has not arrived, and the cookie its requests carry. */
+    public record Group(int streamId, int ssid, int prgIndex) {}
+
+    /** An open PRI group and its cookie (saved state). */
+    public record OpenGroup(Group group, int cookie) {}
+
+    /** What a fault queue holds (saved state, docs/device-state-virtio.md). */
+    public record State(List<PageFault> queued, List<Pending> pending, List<OpenGroup> openGroups, int nextCookie) {
+        public State {
+            queued = List.copyOf(queued);
+            pending = List.copyOf(pending);
+            openGroups = List.copyOf(openGroups);
+        }
+    }
 
     /** Faults delivered or waiting, and open PRI groups, are each bounded by this. */
     public static final int CAPACITY = 1024;
@@ -57,7 +73,7 @@ public final class FaultQueue {
             return false;
         }
         int cookie = nextCookie++;
-        pending.put(cookie, new Pending(streamId, stag, -1, -1));
+        pending.put(cookie, new Pending(cookie, streamId, stag, -1, -1));
         q.addLast(new PageFault(PageFault.LAST_PAGE | (ssv ? PageFault.PASID_VALID : 0), devId, ssv ? ssid : 0, stag,
                 perm, addr & ~0xfffL, 0, cookie));
         return true;
@@ -82,7 +98,7 @@ public final class FaultQueue {
         }
         if (r.last()) {
             openGroups.remove(g);
-            pending.put(cookie, new Pending(r.streamId(), -1, r.ssid(), r.prgIndex()));
+            pending.put(cookie, new Pending(cookie, r.streamId(), -1, r.ssid(), r.prgIndex()));
         }
         boolean ssv = r.ssid() >= 0;
         int perm = (r.read() ? PageFault.PERM_READ : 0) | (r.write() ? PageFault.PERM_WRITE : 0)
@@ -90,6 +106,54 @@ public final class FaultQueue {
         q.addLast(new PageFault((r.last() ? PageFault.LAST_PAGE : 0) | (ssv ? PageFault.PASID_VALID : 0), devId,
                 ssv ? r.ssid() : 0, r.prgIndex(), perm, r.address() & ~0xfffL, 0, cookie));
         return true;
+    }
+
+    /** The queue's state: faults not yet read, cookies owed a response and open PRI groups, by cookie. */
+    public State state() {
+        List<Pending> p = new ArrayList<>(pending.values());
+        p.sort((a, b) -> Integer.compareUnsigned(a.cookie(), b.cookie()));
+        List<OpenGroup> g = new ArrayList<>();
+        openGroups.forEach((k, v) -> g.add(new OpenGroup(k, v)));
+        g.sort((a, b) -> Integer.compareUnsigned(a.cookie(), b.cookie()));
+        return new State(List.copyOf(q), p, g, nextCookie);
+    }
+
+    /** Why {@code s} cannot be this queue's state, as a sentence, or {@code null}. */
+    String refusal(State s) {
+        if (s.queued().size() > CAPACITY || s.pending().size() > CAPACITY || s.openGroups().size() > CAPACITY) {
+            return "fault queue " + id + " holds more than its " + CAPACITY + " entries";
+        }
+        java.util.Set<Integer> cookies = new java.util.HashSet<>();
+        for (Pending p : s.pending()) {
+            if (!cookies.add(p.cookie()) || Integer.compareUnsigned(p.cookie(), s.nextCookie()) >= 0 || p.cookie() == 0) {
+                return "fault queue " + id + " owes a response to cookie " + Integer.toUnsignedString(p.cookie())
+                        + ", which it could not have issued";
+            }
+        }
+        for (OpenGroup g : s.openGroups()) {
+            if (!cookies.add(g.cookie()) || Integer.compareUnsigned(g.cookie(), s.nextCookie()) >= 0 || g.cookie() == 0) {
+                return "fault queue " + id + " has an open PRI group with cookie " + Integer.toUnsignedString(g.cookie())
+                        + ", which it could not have issued";
+            }
+        }
+        for (PageFault f : s.queued()) {
+            if (f.cookie() == 0 || Integer.compareUnsigned(f.cookie(), s.nextCookie()) >= 0) {
+                return "fault queue " + id + " holds a fault with cookie " + Integer.toUnsignedString(f.cookie())
+                        + ", which it could not have issued";
+            }
+        }
+        return null;
+    }
+
+    /** Takes {@code s} (checked by {@link #refusal}). */
+    void restore(State s) {
+        q.clear();
+        q.addAll(s.queued());
+        pending.clear();
+        s.pending().forEach(p -> pending.put(p.cookie(), p));
+        openGroups.clear();
+        s.openGroups().forEach(g -> openGroups.put(g.group(), g.cookie()));
+        nextCookie = s.nextCookie();
     }
 
     /** Up to {@code max} faults, oldest first. */

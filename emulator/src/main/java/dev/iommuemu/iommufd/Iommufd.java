@@ -5,6 +5,7 @@ import dev.iommuemu.dma.DmaResult;
 import dev.iommuemu.domain.Device;
 import dev.iommuemu.domain.Domain;
 import dev.iommuemu.domain.Errno;
+import dev.iommuemu.domain.HostPageTable;
 import dev.iommuemu.domain.IommuCore;
 import dev.iommuemu.domain.NestedDomain;
 import dev.iommuemu.domain.PagingDomain;
@@ -408,6 +409,312 @@ public final class Iommufd {
     /** A DMA of the device with StreamID {@code sid} through the physical SMMU. */
     public DmaResult dma(int sid, int ssid, long iova, DmaAccess access) {
         return core.dma(sid, ssid, iova, access);
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Saved state (live migration, back-end restart: docs/device-state-virtio.md)
+
+    /**
+     * One object of the context, by its id (include/uapi/linux/iommufd.h: ids are handed out by
+     * the ALLOC ioctls and stay valid until IOMMU_DESTROY, so a restored VMM keeps using them).
+     */
+    public sealed interface ObjectState permits DeviceObject, PagingHwptObject, NestedHwptObject, ViommuObject,
+            VdeviceObject, VeventqObject, FaultQueueObject {
+        int id();
+    }
+
+    /** A bound device (VFIO_DEVICE_BIND_IOMMUFD) and the hwpt its group is attached to (0: blocked). */
+    public record DeviceObject(int id, int streamId, int hwpt) implements ObjectState {}
+
+    /** A paging hwpt (IOMMU_HWPT_ALLOC, optionally NEST_PARENT) and its mappings (IOMMU_IOAS_MAP's effect). */
+    public record PagingHwptObject(int id, boolean nestParent, List<HostPageTable.Run> mappings) implements ObjectState {
+        public PagingHwptObject {
+            mappings = List.copyOf(mappings);
+        }
+    }
+
+    /** A nested hwpt (struct iommu_hwpt_arm_smmuv3 ste[2]) on a vIOMMU, with its fault queue (0: none). */
+    public record NestedHwptObject(int id, int viommu, long[] ste, int faultQueue) implements ObjectState {
+        public NestedHwptObject {
+            ste = ste.clone();
+        }
+
+        @Override
+        public long[] ste() {
+            return ste.clone();
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof NestedHwptObject n && n.id == id && n.viommu == viommu && java.util.Arrays.equals(n.ste, ste)
+                    && n.faultQueue == faultQueue;
+        }
+
+        @Override
+        public int hashCode() {
+            return java.util.Objects.hash(id, viommu, java.util.Arrays.hashCode(ste), faultQueue);
+        }
+    }
+
+    /** IOMMU_VIOMMU_ALLOC over nest parent {@code parentHwpt}. Its VMID is the host's to choose again. */
+    public record ViommuObject(int id, int parentHwpt) implements ObjectState {}
+
+    /** IOMMU_VDEVICE_ALLOC: device object {@code device} is guest StreamID {@code virtId} on {@code viommu}. */
+    public record VdeviceObject(int id, int viommu, int device, long virtId) implements ObjectState {}
+
+    /** IOMMU_VEVENTQ_ALLOC on {@code viommu}: its depth, the entries not yet read and the next sequence number. */
+    public record VeventqObject(int id, int viommu, int depth, List<Vevent> queued, int nextSequence) implements ObjectState {
+        public VeventqObject {
+            queued = List.copyOf(queued);
+        }
+    }
+
+    /** IOMMU_FAULT_QUEUE_ALLOC: faults not yet read, cookies owed a response, open PRI groups. */
+    public record FaultQueueObject(int id, FaultQueue.State state) implements ObjectState {}
+
+    /** Every object in id order, and the id the next allocation takes. */
+    public record State(List<ObjectState> objects, int nextId) {
+        public State {
+            objects = List.copyOf(objects);
+        }
+    }
+
+    /** The context's objects now. */
+    public State saveState() {
+        Map<Domain, Integer> hwptOf = new HashMap<>();
+        objects.forEach((id, o) -> {
+            if (o instanceof Hwpt h) {
+                hwptOf.put(h.domain(), id);
+            }
+        });
+        List<ObjectState> out = new java.util.ArrayList<>();
+        objects.keySet().stream().sorted().forEach(id -> {
+            Object o = objects.get(id);
+            if (o instanceof Device d) {
+                out.add(new DeviceObject(id, d.streamId(), hwptOf.getOrDefault(d.domain(), 0)));
+            } else if (o instanceof Hwpt h && h.domain() instanceof PagingDomain p) {
+                out.add(new PagingHwptObject(id, p.nestParent(), p.table().runs()));
+            } else if (o instanceof Hwpt h && h.domain() instanceof NestedDomain n) {
+                out.add(new NestedHwptObject(id, h.viommu().id(), n.vste(), h.faultQueue() == null ? 0 : h.faultQueue().id()));
+            } else if (o instanceof Viommu v) {
+                out.add(new ViommuObject(id, hwptOf.get(v.parent())));
+            } else if (o instanceof Vdevice vd) {
+                out.add(new VdeviceObject(id, vd.viommu().id(), vd.devId(), vd.virtId()));
+            } else if (o instanceof VeventQueue q) {
+                out.add(new VeventqObject(id, viommuOf(q), q.depth(), q.queued(), q.nextSequence()));
+            } else if (o instanceof FaultQueue f) {
+                out.add(new FaultQueueObject(id, f.state()));
+            }
+        });
+        return new State(out, nextId);
+    }
+
+    /** The StreamID of device object {@code devId}, or -1. */
+    public int streamIdOf(int devId) {
+        Device d = devices.get(devId);
+        return d == null ? -1 : d.streamId();
+    }
+
+    /** The hwpt device object {@code devId}'s group is attached to: its id, 0 when blocked, -1 for no such device. */
+    public int attachedHwpt(int devId) {
+        Device d = devices.get(devId);
+        if (d == null) {
+            return -1;
+        }
+        for (Map.Entry<Integer, Object> e : objects.entrySet()) {
+            if (e.getValue() instanceof Hwpt h && h.domain() == d.domain()) {
+                return e.getKey();
+            }
+        }
+        return 0;
+    }
+
+    /** The STE words of nested hwpt {@code hwptId} when it is one on vIOMMU {@code viommuId}, else {@code null}. */
+    public long[] nestedSte(int hwptId, int viommuId) {
+        Hwpt h = get(hwptId, Hwpt.class);
+        return h != null && h.domain() instanceof NestedDomain n && h.viommu() != null && h.viommu().id() == viommuId ? n.vste() : null;
+    }
+
+    /** Whether fault queue {@code faultId} owes a response to {@code cookie}. */
+    public boolean owes(int faultId, int cookie) {
+        FaultQueue q = get(faultId, FaultQueue.class);
+        return q != null && q.state().pending().stream().anyMatch(p -> p.cookie() == cookie);
+    }
+
+    private int viommuOf(VeventQueue q) {
+        for (Object o : objects.values()) {
+            if (o instanceof Viommu v && v.veventq == q) {
+                return v.id();
+            }
+        }
+        return 0;
+    }
+
+    /**
+     * A context over {@code core} (a fresh one, whose devices the owner has probed as the saved
+     * context's host had them) holding exactly the objects of {@code s}, with their ids. Each object
+     * is rebuilt through the same core calls as its ALLOC (its host page table mapped again, its
+     * nested domain made from the same STE words, its VMID allocated anew: the VMID is the host
+     * driver's, never seen through the uAPI), then the devices are attached as they were. Pending
+     * stalls the saved host SMMU held are not there: a response to a saved cookie of a stall finds
+     * no stalled transaction and is ignored by the SMMU (IHI 0070 §4.7.1 CMD_RESUME); the device
+     * retries its access after the restart. Queues with entries are reported readable once.
+     *
+     * @throws IllegalArgumentException with a sentence when {@code s} could not have been produced
+     *         (ids out of order or reused, an object naming one that does not exist or is of another
+     *         kind, a StreamID the host lacks, a mapping or STE words the calls refuse); {@code core}
+     *         must then be discarded.
+     */
+    public static Iommufd restore(IommuCore core, State s) {
+        Iommufd fd = new Iommufd(core);
+        String why = fd.rebuild(s);
+        if (why != null) {
+            throw new IllegalArgumentException("iommufd state refused: " + why + ".");
+        }
+        return fd;
+    }
+
+    private String rebuild(State s) {
+        int last = 0;
+        List<DeviceObject> devs = new java.util.ArrayList<>();
+        for (ObjectState o : s.objects()) {
+            int id = o.id();
+            if (id <= last) {
+                return "object " + id + " is out of id order or appears twice";
+            }
+            last = id;
+            String why;
+            if (o instanceof DeviceObject d) {
+                why = rebuildDevice(d);
+            } else if (o instanceof PagingHwptObject p) {
+                why = rebuildPaging(p);
+            } else if (o instanceof NestedHwptObject n) {
+                why = rebuildNested(n);
+            } else if (o instanceof ViommuObject v) {
+                why = rebuildViommu(v);
+            } else if (o instanceof VdeviceObject v) {
+                why = rebuildVdevice(v);
+            } else if (o instanceof VeventqObject q) {
+                why = rebuildVeventq(q);
+            } else {
+                why = rebuildFaultQueue((FaultQueueObject) o);
+            }
+            if (why != null) {
+                return why;
+            }
+            if (o instanceof DeviceObject d) {
+                devs.add(d);
+            }
+        }
+        if (Integer.compareUnsigned(s.nextId(), last) <= 0) {
+            return "its next id " + s.nextId() + " was already handed out";
+        }
+        for (DeviceObject d : devs) {
+            if (d.hwpt() != 0) {
+                if (get(d.hwpt(), Hwpt.class) == null) {
+                    return "device object " + d.id() + " is attached to object " + d.hwpt() + ", which is not a hwpt";
+                }
+                Errno e = attach(d.id(), d.hwpt());
+                if (e != null) {
+                    return "device object " + d.id() + " cannot be attached to hwpt " + d.hwpt() + " again (" + e + ")";
+                }
+            }
+        }
+        for (ObjectState o : s.objects()) {
+            if ((o instanceof VeventqObject q && !q.queued().isEmpty())
+                    || (o instanceof FaultQueueObject f && !f.state().queued().isEmpty())) {
+                becameReadable(o.id());
+            }
+        }
+        nextId = s.nextId();
+        return null;
+    }
+
+    private String rebuildDevice(DeviceObject o) {
+        nextId = o.id();
+        Result<Integer> r = bind(o.streamId());
+        return r.isOk() ? null : "device object " + o.id() + " is StreamID " + Integer.toUnsignedString(o.streamId())
+                + ", which this host cannot bind (" + r.error() + ")";
+    }
+
+    private String rebuildPaging(PagingHwptObject o) {
+        int stage = o.nestParent() || !core.host().profile().s1() ? 2 : 1;
+        Result<PagingDomain> r = core.allocPaging(stage, o.nestParent());
+        if (!r.isOk()) {
+            return "paging hwpt " + o.id() + " cannot be allocated on this host (" + r.error() + ")";
+        }
+        for (HostPageTable.Run m : o.mappings()) {
+            for (long off = 0; off < m.size(); off += HostPageTable.MAX_CALL) {
+                Errno e = r.get().map(m.iova() + off, m.pa() + off, Math.min(HostPageTable.MAX_CALL, m.size() - off), m.prot());
+                if (e != null) {
+                    return "paging hwpt " + o.id() + " cannot map 0x" + Long.toHexString(m.iova()) + " again (" + e + ")";
+                }
+            }
+        }
+        objects.put(o.id(), new Hwpt(o.id(), r.get(), null, null));
+        return null;
+    }
+
+    private String rebuildNested(NestedHwptObject o) {
+        nextId = o.id();
+        Result<Integer> r = allocHwptNested(o.viommu(), 0, o.ste(), o.faultQueue());
+        return r.isOk() ? null : "nested hwpt " + o.id() + " on vIOMMU " + o.viommu() + " with fault queue " + o.faultQueue()
+                + " cannot be allocated again (" + r.error() + ")";
+    }
+
+    private String rebuildViommu(ViommuObject o) {
+        Hwpt h = get(o.parentHwpt(), Hwpt.class);
+        if (h == null || !(h.domain() instanceof PagingDomain p) || !p.nestParent()) {
+            return "vIOMMU " + o.id() + " names object " + o.parentHwpt() + " as its nest parent, which is not one";
+        }
+        Result<Integer> vmid = core.allocVmid();
+        if (!vmid.isOk()) {
+            return "vIOMMU " + o.id() + " gets no VMID on this host (" + vmid.error() + ")";
+        }
+        objects.put(o.id(), new Viommu(o.id(), p, vmid.get()));
+        return null;
+    }
+
+    private String rebuildVdevice(VdeviceObject o) {
+        nextId = o.id();
+        Result<Integer> r = allocVdevice(o.viommu(), o.device(), o.virtId());
+        return r.isOk() ? null : "vDEVICE " + o.id() + " (device object " + o.device() + " on vIOMMU " + o.viommu()
+                + ", virtual ID " + o.virtId() + ") cannot be allocated again (" + r.error() + ")";
+    }
+
+    private String rebuildVeventq(VeventqObject o) {
+        nextId = o.id();
+        Result<Integer> r = allocVeventq(o.viommu(), o.depth());
+        if (!r.isOk()) {
+            return "vEVENT queue " + o.id() + " on vIOMMU " + o.viommu() + " cannot be allocated again (" + r.error() + ")";
+        }
+        List<Vevent> q = o.queued();
+        for (int i = 0; i < q.size(); i++) {
+            Vevent v = q.get(i);
+            boolean lostLast = v.lost() && i == q.size() - 1;
+            if ((v.lost() && !lostLast) || (!v.lost() && (v.evt() == null || v.evt().length != 4)) // struct iommu_vevent_arm_smmuv3 evt[4]
+                    || q.size() - (q.get(q.size() - 1).lost() ? 1 : 0) > o.depth()) {
+                return "vEVENT queue " + o.id() + " holds entries it could not have queued";
+            }
+        }
+        get(o.id(), VeventQueue.class).restore(q, o.nextSequence());
+        return null;
+    }
+
+    private String rebuildFaultQueue(FaultQueueObject o) {
+        nextId = o.id();
+        allocFaultQueue();
+        FaultQueue f = get(o.id(), FaultQueue.class);
+        String why = f.refusal(o.state());
+        if (why == null) {
+            for (PageFault p : o.state().queued()) {
+                if (devices.get(p.devId()) == null) {
+                    return "fault queue " + o.id() + " holds a fault of object " + p.devId() + ", which is not a device";
+                }
+            }
+            f.restore(o.state());
+        }
+        return why;
     }
 
     /**

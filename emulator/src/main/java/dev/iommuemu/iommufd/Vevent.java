@@ -13,4 +13,20 @@ public record Vevent(int flags, int sequence, long[] evt) {
     public boolean lost() {
         return (flags & LOST_EVENTS) != 0;
     }
+
+    /** Equal when header and record words are (a record's value, not its array's identity). */
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof Vevent v && v.flags == flags && v.sequence == sequence && java.util.Arrays.equals(v.evt, evt);
+    }
+
+    @Override
+    public int hashCode() {
+        return 31 * (31 * flags + sequence) + java.util.Arrays.hashCode(evt);
+    }
+
+    @Override
+    public String toString() {
+        return "Vevent[flags=" + flags + ", sequence=" + sequence + ", evt=" + java.util.Arrays.toString(evt) + "]";
+    }
 }

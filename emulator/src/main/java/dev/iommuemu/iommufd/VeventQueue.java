@@ -48,6 +48,28 @@ public final class VeventQueue {
         return true;
     }
 
+    /** The entries not yet read, oldest first (saved state). */
+    public List<Vevent> queued() {
+        return List.copyOf(q);
+    }
+
+    /** The sequence number the next event takes. */
+    public int nextSequence() {
+        return sequence;
+    }
+
+    /**
+     * Takes saved contents (checked by the caller: at most {@code depth} events plus one
+     * LOST_EVENTS header, which is then the last entry); whether a LOST_EVENTS header is queued
+     * follows from them.
+     */
+    void restore(List<Vevent> entries, int nextSequence) {
+        q.clear();
+        q.addAll(entries);
+        sequence = nextSequence;
+        lostQueued = !entries.isEmpty() && entries.get(entries.size() - 1).lost();
+    }
+
     /** Up to {@code max} entries, oldest first (read(2) on the queue's fd). */
     public List<Vevent> read(int max) {
         List<Vevent> out = new ArrayList<>();

@@ -161,6 +161,66 @@ public final class SplitVirtqueue {
         indirect = false;
     }
 
+    // ---- saved state (docs/device-state-virtio.md) ----
+
+    /**
+     * What a migration or a back-end restart must carry of one split virtqueue: the ring's layout
+     * as SET_VRING_NUM/SET_VRING_ADDR gave it (§2.7: size, descriptor table, available and used
+     * rings), SET_VRING_ENABLE, whether a ring fault stopped it (§2.1.2 DEVICE_NEEDS_RESET), and its
+     * indices: {@code nextAvail} is vhost-user's GET_VRING_BASE value (the next available-ring index
+     * the device reads, QEMU's last_avail_idx), {@code usedIdx} the device's used->idx and
+     * {@code signalledUsed} the used index when a notification was last decided (§2.7.10 EVENT_IDX),
+     * so the first notification after a load is decided as it would have been. The negotiated
+     * EVENT_IDX and INDIRECT_DESC bits are the device's features, not the queue's. Counters are
+     * diagnostics of this process and are not state.
+     */
+    public record State(int size, long descAddr, long availAddr, long usedAddr, boolean enabled, boolean broken,
+            int nextAvail, int usedIdx, int signalledUsed) {}
+
+    /** The queue's {@link State}. */
+    public State state() {
+        return new State(size, descAddr, availAddr, usedAddr, enabled, broken, nextAvail, usedIdx, usedAtLastDecision);
+    }
+
+    /**
+     * Why {@code s} cannot be this queue's state, as a sentence, or {@code null}: a size that is not
+     * a power of two up to {@link #maxSize()} (§2.7), an address off its alignment (§2.7 alignment
+     * table), an index beyond 16 bits (§2.7.6, §2.7.8: ring indices are le16).
+     */
+    public String refusal(State s) {
+        if (s.size() < 1 || s.size() > maxSize || Integer.bitCount(s.size()) != 1) {
+            return "its size " + s.size() + " is not a power of two of at most " + maxSize;
+        }
+        if (s.descAddr() % VirtqRing.DESC_ALIGN != 0 || s.availAddr() % VirtqRing.AVAIL_ALIGN != 0
+                || s.usedAddr() % VirtqRing.USED_ALIGN != 0) {
+            return "its ring addresses 0x" + Long.toHexString(s.descAddr()) + "/0x" + Long.toHexString(s.availAddr()) + "/0x"
+                    + Long.toHexString(s.usedAddr()) + " break the descriptor (16), available (2) or used (4) ring alignment";
+        }
+        for (int idx : new int[] {s.nextAvail(), s.usedIdx(), s.signalledUsed()}) {
+            if ((idx & ~0xffff) != 0) {
+                return "its ring index " + idx + " does not fit the 16-bit index of a split ring";
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Takes {@code s} as is (checked by {@link #refusal}): no guest memory is read, unlike
+     * {@link #setEnabled}, which takes used->idx from the ring (the destination's memory may not
+     * have arrived yet, and the device's copy is the one it saved).
+     */
+    public void restore(State s) {
+        size = s.size();
+        descAddr = s.descAddr();
+        availAddr = s.availAddr();
+        usedAddr = s.usedAddr();
+        enabled = s.enabled();
+        broken = s.broken();
+        nextAvail = s.nextAvail();
+        usedIdx = s.usedIdx();
+        usedAtLastDecision = s.signalledUsed();
+    }
+
     // ---- processing ----
 
     /**

@@ -660,6 +660,202 @@ final class DomainTable {
         host.invalidate(inv);
     }
 
+    // ---- saved state (docs/device-state-virtio.md) ----
+
+    /** The endpoints the VMM said are on its bus, sorted, or {@code null} when it never said. */
+    List<Integer> savedTopology() {
+        return topology == null ? null : topology.stream().sorted().toList();
+    }
+
+    /** Every live domain, by unsigned id, with its endpoints in attach order and its mappings in address order. */
+    List<VirtioIommuState.DomainState> savedDomains() {
+        List<VirtioIommuState.DomainState> out = new java.util.ArrayList<>();
+        domains.values().stream().sorted((a, b) -> Integer.compareUnsigned(a.id, b.id)).forEach(d -> out.add(
+                new VirtioIommuState.DomainState(d.id, d.bypass, List.copyOf(d.endpoints),
+                        d.mappings == null ? List.of() : d.mappings.overlapping(0, -1L), d.hwpt, d.ste)));
+        return out;
+    }
+
+    /**
+     * Why {@code s} could not have been produced by this device's requests, as a sentence, or
+     * {@code null}. Checked: every domain ID in domain_range and unique; every domain with at least
+     * one endpoint (DETACH request: a domain ceases to exist with its last endpoint); every
+     * endpoint existing and in at most one domain; shared domains only where allowed; bypass and
+     * table domains without mappings; each mapping as MAP would have taken it (flags known,
+     * virt_end >= virt_start, inside input_range, granule-aligned where required, phys_end below
+     * 2^64, disjoint from the domain's other mappings); table domains only with NESTING_SMMUV3
+     * negotiated, from valid STE words, over a hwpt {@code nestedHwpts} has, with endpoints behind
+     * the nesting host; and the configured bounds. RESV_MEM overlaps are not refused: an endpoint
+     * may be attached after the MAP that its region overlaps.
+     *
+     * @param nested the nesting host the state will be loaded with ({@code null}: none)
+     */
+    String refusal(VirtioIommuState s, PvNesting nested) {
+        Set<Integer> topo = s.topology() == null ? null : Set.copyOf(s.topology());
+        long features = s.driverFeatures();
+        if (s.domains().size() > cfg.maxDomains()) {
+            return s.domains().size() + " domains exceed this device's bound of " + cfg.maxDomains();
+        }
+        java.util.Map<Integer, Integer> domainOfEp = new HashMap<>();
+        Set<Integer> ids = new java.util.HashSet<>();
+        long total = 0;
+        for (VirtioIommuState.DomainState d : s.domains()) {
+            String name = "domain " + Integer.toUnsignedString(d.id());
+            if (!domainInRange(d.id())) {
+                return name + " is outside domain_range [" + Integer.toUnsignedString(cfg.domainStart()) + ", "
+                        + Integer.toUnsignedString(cfg.domainEnd()) + "]";
+            }
+            if (!ids.add(d.id())) {
+                return name + " appears twice";
+            }
+            if (d.endpoints().isEmpty()) {
+                return name + " has no endpoint, but a domain ceases to exist when its last endpoint is detached";
+            }
+            if (d.endpoints().size() > 1 && !cfg.sharedDomains()) {
+                return name + " has " + d.endpoints().size() + " endpoints, but this device does not share domains";
+            }
+            for (int ep : d.endpoints()) {
+                boolean present = cfg.endpointExists(ep) && (topo == null || topo.contains(ep));
+                if (!present) {
+                    return "endpoint " + Integer.toUnsignedString(ep) + " is attached to " + name + " but does not exist on this device";
+                }
+                Integer other = domainOfEp.put(ep, d.id());
+                if (other != null) {
+                    return "endpoint " + Integer.toUnsignedString(ep) + " is attached to both domain "
+                            + Integer.toUnsignedString(other) + " and " + name;
+                }
+            }
+            if ((d.bypass() || d.table()) && !d.mappings().isEmpty()) {
+                return name + " is a " + (d.bypass() ? "bypass" : "table") + " domain and cannot have mappings";
+            }
+            if (d.table()) {
+                String t = tableRefusal(d, name, features, nested);
+                if (t != null) {
+                    return t;
+                }
+            } else if (d.hwpt() != -1) {
+                return name + " names hwpt " + d.hwpt() + " without the STE words of a table domain";
+            }
+            if (!d.mappings().isEmpty() && !has(features, VirtioIommuFeatures.MAP_UNMAP)) {
+                return name + " has mappings, but VIRTIO_IOMMU_F_MAP_UNMAP is not negotiated";
+            }
+            if (d.mappings().size() > cfg.maxMappingsPerDomain()) {
+                return name + " has " + d.mappings().size() + " mappings, beyond this device's bound of " + cfg.maxMappingsPerDomain();
+            }
+            String m = mappingsRefusal(d.mappings(), name, features);
+            if (m != null) {
+                return m;
+            }
+            total += d.mappings().size();
+        }
+        if (total > cfg.maxMappings()) {
+            return total + " mappings exceed this device's bound of " + cfg.maxMappings();
+        }
+        if (domainOfEp.size() > cfg.maxEndpoints()) {
+            return domainOfEp.size() + " attached endpoints exceed this device's bound of " + cfg.maxEndpoints();
+        }
+        return nested == null ? null : hostAttachRefusal(s, nested);
+    }
+
+    /**
+     * The nesting host must agree with the domains (docs/nesting.md §6): an endpoint in a table
+     * domain is attached to that domain's nested hwpt, every other endpoint behind the host is
+     * blocked (ATTACH_TABLE attaches, leaving a table domain detaches).
+     */
+    private static String hostAttachRefusal(VirtioIommuState s, PvNesting nested) {
+        java.util.Map<Integer, Integer> want = new HashMap<>();
+        for (VirtioIommuState.DomainState d : s.domains()) {
+            if (d.table()) {
+                d.endpoints().forEach(ep -> want.put(ep, d.hwpt()));
+            }
+        }
+        for (int ep : nested.endpoints()) {
+            int expected = want.getOrDefault(ep, 0);
+            int at = nested.attachedHwpt(ep);
+            if (at != expected) {
+                return "endpoint " + Integer.toUnsignedString(ep) + " is attached to hwpt " + at + " at the nesting host, but its domain "
+                        + (expected == 0 ? "is no table domain (the host would have it blocked)" : "is nested hwpt " + expected);
+            }
+        }
+        return null;
+    }
+
+    private String tableRefusal(VirtioIommuState.DomainState d, String name, long features, PvNesting nested) {
+        if (nested == null || !has(features, VirtioIommuFeatures.NESTING_SMMUV3)) {
+            return name + " is a table domain, which needs VIRTIO_IOMMU_F_NESTING_SMMUV3 negotiated on a nesting device";
+        }
+        if (d.bypass()) {
+            return name + " cannot be both a bypass and a table domain";
+        }
+        Result<long[]> words = ArmSmmuv3Ste.validate(d.ste(), 0);
+        if (!words.isOk() || !Arrays.equals(words.get(), d.ste())) {
+            return name + " has STE words that ATTACH_TABLE would have refused";
+        }
+        if (!nested.hasHwpt(d.hwpt(), d.ste())) {
+            return name + " names nested hwpt " + d.hwpt() + ", which the nesting host does not have for its STE words";
+        }
+        for (int ep : d.endpoints()) {
+            if (!nested.has(ep)) {
+                return "endpoint " + Integer.toUnsignedString(ep) + " of table " + name + " is not behind the nesting host";
+            }
+        }
+        return null;
+    }
+
+    private String mappingsRefusal(List<Mapping> ms, String name, long features) {
+        int known = Map.F_READ | Map.F_WRITE | (has(features, VirtioIommuFeatures.MMIO) ? Map.F_MMIO : 0);
+        long g = cfg.granule() - 1;
+        Mapping prev = null;
+        for (Mapping m : ms) {
+            String what = "mapping [0x" + Long.toHexString(m.first()) + ", 0x" + Long.toHexString(m.last()) + "] of " + name;
+            if ((m.attrs() & ~known) != 0) {
+                return what + " has flags 0x" + Integer.toHexString(m.attrs()) + " that MAP would have refused";
+            }
+            if (Long.compareUnsigned(m.last(), m.first()) < 0 || !inInputRange(m.first(), m.last())) {
+                return what + " is empty or outside input_range";
+            }
+            if (cfg.granuleAlignedMaps() && ((m.first() & g) != 0 || (m.target() & g) != 0 || ((m.last() + 1) & g) != 0)) {
+                return what + " is not aligned on the " + (g + 1) + "-byte granule";
+            }
+            if (Long.compareUnsigned(m.target() + (m.last() - m.first()), m.target()) < 0) {
+                return what + " maps beyond physical address 2^64";
+            }
+            if (prev != null && Long.compareUnsigned(prev.last(), m.first()) >= 0) {
+                return what + " overlaps or precedes mapping [0x" + Long.toHexString(prev.first()) + ", 0x"
+                        + Long.toHexString(prev.last()) + "]";
+            }
+            prev = m;
+        }
+        return null;
+    }
+
+    /**
+     * Replaces the whole table with {@code s} (checked by {@link #refusal}; nothing here fails),
+     * and tells the VMM to drop everything it cached: the mappings are the state (virtio 1.x
+     * §5.13.6), and whatever the VMM cached before the load described another device.
+     */
+    void restore(VirtioIommuState s) {
+        domains.clear();
+        attached.clear();
+        totalMappings = 0;
+        for (VirtioIommuState.DomainState ds : s.domains()) {
+            Domain d = new Domain(ds.id(), ds.bypass(), ds.hwpt(), ds.ste());
+            for (Mapping m : ds.mappings()) {
+                d.mappings.insert(m.first(), m.last(), m.target(), m.attrs());
+            }
+            totalMappings += ds.mappings().size();
+            for (int ep : ds.endpoints()) {
+                d.endpoints.add(ep);
+                attached.put(ep, d);
+            }
+            domains.put(ds.id(), d);
+        }
+        negotiated = s.driverFeatures();
+        bypassField = s.bypass();
+        topology = s.topology() == null ? null : Set.copyOf(s.topology());
+        invalidate(IotlbInvalidation.all());
+    }
+
     // ---- introspection (control API, tests) ----
 
     int domainCount() {

@@ -91,6 +91,32 @@ final class EventQueue {
         return true;
     }
 
+    /** The reports waiting for a buffer, oldest first. */
+    java.util.List<FaultEvent> savedPending() {
+        return java.util.List.copyOf(pending);
+    }
+
+    /** Why {@code faults} cannot be this queue's pending reports, as a sentence, or {@code null}. */
+    String refusal(java.util.List<FaultEvent> faults, int size) {
+        if (faults.size() > maxPending) {
+            return faults.size() + " pending fault reports exceed this device's bound of " + maxPending;
+        }
+        for (FaultEvent e : faults) {
+            if (size < Structs.Fault.EXT_SIZE && (e.pasid() != 0 || e.grpid() != 0)) {
+                return "a pending fault report of endpoint " + Integer.toUnsignedString(e.endpoint())
+                        + " carries a PASID or group ID, which only the 32-byte record of NESTING_SMMUV3 has";
+            }
+        }
+        return null;
+    }
+
+    /** Replaces the pending reports (checked by {@link #refusal}). */
+    void restore(java.util.List<FaultEvent> faults, int size) {
+        pending.clear();
+        pending.addAll(faults);
+        recordSize = size;
+    }
+
     int pendingCount() {
         return pending.size();
     }

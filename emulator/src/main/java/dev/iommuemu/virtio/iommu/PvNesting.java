@@ -38,17 +38,18 @@ public final class PvNesting {
     public static final int MAX_HWPTS = 256;
     private static final int VEVENTQ_DEPTH = 256;
 
-    private final Iommufd fd;
-    private final PagingDomain parent;
-    private final int viommuId;
-    private final int veventqId;
-    private final int faultId;
-    private final Map<Integer, Integer> devIdOf; // endpoint -> iommufd device id
-    private final Map<Integer, Integer> sidOf; // endpoint -> physical StreamID
-    private final Map<Integer, Integer> endpointOfDev = new HashMap<>();
-    private final Map<List<Long>, Integer> hwpts = new HashMap<>();
+    // Not final: a loaded state replaces them all at once (adopt), the device keeping this object.
+    private Iommufd fd;
+    private PagingDomain parent;
+    private int viommuId;
+    private int veventqId;
+    private int faultId;
+    private Map<Integer, Integer> devIdOf; // endpoint -> iommufd device id
+    private Map<Integer, Integer> sidOf; // endpoint -> physical StreamID
+    private Map<Integer, Integer> endpointOfDev = new HashMap<>();
+    private Map<List<Long>, Integer> hwpts = new HashMap<>();
     /** Outstanding recoverable faults: (endpoint, grpid) -> fault queue cookie. */
-    private final Map<List<Integer>, Integer> pending = new LinkedHashMap<>();
+    private Map<List<Integer>, Integer> pending = new LinkedHashMap<>();
     private long lostEvents;
 
     private PvNesting(Iommufd fd, PagingDomain parent, int viommuId, int veventqId, int faultId, Map<Integer, Integer> devIdOf,
@@ -104,6 +105,138 @@ public final class PvNesting {
         }
         int fq = fd.allocFaultQueue();
         return Result.ok(new PvNesting(fd, fd.paging(parentId.get()), v.get(), q.get(), fq, devs, new HashMap<>(endpointToSid)));
+    }
+
+    // ---- saved state (docs/device-state-virtio.md) ----
+
+    /**
+     * What the device's requests built on the iommufd objects (docs/nesting.md §6), by object id:
+     * the vIOMMU, its vEVENT queue and the fault queue; each endpoint's device object; the nested
+     * hwpt made for each distinct pair of STE words (ATTACH_TABLE reuses it); and the recoverable
+     * fault records delivered to the driver and not yet answered by PAGE_RESP (endpoint, grpid,
+     * the fault queue's cookie). The objects themselves are the iommufd's state ({@link Iommufd.State}).
+     */
+    public record State(int viommuId, int veventqId, int faultId, Map<Integer, Integer> devIdOf, List<TableHwpt> hwpts,
+            List<Outstanding> outstanding) {
+        public State {
+            devIdOf = Map.copyOf(devIdOf);
+            hwpts = List.copyOf(hwpts);
+            outstanding = List.copyOf(outstanding);
+        }
+    }
+
+    /** The nested hwpt made for STE words {@code ste0}, {@code ste1}. */
+    public record TableHwpt(long ste0, long ste1, int hwpt) {}
+
+    /** A RECOVERABLE fault record awaiting PAGE_RESP: endpoint, grpid, fault queue cookie. */
+    public record Outstanding(int endpoint, int grpid, int cookie) {}
+
+    /** The request-level state now. */
+    public State saveState() {
+        List<TableHwpt> hs = new ArrayList<>();
+        hwpts.forEach((k, v) -> hs.add(new TableHwpt(k.get(0), k.get(1), v)));
+        hs.sort((a, b) -> Integer.compare(a.hwpt(), b.hwpt()));
+        List<Outstanding> os = new ArrayList<>();
+        pending.forEach((k, v) -> os.add(new Outstanding(k.get(0), k.get(1), v)));
+        return new State(viommuId, veventqId, faultId, devIdOf, hs, os);
+    }
+
+    /**
+     * The nesting host of {@code s} over {@code fd}, an iommufd context restored from the same save
+     * ({@link Iommufd#restore}), whose endpoints are {@code endpointToSid} as for {@link #create}.
+     *
+     * @throws IllegalArgumentException with a sentence when {@code s} names objects {@code fd} does
+     *         not have, or of another kind, or endpoints other than {@code endpointToSid}'s
+     */
+    public static PvNesting restore(Iommufd fd, Map<Integer, Integer> endpointToSid, State s) {
+        String why = refusal(fd, endpointToSid, s);
+        if (why != null) {
+            throw new IllegalArgumentException("paravirtual nesting state refused: " + why + ".");
+        }
+        PvNesting n = new PvNesting(fd, fd.viommu(s.viommuId()).parent(), s.viommuId(), s.veventqId(), s.faultId(),
+                new LinkedHashMap<>(s.devIdOf()), new HashMap<>(endpointToSid));
+        for (TableHwpt h : s.hwpts()) {
+            n.hwpts.put(List.of(h.ste0(), h.ste1()), h.hwpt());
+        }
+        for (Outstanding o : s.outstanding()) {
+            n.pending.put(List.of(o.endpoint(), o.grpid()), o.cookie());
+        }
+        return n;
+    }
+
+    private static String refusal(Iommufd fd, Map<Integer, Integer> endpointToSid, State s) {
+        var v = fd.viommu(s.viommuId());
+        if (v == null) {
+            return "object " + s.viommuId() + " is not a vIOMMU";
+        }
+        if (v.veventq() == null || v.veventq().id() != s.veventqId()) {
+            return "object " + s.veventqId() + " is not the vEVENT queue of vIOMMU " + s.viommuId();
+        }
+        if (fd.checkEventQueue(s.faultId()) != null || s.faultId() == s.veventqId()) {
+            return "object " + s.faultId() + " is not a fault queue";
+        }
+        if (!s.devIdOf().keySet().equals(endpointToSid.keySet())) {
+            return "its endpoints differ from this nesting host's " + endpointToSid.size() + " endpoints";
+        }
+        for (Map.Entry<Integer, Integer> e : s.devIdOf().entrySet()) {
+            if (fd.streamIdOf(e.getValue()) != endpointToSid.get(e.getKey())) {
+                return "endpoint " + e.getKey() + " names device object " + e.getValue() + ", which is not StreamID "
+                        + endpointToSid.get(e.getKey());
+            }
+        }
+        if (s.hwpts().size() > MAX_HWPTS) {
+            return s.hwpts().size() + " nested hwpts exceed the bound of " + MAX_HWPTS;
+        }
+        java.util.Set<List<Long>> keys = new java.util.HashSet<>();
+        for (TableHwpt h : s.hwpts()) {
+            long[] ste = fd.nestedSte(h.hwpt(), s.viommuId());
+            if (ste == null || !keys.add(List.of(h.ste0(), h.ste1()))) {
+                return "object " + h.hwpt() + " is not a nested hwpt of vIOMMU " + s.viommuId() + " made once for its STE words";
+            }
+        }
+        java.util.Set<List<Integer>> faults = new java.util.HashSet<>();
+        for (Outstanding o : s.outstanding()) {
+            if (!endpointToSid.containsKey(o.endpoint()) || !faults.add(List.of(o.endpoint(), o.grpid()))
+                    || !fd.owes(s.faultId(), o.cookie())) {
+                return "the fault record of endpoint " + o.endpoint() + " with grpid " + o.grpid()
+                        + " awaits a response the fault queue does not owe";
+            }
+        }
+        return null;
+    }
+
+    /**
+     * The hwpt endpoint {@code ep}'s device is attached to at the host: a table domain's nested hwpt,
+     * 0 when blocked (every endpoint outside a table domain is), -1 when {@code ep} is not behind this host.
+     */
+    int attachedHwpt(int ep) {
+        Integer dev = devIdOf.get(ep);
+        return dev == null ? -1 : fd.attachedHwpt(dev);
+    }
+
+    /** The endpoints behind this host. */
+    java.util.Set<Integer> endpoints() {
+        return java.util.Collections.unmodifiableSet(devIdOf.keySet());
+    }
+
+    /** Whether {@code hwptId} is the nested hwpt made for {@code ste} (a table domain's, checked on load). */
+    boolean hasHwpt(int hwptId, long[] ste) {
+        Integer h = ste == null || ste.length != 2 ? null : hwpts.get(List.of(ste[0], ste[1]));
+        return h != null && h == hwptId;
+    }
+
+    /** Takes over everything of {@code restored} (built by {@link #restore}); the device keeps this object. */
+    void adopt(PvNesting restored) {
+        fd = restored.fd;
+        parent = restored.parent;
+        viommuId = restored.viommuId;
+        veventqId = restored.veventqId;
+        faultId = restored.faultId;
+        devIdOf = restored.devIdOf;
+        sidOf = restored.sidOf;
+        endpointOfDev = restored.endpointOfDev;
+        hwpts = restored.hwpts;
+        pending = restored.pending;
     }
 
     public Iommufd iommufd() {

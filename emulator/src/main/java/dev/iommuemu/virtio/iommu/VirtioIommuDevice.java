@@ -385,6 +385,86 @@ public final class VirtioIommuDevice implements IommuModel {
         return nesting;
     }
 
+    // ---- saved state (live migration, back-end restart: docs/device-state-virtio.md) ----
+
+    /** The device's state now (an immutable snapshot; the device keeps running). */
+    public synchronized VirtioIommuState saveState() {
+        return new VirtioIommuState(VirtioIommuState.Identity.of(cfg, offered), negotiated, table.bypassField(),
+                table.savedTopology(), table.savedDomains(), events.savedPending(),
+                List.of(queues[REQUEST_QUEUE].state(), queues[EVENT_QUEUE].state()),
+                nesting == null ? null : nesting.saveState());
+    }
+
+    /** {@link #loadState(VirtioIommuState, PvNesting)} of a device without nesting. */
+    public synchronized void loadState(VirtioIommuState s) {
+        loadState(s, null);
+    }
+
+    /**
+     * Makes {@code s} the device's state, entirely or not at all: every check runs before anything
+     * changes, and a state this device could not have produced, or one saved by a device built
+     * differently, is refused with an {@link IllegalArgumentException} whose message is a sentence
+     * (docs/device-state-virtio.md lists them). Call it with the rings stopped (vhost-user: after
+     * GET_VRING_BASE, before the rings are started again): it takes the device lock, so no request
+     * or translation runs during the swap.
+     *
+     * @param restored for a nesting device, the nesting host rebuilt from the saved iommufd state
+     *                 (whose {@link PvNesting#saveState()} is {@code s.nesting()}); it replaces this
+     *                 device's nesting host in place. {@code null} for a device without nesting.
+     */
+    public synchronized void loadState(VirtioIommuState s, PvNesting restored) {
+        String why = refusal(s, restored);
+        if (why != null) {
+            throw new IllegalArgumentException("virtio-iommu state refused: " + why + ".");
+        }
+        if (nesting != null) {
+            nesting.adopt(restored);
+        }
+        long f = s.driverFeatures();
+        table.restore(s);
+        requests.setNegotiated(f);
+        int size = VirtioIommuFeatures.has(f, VirtioIommuFeatures.NESTING_SMMUV3) ? Structs.Fault.EXT_SIZE : Structs.Fault.SIZE;
+        events.restore(s.pendingFaults(), size);
+        boolean eventIdx = (f & 1L << VirtqRing.F_EVENT_IDX) != 0;
+        boolean indirect = (f & 1L << VirtqRing.F_INDIRECT_DESC) != 0;
+        for (int q = 0; q < QUEUE_COUNT; q++) {
+            queues[q].setFeatures(eventIdx, indirect);
+            queues[q].restore(s.queues().get(q));
+        }
+        negotiated = f;
+    }
+
+    private String refusal(VirtioIommuState s, PvNesting restored) {
+        VirtioIommuState.Identity mine = VirtioIommuState.Identity.of(cfg, offered);
+        String differs = mine.difference(s.identity());
+        if (differs != null) {
+            return "it was saved by a device built differently: " + differs
+                    + "; start the destination with the source's profile and properties";
+        }
+        long f = s.driverFeatures();
+        if (f != 0 && ((f & ~offered) != 0 || (f & 1L << VirtqRing.F_VERSION_1) == 0
+                || (VirtioIommuFeatures.has(f, VirtioIommuFeatures.NESTING_SMMUV3) && !VirtioIommuFeatures.has(f, VirtioIommuFeatures.PROBE)))) {
+            return "its driver features 0x" + Long.toHexString(f) + " are not a set this device accepts from a driver (offered 0x"
+                    + Long.toHexString(offered) + ")";
+        }
+        if ((nesting == null) != (s.nesting() == null) || (nesting == null) != (restored == null)) {
+            return nesting == null ? "it carries paravirtual nesting state, and this device has no nesting host"
+                    : "it has no paravirtual nesting state, and this device has a nesting host";
+        }
+        if (s.queues().size() != QUEUE_COUNT) {
+            return "it has " + s.queues().size() + " virtqueues, and virtio-iommu has " + QUEUE_COUNT;
+        }
+        for (int q = 0; q < QUEUE_COUNT; q++) {
+            String why = queues[q].refusal(s.queues().get(q));
+            if (why != null) {
+                return "virtqueue " + q + ": " + why;
+            }
+        }
+        int size = VirtioIommuFeatures.has(f, VirtioIommuFeatures.NESTING_SMMUV3) ? Structs.Fault.EXT_SIZE : Structs.Fault.SIZE;
+        String why = events.refusal(s.pendingFaults(), size);
+        return why != null ? why : table.refusal(s, restored);
+    }
+
     // ---- introspection (control API, tests) ----
 
     public VirtioIommuCounters counters() {

@@ -53,22 +53,76 @@ final class NestingHost {
     }
 
     static NestingHost create(GuestMemory ram) {
+        Result<PvNesting> n = PvNesting.create(new Iommufd(newCore(ram)), endpointToSid());
+        if (!n.isOk()) {
+            throw new IllegalStateException("paravirtual nesting unavailable: " + n.error());
+        }
+        return new NestingHost(ram, n.get());
+    }
+
+    /** A fresh host SMMU (its own carve-out) with StreamIDs {@code [0, ENDPOINTS)} probed. */
+    private static IommuCore newCore(GuestMemory ram) {
         GuestMemory hostMem = new CarvedMemory(ram, new SparseGuestMemory(CARVE_BASE, CARVE_SIZE));
         HostSmmu smmu = new HostSmmu(hostMem, CARVE_BASE, CARVE_SIZE, Smmuv3Profile.MAX, DmaHost.NONE, ENDPOINTS_LOG2);
         IommuCore core = new IommuCore(smmu, IommuCore.Options.DEFAULT);
-        Map<Integer, Integer> epToSid = new LinkedHashMap<>();
         for (int sid = 0; sid < ENDPOINTS; sid++) {
             Result<?> d = core.probe(sid, null);
             if (!d.isOk()) {
                 throw new IllegalStateException("host SMMU refuses StreamID " + sid + ": " + d.error());
             }
+        }
+        return core;
+    }
+
+    /** Endpoint IDs are StreamIDs one to one. */
+    private static Map<Integer, Integer> endpointToSid() {
+        Map<Integer, Integer> epToSid = new LinkedHashMap<>();
+        for (int sid = 0; sid < ENDPOINTS; sid++) {
             epToSid.put(sid, sid);
         }
-        Result<PvNesting> n = PvNesting.create(new Iommufd(core), epToSid);
-        if (!n.isOk()) {
-            throw new IllegalStateException("paravirtual nesting unavailable: " + n.error());
-        }
-        return new NestingHost(ram, n.get());
+        return epToSid;
+    }
+
+    // ---- saved state (docs/device-state-virtio.md) ----
+
+    /** The iommufd objects of this host (the physical SMMU's own registers and tables are rebuilt, not saved). */
+    Iommufd.State iommufdState() {
+        return nesting.iommufd().saveState();
+    }
+
+    /** The regions mapped into the nest parent now: base -> size, in mapping order. */
+    Map<Long, Long> mappedRegionsNow() {
+        return new LinkedHashMap<>(mapped);
+    }
+
+    /**
+     * A host rebuilt from saved state, off to the side: a fresh host SMMU and core, the iommufd
+     * objects of {@code fd} with their ids ({@link Iommufd#restore}), the request-level state
+     * {@code pv} over them ({@link PvNesting#restore}), and the nest parent regions as saved (the
+     * nest parent's mappings came back with its hwpt). {@link #adopt} then takes it over.
+     *
+     * @throws IllegalArgumentException with a sentence when the state could not have been produced
+     */
+    NestingHost rebuilt(Iommufd.State fd, Map<Long, Long> regions, PvNesting.State pv) {
+        Iommufd restored = Iommufd.restore(newCore(ram), fd);
+        NestingHost h = new NestingHost(ram, PvNesting.restore(restored, endpointToSid(), pv));
+        h.mapped.putAll(regions);
+        return h;
+    }
+
+    /**
+     * Takes over {@code restored}'s nest parent bookkeeping (its PvNesting is adopted by the device's
+     * own, which this host shares), then brings the nest parent up to the VMM's RAM regions now.
+     */
+    void adopt(NestingHost restored) {
+        mapped.clear();
+        mapped.putAll(restored.mapped);
+        sync();
+    }
+
+    /** The nesting host the device's state was restored with (for {@code VirtioIommuDevice.loadState}). */
+    PvNesting restoredNesting() {
+        return nesting;
     }
 
     PvNesting nesting() {

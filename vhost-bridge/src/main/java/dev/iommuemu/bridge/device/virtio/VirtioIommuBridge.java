@@ -5,11 +5,14 @@ import dev.iommuemu.bridge.device.DeviceContext;
 import dev.iommuemu.bridge.device.DeviceFactory;
 import dev.iommuemu.bridge.device.PropertyRefusedException;
 import dev.iommuemu.bridge.device.VmmProperties;
+import dev.iommuemu.bridge.state.NestingStateCodec;
+import dev.iommuemu.bridge.state.VirtioIommuStateCodec;
 import dev.iommuemu.domain.Errno;
 import dev.iommuemu.virtio.iommu.ResvRegion;
 import dev.iommuemu.dma.IommuModel;
 import dev.iommuemu.virtio.iommu.VirtioIommuConfig;
 import dev.iommuemu.virtio.iommu.VirtioIommuDevice;
+import dev.iommuemu.virtio.iommu.VirtioIommuState;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -96,12 +99,70 @@ public final class VirtioIommuBridge implements BridgedDevice {
 
     @Override
     public void queueStart(int index, Vring ring) {
+        // A ring loaded running (a restart's state) is set up again by the front-end: stop it first.
+        device.setQueueEnabled(index, false);
         if (!device.setQueueSize(index, ring.size())
                 || !device.setQueueAddresses(index, ring.descTable(), ring.availRing(), ring.usedRing())) {
             throw new IllegalArgumentException("virtio-iommu queue " + index + " rejects " + ring);
         }
         device.setQueueNextAvail(index, ring.nextAvail());
         device.setQueueEnabled(index, true);
+    }
+
+    /**
+     * The saved state (docs/device-state-virtio.md): virtio_iommu_state.proto's VirtioIommuState,
+     * with the nesting host's iommufd objects in {@code nesting.host} for the {@code nesting}
+     * profile. Taken under the device lock, so it is one consistent instant; the rings may run (a
+     * restart's periodic save), and vhost-user migration takes it after GET_VRING_BASE stopped them.
+     */
+    @Override
+    public byte[] saveState() {
+        synchronized (device) {
+            var m = VirtioIommuStateCodec.encode(device.saveState());
+            if (nestingHost != null) {
+                m = m.toBuilder().setNesting(m.getNesting().toBuilder()
+                        .setHost(NestingStateCodec.encode(nestingHost.iommufdState(), nestingHost.mappedRegionsNow()))).build();
+            }
+            return m.toByteArray();
+        }
+    }
+
+    /**
+     * Loads a saved state, entirely or not at all (docs/device-state-virtio.md): the blob is
+     * decoded, a nesting profile's host is rebuilt off to the side from its iommufd objects, the
+     * device checks everything, and only then is anything swapped. Runs under the device lock and
+     * only while both rings are stopped (vhost-user: before the front-end starts them with
+     * SET_VRING_*; the rings come back as saved, and a later {@link #queueStart} re-sets them).
+     */
+    @Override
+    public void loadState(byte[] state) {
+        dev.iommuemu.proto.devstate.v1.VirtioIommuState m;
+        try {
+            m = dev.iommuemu.proto.devstate.v1.VirtioIommuState.parseFrom(state);
+        } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+            throw new IllegalArgumentException("virtio-iommu state refused: it is not a VirtioIommuState message ("
+                    + e.getMessage() + ").");
+        }
+        VirtioIommuState s = VirtioIommuStateCodec.decode(m);
+        synchronized (device) {
+            for (int q = 0; q < device.queueCount(); q++) {
+                if (device.queueEnabled(q)) {
+                    throw new IllegalArgumentException("virtio-iommu state refused: virtqueue " + q
+                            + " is running; a state is loaded only with the rings stopped (GET_VRING_BASE first).");
+                }
+            }
+            if (nestingHost == null || s.nesting() == null || !m.getNesting().hasHost()) {
+                if (nestingHost != null && s.nesting() != null) {
+                    throw new IllegalArgumentException("virtio-iommu state refused: its nesting state lacks the nesting host's iommufd objects.");
+                }
+                device.loadState(s); // refuses a nesting state on a plain device, and the reverse
+                return;
+            }
+            NestingStateCodec.Decoded host = NestingStateCodec.decode(m.getNesting().getHost());
+            NestingHost restored = nestingHost.rebuilt(host.iommufd(), host.nestParentRegions(), s.nesting());
+            device.loadState(s, restored.restoredNesting());
+            nestingHost.adopt(restored);
+        }
     }
 
     @Override
