@@ -49,6 +49,8 @@ smmuv3-7-io          7    smmuv3 ours    default
 smmuv3-7-strict-io   7    smmuv3 ours    default+strict
 smmuv3-7-migrate     7    smmuv3 ours    default+strict
 smmuv3-7-max-migrate 7    smmuv3 ours    max+strict
+smmuv3-7-mismatch-migrate 7 smmuv3 ours  default
+viommu-7-migrate     7    virtio ours    default
 builtin-viommu-7-io  7    virtio builtin -
 viommu-7-io          7    virtio ours    default
 builtin-smmuv3-7-passthrough 7 smmuv3 builtin -
@@ -297,10 +299,16 @@ run_case() { # name kernel iommu frontend profile
     if [ -n "$migrate" ]; then
         # The destination: a second daemon (its own session) and a second QEMU waiting for the
         # migration stream; the source gets a QMP socket, over which qmp.py migrates and then quits it.
-        start_daemon "$cdir/daemon2.log" "$iommu" "$profile" 2
+        # -mismatch-migrate: the destination's daemon has another profile, which must refuse the
+        # state (the migration fails with its sentence, the source runs on and finishes).
+        local dst_profile=$profile; [ "$name" = "${name%-mismatch-migrate}" ] || dst_profile=max
+        start_daemon "$cdir/daemon2.log" "$iommu" "$dst_profile" 2
         daemon2_pid=$!
         for _ in $(seq 300); do [ -S "$cdir/vmm2.sock" ] && [ -S "$cdir/ctl2.sock" ] && break; sleep 0.1; done
         [ -S "$cdir/vmm2.sock" ] || { cat "$cdir/daemon2.log" >&2; die "$name: the destination daemon did not start"; }
+        # return-path: the source learns whether the destination loaded the state, and runs on if
+        # it did not (QEMU's migration return path, as management stacks enable it)
+        args+=(-global migration.x-return-path=on)
         local dst_args=("${args[@]/vmm.sock/vmm2.sock}")
         echo "$case_qemu -M $machine ${dst_args[*]} -incoming unix:$cdir/mig.sock" > "$cdir/cmdline-dst"
         ( timeout "$timeout_s" "$case_qemu" -M "$machine" "${dst_args[@]}" -incoming "unix:$cdir/mig.sock" </dev/null 2>&1 \
@@ -312,10 +320,11 @@ run_case() { # name kernel iommu frontend profile
         for _ in $(seq 300); do [ -S "$cdir/mig.sock" ] && break; sleep 0.1; done
         args+=(-qmp "unix:$cdir/qmp.sock,server=on,wait=off")
         ( for _ in $(seq 1200); do grep -q '^T: migrate-now' "$cdir/console.log" 2>/dev/null && break; sleep 0.1; done
-          python3 "$here/qmp.py" "$cdir/qmp.sock" migrate "unix:$cdir/mig.sock" > "$cdir/migrate.log" 2>&1
-          python3 "$here/qmp.py" "$cdir/qmp.sock" quit >> "$cdir/migrate.log" 2>&1 ) &
+          python3 "$here/qmp.py" "$cdir/qmp.sock" migrate "unix:$cdir/mig.sock" > "$cdir/migrate.log" 2>&1 \
+              && python3 "$here/qmp.py" "$cdir/qmp.sock" quit >> "$cdir/migrate.log" 2>&1 ) &
         mig_pid=$!
-        ctl_sock=$cdir/ctl2.sock  # the checks ask the destination's daemon
+        # the checks ask the daemon the guest finished on
+        [ "$dst_profile" != "$profile" ] || ctl_sock=$cdir/ctl2.sock
     fi
     log "$name: linux $abi, $iommu ($frontend${profile:+ $profile})"
     echo "$case_qemu -M $machine ${args[*]}" > "$cdir/cmdline"
@@ -545,8 +554,17 @@ check_case() {
             grep -Eq '^faults +1$' "$cdir/counters.txt" || fails+=("the daemon counted '$(grep faults "$cdir/counters.txt" || true)', want faults 1 (the edu's one read)")
         fi
         stop_daemon
-        if [ "$name" != "${name%-migrate}" ]; then
-            # The VM moved mid-I/O: the migration completed, the source daemon saved the SMMU's
+        if [ "$name" != "${name%-mismatch-migrate}" ]; then
+            # A destination daemon of another profile refuses the state: QEMU's migration fails with
+            # the daemon's sentence, nothing is loaded, and the guest runs on at the source.
+            grep -q '^migrate: failed' "$cdir/migrate.log" || fails+=("the migration did not fail: $(head -n 2 "$cdir/migrate.log")")
+            grep -q "refused IOMMU_LOAD_STATE: the saved state is for SMMUv3 profile 'default'" "$cdir/console-dst.log" \
+                || fails+=("the destination QEMU did not say why: $(grep -m1 -i 'iommu-emu' "$cdir/console-dst.log")")
+            ! grep -q 'device state loaded' "$cdir/daemon2.log" || fails+=("the destination daemon loaded a refused state")
+            grep -q '^T: migrate-rw ok=40 bad=0' "$c" || fails+=("scratch disk passes at the source: '$(sed -n 's/^T: migrate-rw //p' "$c")', want ok=40 bad=0")
+            log "$name: $(head -n 1 "$cdir/migrate.log"); $(grep -m1 -o "refused IOMMU_LOAD_STATE.*" "$cdir/console-dst.log")"
+        elif [ "$name" != "${name%-migrate}" ]; then
+            # The VM moved mid-I/O: the migration completed, the source daemon saved the IOMMU's
             # state and the destination's loaded it, and every write/read pass of the scratch disk,
             # before, during and after, read back what it wrote.
             grep -q '^migrate: completed' "$cdir/migrate.log" || fails+=("the migration did not complete: $(head -n 2 "$cdir/migrate.log")")
@@ -554,7 +572,8 @@ check_case() {
             grep -q 'device state loaded' "$cdir/daemon2.log" || fails+=("the destination daemon loaded no device state")
             grep -q '^T: migrate-rw ok=40 bad=0' "$c" || fails+=("scratch disk passes across the migration: '$(sed -n 's/^T: migrate-rw //p' "$c")', want ok=40 bad=0")
             grep -q 'T: DONE' "$cdir/console-dst.log" || fails+=("the guest did not finish on the destination")
-            grep -q 'strict mode found no findings' "$cdir/daemon2.log" || fails+=("the destination's strict mode: $(grep -m1 'strict mode' "$cdir/daemon2.log")")
+            [ "$profile" = "${profile%+strict}" ] || grep -q 'strict mode found no findings' "$cdir/daemon2.log" \
+                || fails+=("the destination's strict mode: $(grep -m1 'strict mode' "$cdir/daemon2.log")")
             log "$name: $(head -n 1 "$cdir/migrate.log"); state $(sed -n 's/.*device state saved (\([0-9]*\) bytes).*/\1/p' "$cdir/daemon.log" | head -n 1) bytes"
         fi
         if [ "$profile" != "${profile%+strict}" ]; then

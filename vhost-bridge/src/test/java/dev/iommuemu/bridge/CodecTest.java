@@ -241,7 +241,8 @@ class CodecTest {
             assertEquals(hex(p), hex(dev.iommuemu.bridge.protocol.NestingPayloads.encode(
                     dev.iommuemu.bridge.protocol.NestingPayloads.decode(r, p))), r.name());
         }
-        // 1056 IOMMUFD_SET_EVENTQ_FD: {u32 queue_id, u32 flags (bit 8 NOFD)}, one fd unless NOFD; 1057 is unassigned.
+        // 1056 IOMMUFD_SET_EVENTQ_FD: {u32 queue_id, u32 flags (bit 8 NOFD)}, one fd unless NOFD; 1057 is the
+        // last number of the nesting range's block, IOMMU_SAVE_STATE (§4.9), not a nesting request.
         assertEquals(Request.IOMMUFD_SET_EVENTQ_FD, Request.of(1056));
         assertTrue(Request.IOMMUFD_SET_EVENTQ_FD.hasReply() && Request.IOMMUFD_SET_EVENTQ_FD.isNesting());
         assertEquals("07000000" + "00000000", hex(new dev.iommuemu.bridge.protocol.NestingPayloads.EventqFd(7, false).encode()));
@@ -256,7 +257,8 @@ class CodecTest {
                 "an fd with NOFD (the queue id's bit 8 is not the flag)");
         assertEquals(ProtocolException.EINVAL, assertThrows(ProtocolException.class, () -> dev.iommuemu.bridge.protocol.NestingPayloads.EventqFd.decode(
                 new byte[] {7, 0, 0, 0, 1, 0, 0, 0})).errno(), "other flag bits");
-        assertEquals(null, Request.of(1057));
+        assertEquals(Request.IOMMU_SAVE_STATE, Request.of(1057));
+        assertTrue(!Request.IOMMU_SAVE_STATE.isNesting() && Request.IOMMU_SAVE_STATE.hasReply());
         assertEquals("00000010" + "00000000" + "00000001" + "00000000" + "06000000" + "00000000",
                 hex(dev.iommuemu.bridge.protocol.NestingPayloads.encode(calls.get(0))));
         assertEquals("05000000" + "00000000" + hex("gpu".getBytes()) + "00".repeat(29), hex(dev.iommuemu.bridge.protocol.NestingPayloads.encode(calls.get(1))));

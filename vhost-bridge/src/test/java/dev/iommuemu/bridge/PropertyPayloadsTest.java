@@ -39,7 +39,11 @@ class PropertyPayloadsTest {
         assertEquals(16, Request.IOMMU_SET_SHARED_CACHE.minPayload());
         assertEquals(16, Request.IOMMU_SET_SHARED_CACHE.maxPayload());
         assertTrue(!Request.IOMMU_SET_SHARED_CACHE.isNesting());
-        assertEquals(null, Request.of(1057), "1057 stays unassigned");
+        // version 9: the device state (§4.9)
+        assertEquals(Request.IOMMU_SAVE_STATE, Request.of(1057));
+        assertEquals(Request.IOMMU_LOAD_STATE, Request.of(1058));
+        assertEquals(256, dev.iommuemu.bridge.protocol.StatePayloads.REPLY_SIZE);
+        assertEquals(null, Request.of(1059), "1059 stays unassigned");
     }
 
     @Test

@@ -102,10 +102,10 @@ class VirtioIommuSavedStateTest {
         stop(b[0]);
         byte[] blob = a[0].saveState();
         // The blob is the state, byte for byte, through the codec both ways.
-        var m = dev.iommuemu.proto.devstate.v1.VirtioIommuState.parseFrom(blob);
+        var m = inner(blob);
         VirtioIommuState decoded = VirtioIommuStateCodec.decode(m);
         assertEquals(((VirtioIommuBridge) a[0]).device().saveState(), decoded);
-        assertArrayEquals(blob, VirtioIommuStateCodec.encode(decoded).toByteArray());
+        assertArrayEquals(m.toByteArray(), VirtioIommuStateCodec.encode(decoded).toByteArray());
 
         BridgedDevice fresh = bridge(profile, wb.memory, wb.host);
         fresh.loadState(blob);
@@ -174,7 +174,7 @@ class VirtioIommuSavedStateTest {
         List<SplitVirtqueue.State> qa = stop(a[0]);
         stop(b[0]);
         byte[] blob = a[0].saveState();
-        var m = dev.iommuemu.proto.devstate.v1.VirtioIommuState.parseFrom(blob);
+        var m = inner(blob);
         assertTrue(m.getNesting().getHost().getIommufd().getObjectsCount() > 256, "256 bound devices and the nesting objects");
         assertEquals(1, m.getNesting().getOutstandingCount(), "the stall awaits PAGE_RESP: " + wa.log);
         int grpid = m.getNesting().getOutstanding(0).getGrpid();
@@ -228,6 +228,10 @@ class VirtioIommuSavedStateTest {
         stop(n[0]);
         byte[] before = n[0].saveState();
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> n[0].loadState(blob));
+        assertEquals("the device state is for virtio-iommu profile 'default' but this session's profile is 'nesting'; load it into"
+                + " a session started with --profile default", e.getMessage());
+        // the same profile name on a device built differently: the identity check says how
+        e = assertThrows(IllegalArgumentException.class, () -> n[0].loadState(wrap(n[0], inner(blob))));
         assertTrue(e.getMessage().startsWith("virtio-iommu state refused: it was saved by a device built differently: offered features 0x"),
                 e.getMessage());
         assertArrayEquals(before, n[0].saveState());
@@ -235,7 +239,7 @@ class VirtioIommuSavedStateTest {
         // default and boot-bypass differ only in config bypass at power-on and after a system reset.
         BridgedDevice bootBypass = bridge("boot-bypass", new SparseGuestMemory(0, 0x10_0000), dev.iommuemu.dma.DmaHost.NONE);
         byte[] bbBefore = bootBypass.saveState();
-        e = assertThrows(IllegalArgumentException.class, () -> bootBypass.loadState(blob));
+        e = assertThrows(IllegalArgumentException.class, () -> bootBypass.loadState(wrap(bootBypass, inner(blob))));
         assertEquals("virtio-iommu state refused: it was saved by a device built differently: power-on bypass false (this device: "
                 + "true); start the destination with the source's profile and properties.", e.getMessage());
         assertArrayEquals(bbBefore, bootBypass.saveState());
@@ -248,12 +252,22 @@ class VirtioIommuSavedStateTest {
         BridgedDevice fresh = bridge("default", new SparseGuestMemory(0, 0x10_0000), dev.iommuemu.dma.DmaHost.NONE);
         byte[] freshBefore = fresh.saveState();
         e = assertThrows(IllegalArgumentException.class, () -> fresh.loadState(new byte[] {0x0a, 0x7f, 1}));
-        assertTrue(e.getMessage().startsWith("virtio-iommu state refused: it is not a VirtioIommuState message ("), e.getMessage());
-        var m = dev.iommuemu.proto.devstate.v1.VirtioIommuState.parseFrom(blob).toBuilder();
+        assertTrue(e.getMessage().startsWith("the device state (3 bytes) is not an iommu-emu device state: "), e.getMessage());
+        var m = inner(blob).toBuilder();
         m.addDomains(dev.iommuemu.proto.devstate.v1.VirtioIommuDomain.newBuilder().setId(77).addEndpoints(7).addSte(1));
-        e = assertThrows(IllegalArgumentException.class, () -> fresh.loadState(m.build().toByteArray()));
+        e = assertThrows(IllegalArgumentException.class, () -> fresh.loadState(wrap(fresh, m.build())));
         assertEquals("virtio-iommu state refused: domain 77 has 1 STE words, and a table domain has 2.", e.getMessage());
         assertArrayEquals(freshBefore, fresh.saveState());
+    }
+
+    /** The virtio-iommu state inside a saved blob's envelope (docs/device-state.md). */
+    private static dev.iommuemu.proto.devstate.v1.VirtioIommuState inner(byte[] blob) throws com.google.protobuf.InvalidProtocolBufferException {
+        return dev.iommuemu.proto.devstate.v1.DeviceState.parseFrom(blob).getVirtioIommu();
+    }
+
+    /** {@code s} in an envelope for {@code target}'s profile: what a VMM would give it. */
+    private static byte[] wrap(BridgedDevice target, dev.iommuemu.proto.devstate.v1.VirtioIommuState s) {
+        return DeviceStateCodec.encode(DeviceStateCodec.envelope("virtio-iommu", target.profile()).setVirtioIommu(s).build());
     }
 
     /** Nesting states naming objects that are not there are refused, and the target keeps its own state. */
@@ -267,7 +281,7 @@ class VirtioIommuSavedStateTest {
         }
         var badHwpt = m.toBuilder();
         badHwpt.getDomainsBuilder(domain).setHwpt(9999);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> target.loadState(badHwpt.build().toByteArray()));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> target.loadState(wrap(target, badHwpt.build())));
         assertEquals("virtio-iommu state refused: domain 10 names nested hwpt 9999, which the nesting host does not have for its "
                 + "STE words.", e.getMessage());
         var noViommu = m.toBuilder();
@@ -280,13 +294,13 @@ class VirtioIommuSavedStateTest {
         }
         int viommu = objects.getObjects(at).getId();
         objects.removeObjects(at);
-        e = assertThrows(IllegalArgumentException.class, () -> target.loadState(noViommu.build().toByteArray()));
+        e = assertThrows(IllegalArgumentException.class, () -> target.loadState(wrap(target, noViommu.build())));
         assertTrue(e.getMessage().startsWith("iommufd state refused: vDEVICE ") && e.getMessage().contains(" on vIOMMU " + viommu + ", ")
                 && e.getMessage().endsWith(") cannot be allocated again (ENOENT)."), e.getMessage());
         var notOwed = m.toBuilder();
         notOwed.getNestingBuilder().addOutstanding(dev.iommuemu.proto.devstate.v1.VirtioIommuOutstandingFault.newBuilder()
                 .setEndpoint(1).setGrpid(3).setCookie(77));
-        e = assertThrows(IllegalArgumentException.class, () -> target.loadState(notOwed.build().toByteArray()));
+        e = assertThrows(IllegalArgumentException.class, () -> target.loadState(wrap(target, notOwed.build())));
         assertEquals("paravirtual nesting state refused: the fault record of endpoint 1 with grpid 3 awaits a response the fault "
                 + "queue does not owe.", e.getMessage());
         var detached = m.toBuilder();
@@ -297,7 +311,7 @@ class VirtioIommuSavedStateTest {
                 objs.getObjectsBuilder(i).getDeviceBuilder().setHwpt(0);
             }
         }
-        e = assertThrows(IllegalArgumentException.class, () -> target.loadState(detached.build().toByteArray()));
+        e = assertThrows(IllegalArgumentException.class, () -> target.loadState(wrap(target, detached.build())));
         assertEquals("virtio-iommu state refused: endpoint 1 is attached to hwpt 0 at the nesting host, but its domain is nested hwpt "
                 + tableHwpt + ".", e.getMessage());
         assertArrayEquals(before, target.saveState(), "refused states change nothing");

@@ -123,7 +123,9 @@ public final class VirtioIommuBridge implements BridgedDevice {
                 m = m.toBuilder().setNesting(m.getNesting().toBuilder()
                         .setHost(NestingStateCodec.encode(nestingHost.iommufdState(), nestingHost.mappedRegionsNow()))).build();
             }
-            return m.toByteArray();
+            // docs/device-state.md: the envelope (format version, model, profile) around it
+            return dev.iommuemu.bridge.state.DeviceStateCodec.encode(
+                    dev.iommuemu.bridge.state.DeviceStateCodec.envelope(Factory.NAME, profile()).setVirtioIommu(m).build());
         }
     }
 
@@ -136,13 +138,17 @@ public final class VirtioIommuBridge implements BridgedDevice {
      */
     @Override
     public void loadState(byte[] state) {
-        dev.iommuemu.proto.devstate.v1.VirtioIommuState m;
-        try {
-            m = dev.iommuemu.proto.devstate.v1.VirtioIommuState.parseFrom(state);
-        } catch (com.google.protobuf.InvalidProtocolBufferException e) {
-            throw new IllegalArgumentException("virtio-iommu state refused: it is not a VirtioIommuState message ("
-                    + e.getMessage() + ").");
+        dev.iommuemu.proto.devstate.v1.DeviceState d = dev.iommuemu.bridge.state.DeviceStateCodec.decode(state, Factory.NAME);
+        if (!d.hasVirtioIommu()) {
+            throw new dev.iommuemu.bridge.state.DeviceStateException("the device state for model 'virtio-iommu' holds no"
+                    + " virtio-iommu state; it is damaged or was not saved by a virtio-iommu session");
         }
+        if (!d.getProfile().equals(profile())) {
+            throw new dev.iommuemu.bridge.state.DeviceStateException("the device state is for virtio-iommu profile '"
+                    + d.getProfile() + "' but this session's profile is '" + profile() + "'; load it into a session"
+                    + " started with --profile " + d.getProfile());
+        }
+        dev.iommuemu.proto.devstate.v1.VirtioIommuState m = d.getVirtioIommu();
         VirtioIommuState s = VirtioIommuStateCodec.decode(m);
         synchronized (device) {
             for (int q = 0; q < device.queueCount(); q++) {
