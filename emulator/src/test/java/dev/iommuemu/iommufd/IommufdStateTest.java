@@ -13,7 +13,6 @@ import dev.iommuemu.dma.DmaResult;
 import dev.iommuemu.domain.HostSmmu;
 import dev.iommuemu.domain.IommuCore;
 import dev.iommuemu.pagetable.testing.PageTableBuilder;
-import dev.iommuemu.smmuv3.ats.EndpointPort;
 import dev.iommuemu.smmuv3.cmdq.Command;
 import dev.iommuemu.smmuv3.priq.PageRequest;
 import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
@@ -67,22 +66,7 @@ class IommufdStateTest {
     /** A fresh host over the same memory (the guest's RAM), its structures in another carve-out. */
     static IommuCore freshCore(VsmmuFixture f, List<String> calls, int... sids) {
         HostSmmu host = new HostSmmu(f.mem, 0x3000_0000L, 0x1000_0000L, Smmuv3Profile.MAX, DmaHost.NONE, 6);
-        host.endpointPort(new EndpointPort() {
-            @Override
-            public void priResponse(int streamId, int ssid, int prgIndex, int response) {
-                calls.add("pri " + streamId + " " + ssid + " " + prgIndex + " " + response);
-            }
-
-            @Override
-            public void atcInvalidate(int streamId, int ssid, long addr, long size, boolean global) {
-                calls.add("atc " + streamId + " 0x" + Long.toHexString(addr));
-            }
-
-            @Override
-            public void stallResolved(int streamId, int stag, boolean retry) {
-                calls.add("stall " + streamId + " " + stag + " " + retry);
-            }
-        });
+        host.endpointPort(VsmmuFixture.recordingPort(calls));
         IommuCore core = new IommuCore(host, IommuCore.Options.DEFAULT);
         for (int sid : sids) {
             core.probe(sid, null).get();

@@ -41,24 +41,29 @@ final class VsmmuFixture {
     final Viommu viommu;
     final PageTableBuilder s1;
 
-    VsmmuFixture(Smmuv3Profile profile) {
-        HostSmmu host = new HostSmmu(mem, 0x1000_0000L, 0x1000_0000L, profile, DmaHost.NONE, 6);
-        host.endpointPort(new EndpointPort() {
+    /** An endpoint port that writes each call into {@code calls} as one line ("pri ...", "atc ...", "stall ..."). */
+    static EndpointPort recordingPort(java.util.List<String> calls) {
+        return new EndpointPort() {
             @Override
             public void priResponse(int streamId, int ssid, int prgIndex, int response) {
-                endpointCalls.add("pri " + streamId + " " + ssid + " " + prgIndex + " " + response);
+                calls.add("pri " + streamId + " " + ssid + " " + prgIndex + " " + response);
             }
 
             @Override
             public void atcInvalidate(int streamId, int ssid, long addr, long size, boolean global) {
-                endpointCalls.add("atc " + streamId + " 0x" + Long.toHexString(addr));
+                calls.add("atc " + streamId + " 0x" + Long.toHexString(addr));
             }
 
             @Override
             public void stallResolved(int streamId, int stag, boolean retry) {
-                endpointCalls.add("stall " + streamId + " " + stag + " " + retry);
+                calls.add("stall " + streamId + " " + stag + " " + retry);
             }
-        });
+        };
+    }
+
+    VsmmuFixture(Smmuv3Profile profile) {
+        HostSmmu host = new HostSmmu(mem, 0x1000_0000L, 0x1000_0000L, profile, DmaHost.NONE, 6);
+        host.endpointPort(recordingPort(endpointCalls));
         core = new IommuCore(host, IommuCore.Options.DEFAULT);
         core.probe(SID, null).get();
         fd = new Iommufd(core);

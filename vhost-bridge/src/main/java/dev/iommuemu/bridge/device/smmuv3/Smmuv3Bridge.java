@@ -255,6 +255,11 @@ public final class Smmuv3Bridge implements BridgedDevice {
      */
     @Override
     public byte[] saveState() {
+        if (iommufd != null) {
+            // its vIOMMUs, vDEVICEs and queues would be lost: refuse rather than save half (docs/device-state.md)
+            throw new IllegalArgumentException("this session has a modelled nesting host open on its SMMU (docs/nesting.md),"
+                    + " whose iommufd objects a device state does not carry yet; it cannot be saved until the host is closed");
+        }
         return DeviceStateCodec.encode(Smmuv3StateCodec.envelope(smmu.saveState()));
     }
 
