@@ -501,6 +501,11 @@ check_case() {
         [ "${nx:-0}" -gt 0 ] && [ "${np:-0}" -ge 16384 ] \
             || fails+=("the daemon translated ${nx:-0} requests covering ${np:-0} pages (a 64 MiB read alone needs 16384 pages)")
         grep -q 'iommu-emu: arm-smmuv3 served through chardev\|iommu-emu: virtio-iommu served through chardev' "$c" || fails+=("QEMU did not attach to the daemon")
+        if [ "$iommu" = virtio ] && [ "$name" = "${name%-passthrough}" ]; then
+            # virtio-iommu MAPs fill QEMU's shared cache before the first DMA (docs/protocol.md §4.8)
+            local npf; npf=$(awk '$1 == "prefills" {print $2}' "$cdir/counters.txt")
+            [ "${npf:-0}" -gt 0 ] || fails+=("the daemon prefilled no translation on MAP (prefills '${npf:-none}')")
+        fi
         if [ "$name" != "${name%-2smmu}" ]; then
             # Each SMMU its own daemon session; both disks' 64 MiB went through the daemon.
             grep -q "arm-smmuv3 served through chardev 'ie1'" "$c" || fails+=("the second SMMU did not attach to the daemon")

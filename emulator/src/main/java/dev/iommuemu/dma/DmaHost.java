@@ -26,6 +26,14 @@ public interface DmaHost {
     void invalidate(IotlbInvalidation inv);
 
     /**
+     * A translation {@code endpoint} may use from now on, offered before any access asks for it
+     * (virtio-iommu MAP: the mapping exists once the request completes): a host with a VMM cache it
+     * fills itself may put it there; it lasts until an {@link #invalidate} covers it. By default
+     * dropped (a hint: the translation is still answered on a miss).
+     */
+    default void prefill(int endpoint, IotlbEntry entry) {}
+
+    /**
      * {@code h} with its interrupt lines offered to {@code tap} first: a line the tap takes
      * (returns true for) goes no further; MSIs and invalidations go to {@code h} unchanged.
      */
@@ -51,6 +59,11 @@ public interface DmaHost {
             @Override
             public void invalidate(IotlbInvalidation inv) {
                 h.invalidate(inv);
+            }
+
+            @Override
+            public void prefill(int endpoint, IotlbEntry entry) {
+                h.prefill(endpoint, entry);
             }
         };
     }

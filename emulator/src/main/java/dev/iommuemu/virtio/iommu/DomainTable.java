@@ -308,7 +308,36 @@ final class DomainTable {
         }
         d.mappings.insert(virtStart, virtEnd, physStart, flags);
         totalMappings++;
+        prefill(d, virtStart, virtEnd, physStart, flags);
         return Status.OK;
+    }
+
+    /** Entries offered per endpoint for one MAP; the rest of a larger mapping is answered on a miss. */
+    static final int PREFILL_MAX = 64;
+
+    /**
+     * Offers the VMM a new mapping's translations for each endpoint of the domain (DmaHost#prefill),
+     * as {@link #translate} would answer them: the mapping is usable once the MAP completes
+     * ("MAP request"), so the first DMA need not ask. Never for MMIO mappings, which are not cached
+     * (as {@link #speculate}); a MAP overlapping a reserved region was refused above.
+     */
+    private void prefill(Domain d, long first, long last, long target, int flags) {
+        int perm = perm(flags);
+        if ((flags & Map.F_MMIO) != 0 || perm == 0) {
+            return;
+        }
+        for (int ep : d.endpoints) {
+            long iova = first;
+            for (int n = 0; n < PREFILL_MAX; n++) {
+                IotlbEntry e = block(iova, first, last, target, perm);
+                host.prefill(ep, e);
+                long end = e.iova() | e.addrMask();
+                if (Long.compareUnsigned(end, last) >= 0) {
+                    break;
+                }
+                iova = end + 1;
+            }
+        }
     }
 
     // ---- UNMAP ----

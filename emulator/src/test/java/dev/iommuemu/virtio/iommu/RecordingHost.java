@@ -9,6 +9,8 @@ import java.util.List;
 public final class RecordingHost implements DmaHost {
     public final List<String> irqs = new ArrayList<>();
     public final List<IotlbInvalidation> invalidations = new ArrayList<>();
+    /** DmaHost#prefill calls, as "endpoint iova->output mask perm" in hex. */
+    public final List<String> prefills = new ArrayList<>();
 
     @Override
     public void raiseIrq(String line) {
@@ -25,9 +27,15 @@ public final class RecordingHost implements DmaHost {
         invalidations.add(inv);
     }
 
+    @Override
+    public void prefill(int endpoint, dev.iommuemu.dma.IotlbEntry e) {
+        prefills.add(String.format("%d %x->%x %x %x", endpoint, e.iova(), e.translatedAddr(), e.addrMask(), e.perm()));
+    }
+
     public void clear() {
         irqs.clear();
         invalidations.clear();
+        prefills.clear();
     }
 
     public long irqCount(String line) {

@@ -26,6 +26,12 @@ public final class RecordingHost implements DmaHost, EndpointHost {
         this.recorder = recorder;
     }
 
+    /** A hint for the VMM's cache, not a model output: passed on, not recorded (docs/recording.md). */
+    @Override
+    public void prefill(int endpoint, dev.iommuemu.dma.IotlbEntry entry) {
+        host.prefill(endpoint, entry);
+    }
+
     @Override
     public void raiseIrq(String line) {
         recorder.effect(Effect.newBuilder().setIrq(line).build());

@@ -23,6 +23,8 @@ public enum Counter {
     INVALIDATIONS("invalidations"),
     /** Invalidations done in the VMM's shared cache without a message (docs/protocol.md §4.8). */
     SHARED_INVALIDATIONS("shared_invalidations"),
+    /** Translations put in the VMM's shared cache before any access asked (virtio-iommu MAP, §4.8). */
+    PREFILLS("prefills"),
     QUEUE_KICKS("queue_kicks"),
     ATS_TRANSLATIONS("ats_translations"),
     PAGE_REQUESTS("page_requests"),

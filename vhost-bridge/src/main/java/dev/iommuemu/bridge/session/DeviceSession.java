@@ -681,6 +681,19 @@ public final class DeviceSession implements AutoCloseable {
         }
     }
 
+    /** A translation the model offers before any access (DmaHost#prefill): into the shared cache, if any. */
+    void prefillShared(int endpoint, IotlbEntry e) {
+        lock.lock();
+        try {
+            if (shared != null) {
+                shared.insert(endpoint, e.iova(), e.translatedAddr(), e.addrMask(), e.perm());
+                counters.inc(Counter.PREFILLS);
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** Brings the register mirror up to date (under the lock): after each model call and before each interrupt. */
     void refreshMirror() {
         if (shared != null && lock.isHeldByCurrentThread()) {

@@ -222,6 +222,12 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
         }
     }
 
+    /** docs/protocol.md §4.8: straight into the VMM's shared cache, when it has one. */
+    @Override
+    public void prefill(int endpoint, dev.iommuemu.dma.IotlbEntry entry) {
+        session.prefillShared(endpoint, entry);
+    }
+
     @Override
     public void atcInvalidate(int streamId, int substreamId, long address, long size) {
         atcInvalidate(streamId, substreamId, address, size, false);
