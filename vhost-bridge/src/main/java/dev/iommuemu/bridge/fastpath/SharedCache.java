@@ -101,6 +101,11 @@ public final class SharedCache implements AutoCloseable {
             MappedRegion.requireShrinkSeal(fd);
         }
         SharedCache c = new SharedCache(MappedRegion.map(0, size(sets, ways), 0, 0, fd), sets, ways);
+        // §4.8: whatever the memory held, every entry is empty (seq 0, perm 0) and no size is in use
+        byte[] zeros = new byte[64 * 1024];
+        for (long at = 0; at < size(sets, ways); at += zeros.length) {
+            c.mem.write(at, zeros, 0, (int) Math.min(zeros.length, size(sets, ways) - at));
+        }
         c.clearAll();
         c.mem.write32(OFF_SETS, sets);
         c.mem.write32(OFF_WAYS, ways);
