@@ -101,11 +101,13 @@ public final class SharedCache implements AutoCloseable {
             MappedRegion.requireShrinkSeal(fd);
         }
         SharedCache c = new SharedCache(MappedRegion.map(0, size(sets, ways), 0, 0, fd), sets, ways);
-        // §4.8: whatever the memory held, every entry is empty (seq 0, perm 0) and no size is in use
+        // §4.8: whatever the memory held, every entry is empty (seq 0, perm 0) and no size is in use;
+        // the header's notifiers word is the VMM's and stays as it set it
         byte[] zeros = new byte[64 * 1024];
-        for (long at = 0; at < size(sets, ways); at += zeros.length) {
+        for (long at = HEADER; at < size(sets, ways); at += zeros.length) {
             c.mem.write(at, zeros, 0, (int) Math.min(zeros.length, size(sets, ways) - at));
         }
+        c.mem.write32(OFF_MIRROR_COUNT, 0);
         c.clearAll();
         c.mem.write32(OFF_SETS, sets);
         c.mem.write32(OFF_WAYS, ways);

@@ -216,6 +216,25 @@ class SharedCacheTest {
         assertThrows(IllegalArgumentException.class, () -> new MirroredRegister(0x9e, 4));
     }
 
+    /** The daemon empties whatever the memory held, but leaves the VMM's notifiers word alone. */
+    @Test
+    void mappingEmptiesTheEntriesAndKeepsTheNotifiersWord() throws Exception {
+        vmmSide = MappedRegion.allocate("shared-cache-test", 0, SharedCache.size(8, 2));
+        byte[] junk = new byte[(int) SharedCache.size(8, 2)];
+        java.util.Arrays.fill(junk, (byte) 0x5a);
+        vmmSide.write(0, junk, 0, junk.length);
+        vmmSide.write32(SharedCache.OFF_NOTIFIERS, 1);
+        cache = SharedCache.map(LibC.dup(vmmSide.fd()), 8, 2, true);
+        SharedCacheView v = new SharedCacheView(vmmSide);
+        assertEquals(0, v.shifts());
+        assertEquals(0, v.writesApplied());
+        assertEquals(0, v.mirrorCount());
+        for (int i = 0; i < 16; i++) {
+            assertEquals(0, v.seq(i));
+        }
+        assertTrue(cache.notifiersPresent());
+    }
+
     @Test
     void badGeometryIsRefused() throws Exception {
         vmmSide = MappedRegion.allocate("shared-cache-test", 0, SharedCache.size(16, 2));
