@@ -25,6 +25,8 @@ public enum Counter {
     SHARED_INVALIDATIONS("shared_invalidations"),
     /** Translations put in the VMM's shared cache before any access asked (virtio-iommu MAP, §4.8). */
     PREFILLS("prefills"),
+    /** 4 KiB pages the prefilled entries cover (each counted up to 1 GiB, as translated_pages). */
+    PREFILLED_PAGES("prefilled_pages"),
     QUEUE_KICKS("queue_kicks"),
     ATS_TRANSLATIONS("ats_translations"),
     PAGE_REQUESTS("page_requests"),

@@ -688,6 +688,7 @@ public final class DeviceSession implements AutoCloseable {
             if (shared != null) {
                 shared.insert(endpoint, e.iova(), e.translatedAddr(), e.addrMask(), e.perm());
                 counters.inc(Counter.PREFILLS);
+                counters.add(Counter.PREFILLED_PAGES, pages(e.addrMask()));
             }
         } finally {
             lock.unlock();
