@@ -468,12 +468,18 @@ class HostileFuzzTest {
                 answered(v, Request.SET_VRING_ADDR.code(), new Payloads.VringAddr(0, 0, 0x7000_1000L, 0x7000_3000L, 0x7000_2000L, 0).encode());
                 for (int i = 0; i < 4; i++) {
                     int fd = wrongFd(fds);
-                    switch (rnd.nextInt(5)) {
+                    switch (rnd.nextInt(8)) {
                         case 0 -> answered(v, Request.SET_VRING_KICK.code(), Payloads.u64(rnd.nextInt(3)), fd);
                         case 1 -> answered(v, Request.SET_VRING_CALL.code(), Payloads.u64(rnd.nextInt(3)), fd);
                         case 2 -> answered(v, Request.IOMMU_SET_IRQ_FD.code(), Payloads.u64(rnd.nextInt(6)), fd);
                         case 3 -> answered(v, Request.IOMMU_SET_TRANSLATE_RING.code(),
                                 ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putInt(1 << rnd.nextInt(4)).putInt(0).array(), wrongFd(fds), fd);
+                        // docs/protocol.md §4.8, §4.9: memfds that are not one, or too short for what is asked
+                        case 4 -> answered(v, Request.IOMMU_SET_SHARED_CACHE.code(),
+                                ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putInt(1 << rnd.nextInt(12)).putInt(1 + rnd.nextInt(16)).putInt(0).putInt(0).array(), fd);
+                        case 5 -> answered(v, Request.IOMMU_SAVE_STATE.code(), new byte[8], fd);
+                        case 6 -> answered(v, Request.IOMMU_LOAD_STATE.code(),
+                                new dev.iommuemu.bridge.protocol.StatePayloads.Load(1L + rnd.nextInt(1 << 20), 0).encode(), fd);
                         default -> answered(v, Request.ADD_MEM_REG.code(), new Payloads.SingleMemRegion(new Payloads.MemRegion(0x8000_0000L, 4096, 0x9000_0000L, 0)).encode(), fd);
                     }
                     // a kicked ring with a real eventfd, kicked hard
