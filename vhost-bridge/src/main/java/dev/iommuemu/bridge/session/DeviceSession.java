@@ -573,7 +573,12 @@ public final class DeviceSession implements AutoCloseable {
             } finally {
                 r.unmap();
             }
-        } catch (com.sun.jna.LastErrorException | IOException e) {
+        } catch (com.sun.jna.LastErrorException e) {
+            LibC.closeQuietly(fd);
+            return new dev.iommuemu.bridge.protocol.StatePayloads.Reply(ProtocolException.EFAULT, 0, String.format(
+                    "the device state (%d bytes) could not be written: the descriptor the VMM gave cannot be resized"
+                    + " (errno %d); give a memfd without size seals", blob.length, e.getErrorCode()));
+        } catch (IOException e) {
             LibC.closeQuietly(fd);
             return new dev.iommuemu.bridge.protocol.StatePayloads.Reply(ProtocolException.EFAULT, 0,
                     "the device state could not be written to the VMM's memfd: " + e.getMessage());
@@ -594,10 +599,12 @@ public final class DeviceSession implements AutoCloseable {
                     ? String.format("IOMMU_LOAD_STATE: undefined flags 0x%x", q.flags())
                     : "a device state of " + q.size() + " bytes (1.." + dev.iommuemu.bridge.protocol.StatePayloads.MAX_STATE + ")");
         }
-        byte[] blob = new byte[(int) q.size()];
+        byte[] blob;
         try {
+            // mapped first: a memfd shorter than the size it claims is refused before any allocation
             MappedRegion r = MappedRegion.map(0, q.size(), 0, 0, fd);
             try {
+                blob = new byte[(int) q.size()];
                 r.read(0, blob, 0, blob.length);
             } finally {
                 r.unmap();
