@@ -579,6 +579,11 @@ public final class Smmuv3 implements IommuModel {
         if (why != null) {
             throw new StateRefusedException(why);
         }
+        if (stalls.size() > 0) {
+            // each held transaction waits for CMD_RESUME / CMD_STALL_TERM (IHI 0070 §3.12.2): a restore would drop them
+            throw new StateRefusedException("this SMMU holds " + stalls.size() + " stalled transaction(s) that restoring a state"
+                    + " would drop; restore into an SMMU that has not stalled, or after a reset");
+        }
         // Nothing below can fail: the swap is complete or (above) not begun.
         reset(); // registers, ID registers, caches, stalls and held records as at power-on
         for (java.util.Map.Entry<Register, Long> e : StateCheck.registers(state).entrySet()) {

@@ -59,7 +59,20 @@ class DeviceStateTransferTest {
             // not a state: refused with a sentence, nothing changed
             StatePayloads.Reply bad = dst.loadState(new byte[] {1, 2, 3});
             assertEquals(ProtocolException.EINVAL, bad.errno());
-            assertTrue(bad.message().contains("device state"), bad.message());
+            assertEquals("the device state (3 bytes) is not an iommu-emu device state: it does not parse as a DeviceState"
+                    + " message (truncated, or another file?)", bad.message());
+            assertEquals(0xd, dst.mmioRead(CR0ACK, 4));
+
+            // larger than any SMMUv3 state: refused before it is parsed
+            StatePayloads.Reply huge = dst.loadState(new byte[5 << 20]);
+            assertEquals(ProtocolException.EINVAL, huge.errno());
+            assertTrue(huge.message().startsWith("the device state is 5242880 bytes, more than an SMMUv3's can be"), huge.message());
+            // a format version with the top bit set is newer, not negative
+            byte[] future = dev.iommuemu.bridge.state.DeviceStateCodec.encode(dev.iommuemu.proto.devstate.v1.DeviceState
+                    .parseFrom(blob).toBuilder().setFormatVersion(0x8000_0000).build());
+            StatePayloads.Reply newer = dst.loadState(future);
+            assertEquals(ProtocolException.EINVAL, newer.errno());
+            assertTrue(newer.message().startsWith("the device state has format version 2147483648"), newer.message());
             assertEquals(0xd, dst.mmioRead(CR0ACK, 4));
         } finally {
             daemon.close();

@@ -37,14 +37,16 @@ public final class DeviceStateCodec {
         try {
             d = DeviceState.parseFrom(blob);
         } catch (InvalidProtocolBufferException e) {
+            // the parser's own text is for a developer, not for the person migrating
+            java.util.logging.Logger.getLogger(DeviceStateCodec.class.getName()).fine(() -> "device state: " + e);
             throw new DeviceStateException("the device state (" + blob.length + " bytes) is not an iommu-emu device"
-                    + " state: " + e.getMessage());
+                    + " state: it does not parse as a DeviceState message (truncated, or another file?)");
         }
         if (d.getFormatVersion() == 0) {
             throw new DeviceStateException("the device state has no format version; it was not saved by iommu-emu");
         }
-        if (d.getFormatVersion() > FORMAT_VERSION) {
-            throw new DeviceStateException("the device state has format version " + d.getFormatVersion() + " (saved by"
+        if (Integer.compareUnsigned(d.getFormatVersion(), FORMAT_VERSION) > 0) { // a uint32 field
+            throw new DeviceStateException("the device state has format version " + Integer.toUnsignedString(d.getFormatVersion()) + " (saved by"
                     + " iommu-emu " + producer(d) + ") but this daemon (iommu-emu " + ControlService.VERSION
                     + ") reads format version " + FORMAT_VERSION + "; load it with a daemon at least as new as the one"
                     + " that saved it");

@@ -263,6 +263,9 @@ public final class Smmuv3Bridge implements BridgedDevice {
         return DeviceStateCodec.encode(Smmuv3StateCodec.envelope(smmu.saveState()));
     }
 
+    /** An SMMUv3 state's largest size: registers, 65536 held stalls and their waiting records (~40 bytes each). */
+    static final int MAX_STATE_BYTES = 4 << 20;
+
     /**
      * Loads a state {@link #saveState()} produced, into this session's SMMU (under the session's
      * lock, as every call). The SMMU must be quiescent as the restored state needs it: it holds no
@@ -275,6 +278,11 @@ public final class Smmuv3Bridge implements BridgedDevice {
      */
     @Override
     public void loadState(byte[] blob) {
+        if (blob.length > MAX_STATE_BYTES) {
+            // refused before parsing: millions of tiny repeated entries would be parsed into the heap first
+            throw new IllegalArgumentException("the device state is " + blob.length + " bytes, more than an SMMUv3's can be ("
+                    + MAX_STATE_BYTES + " bytes: registers and at most 65536 stalls); it is not an SMMUv3 device state");
+        }
         DeviceState d = DeviceStateCodec.decode(blob, Factory.NAME);
         Smmuv3State s = Smmuv3StateCodec.fromProto(d);
         int held = smmu.stats().stalled();

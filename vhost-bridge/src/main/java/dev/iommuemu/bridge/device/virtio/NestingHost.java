@@ -104,6 +104,20 @@ final class NestingHost {
      * @throws IllegalArgumentException with a sentence when the state could not have been produced
      */
     NestingHost rebuilt(Iommufd.State fd, Map<Long, Long> regions, PvNesting.State pv) {
+        // The saved nest parent covered the source's RAM, which a destination built alike has too:
+        // a region this VMM does not have is refused here, before anything is built or swapped (and
+        // sync() never walks a range the blob made up).
+        Map<Long, Long> have = new LinkedHashMap<>();
+        for (GuestMemory.Region r : RamLayout.of(ram)) {
+            have.put(r.base(), r.size());
+        }
+        for (Map.Entry<Long, Long> e : regions.entrySet()) {
+            if (!e.getValue().equals(have.get(e.getKey()))) {
+                throw new IllegalArgumentException(String.format("paravirtual nesting state refused: its nest parent maps guest"
+                        + " RAM [0x%x, +0x%x), which is not a RAM region of this VMM; start the destination with the source's"
+                        + " memory layout", e.getKey(), e.getValue()));
+            }
+        }
         Iommufd restored = Iommufd.restore(newCore(ram), fd);
         NestingHost h = new NestingHost(ram, PvNesting.restore(restored, endpointToSid(), pv));
         h.mapped.putAll(regions);

@@ -138,6 +138,14 @@ public final class VirtioIommuBridge implements BridgedDevice {
      */
     @Override
     public void loadState(byte[] state) {
+        // refused before parsing: a blob larger than this device's bounds allow would be parsed into the
+        // heap whole (its mappings, at most maxMappings of about 30 bytes, and 1 MiB for the rest)
+        long most = (1L << 20) + 48L * device.config().maxMappings();
+        if (state.length > most) {
+            throw new IllegalArgumentException("the device state is " + state.length + " bytes, more than this virtio-iommu's"
+                    + " can be (" + most + " bytes for at most " + device.config().maxMappings() + " mappings); it was saved"
+                    + " by a device with other bounds, or is not a device state");
+        }
         dev.iommuemu.proto.devstate.v1.DeviceState d = dev.iommuemu.bridge.state.DeviceStateCodec.decode(state, Factory.NAME);
         if (!d.hasVirtioIommu()) {
             throw new dev.iommuemu.bridge.state.DeviceStateException("the device state for model 'virtio-iommu' holds no"
