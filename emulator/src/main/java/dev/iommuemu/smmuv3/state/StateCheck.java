@@ -3,7 +3,6 @@ package dev.iommuemu.smmuv3.state;
 import static dev.iommuemu.smmuv3.registers.Smmuv3Regs.*;
 
 import dev.iommuemu.dma.IommuModel;
-import dev.iommuemu.field.Field;
 import dev.iommuemu.field.Register;
 import dev.iommuemu.smmuv3.cmdq.Command;
 import dev.iommuemu.smmuv3.cmdq.CommandQueue;
@@ -121,19 +120,11 @@ public final class StateCheck {
         return null;
     }
 
-    private static long fieldMask(Register r) {
-        long m = 0;
-        for (Field f : r.fields()) {
-            m |= f.mask();
-        }
-        return m;
-    }
-
     private static String registerValues(Smmuv3State s, Smmuv3Profile p) {
         for (Map.Entry<Register, Long> e : registers(s).entrySet()) {
             Register r = e.getKey();
             long v = e.getValue();
-            long stray = v & ~fieldMask(r);
+            long stray = r.layout().undeclaredBits(new long[] {v}, 0);
             if (stray != 0) {
                 // §6.3: bits outside a register's fields are RES0; the model never stores them.
                 return String.format("the saved %s (0x%x) sets bits 0x%x outside its fields, which the SMMU never"

@@ -106,11 +106,11 @@ public final class Smmuv3StateCodec {
         return new Smmuv3State(
                 new Smmuv3State.ProfileId(d.getProfile(), id.getIdr0(), id.getIdr1(), id.getIdr2(), id.getIdr3(),
                         id.getIdr4(), id.getIdr5(), id.getIidr(), id.getAidr()),
-                new Smmuv3State.Controls(u32(p.getCr0()), u32(p.getCr0Ack()), u32(p.getCr1()), u32(p.getCr2()),
-                        u32(p.getGbpa()), u32(p.getIrqCtrl()), u32(p.getIrqCtrlack())),
-                new Smmuv3State.GlobalErrors(u32(p.getGerror()), u32(p.getGerrorn())),
+                new Smmuv3State.Controls(Integer.toUnsignedLong(p.getCr0()), Integer.toUnsignedLong(p.getCr0Ack()), Integer.toUnsignedLong(p.getCr1()), Integer.toUnsignedLong(p.getCr2()),
+                        Integer.toUnsignedLong(p.getGbpa()), Integer.toUnsignedLong(p.getIrqCtrl()), Integer.toUnsignedLong(p.getIrqCtrlack())),
+                new Smmuv3State.GlobalErrors(Integer.toUnsignedLong(p.getGerror()), Integer.toUnsignedLong(p.getGerrorn())),
                 irq(p.getGerrorIrq()), irq(p.getEventqIrq()), irq(p.getPriqIrq()),
-                new Smmuv3State.StreamTableBase(p.getStrtabBase(), u32(p.getStrtabBaseCfg())),
+                new Smmuv3State.StreamTableBase(p.getStrtabBase(), Integer.toUnsignedLong(p.getStrtabBaseCfg())),
                 queue(p.getCmdq()), queue(p.getEventq()), queue(p.getPriq()),
                 stalls, p.getStagCursor(), records, p.getServiceFailure());
     }
@@ -123,15 +123,11 @@ public final class Smmuv3StateCodec {
         }
     }
 
-    private static long u32(int v) {
-        return v & 0xffff_ffffL;
-    }
-
     private static Smmuv3State.IrqConfig irq(Smmuv3IrqConfig c) {
-        return new Smmuv3State.IrqConfig(c.getCfg0(), u32(c.getCfg1()), u32(c.getCfg2()));
+        return new Smmuv3State.IrqConfig(c.getCfg0(), Integer.toUnsignedLong(c.getCfg1()), Integer.toUnsignedLong(c.getCfg2()));
     }
 
     private static Smmuv3State.QueueRegs queue(Smmuv3Queue q) {
-        return new Smmuv3State.QueueRegs(q.getBase(), u32(q.getProd()), u32(q.getCons()));
+        return new Smmuv3State.QueueRegs(q.getBase(), Integer.toUnsignedLong(q.getProd()), Integer.toUnsignedLong(q.getCons()));
     }
 }
