@@ -201,7 +201,7 @@ public final class StateCheck {
     }
 
     private static String stalls(Smmuv3State s, Smmuv3Profile p) {
-        if (s.stagCursor() < 0 || s.stagCursor() > 0x10000) {
+        if (s.stagCursor() < 0 || s.stagCursor() > dev.iommuemu.smmuv3.evtq.EventRecord.STAG.valueMask() + 1) {
             return "the saved STAG cursor " + s.stagCursor() + " is outside 0 to 65536";
         }
         if (s.stalls().isEmpty()) {
@@ -222,7 +222,7 @@ public final class StateCheck {
         }
         Set<Long> seen = new HashSet<>();
         for (Smmuv3State.HeldStall h : s.stalls()) {
-            if (h.stag() < 0 || h.stag() > 0xffff) {
+            if (h.stag() < 0 || h.stag() > dev.iommuemu.smmuv3.evtq.EventRecord.STAG.valueMask()) { // §7.3 STAG: 16 bits
                 return "the saved stalled transaction of StreamID 0x" + Integer.toHexString(h.streamId())
                         + " has STAG " + h.stag() + ", beyond the 16 bits of a STAG (IHI 0070 §4.7.1)";
             }
@@ -268,7 +268,7 @@ public final class StateCheck {
                 return "a saved stall record waiting for the Event queue has CLASS " + e.faultClass()
                         + ", which is none of CD, TT and IN (IHI 0070 §7.3.13)";
             }
-            if (e.stag() < 0 || e.stag() > 0xffff) {
+            if (e.stag() < 0 || e.stag() > dev.iommuemu.smmuv3.evtq.EventRecord.STAG.valueMask()) {
                 return "a saved stall record waiting for the Event queue has STAG " + e.stag()
                         + ", beyond the 16 bits of a STAG (IHI 0070 §7.3.13)";
             }
