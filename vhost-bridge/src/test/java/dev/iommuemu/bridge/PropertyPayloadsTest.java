@@ -43,7 +43,13 @@ class PropertyPayloadsTest {
         assertEquals(Request.IOMMU_SAVE_STATE, Request.of(1057));
         assertEquals(Request.IOMMU_LOAD_STATE, Request.of(1058));
         assertEquals(256, dev.iommuemu.bridge.protocol.StatePayloads.REPLY_SIZE);
-        assertEquals(null, Request.of(1059), "1059 stays unassigned");
+        // version 10: the restart journal (§4.10), {u64 size, u32 flags, u32 reserved} and a memfd
+        assertEquals(Request.IOMMU_SET_STATE_JOURNAL, Request.of(1059));
+        assertEquals(16, Request.IOMMU_SET_STATE_JOURNAL.minPayload());
+        assertTrue(!Request.IOMMU_SET_STATE_JOURNAL.hasReply());
+        assertEquals("0000030000000000" + "00000000" + "00000000",
+                hex(new dev.iommuemu.bridge.protocol.StatePayloads.Journal(0x30000, 0).encode()));
+        assertEquals(null, Request.of(1060), "1060 stays unassigned");
     }
 
     @Test

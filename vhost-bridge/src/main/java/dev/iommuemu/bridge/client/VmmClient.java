@@ -348,6 +348,27 @@ public final class VmmClient implements AutoCloseable {
     }
 
     /**
+     * IOMMU_SET_STATE_JOURNAL (docs/protocol.md §4.10): a memfd of {@code size} bytes the daemon
+     * keeps the device state in; the returned supplier reads what a VMM would find there after the
+     * daemon died. The mapping lives until the client closes.
+     */
+    public java.util.function.Supplier<dev.iommuemu.bridge.restart.StateJournal.Found> stateJournal(long size) throws IOException {
+        dev.iommuemu.bridge.memory.MappedRegion j = dev.iommuemu.bridge.memory.MappedRegion.allocate("iommu-emu-journal", 0, size);
+        try {
+            ack(Request.IOMMU_SET_STATE_JOURNAL, new StatePayloads.Journal(size, 0).encode(), j.fd());
+        } catch (IOException e) {
+            j.unmap();
+            throw e;
+        }
+        sharedMappings.add(j);
+        return () -> {
+            byte[] copy = new byte[(int) size];
+            j.read(0, copy, 0, copy.length);
+            return dev.iommuemu.bridge.restart.StateJournal.Found.read(java.nio.ByteBuffer.wrap(copy));
+        };
+    }
+
+    /**
      * IOMMU_SET_SHARED_CACHE (docs/protocol.md §4.8): a memfd of {@code sets} x {@code ways}
      * entries the daemon fills and invalidates; the returned view reads it without a message. The
      * mapping lives until the client closes.

@@ -67,6 +67,8 @@ public enum Request {
     IOMMU_SAVE_STATE(Protocol.IOMMU_BASE + 33, StatePayloads.SAVE_SIZE, StatePayloads.SAVE_SIZE, Fds.ONE),
     /** The device state from the given memfd (§4.9, version 9); a StatePayloads.Reply. */
     IOMMU_LOAD_STATE(Protocol.IOMMU_BASE + 34, StatePayloads.LOAD_SIZE, StatePayloads.LOAD_SIZE, Fds.ONE),
+    /** The restart journal: {u64 size, u32 flags (0), u32 reserved} and its memfd (§4.10, version 10). */
+    IOMMU_SET_STATE_JOURNAL(Protocol.IOMMU_BASE + 35, StatePayloads.JOURNAL_SIZE, StatePayloads.JOURNAL_SIZE, Fds.ONE),
 
     // ---- nesting (docs/protocol.md §4.6; payloads in NestingPayloads), each one IommufdCall
     IOMMUFD_OPEN_HOST(Protocol.IOMMU_BASE + 16, NestingPayloads.OPEN_HOST, NestingPayloads.OPEN_HOST, Fds.NONE),

@@ -12,6 +12,8 @@ public final class StatePayloads {
     public static final int SAVE_SIZE = 8;
     /** IOMMU_LOAD_STATE {u64 size, u32 flags (0), u32 reserved}. */
     public static final int LOAD_SIZE = 16;
+    /** IOMMU_SET_STATE_JOURNAL {u64 size, u32 flags (0), u32 reserved} (§4.10, version 10). */
+    public static final int JOURNAL_SIZE = 16;
     /** {u32 errno, u32 reserved, u64 size, char message[240]}. */
     public static final int REPLY_SIZE = 256;
     public static final int MESSAGE = 240;
@@ -28,6 +30,18 @@ public final class StatePayloads {
         public static Load decode(byte[] p) {
             ByteBuffer b = Payloads.le(p);
             return new Load(b.getLong(), b.getInt());
+        }
+    }
+
+    /** IOMMU_SET_STATE_JOURNAL's payload: the memfd's size in bytes. */
+    public record Journal(long size, int flags) {
+        public byte[] encode() {
+            return Payloads.alloc(JOURNAL_SIZE).putLong(size).putInt(flags).putInt(0).array();
+        }
+
+        public static Journal decode(byte[] p) {
+            ByteBuffer b = Payloads.le(p);
+            return new Journal(b.getLong(), b.getInt());
         }
     }
 

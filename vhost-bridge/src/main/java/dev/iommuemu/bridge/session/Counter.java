@@ -27,6 +27,8 @@ public enum Counter {
     PREFILLS("prefills"),
     /** 4 KiB pages the prefilled entries cover (each counted up to 1 GiB, as translated_pages). */
     PREFILLED_PAGES("prefilled_pages"),
+    /** States written into the restart journal (docs/protocol.md §4.10). */
+    JOURNAL_SAVES("journal_saves"),
     QUEUE_KICKS("queue_kicks"),
     ATS_TRANSLATIONS("ats_translations"),
     PAGE_REQUESTS("page_requests"),

@@ -60,6 +60,9 @@ public final class DeviceSession implements AutoCloseable {
     private DeviceFactory factory;
     /** The VMM's shared translation cache and register mirror (docs/protocol.md §4.8), or null; guarded by the lock. */
     private dev.iommuemu.bridge.fastpath.SharedCache shared;
+    /** The restart journal (docs/protocol.md §4.10), or null; and the MMIO writes applied since it was set. */
+    private dev.iommuemu.bridge.restart.StateJournal journal;
+    private long journalWrites;
     private BridgedDevice device;
     private boolean touched;
     /** Whether the driver's set-up of the device began (Request#usesDevice): properties are fixed from then. */
@@ -296,6 +299,7 @@ public final class DeviceSession implements AutoCloseable {
             try {
                 return f.apply(device);
             } finally {
+                journalNow(); // §4.10: the state the guest may see next is in the journal first
                 refreshMirror();
                 ready = hostInterrupts();
             }
@@ -529,9 +533,14 @@ public final class DeviceSession implements AutoCloseable {
         counters.inc(Counter.MMIO_WRITES);
         try {
             withDevice(d -> {
-                touch();
-                checkMmio(d, offset, size);
-                d.mmioWrite(offset, size, value);
+                try {
+                    touch();
+                    checkMmio(d, offset, size);
+                    d.mmioWrite(offset, size, value);
+                } finally {
+                    // §4.10: the journal's count includes this write once its effects are in the state
+                    journalWrites++;
+                }
                 return null;
             });
         } finally {
@@ -662,6 +671,64 @@ public final class DeviceSession implements AutoCloseable {
             LOG.fine(() -> "session " + id + ": shared translation cache of " + sets + " x " + ways + " entries");
         } finally {
             lock.unlock();
+        }
+    }
+
+    // ---- the restart journal (docs/protocol.md §4.10)
+
+    /**
+     * IOMMU_SET_STATE_JOURNAL: maps the VMM's memfd of {@code size} bytes as the restart journal,
+     * replacing any earlier one, and writes the current state into it. Takes ownership of {@code fd}.
+     */
+    public void setStateJournal(int fd, long size) throws ProtocolException {
+        lock.lock();
+        try {
+            if (closed) {
+                LibC.closeQuietly(fd);
+                throw ProtocolException.refused(ProtocolException.ENODEV, "session " + id + " is closed");
+            }
+            dev.iommuemu.bridge.restart.StateJournal j;
+            try {
+                j = dev.iommuemu.bridge.restart.StateJournal.map(fd, size, requireSeals);
+            } catch (IllegalArgumentException e) {
+                LibC.closeQuietly(fd);
+                throw ProtocolException.refused(ProtocolException.EINVAL, e.getMessage());
+            } catch (IOException e) {
+                LibC.closeQuietly(fd);
+                throw ProtocolException.refused(ProtocolException.EFAULT, "the restart journal does not map: " + e.getMessage());
+            }
+            if (journal != null) {
+                journal.close();
+            }
+            journal = j;
+            journalWrites = 0;
+            journalNow();
+            LOG.fine(() -> "session " + id + ": restart journal of " + size + " bytes");
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Writes the device's state into the restart journal, if there is one (§4.10): after every
+     * request and before anything the guest can see (an interrupt, an MSI, a virtio used buffer).
+     * A model that cannot save now leaves the journal without a state, with the reason.
+     */
+    void journalNow() {
+        if (journal == null || !lock.isHeldByCurrentThread()) {
+            return;
+        }
+        long before = journal.saves();
+        try {
+            journal.write(device.saveState(), journalWrites);
+        } catch (UnsupportedOperationException e) {
+            journal.unavailable(dev.iommuemu.bridge.restart.StateJournal.Errno.ENOSYS);
+        } catch (RuntimeException e) {
+            // e.g. transactions held stalled (Smmuv3.saveState refuses): no state until they resolve
+            journal.unavailable(dev.iommuemu.bridge.restart.StateJournal.Errno.EBUSY);
+        }
+        if (journal.saves() != before) {
+            counters.inc(Counter.JOURNAL_SAVES);
         }
     }
 
@@ -1045,6 +1112,10 @@ public final class DeviceSession implements AutoCloseable {
                 if (shared != null) {
                     shared.close();
                     shared = null;
+                }
+                if (journal != null) {
+                    journal.close();
+                    journal = null;
                 }
                 memory.close();
                 host.close();

@@ -129,6 +129,7 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
     public void raiseIrq(String line) {
         session.counters().inc(Counter.IRQS);
         session.publish(BridgeEvent.IRQ, line);
+        session.journalNow(); // §4.10: the state that raised it is in the restart journal first
         session.refreshMirror(); // §4.8: the guest woken by it reads the registers that caused it
         Signal fd;
         synchronized (this) {
@@ -167,6 +168,11 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
         }
     }
 
+    /** The model is about to let the guest see its state (a virtio used buffer): into the restart journal (§4.10). */
+    public void checkpoint() {
+        session.journalNow();
+    }
+
     @Override
     public void msi(long address, int data) {
         msi(address, data, dev.iommuemu.dma.MsiSource.OTHER);
@@ -176,6 +182,7 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
     @Override
     public void msi(long address, int data, dev.iommuemu.dma.MsiSource source) {
         session.counters().inc(Counter.MSIS);
+        session.journalNow();
         session.refreshMirror();
         session.publish(BridgeEvent.MSI, String.format("address=0x%x data=0x%x source=%s", address, data,
                 source.name().toLowerCase(java.util.Locale.ROOT)));

@@ -478,6 +478,17 @@ public final class VhostUserConnection implements Runnable {
                 session.setSharedCache(fd, b.getInt(0), b.getInt(4));
                 return null;
             }
+            case IOMMU_SET_STATE_JOURNAL -> {
+                // docs/protocol.md §4.10 {u64 size, u32 flags, u32 reserved} and the memfd
+                StatePayloads.Journal q = StatePayloads.Journal.decode(p);
+                int fd = take(m, 0);
+                if (q.flags() != 0) {
+                    LibC.closeQuietly(fd);
+                    throw ProtocolException.refused(ProtocolException.EINVAL, String.format("IOMMU_SET_STATE_JOURNAL: undefined flags 0x%x", q.flags()));
+                }
+                session.setStateJournal(fd, q.size());
+                return null;
+            }
             case IOMMU_SAVE_STATE -> {
                 // docs/protocol.md §4.9: the blob into the VMM's memfd, its size in the reply
                 int fd = take(m, 0);
