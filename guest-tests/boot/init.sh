@@ -15,10 +15,6 @@ if grep -q iommuemu.reboot /proc/cmdline; then
     if [ "$(dd if=/dev/vdb bs=16 count=1 2>/dev/null)" != iommuemu-booted1 ]; then
         printf iommuemu-booted1 | dd of=/dev/vdb bs=16 count=1 conv=fsync 2>/dev/null
         echo "T: first-boot marked $(dd if=/dev/vdb bs=16 count=1 2>/dev/null), rebooting"
-        # The restart case (iommuemu.lose_daemon): the runner kills the daemon when it sees this line
-        # and starts a new one; QEMU reconnects, keeps the IOMMU fenced (the new daemon has none of
-        # its state) until the reset below makes both sides start over.
-        if grep -q iommuemu.lose_daemon /proc/cmdline; then echo "T: lose-daemon"; sleep 8; fi
         echo b > /proc/sysrq-trigger
         sleep 10
     fi
@@ -28,9 +24,12 @@ fi
 # (/dev/vdb) runs in the background, each pass writing 4 MiB by DMA and reading them back (O_DIRECT,
 # so every pass goes through the IOMMU); the runner migrates the VM to a second QEMU and daemon when
 # it sees "T: migrate-now", so passes run before, during and after; every pass must read back what it
-# wrote, and everything below (disk, readers) runs on the destination.
+# wrote, and everything below (disk, readers) runs on the destination. The restart cases (kernel
+# argument iommuemu.restart) run the same passes and print "T: restart-now", on which the runner
+# SIGKILLs the daemon and starts a new one that takes over the IOMMU's state mid-I/O.
 mig_pid=
-if grep -q iommuemu.migrate /proc/cmdline; then
+tag=; grep -q iommuemu.migrate /proc/cmdline && tag=migrate; grep -q iommuemu.restart /proc/cmdline && tag=restart
+if [ -n "$tag" ]; then
     n=0; while [ ! -b /dev/vdb ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
     dd if=/dev/urandom of=/tmp/pattern bs=1M count=4 2>/dev/null
     want=$(md5sum < /tmp/pattern | cut -d' ' -f1)
@@ -41,9 +40,9 @@ if grep -q iommuemu.migrate /proc/cmdline; then
           if [ "$got" = "$want" ]; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
           i=$((i + 1))
       done
-      echo "T: migrate-rw ok=$ok bad=$bad" ) &
+      echo "T: $tag-rw ok=$ok bad=$bad" ) &
     mig_pid=$!
-    echo "T: migrate-now"
+    echo "T: $tag-now"
 fi
 for d in /sys/bus/pci/devices/*; do
     g=$(readlink "$d/iommu_group" 2>/dev/null); g=${g##*/}
