@@ -263,6 +263,10 @@ class VirtioIommuRestartTest {
         // The guest took the replies and reused the buffers: a marker where the replies were.
         g.mem.store(IN + 0x100, 4, 0xabab_ababL);
         g.mem.store(IN + 0x200, 4, 0xabab_ababL);
+        // A detector in the batch's used slots (a driver never writes them; only a device write changes them).
+        for (int slot = 1; slot <= 2; slot++) {
+            g.mem.store(g.req.usedAddr() + VirtqRing.USED_RING + 8L * slot, 8, 0x5a5a_5a5a_5a5a_5a5aL);
+        }
         byte[] used = g.usedRingBytes();
 
         JournalHost hb = new JournalHost();
