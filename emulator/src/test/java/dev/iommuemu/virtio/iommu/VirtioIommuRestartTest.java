@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -13,8 +12,6 @@ import dev.iommuemu.dma.DmaHost;
 import dev.iommuemu.dma.DmaResult;
 import dev.iommuemu.dma.IotlbInvalidation;
 import dev.iommuemu.memory.SparseGuestMemory;
-import dev.iommuemu.virtio.iommu.Structs.Attach;
-import dev.iommuemu.virtio.iommu.Structs.Head;
 import dev.iommuemu.virtqueue.DriverRing;
 import dev.iommuemu.virtqueue.DriverRing.Buf;
 import dev.iommuemu.virtqueue.SplitVirtqueue;
@@ -35,12 +32,6 @@ import org.junit.jupiter.api.Test;
  * published, and states a device could not have saved are refused with a sentence.
  */
 class VirtioIommuRestartTest {
-    private static final int QSIZE = 16;
-    private static final long REQ_RING = 0x1000;
-    private static final long EVT_RING = 0x3000;
-    private static final long OUT = 0x1_0000;
-    private static final long IN = 0x1_8000;
-    private static final long EVT_BUF = 0x2_0000;
 
     /** SIGKILL at the checkpoint. */
     static final class Killed extends RuntimeException {
@@ -82,108 +73,41 @@ class VirtioIommuRestartTest {
         }
     }
 
-    /** The guest: memory, its two rings, and the requests it sent (head -> its reply buffer). */
-    static final class Guest {
-        final SparseGuestMemory mem = new SparseGuestMemory(0, 0x10_0000);
-        final DriverRing req = new DriverRing(mem, QSIZE, REQ_RING);
-        final DriverRing evt = new DriverRing(mem, QSIZE, EVT_RING);
-        int sent;
+    private static final int QSIZE = RequestGuest.QSIZE;
+    private static final long IN = RequestGuest.IN;
+    private static final int READ = RequestGuest.READ;
+    private static final int WRITE = RequestGuest.WRITE;
+    private static final long EVT_BUF = 0x2_0000;
 
-        /** A device on this guest's memory, its features negotiated (without EVENT_IDX) and both rings started. */
-        VirtioIommuDevice device(JournalHost host) {
-            VirtioIommuDevice d = new VirtioIommuDevice(VirtioIommuWorkload.config(), mem, host);
-            host.device = d;
-            assertTrue(d.setDriverFeatures(d.deviceFeatures() & ~(1L << VirtqRing.F_EVENT_IDX)));
-            for (int q = 0; q < 2; q++) {
-                DriverRing r = q == 0 ? req : evt;
-                assertTrue(d.setQueueSize(q, QSIZE));
-                assertTrue(d.setQueueAddresses(q, r.descAddr(), r.availAddr(), r.usedAddr()));
-                d.setQueueEnabled(q, true);
-            }
-            return d;
+    /** A device with a journal host on {@code g}'s memory, features negotiated (without EVENT_IDX) and both rings started. */
+    private static VirtioIommuDevice started(RequestGuest g, JournalHost host) {
+        VirtioIommuDevice d = new VirtioIommuDevice(VirtioIommuWorkload.config(), g.mem, host);
+        host.device = d;
+        assertTrue(d.setDriverFeatures(d.deviceFeatures() & ~(1L << VirtqRing.F_EVENT_IDX)));
+        for (int q = 0; q < 2; q++) {
+            DriverRing r = g.ring(q);
+            assertTrue(d.setQueueSize(q, QSIZE));
+            assertTrue(d.setQueueAddresses(q, r.descAddr(), r.availAddr(), r.usedAddr()));
+            d.setQueueEnabled(q, true);
         }
-
-        /** Publishes one request (device-readable {@code out}, a 4-byte tail poisoned with 0xee); returns its head. */
-        int publish(byte[] out) {
-            long o = OUT + 0x100L * sent;
-            long in = IN + 0x100L * sent;
-            sent++;
-            for (int i = 0; i < out.length; i++) {
-                mem.store(o + i, 1, out[i] & 0xff);
-            }
-            mem.store(in, 4, 0xeeee_eeeeL);
-            int head = req.add(List.of(Buf.out(o, out.length), Buf.in(in, 4)));
-            req.publish(head);
-            return head;
-        }
-
-        /** The reply tail of the {@code n}th request sent: le32 of status, reserved[3] ("Device operations"). */
-        long tail(int n) {
-            return mem.load(IN + 0x100L * n, 4).getAsLong();
-        }
-
-        /** used->ring[slot] as (id, len) (§2.7.8). */
-        UsedElem usedSlot(int slot) {
-            long e = req.usedAddr() + VirtqRing.USED_RING + 8L * (slot % QSIZE);
-            return new UsedElem((int) mem.load(e, 4).getAsLong(), (int) mem.load(e + 4, 4).getAsLong());
-        }
-
-        /** flags, idx and every slot of the request queue's used ring, byte for byte. */
-        byte[] usedRingBytes() {
-            byte[] b = new byte[(int) VirtqRing.usedBytes(QSIZE) - 2];
-            for (int i = 0; i < b.length; i++) {
-                b[i] = (byte) mem.load(req.usedAddr() + i, 1).getAsLong();
-            }
-            return b;
-        }
+        return d;
     }
-
-    static byte[] attach(int domain, int ep) {
-        long[] w = new long[Attach.LAYOUT.words()];
-        Head.TYPE.set(w, Structs.T_ATTACH);
-        Attach.DOMAIN.set(w, domain);
-        Attach.ENDPOINT.set(w, ep);
-        return Structs.toBytes(w, Attach.READABLE);
-    }
-
-    static byte[] map(int domain, long start, long end, long phys, int flags) {
-        long[] w = new long[Structs.Map.LAYOUT.words()];
-        Head.TYPE.set(w, Structs.T_MAP);
-        Structs.Map.DOMAIN.set(w, domain);
-        Structs.Map.VIRT_START.set(w, start);
-        Structs.Map.VIRT_END.set(w, end);
-        Structs.Map.PHYS_START.set(w, phys);
-        Structs.Map.FLAGS.set(w, flags);
-        return Structs.toBytes(w, Structs.Map.READABLE);
-    }
-
-    static byte[] unmap(int domain, long start, long end) {
-        long[] w = new long[Structs.Unmap.LAYOUT.words()];
-        Head.TYPE.set(w, Structs.T_UNMAP);
-        Structs.Unmap.DOMAIN.set(w, domain);
-        Structs.Unmap.VIRT_START.set(w, start);
-        Structs.Unmap.VIRT_END.set(w, end);
-        return Structs.toBytes(w, Structs.Unmap.READABLE);
-    }
-
-    private static final int READ = 1;
-    private static final int WRITE = 2;
 
     /**
      * Device A: ATTACH of endpoint 1 to domain 1 completes normally (used slot 0); then three MAPs
      * are published with one kick, and A is killed at the checkpoint before their used elements.
      * Returns the batch's heads.
      */
-    private static int[] killedMidBatch(Guest g, JournalHost ha) {
-        VirtioIommuDevice a = g.device(ha);
-        g.publish(attach(1, 1));
+    private static int[] killedMidBatch(RequestGuest g, JournalHost ha) {
+        VirtioIommuDevice a = started(g, ha);
+        g.publish(RequestGuest.attach(1, 1));
         a.queueNotified(0);
         assertEquals(1, g.req.usedIdx());
         assertEquals(1, ha.checkpoints, "one checkpoint per published batch");
         int[] heads = {
-            g.publish(map(1, 0x1000, 0x1fff, 0x5000, READ | WRITE)),
-            g.publish(map(1, 0x2000, 0x3fff, 0x9000, READ)),
-            g.publish(map(1, 0x8000, 0x8fff, 0xc000, WRITE)),
+            g.publish(RequestGuest.map(1, 0x1000, 0x1fff, 0x5000, READ | WRITE)),
+            g.publish(RequestGuest.map(1, 0x2000, 0x3fff, 0x9000, READ)),
+            g.publish(RequestGuest.map(1, 0x8000, 0x8fff, 0xc000, WRITE)),
         };
         ha.kill = true;
         assertThrows(Killed.class, () -> a.queueNotified(0));
@@ -192,7 +116,7 @@ class VirtioIommuRestartTest {
 
     @Test
     void killedAtTheCheckpointTheRestartedDevicePublishesTheBatchOnce() {
-        Guest g = new Guest();
+        RequestGuest g = new RequestGuest();
         JournalHost ha = new JournalHost();
         int[] heads = killedMidBatch(g, ha);
         // What the dead daemon left: the replies written, nothing of the batch in the used ring.
@@ -237,7 +161,7 @@ class VirtioIommuRestartTest {
 
         // next_avail continues after the batch: the next request is the fifth available entry.
         assertEquals(4, b.queueNextAvail(0));
-        int h = g.publish(unmap(1, 0x2000, 0x3fff));
+        int h = g.publish(RequestGuest.unmap(1, 0x2000, 0x3fff));
         b.queueNotified(0);
         assertEquals(new DriverRing.Used(h, 4), g.req.popUsed());
         assertEquals(Status.OK, g.tail(4));
@@ -249,13 +173,13 @@ class VirtioIommuRestartTest {
 
     @Test
     void killedAfterThePublicationTheRestartedDeviceRewritesNothing() {
-        Guest g = new Guest();
+        RequestGuest g = new RequestGuest();
         JournalHost ha = new JournalHost();
-        VirtioIommuDevice a = g.device(ha);
-        g.publish(attach(1, 1));
+        VirtioIommuDevice a = started(g, ha);
+        g.publish(RequestGuest.attach(1, 1));
         a.queueNotified(0);
-        int h1 = g.publish(map(1, 0x1000, 0x1fff, 0x5000, READ | WRITE));
-        int h2 = g.publish(map(1, 0x4000, 0x4fff, 0x7000, READ));
+        int h1 = g.publish(RequestGuest.map(1, 0x1000, 0x1fff, 0x5000, READ | WRITE));
+        int h2 = g.publish(RequestGuest.map(1, 0x4000, 0x4fff, 0x7000, READ));
         a.queueNotified(0); // checkpoint, then published; the daemon dies before its next save
         VirtioIommuState journal = ha.journal;
         assertEquals(List.of(new UsedElem(h1, 4), new UsedElem(h2, 4)), journal.queues().get(0).pendingUsed());
@@ -264,9 +188,8 @@ class VirtioIommuRestartTest {
         g.mem.store(IN + 0x100, 4, 0xabab_ababL);
         g.mem.store(IN + 0x200, 4, 0xabab_ababL);
         // A detector in the batch's used slots (a driver never writes them; only a device write changes them).
-        for (int slot = 1; slot <= 2; slot++) {
-            g.mem.store(g.req.usedAddr() + VirtqRing.USED_RING + 8L * slot, 8, 0x5a5a_5a5a_5a5a_5a5aL);
-        }
+        g.scribbleUsedSlot(1, 0x5a5a_5a5a_5a5a_5a5aL);
+        g.scribbleUsedSlot(2, 0x5a5a_5a5a_5a5a_5a5aL);
         byte[] used = g.usedRingBytes();
 
         JournalHost hb = new JournalHost();
@@ -281,7 +204,7 @@ class VirtioIommuRestartTest {
         assertEquals(0, hb.checkpoints, "nothing to publish, nothing to checkpoint");
         assertEquals(3, b.saveState().queues().get(0).usedIdx());
         assertEquals(0x7123L, translated(b, 1, 0x4123, DmaAccess.READ));
-        int h3 = g.publish(unmap(1, 0x1000, 0x1fff));
+        int h3 = g.publish(RequestGuest.unmap(1, 0x1000, 0x1fff));
         b.queueNotified(0);
         assertEquals(new UsedElem(h3, 4), g.usedSlot(3));
         assertEquals(4, g.req.usedIdx());
@@ -289,13 +212,12 @@ class VirtioIommuRestartTest {
 
     @Test
     void killedWithPartOfTheBatchVisibleOnlyTheRestIsWritten() {
-        Guest g = new Guest();
+        RequestGuest g = new RequestGuest();
         JournalHost ha = new JournalHost();
         int[] heads = killedMidBatch(g, ha);
         // As if the dead daemon had published the first element: slot 1 written, used->idx 2; the
         // guest consumed it and a marker stands in the slot now.
-        g.mem.store(g.req.usedAddr() + VirtqRing.USED_RING + 8, 4, 0x5a5a_5a5aL);
-        g.mem.store(g.req.usedAddr() + VirtqRing.USED_RING + 12, 4, 0x5a5a_5a5aL);
+        g.scribbleUsedSlot(1, 0x5a5a_5a5a_5a5a_5a5aL);
         g.mem.store(g.req.usedAddr() + VirtqRing.USED_IDX, 2, 2);
 
         JournalHost hb = new JournalHost();
@@ -313,7 +235,7 @@ class VirtioIommuRestartTest {
 
     @Test
     void aRingSetUpAgainElsewhereStartsAfresh() {
-        Guest g = new Guest();
+        RequestGuest g = new RequestGuest();
         JournalHost ha = new JournalHost();
         killedMidBatch(g, ha);
         byte[] oldUsed = g.usedRingBytes();
@@ -337,7 +259,7 @@ class VirtioIommuRestartTest {
         assertEquals(0, q0.nextAvail());
         assertArrayEquals(oldUsed, g.usedRingBytes(), "nothing written to the old ring");
         long o = 0x7_0000;
-        byte[] req = attach(2, 2);
+        byte[] req = RequestGuest.attach(2, 2);
         for (int i = 0; i < req.length; i++) {
             g.mem.store(o + i, 1, req[i] & 0xff);
         }
@@ -353,7 +275,7 @@ class VirtioIommuRestartTest {
 
     @Test
     void aJournalOlderThanTheGuestsUsedIndexIsNotResumed() {
-        Guest g = new Guest();
+        RequestGuest g = new RequestGuest();
         JournalHost ha = new JournalHost();
         killedMidBatch(g, ha);
         g.mem.store(g.req.usedAddr() + VirtqRing.USED_IDX, 2, 5); // beyond the saved window [1, 4]
@@ -368,9 +290,9 @@ class VirtioIommuRestartTest {
 
     @Test
     void aFaultReportKilledAtTheCheckpointIsDeliveredOnceAfterTheRestart() {
-        Guest g = new Guest();
+        RequestGuest g = new RequestGuest();
         JournalHost ha = new JournalHost();
-        VirtioIommuDevice a = g.device(ha);
+        VirtioIommuDevice a = started(g, ha);
         int buf = g.evt.add(List.of(Buf.in(EVT_BUF, 32)));
         g.evt.publish(buf);
         a.queueNotified(1);
@@ -400,7 +322,7 @@ class VirtioIommuRestartTest {
 
     @Test
     void aLoadedStateDropsItsMarkOnReset() {
-        Guest g = new Guest();
+        RequestGuest g = new RequestGuest();
         JournalHost ha = new JournalHost();
         killedMidBatch(g, ha);
         VirtioIommuDevice b = new VirtioIommuDevice(VirtioIommuWorkload.config(), g.mem, new JournalHost());
@@ -423,7 +345,7 @@ class VirtioIommuRestartTest {
 
     @Test
     void malformedWaitingUsedElementsAreRefused() {
-        Guest g = new Guest();
+        RequestGuest g = new RequestGuest();
         JournalHost ha = new JournalHost();
         killedMidBatch(g, ha);
         VirtioIommuState s = ha.journal;
@@ -459,7 +381,6 @@ class VirtioIommuRestartTest {
             assertEquals(before, target.saveState(), r.what() + ": a refused state changes nothing");
             assertTrue(target.queueResumable(0), r.what() + ": the loaded state keeps its mark");
         }
-        assertNotNull(before);
     }
 
     private static SplitVirtqueue.State with(SplitVirtqueue.State q, boolean enabled, boolean broken, List<UsedElem> pending) {
