@@ -34,6 +34,16 @@ public interface DmaHost {
     default void prefill(int endpoint, IotlbEntry entry) {}
 
     /**
+     * The model's state is about to become visible to the guest (virtio: used buffers about to be
+     * published, virtio 1.x §2.7.8; docs/device-state-virtio.md "Restart"): a host that journals
+     * the state for a restart saves it now, from this thread, through the model's own save (its
+     * lock is held and re-entrant), and the state it gets already counts what is about to be
+     * published. The publication follows when this returns, so it must not throw: whatever comes
+     * after it would not happen, as if the process had died here. By default nothing is saved.
+     */
+    default void checkpoint() {}
+
+    /**
      * {@code h} with its interrupt lines offered to {@code tap} first: a line the tap takes
      * (returns true for) goes no further; MSIs and invalidations go to {@code h} unchanged.
      */
@@ -64,6 +74,11 @@ public interface DmaHost {
             @Override
             public void prefill(int endpoint, IotlbEntry entry) {
                 h.prefill(endpoint, entry);
+            }
+
+            @Override
+            public void checkpoint() {
+                h.checkpoint();
             }
         };
     }

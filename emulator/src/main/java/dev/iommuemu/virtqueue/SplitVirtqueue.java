@@ -2,6 +2,8 @@ package dev.iommuemu.virtqueue;
 
 import dev.iommuemu.memory.GuestMemory;
 import java.lang.invoke.VarHandle;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
 
@@ -10,6 +12,12 @@ import java.util.OptionalLong;
  * table, the available ring the driver fills and the used ring the device fills. Device-agnostic:
  * a device pops {@link DescriptorChain}s, interprets them, and {@link #push}es them back, then asks
  * {@link #needsNotification()} whether to send a used buffer notification.
+ *
+ * <p>A device that must save its state before the guest sees a batch (a restart journal,
+ * docs/device-state-virtio.md "Restart") returns chains with {@link #complete} instead: the used
+ * elements wait in the queue, part of its {@link State}, until {@link #publish()} writes them and
+ * moves used->idx once (§2.7.8). At most {@code size} wait (the used ring's slots), so
+ * {@link #pop()} offers nothing more until they are published.
  *
  * <p>Guest mistakes never escape as exceptions and never loop: a chain is walked over at most
  * {@code size} descriptors (§2.7.5.3.1: no chain is longer than the queue size), each malformed
@@ -36,6 +44,12 @@ public final class SplitVirtqueue {
     private int nextAvail; // last_avail_idx: the next available-ring slot the device reads
     private int usedIdx; // the device's copy of used->idx
     private int usedAtLastDecision; // used->idx when notification was last decided (for EVENT_IDX)
+    /** Used elements returned by {@link #complete} and not yet published; they go to slots usedIdx, usedIdx + 1, ... */
+    private final List<UsedElem> completed = new ArrayList<>();
+    /** Loaded running ({@link #restore}) and not started again since: {@link #resume} may pick it up where it was. */
+    private boolean resumable;
+    /** Loaded with used elements waiting: nothing moves until {@link #resume} knows which of them the guest has. */
+    private boolean held;
 
     // Counters (cumulative over the queue's life, kept across reset for diagnostics).
     private long chainsPopped;
@@ -43,6 +57,8 @@ public final class SplitVirtqueue {
     private long notificationsSent;
     private long notificationsSuppressed;
     private long ringErrors;
+    private long resumes;
+    private long resumesAbandoned;
     private final long[] chainErrors = new long[ChainError.values().length];
 
     public SplitVirtqueue(GuestMemory mem, int maxSize) {
@@ -107,10 +123,15 @@ public final class SplitVirtqueue {
 
     /**
      * Enables or disables processing. Enabling reads the used index the driver initialised (0 for
-     * a fresh queue; the current value after a vhost-user hand-over) into the device's copy.
+     * a fresh queue; the current value after a vhost-user hand-over) into the device's copy; it
+     * sets the queue up afresh, so a loaded ring's {@link #resume} mark and waiting used elements
+     * are gone.
      */
     public void setEnabled(boolean on) {
         if (on && !enabled) {
+            completed.clear();
+            resumable = false;
+            held = false;
             OptionalLong u = mem.load(usedAddr + VirtqRing.USED_IDX, 2);
             if (u.isEmpty()) {
                 markBroken();
@@ -159,6 +180,9 @@ public final class SplitVirtqueue {
         usedAtLastDecision = 0;
         eventIdx = false;
         indirect = false;
+        completed.clear();
+        resumable = false;
+        held = false;
     }
 
     // ---- saved state (docs/device-state-virtio.md) ----
@@ -173,13 +197,34 @@ public final class SplitVirtqueue {
      * so the first notification after a load is decided as it would have been. The negotiated
      * EVENT_IDX and INDIRECT_DESC bits are the device's features, not the queue's. Counters are
      * diagnostics of this process and are not state.
+     *
+     * <p>{@code pendingUsed}: the used elements (§2.7.8 struct virtq_used_elem: head id, len) the
+     * device returned with {@link #complete} and has not published yet, in used-ring order. They
+     * belong to the slots just below {@code usedIdx}: {@code usedIdx} is the index after they are
+     * published, so a state taken between {@link #complete} and {@link #publish()} already counts
+     * them (and {@code nextAvail} counts their chains). Empty whenever the device is between
+     * batches.
      */
     public record State(int size, long descAddr, long availAddr, long usedAddr, boolean enabled, boolean broken,
-            int nextAvail, int usedIdx, int signalledUsed) {}
+            int nextAvail, int usedIdx, int signalledUsed, List<UsedElem> pendingUsed) {
+        public State {
+            pendingUsed = List.copyOf(pendingUsed);
+        }
+
+        /** A state with no used element waiting. */
+        public State(int size, long descAddr, long availAddr, long usedAddr, boolean enabled, boolean broken, int nextAvail,
+                int usedIdx, int signalledUsed) {
+            this(size, descAddr, availAddr, usedAddr, enabled, broken, nextAvail, usedIdx, signalledUsed, List.of());
+        }
+    }
+
+    /** §2.7.8 struct virtq_used_elem: {@code id} the head of the returned chain, {@code len} the bytes written (le32 each). */
+    public record UsedElem(int id, int len) {}
 
     /** The queue's {@link State}. */
     public State state() {
-        return new State(size, descAddr, availAddr, usedAddr, enabled, broken, nextAvail, usedIdx, usedAtLastDecision);
+        return new State(size, descAddr, availAddr, usedAddr, enabled, broken, nextAvail, (usedIdx + completed.size()) & 0xffff,
+                usedAtLastDecision, completed);
     }
 
     /**
@@ -201,13 +246,37 @@ public final class SplitVirtqueue {
                 return "its ring index " + idx + " does not fit the 16-bit index of a split ring";
             }
         }
+        List<UsedElem> p = s.pendingUsed();
+        if (p.isEmpty()) {
+            return null;
+        }
+        if (p.size() > s.size()) {
+            // §2.7.8: the used ring has size slots; no more elements can wait for them.
+            return "it has " + p.size() + " used elements waiting to be published, more than its " + s.size() + " used-ring slots";
+        }
+        for (UsedElem u : p) {
+            if (Integer.compareUnsigned(u.id(), s.size()) >= 0) {
+                // §2.7.8: id is the head of a descriptor chain, an index into the descriptor table of size entries.
+                return "a used element waiting to be published names descriptor " + Integer.toUnsignedString(u.id())
+                        + ", beyond its descriptor table of " + s.size();
+            }
+        }
+        if (s.broken()) {
+            return "it has used elements waiting to be published, but a ring fault stopped it, after which nothing is published";
+        }
+        if (!s.enabled()) {
+            return "it has used elements waiting to be published on a stopped ring, and a device publishes them before it stops";
+        }
         return null;
     }
 
     /**
      * Takes {@code s} as is (checked by {@link #refusal}): no guest memory is read, unlike
      * {@link #setEnabled}, which takes used->idx from the ring (the destination's memory may not
-     * have arrived yet, and the device's copy is the one it saved).
+     * have arrived yet, and the device's copy is the one it saved). A ring saved running (a
+     * restart journal's state; a migration stops the rings first) is marked resumable for
+     * {@link #resume}; with used elements waiting it does nothing until then, since only the
+     * guest's used->idx tells which of them it already has.
      */
     public void restore(State s) {
         size = s.size();
@@ -217,8 +286,58 @@ public final class SplitVirtqueue {
         enabled = s.enabled();
         broken = s.broken();
         nextAvail = s.nextAvail();
-        usedIdx = s.usedIdx();
+        completed.clear();
+        completed.addAll(s.pendingUsed());
+        usedIdx = (s.usedIdx() - completed.size()) & 0xffff;
         usedAtLastDecision = s.signalledUsed();
+        resumable = s.enabled() && !s.broken();
+        held = resumable && !completed.isEmpty();
+    }
+
+    /** Whether the queue was loaded running ({@link #restore}) and not started again since. */
+    public boolean resumable() {
+        return resumable;
+    }
+
+    /**
+     * The front-end starts a ring that was loaded running (a daemon restart: vhost-user
+     * SET_VRING_NUM/ADDR/BASE/KICK after the state was loaded). When the layout is the saved one,
+     * the queue resumes where it was: it keeps its own next available index (the front-end's
+     * SET_VRING_BASE cannot know how far a dead back-end got), it reads the guest's used->idx, and
+     * of the used elements that were waiting it drops those whose slots used->idx already covers
+     * (§2.7.8: the device wrote them and moved used->idx; the driver may have reused their buffers
+     * since, so they are not written again) and keeps the rest for {@link #publish()}; its used
+     * index ends as the saved one once they are published. Returns {@code false}, dropping the
+     * waiting elements, when the queue was not loaded running or was started since, when the
+     * layout differs (the driver set the queue up again), or when used->idx is outside the saved
+     * window [usedIdx - waiting, usedIdx] (the state is not this ring's latest, or used->idx
+     * cannot be read): the caller then sets the queue up afresh ({@link #setNextAvail},
+     * {@link #setEnabled}). Either way the mark is gone.
+     */
+    public boolean resume(int size, long desc, long avail, long used) {
+        if (!resumable) {
+            return false;
+        }
+        resumable = false;
+        held = false;
+        boolean same = size == this.size && desc == descAddr && avail == availAddr && used == usedAddr;
+        OptionalLong g = same ? mem.load(usedAddr + VirtqRing.USED_IDX, 2) : OptionalLong.empty();
+        int covered = g.isPresent() ? ((int) g.getAsLong() - usedIdx) & 0xffff : Integer.MAX_VALUE;
+        if (covered > completed.size()) {
+            completed.clear();
+            resumesAbandoned++;
+            return false;
+        }
+        completed.subList(0, covered).clear();
+        usedIdx = (usedIdx + covered) & 0xffff;
+        enabled = true;
+        resumes++;
+        return true;
+    }
+
+    /** Processing runs: enabled, not broken, not held for {@link #resume}. */
+    private boolean live() {
+        return enabled && !broken && !held;
     }
 
     // ---- processing ----
@@ -229,8 +348,8 @@ public final class SplitVirtqueue {
      * with {@link #push} (unless it is not {@link DescriptorChain#returnable()}).
      */
     public DescriptorChain pop() {
-        if (!enabled || broken) {
-            return null;
+        if (!live() || completed.size() >= size) {
+            return null; // every used slot has an element waiting: publish() first
         }
         OptionalLong idx = mem.load(availAddr + VirtqRing.AVAIL_IDX, 2);
         if (idx.isEmpty()) {
@@ -359,26 +478,61 @@ public final class SplitVirtqueue {
     }
 
     /**
-     * Returns a chain to the driver with {@code len} bytes written (§2.7.8: len is set before
-     * used->idx moves). {@code false} when the used ring cannot be written (the queue is then
-     * broken).
+     * Returns a chain to the driver with {@code len} bytes written and publishes it at once
+     * ({@link #complete} then {@link #publish()}). {@code false} when the used ring cannot be
+     * written (the queue is then broken).
      */
     public boolean push(int head, int len) {
-        if (!enabled || broken) {
+        complete(head, len);
+        return publish();
+    }
+
+    /**
+     * Returns a chain to the driver with {@code len} bytes written, to be published by
+     * {@link #publish()}: until then the element is only in the queue's {@link State}. Ignored
+     * on a queue that does not run.
+     */
+    public void complete(int head, int len) {
+        if (live()) {
+            completed.add(new UsedElem(head, len));
+        }
+    }
+
+    /** The used elements returned by {@link #complete} and not yet published. */
+    public int completedCount() {
+        return completed.size();
+    }
+
+    /**
+     * Writes the waiting used elements into their used-ring slots, then used->idx once (§2.7.8:
+     * len is set, and the buffers written, before used->idx moves; §2.7.14: the driver reads
+     * used->idx, then the elements). {@code false} when the used ring cannot be written (the
+     * queue is then broken).
+     */
+    public boolean publish() {
+        if (completed.isEmpty()) {
+            return live();
+        }
+        if (!live()) {
             return false;
         }
-        long elem = usedAddr + VirtqRing.USED_RING + (long) VirtqRing.USED_ELEM_SIZE * (usedIdx & (size - 1));
-        if (!mem.store(elem, 4, head) || !mem.store(elem + 4, 4, len)) {
+        int idx = usedIdx;
+        for (UsedElem u : completed) {
+            long elem = usedAddr + VirtqRing.USED_RING + (long) VirtqRing.USED_ELEM_SIZE * (idx & (size - 1));
+            if (!mem.store(elem, 4, u.id() & 0xffff_ffffL) || !mem.store(elem + 4, 4, u.len() & 0xffff_ffffL)) {
+                markBroken();
+                return false;
+            }
+            idx = (idx + 1) & 0xffff;
+        }
+        VarHandle.releaseFence(); // the elements (and the buffer contents) before used->idx (§2.7.8)
+        if (!mem.store(usedAddr + VirtqRing.USED_IDX, 2, idx)) {
             markBroken();
             return false;
         }
-        usedIdx = (usedIdx + 1) & 0xffff;
-        VarHandle.releaseFence(); // the element (and the buffer contents) before used->idx (§2.7.8)
-        if (!mem.store(usedAddr + VirtqRing.USED_IDX, 2, usedIdx)) {
-            markBroken();
-            return false;
-        }
-        usedPushed++;
+        usedPushed += completed.size();
+        usedIdx = idx;
+        completed.clear();
         return true;
     }
 
@@ -390,7 +544,7 @@ public final class SplitVirtqueue {
      * the driver adds anything new (§2.7.10).
      */
     public boolean needsNotification() {
-        if (!enabled || broken) {
+        if (!live()) {
             return false;
         }
         if (eventIdx) {
@@ -423,16 +577,18 @@ public final class SplitVirtqueue {
 
     /** Whether the driver has made buffers available that the device has not taken yet. */
     public boolean hasAvailable() {
-        if (!enabled || broken) {
+        if (!live()) {
             return false;
         }
         OptionalLong idx = mem.load(availAddr + VirtqRing.AVAIL_IDX, 2);
         return idx.isPresent() && ((int) idx.getAsLong() & 0xffff) != nextAvail;
     }
 
+    /** §2.1.2: the queue stops until reset; elements still waiting are never published. */
     private void markBroken() {
         broken = true;
         ringErrors++;
+        completed.clear();
     }
 
     // ---- counters ----
@@ -458,6 +614,16 @@ public final class SplitVirtqueue {
         return ringErrors;
     }
 
+    /** Loaded-running rings picked up where they were ({@link #resume}). */
+    public long resumes() {
+        return resumes;
+    }
+
+    /** Loaded-running rings that had to be set up afresh instead (layout changed, or used->idx outside the saved window). */
+    public long resumesAbandoned() {
+        return resumesAbandoned;
+    }
+
     public long chainErrors(ChainError e) {
         return chainErrors[e.ordinal()];
     }
@@ -478,6 +644,8 @@ public final class SplitVirtqueue {
         m.put("notifications_sent", notificationsSent);
         m.put("notifications_suppressed", notificationsSuppressed);
         m.put("ring_errors", ringErrors);
+        m.put("resumes", resumes);
+        m.put("resumes_abandoned", resumesAbandoned);
         for (ChainError e : ChainError.values()) {
             m.put("chain_error." + e.name().toLowerCase(java.util.Locale.ROOT), chainErrors[e.ordinal()]);
         }

@@ -248,4 +248,46 @@ class SplitVirtqueueTest {
         assertTrue(VirtqRing.needEvent(5, 10, 0));
         assertFalse(VirtqRing.needEvent(10, 10, 0));
     }
+
+    @Test
+    void completedElementsWaitInTheStateUntilPublishedWithOneIndexUpdate() {
+        int[] heads = new int[SIZE];
+        for (int i = 0; i < SIZE; i++) {
+            heads[i] = drv.add(List.of(Buf.in(0x1000 + 0x10L * i, 4)));
+            drv.publish(heads[i]);
+        }
+        for (int i = 0; i < SIZE; i++) {
+            DescriptorChain c = vq.pop();
+            vq.complete(c.head(), 4 + i);
+        }
+        // §2.7.8: the used ring has SIZE slots; with all of them waiting, nothing more is offered.
+        drv.publish(drv.add(List.of(Buf.in(0x2000, 4)))); // beyond what a driver may have outstanding
+        assertNull(vq.pop());
+        assertEquals(0, drv.usedIdx(), "nothing visible before publish()");
+        SplitVirtqueue.State s = vq.state();
+        assertEquals(SIZE, s.nextAvail());
+        assertEquals(SIZE, s.usedIdx(), "the used index after the waiting elements");
+        assertEquals(SIZE, s.pendingUsed().size());
+        assertEquals(new SplitVirtqueue.UsedElem(heads[3], 7), s.pendingUsed().get(3));
+        assertTrue(vq.publish());
+        assertEquals(SIZE, drv.usedIdx());
+        for (int i = 0; i < SIZE; i++) {
+            assertEquals(new DriverRing.Used(heads[i], 4 + i), drv.popUsed());
+        }
+        assertEquals(List.of(), vq.state().pendingUsed());
+        assertEquals((long) SIZE, vq.usedPushed());
+    }
+
+    @Test
+    void aRingFaultDropsTheWaitingElements() {
+        int h = drv.add(List.of(Buf.in(0x1000, 4)));
+        drv.publish(h);
+        vq.complete(vq.pop().head(), 4);
+        drv.forceAvailIdx(1 + SIZE + 1); // §2.7.13: more than SIZE outstanding, the index is garbage
+        assertNull(vq.pop());
+        assertTrue(vq.broken());
+        assertEquals(List.of(), vq.state().pendingUsed(), "§2.1.2: a broken queue publishes nothing more");
+        assertFalse(vq.publish());
+        assertEquals(0, drv.usedIdx());
+    }
 }

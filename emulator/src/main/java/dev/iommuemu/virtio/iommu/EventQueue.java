@@ -13,6 +13,10 @@ import java.util.ArrayDeque;
  * counted (the spec lets the device "either wait for one to be consumed, or drop the event").
  * A buffer too small for a report is returned unused (used length 0): the device SHOULD NOT split
  * a report over several buffers.
+ *
+ * <p>Buffers are returned with {@link SplitVirtqueue#complete}: the device publishes them after its
+ * host has saved the state (DmaHost.checkpoint), so a report delivered into a buffer is either in
+ * the saved pending reports or in the queue's waiting used elements, never lost by a restart.
  */
 final class EventQueue {
     private final SplitVirtqueue vq;
@@ -34,8 +38,8 @@ final class EventQueue {
         recordSize = size;
     }
 
-    /** Queues a report and delivers what buffers allow; {@code true} if the driver should be notified. */
-    boolean post(FaultEvent e) {
+    /** Queues a report and writes it, and those waiting, into what buffers allow (returned, not yet published). */
+    void post(FaultEvent e) {
         counters.faultsReported++;
         drain();
         if (pending.isEmpty()) {
@@ -55,13 +59,11 @@ final class EventQueue {
         } else {
             counters.faultsDropped++;
         }
-        return vq.needsNotification();
     }
 
-    /** Delivers pending reports into available buffers; {@code true} if the driver should be notified. */
-    boolean flush() {
+    /** Writes pending reports into available buffers (returned, not yet published). */
+    void flush() {
         drain();
-        return vq.needsNotification();
     }
 
     /** Writes pending reports while buffers last; {@code true} when nothing is left pending. */
@@ -74,18 +76,18 @@ final class EventQueue {
             if (!c.ok() || c.writableLength() < recordSize) {
                 counters.eventBuffersRejected++;
                 if (c.returnable()) {
-                    vq.push(c.head(), 0);
+                    vq.complete(c.head(), 0);
                 }
                 continue;
             }
             FaultEvent e = pending.peekFirst();
             if (!c.write(mem, 0, e.encode(recordSize), 0, recordSize)) {
                 counters.eventBuffersRejected++;
-                vq.push(c.head(), 0);
+                vq.complete(c.head(), 0);
                 continue;
             }
             pending.removeFirst();
-            vq.push(c.head(), recordSize);
+            vq.complete(c.head(), recordSize);
             counters.faultsDelivered++;
         }
         return true;

@@ -232,6 +232,35 @@ public final class VirtioIommuDevice implements IommuModel {
         return validQueue(q) ? queues[q].nextAvail() : 0;
     }
 
+    /**
+     * Whether queue {@code q} was loaded running ({@link #loadState}: a restart journal's state)
+     * and has not been started again since ({@link #resumeQueue}).
+     */
+    public synchronized boolean queueResumable(int q) {
+        return validQueue(q) && queues[q].resumable();
+    }
+
+    /**
+     * A daemon restart's front-end starts queue {@code q} again with this layout (vhost-user
+     * SET_VRING_NUM/ADDR/BASE/KICK after IOMMU_LOAD_STATE; docs/device-state-virtio.md "Restart").
+     * If the queue was loaded running, has not been started since, and the layout is the saved
+     * one, it resumes: it keeps its saved next available index (the front-end's SET_VRING_BASE is
+     * not used), publishes each used element that was waiting whose slot the guest's used->idx
+     * does not cover yet, exactly once ({@link SplitVirtqueue#resume}), and runs; the caller then
+     * serves what is available ({@link #queueNotified}: kicks sent while no daemon ran may be
+     * lost), which also sends the notification the published elements call for. Returns
+     * {@code false} otherwise; the caller then sets the queue up afresh
+     * ({@link #setQueueSize}, {@link #setQueueAddresses}, {@link #setQueueNextAvail},
+     * {@link #setQueueEnabled}).
+     */
+    public synchronized boolean resumeQueue(int q, int size, long desc, long avail, long used) {
+        if (!validQueue(q) || !queues[q].resume(size, desc, avail, used)) {
+            return false;
+        }
+        publish(queues[q]);
+        return true;
+    }
+
     /** Whether a ring fault stopped the queue (the device needs a reset, virtio §2.1.2). */
     public synchronized boolean queueBroken(int q) {
         return validQueue(q) && queues[q].broken();
@@ -252,16 +281,25 @@ public final class VirtioIommuDevice implements IommuModel {
             return processRequests();
         }
         if (q == EVENT_QUEUE) {
-            return signal(EVENT_QUEUE, events.flush());
+            events.flush();
+            return signal(EVENT_QUEUE, publishEvents());
         }
         return false;
     }
 
+    /**
+     * Every available request is handled before any is returned: the batch's used elements wait
+     * in the queue (its saved state counts them), the host saves the state
+     * ({@link DmaHost#checkpoint()}), then they are published (docs/device-state-virtio.md
+     * "Restart": a restarted device either has a request's effects and its used element, or
+     * neither).
+     */
     private boolean processRequests() {
         SplitVirtqueue vq = queues[REQUEST_QUEUE];
         boolean notify = false;
         do {
             DescriptorChain c;
+            // pop() stops once every used slot has an element waiting (§2.7.8: size slots).
             while ((c = vq.pop()) != null) {
                 if (!c.returnable()) {
                     // A head index beyond the table names no buffer: nothing to answer or return.
@@ -269,13 +307,32 @@ public final class VirtioIommuDevice implements IommuModel {
                     counters.skippedHeads++;
                     continue;
                 }
-                vq.push(c.head(), requests.handle(c));
+                vq.complete(c.head(), requests.handle(c));
             }
+            publish(vq);
             // Publishing avail_event happens in needsNotification; re-check for buffers the
             // driver added meanwhile (§2.7.10), so none is left without a kick.
             notify |= vq.needsNotification();
         } while (vq.hasAvailable());
         return signal(REQUEST_QUEUE, notify);
+    }
+
+    /** The event queue's returned buffers go to the guest; whether the driver wants a notification. */
+    private boolean publishEvents() {
+        SplitVirtqueue vq = queues[EVENT_QUEUE];
+        publish(vq);
+        return vq.needsNotification();
+    }
+
+    /**
+     * The used elements waiting in {@code vq} become visible to the guest (§2.7.8), after the host
+     * has had the chance to save the state that includes them ({@link DmaHost#checkpoint()}).
+     */
+    private void publish(SplitVirtqueue vq) {
+        if (vq.completedCount() > 0) {
+            host.checkpoint();
+            vq.publish();
+        }
     }
 
     private boolean signal(int q, boolean notify) {
@@ -362,17 +419,19 @@ public final class VirtioIommuDevice implements IommuModel {
     public synchronized Translation translateDetailed(int endpoint, int pasid, long iova, DmaAccess access) {
         Translation t = table.translate(endpoint, pasid, iova, access);
         if (t.fault() != null) {
-            signal(EVENT_QUEUE, events.post(t.fault()));
+            events.post(t.fault());
+            signal(EVENT_QUEUE, publishEvents());
         }
         if (nesting != null && !(t.result() instanceof DmaResult.Translated)) {
             // Faults the host forwarded (docs/nesting.md §6) become fault records, in order. The
             // host model only records events for an access that did not translate.
             List<FaultEvent> forwarded = nesting.drainFaults();
-            boolean notify = false;
             for (FaultEvent e : forwarded) {
-                notify |= events.post(e);
+                events.post(e);
             }
-            signal(EVENT_QUEUE, notify);
+            if (!forwarded.isEmpty()) {
+                signal(EVENT_QUEUE, publishEvents());
+            }
             if (t.fault() == null && !forwarded.isEmpty()) {
                 t = new Translation(t.result(), t.mmio(), forwarded.get(0));
             }
@@ -387,7 +446,12 @@ public final class VirtioIommuDevice implements IommuModel {
 
     // ---- saved state (live migration, back-end restart: docs/device-state-virtio.md) ----
 
-    /** The device's state now (an immutable snapshot; the device keeps running). */
+    /**
+     * The device's state now (an immutable snapshot; the device keeps running). Called from
+     * {@link DmaHost#checkpoint()} (same thread, this lock is re-entrant), it includes the batch
+     * about to be published: each queue's next available index past the batch's chains, its used
+     * index past the batch's used elements, and those elements ({@link SplitVirtqueue.State}).
+     */
     public synchronized VirtioIommuState saveState() {
         return new VirtioIommuState(VirtioIommuState.Identity.of(cfg, offered), negotiated, table.bypassField(),
                 table.savedTopology(), table.savedDomains(), events.savedPending(),
@@ -405,8 +469,10 @@ public final class VirtioIommuDevice implements IommuModel {
      * changes, and a state this device could not have produced, or one saved by a device built
      * differently, is refused with an {@link IllegalArgumentException} whose message is a sentence
      * (docs/device-state-virtio.md lists them). Call it with the rings stopped (vhost-user: after
-     * GET_VRING_BASE, before the rings are started again): it takes the device lock, so no request
-     * or translation runs during the swap.
+     * GET_VRING_BASE, before the rings are started again), or on a fresh device after a daemon
+     * restart: it takes the device lock, so no request or translation runs during the swap. A
+     * queue saved running is marked for {@link #resumeQueue} (a later load or a reset drops the
+     * mark); one saved with used elements waiting does nothing until then.
      *
      * @param restored for a nesting device, the nesting host rebuilt from the saved iommufd state
      *                 (whose {@link PvNesting#saveState()} is {@code s.nesting()}); it replaces this

@@ -32,6 +32,12 @@ public final class RecordingHost implements DmaHost, EndpointHost {
         host.prefill(endpoint, entry);
     }
 
+    /** The host's restart journal saves the state (DmaHost.checkpoint): not a model output; passed on, not recorded. */
+    @Override
+    public void checkpoint() {
+        host.checkpoint();
+    }
+
     @Override
     public void raiseIrq(String line) {
         recorder.effect(Effect.newBuilder().setIrq(line).build());

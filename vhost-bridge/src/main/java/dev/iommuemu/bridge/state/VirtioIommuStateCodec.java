@@ -12,6 +12,7 @@ import dev.iommuemu.proto.devstate.v1.VirtioIommuResvRegion;
 import dev.iommuemu.proto.devstate.v1.VirtioIommuTableHwpt;
 import dev.iommuemu.proto.devstate.v1.VirtioIommuTopology;
 import dev.iommuemu.proto.devstate.v1.VirtioSplitQueueState;
+import dev.iommuemu.proto.devstate.v1.VirtioUsedElem;
 import dev.iommuemu.virtio.iommu.FaultEvent;
 import dev.iommuemu.virtio.iommu.PvNesting;
 import dev.iommuemu.virtio.iommu.VirtioIommuState;
@@ -61,9 +62,13 @@ public final class VirtioIommuStateCodec {
                     .setAddress(e.address()).setPasid(e.pasid()).setGrpid(e.grpid()));
         }
         for (SplitVirtqueue.State q : s.queues()) {
-            b.addQueues(VirtioSplitQueueState.newBuilder().setSize(q.size()).setDescAddr(q.descAddr()).setAvailAddr(q.availAddr())
+            var qb = VirtioSplitQueueState.newBuilder().setSize(q.size()).setDescAddr(q.descAddr()).setAvailAddr(q.availAddr())
                     .setUsedAddr(q.usedAddr()).setEnabled(q.enabled()).setBroken(q.broken()).setNextAvail(q.nextAvail())
-                    .setUsedIdx(q.usedIdx()).setSignalledUsed(q.signalledUsed()));
+                    .setUsedIdx(q.usedIdx()).setSignalledUsed(q.signalledUsed());
+            for (SplitVirtqueue.UsedElem u : q.pendingUsed()) {
+                qb.addPendingUsed(VirtioUsedElem.newBuilder().setId(u.id()).setLen(u.len()));
+            }
+            b.addQueues(qb);
         }
         if (s.nesting() != null) {
             b.setNesting(encode(s.nesting()));
@@ -136,8 +141,12 @@ public final class VirtioIommuStateCodec {
         }
         List<SplitVirtqueue.State> queues = new ArrayList<>();
         for (VirtioSplitQueueState q : m.getQueuesList()) {
+            List<SplitVirtqueue.UsedElem> pending = new ArrayList<>();
+            for (VirtioUsedElem u : q.getPendingUsedList()) {
+                pending.add(new SplitVirtqueue.UsedElem(u.getId(), u.getLen()));
+            }
             queues.add(new SplitVirtqueue.State(q.getSize(), q.getDescAddr(), q.getAvailAddr(), q.getUsedAddr(), q.getEnabled(),
-                    q.getBroken(), q.getNextAvail(), q.getUsedIdx(), q.getSignalledUsed()));
+                    q.getBroken(), q.getNextAvail(), q.getUsedIdx(), q.getSignalledUsed(), pending));
         }
         return new VirtioIommuState(id, m.getDriverFeatures(), m.getBypass(), m.hasTopology() ? m.getTopology().getEndpointsList() : null,
                 domains, faults, queues, m.hasNesting() ? decode(m.getNesting()) : null);

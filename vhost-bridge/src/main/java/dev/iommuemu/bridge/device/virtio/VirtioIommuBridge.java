@@ -97,16 +97,31 @@ public final class VirtioIommuBridge implements BridgedDevice {
         return device.queueCount();
     }
 
+    /**
+     * Starts queue {@code index} (virtio 1.x §2.7). A queue loaded running (a daemon restart: the
+     * journal saved it while the rings ran) and not started since resumes when {@code ring} has the
+     * saved size and addresses (docs/device-state-virtio.md "Restart"): its saved next available
+     * index is kept and {@code ring.nextAvail()} ignored (the front-end cannot know how far the
+     * dead daemon got), the used elements that were waiting are published once each where the
+     * guest's used->idx does not cover them yet, and what is available is served at once (kicks
+     * sent while no daemon ran may be lost), with a "vq" + index notification if one is due.
+     * Otherwise the queue is set up afresh from {@code ring}.
+     */
     @Override
     public void queueStart(int index, Vring ring) {
-        // A ring loaded running (a restart's state) is set up again by the front-end: stop it first.
-        device.setQueueEnabled(index, false);
-        if (!device.setQueueSize(index, ring.size())
-                || !device.setQueueAddresses(index, ring.descTable(), ring.availRing(), ring.usedRing())) {
-            throw new IllegalArgumentException("virtio-iommu queue " + index + " rejects " + ring);
+        synchronized (device) {
+            if (device.resumeQueue(index, ring.size(), ring.descTable(), ring.availRing(), ring.usedRing())) {
+                queueNotified(index);
+                return;
+            }
+            device.setQueueEnabled(index, false);
+            if (!device.setQueueSize(index, ring.size())
+                    || !device.setQueueAddresses(index, ring.descTable(), ring.availRing(), ring.usedRing())) {
+                throw new IllegalArgumentException("virtio-iommu queue " + index + " rejects " + ring);
+            }
+            device.setQueueNextAvail(index, ring.nextAvail());
+            device.setQueueEnabled(index, true);
         }
-        device.setQueueNextAvail(index, ring.nextAvail());
-        device.setQueueEnabled(index, true);
     }
 
     /**
@@ -134,7 +149,9 @@ public final class VirtioIommuBridge implements BridgedDevice {
      * decoded, a nesting profile's host is rebuilt off to the side from its iommufd objects, the
      * device checks everything, and only then is anything swapped. Runs under the device lock and
      * only while both rings are stopped (vhost-user: before the front-end starts them with
-     * SET_VRING_*; the rings come back as saved, and a later {@link #queueStart} re-sets them).
+     * SET_VRING_*; the rings come back as saved, and a later {@link #queueStart} resumes or
+     * re-sets them); a ring loaded running and not started since counts as stopped, so a restarted
+     * daemon may be loaded again before its rings start.
      */
     @Override
     public void loadState(byte[] state) {
@@ -160,7 +177,7 @@ public final class VirtioIommuBridge implements BridgedDevice {
         VirtioIommuState s = VirtioIommuStateCodec.decode(m);
         synchronized (device) {
             for (int q = 0; q < device.queueCount(); q++) {
-                if (device.queueEnabled(q)) {
+                if (device.queueEnabled(q) && !device.queueResumable(q)) {
                     throw new IllegalArgumentException("virtio-iommu state refused: virtqueue " + q
                             + " is running; a state is loaded only with the rings stopped (GET_VRING_BASE first).");
                 }
