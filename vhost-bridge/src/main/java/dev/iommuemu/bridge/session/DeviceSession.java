@@ -63,6 +63,8 @@ public final class DeviceSession implements AutoCloseable {
     /** The restart journal (docs/protocol.md §4.10), or null; and the MMIO writes applied since it was set. */
     private dev.iommuemu.bridge.restart.StateJournal journal;
     private long journalWrites;
+    /** The model journaled a checkpoint during the current call (DmaHost#checkpoint). */
+    private boolean checkpointed;
     private BridgedDevice device;
     private boolean touched;
     /** Whether the driver's set-up of the device began (Request#usesDevice): properties are fixed from then. */
@@ -299,7 +301,13 @@ public final class DeviceSession implements AutoCloseable {
             try {
                 return f.apply(device);
             } finally {
-                journalNow(); // §4.10: the state the guest may see next is in the journal first
+                // §4.10: the state the guest may see next is in the journal first. A model that
+                // checkpointed changed nothing after it but what it published (virtio-iommu: its
+                // used ring, which a resume reconciles), so that state stands.
+                if (!checkpointed) {
+                    journalNow();
+                }
+                checkpointed = false;
                 refreshMirror();
                 ready = hostInterrupts();
             }
@@ -707,6 +715,12 @@ public final class DeviceSession implements AutoCloseable {
         } finally {
             lock.unlock();
         }
+    }
+
+    /** DmaHost#checkpoint: the model is about to publish; its state goes into the journal now. */
+    void checkpoint() {
+        journalNow();
+        checkpointed = journal != null;
     }
 
     /**

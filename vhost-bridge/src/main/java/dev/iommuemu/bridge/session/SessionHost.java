@@ -169,8 +169,9 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
     }
 
     /** The model is about to let the guest see its state (a virtio used buffer): into the restart journal (§4.10). */
+    @Override
     public void checkpoint() {
-        session.journalNow();
+        session.checkpoint();
     }
 
     @Override
