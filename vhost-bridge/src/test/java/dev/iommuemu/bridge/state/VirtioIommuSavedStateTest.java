@@ -337,6 +337,37 @@ class VirtioIommuSavedStateTest {
                     : " with STAG 65536, PRG index -1 and SubstreamID -1, which is neither a stall (a 16-bit STAG) nor a PRI group"
                     + " (a 9-bit PRG index)."), e.getMessage());
         }
+        // The nest parent is the identity over the RAM regions it lists (docs/nesting.md §6), never the
+        // host's carve-out (NestingHost.CARVE_BASE 2^46, 256 MiB): a run that is not is refused.
+        var regions = m.getNesting().getHost().getNestParentRegionsList();
+        assertEquals(1, regions.size());
+        long ramEnd = regions.get(0).getBase() + regions.get(0).getSize();
+        long carve = 1L << 46;
+        String[] expected = {
+            "paging hwpt %d maps IPA [0x1000, +0x1000) to PA 0x2000, which is not the identity (IPA = PA)",
+            "paging hwpt %d maps IPA [0x" + Long.toHexString(carve) + ", +0x1000) to PA 0x" + Long.toHexString(carve) + ", which reaches"
+                    + " the host's private carve-out [0x400000000000, +0x10000000)",
+            "paging hwpt %d maps IPA [0x" + Long.toHexString(ramEnd) + ", +0x1000) to PA 0x" + Long.toHexString(ramEnd) + ", which is not"
+                    + " inside the RAM regions its nest parent lists"};
+        long[][] runs = {{0x1000, 0x2000}, {carve, carve}, {ramEnd, ramEnd}};
+        for (int k = 0; k < runs.length; k++) {
+            var bad = m.toBuilder();
+            var objs = bad.getNestingBuilder().getHostBuilder().getIommufdBuilder();
+            int parent = -1;
+            for (int i = 0; i < objs.getObjectsCount(); i++) {
+                if (objs.getObjects(i).hasPagingHwpt() && objs.getObjects(i).getPagingHwpt().getNestParent()) {
+                    parent = i;
+                }
+            }
+            assertTrue(objs.getObjects(parent).getPagingHwpt().getMappingsCount() > 0, "the nest parent maps the guest's RAM");
+            objs.getObjectsBuilder(parent).getPagingHwptBuilder().addMappings(dev.iommuemu.proto.devstate.v1.IommufdMappingRun
+                    .newBuilder().setIova(runs[k][0]).setPa(runs[k][1]).setSize(0x1000).setProt(3));
+            int parentId = objs.getObjects(parent).getId();
+            e = assertThrows(IllegalArgumentException.class, () -> target.loadState(wrap(target, bad.build())));
+            assertEquals("paravirtual nesting state refused: " + String.format(expected[k], parentId) + "; this nesting host maps only"
+                    + " guest RAM, at its own address, so the state was not saved by one: load a state that was, or start afresh.",
+                    e.getMessage());
+        }
         var detached = m.toBuilder();
         var objs = detached.getNestingBuilder().getHostBuilder().getIommufdBuilder();
         int tableHwpt = m.getDomains(domain).getHwpt();
