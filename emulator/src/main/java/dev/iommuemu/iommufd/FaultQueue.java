@@ -3,6 +3,7 @@ package dev.iommuemu.iommufd;
 import dev.iommuemu.domain.Errno;
 import dev.iommuemu.domain.HostSmmu;
 import dev.iommuemu.smmuv3.cmdq.Command;
+import dev.iommuemu.smmuv3.evtq.EventRecord;
 import dev.iommuemu.smmuv3.priq.PageRequest;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -118,8 +119,91 @@ public final class FaultQueue {
         return new State(List.copyOf(q), p, g, nextCookie);
     }
 
-    /** Why {@code s} cannot be this queue's state, as a sentence, or {@code null}. */
-    String refusal(State s) {
+    /**
+     * Why {@code s} cannot be this queue's state, as a sentence, or {@code null}. {@code boundSids}
+     * are the StreamIDs of the context's bound devices and {@code sidOfDev} gives a device object's
+     * StreamID (-1: no device): every entry names a device that was bound when it was queued, and a
+     * page response resumes or answers exactly that StreamID, so one the context does not hold is
+     * refused rather than resumed later.
+     */
+    String refusal(State s, java.util.Set<Integer> boundSids, java.util.function.IntUnaryOperator sidOfDev) {
+        String why = refusal(s);
+        if (why != null) {
+            return why;
+        }
+        Map<Integer, Pending> byCookie = new HashMap<>();
+        for (Pending p : s.pending()) {
+            String what = "fault queue " + id + " owes a response to cookie " + Integer.toUnsignedString(p.cookie());
+            String bad = entryRefusal(p.streamId(), p.ssid(), boundSids);
+            if (bad != null) {
+                return what + " " + bad;
+            }
+            // A stall's STAG (IHI 0070 §7.3.13-16 event record STAG[15:0]) or a PRI group's index
+            // (§8.1 PRI queue entry PRGIndex[8:0]); a Pending is one or the other, never both.
+            boolean stall = p.stag() >= 0 && p.prgIndex() == -1 && p.ssid() == -1 && fits(EventRecord.STAG, p.stag());
+            boolean pri = p.stag() == -1 && p.prgIndex() >= 0 && fits(PageRequest.PRGINDEX, p.prgIndex());
+            if (!stall && !pri) {
+                return what + " with STAG " + p.stag() + ", PRG index " + p.prgIndex() + " and SubstreamID " + p.ssid()
+                        + ", which is neither a stall (a " + EventRecord.STAG.width() + "-bit STAG) nor a PRI group (a "
+                        + PageRequest.PRGINDEX.width() + "-bit PRG index)";
+            }
+            byCookie.put(p.cookie(), p);
+        }
+        for (OpenGroup g : s.openGroups()) {
+            byCookie.put(g.cookie(), new Pending(g.cookie(), g.group().streamId(), -1, g.group().ssid(), g.group().prgIndex()));
+        }
+        java.util.Set<Group> groups = new java.util.HashSet<>();
+        for (OpenGroup g : s.openGroups()) {
+            String what = "fault queue " + id + " has an open PRI group with cookie " + Integer.toUnsignedString(g.cookie());
+            String bad = entryRefusal(g.group().streamId(), g.group().ssid(), boundSids);
+            if (bad != null) {
+                return what + " " + bad;
+            }
+            if (g.group().prgIndex() < 0 || !fits(PageRequest.PRGINDEX, g.group().prgIndex()) || !groups.add(g.group())) {
+                return what + " and PRG index " + g.group().prgIndex() + ", which is not a " + PageRequest.PRGINDEX.width()
+                        + "-bit PRG index or is open twice (IHI 0070 §8.1)";
+            }
+        }
+        for (PageFault f : s.queued()) {
+            String what = "fault queue " + id + " holds a fault with cookie " + Integer.toUnsignedString(f.cookie());
+            int sid = sidOfDev.applyAsInt(f.devId());
+            if (sid < 0) {
+                return "fault queue " + id + " holds a fault of object " + f.devId() + ", which is not a device";
+            }
+            // struct iommu_hwpt_pgfault: flags PASID_VALID, LAST_PAGE; perm READ, WRITE, EXEC, PRIV;
+            // grpid a STAG or PRG index, pasid a SubstreamID with PASID_VALID; the page's address
+            if ((f.flags() & ~(PageFault.PASID_VALID | PageFault.LAST_PAGE)) != 0
+                    || (f.perm() & ~(PageFault.PERM_READ | PageFault.PERM_WRITE | PageFault.PERM_EXEC | PageFault.PERM_PRIV)) != 0
+                    || !fits(EventRecord.STAG, f.grpid()) || ((f.flags() & PageFault.PASID_VALID) == 0 ? f.pasid() != 0
+                            : !fits(PageRequest.SUBSTREAMID, f.pasid())) || (f.addr() & 0xfffL) != 0 || f.length() != 0) {
+                return what + " whose flags, permissions, group ID, PASID or address this queue never writes";
+            }
+            Pending p = byCookie.get(f.cookie());
+            if (p != null && (p.streamId() != sid || f.grpid() != (p.stag() >= 0 ? p.stag() : p.prgIndex()))) {
+                return what + " of StreamID " + Integer.toUnsignedString(sid) + " with group ID " + f.grpid()
+                        + ", but its cookie is owed or open for another StreamID or group";
+            }
+        }
+        return null;
+    }
+
+    /** An entry's StreamID must be a bound device's, its SubstreamID none (-1) or one of the SubstreamID field. */
+    private static String entryRefusal(int streamId, int ssid, java.util.Set<Integer> boundSids) {
+        if (!boundSids.contains(streamId)) {
+            return "for StreamID " + Integer.toUnsignedString(streamId) + ", which is no device bound to this context";
+        }
+        if (ssid < -1 || (ssid >= 0 && !fits(PageRequest.SUBSTREAMID, ssid))) {
+            return "with SubstreamID " + ssid + ", beyond the " + PageRequest.SUBSTREAMID.width() + "-bit SubstreamID";
+        }
+        return null;
+    }
+
+    private static boolean fits(dev.iommuemu.field.Field f, int v) {
+        return v >= 0 && (v & ~f.valueMask()) == 0;
+    }
+
+    /** The checks of {@code s} alone: its bounds and cookies. */
+    private String refusal(State s) {
         if (s.queued().size() > CAPACITY || s.pending().size() > CAPACITY || s.openGroups().size() > CAPACITY) {
             return "fault queue " + id + " holds more than its " + CAPACITY + " entries";
         }

@@ -535,10 +535,10 @@ public final class Iommufd {
         return h != null && h.domain() instanceof NestedDomain n && h.viommu() != null && h.viommu().id() == viommuId ? n.vste() : null;
     }
 
-    /** Whether fault queue {@code faultId} owes a response to {@code cookie}. */
-    public boolean owes(int faultId, int cookie) {
+    /** The response fault queue {@code faultId} owes to {@code cookie}, or {@code null}. */
+    public FaultQueue.Pending owed(int faultId, int cookie) {
         FaultQueue q = get(faultId, FaultQueue.class);
-        return q != null && q.state().pending().stream().anyMatch(p -> p.cookie() == cookie);
+        return q == null ? null : q.state().pending().stream().filter(p -> p.cookie() == cookie).findFirst().orElse(null);
     }
 
     private int viommuOf(VeventQueue q) {
@@ -609,6 +609,12 @@ public final class Iommufd {
         if (Integer.compareUnsigned(s.nextId(), last) <= 0) {
             return "its next id " + s.nextId() + " was already handed out";
         }
+        for (ObjectState o : s.objects()) {
+            String why = o instanceof FaultQueueObject f ? restoreFaultQueue(f) : null;
+            if (why != null) {
+                return why;
+            }
+        }
         for (DeviceObject d : devs) {
             if (d.hwpt() != 0) {
                 if (get(d.hwpt(), Hwpt.class) == null) {
@@ -616,7 +622,7 @@ public final class Iommufd {
                 }
                 Errno e = attach(d.id(), d.hwpt());
                 if (e != null) {
-                    return "device object " + d.id() + " cannot be attached to hwpt " + d.hwpt() + " again (" + e + ")";
+                    return notRebuilt("device object " + d.id() + " cannot be attached to hwpt " + d.hwpt() + " again", "the attach", e);
                 }
             }
         }
@@ -630,24 +636,34 @@ public final class Iommufd {
         return null;
     }
 
+    /**
+     * A refusal of an object that the same call would not make again on this host: what failed, the
+     * call and its errno (include/uapi/linux/iommufd.h, vfio.h: the errno is the uAPI's answer, for
+     * whoever compares it with the kernel's), and what to do about it.
+     */
+    private static String notRebuilt(String what, String call, Errno e) {
+        return what + " (" + call + " answers " + e + " on this host), so the state names objects a host built like this one"
+                + " never made: load a state saved by a session of the same profile and properties, or start afresh";
+    }
+
     private String rebuildDevice(DeviceObject o) {
         nextId = o.id();
         Result<Integer> r = bind(o.streamId());
-        return r.isOk() ? null : "device object " + o.id() + " is StreamID " + Integer.toUnsignedString(o.streamId())
-                + ", which this host cannot bind (" + r.error() + ")";
+        return r.isOk() ? null : notRebuilt("device object " + o.id() + " is StreamID " + Integer.toUnsignedString(o.streamId())
+                + ", which this host cannot bind", "VFIO_DEVICE_BIND_IOMMUFD", r.error());
     }
 
     private String rebuildPaging(PagingHwptObject o) {
         int stage = o.nestParent() || !core.host().profile().s1() ? 2 : 1;
         Result<PagingDomain> r = core.allocPaging(stage, o.nestParent());
         if (!r.isOk()) {
-            return "paging hwpt " + o.id() + " cannot be allocated on this host (" + r.error() + ")";
+            return notRebuilt("paging hwpt " + o.id() + " cannot be allocated again", "IOMMU_HWPT_ALLOC", r.error());
         }
         for (HostPageTable.Run m : o.mappings()) {
             for (long off = 0; off < m.size(); off += HostPageTable.MAX_CALL) {
                 Errno e = r.get().map(m.iova() + off, m.pa() + off, Math.min(HostPageTable.MAX_CALL, m.size() - off), m.prot());
                 if (e != null) {
-                    return "paging hwpt " + o.id() + " cannot map 0x" + Long.toHexString(m.iova()) + " again (" + e + ")";
+                    return notRebuilt("paging hwpt " + o.id() + " cannot map 0x" + Long.toHexString(m.iova()) + " again", "IOMMU_IOAS_MAP", e);
                 }
             }
         }
@@ -658,8 +674,8 @@ public final class Iommufd {
     private String rebuildNested(NestedHwptObject o) {
         nextId = o.id();
         Result<Integer> r = allocHwptNested(o.viommu(), 0, o.ste(), o.faultQueue());
-        return r.isOk() ? null : "nested hwpt " + o.id() + " on vIOMMU " + o.viommu() + " with fault queue " + o.faultQueue()
-                + " cannot be allocated again (" + r.error() + ")";
+        return r.isOk() ? null : notRebuilt("nested hwpt " + o.id() + " on vIOMMU " + o.viommu() + " with fault queue "
+                + o.faultQueue() + " cannot be allocated again", "IOMMU_HWPT_ALLOC", r.error());
     }
 
     private String rebuildViommu(ViommuObject o) {
@@ -669,7 +685,7 @@ public final class Iommufd {
         }
         Result<Integer> vmid = core.allocVmid();
         if (!vmid.isOk()) {
-            return "vIOMMU " + o.id() + " gets no VMID on this host (" + vmid.error() + ")";
+            return notRebuilt("vIOMMU " + o.id() + " gets no VMID", "IOMMU_VIOMMU_ALLOC", vmid.error());
         }
         objects.put(o.id(), new Viommu(o.id(), p, vmid.get()));
         return null;
@@ -678,15 +694,16 @@ public final class Iommufd {
     private String rebuildVdevice(VdeviceObject o) {
         nextId = o.id();
         Result<Integer> r = allocVdevice(o.viommu(), o.device(), o.virtId());
-        return r.isOk() ? null : "vDEVICE " + o.id() + " (device object " + o.device() + " on vIOMMU " + o.viommu()
-                + ", virtual ID " + o.virtId() + ") cannot be allocated again (" + r.error() + ")";
+        return r.isOk() ? null : notRebuilt("vDEVICE " + o.id() + " (device object " + o.device() + " on vIOMMU " + o.viommu()
+                + ", virtual ID " + o.virtId() + ") cannot be allocated again", "IOMMU_VDEVICE_ALLOC", r.error());
     }
 
     private String rebuildVeventq(VeventqObject o) {
         nextId = o.id();
         Result<Integer> r = allocVeventq(o.viommu(), o.depth());
         if (!r.isOk()) {
-            return "vEVENT queue " + o.id() + " on vIOMMU " + o.viommu() + " cannot be allocated again (" + r.error() + ")";
+            return notRebuilt("vEVENT queue " + o.id() + " on vIOMMU " + o.viommu() + " cannot be allocated again", "IOMMU_VEVENTQ_ALLOC",
+                    r.error());
         }
         List<Vevent> q = o.queued();
         for (int i = 0; i < q.size(); i++) {
@@ -703,15 +720,22 @@ public final class Iommufd {
 
     private String rebuildFaultQueue(FaultQueueObject o) {
         nextId = o.id();
-        allocFaultQueue();
+        allocFaultQueue(); // its entries are checked and taken once every device is bound (restoreFaultQueue)
+        return null;
+    }
+
+    /**
+     * Fills fault queue {@code o} once all objects exist: its entries must name devices bound in this
+     * context (a page response resumes, or answers the PRI group of, the StreamID its entry holds:
+     * IHI 0070 §4.7.1 CMD_RESUME, §4.5.2 CMD_PRI_RESP), with STAGs, PRG indexes and SubstreamIDs
+     * that fit their fields ({@link FaultQueue#refusal}).
+     */
+    private String restoreFaultQueue(FaultQueueObject o) {
         FaultQueue f = get(o.id(), FaultQueue.class);
-        String why = f.refusal(o.state());
+        java.util.Set<Integer> sids = new java.util.HashSet<>();
+        devices.values().forEach(d -> sids.add(d.streamId()));
+        String why = f.refusal(o.state(), sids, this::streamIdOf);
         if (why == null) {
-            for (PageFault p : o.state().queued()) {
-                if (devices.get(p.devId()) == null) {
-                    return "fault queue " + o.id() + " holds a fault of object " + p.devId() + ", which is not a device";
-                }
-            }
             f.restore(o.state());
         }
         return why;

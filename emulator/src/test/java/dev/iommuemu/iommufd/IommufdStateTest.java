@@ -144,11 +144,11 @@ class IommufdStateTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> Iommufd.restore(freshCore(f, new ArrayList<>(), SID, SID2), dangling));
         assertEquals("iommufd state refused: vDEVICE " + vd.id() + " (device object " + vd.device() + " on vIOMMU 99, virtual ID "
-                + vd.virtId() + ") cannot be allocated again (ENOENT).", e.getMessage());
+                + vd.virtId() + ") cannot be allocated again (IOMMU_VDEVICE_ALLOC answers ENOENT on this host), " + AFRESH, e.getMessage());
 
         e = assertThrows(IllegalArgumentException.class, () -> Iommufd.restore(freshCore(f, new ArrayList<>(), SID), s));
-        assertEquals("iommufd state refused: device object " + b.dev2() + " is StreamID 6, which this host cannot bind (ENODEV).",
-                e.getMessage());
+        assertEquals("iommufd state refused: device object " + b.dev2() + " is StreamID 6, which this host cannot bind"
+                + " (VFIO_DEVICE_BIND_IOMMUFD answers ENODEV on this host), " + AFRESH, e.getMessage());
 
         List<Iommufd.ObjectState> swapped = new ArrayList<>(s.objects());
         java.util.Collections.swap(swapped, 0, 1);
@@ -159,5 +159,81 @@ class IommufdStateTest {
         e = assertThrows(IllegalArgumentException.class,
                 () -> Iommufd.restore(freshCore(f, new ArrayList<>(), SID, SID2), new Iommufd.State(s.objects(), 3)));
         assertEquals("iommufd state refused: its next id 3 was already handed out.", e.getMessage());
+    }
+
+    /** The tail of a refusal whose object the same uAPI call does not make again (with that call's errno). */
+    static final String AFRESH = "so the state names objects a host built like this one never made: load a state saved by a"
+            + " session of the same profile and properties, or start afresh.";
+
+    /** {@code s} with its fault queue's state replaced by {@code f(old)}. */
+    private static Iommufd.State withFaultQueue(Iommufd.State s, java.util.function.UnaryOperator<FaultQueue.State> f) {
+        List<Iommufd.ObjectState> objs = new ArrayList<>(s.objects());
+        for (int i = 0; i < objs.size(); i++) {
+            if (objs.get(i) instanceof Iommufd.FaultQueueObject q) {
+                objs.set(i, new Iommufd.FaultQueueObject(q.id(), f.apply(q.state())));
+            }
+        }
+        return new Iommufd.State(objs, s.nextId());
+    }
+
+    private static void assertFaultQueueRefused(Built b, Iommufd.State bad, String sentence) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> Iommufd.restore(freshCore(b.f(), new ArrayList<>(), SID, SID2), bad));
+        assertEquals("iommufd state refused: fault queue " + b.fq() + " " + sentence + ".", e.getMessage());
+    }
+
+    /**
+     * A page response resumes (CMD_RESUME, IHI 0070 §4.7.1) or answers (CMD_PRI_RESP, §4.5.2) the
+     * StreamID its entry holds: entries for StreamIDs no bound device has, STAGs beyond the event
+     * record's 16-bit STAG, PRG indexes beyond the PRI entry's 9-bit PRGIndex, and queued faults
+     * that disagree with their cookie's entry are refused.
+     */
+    @Test
+    void faultQueueEntriesTheQueueCouldNotHoldAreRefused() {
+        Built b = build();
+        Iommufd.State s = b.f().fd.saveState();
+        FaultQueue.State fq = ((Iommufd.FaultQueueObject) s.objects().stream().filter(o -> o instanceof Iommufd.FaultQueueObject)
+                .findFirst().get()).state();
+        assertEquals(1, fq.pending().size(), "the owed PRI response");
+        assertEquals(1, fq.openGroups().size());
+        FaultQueue.Pending owed = fq.pending().get(0);
+        String owes = "owes a response to cookie " + owed.cookie();
+        java.util.function.Function<FaultQueue.Pending, Iommufd.State> pending = p -> withFaultQueue(s,
+                q -> new FaultQueue.State(q.queued(), List.of(p), q.openGroups(), q.nextCookie()));
+
+        assertFaultQueueRefused(b, pending.apply(new FaultQueue.Pending(owed.cookie(), 9, -1, owed.ssid(), owed.prgIndex())),
+                owes + " for StreamID 9, which is no device bound to this context");
+        assertFaultQueueRefused(b, pending.apply(new FaultQueue.Pending(owed.cookie(), SID, -1, owed.ssid(), 0x200)), owes
+                + " with STAG -1, PRG index 512 and SubstreamID " + owed.ssid() + ", which is neither a stall (a 16-bit STAG) nor a PRI"
+                + " group (a 9-bit PRG index)");
+        assertFaultQueueRefused(b, pending.apply(new FaultQueue.Pending(owed.cookie(), SID, 0x1_0000, -1, -1)), owes
+                + " with STAG 65536, PRG index -1 and SubstreamID -1, which is neither a stall (a 16-bit STAG) nor a PRI group (a"
+                + " 9-bit PRG index)");
+        assertFaultQueueRefused(b, pending.apply(new FaultQueue.Pending(owed.cookie(), SID, 5, -1, 0x11)), owes
+                + " with STAG 5, PRG index 17 and SubstreamID -1, which is neither a stall (a 16-bit STAG) nor a PRI group (a"
+                + " 9-bit PRG index)");
+        assertFaultQueueRefused(b, pending.apply(new FaultQueue.Pending(owed.cookie(), SID, -1, 1 << 20, owed.prgIndex())),
+                owes + " with SubstreamID 1048576, beyond the 20-bit SubstreamID");
+        FaultQueue.OpenGroup open = fq.openGroups().get(0);
+        assertFaultQueueRefused(b, withFaultQueue(s, q -> new FaultQueue.State(q.queued(), q.pending(), List.of(new FaultQueue.OpenGroup(
+                new FaultQueue.Group(SID, open.group().ssid(), 0x200), open.cookie())), q.nextCookie())),
+                "has an open PRI group with cookie " + open.cookie() + " and PRG index 512, which is not a 9-bit PRG index or is open"
+                + " twice (IHI 0070 §8.1)");
+        assertFaultQueueRefused(b, withFaultQueue(s, q -> new FaultQueue.State(q.queued(), q.pending(), List.of(new FaultQueue.OpenGroup(
+                new FaultQueue.Group(0x7777, open.group().ssid(), open.group().prgIndex()), open.cookie())), q.nextCookie())),
+                "has an open PRI group with cookie " + open.cookie() + " for StreamID 30583, which is no device bound to this context");
+        // The unread fault is the open group's first request: another group ID than the group's.
+        PageFault unread = fq.queued().get(0);
+        assertEquals(open.cookie(), unread.cookie());
+        assertFaultQueueRefused(b, withFaultQueue(s, q -> new FaultQueue.State(List.of(new PageFault(unread.flags(), unread.devId(),
+                unread.pasid(), 0x13, unread.perm(), unread.addr(), 0, unread.cookie())), q.pending(), q.openGroups(), q.nextCookie())),
+                "holds a fault with cookie " + open.cookie() + " of StreamID " + SID + " with group ID 19, but its cookie is owed or open"
+                + " for another StreamID or group");
+        assertFaultQueueRefused(b, withFaultQueue(s, q -> new FaultQueue.State(List.of(new PageFault(unread.flags() | 4, unread.devId(),
+                unread.pasid(), unread.grpid(), unread.perm(), unread.addr(), 0, unread.cookie())), q.pending(), q.openGroups(),
+                q.nextCookie())), "holds a fault with cookie " + open.cookie() + " whose flags, permissions, group ID, PASID or address"
+                + " this queue never writes");
+        // The untouched state still loads.
+        assertEquals(s, Iommufd.restore(freshCore(b.f(), new ArrayList<>(), SID, SID2), s).saveState());
     }
 }

@@ -78,4 +78,31 @@ class DeviceStateTransferTest {
             daemon.close();
         }
     }
+
+    /**
+     * §4.9: a session that is not quiescent (here a modelled nesting host open on its SMMU) answers
+     * EBUSY, not EINVAL, to both calls: the same state loads once the session is quiescent.
+     */
+    @Test
+    void aSessionWithANestingHostOpenAnswersEbusy() throws Exception {
+        Path socket = FakeVmm.socketPath("stbusy");
+        Daemon daemon = Daemon.start(new DaemonConfig(socket, null, "smmuv3", "max", java.util.logging.Level.WARNING, 5000, 8),
+                DeviceRegistry.discover());
+        try (VmmClient src = VmmClient.connect(socket); VmmClient dst = VmmClient.connect(socket)) {
+            byte[] blob = src.saveState();
+            long carve = 0x1000_0000L;
+            dst.addMemory(carve, 16 << 20);
+            assertEquals(0, dst.iommufd(new dev.iommuemu.bridge.nesting.IommufdCall.OpenHost(carve, 16 << 20, 6)).errno());
+            StatePayloads.Reply busy = dst.loadState(blob);
+            assertEquals(ProtocolException.EBUSY, busy.errno());
+            assertEquals("this session has a modelled nesting host open on its SMMU, which a device state does not carry;"
+                    + " load it into a session without one, or after a reset", busy.message());
+            java.io.IOException e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class, dst::saveState);
+            assertTrue(e.getMessage().startsWith("IOMMU_SAVE_STATE refused (errno 16): this session has a modelled nesting host"),
+                    e.getMessage());
+            assertEquals(new StatePayloads.Reply(0, blob.length, ""), src.loadState(blob), "a quiescent session loads it");
+        } finally {
+            daemon.close();
+        }
+    }
 }

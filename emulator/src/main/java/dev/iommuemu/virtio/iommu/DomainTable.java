@@ -754,6 +754,12 @@ final class DomainTable {
                             + Integer.toUnsignedString(other) + " and " + name;
                 }
             }
+            if (d.bypass() && !has(features, VirtioIommuFeatures.BYPASS_CONFIG)) {
+                // virtio spec, IOMMU device, "ATTACH request": ATTACH_F_BYPASS is defined only with BYPASS_CONFIG
+                // negotiated (otherwise an unknown flag, S_INVAL), and only ATTACH makes a bypass domain
+                return name + " is a bypass domain, but VIRTIO_IOMMU_F_BYPASS_CONFIG, without which ATTACH refuses"
+                        + " VIRTIO_IOMMU_ATTACH_F_BYPASS, is not negotiated";
+            }
             if ((d.bypass() || d.table()) && !d.mappings().isEmpty()) {
                 return name + " is a " + (d.bypass() ? "bypass" : "table") + " domain and cannot have mappings";
             }

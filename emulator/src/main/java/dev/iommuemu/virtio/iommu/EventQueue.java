@@ -104,10 +104,45 @@ final class EventQueue {
             return faults.size() + " pending fault reports exceed this device's bound of " + maxPending;
         }
         for (FaultEvent e : faults) {
+            String which = "a pending fault report of endpoint " + Integer.toUnsignedString(e.endpoint());
             if (size < Structs.Fault.EXT_SIZE && (e.pasid() != 0 || e.grpid() != 0)) {
-                return "a pending fault report of endpoint " + Integer.toUnsignedString(e.endpoint())
-                        + " carries a PASID or group ID, which only the 32-byte record of NESTING_SMMUV3 has";
+                return which + " carries a PASID or group ID, which only the 32-byte record of NESTING_SMMUV3 has";
             }
+            String why = recordRefusal(e, size);
+            if (why != null) {
+                return which + " " + why;
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Why this device could not have made report {@code e} for records of {@code size} bytes, or
+     * {@code null}. virtio spec, IOMMU device, "Fault reporting": reason is R_UNKNOWN, R_DOMAIN or
+     * R_MAPPING; flags are READ, WRITE, EXEC and ADDRESS (the others reserved), plus PASID_VALID and
+     * RECOVERABLE in the 32-byte record of NESTING_SMMUV3 (docs/nesting.md §6); address, pasid and
+     * grpid are written only with the flag that makes them meaningful, else zero.
+     */
+    private static String recordRefusal(FaultEvent e, int size) {
+        int reason = e.reason();
+        if (reason != Structs.Fault.R_UNKNOWN && reason != Structs.Fault.R_DOMAIN && reason != Structs.Fault.R_MAPPING) {
+            return "has reason " + Integer.toUnsignedString(reason) + ", which is none of VIRTIO_IOMMU_FAULT_R_UNKNOWN (0),"
+                    + " R_DOMAIN (1) and R_MAPPING (2)";
+        }
+        int known = Structs.Fault.F_READ | Structs.Fault.F_WRITE | Structs.Fault.F_EXEC | Structs.Fault.F_ADDRESS
+                | (size >= Structs.Fault.EXT_SIZE ? Structs.Fault.F_PASID_VALID | Structs.Fault.F_RECOVERABLE : 0);
+        if ((e.flags() & ~known) != 0) {
+            return "has flags 0x" + Integer.toHexString(e.flags()) + " with reserved bits 0x" + Integer.toHexString(e.flags() & ~known)
+                    + " set, which this device never sets";
+        }
+        if (e.address() != 0 && (e.flags() & Structs.Fault.F_ADDRESS) == 0) {
+            return "carries address 0x" + Long.toHexString(e.address()) + " without VIRTIO_IOMMU_FAULT_F_ADDRESS";
+        }
+        if (e.pasid() != 0 && (e.flags() & Structs.Fault.F_PASID_VALID) == 0) {
+            return "carries PASID 0x" + Integer.toHexString(e.pasid()) + " without F_PASID_VALID";
+        }
+        if (e.grpid() != 0 && (e.flags() & Structs.Fault.F_RECOVERABLE) == 0) {
+            return "carries group ID 0x" + Integer.toHexString(e.grpid()) + " without F_RECOVERABLE";
         }
         return null;
     }

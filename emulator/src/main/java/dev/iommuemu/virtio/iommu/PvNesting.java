@@ -195,11 +195,18 @@ public final class PvNesting {
             }
         }
         java.util.Set<List<Integer>> faults = new java.util.HashSet<>();
+        java.util.Set<Integer> cookies = new java.util.HashSet<>();
         for (Outstanding o : s.outstanding()) {
+            // PAGE_RESP names (endpoint, grpid) and answers the cookie's stall (grpid = its STAG) or PRI
+            // group (grpid = its PRG index) of that endpoint's StreamID (docs/nesting.md §6): the record
+            // must be for the response the fault queue owes, so no PAGE_RESP resumes another StreamID.
+            FaultQueue.Pending p = fd.owed(s.faultId(), o.cookie());
             if (!endpointToSid.containsKey(o.endpoint()) || !faults.add(List.of(o.endpoint(), o.grpid()))
-                    || !fd.owes(s.faultId(), o.cookie())) {
-                return "the fault record of endpoint " + o.endpoint() + " with grpid " + o.grpid()
-                        + " awaits a response the fault queue does not owe";
+                    || !cookies.add(o.cookie()) || p == null || p.streamId() != endpointToSid.get(o.endpoint())
+                    || o.grpid() != (p.stag() >= 0 ? p.stag() : p.prgIndex())) {
+                return "the fault record of endpoint " + Integer.toUnsignedString(o.endpoint()) + " with grpid "
+                        + Integer.toUnsignedString(o.grpid()) + " awaits a response the fault queue does not owe to that"
+                        + " endpoint's StreamID and group";
             }
         }
         return null;

@@ -177,6 +177,47 @@ class VirtioIommuStateTest {
                 "it carries paravirtual nesting state, and this device has no nesting host");
         assertRefused(target, new VirtioIommuState(s.identity(), s.driverFeatures(), s.bypass(), List.of(2), s.domains(),
                 s.pendingFaults(), s.queues(), null), "endpoint 1 is attached to domain 1 but does not exist on this device");
+
+        // "ATTACH request": ATTACH_F_BYPASS is an unknown flag (S_INVAL) unless BYPASS_CONFIG is negotiated.
+        long noBypassConfig = s.driverFeatures() & ~VirtioIommuFeatures.bit(VirtioIommuFeatures.BYPASS_CONFIG);
+        assertRefused(target, new VirtioIommuState(s.identity(), noBypassConfig, s.bypass(), s.topology(),
+                List.of(s.domains().get(0), new VirtioIommuState.DomainState(2, true, List.of(2), List.of(), -1, null)),
+                s.pendingFaults(), s.queues(), null), "domain 2 is a bypass domain, but VIRTIO_IOMMU_F_BYPASS_CONFIG, without which"
+                + " ATTACH refuses VIRTIO_IOMMU_ATTACH_F_BYPASS, is not negotiated");
+
+        // "Fault reporting": reason and flags the device never writes (24-byte record: no PASID_VALID, RECOVERABLE).
+        int rw = Structs.Fault.F_READ | Structs.Fault.F_ADDRESS;
+        assertRefused(target, withFaults(s, new FaultEvent(3, rw, 1, 0x1000)), "a pending fault report of endpoint 1 has reason 3,"
+                + " which is none of VIRTIO_IOMMU_FAULT_R_UNKNOWN (0), R_DOMAIN (1) and R_MAPPING (2)");
+        assertRefused(target, withFaults(s, new FaultEvent(0x102, rw, 1, 0x1000)), "a pending fault report of endpoint 1 has reason"
+                + " 258, which is none of VIRTIO_IOMMU_FAULT_R_UNKNOWN (0), R_DOMAIN (1) and R_MAPPING (2)");
+        assertRefused(target, withFaults(s, new FaultEvent(Structs.Fault.R_MAPPING, rw | 0x8, 1, 0x1000)),
+                "a pending fault report of endpoint 1 has flags 0x109 with reserved bits 0x8 set, which this device never sets");
+        assertRefused(target, withFaults(s, new FaultEvent(Structs.Fault.R_MAPPING, rw | Structs.Fault.F_RECOVERABLE, 1, 0x1000)),
+                "a pending fault report of endpoint 1 has flags 0x501 with reserved bits 0x400 set, which this device never sets");
+        assertRefused(target, withFaults(s, new FaultEvent(Structs.Fault.R_DOMAIN, Structs.Fault.F_READ, 1, 0x1000)),
+                "a pending fault report of endpoint 1 carries address 0x1000 without VIRTIO_IOMMU_FAULT_F_ADDRESS");
+    }
+
+    @Test
+    void reportsAndBypassDomainsTheDeviceMakesAreLoaded() {
+        VirtioIommuState s = known().device().saveState();
+        VirtioIommuWorkload other = new VirtioIommuWorkload(99);
+        VirtioIommuDevice target = other.device();
+        FaultEvent f = new FaultEvent(Structs.Fault.R_MAPPING, Structs.Fault.F_WRITE | Structs.Fault.F_EXEC | Structs.Fault.F_ADDRESS,
+                1, 0x2000);
+        VirtioIommuState ok = new VirtioIommuState(s.identity(), s.driverFeatures(), s.bypass(), s.topology(),
+                List.of(s.domains().get(0), new VirtioIommuState.DomainState(2, true, List.of(2), List.of(), -1, null)),
+                List.of(f, new FaultEvent(Structs.Fault.R_UNKNOWN, 0, 2, 0)), s.queues(), null);
+        target.loadState(ok);
+        assertTrue(target.domainIsBypass(2));
+        assertEquals(2, target.pendingFaults());
+        assertEquals(ok, target.saveState());
+    }
+
+    private static VirtioIommuState withFaults(VirtioIommuState s, FaultEvent... faults) {
+        return new VirtioIommuState(s.identity(), s.driverFeatures(), s.bypass(), s.topology(), s.domains(), List.of(faults),
+                s.queues(), null);
     }
 
     @Test

@@ -313,6 +313,8 @@ public final class DeviceSession implements AutoCloseable {
             }
         } catch (UnsupportedOperationException e) {
             throw ProtocolException.refused(ProtocolException.ENOSYS, e.getMessage());
+        } catch (dev.iommuemu.bridge.state.DeviceStateBusyException e) {
+            throw ProtocolException.refused(ProtocolException.EBUSY, e.getMessage()); // §4.9: not quiescent now
         } catch (IllegalArgumentException e) {
             throw ProtocolException.refused(ProtocolException.EINVAL, e.getMessage());
         } catch (InternalError e) {

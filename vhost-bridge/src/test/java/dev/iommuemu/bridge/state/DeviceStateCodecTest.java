@@ -154,7 +154,8 @@ class DeviceStateCodecTest {
         // The bridge's own SMMU stalls a fault on the stall-enabled stream 1.
         assertTrue(b.iommu().translate(1, -1, 0x10_0000, DmaAccess.READ) instanceof DmaResult.Stalled);
         byte[] before = b.saveState();
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> b.loadState(blob));
+        // a dedicated type, which the session answers with EBUSY (docs/protocol.md §4.9)
+        IllegalArgumentException e = assertThrows(DeviceStateBusyException.class, () -> b.loadState(blob));
         assertEquals("this session's SMMU holds 1 stalled transaction that loading a device state would drop; load it"
                 + " into a session that has not run DMA, or after a reset", e.getMessage());
         assertArrayEquals(before, b.saveState());

@@ -296,13 +296,78 @@ class VirtioIommuSavedStateTest {
         objects.removeObjects(at);
         e = assertThrows(IllegalArgumentException.class, () -> target.loadState(wrap(target, noViommu.build())));
         assertTrue(e.getMessage().startsWith("iommufd state refused: vDEVICE ") && e.getMessage().contains(" on vIOMMU " + viommu + ", ")
-                && e.getMessage().endsWith(") cannot be allocated again (ENOENT)."), e.getMessage());
+                && e.getMessage().endsWith(") cannot be allocated again (IOMMU_VDEVICE_ALLOC answers ENOENT on this host), so the"
+                + " state names objects a host built like this one never made: load a state saved by a session of the same profile"
+                + " and properties, or start afresh."), e.getMessage());
         var notOwed = m.toBuilder();
         notOwed.getNestingBuilder().addOutstanding(dev.iommuemu.proto.devstate.v1.VirtioIommuOutstandingFault.newBuilder()
                 .setEndpoint(1).setGrpid(3).setCookie(77));
         e = assertThrows(IllegalArgumentException.class, () -> target.loadState(wrap(target, notOwed.build())));
         assertEquals("paravirtual nesting state refused: the fault record of endpoint 1 with grpid 3 awaits a response the fault "
-                + "queue does not owe.", e.getMessage());
+                + "queue does not owe to that endpoint's StreamID and group.", e.getMessage());
+        // The stall's record (endpoint 4) moved to endpoint 1, or to another grpid, with the same cookie: a
+        // PAGE_RESP would resume StreamID 4's STAG for another endpoint (docs/nesting.md §6).
+        var rec = m.getNesting().getOutstanding(0);
+        assertEquals(4, rec.getEndpoint());
+        for (var moved : List.of(rec.toBuilder().setEndpoint(1).build(), rec.toBuilder().setGrpid(rec.getGrpid() + 1).build())) {
+            var wrong = m.toBuilder();
+            wrong.getNestingBuilder().setOutstanding(0, moved);
+            e = assertThrows(IllegalArgumentException.class, () -> target.loadState(wrap(target, wrong.build())));
+            assertEquals("paravirtual nesting state refused: the fault record of endpoint " + moved.getEndpoint() + " with grpid "
+                    + moved.getGrpid() + " awaits a response the fault queue does not owe to that endpoint's StreamID and group.",
+                    e.getMessage());
+        }
+        // The fault queue's owed stall for a StreamID no bound device has, or with a STAG beyond 16 bits.
+        for (int[] sidStag : new int[][] {{4000, rec.getGrpid()}, {4, 0x1_0000}}) {
+            var wrong = m.toBuilder();
+            var objsq = wrong.getNestingBuilder().getHostBuilder().getIommufdBuilder();
+            int fq = -1;
+            for (int i = 0; i < objsq.getObjectsCount(); i++) {
+                if (objsq.getObjects(i).hasFaultQueue()) {
+                    fq = i;
+                }
+            }
+            var pend = objsq.getObjectsBuilder(fq).getFaultQueueBuilder().getPendingBuilder(0);
+            assertEquals(4, pend.getStreamId());
+            pend.setStreamId(sidStag[0]).setStag(sidStag[1]);
+            int fqId = objsq.getObjects(fq).getId();
+            e = assertThrows(IllegalArgumentException.class, () -> target.loadState(wrap(target, wrong.build())));
+            assertEquals("iommufd state refused: fault queue " + fqId + " owes a response to cookie " + rec.getCookie() + (sidStag[0] != 4
+                    ? " for StreamID 4000, which is no device bound to this context."
+                    : " with STAG 65536, PRG index -1 and SubstreamID -1, which is neither a stall (a 16-bit STAG) nor a PRI group"
+                    + " (a 9-bit PRG index)."), e.getMessage());
+        }
+        // The nest parent is the identity over the RAM regions it lists (docs/nesting.md §6), never the
+        // host's carve-out (NestingHost.CARVE_BASE 2^46, 256 MiB): a run that is not is refused.
+        var regions = m.getNesting().getHost().getNestParentRegionsList();
+        assertEquals(1, regions.size());
+        long ramEnd = regions.get(0).getBase() + regions.get(0).getSize();
+        long carve = 1L << 46;
+        String[] expected = {
+            "paging hwpt %d maps IPA [0x1000, +0x1000) to PA 0x2000, which is not the identity (IPA = PA)",
+            "paging hwpt %d maps IPA [0x" + Long.toHexString(carve) + ", +0x1000) to PA 0x" + Long.toHexString(carve) + ", which reaches"
+                    + " the host's private carve-out [0x400000000000, +0x10000000)",
+            "paging hwpt %d maps IPA [0x" + Long.toHexString(ramEnd) + ", +0x1000) to PA 0x" + Long.toHexString(ramEnd) + ", which is not"
+                    + " inside the RAM regions its nest parent lists"};
+        long[][] runs = {{0x1000, 0x2000}, {carve, carve}, {ramEnd, ramEnd}};
+        for (int k = 0; k < runs.length; k++) {
+            var bad = m.toBuilder();
+            var objs = bad.getNestingBuilder().getHostBuilder().getIommufdBuilder();
+            int parent = -1;
+            for (int i = 0; i < objs.getObjectsCount(); i++) {
+                if (objs.getObjects(i).hasPagingHwpt() && objs.getObjects(i).getPagingHwpt().getNestParent()) {
+                    parent = i;
+                }
+            }
+            assertTrue(objs.getObjects(parent).getPagingHwpt().getMappingsCount() > 0, "the nest parent maps the guest's RAM");
+            objs.getObjectsBuilder(parent).getPagingHwptBuilder().addMappings(dev.iommuemu.proto.devstate.v1.IommufdMappingRun
+                    .newBuilder().setIova(runs[k][0]).setPa(runs[k][1]).setSize(0x1000).setProt(3));
+            int parentId = objs.getObjects(parent).getId();
+            e = assertThrows(IllegalArgumentException.class, () -> target.loadState(wrap(target, bad.build())));
+            assertEquals("paravirtual nesting state refused: " + String.format(expected[k], parentId) + "; this nesting host maps only"
+                    + " guest RAM, at its own address, so the state was not saved by one: load a state that was, or start afresh.",
+                    e.getMessage());
+        }
         var detached = m.toBuilder();
         var objs = detached.getNestingBuilder().getHostBuilder().getIommufdBuilder();
         int tableHwpt = m.getDomains(domain).getHwpt();

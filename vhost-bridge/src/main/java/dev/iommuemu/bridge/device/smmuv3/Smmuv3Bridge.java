@@ -257,7 +257,7 @@ public final class Smmuv3Bridge implements BridgedDevice {
     public byte[] saveState() {
         if (iommufd != null) {
             // its vIOMMUs, vDEVICEs and queues would be lost: refuse rather than save half (docs/device-state.md)
-            throw new IllegalArgumentException("this session has a modelled nesting host open on its SMMU (docs/nesting.md),"
+            throw new dev.iommuemu.bridge.state.DeviceStateBusyException("this session has a modelled nesting host open on its SMMU (docs/nesting.md),"
                     + " whose iommufd objects a device state does not carry yet; it cannot be saved until the host is closed");
         }
         return DeviceStateCodec.encode(Smmuv3StateCodec.envelope(smmu.saveState()));
@@ -287,12 +287,12 @@ public final class Smmuv3Bridge implements BridgedDevice {
         Smmuv3State s = Smmuv3StateCodec.fromProto(d);
         int held = smmu.stats().stalled();
         if (held > 0) {
-            throw new IllegalArgumentException("this session's SMMU holds " + held + " stalled transaction"
+            throw new dev.iommuemu.bridge.state.DeviceStateBusyException("this session's SMMU holds " + held + " stalled transaction"
                     + (held == 1 ? "" : "s") + " that loading a device state would drop; load it into a session"
                     + " that has not run DMA, or after a reset");
         }
         if (iommufd != null) {
-            throw new IllegalArgumentException("this session has a modelled nesting host open on its SMMU, which a"
+            throw new dev.iommuemu.bridge.state.DeviceStateBusyException("this session has a modelled nesting host open on its SMMU, which a"
                     + " device state does not carry; load it into a session without one, or after a reset");
         }
         smmu.restoreState(s);

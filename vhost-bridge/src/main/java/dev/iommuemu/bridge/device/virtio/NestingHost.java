@@ -117,11 +117,80 @@ final class NestingHost {
                         + " RAM [0x%x, +0x%x), which is not a RAM region of this VMM; start the destination with the source's"
                         + " memory layout", e.getKey(), e.getValue()));
             }
+            if (overlapsCarve(e.getKey(), e.getValue())) { // sync() never maps one
+                throw new IllegalArgumentException(String.format("paravirtual nesting state refused: its nest parent maps guest"
+                        + " RAM [0x%x, +0x%x), which overlaps the host's private carve-out [0x%x, +0x%x) that this nesting host"
+                        + " never maps; it was not saved by a nesting host, so load a state that was", e.getKey(), e.getValue(),
+                        CARVE_BASE, CARVE_SIZE));
+            }
+        }
+        String why = runsRefusal(fd, regions);
+        if (why != null) {
+            throw new IllegalArgumentException("paravirtual nesting state refused: " + why
+                    + "; this nesting host maps only guest RAM, at its own address, so the state was not saved by one: load a state"
+                    + " that was, or start afresh.");
         }
         Iommufd restored = Iommufd.restore(newCore(ram), fd);
         NestingHost h = new NestingHost(ram, PvNesting.restore(restored, endpointToSid(), pv));
         h.mapped.putAll(regions);
         return h;
+    }
+
+    /**
+     * Why the paging hwpts of {@code fd} are not what this host's {@link #sync()} maps, or {@code
+     * null}: the nest parent's stage 2 is the identity (IPA = PA, docs/nesting.md §6) over the RAM
+     * regions it lists ({@code regions}, checked against this VMM's), never over the host's carve-out
+     * (its stream table, queues and page tables). Checked before any page table is built, so a blob
+     * cannot make the restore map (and allocate page tables for) more than the VMM's RAM.
+     */
+    private static String runsRefusal(Iommufd.State fd, Map<Long, Long> regions) {
+        for (Iommufd.ObjectState o : fd.objects()) {
+            if (!(o instanceof Iommufd.PagingHwptObject p)) {
+                continue;
+            }
+            for (HostPageTable.Run r : p.mappings()) {
+                String run = String.format("paging hwpt %d maps IPA [0x%x, +0x%x) to PA 0x%x", p.id(), r.iova(), r.size(), r.pa());
+                if (r.iova() != r.pa()) {
+                    return run + ", which is not the identity (IPA = PA)";
+                }
+                if (r.size() <= 0 || Long.compareUnsigned(r.iova() + r.size(), r.iova()) < 0) {
+                    return run + ", which is empty or wraps around the address space";
+                }
+                if (overlapsCarve(r.iova(), r.size())) {
+                    return run + String.format(", which reaches the host's private carve-out [0x%x, +0x%x)", CARVE_BASE, CARVE_SIZE);
+                }
+                if (!covered(r.iova(), r.size(), regions)) {
+                    return run + ", which is not inside the RAM regions its nest parent lists";
+                }
+            }
+        }
+        return null;
+    }
+
+    /** Whether {@code [base, base + size)} lies within the union of {@code regions} (base -> size). */
+    private static boolean covered(long base, long size, Map<Long, Long> regions) {
+        long at = base;
+        long end = base + size;
+        while (Long.compareUnsigned(at, end) < 0) {
+            long next = at;
+            for (Map.Entry<Long, Long> e : regions.entrySet()) {
+                long rEnd = e.getKey() + e.getValue();
+                if (Long.compareUnsigned(e.getKey(), at) <= 0 && Long.compareUnsigned(at, rEnd) < 0) {
+                    next = rEnd;
+                    break;
+                }
+            }
+            if (Long.compareUnsigned(next, at) <= 0) { // no region holds it (or one wraps)
+                return false;
+            }
+            at = next;
+        }
+        return true;
+    }
+
+    /** Whether {@code [base, base + size)} overlaps the host's carve-out. */
+    private static boolean overlapsCarve(long base, long size) {
+        return Long.compareUnsigned(base, CARVE_BASE + CARVE_SIZE) < 0 && Long.compareUnsigned(CARVE_BASE, base + size) < 0;
     }
 
     /**
@@ -159,9 +228,7 @@ final class NestingHost {
     void sync() {
         Map<Long, Long> want = new LinkedHashMap<>();
         for (GuestMemory.Region r : RamLayout.of(ram)) { // the VMM's regions (or a replay's, docs/recording.md)
-            boolean overlapsCarve = Long.compareUnsigned(r.base(), CARVE_BASE + CARVE_SIZE) < 0
-                    && Long.compareUnsigned(CARVE_BASE, r.base() + r.size()) < 0;
-            if (!overlapsCarve) {
+            if (!overlapsCarve(r.base(), r.size())) {
                 want.put(r.base(), r.size());
             }
         }
