@@ -57,8 +57,21 @@ final class Smmuv3Commands implements CommandQueue.Executor {
         vmm.flush();
     }
 
+    /** The CMD_SYNC just executed whose completion is to be signalled ({MSIAddress, MSIData}), or null. */
+    private long[] syncSignal;
+
+    @Override
+    public void consumed() {
+        long[] s = syncSignal;
+        if (s != null) {
+            syncSignal = null;
+            irq.cmdSync(s[0], (int) s[1]);
+        }
+    }
+
     @Override
     public int execute(Command c) {
+        syncSignal = null;
         int sid = c.getInt(SID);
         switch (c.op()) {
             case CMD_PREFETCH_CONFIG, CMD_PREFETCH_ADDR -> {
@@ -167,9 +180,10 @@ final class Smmuv3Commands implements CommandQueue.Executor {
                 // §4.7.3: the SYNC completes only once every earlier invalidation has completed,
                 // including the VMM's copies of the translations.
                 vmm.flush();
-                // Every earlier command has now completed; signal completion.
+                // Every earlier command has now completed; completion is signalled once the SYNC is
+                // consumed (consumed(): CMDQ_CONS past it first).
                 if (cs == CS_IRQ) {
-                    irq.cmdSync(c.get(SYNC_MSIADDR) << 2, (int) c.get(SYNC_MSIDATA));
+                    syncSignal = new long[] {c.get(SYNC_MSIADDR) << 2, c.get(SYNC_MSIDATA)};
                 }
                 // CS_SEV: a WFE wake-up event (SIG_NONE without IDR0.SEV, §4.7.3); a guest polling
                 // CMDQ_CONS already sees the SYNC consumed, which is all SEV promises.

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.iommuemu.dma.DmaAccess;
+import dev.iommuemu.dma.DmaHost;
 import dev.iommuemu.dma.DmaResult;
 import dev.iommuemu.dma.IotlbInvalidation;
 import dev.iommuemu.smmuv3.cmdq.Command;
@@ -15,6 +16,7 @@ import dev.iommuemu.smmuv3.cmdq.CommandQueue;
 import dev.iommuemu.smmuv3.irq.Interrupts;
 import dev.iommuemu.smmuv3.profile.Smmuv3Profile;
 import dev.iommuemu.smmuv3.streamtable.Ste;
+import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -123,6 +125,40 @@ class CommandsTest {
         assertEquals(0x21, m.host.msis.get(0)[1]);
         m.cmd(Command.build(CMD_SYNC).set(Command.SYNC_CS, Command.CS_SEV).command());
         assertEquals(0, m.read(GERROR.offset()));
+    }
+
+    /**
+     * §4.7.3: a CMD_SYNC's completion is signalled once CMDQ_CONS is past it, so a host that saves
+     * the state before the signal (the daemon's restart journal) saves the sync consumed, and a
+     * new daemon never runs it again (Linux's MSI lands in the sync's own queue slot, which the
+     * driver reuses once it sees the MSI).
+     */
+    @Test
+    void aSyncIsConsumedBeforeItsCompletionIsSignalled() {
+        Harness[] h = new Harness[1];
+        List<Long> consAtSignal = new ArrayList<>();
+        DmaHost host = new DmaHost() {
+            @Override
+            public void raiseIrq(String line) {
+                if (line.equals(Interrupts.CMD_SYNC)) {
+                    consAtSignal.add(h[0].read(CMDQ_CONS.offset()));
+                }
+            }
+
+            @Override
+            public void msi(long address, int data) {}
+
+            @Override
+            public void invalidate(IotlbInvalidation inv) {}
+        };
+        h[0] = new Harness(Smmuv3Profile.DEFAULT, host).enable();
+        h[0].cmdNoKick(Command.build(CMD_TLBI_NH_ALL).command());
+        h[0].cmdNoKick(Command.build(CMD_SYNC).set(Command.SYNC_CS, Command.CS_IRQ).command());
+        h[0].cmdNoKick(Command.build(CMD_TLBI_NH_ALL).command());
+        h[0].kick();
+        // slots 0, 1, 2: the sync in slot 1 is signalled with CONS = 2, not 1
+        assertEquals(List.of(2L), consAtSignal);
+        assertEquals(3, h[0].read(CMDQ_CONS.offset()));
     }
 
     @Test

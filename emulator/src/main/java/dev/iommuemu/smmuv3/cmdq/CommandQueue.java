@@ -27,6 +27,13 @@ public final class CommandQueue {
     public interface Executor {
         int execute(Command c);
 
+        /**
+         * The command just executed is consumed: CMDQ_CONS has moved past it. A completion signal
+         * goes here (a CMD_SYNC's interrupt or MSI, §4.7.3), so that software woken by it finds
+         * CMDQ_CONS past the command, and a state saved before the signal holds it consumed.
+         */
+        default void consumed() {}
+
         /** Called when processing stops (queue drained, or halted by an error). */
         default void endOfBatch() {}
     }
@@ -80,6 +87,7 @@ public final class CommandQueue {
             cons = q.next(cons);
             // §6.3 SMMU_CMDQ_CONS: the SMMU advances RD; ERR keeps the last error code.
             regs.set(Smmuv3Regs.CMDQ_CONS, Smmuv3Regs.Q_PTR, cons);
+            executor.consumed();
         }
     }
 

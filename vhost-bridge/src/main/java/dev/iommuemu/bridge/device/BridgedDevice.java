@@ -227,6 +227,17 @@ public interface BridgedDevice extends AutoCloseable {
         throw new UnsupportedOperationException(model() + " cannot load a device state (docs/device-state.md)");
     }
 
+    /**
+     * Whether a translation changes the device's state only with a {@link
+     * dev.iommuemu.dma.DmaHost#checkpoint()} before the change is published (virtio-iommu: a fault
+     * report), so that the daemon's restart journal (docs/protocol.md §4.10) need not save the
+     * state after every translation. By default a translation may change it silently (SMMUv3:
+     * an event record without an interrupt, a stall).
+     */
+    default boolean translationsCheckpoint() {
+        return false;
+    }
+
     /** Releases model resources; the daemon closes fds and memory itself afterwards. */
     @Override
     default void close() {}

@@ -190,6 +190,11 @@ public final class RecordingDevice implements BridgedDevice {
     }
 
     @Override
+    public boolean translationsCheckpoint() {
+        return d.translationsCheckpoint();
+    }
+
+    @Override
     public boolean reportFindings(Consumer<dev.iommuemu.bridge.device.Finding> sink) {
         return d.reportFindings(sink); // findings are no model input or output: not recorded
     }

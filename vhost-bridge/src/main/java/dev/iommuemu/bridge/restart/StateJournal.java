@@ -130,6 +130,11 @@ public final class StateJournal implements AutoCloseable {
         lastWrites = -1;
     }
 
+    /** Why no state is kept (an errno), or 0. */
+    public int reason() {
+        return Math.max(reason, 0);
+    }
+
     /** Number of states written. */
     public long saves() {
         return serial;

@@ -63,6 +63,11 @@ public final class DeviceSession implements AutoCloseable {
     /** The restart journal (docs/protocol.md §4.10), or null; and the MMIO writes applied since it was set. */
     private dev.iommuemu.bridge.restart.StateJournal journal;
     private long journalWrites;
+    /**
+     * Whether a translation may change the device's state without a checkpoint, so that the journal
+     * saves after each (SMMUv3: event records, stalls); virtio-iommu checkpoints its fault reports.
+     */
+    private boolean translationsChange = true;
     /** The model journaled a checkpoint during the current call (DmaHost#checkpoint). */
     private boolean checkpointed;
     private BridgedDevice device;
@@ -113,6 +118,7 @@ public final class DeviceSession implements AutoCloseable {
         }
         factory = f;
         device = d;
+        translationsChange = !d.translationsCheckpoint();
         findings.enable(d.reportFindings(findings::found));
         host.setLines(d.irqLines());
         if (shared != null) {
@@ -292,6 +298,18 @@ public final class DeviceSession implements AutoCloseable {
      * got records.
      */
     public <T> T withDevice(Function<BridgedDevice, T> f) throws ProtocolException {
+        return call(f, true);
+    }
+
+    /**
+     * {@link #withDevice} for a call that changes nothing of the device's state (a register read,
+     * the device's description, its counters): no restart-journal save after it (§4.10).
+     */
+    public <T> T readDevice(Function<BridgedDevice, T> f) throws ProtocolException {
+        return call(f, false);
+    }
+
+    private <T> T call(Function<BridgedDevice, T> f, boolean changes) throws ProtocolException {
         List<dev.iommuemu.iommufd.Iommufd.Readable> ready = List.of();
         lock.lock();
         try {
@@ -301,15 +319,16 @@ public final class DeviceSession implements AutoCloseable {
             try {
                 return f.apply(device);
             } finally {
+                // the nesting host routes records into its queues (state) before the save
+                ready = hostInterrupts();
                 // §4.10: the state the guest may see next is in the journal first. A model that
                 // checkpointed changed nothing after it but what it published (virtio-iommu: its
                 // used ring, which a resume reconciles), so that state stands.
-                if (!checkpointed) {
+                if (changes && !checkpointed) {
                     journalNow();
                 }
                 checkpointed = false;
                 refreshMirror();
-                ready = hostInterrupts();
             }
         } catch (UnsupportedOperationException e) {
             throw ProtocolException.refused(ProtocolException.ENOSYS, e.getMessage());
@@ -391,7 +410,7 @@ public final class DeviceSession implements AutoCloseable {
     // ---- model selection (docs/protocol.md §4.1)
 
     public Payloads.IommuInfo info() throws ProtocolException {
-        return withDevice(d -> new Payloads.IommuInfo(factory.modelNumber(), Protocol.VERSION, d.mmioSize(), d.numQueues(), d.profile(), d.irqLines()));
+        return readDevice(d -> new Payloads.IommuInfo(factory.modelNumber(), Protocol.VERSION, d.mmioSize(), d.numQueues(), d.profile(), d.irqLines()));
     }
 
     /** Replaces the device with another model/profile; only before the device was used. */
@@ -532,7 +551,7 @@ public final class DeviceSession implements AutoCloseable {
 
     public long mmioRead(long offset, int size) throws ProtocolException {
         counters.inc(Counter.MMIO_READS);
-        return withDevice(d -> {
+        return readDevice(d -> {
             touch();
             checkMmio(d, offset, size);
             return d.mmioRead(offset, size);
@@ -735,16 +754,41 @@ public final class DeviceSession implements AutoCloseable {
             return;
         }
         long before = journal.saves();
+        int prev = journal.reason();
+        int reason = 0;
         try {
             journal.write(device.saveState(), journalWrites);
+            reason = journal.reason();
         } catch (UnsupportedOperationException e) {
-            journal.unavailable(dev.iommuemu.bridge.restart.StateJournal.Errno.ENOSYS);
+            reason = dev.iommuemu.bridge.restart.StateJournal.Errno.ENOSYS;
+        } catch (dev.iommuemu.bridge.state.DeviceStateBusyException e) {
+            // e.g. a modelled nesting host open on the SMMU: no state until it is closed
+            reason = dev.iommuemu.bridge.restart.StateJournal.Errno.EBUSY;
         } catch (RuntimeException e) {
-            // e.g. transactions held stalled (Smmuv3.saveState refuses): no state until they resolve
-            journal.unavailable(dev.iommuemu.bridge.restart.StateJournal.Errno.EBUSY);
+            LOG.log(java.util.logging.Level.WARNING, "session " + id + ": the device state could not be saved for a restart", e);
+            reason = dev.iommuemu.bridge.restart.StateJournal.Errno.EINVAL;
+        }
+        if (reason != 0 && journal.reason() != reason) {
+            journal.unavailable(reason);
+        }
+        if (reason != 0 && reason != prev) {
+            LOG.warning("session " + id + ": the restart journal holds no state now (" + (reason == 28
+                    ? "the state is larger than a slot of the VMM's journal" : reason == 38 ? "this model cannot save its state"
+                    : reason == 16 ? "the device is busy" : "the save failed") + "): if the daemon dies now, the VMM"
+                    + " cannot hand its state to a new one");
         }
         if (journal.saves() != before) {
             counters.inc(Counter.JOURNAL_SAVES);
+        }
+    }
+
+    /**
+     * Before an interrupt or MSI (SessionHost): the state that raised it goes into the journal,
+     * unless the model checkpointed in this call already (§4.10).
+     */
+    void journalBeforeSignal() {
+        if (!checkpointed) {
+            journalNow();
         }
     }
 
@@ -854,10 +898,10 @@ public final class DeviceSession implements AutoCloseable {
     }
 
     public TranslateReply translate(TranslateRequest r) throws ProtocolException {
-        return withDevice(d -> {
+        return call(d -> {
             touch();
             return translateLocked(d.iommu(), r);
-        });
+        }, translationsChange);
     }
 
     /**
@@ -866,7 +910,7 @@ public final class DeviceSession implements AutoCloseable {
      * nothing recorded for them).
      */
     public Payloads.TranslateRunReply translateRun(Payloads.TranslateRunRequest q) throws ProtocolException {
-        return withDevice(d -> {
+        return call(d -> {
             touch();
             IommuModel m = d.iommu();
             TranslateRequest r = q.request();
@@ -893,11 +937,11 @@ public final class DeviceSession implements AutoCloseable {
                 }
             }
             return new Payloads.TranslateRunReply(reply(r, ssid, res), run);
-        });
+        }, translationsChange);
     }
 
     public List<TranslateResult> translateBatch(List<TranslateRequest> reqs) throws ProtocolException {
-        return withDevice(d -> {
+        return call(d -> {
             touch();
             IommuModel m = d.iommu();
             List<TranslateResult> out = new ArrayList<>(reqs.size());
@@ -905,7 +949,7 @@ public final class DeviceSession implements AutoCloseable {
                 out.add(translateLocked(m, r).result());
             }
             return out;
-        });
+        }, translationsChange);
     }
 
     /** An endpoint's ATS Translation Request (docs/protocol.md §4.4). */
@@ -1101,12 +1145,12 @@ public final class DeviceSession implements AutoCloseable {
     /** Daemon counters merged with the model's own. */
     public Map<String, Long> allCounters() throws ProtocolException {
         Map<String, Long> m = new LinkedHashMap<>(counters.snapshot());
-        m.putAll(withDevice(BridgedDevice::counters));
+        m.putAll(readDevice(BridgedDevice::counters));
         return m;
     }
 
     public Diagnostics diagnostics() throws ProtocolException {
-        return withDevice(BridgedDevice::diagnostics);
+        return readDevice(BridgedDevice::diagnostics);
     }
 
     /** Tears down: the device, every mapping and every fd. Idempotent. */

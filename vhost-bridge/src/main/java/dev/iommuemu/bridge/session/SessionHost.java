@@ -129,7 +129,7 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
     public void raiseIrq(String line) {
         session.counters().inc(Counter.IRQS);
         session.publish(BridgeEvent.IRQ, line);
-        session.journalNow(); // §4.10: the state that raised it is in the restart journal first
+        session.journalBeforeSignal(); // §4.10: the state that raised it is in the restart journal first
         session.refreshMirror(); // §4.8: the guest woken by it reads the registers that caused it
         Signal fd;
         synchronized (this) {
@@ -183,7 +183,7 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
     @Override
     public void msi(long address, int data, dev.iommuemu.dma.MsiSource source) {
         session.counters().inc(Counter.MSIS);
-        session.journalNow();
+        session.journalBeforeSignal();
         session.refreshMirror();
         session.publish(BridgeEvent.MSI, String.format("address=0x%x data=0x%x source=%s", address, data,
                 source.name().toLowerCase(java.util.Locale.ROOT)));

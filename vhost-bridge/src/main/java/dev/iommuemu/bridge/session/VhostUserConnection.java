@@ -232,7 +232,7 @@ public final class VhostUserConnection implements Runnable {
     }
 
     private VringState vring(int index) throws ProtocolException {
-        int n = session.withDevice(BridgedDevice::numQueues);
+        int n = session.readDevice(BridgedDevice::numQueues);
         if (index < 0 || index >= n) {
             throw ProtocolException.refused(ProtocolException.EINVAL, "vring " + index + " does not exist (" + n + " queues)");
         }
@@ -263,7 +263,7 @@ public final class VhostUserConnection implements Runnable {
         }
         switch (r) {
             case GET_FEATURES -> {
-                long f = session.withDevice(BridgedDevice::virtioFeatures) | (1L << Protocol.F_PROTOCOL_FEATURES);
+                long f = session.readDevice(BridgedDevice::virtioFeatures) | (1L << Protocol.F_PROTOCOL_FEATURES);
                 return VhostUserMessage.reply(code, Payloads.u64(f));
             }
             case SET_FEATURES -> {
@@ -291,7 +291,7 @@ public final class VhostUserConnection implements Runnable {
                 return null;
             }
             case GET_QUEUE_NUM -> {
-                return VhostUserMessage.reply(code, Payloads.u64(session.withDevice(BridgedDevice::numQueues)));
+                return VhostUserMessage.reply(code, Payloads.u64(session.readDevice(BridgedDevice::numQueues)));
             }
             case GET_MAX_MEM_SLOTS -> {
                 return VhostUserMessage.reply(code, Payloads.u64(Protocol.MAX_MEM_SLOTS));
@@ -320,7 +320,7 @@ public final class VhostUserConnection implements Runnable {
             }
             case GET_CONFIG -> {
                 Payloads.Config c = Payloads.Config.decode(p);
-                byte[] data = session.withDevice(d -> d.readConfig(c.offset(), c.data().length));
+                byte[] data = session.readDevice(d -> d.readConfig(c.offset(), c.data().length));
                 return VhostUserMessage.reply(code, new Payloads.Config(c.offset(), c.flags(), data).encode());
             }
             case SET_CONFIG -> {

@@ -92,6 +92,12 @@ public final class VirtioIommuBridge implements BridgedDevice {
         }
     }
 
+    /** A fault report is published only after a checkpoint (VirtioIommuDevice's event queue). */
+    @Override
+    public boolean translationsCheckpoint() {
+        return true;
+    }
+
     @Override
     public int numQueues() {
         return device.queueCount();
