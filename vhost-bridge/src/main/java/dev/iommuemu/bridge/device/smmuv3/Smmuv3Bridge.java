@@ -260,8 +260,19 @@ public final class Smmuv3Bridge implements BridgedDevice {
             throw new dev.iommuemu.bridge.state.DeviceStateBusyException("this session has a modelled nesting host open on its SMMU (docs/nesting.md),"
                     + " whose iommufd objects a device state does not carry yet; it cannot be saved until the host is closed");
         }
-        return DeviceStateCodec.encode(Smmuv3StateCodec.envelope(smmu.saveState()));
+        // the restart journal asks after every request (docs/protocol.md §4.10): an unchanged state
+        // (most translations) is not encoded again
+        dev.iommuemu.smmuv3.state.Smmuv3State s = smmu.saveState();
+        if (!s.equals(savedState)) {
+            savedBlob = DeviceStateCodec.encode(Smmuv3StateCodec.envelope(s));
+            savedState = s;
+        }
+        return savedBlob;
     }
+
+    /** The last state saved and its blob (callers do not modify a blob). */
+    private dev.iommuemu.smmuv3.state.Smmuv3State savedState;
+    private byte[] savedBlob;
 
     /** An SMMUv3 state's largest size: registers, 65536 held stalls and their waiting records (~40 bytes each). */
     static final int MAX_STATE_BYTES = 4 << 20;
