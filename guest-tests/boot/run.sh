@@ -217,7 +217,9 @@ run_case() { # name kernel iommu frontend profile
     local migrate=; [ "$name" = "${name%-migrate}" ] || { migrate=1; append="$append iommuemu.migrate"; head -c $((8 << 20)) /dev/zero > "$cdir/scratch.img"; }
     # -restart: the daemon is SIGKILLed while the guest writes and reads its scratch disk, and a new one
     # takes over the IOMMU's state (docs/qemu.md "When the daemon goes away"). Both disks are served by
-    # an iothread: DMA off the BQL waits for the new daemon (under the BQL it would abort).
+    # an iothread: DMA off the BQL waits for the new daemon. Under the BQL it aborts, so no virtio-rng
+    # (its DMA runs in the main loop, and Linux's hwrng thread reads it all the time: an abort in the
+    # gap would break its queue).
     local restart= blk_io=
     if [ "$name" != "${name%-restart}" ]; then
         restart=1; blk_io=,iothread=io0; append="$append iommuemu.restart"; head -c $((8 << 20)) /dev/zero > "$cdir/scratch.img"
@@ -238,7 +240,7 @@ run_case() { # name kernel iommu frontend profile
         -drive "if=none,id=d0,file=$disk,format=raw,readonly=on"
         $([ -z "$restart" ] || echo "-object iothread,id=io0")
         -device "virtio-blk-pci,drive=d0,iommu_platform=on,disable-legacy=on$bus0$blk_io"
-        -device "virtio-rng-pci,iommu_platform=on,disable-legacy=on$bus0"
+        $([ -n "$restart" ] || echo "-device virtio-rng-pci,iommu_platform=on,disable-legacy=on$bus0")
         $([ "$name" = "${name%-fault}" ] || echo "-device edu")
         "${io_args[@]}" "${two_args[@]}"
         $([ -z "$reboot$migrate$restart" ] || echo "-drive if=none,id=d1,file=$cdir/scratch.img,format=raw -device virtio-blk-pci,drive=d1,iommu_platform=on,disable-legacy=on$blk_io"))
@@ -477,7 +479,7 @@ check_case() {
     # every virtio device but the virtio-iommu itself (0x1057, virtio 1.x §4.1.2.1: 0x1040 + 23)
     [ "$iommu" = none ] || ! grep -v 'device=0x1057' "$c" | grep -q '^T: pci .*vendor=0x1af4.*group=none' || fails+=("a virtio device without an IOMMU group")
     [ "$(t disk-md5)" = "$disk_md5" ] || fails+=("disk checksum $(t disk-md5) != $disk_md5")
-    [ "$(t hwrng-bytes)" = 64 ] || fails+=("/dev/hwrng gave '$(t hwrng-bytes)' bytes")
+    [ -n "$restart_case" ] || [ "$(t hwrng-bytes)" = 64 ] || fails+=("/dev/hwrng gave '$(t hwrng-bytes)' bytes")
     if [ "$name" != "${name%-io}" ]; then
         local i got
         for i in 0 1 2 3; do
