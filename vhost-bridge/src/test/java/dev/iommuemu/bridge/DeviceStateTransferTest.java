@@ -6,8 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.iommuemu.bridge.client.VmmClient;
 import dev.iommuemu.bridge.daemon.Daemon;
-import dev.iommuemu.bridge.daemon.DaemonConfig;
-import dev.iommuemu.bridge.device.DeviceRegistry;
 import dev.iommuemu.bridge.protocol.ProtocolException;
 import dev.iommuemu.bridge.protocol.StatePayloads;
 import dev.iommuemu.bridge.testing.FakeVmm;
@@ -28,8 +26,7 @@ class DeviceStateTransferTest {
     @Test
     void anSmmuStateMovesToAnotherSession() throws Exception {
         Path socket = FakeVmm.socketPath("state");
-        Daemon daemon = Daemon.start(new DaemonConfig(socket, null, "smmuv3", "", java.util.logging.Level.WARNING, 5000, 8),
-                DeviceRegistry.discover());
+        Daemon daemon = FakeVmm.daemon(socket, "smmuv3", "");
         try (VmmClient src = VmmClient.connect(socket); VmmClient dst = VmmClient.connect(socket)) {
             src.addMemory(0, 1 << 20);
             dst.addMemory(0, 1 << 20);
@@ -86,8 +83,7 @@ class DeviceStateTransferTest {
     @Test
     void aSessionWithANestingHostOpenAnswersEbusy() throws Exception {
         Path socket = FakeVmm.socketPath("stbusy");
-        Daemon daemon = Daemon.start(new DaemonConfig(socket, null, "smmuv3", "max", java.util.logging.Level.WARNING, 5000, 8),
-                DeviceRegistry.discover());
+        Daemon daemon = FakeVmm.daemon(socket, "smmuv3", "max");
         try (VmmClient src = VmmClient.connect(socket); VmmClient dst = VmmClient.connect(socket)) {
             byte[] blob = src.saveState();
             long carve = 0x1000_0000L;

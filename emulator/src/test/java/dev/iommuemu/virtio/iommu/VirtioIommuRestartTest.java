@@ -32,47 +32,6 @@ import org.junit.jupiter.api.Test;
  * published, and states a device could not have saved are refused with a sentence.
  */
 class VirtioIommuRestartTest {
-
-    /** SIGKILL at the checkpoint. */
-    static final class Killed extends RuntimeException {
-        Killed() {
-            super("killed at the checkpoint", null, false, false);
-        }
-    }
-
-    /** A host with a restart journal: each checkpoint saves the device's state; {@code kill} dies right after. */
-    static final class JournalHost implements DmaHost {
-        final RecordingHost rec = new RecordingHost();
-        VirtioIommuDevice device;
-        VirtioIommuState journal;
-        int checkpoints;
-        boolean kill;
-
-        @Override
-        public void checkpoint() {
-            journal = device.saveState();
-            checkpoints++;
-            if (kill) {
-                throw new Killed();
-            }
-        }
-
-        @Override
-        public void raiseIrq(String line) {
-            rec.raiseIrq(line);
-        }
-
-        @Override
-        public void msi(long address, int data) {
-            rec.msi(address, data);
-        }
-
-        @Override
-        public void invalidate(IotlbInvalidation inv) {
-            rec.invalidate(inv);
-        }
-    }
-
     private static final int QSIZE = RequestGuest.QSIZE;
     private static final long IN = RequestGuest.IN;
     private static final int READ = RequestGuest.READ;
@@ -80,9 +39,9 @@ class VirtioIommuRestartTest {
     private static final long EVT_BUF = 0x2_0000;
 
     /** A device with a journal host on {@code g}'s memory, features negotiated (without EVENT_IDX) and both rings started. */
-    private static VirtioIommuDevice started(RequestGuest g, JournalHost host) {
+    private static VirtioIommuDevice started(RequestGuest g, JournalHost<VirtioIommuState> host) {
         VirtioIommuDevice d = new VirtioIommuDevice(VirtioIommuWorkload.config(), g.mem, host);
-        host.device = d;
+        host.save = d::saveState;
         assertTrue(d.setDriverFeatures(d.deviceFeatures() & ~(1L << VirtqRing.F_EVENT_IDX)));
         for (int q = 0; q < 2; q++) {
             DriverRing r = g.ring(q);
@@ -98,7 +57,7 @@ class VirtioIommuRestartTest {
      * are published with one kick, and A is killed at the checkpoint before their used elements.
      * Returns the batch's heads.
      */
-    private static int[] killedMidBatch(RequestGuest g, JournalHost ha) {
+    private static int[] killedMidBatch(RequestGuest g, JournalHost<VirtioIommuState> ha) {
         VirtioIommuDevice a = started(g, ha);
         g.publish(RequestGuest.attach(1, 1));
         a.queueNotified(0);
@@ -110,14 +69,14 @@ class VirtioIommuRestartTest {
             g.publish(RequestGuest.map(1, 0x8000, 0x8fff, 0xc000, WRITE)),
         };
         ha.kill = true;
-        assertThrows(Killed.class, () -> a.queueNotified(0));
+        assertThrows(JournalHost.Killed.class, () -> a.queueNotified(0));
         return heads;
     }
 
     @Test
     void killedAtTheCheckpointTheRestartedDevicePublishesTheBatchOnce() {
         RequestGuest g = new RequestGuest();
-        JournalHost ha = new JournalHost();
+        JournalHost<VirtioIommuState> ha = new JournalHost<>();
         int[] heads = killedMidBatch(g, ha);
         // What the dead daemon left: the replies written, nothing of the batch in the used ring.
         assertEquals(1, g.req.usedIdx());
@@ -132,9 +91,9 @@ class VirtioIommuRestartTest {
         assertEquals(List.of(), ha.journal.queues().get(1).pendingUsed());
         assertEquals(3, ha.journal.domains().get(0).mappings().size(), "the MAPs are in the saved domain");
 
-        JournalHost hb = new JournalHost();
+        JournalHost<VirtioIommuState> hb = new JournalHost<>();
         VirtioIommuDevice b = new VirtioIommuDevice(VirtioIommuWorkload.config(), g.mem, hb);
-        hb.device = b;
+        hb.save = b::saveState;
         b.loadState(ha.journal);
         assertEquals(ha.journal, b.saveState(), "the loaded device saves what it loaded");
         assertTrue(b.queueResumable(0));
@@ -174,7 +133,7 @@ class VirtioIommuRestartTest {
     @Test
     void killedAfterThePublicationTheRestartedDeviceRewritesNothing() {
         RequestGuest g = new RequestGuest();
-        JournalHost ha = new JournalHost();
+        JournalHost<VirtioIommuState> ha = new JournalHost<>();
         VirtioIommuDevice a = started(g, ha);
         g.publish(RequestGuest.attach(1, 1));
         a.queueNotified(0);
@@ -192,9 +151,9 @@ class VirtioIommuRestartTest {
         g.scribbleUsedSlot(2, 0x5a5a_5a5a_5a5a_5a5aL);
         byte[] used = g.usedRingBytes();
 
-        JournalHost hb = new JournalHost();
+        JournalHost<VirtioIommuState> hb = new JournalHost<>();
         VirtioIommuDevice b = new VirtioIommuDevice(VirtioIommuWorkload.config(), g.mem, hb);
-        hb.device = b;
+        hb.save = b::saveState;
         b.loadState(journal);
         assertTrue(b.resumeQueue(0, QSIZE, g.req.descAddr(), g.req.availAddr(), g.req.usedAddr()));
         b.queueNotified(0);
@@ -213,16 +172,16 @@ class VirtioIommuRestartTest {
     @Test
     void killedWithPartOfTheBatchVisibleOnlyTheRestIsWritten() {
         RequestGuest g = new RequestGuest();
-        JournalHost ha = new JournalHost();
+        JournalHost<VirtioIommuState> ha = new JournalHost<>();
         int[] heads = killedMidBatch(g, ha);
         // As if the dead daemon had published the first element: slot 1 written, used->idx 2; the
         // guest consumed it and a marker stands in the slot now.
         g.scribbleUsedSlot(1, 0x5a5a_5a5a_5a5a_5a5aL);
         g.mem.store(g.req.usedAddr() + VirtqRing.USED_IDX, 2, 2);
 
-        JournalHost hb = new JournalHost();
+        JournalHost<VirtioIommuState> hb = new JournalHost<>();
         VirtioIommuDevice b = new VirtioIommuDevice(VirtioIommuWorkload.config(), g.mem, hb);
-        hb.device = b;
+        hb.save = b::saveState;
         b.loadState(ha.journal);
         assertTrue(b.resumeQueue(0, QSIZE, g.req.descAddr(), g.req.availAddr(), g.req.usedAddr()));
         assertEquals(new UsedElem(0x5a5a_5a5a, 0x5a5a_5a5a), g.usedSlot(1), "a covered slot is not written again");
@@ -236,13 +195,13 @@ class VirtioIommuRestartTest {
     @Test
     void aRingSetUpAgainElsewhereStartsAfresh() {
         RequestGuest g = new RequestGuest();
-        JournalHost ha = new JournalHost();
+        JournalHost<VirtioIommuState> ha = new JournalHost<>();
         killedMidBatch(g, ha);
         byte[] oldUsed = g.usedRingBytes();
 
-        JournalHost hb = new JournalHost();
+        JournalHost<VirtioIommuState> hb = new JournalHost<>();
         VirtioIommuDevice b = new VirtioIommuDevice(VirtioIommuWorkload.config(), g.mem, hb);
-        hb.device = b;
+        hb.save = b::saveState;
         b.loadState(ha.journal);
         // The driver reset the queue and laid it out at another address while no daemon ran.
         DriverRing moved = new DriverRing(g.mem, QSIZE, 0x6000);
@@ -276,12 +235,12 @@ class VirtioIommuRestartTest {
     @Test
     void aJournalOlderThanTheGuestsUsedIndexIsNotResumed() {
         RequestGuest g = new RequestGuest();
-        JournalHost ha = new JournalHost();
+        JournalHost<VirtioIommuState> ha = new JournalHost<>();
         killedMidBatch(g, ha);
         g.mem.store(g.req.usedAddr() + VirtqRing.USED_IDX, 2, 5); // beyond the saved window [1, 4]
-        JournalHost hb = new JournalHost();
+        JournalHost<VirtioIommuState> hb = new JournalHost<>();
         VirtioIommuDevice b = new VirtioIommuDevice(VirtioIommuWorkload.config(), g.mem, hb);
-        hb.device = b;
+        hb.save = b::saveState;
         b.loadState(ha.journal);
         assertFalse(b.resumeQueue(0, QSIZE, g.req.descAddr(), g.req.availAddr(), g.req.usedAddr()));
         assertEquals(5, g.req.usedIdx(), "nothing written");
@@ -291,7 +250,7 @@ class VirtioIommuRestartTest {
     @Test
     void aFaultReportKilledAtTheCheckpointIsDeliveredOnceAfterTheRestart() {
         RequestGuest g = new RequestGuest();
-        JournalHost ha = new JournalHost();
+        JournalHost<VirtioIommuState> ha = new JournalHost<>();
         VirtioIommuDevice a = started(g, ha);
         int buf = g.evt.add(List.of(Buf.in(EVT_BUF, 32)));
         g.evt.publish(buf);
@@ -299,14 +258,14 @@ class VirtioIommuRestartTest {
         assertEquals(0, ha.checkpoints, "an event buffer alone publishes nothing");
         ha.kill = true;
         // Endpoint 3 is attached to no domain: "Fault reporting" R_DOMAIN, written into the buffer.
-        assertThrows(Killed.class, () -> a.translate(3, -1, 0x4321, DmaAccess.READ));
+        assertThrows(JournalHost.Killed.class, () -> a.translate(3, -1, 0x4321, DmaAccess.READ));
         assertEquals(0, g.evt.usedIdx());
         assertEquals(List.of(), ha.journal.pendingFaults(), "the report is in the buffer, not waiting");
         assertEquals(List.of(new UsedElem(buf, Structs.Fault.SIZE)), ha.journal.queues().get(1).pendingUsed());
 
-        JournalHost hb = new JournalHost();
+        JournalHost<VirtioIommuState> hb = new JournalHost<>();
         VirtioIommuDevice b = new VirtioIommuDevice(VirtioIommuWorkload.config(), g.mem, hb);
-        hb.device = b;
+        hb.save = b::saveState;
         b.loadState(ha.journal);
         assertTrue(b.resumeQueue(1, QSIZE, g.evt.descAddr(), g.evt.availAddr(), g.evt.usedAddr()));
         b.queueNotified(1);
@@ -323,9 +282,9 @@ class VirtioIommuRestartTest {
     @Test
     void aLoadedStateDropsItsMarkOnReset() {
         RequestGuest g = new RequestGuest();
-        JournalHost ha = new JournalHost();
+        JournalHost<VirtioIommuState> ha = new JournalHost<>();
         killedMidBatch(g, ha);
-        VirtioIommuDevice b = new VirtioIommuDevice(VirtioIommuWorkload.config(), g.mem, new JournalHost());
+        VirtioIommuDevice b = new VirtioIommuDevice(VirtioIommuWorkload.config(), g.mem, new JournalHost<>());
         b.loadState(ha.journal);
         assertTrue(b.queueResumable(0));
         assertTrue(b.queueResumable(1));
@@ -334,7 +293,7 @@ class VirtioIommuRestartTest {
         assertEquals(List.of(), b.saveState().queues().get(0).pendingUsed());
         // A migration's state (rings stopped by GET_VRING_BASE) is never resumed.
         VirtioIommuState s = b.saveState();
-        VirtioIommuDevice c = new VirtioIommuDevice(VirtioIommuWorkload.config(), g.mem, new JournalHost());
+        VirtioIommuDevice c = new VirtioIommuDevice(VirtioIommuWorkload.config(), g.mem, new JournalHost<>());
         c.loadState(s);
         assertFalse(c.queueResumable(0));
     }
@@ -373,8 +332,8 @@ class VirtioIommuRestartTest {
         java.util.Random rnd = new java.util.Random(seed);
         RequestGuest gt = new RequestGuest();
         RequestGuest gk = new RequestGuest();
-        JournalHost ht = new JournalHost();
-        JournalHost hk = new JournalHost();
+        JournalHost<VirtioIommuState> ht = new JournalHost<>();
+        JournalHost<VirtioIommuState> hk = new JournalHost<>();
         VirtioIommuDevice twin = started(gt, ht);
         VirtioIommuDevice killed = started(gk, hk);
         int before = 1 + rnd.nextInt(12);
@@ -386,15 +345,15 @@ class VirtioIommuRestartTest {
             hk.kill = last && atCheckpoint;
             if (hk.kill) {
                 batch.forEach(gk::publish);
-                assertThrows(Killed.class, () -> killed.queueNotified(0));
+                assertThrows(JournalHost.Killed.class, () -> killed.queueNotified(0));
             } else {
                 sendBatch(gk, killed, batch);
             }
         }
         // The journal: what the last checkpoint saved (a kill after the publication loses nothing later).
-        JournalHost hr = new JournalHost();
+        JournalHost<VirtioIommuState> hr = new JournalHost<>();
         VirtioIommuDevice restarted = new VirtioIommuDevice(VirtioIommuWorkload.config(), gk.mem, hr);
-        hr.device = restarted;
+        hr.save = restarted::saveState;
         restarted.loadState(hk.journal);
         boolean published = atCheckpoint && !hk.journal.queues().get(0).pendingUsed().isEmpty();
         for (int q = 0; q < 2; q++) {
@@ -458,7 +417,7 @@ class VirtioIommuRestartTest {
     @Test
     void malformedWaitingUsedElementsAreRefused() {
         RequestGuest g = new RequestGuest();
-        JournalHost ha = new JournalHost();
+        JournalHost<VirtioIommuState> ha = new JournalHost<>();
         killedMidBatch(g, ha);
         VirtioIommuState s = ha.journal;
         SplitVirtqueue.State q = s.queues().get(0);
@@ -480,7 +439,7 @@ class VirtioIommuRestartTest {
                         "virtqueue 0: it has used elements waiting to be published, but a ring fault stopped it, after which "
                         + "nothing is published"));
         VirtioIommuDevice target = new VirtioIommuDevice(VirtioIommuWorkload.config(), new SparseGuestMemory(0, 0x10_0000),
-                new JournalHost());
+                new JournalHost<>());
         target.loadState(s);
         VirtioIommuState before = target.saveState();
         for (Refusal r : vectors) {

@@ -34,12 +34,13 @@ import java.util.TreeSet;
  * checks after {@link #useDevice} moves one of them to a device loaded from the other's state.
  */
 public final class VirtioIommuWorkload {
-    private static final long REQ_RING = 0x1000;
-    private static final long EVT_RING = 0x3000;
-    private static final long REQ_OUT = 0x1_0000;
+    // the rings where RequestGuest (the restart tests' guest) has them
+    private static final long REQ_RING = RequestGuest.REQ_RING;
+    private static final long EVT_RING = RequestGuest.EVT_RING;
+    private static final long REQ_OUT = RequestGuest.OUT;
     private static final long REQ_IN = 0x1_1000;
     private static final long EVT_BUFS = 0x2_0000;
-    private static final int QSIZE = 16;
+    private static final int QSIZE = RequestGuest.QSIZE;
     private static final int EVT_BUF_LEN = 32;
     /** The MSI doorbell region every endpoint has (RESV_MEM, subtype MSI). */
     public static final long MSI_BASE = 0x800_0000;
@@ -197,23 +198,11 @@ public final class VirtioIommuWorkload {
     }
 
     public String map(int domain, long start, long end, long phys, int flags) {
-        long[] w = new long[Structs.Map.LAYOUT.words()];
-        Head.TYPE.set(w, Structs.T_MAP);
-        Structs.Map.DOMAIN.set(w, domain);
-        Structs.Map.VIRT_START.set(w, start);
-        Structs.Map.VIRT_END.set(w, end);
-        Structs.Map.PHYS_START.set(w, phys);
-        Structs.Map.FLAGS.set(w, flags);
-        return send(Structs.toBytes(w, Structs.Map.READABLE), 4);
+        return send(RequestGuest.map(domain, start, end, phys, flags), 4);
     }
 
     public String unmap(int domain, long start, long end) {
-        long[] w = new long[Unmap.LAYOUT.words()];
-        Head.TYPE.set(w, Structs.T_UNMAP);
-        Unmap.DOMAIN.set(w, domain);
-        Unmap.VIRT_START.set(w, start);
-        Unmap.VIRT_END.set(w, end);
-        return send(Structs.toBytes(w, Unmap.READABLE), 4);
+        return send(RequestGuest.unmap(domain, start, end), 4);
     }
 
     /** ATTACH_TABLE (docs/nesting.md §6) with SMMUv3 STE words 0 and 1. */

@@ -765,7 +765,7 @@ public final class DeviceSession implements AutoCloseable {
             // e.g. a modelled nesting host open on the SMMU: no state until it is closed
             reason = dev.iommuemu.bridge.restart.StateJournal.Errno.EBUSY;
         } catch (RuntimeException e) {
-            LOG.log(java.util.logging.Level.WARNING, "session " + id + ": the device state could not be saved for a restart", e);
+            LOG.warning("session " + id + ": the device state could not be saved for a restart (" + e + "); please report it");
             reason = dev.iommuemu.bridge.restart.StateJournal.Errno.EINVAL;
         }
         if (reason != 0 && journal.reason() != reason) {

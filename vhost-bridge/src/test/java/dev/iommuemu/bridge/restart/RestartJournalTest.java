@@ -8,8 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.iommuemu.bridge.client.VmmClient;
 import dev.iommuemu.bridge.daemon.Daemon;
-import dev.iommuemu.bridge.daemon.DaemonConfig;
-import dev.iommuemu.bridge.device.DeviceRegistry;
 import dev.iommuemu.bridge.memory.MappedRegion;
 import dev.iommuemu.bridge.protocol.StatePayloads;
 import dev.iommuemu.bridge.testing.FakeVmm;
@@ -93,8 +91,7 @@ class RestartJournalTest {
     @Test
     void aRestartedDaemonsSessionLoadsTheJournal() throws Exception {
         Path socket = FakeVmm.socketPath("journal");
-        Daemon daemon = Daemon.start(new DaemonConfig(socket, null, "smmuv3", "", java.util.logging.Level.WARNING, 5000, 8),
-                DeviceRegistry.discover());
+        Daemon daemon = FakeVmm.daemon(socket, "smmuv3", "");
         try (VmmClient src = VmmClient.connect(socket); VmmClient dst = VmmClient.connect(socket)) {
             src.addMemory(0, 1 << 20);
             dst.addMemory(0, 1 << 20);

@@ -30,6 +30,12 @@ public final class FakeVmm implements AutoCloseable {
         return Path.of("/tmp/ie-" + ProcessHandle.current().pid() + "-" + tag + "-" + SEQ.incrementAndGet() + ".sock");
     }
 
+    /** A daemon of {@code model} and {@code profile} ("" for the default) on {@code socket}, without a control socket. */
+    public static dev.iommuemu.bridge.daemon.Daemon daemon(Path socket, String model, String profile) throws Exception {
+        return dev.iommuemu.bridge.daemon.Daemon.start(new dev.iommuemu.bridge.daemon.DaemonConfig(socket, null, model, profile,
+                java.util.logging.Level.WARNING, 5000, 8), dev.iommuemu.bridge.device.DeviceRegistry.discover());
+    }
+
     public void send(Request r, boolean needReply, byte[] payload, int... fds) throws IOException {
         channel.send(VhostUserMessage.request(r.code(), needReply, payload, fds));
     }

@@ -17,6 +17,7 @@ import dev.iommuemu.dma.IotlbInvalidation;
 import dev.iommuemu.proto.devstate.v1.DeviceState;
 import dev.iommuemu.proto.devstate.v1.VirtioIommuState;
 import dev.iommuemu.proto.devstate.v1.VirtioUsedElem;
+import dev.iommuemu.virtio.iommu.JournalHost;
 import dev.iommuemu.virtio.iommu.RecordingHost;
 import dev.iommuemu.virtio.iommu.RequestGuest;
 import dev.iommuemu.virtio.iommu.Status;
@@ -36,46 +37,9 @@ import org.junit.jupiter.api.Test;
 class VirtioIommuRestartBridgeTest {
     private static final int QSIZE = RequestGuest.QSIZE;
 
-    static final class Killed extends RuntimeException {
-        Killed() {
-            super("killed at the checkpoint", null, false, false);
-        }
-    }
-
-    /** The session's host with a restart journal: the blob saved at each checkpoint; {@code kill}: dies right after. */
-    static final class JournalHost implements DmaHost {
-        final RecordingHost rec = new RecordingHost();
-        BridgedDevice device;
-        byte[] journal;
-        boolean kill;
-
-        @Override
-        public void checkpoint() {
-            journal = device.saveState();
-            if (kill) {
-                throw new Killed();
-            }
-        }
-
-        @Override
-        public void raiseIrq(String line) {
-            rec.raiseIrq(line);
-        }
-
-        @Override
-        public void msi(long address, int data) {
-            rec.msi(address, data);
-        }
-
-        @Override
-        public void invalidate(IotlbInvalidation inv) {
-            rec.invalidate(inv);
-        }
-    }
-
-    private static BridgedDevice bridge(RequestGuest g, JournalHost host) {
+    private static BridgedDevice bridge(RequestGuest g, JournalHost<byte[]> host) {
         BridgedDevice d = new VirtioIommuBridge.Factory().create("default", new DeviceContext(g.mem, host));
-        host.device = d;
+        host.save = d::saveState;
         return d;
     }
 
@@ -90,7 +54,7 @@ class VirtioIommuRestartBridgeTest {
     }
 
     /** Daemon A: ATTACH (used slot 0), then three MAPs in one kick, killed at the checkpoint; returns their heads. */
-    private static int[] killedMidBatch(RequestGuest g, JournalHost ha) {
+    private static int[] killedMidBatch(RequestGuest g, JournalHost<byte[]> ha) {
         BridgedDevice a = bridge(g, ha);
         a.setVirtioFeatures(a.virtioFeatures() & ~(1L << VirtqRing.F_EVENT_IDX));
         start(a, g, 0);
@@ -103,7 +67,7 @@ class VirtioIommuRestartBridgeTest {
             g.publish(RequestGuest.map(1, 0x8000, 0x8fff, 0xc000, RequestGuest.WRITE)),
         };
         ha.kill = true;
-        assertThrows(Killed.class, () -> a.queueNotified(0));
+        assertThrows(JournalHost.Killed.class, () -> a.queueNotified(0));
         assertEquals(1, g.req.usedIdx(), "nothing of the batch visible");
         return heads;
     }
@@ -119,7 +83,7 @@ class VirtioIommuRestartBridgeTest {
     @Test
     void theRestartedDaemonPublishesTheKilledBatchOnceAndContinues() throws Exception {
         RequestGuest g = new RequestGuest();
-        JournalHost ha = new JournalHost();
+        JournalHost<byte[]> ha = new JournalHost<>();
         int[] heads = killedMidBatch(g, ha);
         VirtioIommuState m = inner(ha.journal);
         var q0 = m.getQueues(0);
@@ -129,7 +93,7 @@ class VirtioIommuRestartBridgeTest {
         assertArrayEquals(m.toByteArray(), VirtioIommuStateCodec.encode(VirtioIommuStateCodec.decode(m)).toByteArray(),
                 "the waiting used elements round-trip byte for byte");
 
-        JournalHost hb = new JournalHost();
+        JournalHost<byte[]> hb = new JournalHost<>();
         BridgedDevice b = bridge(g, hb);
         b.loadState(ha.journal);
         assertArrayEquals(ha.journal, b.saveState(), "the loaded device saves the same blob");
@@ -157,7 +121,7 @@ class VirtioIommuRestartBridgeTest {
     @Test
     void killedAfterThePublicationNothingIsWrittenAgain() throws Exception {
         RequestGuest g = new RequestGuest();
-        JournalHost ha = new JournalHost();
+        JournalHost<byte[]> ha = new JournalHost<>();
         BridgedDevice a = bridge(g, ha);
         a.setVirtioFeatures(a.virtioFeatures() & ~(1L << VirtqRing.F_EVENT_IDX));
         start(a, g, 0);
@@ -172,7 +136,7 @@ class VirtioIommuRestartBridgeTest {
         g.scribbleUsedSlot(1, 0x5a5a_5a5a_5a5a_5a5aL);
         byte[] used = g.usedRingBytes();
 
-        JournalHost hb = new JournalHost();
+        JournalHost<byte[]> hb = new JournalHost<>();
         BridgedDevice b = bridge(g, hb);
         b.loadState(ha.journal);
         start(b, g, 2);
@@ -185,10 +149,10 @@ class VirtioIommuRestartBridgeTest {
     @Test
     void aRingStartedElsewhereStartsAfreshFromTheFrontEndsBase() throws Exception {
         RequestGuest g = new RequestGuest();
-        JournalHost ha = new JournalHost();
+        JournalHost<byte[]> ha = new JournalHost<>();
         killedMidBatch(g, ha);
         byte[] oldUsed = g.usedRingBytes();
-        JournalHost hb = new JournalHost();
+        JournalHost<byte[]> hb = new JournalHost<>();
         BridgedDevice b = bridge(g, hb);
         b.loadState(ha.journal);
         DriverRing moved = new DriverRing(g.mem, QSIZE, 0x6000);
@@ -205,10 +169,10 @@ class VirtioIommuRestartBridgeTest {
     @Test
     void malformedWaitingUsedElementsAreRefusedWithASentence() throws Exception {
         RequestGuest g = new RequestGuest();
-        JournalHost ha = new JournalHost();
+        JournalHost<byte[]> ha = new JournalHost<>();
         killedMidBatch(g, ha);
         VirtioIommuState m = inner(ha.journal);
-        BridgedDevice target = bridge(new RequestGuest(), new JournalHost());
+        BridgedDevice target = bridge(new RequestGuest(), new JournalHost<>());
         byte[] before = target.saveState();
         record Vector(String what, VirtioIommuState state, String sentence) {}
         var tooMany = m.toBuilder();
