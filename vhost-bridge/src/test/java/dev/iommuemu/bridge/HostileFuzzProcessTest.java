@@ -82,6 +82,16 @@ class HostileFuzzProcessTest {
                 for (int i = 0; i < 20_000; i++) { // the JIT's first pass on the well-behaved path
                     HostileFuzzTest.translateOk(healthy, i, 0);
                 }
+                // The control server's two worker threads start on first use (netty's
+                // DefaultEventExecutorGroup, bounded at 2): two connections, each served by the next
+                // worker, start both before the baseline, so the attack's use of them adds no thread.
+                for (int i = 0; i < 2; i++) {
+                    try (java.nio.channels.SocketChannel c = java.nio.channels.SocketChannel.open(
+                            java.net.UnixDomainSocketAddress.of(control))) {
+                        c.write(java.nio.ByteBuffer.wrap(new byte[] {1, 0}));
+                        Thread.sleep(50);
+                    }
+                }
                 Thread.sleep(2000); // the refused sessions' teardown
                 Snapshot before = Snapshot.of(pid);
 
