@@ -15,6 +15,10 @@ if grep -q iommuemu.reboot /proc/cmdline; then
     if [ "$(dd if=/dev/vdb bs=16 count=1 2>/dev/null)" != iommuemu-booted1 ]; then
         printf iommuemu-booted1 | dd of=/dev/vdb bs=16 count=1 conv=fsync 2>/dev/null
         echo "T: first-boot marked $(dd if=/dev/vdb bs=16 count=1 2>/dev/null), rebooting"
+        # The reset-in-the-gap case (iommuemu.gap_reboot): the runner SIGKILLs the daemon on this line
+        # and lets a new one in only once the machine has reset, so the reset happens with no daemon:
+        # the new daemon must take over from its own reset state (docs/protocol.md §4.10).
+        if grep -q iommuemu.gap_reboot /proc/cmdline; then echo "T: kill-daemon-now"; sleep 2; fi
         echo b > /proc/sysrq-trigger
         sleep 10
     fi

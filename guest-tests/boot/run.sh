@@ -51,6 +51,7 @@ smmuv3-7-max-migrate 7    smmuv3 ours    max+strict
 smmuv3-7-mismatch-migrate 7 smmuv3 ours  default
 viommu-7-migrate     7    virtio ours    default
 smmuv3-7-restart     7    smmuv3 ours    default+strict
+smmuv3-7-gap-reboot  7    smmuv3 ours    default+strict
 smmuv3-7-max-restart 7    smmuv3 ours    max+strict
 viommu-7-restart     7    virtio ours    default
 builtin-viommu-7-io  7    virtio builtin -
@@ -212,6 +213,8 @@ run_case() { # name kernel iommu frontend profile
     fi
     [ "$name" = "${name%-fault}" ] || append="$append iommuemu.edu_dma=$fault_iova"
     local reboot=; [ "$name" = "${name%-reboot}" ] || reboot=1
+    # -gap-reboot: the machine resets while no daemon runs; the next daemon takes over from its reset state
+    local gap_reboot=; [ "$name" = "${name%-gap-reboot}" ] || { gap_reboot=1; append="$append iommuemu.gap_reboot"; }
     # -migrate: the VM moves to a second QEMU with a daemon of its own while it writes and reads its
     # scratch disk (docs/qemu.md "Migration"); everything after "T: migrate-now" runs there.
     local migrate=; [ "$name" = "${name%-migrate}" ] || { migrate=1; append="$append iommuemu.migrate"; head -c $((8 << 20)) /dev/zero > "$cdir/scratch.img"; }
@@ -308,6 +311,23 @@ run_case() { # name kernel iommu frontend profile
           # the gap the guest's DMA saw: from the kill until QEMU said the new daemon took over
           for _ in $(seq 600); do grep -q 'took over the IOMMU' "$cdir/console.log" && break; sleep 0.05; done
           echo "T: host-gap-ms $(( ($(date +%s%N) - killed) / 1000000 ))" >> "$cdir/restart.log" ) &
+        restart_pid=$!
+    fi
+    if [ -n "$gap_reboot" ]; then
+        # On the guest's word: SIGKILL the daemon and start the next one on other sockets at once, but
+        # move them into place (QEMU reconnects within reconnect-ms) only once the second boot began,
+        # i.e. after the machine's reset: deterministic order, and the new daemon is up long before
+        # the second kernel probes the SMMU.
+        ( for _ in $(seq 1200); do grep -q '^T: kill-daemon-now' "$cdir/console.log" 2>/dev/null && break; sleep 0.1; done
+          grep -q '^T: kill-daemon-now' "$cdir/console.log" || exit 0
+          kill -9 "$daemon_pid" 2>/dev/null || true
+          for _ in $(seq 100); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+          rm -f "$cdir/vmm.sock" "$cdir/ctl.sock"
+          start_daemon "$cdir/daemon2.log" "$iommu" "$profile" -next; echo $! > "$cdir/daemon2.pid"
+          for _ in $(seq 600); do [ "$(grep -c 'Booting Linux' "$cdir/console.log")" -ge 2 ] && break; sleep 0.05; done
+          for _ in $(seq 300); do [ -S "$cdir/vmm-next.sock" ] && [ -S "$cdir/ctl-next.sock" ] && break; sleep 0.05; done
+          mv "$cdir/vmm-next.sock" "$cdir/vmm.sock"; mv "$cdir/ctl-next.sock" "$cdir/ctl.sock"
+          echo "T: host-restarted-daemon-after-reset" >> "$cdir/restart.log" ) &
         restart_pid=$!
     fi
     local start; start=$(date +%s%N)
@@ -470,6 +490,16 @@ check_case() {
         grep -q '^T: restart-rw ok=40 bad=0' "$c" || fails+=("scratch disk passes across the restart: '$(sed -n 's/^T: restart-rw //p' "$c")', want ok=40 bad=0")
         log "$name: daemon killed mid-I/O, $(grep -o 'took over the .*' "$c" | head -n 1); gap $(sed -n 's/^T: host-gap-ms //p' "$cdir/restart.log" 2>/dev/null) ms; guest CMD_SYNC timeouts: $(grep -c 'CMD_SYNC timeout' "$c" || true)"
     fi
+    if [ "$name" != "${name%-gap-reboot}" ]; then
+        # The daemon was killed, the machine reset with none running, and the next daemon took over
+        # from its own reset state (no state loaded) with the writes since the reset; the second boot
+        # made every check against it (the reboot checks: the driver found the SMMU in reset state).
+        [ -f "$cdir/restart.log" ] || fails+=("the runner never restarted the daemon")
+        grep -q "iommu-emu: a new daemon behind chardev 'ie0' took over the IOMMU's reset state" "$c" \
+            || fails+=("the new daemon did not take over the reset state: $(grep -m3 'iommu-emu:' "$c" | tail -n 1)")
+        ! grep -q 'device state loaded' "$cdir/daemon2.log" || fails+=("the new daemon loaded the state from before the reset")
+        log "$name: $(grep -o 'took over the .*' "$c" | head -n 1)"
+    fi
     if [ "$name" != "${name%-numa}" ]; then
         # Two nodes seen by the guest; guest RAM reached the daemon as two regions.
         [ "$(t numa-nodes)" = 2 ] || fails+=("the guest saw '$(t numa-nodes)' NUMA nodes, want 2")
@@ -607,7 +637,7 @@ check_case() {
             # entry the guest relied on (docs/driver-developers.md), so no translation was used
             # after the invalidation that should have removed it.
             # (-restart: the daemon that took over; the killed one wrote no summary)
-            local dlog=$cdir/daemon.log; [ -z "$restart_case" ] || dlog=$cdir/daemon2.log
+            local dlog=$cdir/daemon.log; [ ! -f "$cdir/restart.log" ] || dlog=$cdir/daemon2.log
             grep -q 'strict mode found no findings' "$dlog" || fails+=("strict mode's summary is not 'no findings': $(grep -m1 'strict mode' "$dlog")")
         fi
         if [ "$name" != "${name%-record}" ]; then
