@@ -90,7 +90,7 @@ public final class StateJournal implements AutoCloseable {
             return;
         }
         if (state.length > slotSize) {
-            unavailable(Errno.ENOSPC);
+            unavailable(dev.iommuemu.bridge.protocol.ProtocolException.ENOSPC);
             return;
         }
         int next = active == 1 ? 2 : 1;
@@ -145,16 +145,6 @@ public final class StateJournal implements AutoCloseable {
         mem.unmap();
     }
 
-    /** The errno values §4.10 names in {@code reason}. */
-    public static final class Errno {
-        public static final int ENOSYS = 38;
-        public static final int EBUSY = 16;
-        public static final int ENOSPC = 28;
-        public static final int EINVAL = 22;
-
-        private Errno() {}
-    }
-
     /**
      * What a VMM finds in a journal after the daemon is gone (§4.10), read from a copy of the
      * memory: the active slot's state and write count, or why there is none.
@@ -164,7 +154,7 @@ public final class StateJournal implements AutoCloseable {
         public static Found read(java.nio.ByteBuffer journal) {
             java.nio.ByteBuffer b = journal.duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN);
             if (b.capacity() < MIN_SIZE || b.getInt(OFF_MAGIC) != MAGIC) {
-                return new Found(null, 0, Errno.EINVAL);
+                return new Found(null, 0, dev.iommuemu.bridge.protocol.ProtocolException.EINVAL);
             }
             int a = b.getInt(OFF_ACTIVE);
             if (a != 1 && a != 2) {
@@ -173,7 +163,7 @@ public final class StateJournal implements AutoCloseable {
             int desc = OFF_SLOTS + SLOT_DESC * (a - 1);
             long size = b.getLong(desc);
             if (size < 0 || size > slotSize(b.capacity())) {
-                return new Found(null, 0, Errno.EINVAL);
+                return new Found(null, 0, dev.iommuemu.bridge.protocol.ProtocolException.EINVAL);
             }
             byte[] s = new byte[(int) size];
             b.position((int) slotOffset(b.capacity(), a));

@@ -760,22 +760,26 @@ public final class DeviceSession implements AutoCloseable {
             journal.write(device.saveState(), journalWrites);
             reason = journal.reason();
         } catch (UnsupportedOperationException e) {
-            reason = dev.iommuemu.bridge.restart.StateJournal.Errno.ENOSYS;
+            reason = ProtocolException.ENOSYS;
         } catch (dev.iommuemu.bridge.state.DeviceStateBusyException e) {
             // e.g. a modelled nesting host open on the SMMU: no state until it is closed
-            reason = dev.iommuemu.bridge.restart.StateJournal.Errno.EBUSY;
+            reason = ProtocolException.EBUSY;
         } catch (RuntimeException e) {
             LOG.warning("session " + id + ": the device state could not be saved for a restart (" + e + "); please report it");
-            reason = dev.iommuemu.bridge.restart.StateJournal.Errno.EINVAL;
+            reason = ProtocolException.EINVAL;
         }
         if (reason != 0 && journal.reason() != reason) {
             journal.unavailable(reason);
         }
         if (reason != 0 && reason != prev) {
-            LOG.warning("session " + id + ": the restart journal holds no state now (" + (reason == 28
-                    ? "the state is larger than a slot of the VMM's journal" : reason == 38 ? "this model cannot save its state"
-                    : reason == 16 ? "the device is busy" : "the save failed") + "): if the daemon dies now, the VMM"
-                    + " cannot hand its state to a new one");
+            String why = switch (reason) {
+                case ProtocolException.ENOSPC -> "the state is larger than a slot of the VMM's journal";
+                case ProtocolException.ENOSYS -> "this model cannot save its state";
+                case ProtocolException.EBUSY -> "a modelled nesting host is open on the SMMU";
+                default -> "the save failed";
+            };
+            LOG.warning("session " + id + ": the restart journal holds no state now (" + why + "): if the daemon dies now,"
+                    + " the VMM cannot hand its state to a new one");
         }
         if (journal.saves() != before) {
             counters.inc(Counter.JOURNAL_SAVES);
