@@ -626,6 +626,11 @@ check_case() {
             grep -q '^migrate: completed' "$cdir/migrate.log" || fails+=("the migration did not complete: $(head -n 2 "$cdir/migrate.log")")
             grep -q 'device state saved' "$cdir/daemon.log" || fails+=("the source daemon saved no device state")
             grep -q 'device state loaded' "$cdir/daemon2.log" || fails+=("the destination daemon loaded no device state")
+            # protocol.md §4.11: the source daemon logged the guest pages it wrote while QEMU copied
+            # RAM (virtio-iommu writes a used element per request, so its log cannot stay empty)
+            grep -q 'dirty log of .* started' "$cdir/daemon.log" || fails+=("the source daemon was given no dirty log")
+            [ "$iommu" != virtio ] || grep -q 'dirty log stopped after [1-9][0-9]* pages' "$cdir/daemon.log" \
+                || fails+=("the source daemon logged no page it wrote: $(grep -m1 'dirty log stopped' "$cdir/daemon.log")")
             grep -q '^T: migrate-rw ok=40 bad=0' "$c" || fails+=("scratch disk passes across the migration: '$(sed -n 's/^T: migrate-rw //p' "$c")', want ok=40 bad=0")
             grep -q 'T: DONE' "$cdir/console-dst.log" || fails+=("the guest did not finish on the destination")
             [ "$profile" = "${profile%+strict}" ] || grep -q 'strict mode found no findings' "$cdir/daemon2.log" \
