@@ -142,7 +142,7 @@ public final class DirtyLog implements AutoCloseable {
 
     private void overflow(long page) {
         if (overflows++ == 0) {
-            LOG.warning(String.format("%s: the daemon wrote guest page 0x%x, beyond the dirty log of %d bytes (pages below GPA 0x%x);"
+            LOG.warning(String.format("%s: the daemon wrote the guest page at GPA 0x%x, beyond the dirty log of %d bytes (pages below GPA 0x%x);"
                     + " writes there are not logged and may be lost in a migration: the VMM's log must cover all of guest RAM",
                     owner, page << PAGE_SHIFT, mem.size(), limit()));
         }
