@@ -16,6 +16,7 @@ import dev.iommuemu.bridge.session.DeviceSession;
 import dev.iommuemu.bridge.testing.FakeVmm;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import org.junit.jupiter.api.Test;
@@ -100,6 +101,53 @@ class DirtyLogVmmTest {
             assertEquals(2, mappings("dirty-log-vmm"));
             session.close(); // what the connection's end does
             assertEquals(1, mappings("dirty-log-vmm"), "the session's end unmapped the log");
+        } finally {
+            daemon.close();
+        }
+    }
+
+    /**
+     * The migration CI saw fail: a virtio-iommu request's used-ring entry and status byte, written by
+     * the daemon (virtio 1.2 §2.7.8, the device's used ring; virtio-iommu "Device operations", the
+     * request's tail), mark their pages before IOMMU_SYNC_DIRTY_LOG is acked.
+     */
+    @Test
+    void aVirtioIommuRequestsUsedRingAndStatusAreLogged() throws Exception {
+        long ring = 0x20_0000L; // descriptors, avail and used rings of 16 entries: all in page 0x200
+        long out = 0x30_0000L;  // the request's device-readable part: page 0x300, not written by the daemon
+        long in = 0x40_0010L;   // its 4-byte tail: page 0x400
+        Path socket = FakeVmm.socketPath("dirtylog-virtio");
+        Daemon daemon = FakeVmm.daemon(socket, dev.iommuemu.bridge.device.virtio.VirtioIommuBridge.Factory.NAME, "");
+        try (VmmClient vmm = VmmClient.connect(socket); FakeVmm.Memfd log = new FakeVmm.Memfd(LOG_SIZE, "dirty-log-virtio")) {
+            vmm.addMemory(0, RAM);
+            vmm.setFeatures((vmm.features() & ~(1L << dev.iommuemu.virtqueue.VirtqRing.F_EVENT_IDX))
+                    | (1L << dev.iommuemu.bridge.protocol.Protocol.F_PROTOCOL_FEATURES));
+            dev.iommuemu.virtqueue.DriverRing req = new dev.iommuemu.virtqueue.DriverRing(vmm.memory(), 16, ring);
+            assertEquals(0x200, (req.end() - 1) >>> 12, "the ring lies in one page");
+            vmm.setVringNum(0, 16);
+            vmm.setVringAddr(0, req.descAddr(), req.availAddr(), req.usedAddr());
+            vmm.setVringBase(0, 0);
+            int call = vmm.vringCallEventFd(0);
+            int kick = vmm.vringKickEventFd(0);
+            vmm.setVringEnable(0, true);
+            vmm.setDirtyLog(log.fd, LOG_SIZE);
+
+            byte[] attach = dev.iommuemu.virtio.iommu.RequestGuest.attach(1, 1);
+            vmm.memory().write(out, attach, 0, attach.length);
+            vmm.memory().store(in, 4, 0xeeee_eeeeL);
+            int head = req.add(List.of(dev.iommuemu.virtqueue.DriverRing.Buf.out(out, attach.length),
+                    dev.iommuemu.virtqueue.DriverRing.Buf.in(in, 4)));
+            req.publish(head);
+            assertEquals(Map.of(), bits(log), "the VMM's own writes are not the daemon's to log");
+            VmmClient.signalEventFd(kick);
+            assertEquals(1, VmmClient.awaitEventFd(call, 5000), "the used-buffer notification");
+            vmm.syncDirtyLog();
+            assertEquals(new dev.iommuemu.virtqueue.DriverRing.Used(head, 4), req.popUsed());
+            assertEquals(0, vmm.memory().load(in, 4).getAsLong(), "VIRTIO_IOMMU_S_OK");
+            // page 0x200 (the used ring): byte 0x40 bit 0; page 0x400 (the tail): byte 0x80 bit 0
+            assertEquals(Map.of(0x40, 0x01, 0x80, 0x01), bits(log));
+            VmmClient.closeFd(call);
+            VmmClient.closeFd(kick);
         } finally {
             daemon.close();
         }
