@@ -805,11 +805,16 @@ public final class DeviceSession implements AutoCloseable {
      * IOMMU_SYNC_DIRTY_LOG: returns once every write made so far has marked its pages. Requests
      * before it ran on the connection thread already; the lock waits for model work under way on
      * another thread (a queue kick, the translation ring, the control API), whose marks are made
-     * before it releases the lock. Valid without a log.
+     * before it releases the lock. Valid without a log. Returns the pages the log marked so far
+     * (0 without one).
      */
-    public void syncDirtyLog() {
+    public long syncDirtyLog() {
         lock.lock();
-        lock.unlock();
+        try {
+            return dirtyLog == null ? 0 : dirtyLog.marked();
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** DmaHost#checkpoint: the model is about to publish; its state goes into the journal now. */

@@ -506,7 +506,8 @@ public final class VhostUserConnection implements Runnable {
             }
             case IOMMU_SYNC_DIRTY_LOG -> {
                 // docs/protocol.md §4.11: the ack says every earlier write has marked the log
-                session.syncDirtyLog();
+                long marked = session.syncDirtyLog();
+                LOG.fine(() -> "session " + session.id() + ": dirty log synchronised (" + marked + " pages marked so far)");
                 return null;
             }
             case IOMMU_SAVE_STATE -> {
