@@ -49,7 +49,19 @@ class PropertyPayloadsTest {
         assertTrue(!Request.IOMMU_SET_STATE_JOURNAL.hasReply());
         assertEquals("0000030000000000" + "00000000" + "00000000",
                 hex(new dev.iommuemu.bridge.protocol.StatePayloads.Journal(0x30000, 0).encode()));
-        assertEquals(null, Request.of(1060), "1060 stays unassigned");
+        // version 11: the dirty log (§4.11), vhost-user's struct vhost_user_log {u64 mmap_size, u64 mmap_offset}
+        assertEquals(Request.IOMMU_SET_DIRTY_LOG, Request.of(1060));
+        assertEquals(16, Request.IOMMU_SET_DIRTY_LOG.minPayload());
+        assertEquals(16, Request.IOMMU_SET_DIRTY_LOG.maxPayload());
+        assertEquals(Request.Fds.ZERO_OR_ONE, Request.IOMMU_SET_DIRTY_LOG.fds());
+        assertTrue(!Request.IOMMU_SET_DIRTY_LOG.hasReply());
+        assertEquals("0000200000000000" + "0010000000000000",
+                hex(new dev.iommuemu.bridge.protocol.StatePayloads.DirtyLog(0x20_0000, 0x1000).encode()));
+        assertEquals(Request.IOMMU_SYNC_DIRTY_LOG, Request.of(1061));
+        assertEquals(0, Request.IOMMU_SYNC_DIRTY_LOG.maxPayload());
+        assertEquals(Request.Fds.NONE, Request.IOMMU_SYNC_DIRTY_LOG.fds());
+        assertTrue(!Request.IOMMU_SYNC_DIRTY_LOG.hasReply());
+        assertEquals(null, Request.of(1062), "1062 stays unassigned");
     }
 
     @Test

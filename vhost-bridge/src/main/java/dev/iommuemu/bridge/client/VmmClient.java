@@ -369,6 +369,26 @@ public final class VmmClient implements AutoCloseable {
     }
 
     /**
+     * IOMMU_SET_DIRTY_LOG (docs/protocol.md §4.11): the daemon marks the pages it writes in the
+     * bitmap of {@code size} bytes at the start of {@code fd} (a memfd, sealed against shrinking
+     * unless the daemon runs with --require-memory-seals false; it gets a copy of the descriptor,
+     * the caller keeps its own). A refusal throws with the errno.
+     */
+    public void setDirtyLog(int fd, long size) throws IOException {
+        ack(Request.IOMMU_SET_DIRTY_LOG, new StatePayloads.DirtyLog(size, 0).encode(), fd);
+    }
+
+    /** IOMMU_SET_DIRTY_LOG with mmap_size 0 and no descriptor: logging stops (§4.11). */
+    public void stopDirtyLog() throws IOException {
+        ack(Request.IOMMU_SET_DIRTY_LOG, StatePayloads.DirtyLog.STOP.encode());
+    }
+
+    /** IOMMU_SYNC_DIRTY_LOG (§4.11): returns once the daemon's writes so far have marked the log. */
+    public void syncDirtyLog() throws IOException {
+        ack(Request.IOMMU_SYNC_DIRTY_LOG, new byte[0]);
+    }
+
+    /**
      * IOMMU_SET_SHARED_CACHE (docs/protocol.md §4.8): a memfd of {@code sets} x {@code ways}
      * entries the daemon fills and invalidates; the returned view reads it without a message. The
      * mapping lives until the client closes.

@@ -15,6 +15,8 @@ import java.util.OptionalLong;
 public final class MappedGuestMemory implements GuestMemory, RamLayout, AutoCloseable {
     private volatile MappedRegion[] regions = new MappedRegion[0];
     private volatile MappedRegion last;
+    /** The dirty log every region's writes mark (docs/protocol.md §4.11), or null. */
+    private DirtyLog dirtyLog;
     private final int maxRegions;
 
     public MappedGuestMemory(int maxRegions) {
@@ -47,6 +49,7 @@ public final class MappedGuestMemory implements GuestMemory, RamLayout, AutoClos
                 throw new IllegalArgumentException("region " + r + " overlaps " + c);
             }
         }
+        r.dirtyLog(dirtyLog); // a region added during a migration is logged as the others
         MappedRegion[] next = Arrays.copyOf(cur, cur.length + 1);
         next[cur.length] = r;
         regions = next;
@@ -79,6 +82,17 @@ public final class MappedGuestMemory implements GuestMemory, RamLayout, AutoClos
         last = null;
         for (MappedRegion r : cur) {
             r.unmap();
+        }
+    }
+
+    /**
+     * Makes every region's writes, and those of regions added later, mark {@code log} (null: stop
+     * logging). The caller keeps writes out meanwhile (the session lock) and closes the old log.
+     */
+    public synchronized void dirtyLog(DirtyLog log) {
+        dirtyLog = log;
+        for (MappedRegion r : regions) {
+            r.dirtyLog(log);
         }
     }
 

@@ -37,6 +37,12 @@ public final class MappedRegion implements GuestMemory.Region {
     private Pointer mapping;
     private final long mappingLength;
     private final ByteBuffer[] chunks;
+    /**
+     * The session's dirty log (docs/protocol.md §4.11), or null: every write below marks the pages
+     * it touched after writing them (vhost-user.rst "dirty pages log"). Set by the owning
+     * {@link MappedGuestMemory} under the session lock; one volatile read per write.
+     */
+    private volatile DirtyLog log;
 
     private MappedRegion(long gpa, long size, long userAddr, long mmapOffset, int fd, Pointer mapping, long mappingLength, long delta) {
         this.gpa = gpa;
@@ -139,6 +145,27 @@ public final class MappedRegion implements GuestMemory.Region {
         }
     }
 
+    /** Logs this region's writes into {@code l} from now on (null: no more). */
+    void dirtyLog(DirtyLog l) {
+        log = l;
+    }
+
+    /** The whole mapping as one buffer (a region of at most one chunk: a dirty log). */
+    ByteBuffer singleChunk() {
+        if (chunks.length != 1) {
+            throw new IllegalStateException("a mapping of " + size + " bytes is more than one chunk");
+        }
+        return chunks[0];
+    }
+
+    /** After a write of {@code len} bytes at {@code addr}: marks its pages, if a dirty log is set. */
+    private void logged(long addr, int len) {
+        DirtyLog l = log;
+        if (l != null) {
+            l.mark(addr, len);
+        }
+    }
+
     /** Unmaps and closes the descriptor; idempotent. */
     public synchronized void unmap() {
         if (mapping != null) {
@@ -217,6 +244,7 @@ public final class MappedRegion implements GuestMemory.Region {
     public void write8(long addr, byte v) {
         long off = addr - gpa;
         chunk(off).put(index(off), v);
+        logged(addr, 1);
     }
 
     @Override
@@ -227,6 +255,7 @@ public final class MappedRegion implements GuestMemory.Region {
         } else {
             slowWrite(off, 2, v);
         }
+        logged(addr, 2);
     }
 
     @Override
@@ -234,14 +263,12 @@ public final class MappedRegion implements GuestMemory.Region {
         long off = addr - gpa;
         if (!fits(off, 4)) {
             slowWrite(off, 4, v);
-            return;
-        }
-        int i = index(off);
-        if ((i & 3) == 0) {
-            I32.setOpaque(chunk(off), i, v);
+        } else if ((index(off) & 3) == 0) {
+            I32.setOpaque(chunk(off), index(off), v);
         } else {
-            I32.set(chunk(off), i, v);
+            I32.set(chunk(off), index(off), v);
         }
+        logged(addr, 4);
     }
 
     @Override
@@ -249,14 +276,12 @@ public final class MappedRegion implements GuestMemory.Region {
         long off = addr - gpa;
         if (!fits(off, 8)) {
             slowWrite(off, 8, v);
-            return;
-        }
-        int i = index(off);
-        if ((i & 7) == 0) {
-            I64.setOpaque(chunk(off), i, v);
+        } else if ((index(off) & 7) == 0) {
+            I64.setOpaque(chunk(off), index(off), v);
         } else {
-            I64.set(chunk(off), i, v);
+            I64.set(chunk(off), index(off), v);
         }
+        logged(addr, 8);
     }
 
     @Override
@@ -266,7 +291,11 @@ public final class MappedRegion implements GuestMemory.Region {
         }
         long off = addr - gpa;
         // The mapping is page-aligned and chunks are 1 GiB, so an aligned doubleword never straddles.
-        return I64.compareAndSet(chunk(off), index(off), expect, update);
+        if (!I64.compareAndSet(chunk(off), index(off), expect, update)) {
+            return false; // nothing written, nothing to log
+        }
+        logged(addr, 8);
+        return true;
     }
 
     @Override
@@ -286,14 +315,18 @@ public final class MappedRegion implements GuestMemory.Region {
     @Override
     public void write(long addr, byte[] src, int off, int len) {
         long o = addr - gpa;
-        while (len > 0) {
+        int left = len;
+        while (left > 0) {
             ByteBuffer c = chunk(o);
             int i = index(o);
-            int n = Math.min(len, c.capacity() - i);
+            int n = Math.min(left, c.capacity() - i);
             c.put(i, src, off, n);
             o += n;
             off += n;
-            len -= n;
+            left -= n;
+        }
+        if (len > 0) {
+            logged(addr, len);
         }
     }
 

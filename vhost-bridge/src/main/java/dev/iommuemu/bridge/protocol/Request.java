@@ -69,6 +69,13 @@ public enum Request {
     IOMMU_LOAD_STATE(Protocol.IOMMU_BASE + 34, StatePayloads.LOAD_SIZE, StatePayloads.LOAD_SIZE, Fds.ONE),
     /** The restart journal: {u64 size, u32 flags (0), u32 reserved} and its memfd (§4.10, version 10). */
     IOMMU_SET_STATE_JOURNAL(Protocol.IOMMU_BASE + 35, StatePayloads.JOURNAL_SIZE, StatePayloads.JOURNAL_SIZE, Fds.ONE),
+    /**
+     * The dirty log (§4.11, version 11): vhost-user's struct vhost_user_log {u64 mmap_size, u64
+     * mmap_offset} and the log's memfd; mmap_size 0 and no fd stop logging.
+     */
+    IOMMU_SET_DIRTY_LOG(Protocol.IOMMU_BASE + 36, StatePayloads.DIRTY_LOG_SIZE, StatePayloads.DIRTY_LOG_SIZE, Fds.ZERO_OR_ONE),
+    /** Answered once every earlier daemon write to guest RAM has marked the dirty log (§4.11, version 11). */
+    IOMMU_SYNC_DIRTY_LOG(Protocol.IOMMU_BASE + 37, 0, 0, Fds.NONE),
 
     // ---- nesting (docs/protocol.md §4.6; payloads in NestingPayloads), each one IommufdCall
     IOMMUFD_OPEN_HOST(Protocol.IOMMU_BASE + 16, NestingPayloads.OPEN_HOST, NestingPayloads.OPEN_HOST, Fds.NONE),

@@ -14,6 +14,8 @@ public final class StatePayloads {
     public static final int LOAD_SIZE = 16;
     /** IOMMU_SET_STATE_JOURNAL {u64 size, u32 flags (0), u32 reserved} (§4.10, version 10). */
     public static final int JOURNAL_SIZE = 16;
+    /** IOMMU_SET_DIRTY_LOG {u64 mmap_size, u64 mmap_offset} (§4.11, version 11: vhost-user struct vhost_user_log). */
+    public static final int DIRTY_LOG_SIZE = 16;
     /** {u32 errno, u32 reserved, u64 size, char message[240]}. */
     public static final int REPLY_SIZE = 256;
     public static final int MESSAGE = 240;
@@ -42,6 +44,23 @@ public final class StatePayloads {
         public static Journal decode(byte[] p) {
             ByteBuffer b = Payloads.le(p);
             return new Journal(b.getLong(), b.getInt());
+        }
+    }
+
+    /**
+     * IOMMU_SET_DIRTY_LOG's payload, vhost-user's struct vhost_user_log (vhost-user.rst "Log
+     * description"): the bitmap's size and its offset in the memfd; size 0 stops logging.
+     */
+    public record DirtyLog(long mmapSize, long mmapOffset) {
+        public static final DirtyLog STOP = new DirtyLog(0, 0);
+
+        public byte[] encode() {
+            return Payloads.alloc(DIRTY_LOG_SIZE).putLong(mmapSize).putLong(mmapOffset).array();
+        }
+
+        public static DirtyLog decode(byte[] p) {
+            ByteBuffer b = Payloads.le(p);
+            return new DirtyLog(b.getLong(), b.getLong());
         }
     }
 

@@ -29,6 +29,10 @@ public enum Counter {
     PREFILLED_PAGES("prefilled_pages"),
     /** States written into the restart journal (docs/protocol.md §4.10). */
     JOURNAL_SAVES("journal_saves"),
+    /** Bits the daemon newly set in the VMM's dirty log: guest pages it wrote during a migration (docs/protocol.md §4.11). */
+    DIRTY_LOG_PAGES("dirty_log_pages"),
+    /** Guest page writes beyond the dirty log's bitmap, which it cannot record (§4.11). */
+    DIRTY_LOG_OVERFLOWS("dirty_log_overflows"),
     QUEUE_KICKS("queue_kicks"),
     ATS_TRANSLATIONS("ats_translations"),
     PAGE_REQUESTS("page_requests"),

@@ -63,6 +63,20 @@ public final class DeviceSession implements AutoCloseable {
     /** The restart journal (docs/protocol.md §4.10), or null; and the MMIO writes applied since it was set. */
     private dev.iommuemu.bridge.restart.StateJournal journal;
     private long journalWrites;
+    /** The VMM's dirty log (docs/protocol.md §4.11), or null; guarded by the lock. */
+    private dev.iommuemu.bridge.memory.DirtyLog dirtyLog;
+    /** Its counts go into the session's counters (the log calls under the lock). */
+    private final dev.iommuemu.bridge.memory.DirtyLog.Listener dirtyLogCounts = new dev.iommuemu.bridge.memory.DirtyLog.Listener() {
+        @Override
+        public void marked(long pages) {
+            counters.add(Counter.DIRTY_LOG_PAGES, pages);
+        }
+
+        @Override
+        public void overflow() {
+            counters.inc(Counter.DIRTY_LOG_OVERFLOWS);
+        }
+    };
     /**
      * Whether a translation may change the device's state without a checkpoint, so that the journal
      * saves after each (SMMUv3: event records, stalls); virtio-iommu checkpoints its fault reports.
@@ -738,6 +752,71 @@ public final class DeviceSession implements AutoCloseable {
         }
     }
 
+    // ---- the dirty log (docs/protocol.md §4.11)
+
+    /**
+     * IOMMU_SET_DIRTY_LOG: from now on every write of the daemon into guest RAM marks its pages in
+     * the VMM's bitmap of {@code mmapSize} bytes at {@code mmapOffset} of {@code fd} (vhost-user.rst
+     * "Migration": the back-end logs its writes to guest memory in the dirty pages log while
+     * logging is on); it replaces an earlier log. {@code mmapSize} 0 (and {@code fd} -1) stops
+     * logging. Writes run under the lock, so no write marks a log being unmapped. Takes ownership
+     * of {@code fd}.
+     */
+    public void setDirtyLog(int fd, long mmapSize, long mmapOffset) throws ProtocolException {
+        lock.lock();
+        try {
+            if (closed) {
+                LibC.closeQuietly(fd);
+                throw ProtocolException.refused(ProtocolException.ENODEV, "session " + id + " is closed");
+            }
+            dev.iommuemu.bridge.memory.DirtyLog next = null;
+            if (mmapSize != 0) {
+                try {
+                    next = dev.iommuemu.bridge.memory.DirtyLog.map(fd, mmapSize, mmapOffset, requireSeals, "session " + id, dirtyLogCounts);
+                } catch (IllegalArgumentException e) {
+                    LibC.closeQuietly(fd);
+                    throw ProtocolException.refused(ProtocolException.EINVAL, e.getMessage());
+                } catch (IOException e) {
+                    LibC.closeQuietly(fd);
+                    throw ProtocolException.refused(ProtocolException.EFAULT, "the dirty log does not map: " + e.getMessage());
+                }
+            }
+            memory.dirtyLog(next);
+            stopDirtyLog();
+            dirtyLog = next;
+            if (next != null) {
+                LOG.info(String.format("session %d: dirty log of %d bytes (pages below GPA 0x%x) started", id, next.size(), next.limit()));
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Ends the current dirty log, if any (under the lock, after the regions stopped marking it). */
+    private void stopDirtyLog() {
+        if (dirtyLog != null) {
+            LOG.info("session " + id + ": dirty log stopped after " + dirtyLog.marked() + " pages marked");
+            dirtyLog.close();
+            dirtyLog = null;
+        }
+    }
+
+    /**
+     * IOMMU_SYNC_DIRTY_LOG: returns once every write made so far has marked its pages. Requests
+     * before it ran on the connection thread already; the lock waits for model work under way on
+     * another thread (a queue kick, the translation ring, the control API), whose marks are made
+     * before it releases the lock. Valid without a log. Returns the pages the log marked so far
+     * (0 without one).
+     */
+    public long syncDirtyLog() {
+        lock.lock();
+        try {
+            return dirtyLog == null ? 0 : dirtyLog.marked();
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** DmaHost#checkpoint: the model is about to publish; its state goes into the journal now. */
     void checkpoint() {
         journalNow();
@@ -1181,6 +1260,8 @@ public final class DeviceSession implements AutoCloseable {
                     journal.close();
                     journal = null;
                 }
+                memory.dirtyLog(null);
+                stopDirtyLog();
                 memory.close();
                 host.close();
             }

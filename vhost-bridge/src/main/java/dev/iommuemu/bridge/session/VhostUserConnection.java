@@ -489,6 +489,27 @@ public final class VhostUserConnection implements Runnable {
                 session.setStateJournal(fd, q.size());
                 return null;
             }
+            case IOMMU_SET_DIRTY_LOG -> {
+                // docs/protocol.md §4.11: vhost-user's struct vhost_user_log and the log's memfd;
+                // mmap_size 0 with no fd stops logging
+                StatePayloads.DirtyLog q = StatePayloads.DirtyLog.decode(p);
+                if (q.mmapSize() == 0 && m.fds().length != 0) {
+                    throw ProtocolException.refused(ProtocolException.EINVAL,
+                            "IOMMU_SET_DIRTY_LOG: mmap_size 0 stops logging and carries no file descriptor, but one came");
+                }
+                if (q.mmapSize() != 0 && m.fds().length == 0) {
+                    throw ProtocolException.refused(ProtocolException.EBADF,
+                            "IOMMU_SET_DIRTY_LOG: a log of " + q.mmapSize() + " bytes needs its memfd, and none came");
+                }
+                session.setDirtyLog(q.mmapSize() == 0 ? -1 : take(m, 0), q.mmapSize(), q.mmapOffset());
+                return null;
+            }
+            case IOMMU_SYNC_DIRTY_LOG -> {
+                // docs/protocol.md §4.11: the ack says every earlier write has marked the log
+                long marked = session.syncDirtyLog();
+                LOG.fine(() -> "session " + session.id() + ": dirty log synchronised (" + marked + " pages marked so far)");
+                return null;
+            }
             case IOMMU_SAVE_STATE -> {
                 // docs/protocol.md §4.9: the blob into the VMM's memfd, its size in the reply
                 int fd = take(m, 0);
