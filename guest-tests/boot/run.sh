@@ -355,6 +355,8 @@ run_case() { # name kernel iommu frontend profile
         dst_pid=$!
         for _ in $(seq 300); do [ -S "$cdir/mig.sock" ] && break; sleep 0.1; done
         args+=(-qmp "unix:$cdir/qmp.sock,server=on,wait=off")
+        # the source's dirty bitmap syncs take the pages its daemon wrote (protocol.md §4.11)
+        args+=(-trace iommu_emu_dirty_sync)
         ( for _ in $(seq 1200); do grep -q '^T: migrate-now' "$cdir/console.log" 2>/dev/null && break; sleep 0.1; done
           python3 "$here/qmp.py" "$cdir/qmp.sock" migrate "unix:$cdir/mig.sock" > "$cdir/migrate.log" 2>&1 \
               && python3 "$here/qmp.py" "$cdir/qmp.sock" quit >> "$cdir/migrate.log" 2>&1 ) &
@@ -629,6 +631,7 @@ check_case() {
             # protocol.md §4.11: the source daemon logged the guest pages it wrote while QEMU copied
             # RAM (virtio-iommu writes a used element per request, so its log cannot stay empty)
             grep -q 'dirty log of .* started' "$cdir/daemon.log" || fails+=("the source daemon was given no dirty log")
+            grep -q 'iommu_emu_dirty_sync .*last stage 1' "$c" || fails+=("the source QEMU did not take the daemon's dirty log at the migration's last sync")
             [ "$iommu" != virtio ] || grep -q 'dirty log stopped after [1-9][0-9]* pages' "$cdir/daemon.log" \
                 || fails+=("the source daemon logged no page it wrote: $(grep -m1 'dirty log stopped' "$cdir/daemon.log")")
             grep -q '^T: migrate-rw ok=40 bad=0' "$c" || fails+=("scratch disk passes across the migration: '$(sed -n 's/^T: migrate-rw //p' "$c")', want ok=40 bad=0")
