@@ -3,6 +3,7 @@ package dev.iommuemu.bridge;
 import static dev.iommuemu.smmuv3.registers.Smmuv3Regs.*;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.iommuemu.bridge.client.RequestRefusedException;
 import dev.iommuemu.bridge.client.VmmClient;
@@ -19,6 +20,12 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -89,16 +96,26 @@ class DirtyLogVmmTest {
             assertEquals(0x02, vmm.memory().load(EVTQ + 64, 1).getAsLong());
             assertEquals(Map.of(), bits(log));
 
-            // a log smaller than guest RAM: the pages beyond it are counted, not marked
-            vmm.setDirtyLog(log.fd, 8); // pages below 64 (GPA 0x4_0000)
-            vmm.translate(0x103, Payloads.NO_SUBSTREAM, 0, 0);
+            // a new log, then another replacing it (the old mapping goes)
+            vmm.setDirtyLog(log.fd, LOG_SIZE);
+            assertEquals(2, mappings("dirty-log-vmm"));
+            vmm.setDirtyLog(log.fd, LOG_SIZE);
+            assertEquals(2, mappings("dirty-log-vmm"), "the replaced log was unmapped");
+
+            // RAM added after the log, beyond its end (GPA 0x100_0000): the daemon's writes there
+            // (the control API's WriteMemory) are counted, not marked; a log that does not reach
+            // it now is refused, and the current log stays
+            vmm.addMemory(RAM, 0x1_0000);
+            session.writeMemory(RAM + 0x10, new byte[] {1, 2, 3, 4});
             vmm.syncDirtyLog();
             assertEquals(Map.of(), bits(log));
             assertEquals(1, session.counters().get(Counter.DIRTY_LOG_OVERFLOWS));
+            assertEquals(ProtocolException.EINVAL, assertThrows(RequestRefusedException.class, () -> vmm.setDirtyLog(log.fd, LOG_SIZE)).errno());
+            assertEquals(2, mappings("dirty-log-vmm"), "the refused log was not mapped; the current one stays");
+            session.writeMemory(0x30_0000L, new byte[] {1});
+            assertEquals(Map.of(0x60, 0x01), bits(log), "the current log still marks");
 
-            // a new log replaces it (the old mapping goes); the session's end unmaps the last one
-            vmm.setDirtyLog(log.fd, LOG_SIZE);
-            assertEquals(2, mappings("dirty-log-vmm"));
+            // the session's end unmaps the last one
             session.close(); // what the connection's end does
             assertEquals(1, mappings("dirty-log-vmm"), "the session's end unmapped the log");
         } finally {
@@ -153,6 +170,57 @@ class DirtyLogVmmTest {
         }
     }
 
+    /**
+     * IOMMU_SYNC_DIRTY_LOG waits for model work under way on another thread (§4.11: a queue kick,
+     * the translation ring, the control API run under the session lock, and the sync takes it):
+     * while another thread holds the device and has not yet written, the sync is not acked; once it
+     * writes and lets go, the ack comes and the written page's bit is already set.
+     */
+    @Test
+    void theSyncWaitsForModelWorkUnderWay() throws Exception {
+        Path socket = FakeVmm.socketPath("dirtylog-wait");
+        Daemon daemon = FakeVmm.daemon(socket, "smmuv3", "");
+        ExecutorService threads = Executors.newFixedThreadPool(2);
+        CountDownLatch held = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        try (VmmClient vmm = VmmClient.connect(socket); FakeVmm.Memfd log = new FakeVmm.Memfd(LOG_SIZE, "dirty-log-wait")) {
+            vmm.addMemory(0, RAM);
+            DeviceSession session = daemon.registry().list().get(0);
+            vmm.setDirtyLog(log.fd, LOG_SIZE);
+            // model work under way: the device held (as a queue kick or the control API holds
+            // it), a write into guest RAM still to come (page 0x500: byte 0xa0, bit 0)
+            Future<Object> work = threads.submit(() -> session.withDevice(d -> {
+                held.countDown();
+                try {
+                    if (!release.await(30, TimeUnit.SECONDS)) {
+                        throw new IllegalStateException("the test never released the device");
+                    }
+                    session.writeMemory(0x50_0008L, new byte[] {0x5a});
+                } catch (InterruptedException | ProtocolException e) {
+                    throw new IllegalStateException(e);
+                }
+                return null;
+            }));
+            assertTrue(held.await(10, TimeUnit.SECONDS), "the worker holds the device");
+            Future<Map<Integer, Integer>> sync = threads.submit(() -> {
+                vmm.syncDirtyLog();
+                return bits(log); // the bitmap as the VMM reads it on the ack
+            });
+            assertThrows(TimeoutException.class, () -> sync.get(200, TimeUnit.MILLISECONDS),
+                    "the sync must not be acked while model work is under way");
+            assertEquals(Map.of(), bits(log), "nothing written yet");
+            release.countDown();
+            assertEquals(Map.of(0xa0, 0x01), sync.get(10, TimeUnit.SECONDS), "the write under way was logged before the ack");
+            work.get(10, TimeUnit.SECONDS);
+            assertEquals(0x5a, vmm.memory().load(0x50_0008L, 1).getAsLong());
+        } finally {
+            release.countDown();
+            threads.shutdownNow();
+            threads.awaitTermination(10, TimeUnit.SECONDS);
+            daemon.close();
+        }
+    }
+
     @Test
     void refusals() throws Exception {
         Path socket = FakeVmm.socketPath("dirtylog-bad");
@@ -164,7 +232,10 @@ class DirtyLogVmmTest {
             assertEquals(ProtocolException.EINVAL, assertThrows(RequestRefusedException.class, () -> vmm.setDirtyLog(log.fd, 12)).errno());
             // mmap_offset not page-aligned
             assertEquals(ProtocolException.EINVAL, assertThrows(RequestRefusedException.class,
-                    () -> vmm.ack(Request.IOMMU_SET_DIRTY_LOG, new StatePayloads.DirtyLog(8, 0x800).encode(), log.fd)).errno());
+                    () -> vmm.ack(Request.IOMMU_SET_DIRTY_LOG, new StatePayloads.DirtyLog(LOG_SIZE, 0x800).encode(), log.fd)).errno());
+            // too small for the RAM mapped (16 MiB needs 512 bytes; 504 cover GPA below 0xfc_0000)
+            assertEquals(ProtocolException.EINVAL, assertThrows(RequestRefusedException.class, () -> vmm.setDirtyLog(log.fd, LOG_SIZE - 8)).errno());
+            assertEquals(ProtocolException.EINVAL, assertThrows(RequestRefusedException.class, () -> vmm.setDirtyLog(log.fd, 8)).errno());
             // size 0 (stop) with a descriptor
             assertEquals(ProtocolException.EINVAL, assertThrows(RequestRefusedException.class,
                     () -> vmm.ack(Request.IOMMU_SET_DIRTY_LOG, StatePayloads.DirtyLog.STOP.encode(), log.fd)).errno());
@@ -173,12 +244,16 @@ class DirtyLogVmmTest {
                     () -> vmm.ack(Request.IOMMU_SET_DIRTY_LOG, new StatePayloads.DirtyLog(8, 0).encode())).errno());
             // an unsealed memfd, which the daemon requires sealed by default
             assertEquals(ProtocolException.EFAULT, assertThrows(RequestRefusedException.class,
-                    () -> vmm.setDirtyLog(unsealed.fd, 8)).errno());
+                    () -> vmm.setDirtyLog(unsealed.fd, LOG_SIZE)).errno());
             assertEquals(1, mappings("dirty-log-bad"), "the daemon mapped none of them: only the test's view");
             assertEquals(1, mappings("dirty-log-unsealed"));
-            // the connection goes on: a good log is taken
-            vmm.setDirtyLog(log.fd, 8192);
+            // the connection goes on: a log that covers the RAM exactly is taken, and marks
+            DeviceSession session = daemon.registry().list().get(0);
+            vmm.setDirtyLog(log.fd, LOG_SIZE);
+            assertEquals(2, mappings("dirty-log-bad"));
+            session.writeMemory(RAM - 1, new byte[] {1}); // the last page, 0xfff: byte 0x1ff, bit 7
             vmm.syncDirtyLog();
+            assertEquals(0x80, log.view.get(LOG_SIZE - 1) & 0xff);
         } finally {
             daemon.close();
         }

@@ -69,6 +69,24 @@ public final class DirtyLog implements AutoCloseable {
     }
 
     /**
+     * Why a log of {@code mmapSize} bytes cannot log a guest whose mapped RAM ends at
+     * {@code ramEnd} (the highest region's GPA + size; 0 without RAM), or null. The log covers
+     * GPA below {@code mmapSize * 8 * 4096} (one bit per 4 KiB page, vhost-user "dirty pages
+     * log"); a page above it would be written unlogged and reach a migration's destination stale.
+     * Regions added after the log are not refused but counted ({@link #overflow}). {@code mmapSize}
+     * as {@link #check} accepts it (at most {@link #MAX_SIZE}, so the product does not overflow).
+     */
+    public static String coverage(long mmapSize, long ramEnd) {
+        long limit = (mmapSize * 8) << PAGE_SHIFT;
+        if (Long.compareUnsigned(ramEnd, limit) > 0) {
+            return String.format("the dirty log covers guest physical addresses below 0x%x, but guest RAM reaches 0x%x;"
+                    + " size it to cover all of guest RAM (at least %d bytes)",
+                    limit, ramEnd, ((((ramEnd - 1) >>> PAGE_SHIFT) >>> 6) + 1) << 3);
+        }
+        return null;
+    }
+
+    /**
      * Maps {@code mmapSize} bytes of {@code fd} from {@code mmapOffset}, MAP_SHARED read/write. An
      * argument {@link #check} refuses is an IllegalArgumentException; a descriptor that does not
      * map (or is not sealed against shrinking when {@code requireSeal}) an IOException. Takes

@@ -759,8 +759,9 @@ public final class DeviceSession implements AutoCloseable {
      * the VMM's bitmap of {@code mmapSize} bytes at {@code mmapOffset} of {@code fd} (vhost-user.rst
      * "Migration": the back-end logs its writes to guest memory in the dirty pages log while
      * logging is on); it replaces an earlier log. {@code mmapSize} 0 (and {@code fd} -1) stops
-     * logging. Writes run under the lock, so no write marks a log being unmapped. Takes ownership
-     * of {@code fd}.
+     * logging. A log that does not reach the end of every region mapped now is refused (EINVAL,
+     * {@link dev.iommuemu.bridge.memory.DirtyLog#coverage}) and an earlier log stays. Writes run
+     * under the lock, so no write marks a log being unmapped. Takes ownership of {@code fd}.
      */
     public void setDirtyLog(int fd, long mmapSize, long mmapOffset) throws ProtocolException {
         lock.lock();
@@ -771,6 +772,19 @@ public final class DeviceSession implements AutoCloseable {
             }
             dev.iommuemu.bridge.memory.DirtyLog next = null;
             if (mmapSize != 0) {
+                // §4.11: refused unless it covers every region mapped now, before anything is mapped
+                String bad = dev.iommuemu.bridge.memory.DirtyLog.check(mmapSize, mmapOffset);
+                if (bad == null) {
+                    long ramEnd = 0;
+                    for (MappedRegion r : memory.regions()) {
+                        ramEnd = Math.max(ramEnd, r.base() + r.size());
+                    }
+                    bad = dev.iommuemu.bridge.memory.DirtyLog.coverage(mmapSize, ramEnd);
+                }
+                if (bad != null) {
+                    LibC.closeQuietly(fd);
+                    throw ProtocolException.refused(ProtocolException.EINVAL, bad);
+                }
                 try {
                     next = dev.iommuemu.bridge.memory.DirtyLog.map(fd, mmapSize, mmapOffset, requireSeals, "session " + id, dirtyLogCounts);
                 } catch (IllegalArgumentException e) {

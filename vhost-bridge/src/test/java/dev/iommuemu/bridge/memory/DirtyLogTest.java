@@ -145,6 +145,16 @@ class DirtyLogTest {
         assertTrue(DirtyLog.check(DirtyLog.MAX_SIZE + 8, 0).endsWith("not 1073741832 bytes: size it as (highest guest physical"
                 + " address / 4096 / 8) rounded up to 8"));
         assertEquals("the dirty log's mmap_offset 0x800 is not a multiple of the 4096-byte page size", DirtyLog.check(8, 0x800));
+        // coverage of the RAM mapped: mmap_size x 8 x 4096 bytes of GPA must reach its end
+        assertNull(DirtyLog.coverage(8, 0), "no RAM yet");
+        assertNull(DirtyLog.coverage(8, 0x4_0000), "64 pages, exactly");
+        assertNull(DirtyLog.coverage(DirtyLog.MAX_SIZE, 1L << 45), "the largest log: 2^33 pages");
+        assertEquals("the dirty log covers guest physical addresses below 0x40000, but guest RAM reaches 0x40001;"
+                + " size it to cover all of guest RAM (at least 16 bytes)", DirtyLog.coverage(8, 0x4_0001));
+        assertEquals("the dirty log covers guest physical addresses below 0xfc0000, but guest RAM reaches 0x1000000;"
+                + " size it to cover all of guest RAM (at least 512 bytes)", DirtyLog.coverage(504, 0x100_0000));
+        assertEquals("the dirty log covers guest physical addresses below 0x200000000000, but guest RAM reaches 0x200000001000;"
+                + " size it to cover all of guest RAM (at least 1073741832 bytes)", DirtyLog.coverage(DirtyLog.MAX_SIZE, (1L << 45) + 0x1000));
         assertThrows(IllegalArgumentException.class, () -> DirtyLog.map(-1, 12, 0, true, "test", counts));
         try (FakeVmm.Memfd unsealed = new FakeVmm.Memfd(4096, "dirty-log-unsealed", false)) {
             int fd = LibC.dup(unsealed.fd);
