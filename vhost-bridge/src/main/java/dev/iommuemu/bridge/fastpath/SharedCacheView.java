@@ -35,6 +35,11 @@ public final class SharedCacheView {
         this.mem = mem;
     }
 
+    /** The shared memory itself (tests read the bytes of §4.8's layout). */
+    public MappedRegion memory() {
+        return mem;
+    }
+
     public int sets() {
         return mem.read32(0);
     }

@@ -264,13 +264,6 @@ public final class DeviceSession implements AutoCloseable {
     }
 
     public Counters counters() {
-        if (shared != null && lock.tryLock()) {
-            try {
-                syncWalkedPages(); // §4.8 walked_pages: the VMM's count, read when asked
-            } finally {
-                lock.unlock();
-            }
-        }
         return counters;
     }
 
@@ -1296,6 +1289,12 @@ public final class DeviceSession implements AutoCloseable {
 
     /** Daemon counters merged with the model's own. */
     public Map<String, Long> allCounters() throws ProtocolException {
+        lock.lock();
+        try {
+            syncWalkedPages(); // §4.8 walked_pages: the VMM's count, read when asked (and at each translation)
+        } finally {
+            lock.unlock();
+        }
         Map<String, Long> m = new LinkedHashMap<>(counters.snapshot());
         m.putAll(readDevice(BridgedDevice::counters));
         return m;
