@@ -12,9 +12,13 @@ import dev.iommuemu.dma.MsiSource;
 import dev.iommuemu.dma.Perm;
 import dev.iommuemu.field.Register;
 import dev.iommuemu.memory.GuestMemory;
+import dev.iommuemu.pagetable.Granule;
+import dev.iommuemu.pagetable.Stage1Config;
+import dev.iommuemu.pagetable.WalkRecipe;
 import dev.iommuemu.smmuv3.ats.AtsResponse;
 import dev.iommuemu.smmuv3.ats.EndpointPort;
 import dev.iommuemu.smmuv3.cache.CoherencyViolation;
+import dev.iommuemu.smmuv3.cd.Cd;
 import dev.iommuemu.smmuv3.cache.ConfigCache;
 import dev.iommuemu.smmuv3.cache.ViolationListener;
 import dev.iommuemu.smmuv3.cmdq.CommandQueue;
@@ -40,6 +44,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * An emulated Arm SMMUv3 (IHI 0070) as a guest driver sees it: the two-page MMIO window, and DMA
@@ -541,33 +546,35 @@ public final class Smmuv3 implements IommuModel {
      * caller decides the transactions are unprivileged (this model has no STE.PRIVCFG override,
      * IDR1.ATTR_PERMS_OVR == 0: a request's own privilege applies). Empty otherwise.
      */
-    public java.util.Optional<dev.iommuemu.pagetable.WalkRecipe> walkRecipe(int streamId) {
+    public Optional<WalkRecipe> walkRecipe(int streamId) {
         if (serviceFailure || options.strict() || !CR0_SMMUEN.isSet(regs.get(CR0ACK))) {
-            return java.util.Optional.empty();
+            return Optional.empty();
         }
         StreamConfig sc = configCache.peekSte(streamId);
         if (sc == null || !sc.ste().valid() || sc.ste().config() != Ste.CONFIG_S1 || sc.s2() != null
                 || sc.ste().strw() != Ste.STRW_NSEL1) {
-            return java.util.Optional.empty();
+            return Optional.empty();
         }
         Ste ste = sc.ste();
         // the CD a transaction without a substream uses (TranslationPath.translate, §5.2 S1DSS)
         if (ste.s1cdMax(profile.ssidBits()) != 0 && ste.s1dss() != Ste.S1DSS_SUBSTREAM0) {
-            return java.util.Optional.empty();
+            return Optional.empty();
         }
         ContextConfig cc = configCache.peekCd(streamId, 0);
-        if (cc == null || !cc.cd().valid() || !cc.cd().is(dev.iommuemu.smmuv3.cd.Cd.AA64)) {
-            return java.util.Optional.empty();
+        Cd cd = cc == null ? null : cc.cd();
+        // §5.4 CD.HA/HD: either bit set (even the reserved {HD, HA} = 0b10) leaves the walk to the daemon
+        if (cd == null || !cd.valid() || !cd.is(Cd.AA64) || cd.is(Cd.HA) || cd.is(Cd.HD)) {
+            return Optional.empty();
         }
-        dev.iommuemu.pagetable.Stage1Config s1 = cc.s1();
-        dev.iommuemu.pagetable.Stage1Config.Region r = s1.tt0();
+        Stage1Config s1 = cc.s1();
+        Stage1Config.Region r = s1.tt0();
         int oas = Math.min(s1.ipsBits(), profile.oasBits());
-        if (r == null || r.disabled() || r.granule() != dev.iommuemu.pagetable.Granule.G4K || s1.bigEndian() || s1.ha()
-                || s1.hd() || s1.ds() || s1.el2() || oas > dev.iommuemu.pagetable.WalkRecipe.MAX_OAS
+        if (r == null || r.disabled() || r.granule() != Granule.G4K || s1.bigEndian() || s1.ha()
+                || s1.hd() || s1.ds() || s1.el2() || oas > WalkRecipe.MAX_OAS
                 || r.tsz() < 16 || r.tsz() > 48 || (r.ttb() >>> oas) != 0) {
-            return java.util.Optional.empty();
+            return Optional.empty();
         }
-        return java.util.Optional.of(dev.iommuemu.pagetable.WalkRecipe.of(r.ttb(), r.tsz(), oas));
+        return Optional.of(WalkRecipe.of(r.ttb(), r.tsz(), oas));
     }
 
     /** Whether the SMMU is in service failure mode ({@link #enterServiceFailureMode}). */

@@ -146,6 +146,11 @@ class WalkRecipeTest {
     }
 
     @Test
+    void notWithHdAlone() {
+        assertNoRecipe("HD without HA (the reserved {HD, HA} = 0b10)", UnaryOperator.identity(), with(Cd.HD, 1));
+    }
+
+    @Test
     void notFor16kGranules() {
         assertNoRecipe("TG0 16K", UnaryOperator.identity(), with(Cd.TG0, 2));
     }
@@ -162,7 +167,12 @@ class WalkRecipeTest {
 
     @Test
     void notForBigEndianTables() {
-        assertNoRecipe("ENDI", UnaryOperator.identity(), with(Cd.ENDI, 1));
+        // every profile has SMMU_IDR0.TTENDIAN 0b10 (little-endian only): ENDI == 1 is an ILLEGAL CD
+        // (C_BAD_CD), never cached; walkRecipe's own ENDI check is a defence should a profile allow it
+        linux(UnaryOperator.identity(), with(Cd.ENDI, 1));
+        assertInstanceOf(DmaResult.Aborted.class, translate());
+        assertEquals("C_BAD_CD", ((DmaResult.Aborted) translate()).reason());
+        assertEquals(Optional.empty(), h.smmu.walkRecipe(SID));
     }
 
     @Test
