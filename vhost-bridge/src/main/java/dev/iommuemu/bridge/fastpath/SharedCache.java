@@ -448,6 +448,12 @@ public final class SharedCache implements AutoCloseable {
         liveRecipes = 0;
     }
 
+    /** Whether {@code endpoint}'s slot holds a recipe of {@code endpoint} (the daemon's own copy). */
+    public boolean hasRecipe(int endpoint) {
+        int slot = endpoint & (RECIPES - 1);
+        return recipe != null && recipe[slot] != null && recipeEndpoint[slot] == endpoint;
+    }
+
     public int liveRecipes() {
         return liveRecipes;
     }

@@ -966,6 +966,10 @@ public final class DeviceSession implements AutoCloseable {
                 || (r.access() & Payloads.ACCESS_PRIV) != 0) {
             return;
         }
+        if (shared.hasRecipe(r.streamId())) {
+            // still current: whatever could change it (DmaHost#configurationChanged) emptied every recipe
+            return;
+        }
         java.util.Optional<dev.iommuemu.pagetable.WalkRecipe> w = device.walkRecipe(r.streamId());
         if (w.isPresent() && shared.publishRecipe(r.streamId(), w.get())) {
             counters.inc(Counter.RECIPES_PUBLISHED);
