@@ -44,6 +44,13 @@ public interface DmaHost {
     default void checkpoint() {}
 
     /**
+     * The configuration translations used may have changed (IHI 0070 §4.3 CMD_CFGI_*, a register
+     * write, a reset): anything the host derived from it, such as a VMM's walk recipes
+     * (docs/protocol.md §4.8), is stale and must go before the change completes. By default nothing.
+     */
+    default void configurationChanged() {}
+
+    /**
      * {@code h} with its interrupt lines offered to {@code tap} first: a line the tap takes
      * (returns true for) goes no further; MSIs and invalidations go to {@code h} unchanged.
      */
@@ -79,6 +86,11 @@ public interface DmaHost {
             @Override
             public void checkpoint() {
                 h.checkpoint();
+            }
+
+            @Override
+            public void configurationChanged() {
+                h.configurationChanged();
             }
         };
     }

@@ -61,6 +61,13 @@ public final class Descriptor {
     /** APTable[1] (bit 62): no write access at subsequent levels. */
     public static final Field AP_TABLE_RO = Field.bit("APTable[1]", 62);
     public static final Field NS_TABLE = Field.bit("NSTable", 63);
+    /** APTable (bits [62:61]) as one field: non-zero when a table restricts later levels' permissions. */
+    public static final Field AP_TABLE = Field.bits("APTable", 62, 61);
+    /**
+     * Bits [51:48] of a 4 KiB-granule descriptor without LPA2: DBM (51), GP (50) and RES0 (49:48);
+     * the walk recipes of docs/protocol.md §4.8 leave any descriptor with one set to the daemon.
+     */
+    public static final Field BITS_51_48 = Field.bits("Bits[51:48]", 51, 48);
 
     // ---- stage 2 leaf attributes (D8.3.2, D8.4.3)
     public static final Field S2_MEMATTR = Field.bits("MemAttr", 5, 2);

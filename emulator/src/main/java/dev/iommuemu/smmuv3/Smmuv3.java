@@ -12,9 +12,13 @@ import dev.iommuemu.dma.MsiSource;
 import dev.iommuemu.dma.Perm;
 import dev.iommuemu.field.Register;
 import dev.iommuemu.memory.GuestMemory;
+import dev.iommuemu.pagetable.Granule;
+import dev.iommuemu.pagetable.Stage1Config;
+import dev.iommuemu.pagetable.WalkRecipe;
 import dev.iommuemu.smmuv3.ats.AtsResponse;
 import dev.iommuemu.smmuv3.ats.EndpointPort;
 import dev.iommuemu.smmuv3.cache.CoherencyViolation;
+import dev.iommuemu.smmuv3.cd.Cd;
 import dev.iommuemu.smmuv3.cache.ConfigCache;
 import dev.iommuemu.smmuv3.cache.ViolationListener;
 import dev.iommuemu.smmuv3.cmdq.CommandQueue;
@@ -40,6 +44,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * An emulated Arm SMMUv3 (IHI 0070) as a guest driver sees it: the two-page MMIO window, and DMA
@@ -141,6 +146,7 @@ public final class Smmuv3 implements IommuModel {
         regs.set(IIDR, profile.iidr() & 0xffff_ffffL);
         regs.set(AIDR, profile.aidr() & 0xffff_ffffL);
         configCache.invalidateAll();
+        host.configurationChanged(); // walk recipes came from the configuration just dropped
         translations.invalidateAll();
         stalls.drain();
         pendingStallRecords.clear();
@@ -162,6 +168,13 @@ public final class Smmuv3 implements IommuModel {
     /** A guest write; side effects (handshakes, queue processing) complete before it returns. */
     public void mmioWrite(long offset, int size, long value) {
         Register r = regs.target(offset, size);
+        if (r != CMDQ_PROD && r != EVENTQ_CONS && r != PRIQ_CONS && r != GERRORN && r != IRQ_CTRL) {
+            // docs/protocol.md §4.8 walk recipes: any other register may change what the recipes
+            // reproduce (SMMU_CR0.SMMUEN, SMMU_STRTAB_BASE, SMMU_CR2.E2H ...); emptied first, cheaply.
+            // Queue pointers and interrupt controls do not; CFGI commands the CMDQ_PROD write runs
+            // empty them themselves (Smmuv3Commands).
+            host.configurationChanged();
+        }
         if (r == null || !present(r)) {
             return; // RAZ/WI (§6.2)
         }
@@ -512,12 +525,56 @@ public final class Smmuv3 implements IommuModel {
         serviceFailure = true;
         // Translations the VMM cached would otherwise keep working: every one is dropped.
         host.invalidate(IotlbInvalidation.all());
+        host.configurationChanged();
         for (StallTable.Stalled s : stalls.drain()) {
             endpoints.stallResolved(s.streamId(), s.stag(), false);
         }
         pendingStallRecords.clear();
         irq.raiseGerror(GERROR_SFM_ERR);
         return true;
+    }
+
+    /**
+     * The walk recipe (docs/protocol.md §4.8, version 12) of {@code streamId}'s transactions without
+     * a substream, from the configuration the SMMU would use for one now (its configuration cache:
+     * what the last such transaction fetched), when a VMM walking the stage 1 tables itself gets
+     * exactly what this SMMU would: SMMU_CR0.SMMUEN == 1 and no service failure mode (§12.3); not
+     * strict (its detector must see every translation); a cached, valid STE with Config == stage 1
+     * only (§5.2 STE.Config 0b101) and STRW == NS-EL1 (§5.2 STRW); CD 0 for non-substream traffic
+     * (§5.2 S1CDMax == 0, or S1DSS == 0b10); the cached CD valid with AA64 == 1, TG0 == 4 KiB,
+     * EPD0 == 0, ENDI == 0, HA == HD == 0, no DS (§5.4), an effective IPS of at most 48 bits. The
+     * caller decides the transactions are unprivileged (this model has no STE.PRIVCFG override,
+     * IDR1.ATTR_PERMS_OVR == 0: a request's own privilege applies). Empty otherwise.
+     */
+    public Optional<WalkRecipe> walkRecipe(int streamId) {
+        if (serviceFailure || options.strict() || !CR0_SMMUEN.isSet(regs.get(CR0ACK))) {
+            return Optional.empty();
+        }
+        StreamConfig sc = configCache.peekSte(streamId);
+        if (sc == null || !sc.ste().valid() || sc.ste().config() != Ste.CONFIG_S1 || sc.s2() != null
+                || sc.ste().strw() != Ste.STRW_NSEL1) {
+            return Optional.empty();
+        }
+        Ste ste = sc.ste();
+        // the CD a transaction without a substream uses (TranslationPath.translate, §5.2 S1DSS)
+        if (ste.s1cdMax(profile.ssidBits()) != 0 && ste.s1dss() != Ste.S1DSS_SUBSTREAM0) {
+            return Optional.empty();
+        }
+        ContextConfig cc = configCache.peekCd(streamId, 0);
+        Cd cd = cc == null ? null : cc.cd();
+        // §5.4 CD.HA/HD: either bit set (even the reserved {HD, HA} = 0b10) leaves the walk to the daemon
+        if (cd == null || !cd.valid() || !cd.is(Cd.AA64) || cd.is(Cd.HA) || cd.is(Cd.HD)) {
+            return Optional.empty();
+        }
+        Stage1Config s1 = cc.s1();
+        Stage1Config.Region r = s1.tt0();
+        int oas = Math.min(s1.ipsBits(), profile.oasBits());
+        if (r == null || r.disabled() || r.granule() != Granule.G4K || s1.bigEndian() || s1.ha()
+                || s1.hd() || s1.ds() || s1.el2() || oas > WalkRecipe.MAX_OAS
+                || r.tsz() < 16 || r.tsz() > 48 || (r.ttb() >>> oas) != 0) {
+            return Optional.empty();
+        }
+        return Optional.of(WalkRecipe.of(r.ttb(), r.tsz(), oas));
     }
 
     /** Whether the SMMU is in service failure mode ({@link #enterServiceFailureMode}). */

@@ -33,6 +33,8 @@ final class Smmuv3Commands implements CommandQueue.Executor {
     private final StallTable stalls;
     private final Interrupts irq;
     private final PendingInvalidations vmm;
+    /** Told of every CMD_CFGI_* at once (DmaHost#configurationChanged: walk recipes, docs/protocol.md §4.8). */
+    private final DmaHost host;
     private final EndpointPort endpoints;
     private final BooleanSupplier smmuEnabled;
 
@@ -45,6 +47,7 @@ final class Smmuv3Commands implements CommandQueue.Executor {
         this.stalls = stalls;
         this.irq = irq;
         this.vmm = new PendingInvalidations(host);
+        this.host = host;
         this.endpoints = endpoints;
     }
 
@@ -80,10 +83,12 @@ final class Smmuv3Commands implements CommandQueue.Executor {
             }
             case CMD_CFGI_STE -> {
                 config.invalidateSte(sid);
+                host.configurationChanged(); // docs/protocol.md §4.8: walk recipes emptied before the CMD_SYNC completes
                 vmm.add(new IotlbInvalidation(sid, 0, -1L));
             }
             case CMD_CFGI_STE_RANGE -> {
                 int range = c.getInt(CFGI_RANGE);
+                host.configurationChanged();
                 if (range == 31) {
                     config.invalidateAll(); // §4.3.6: Range 31 is CMD_CFGI_ALL
                     vmm.add(IotlbInvalidation.all());
@@ -103,10 +108,12 @@ final class Smmuv3Commands implements CommandQueue.Executor {
                 // §4.3.3: SubstreamID is the CD index; an out-of-range one (§4.1.7) simply matches no
                 // cached CD here.
                 config.invalidateCd(sid, c.getInt(SSID));
+                host.configurationChanged();
                 vmm.add(new IotlbInvalidation(sid, 0, -1L));
             }
             case CMD_CFGI_CD_ALL -> {
                 config.invalidateCds(sid);
+                host.configurationChanged();
                 vmm.add(new IotlbInvalidation(sid, 0, -1L));
             }
             case CMD_TLBI_NH_ALL -> tlbi(TlbInvalidation.nhAll(vmid(c)), null);

@@ -38,6 +38,14 @@ public final class Recorders {
             invalidations.add(inv);
         }
 
+        /** DmaHost#configurationChanged calls (walk recipes emptied, docs/protocol.md §4.8). */
+        public int configChanges;
+
+        @Override
+        public void configurationChanged() {
+            configChanges++;
+        }
+
         public long count(String line) {
             return irqs.stream().filter(line::equals).count();
         }

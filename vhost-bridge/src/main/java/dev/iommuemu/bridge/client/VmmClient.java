@@ -394,9 +394,23 @@ public final class VmmClient implements AutoCloseable {
      * mapping lives until the client closes.
      */
     public dev.iommuemu.bridge.fastpath.SharedCacheView sharedCache(int sets, int ways) throws IOException {
-        dev.iommuemu.bridge.memory.MappedRegion shm = dev.iommuemu.bridge.memory.MappedRegion.allocate("iommu-emu-vmm-cache", 0,
-                dev.iommuemu.bridge.fastpath.SharedCache.size(sets, ways));
-        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(16).order(java.nio.ByteOrder.LITTLE_ENDIAN).putInt(sets).putInt(ways);
+        return sharedCache(sets, ways, 0, dev.iommuemu.bridge.fastpath.SharedCache.size(sets, ways));
+    }
+
+    /**
+     * IOMMU_SET_SHARED_CACHE with the walk recipe table (flags RECIPES, §4.8 version 12): the view
+     * reads recipes and walks with them ({@link dev.iommuemu.bridge.fastpath.SharedCacheView#walk}).
+     */
+    public dev.iommuemu.bridge.fastpath.SharedCacheView sharedCacheWithRecipes(int sets, int ways) throws IOException {
+        return sharedCache(sets, ways, dev.iommuemu.bridge.fastpath.SharedCache.FLAG_RECIPES,
+                dev.iommuemu.bridge.fastpath.SharedCache.sizeWithRecipes(sets, ways));
+    }
+
+    /** IOMMU_SET_SHARED_CACHE with {@code flags} and a memfd of {@code bytes} (tests give wrong ones on purpose). */
+    public dev.iommuemu.bridge.fastpath.SharedCacheView sharedCache(int sets, int ways, int flags, long bytes) throws IOException {
+        dev.iommuemu.bridge.memory.MappedRegion shm = dev.iommuemu.bridge.memory.MappedRegion.allocate("iommu-emu-vmm-cache", 0, bytes);
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(16).order(java.nio.ByteOrder.LITTLE_ENDIAN).putInt(sets).putInt(ways)
+                .putInt(flags);
         try {
             ack(Request.IOMMU_SET_SHARED_CACHE, b.array(), shm.fd());
         } catch (IOException e) {

@@ -162,6 +162,15 @@ public interface BridgedDevice extends AutoCloseable {
     default void reset() {}
 
     /**
+     * The walk recipe the VMM may use for {@code endpoint}'s translations without a substream
+     * (docs/protocol.md §4.8 "Walk recipes", version 12): asked after such a translation succeeded,
+     * for unprivileged requests. None by default (virtio-iommu: its mappings are no tables to walk).
+     */
+    default java.util.Optional<dev.iommuemu.pagetable.WalkRecipe> walkRecipe(int endpoint) {
+        return java.util.Optional.empty();
+    }
+
+    /**
      * System reset (IOMMU_SYSTEM_RESET: the machine was reset): the power-on state. The same as
      * {@link #reset()} unless the model keeps state across a device reset (virtio-iommu's config
      * bypass, which "SHOULD NOT change on device reset" but returns to its initial value here).

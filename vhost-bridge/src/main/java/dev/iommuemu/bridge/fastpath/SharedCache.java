@@ -2,6 +2,7 @@ package dev.iommuemu.bridge.fastpath;
 
 import dev.iommuemu.bridge.device.MirroredRegister;
 import dev.iommuemu.bridge.memory.MappedRegion;
+import dev.iommuemu.pagetable.WalkRecipe;
 import java.io.IOException;
 import java.lang.invoke.VarHandle;
 import java.util.List;
@@ -29,6 +30,8 @@ public final class SharedCache implements AutoCloseable {
     public static final int OFF_NOTIFIERS = 0x10;
     public static final int OFF_MIRROR_COUNT = 0x14;
     public static final int OFF_WRITES_APPLIED = 0x18;
+    /** VMM-written (version 12): 4 KiB pages the VMM translated by walking recipes. */
+    public static final int OFF_WALKED_PAGES = 0x20;
     public static final int OFF_MIRROR = 0x40;
     public static final int MIRROR_ENTRY = 16;
     public static final int MAX_MIRROR = (HEADER - OFF_MIRROR) / MIRROR_ENTRY;
@@ -40,6 +43,23 @@ public final class SharedCache implements AutoCloseable {
     public static final int E_SHIFT = 28;
     public static final int MAX_SETS = 65536;
     public static final int MAX_WAYS = 16;
+    /** IOMMU_SET_SHARED_CACHE flags bit 0 (version 12): the memory holds the walk recipe table. */
+    public static final int FLAG_RECIPES = 1;
+    /** §4.8 walk recipes: 256 entries of 64 bytes after the cache entries; endpoint e at slot e & 255. */
+    public static final int RECIPES = 256;
+    public static final int RECIPE = 64;
+    public static final int R_SEQ = 0x00;
+    public static final int R_ENDPOINT = 0x04;
+    public static final int R_TTB = 0x08;
+    public static final int R_KIND = 0x10;
+    public static final int R_T0SZ = 0x14;
+    public static final int R_START_LEVEL = 0x15;
+    public static final int R_OAS = 0x16;
+    public static final int R_FLAGS = 0x17;
+    /** Recipe kind 1: AArch64 stage 1, 4 KiB granule, little-endian tables, TTB0 (0 = empty). */
+    public static final int KIND_AARCH64_4K_TTB0 = 1;
+    /** Recipe flags bit 0: the endpoint's transactions are unprivileged (always set by this daemon). */
+    public static final int RECIPE_UNPRIV = 1;
     /** The smallest entry cached: a 4 KiB page (smaller answers are exact and never cached). */
     public static final int MIN_SHIFT = 12;
     /** An entry covering the whole 64-bit space (an all-ones address mask). */
@@ -67,11 +87,20 @@ public final class SharedCache implements AutoCloseable {
     private long writesApplied;
     private long inserted;
     private long invalidated;
+    // the walk recipes (null without FLAG_RECIPES): the daemon's own copy of each slot
+    private final WalkRecipe[] recipe;
+    private final int[] recipeEndpoint;
+    private final int[] recipeSeq;
+    private int liveRecipes;
+    private long recipesPublished;
 
-    private SharedCache(MappedRegion mem, int sets, int ways) {
+    private SharedCache(MappedRegion mem, int sets, int ways, boolean recipes) {
         this.mem = mem;
         this.sets = sets;
         this.ways = ways;
+        this.recipe = recipes ? new WalkRecipe[RECIPES] : null;
+        this.recipeEndpoint = recipes ? new int[RECIPES] : null;
+        this.recipeSeq = recipes ? new int[RECIPES] : null;
         int n = sets * ways;
         endpoint = new int[n];
         base = new long[n];
@@ -86,26 +115,51 @@ public final class SharedCache implements AutoCloseable {
         return HEADER + (long) ENTRY * sets * ways;
     }
 
+    /** Bytes a cache of {@code sets} x {@code ways} with the walk recipe table needs (§4.8, version 12). */
+    public static long sizeWithRecipes(int sets, int ways) {
+        return size(sets, ways) + (long) RECIPE * RECIPES;
+    }
+
+    /** Where the recipe table starts: R0 = 4096 + 64 * sets * ways. */
+    public static long recipeTable(int sets, int ways) {
+        return size(sets, ways);
+    }
+
     /**
      * Maps the VMM's memfd as a cache of {@code sets} (a power of two, 1..65536) x {@code ways}
      * (1..16) entries and clears it. Takes ownership of {@code fd} only on success.
      */
     public static SharedCache map(int fd, int sets, int ways, boolean requireSeals) throws IOException {
+        return map(fd, sets, ways, requireSeals, false);
+    }
+
+    /**
+     * {@link #map(int, int, int, boolean)}, with the walk recipe table after the entries when
+     * {@code recipes} (flags bit 0, §4.8 version 12); a memfd too small for it is refused
+     * (IllegalArgumentException, a sentence).
+     */
+    public static SharedCache map(int fd, int sets, int ways, boolean requireSeals, boolean recipes) throws IOException {
         if (sets < 1 || sets > MAX_SETS || Integer.bitCount(sets) != 1) {
             throw new IllegalArgumentException("shared cache sets must be a power of two in 1.." + MAX_SETS + ": " + sets);
         }
         if (ways < 1 || ways > MAX_WAYS) {
             throw new IllegalArgumentException("shared cache ways must be in 1.." + MAX_WAYS + ": " + ways);
         }
+        long total = recipes ? sizeWithRecipes(sets, ways) : size(sets, ways);
+        if (recipes && MappedRegion.fileSize(fd) < total) {
+            throw new IllegalArgumentException(String.format("the shared cache memfd holds %d bytes, but %d x %d entries with"
+                    + " walk recipes need %d (4096 + 64 * sets * ways + 64 * 256): make it larger or leave out RECIPES",
+                    MappedRegion.fileSize(fd), sets, ways, total));
+        }
         if (requireSeals) {
             MappedRegion.requireShrinkSeal(fd);
         }
-        SharedCache c = new SharedCache(MappedRegion.map(0, size(sets, ways), 0, 0, fd), sets, ways);
-        // §4.8: whatever the memory held, every entry is empty (seq 0, perm 0) and no size is in use;
-        // the header's notifiers word is the VMM's and stays as it set it
+        SharedCache c = new SharedCache(MappedRegion.map(0, total, 0, 0, fd), sets, ways, recipes);
+        // §4.8: whatever the memory held, every entry and recipe is empty (seq 0, perm 0 / kind 0)
+        // and no size is in use; the header's VMM words (notifiers, walked_pages) stay as it set them
         byte[] zeros = new byte[64 * 1024];
-        for (long at = HEADER; at < size(sets, ways); at += zeros.length) {
-            c.mem.write(at, zeros, 0, (int) Math.min(zeros.length, size(sets, ways) - at));
+        for (long at = HEADER; at < total; at += zeros.length) {
+            c.mem.write(at, zeros, 0, (int) Math.min(zeros.length, total - at));
         }
         c.mem.write32(OFF_MIRROR_COUNT, 0);
         c.clearAll();
@@ -310,8 +364,9 @@ public final class SharedCache implements AutoCloseable {
         mem.write64(OFF_SHIFTS, 0);
     }
 
-    /** Drops every entry (a reset, a model switch). */
+    /** Drops every entry and recipe (a reset, a model switch). */
     public void clearAll() {
+        clearRecipes();
         for (int i = 0; i < valid.length; i++) {
             if (valid[i]) {
                 drop(i);
@@ -320,6 +375,98 @@ public final class SharedCache implements AutoCloseable {
         live = 0;
         endpoints.clear();
         clearShifts();
+    }
+
+    // ---- walk recipes (§4.8, version 12)
+
+    /** Whether this memory holds the recipe table (IOMMU_SET_SHARED_CACHE flags RECIPES). */
+    public boolean hasRecipes() {
+        return recipe != null;
+    }
+
+    private long recipeAddr(int slot) {
+        return recipeTable(sets, ways) + (long) slot * RECIPE;
+    }
+
+    /**
+     * Publishes {@code r} as {@code endpoint}'s recipe (kind 1, UNPRIV) in slot {@code endpoint &
+     * 255}, replacing whatever that slot held; nothing is written when the slot holds it already.
+     * Returns whether it wrote.
+     */
+    public boolean publishRecipe(int endpoint, WalkRecipe r) {
+        if (recipe == null) {
+            return false;
+        }
+        int slot = endpoint & (RECIPES - 1);
+        if (r.equals(recipe[slot]) && recipeEndpoint[slot] == endpoint) {
+            return false;
+        }
+        long a = recipeAddr(slot);
+        int q = recipeSeq[slot] + 1; // odd: being written
+        mem.write32(a + R_SEQ, q);
+        VarHandle.storeStoreFence();
+        mem.write32(a + R_ENDPOINT, endpoint);
+        mem.write64(a + R_TTB, r.ttb());
+        mem.write32(a + R_KIND, KIND_AARCH64_4K_TTB0);
+        // the four bytes at 0x14..0x17: t0sz, start_level, oas, flags (little-endian u32)
+        mem.write32(a + R_T0SZ, r.t0sz() | r.startLevel() << 8 | r.oasBits() << 16 | RECIPE_UNPRIV << 24);
+        VarHandle.releaseFence();
+        mem.write32(a + R_SEQ, q + 1);
+        recipeSeq[slot] = q + 1;
+        if (recipe[slot] == null) {
+            liveRecipes++;
+        }
+        recipe[slot] = r;
+        recipeEndpoint[slot] = endpoint;
+        recipesPublished++;
+        return true;
+    }
+
+    /**
+     * Empties every recipe (odd seq, kind 0, even seq, release): when it returns, no VMM walk that
+     * starts later uses one.
+     */
+    public void clearRecipes() {
+        if (recipe == null || liveRecipes == 0) {
+            return;
+        }
+        for (int slot = 0; slot < RECIPES; slot++) {
+            if (recipe[slot] == null) {
+                continue;
+            }
+            long a = recipeAddr(slot);
+            int q = recipeSeq[slot] + 1;
+            mem.write32(a + R_SEQ, q);
+            VarHandle.storeStoreFence();
+            mem.write32(a + R_KIND, 0);
+            mem.write64(a + R_TTB, 0);
+            VarHandle.releaseFence();
+            mem.write32(a + R_SEQ, q + 1);
+            recipeSeq[slot] = q + 1;
+            recipe[slot] = null;
+        }
+        liveRecipes = 0;
+    }
+
+    /** Whether {@code endpoint}'s slot holds a recipe of {@code endpoint} (the daemon's own copy). */
+    public boolean hasRecipe(int endpoint) {
+        int slot = endpoint & (RECIPES - 1);
+        return recipe != null && recipe[slot] != null && recipeEndpoint[slot] == endpoint;
+    }
+
+    public int liveRecipes() {
+        return liveRecipes;
+    }
+
+    public long recipesPublished() {
+        return recipesPublished;
+    }
+
+    /** The VMM's count of 4 KiB pages it translated by walking recipes (header 0x20; only read here). */
+    public long walkedPages() {
+        long n = mem.read64(OFF_WALKED_PAGES);
+        VarHandle.acquireFence();
+        return n;
     }
 
     /** Whether the VMM has IOMMU notifiers (vhost, vfio) that need IOMMU_IOTLB_INVALIDATE messages too. */

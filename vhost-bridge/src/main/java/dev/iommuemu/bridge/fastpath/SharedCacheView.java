@@ -1,19 +1,43 @@
 package dev.iommuemu.bridge.fastpath;
 
 import dev.iommuemu.bridge.memory.MappedRegion;
+import dev.iommuemu.memory.GuestMemory;
+import dev.iommuemu.pagetable.Descriptor;
+import java.lang.invoke.VarHandle;
+import java.util.OptionalLong;
 
 /**
  * The VMM's side of docs/protocol.md §4.8, written from the protocol text as the QEMU front-end
  * reads it (for Java VMMs: {@link dev.iommuemu.bridge.client.VmmClient}, tests and benchmarks):
- * lock-free lookups under each entry's sequence lock, the register mirror and writes_applied.
+ * lock-free lookups under each entry's sequence lock, the register mirror and writes_applied, and
+ * (version 12) the walk recipes with the VMM's own stage 1 walk, {@link #walk}, exactly as §4.8
+ * "Walk recipes" states it: the reference the QEMU front-end's C walk follows.
  */
 public final class SharedCacheView {
     public record Hit(long iova, long output, int shift, int perm) {}
+
+    /** A recipe as read under its sequence lock (§4.8 version 12), fields as stored. */
+    public record Recipe(int seq, int endpoint, long ttb, int kind, int t0sz, int startLevel, int oas, int flags) {}
+
+    /**
+     * What the VMM's walk found: {@code iova}'s block of 2^{@code shift} bytes at {@code iova}
+     * maps to {@code output}, read/write when {@code writable}, else read-only.
+     */
+    public record Walked(long iova, long output, int shift, boolean writable) {
+        public long translate(long address) {
+            return output | (address & ((1L << shift) - 1));
+        }
+    }
 
     private final MappedRegion mem;
 
     public SharedCacheView(MappedRegion mem) {
         this.mem = mem;
+    }
+
+    /** The shared memory itself (tests read the bytes of §4.8's layout). */
+    public MappedRegion memory() {
+        return mem;
     }
 
     public int sets() {
@@ -85,5 +109,115 @@ public final class SharedCacheView {
     /** The sequence word of every entry (all even when no write is under way). */
     public int seq(int slot) {
         return mem.read32(SharedCache.HEADER + 64L * slot);
+    }
+
+    // ---- walk recipes (§4.8, version 12)
+
+    /** Adds {@code pages} to the header's walked_pages (0x20), atomically as the VMM must. */
+    public void addWalkedPages(long pages) {
+        VarHandle.fullFence();
+        mem.write64(SharedCache.OFF_WALKED_PAGES, mem.read64(SharedCache.OFF_WALKED_PAGES) + pages); // one Java VMM thread in tests
+        VarHandle.fullFence();
+    }
+
+    public long walkedPages() {
+        return mem.read64(SharedCache.OFF_WALKED_PAGES);
+    }
+
+    /**
+     * Recipe slot {@code slot} (0..255) read with the sequence lock: seq (acquire), the fields, a
+     * load fence, seq again; null when it is being written (odd) or changed under the read.
+     */
+    public Recipe recipeSlot(int slot) {
+        long a = SharedCache.recipeTable(sets(), ways()) + (long) SharedCache.RECIPE * slot;
+        int seq = mem.read32(a + SharedCache.R_SEQ);
+        VarHandle.acquireFence();
+        if ((seq & 1) != 0) {
+            return null;
+        }
+        int ep = mem.read32(a + SharedCache.R_ENDPOINT);
+        long ttb = mem.read64(a + SharedCache.R_TTB);
+        int kind = mem.read32(a + SharedCache.R_KIND);
+        int bytes = mem.read32(a + SharedCache.R_T0SZ); // t0sz, start_level, oas, flags: one byte each
+        VarHandle.loadLoadFence();
+        if (mem.read32(a + SharedCache.R_SEQ) != seq) {
+            return null;
+        }
+        return new Recipe(seq, ep, ttb, kind, bytes & 0xff, (bytes >>> 8) & 0xff, (bytes >>> 16) & 0xff, bytes >>> 24);
+    }
+
+    /** The kind-1 recipe of {@code endpoint} the VMM may walk with, or null (then it asks the daemon). */
+    public Recipe recipe(int endpoint) {
+        Recipe r = recipeSlot(endpoint & (SharedCache.RECIPES - 1));
+        if (r == null || r.kind() != SharedCache.KIND_AARCH64_4K_TTB0 || r.endpoint() != endpoint
+                || (r.flags() & SharedCache.RECIPE_UNPRIV) == 0 || r.t0sz() < 16 || r.t0sz() > 48
+                || r.startLevel() > 3 || r.oas() > 48) {
+            return null;
+        }
+        return r;
+    }
+
+    /**
+     * The VMM's walk (§4.8 "Walk recipes") of an unprivileged {@code write} or read of
+     * {@code iova} by {@code endpoint}, with its current recipe, in {@code ram}: the translation,
+     * or null for "ask the daemon". Nothing is cached: every call reads the tables as they are.
+     */
+    public Walked walk(GuestMemory ram, int endpoint, long iova, boolean write) {
+        Recipe r = recipe(endpoint);
+        return r == null ? null : walk(ram, r, iova, write);
+    }
+
+    /** The walk of §4.8 with recipe {@code r}, step by step as the protocol states it. */
+    public static Walked walk(GuestMemory ram, Recipe r, long iova, boolean write) {
+        int ia = 64 - r.t0sz();
+        if ((iova >>> ia) != 0) {
+            return null; // beyond the TTB0 range (or in TTB1's): the daemon decides
+        }
+        long table = r.ttb();
+        for (int level = r.startLevel(); level <= 3; level++) {
+            int shift = 12 + 9 * (3 - level); // Arm ARM D8.2: 4 KiB granule, 9 bits a level
+            int bits = level == r.startLevel() ? ia - shift : 9;
+            if (bits < 1 || bits > 9) {
+                return null; // a start level that does not fit the T0SZ: not understood
+            }
+            long index = (iova >>> shift) & ((1L << bits) - 1);
+            OptionalLong read = ram.load(table + 8 * index, 8); // little-endian tables
+            if (read.isEmpty()) {
+                return null; // not RAM
+            }
+            long desc = read.getAsLong();
+            if (!Descriptor.VALID.isSet(desc) || Descriptor.BITS_51_48.get(desc) != 0) {
+                return null;
+            }
+            boolean tableOrPage = Descriptor.TABLE_OR_PAGE.isSet(desc);
+            if (level < 3 && tableOrPage) {
+                if (Descriptor.AP_TABLE.get(desc) != 0) {
+                    return null; // hierarchical permissions (Arm ARM D8.4.2): the daemon's
+                }
+                long next = Descriptor.ADDR_48.inPlace(desc);
+                if ((next >>> r.oas()) != 0) {
+                    return null;
+                }
+                table = next;
+                continue;
+            }
+            if (!tableOrPage && (level == 0 || level == 3)) {
+                return null; // no level 0 blocks with 4 KiB granules; 0b01 at level 3 is reserved
+            }
+            // a leaf: a page at level 3, a block at level 1 or 2 (Arm ARM D8.3)
+            if (!Descriptor.AF.isSet(desc) || !Descriptor.AP_USER.isSet(desc)) {
+                return null; // Access flag fault; no unprivileged access (D8.4 AP[1])
+            }
+            boolean readOnly = Descriptor.AP_RO.isSet(desc);
+            if (write && readOnly) {
+                return null; // a Permission fault the daemon records
+            }
+            long output = Descriptor.ADDR_48.inPlace(desc) & ~((1L << shift) - 1);
+            if ((output >>> r.oas()) != 0) {
+                return null;
+            }
+            return new Walked(iova & ~((1L << shift) - 1), output, shift, !readOnly);
+        }
+        return null;
     }
 }

@@ -67,6 +67,17 @@ public final class MappedRegion implements GuestMemory.Region {
      * is not a regular file (memfd, hugetlbfs, tmpfs file), or one shorter than
      * {@code mmapOffset + size} (touching past the end of a shared file raises SIGBUS).
      */
+    /** The size in bytes of the file {@code fd} refers to (fstat). */
+    public static long fileSize(int fd) throws IOException {
+        Memory st = new Memory(LibC.STAT_SIZE);
+        try {
+            LibC.fstat(fd, st);
+        } catch (LastErrorException e) {
+            throw new IOException("fstat fd " + fd + ": errno " + e.getErrorCode());
+        }
+        return st.getLong(LibC.STAT_SIZE_OFFSET);
+    }
+
     public static MappedRegion map(long gpa, long size, long userAddr, long mmapOffset, int fd) throws IOException {
         if (size <= 0) {
             throw new IOException("region size must be positive: " + size);

@@ -127,6 +127,12 @@ public final class RecordingDevice implements BridgedDevice {
         return d.peekRegister(offset, size);
     }
 
+    /** Looks at the model's configuration cache only: nothing to record. */
+    @Override
+    public java.util.Optional<dev.iommuemu.pagetable.WalkRecipe> walkRecipe(int endpoint) {
+        return d.walkRecipe(endpoint);
+    }
+
     @Override
     public void mmioWrite(long offset, int size, long value) {
         if (!rec.active()) {

@@ -38,6 +38,12 @@ public final class RecordingHost implements DmaHost, EndpointHost {
         host.checkpoint();
     }
 
+    /** Walk recipes are the host's (DmaHost.configurationChanged): not a model output; passed on, not recorded. */
+    @Override
+    public void configurationChanged() {
+        host.configurationChanged();
+    }
+
     @Override
     public void raiseIrq(String line) {
         recorder.effect(Effect.newBuilder().setIrq(line).build());

@@ -27,6 +27,10 @@ public enum Counter {
     PREFILLS("prefills"),
     /** 4 KiB pages the prefilled entries cover (each counted up to 1 GiB, as translated_pages). */
     PREFILLED_PAGES("prefilled_pages"),
+    /** Walk recipes written into the VMM's shared memory (docs/protocol.md §4.8, version 12). */
+    RECIPES_PUBLISHED("recipes_published"),
+    /** 4 KiB pages the VMM translated by walking recipes, as it counts them in the shared memory's header (§4.8). */
+    WALKED_PAGES("walked_pages"),
     /** States written into the restart journal (docs/protocol.md §4.10). */
     JOURNAL_SAVES("journal_saves"),
     /** Bits the daemon newly set in the VMM's dirty log: guest pages it wrote during a migration (docs/protocol.md §4.11). */

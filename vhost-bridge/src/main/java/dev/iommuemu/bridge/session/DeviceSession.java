@@ -60,6 +60,8 @@ public final class DeviceSession implements AutoCloseable {
     private DeviceFactory factory;
     /** The VMM's shared translation cache and register mirror (docs/protocol.md §4.8), or null; guarded by the lock. */
     private dev.iommuemu.bridge.fastpath.SharedCache shared;
+    /** The shared memory's walked_pages (§4.8 version 12) when last counted; guarded by the lock. */
+    private long walkedSeen;
     /** The restart journal (docs/protocol.md §4.10), or null; and the MMIO writes applied since it was set. */
     private dev.iommuemu.bridge.restart.StateJournal journal;
     private long journalWrites;
@@ -690,6 +692,19 @@ public final class DeviceSession implements AutoCloseable {
      * {@code fd}.
      */
     public void setSharedCache(int fd, int sets, int ways) throws ProtocolException {
+        setSharedCache(fd, sets, ways, 0);
+    }
+
+    /**
+     * IOMMU_SET_SHARED_CACHE with its {@code flags}: bit 0 RECIPES (§4.8 version 12) adds the walk
+     * recipe table; any other bit is refused (EINVAL).
+     */
+    public void setSharedCache(int fd, int sets, int ways, int flags) throws ProtocolException {
+        if ((flags & ~dev.iommuemu.bridge.fastpath.SharedCache.FLAG_RECIPES) != 0) {
+            LibC.closeQuietly(fd);
+            throw ProtocolException.refused(ProtocolException.EINVAL, String.format("IOMMU_SET_SHARED_CACHE: undefined flags 0x%x"
+                    + " (only bit 0, RECIPES, is defined)", flags));
+        }
         lock.lock();
         try {
             if (closed) {
@@ -698,7 +713,8 @@ public final class DeviceSession implements AutoCloseable {
             }
             dev.iommuemu.bridge.fastpath.SharedCache c;
             try {
-                c = dev.iommuemu.bridge.fastpath.SharedCache.map(fd, sets, ways, requireSeals);
+                c = dev.iommuemu.bridge.fastpath.SharedCache.map(fd, sets, ways, requireSeals,
+                        (flags & dev.iommuemu.bridge.fastpath.SharedCache.FLAG_RECIPES) != 0);
             } catch (IllegalArgumentException e) {
                 LibC.closeQuietly(fd);
                 throw ProtocolException.refused(ProtocolException.EINVAL, e.getMessage());
@@ -707,9 +723,11 @@ public final class DeviceSession implements AutoCloseable {
                 throw ProtocolException.refused(ProtocolException.EFAULT, "the shared cache does not map: " + e.getMessage());
             }
             if (shared != null) {
+                syncWalkedPages();
                 shared.close();
             }
             shared = c;
+            walkedSeen = c.hasRecipes() ? c.walkedPages() : 0;
             c.mirror(device.mirroredRegisters(), this::peek);
             LOG.fine(() -> "session " + id + ": shared translation cache of " + sets + " x " + ways + " entries");
         } finally {
@@ -952,6 +970,53 @@ public final class DeviceSession implements AutoCloseable {
         }
     }
 
+    /**
+     * After a translated request without a substream (§4.8 "Walk recipes", version 12): the
+     * endpoint's recipe, when the model has one (BridgedDevice#walkRecipe) and the request was
+     * unprivileged, as every recipe's transactions are (flags UNPRIV). Under the lock.
+     */
+    private void publishRecipe(TranslateRequest r) {
+        if (shared == null || !shared.hasRecipes() || r.substreamId() != Payloads.NO_SUBSTREAM
+                || (r.access() & Payloads.ACCESS_PRIV) != 0) {
+            return;
+        }
+        if (shared.hasRecipe(r.streamId())) {
+            // still current: whatever could change it (DmaHost#configurationChanged) emptied every recipe
+            return;
+        }
+        java.util.Optional<dev.iommuemu.pagetable.WalkRecipe> w = device.walkRecipe(r.streamId());
+        if (w.isPresent() && shared.publishRecipe(r.streamId(), w.get())) {
+            counters.inc(Counter.RECIPES_PUBLISHED);
+        }
+        syncWalkedPages();
+    }
+
+    /**
+     * Empties every walk recipe (DmaHost#configurationChanged: a CMD_CFGI_*, a register write, a
+     * reset; §4.8), before the change completes.
+     */
+    void clearRecipes() {
+        lock.lock();
+        try {
+            if (shared != null) {
+                shared.clearRecipes();
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** The VMM's walked_pages count (§4.8 header 0x20) since the last look, into the counters (under the lock). */
+    private void syncWalkedPages() {
+        if (shared != null && shared.hasRecipes()) {
+            long now = shared.walkedPages();
+            if (Long.compareUnsigned(now, walkedSeen) > 0) {
+                counters.add(Counter.WALKED_PAGES, now - walkedSeen);
+            }
+            walkedSeen = now;
+        }
+    }
+
     // ---- translation (docs/protocol.md §4.3)
 
     public static DmaAccess access(int bits) {
@@ -981,6 +1046,7 @@ public final class DeviceSession implements AutoCloseable {
         if (res instanceof DmaResult.Translated t) {
             IotlbEntry e = t.entry();
             cache(r, e);
+            publishRecipe(r);
             return new TranslateReply(new TranslateResult(Payloads.TRANSLATED, e.perm(), e.translate(r.iova()), e.addrMask(), 0), "");
         }
         if (res instanceof DmaResult.Stalled s) {
@@ -1241,6 +1307,12 @@ public final class DeviceSession implements AutoCloseable {
 
     /** Daemon counters merged with the model's own. */
     public Map<String, Long> allCounters() throws ProtocolException {
+        lock.lock();
+        try {
+            syncWalkedPages(); // §4.8 walked_pages: the VMM's count, read when asked (and at each translation)
+        } finally {
+            lock.unlock();
+        }
         Map<String, Long> m = new LinkedHashMap<>(counters.snapshot());
         m.putAll(readDevice(BridgedDevice::counters));
         return m;
@@ -1267,6 +1339,7 @@ public final class DeviceSession implements AutoCloseable {
                 device.close();
             } finally {
                 if (shared != null) {
+                    syncWalkedPages();
                     shared.close();
                     shared = null;
                 }

@@ -174,6 +174,12 @@ final class SessionHost implements DmaHost, dev.iommuemu.bridge.device.EndpointH
         session.checkpoint();
     }
 
+    /** docs/protocol.md §4.8 walk recipes: emptied before the change that staled them completes. */
+    @Override
+    public void configurationChanged() {
+        session.clearRecipes();
+    }
+
     @Override
     public void msi(long address, int data) {
         msi(address, data, dev.iommuemu.dma.MsiSource.OTHER);

@@ -471,11 +471,8 @@ public final class VhostUserConnection implements Runnable {
                 // docs/protocol.md §4.8 {u32 sets, u32 ways, u32 flags, u32 reserved} and the memfd
                 java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(p).order(java.nio.ByteOrder.LITTLE_ENDIAN);
                 int fd = take(m, 0);
-                if (b.getInt(8) != 0) {
-                    LibC.closeQuietly(fd);
-                    throw ProtocolException.refused(ProtocolException.EINVAL, String.format("IOMMU_SET_SHARED_CACHE: undefined flags 0x%x", b.getInt(8)));
-                }
-                session.setSharedCache(fd, b.getInt(0), b.getInt(4));
+                // flags bit 0 RECIPES (version 12); DeviceSession refuses the undefined ones
+                session.setSharedCache(fd, b.getInt(0), b.getInt(4), b.getInt(8));
                 return null;
             }
             case IOMMU_SET_STATE_JOURNAL -> {

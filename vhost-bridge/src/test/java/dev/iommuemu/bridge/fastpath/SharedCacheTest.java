@@ -1,6 +1,7 @@
 package dev.iommuemu.bridge.fastpath;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -9,6 +10,7 @@ import dev.iommuemu.bridge.device.MirroredRegister;
 import dev.iommuemu.bridge.memory.MappedRegion;
 import dev.iommuemu.bridge.unix.LibC;
 import dev.iommuemu.dma.Perm;
+import dev.iommuemu.pagetable.WalkRecipe;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -243,5 +245,47 @@ class SharedCacheTest {
         e = assertThrows(IllegalArgumentException.class, () -> SharedCache.map(vmmSide.fd(), 16, 17, true));
         assertEquals("shared cache ways must be in 1..16: 17", e.getMessage());
         assertThrows(java.io.IOException.class, () -> SharedCache.map(LibC.dup(vmmSide.fd()), 64, 2, true), "larger than the memfd");
+    }
+
+    /** §4.8 walk recipes (version 12): slot e & 255 tagged with e, the sequence lock, emptied together. */
+    @Test
+    void recipesLiveInSlotEndpointAnd255AndAreEmptiedTogether() throws Exception {
+        long total = SharedCache.sizeWithRecipes(4, 2);
+        assertEquals(4096 + 64 * 8 + 64 * 256, total);
+        vmmSide = MappedRegion.allocate("shared-cache-recipes", 0, total);
+        byte[] junk = new byte[(int) total - SharedCache.HEADER];
+        java.util.Arrays.fill(junk, (byte) 0xa5); // whatever the memory held: the daemon clears it
+        vmmSide.write(SharedCache.HEADER, junk, 0, junk.length);
+        cache = SharedCache.map(LibC.dup(vmmSide.fd()), 4, 2, true, true);
+        SharedCacheView v = new SharedCacheView(vmmSide);
+        assertEquals(4096 + 64 * 8, SharedCache.recipeTable(4, 2));
+        for (int slot = 0; slot < SharedCache.RECIPES; slot++) {
+            assertEquals(new SharedCacheView.Recipe(0, 0, 0, 0, 0, 0, 0, 0), v.recipeSlot(slot));
+        }
+        WalkRecipe r = new WalkRecipe(0x4000_0000L, 25, 1, 40);
+        assertTrue(cache.publishRecipe(0x1_0007, r)); // slot 7
+        assertEquals(new SharedCacheView.Recipe(2, 0x1_0007, 0x4000_0000L, 1, 25, 1, 40, 1), v.recipe(0x1_0007));
+        assertNull(v.recipe(7), "endpoint 7 shares the slot: the tag says it is not its recipe");
+        assertFalse(cache.publishRecipe(0x1_0007, r), "the same recipe again: nothing written");
+        assertTrue(cache.publishRecipe(7, r)); // takes the slot over
+        assertNull(v.recipe(0x1_0007));
+        assertEquals(4, v.recipe(7).seq());
+        assertTrue(cache.publishRecipe(300, WalkRecipe.of(0x8000_0fffL, 16, 48))); // slot 44, TTB aligned to 4 KiB
+        assertEquals(new SharedCacheView.Recipe(2, 300, 0x8000_0000L, 1, 16, 0, 48, 1), v.recipe(300));
+        assertEquals(2, cache.liveRecipes());
+        assertEquals(3, cache.recipesPublished());
+        cache.clearRecipes();
+        assertEquals(0, cache.liveRecipes());
+        assertNull(v.recipe(7));
+        assertNull(v.recipe(300));
+        assertEquals(6, v.recipeSlot(7).seq());
+        assertEquals(0, v.recipeSlot(7).kind());
+        assertEquals(0, v.recipeSlot(44).kind());
+        cache.publishRecipe(7, r);
+        cache.clearAll(); // a reset, a model change: the entries and the recipes
+        assertNull(v.recipe(7));
+        // the VMM's walked_pages is only read
+        v.addWalkedPages(9);
+        assertEquals(9, cache.walkedPages());
     }
 }

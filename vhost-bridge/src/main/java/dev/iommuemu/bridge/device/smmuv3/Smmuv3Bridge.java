@@ -118,6 +118,16 @@ public final class Smmuv3Bridge implements BridgedDevice {
         return iommufd;
     }
 
+    /**
+     * The model's walk recipe (Smmuv3#walkRecipe: stage 1 only, never "+strict"), except while
+     * this SMMU is a modelled host's physical IOMMU (docs/nesting.md): then its STEs are the host
+     * driver's, nested under a guest's, and the VMM asks for every translation.
+     */
+    @Override
+    public java.util.Optional<dev.iommuemu.pagetable.WalkRecipe> walkRecipe(int endpoint) {
+        return iommufd != null ? java.util.Optional.empty() : smmu.walkRecipe(endpoint);
+    }
+
     /** The model behind the seam (for tests). */
     public Smmuv3 smmu() {
         return smmu;
