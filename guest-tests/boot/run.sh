@@ -555,6 +555,15 @@ check_case() {
         [ "${nx:-0}" -gt 0 ] && [ "${np:-0}" -ge 16384 ] \
             || fails+=("the daemon translated ${nx:-0} requests; with QEMU's walks ${np:-0} pages (a 64 MiB read alone needs 16384 pages)")
         grep -q 'iommu-emu: arm-smmuv3 served through chardev\|iommu-emu: virtio-iommu served through chardev' "$c" || fails+=("QEMU did not attach to the daemon")
+        # walk recipes (§4.8, version 12): Linux's stage 1 on the default profile is walked by QEMU
+        # (published and used); a "+strict" profile publishes none (its detector sees every walk)
+        local nrp nwp; nrp=$(awk '$1 == "recipes_published" {print $2}' "$cdir/counters.txt")
+        nwp=$(awk '$1 == "walked_pages" {print $2}' "$cdir/counters.txt")
+        case $name in smmuv3-7-default|smmuv3-7-io)
+            [ "${nrp:-0}" -gt 0 ] && [ "${nwp:-0}" -gt 0 ] \
+                || fails+=("QEMU walked no recipe (recipes_published '${nrp:-}', walked_pages '${nwp:-}')") ;;
+        esac
+        [ "$profile" = "${profile%+strict}" ] || [ "${nrp:-0}" = 0 ] || fails+=("a strict profile published ${nrp} recipes")
         if [ "$iommu" = virtio ] && [ "$name" = "${name%-passthrough}" ]; then
             # virtio-iommu MAPs fill QEMU's shared cache before the first DMA (docs/protocol.md §4.8)
             local npf; npf=$(awk '$1 == "prefills" {print $2}' "$cdir/counters.txt")

@@ -4,6 +4,7 @@ import static dev.iommuemu.smmuv3.registers.Smmuv3Regs.*;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.iommuemu.dma.DmaAccess;
 import dev.iommuemu.dma.DmaResult;
@@ -215,8 +216,18 @@ class WalkRecipeTest {
     void notWithoutSmmuenOrInServiceFailureMode() {
         linux(UnaryOperator.identity(), UnaryOperator.identity());
         translate();
+        assertTrue(h.smmu.walkRecipe(SID).isPresent(), "Linux's configuration, cached: a recipe");
+        // IHI 0070 §6.3.9 SMMU_CR0.SMMUEN = 0: the cached STE and CD stay, but no stream translates
+        long cr0 = h.read(CR0.offset());
+        h.write(CR0.offset(), cr0 & ~1L);
+        assertEquals(Optional.empty(), h.smmu.walkRecipe(SID), "SMMUEN 0");
+        h.write(CR0.offset(), cr0);
+        translate();
+        assertTrue(h.smmu.walkRecipe(SID).isPresent(), "SMMUEN 1 again");
+        int before = h.host.configChanges;
         h.smmu.enterServiceFailureMode();
         assertEquals(Optional.empty(), h.smmu.walkRecipe(SID));
+        assertTrue(h.host.configChanges > before, "service failure mode empties the recipes");
     }
 
     @Test

@@ -32,6 +32,11 @@ public final class SharedCache implements AutoCloseable {
     public static final int OFF_WRITES_APPLIED = 0x18;
     /** VMM-written (version 12): 4 KiB pages the VMM translated by walking recipes. */
     public static final int OFF_WALKED_PAGES = 0x20;
+    /**
+     * Daemon-written (version 12): bumped by every invalidation (TLBI, CFGI, reset) before it
+     * completes, so a VMM walk that ran across one is not used (§4.8 "The VMM's walk").
+     */
+    public static final int OFF_INV_GEN = 0x28;
     public static final int OFF_MIRROR = 0x40;
     public static final int MIRROR_ENTRY = 16;
     public static final int MAX_MIRROR = (HEADER - OFF_MIRROR) / MIRROR_ENTRY;
@@ -93,6 +98,7 @@ public final class SharedCache implements AutoCloseable {
     private final int[] recipeSeq;
     private int liveRecipes;
     private long recipesPublished;
+    private long invGen;
 
     private SharedCache(MappedRegion mem, int sets, int ways, boolean recipes) {
         this.mem = mem;
@@ -166,6 +172,8 @@ public final class SharedCache implements AutoCloseable {
         c.mem.write32(OFF_SETS, sets);
         c.mem.write32(OFF_WAYS, ways);
         c.mem.write64(OFF_WRITES_APPLIED, 0);
+        c.invGen = 0; // clearAll above counted one; a fresh memory starts at 0
+        c.mem.write64(OFF_INV_GEN, 0);
         VarHandle.fullFence();
         return c;
     }
@@ -289,6 +297,7 @@ public final class SharedCache implements AutoCloseable {
      * When it returns, no reader that starts later can use them.
      */
     public void invalidate(int ep, long iova, long size) {
+        bumpInvalidationGeneration();
         if (live == 0) {
             return;
         }
@@ -427,6 +436,7 @@ public final class SharedCache implements AutoCloseable {
      * starts later uses one.
      */
     public void clearRecipes() {
+        bumpInvalidationGeneration();
         if (recipe == null || liveRecipes == 0) {
             return;
         }
@@ -446,6 +456,25 @@ public final class SharedCache implements AutoCloseable {
             recipe[slot] = null;
         }
         liveRecipes = 0;
+    }
+
+    /**
+     * An invalidation is under way (§4.8 inv_gen): a VMM walk that read the guest's tables before
+     * this store and checks inv_gen after its reads sees the change and asks the daemon instead.
+     * The fence orders it before what completes the invalidation (CMDQ_CONS in the mirror, the
+     * CMD_SYNC's MSI), since a table page may be freed and reused once the guest sees that.
+     */
+    private void bumpInvalidationGeneration() {
+        if (recipe == null) {
+            return;
+        }
+        mem.write64(OFF_INV_GEN, ++invGen);
+        VarHandle.fullFence();
+    }
+
+    /** The header's inv_gen as this daemon last wrote it. */
+    public long invalidationGeneration() {
+        return invGen;
     }
 
     /** Whether {@code endpoint}'s slot holds a recipe of {@code endpoint} (the daemon's own copy). */

@@ -113,7 +113,17 @@ public final class SharedCacheView {
 
     // ---- walk recipes (§4.8, version 12)
 
-    /** Adds {@code pages} to the header's walked_pages (0x20), atomically as the VMM must. */
+    /** The header's inv_gen (0x28): bumped by every invalidation before it completes. */
+    public long invalidationGeneration() {
+        long g = mem.read64(SharedCache.OFF_INV_GEN);
+        VarHandle.acquireFence();
+        return g;
+    }
+
+    /**
+     * Adds {@code pages} to the header's walked_pages (0x20). A plain read-modify-write: this test
+     * VMM walks on one thread; a VMM walking on several adds atomically (§4.8).
+     */
     public void addWalkedPages(long pages) {
         VarHandle.fullFence();
         mem.write64(SharedCache.OFF_WALKED_PAGES, mem.read64(SharedCache.OFF_WALKED_PAGES) + pages); // one Java VMM thread in tests
@@ -163,8 +173,20 @@ public final class SharedCacheView {
      * or null for "ask the daemon". Nothing is cached: every call reads the tables as they are.
      */
     public Walked walk(GuestMemory ram, int endpoint, long iova, boolean write) {
+        long gen = invalidationGeneration();
         Recipe r = recipe(endpoint);
-        return r == null ? null : walk(ram, r, iova, write);
+        if (r == null) {
+            return null;
+        }
+        Walked w = walk(ram, r, iova, write);
+        // §4.8 step 8: the walk's reads before the re-checks; an invalidation or a new recipe meanwhile
+        // (the tables it read may be freed already): ask the daemon
+        VarHandle.loadLoadFence();
+        long a = SharedCache.recipeTable(sets(), ways()) + (long) SharedCache.RECIPE * (endpoint & (SharedCache.RECIPES - 1));
+        if (w == null || mem.read32(a + SharedCache.R_SEQ) != r.seq() || invalidationGeneration() != gen) {
+            return null;
+        }
+        return w;
     }
 
     /** The walk of §4.8 with recipe {@code r}, step by step as the protocol states it. */

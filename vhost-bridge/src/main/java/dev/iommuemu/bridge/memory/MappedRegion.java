@@ -61,12 +61,6 @@ public final class MappedRegion implements GuestMemory.Region {
         }
     }
 
-    /**
-     * Maps {@code size} bytes of {@code fd} from {@code mmapOffset}. Takes ownership of {@code fd}
-     * only on success. Refuses what would fault later instead of failing now: a descriptor that
-     * is not a regular file (memfd, hugetlbfs, tmpfs file), or one shorter than
-     * {@code mmapOffset + size} (touching past the end of a shared file raises SIGBUS).
-     */
     /** The size in bytes of the file {@code fd} refers to (fstat). */
     public static long fileSize(int fd) throws IOException {
         Memory st = new Memory(LibC.STAT_SIZE);
@@ -78,6 +72,12 @@ public final class MappedRegion implements GuestMemory.Region {
         return st.getLong(LibC.STAT_SIZE_OFFSET);
     }
 
+    /**
+     * Maps {@code size} bytes of {@code fd} from {@code mmapOffset}. Takes ownership of {@code fd}
+     * only on success. Refuses what would fault later instead of failing now: a descriptor that
+     * is not a regular file (memfd, hugetlbfs, tmpfs file), or one shorter than
+     * {@code mmapOffset + size} (touching past the end of a shared file raises SIGBUS).
+     */
     public static MappedRegion map(long gpa, long size, long userAddr, long mmapOffset, int fd) throws IOException {
         if (size <= 0) {
             throw new IOException("region size must be positive: " + size);

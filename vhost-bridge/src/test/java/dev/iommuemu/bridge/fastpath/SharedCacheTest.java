@@ -288,4 +288,33 @@ class SharedCacheTest {
         v.addWalkedPages(9);
         assertEquals(9, cache.walkedPages());
     }
+
+    /**
+     * §4.8 inv_gen (header 0x28): every invalidation bumps it before it returns, even one that
+     * finds no entry (a TLBI of tables the VMM walked), and emptying the recipes does too; a cache
+     * without recipes leaves it 0.
+     */
+    @Test
+    void everyInvalidationBumpsTheGenerationAVmmWalkChecks() throws Exception {
+        long total = SharedCache.sizeWithRecipes(4, 2);
+        vmmSide = MappedRegion.allocate("shared-cache-gen", 0, total);
+        vmmSide.write64(SharedCache.OFF_INV_GEN, 0x5a5a); // whatever the memory held: the daemon clears it
+        cache = SharedCache.map(LibC.dup(vmmSide.fd()), 4, 2, true, true);
+        SharedCacheView v = new SharedCacheView(vmmSide);
+        assertEquals(0, v.invalidationGeneration());
+        cache.invalidate(5, 0x1000, 0x1000); // no entry at all: still bumped
+        assertEquals(1, v.invalidationGeneration());
+        cache.invalidate(SharedCache.ALL_ENDPOINTS, 0, -1);
+        assertEquals(2, v.invalidationGeneration());
+        cache.clearRecipes();
+        assertEquals(3, v.invalidationGeneration());
+        cache.clearAll();
+        assertEquals(4, v.invalidationGeneration());
+        assertEquals(4, cache.invalidationGeneration());
+        cache.close();
+        cache = SharedCache.map(LibC.dup(vmmSide.fd()), 4, 2, true, false);
+        cache.invalidate(5, 0x1000, 0x1000);
+        cache.clearAll();
+        assertEquals(0, vmmSide.read64(SharedCache.OFF_INV_GEN), "without RECIPES the VMM walks nothing: no generation");
+    }
 }

@@ -172,11 +172,14 @@ class WalkRecipeSessionTest {
         translate(SID, 0);
         assertNotNull(view.recipe(SID));
 
-        // a CMDQ_PROD write that runs only TLBIs and a sync: kept (the VMM caches no walk)
+        // a CMDQ_PROD write that runs only TLBIs and a sync: kept (the VMM caches no walk), but
+        // inv_gen moved before the sync completed, so a walk that ran across it is not used
+        long gen = view.invalidationGeneration();
         cmd(Command.build(Command.Op.CMD_TLBI_NH_VA).set(Command.TLBI_ASID, 5).set(Command.TLBI_ADDR, IOVA >>> 12).command());
         cmd(Command.build(Command.Op.CMD_TLBI_NH_ASID).set(Command.TLBI_ASID, 5).command());
         sync();
         assertEquals(2, view.recipe(SID).seq(), "kept, untouched");
+        assertTrue(view.invalidationGeneration() > gen, "the TLBIs bumped inv_gen before the CMD_SYNC completed");
         assertEquals(cmdProd, vmm.mmioRead(CMDQ_CONS.offset(), 4) & 31, "every command consumed");
 
         Command[] cfgis = {
