@@ -25,14 +25,14 @@ public record WalkRecipe(long ttb, int t0sz, int startLevel, int oasBits) {
         if (oasBits < 32 || oasBits > MAX_OAS) {
             throw new IllegalArgumentException("output size of " + oasBits + " bits (32.." + MAX_OAS + ")");
         }
-        if ((ttb >>> oasBits) != 0 || (ttb & ((1L << startBits(t0sz) + 3) - 1)) != 0) {
+        if ((ttb >>> oasBits) != 0 || Walker.alignTable(ttb, startBits(t0sz), false) != ttb) {
             throw new IllegalArgumentException(String.format("TTB 0x%x beyond %d bits or not aligned to its table", ttb, oasBits));
         }
     }
 
     /** The recipe of {@code ttb0} (aligned here as the walk aligns it) for {@code t0sz} and {@code oasBits}. */
     public static WalkRecipe of(long ttb0, int t0sz, int oasBits) {
-        return new WalkRecipe(ttb0 & ~((1L << startBits(t0sz) + 3) - 1), t0sz, startLevel(t0sz), oasBits);
+        return new WalkRecipe(Walker.alignTable(ttb0, startBits(t0sz), false), t0sz, startLevel(t0sz), oasBits);
     }
 
     /**
@@ -41,13 +41,12 @@ public record WalkRecipe(long ttb, int t0sz, int startLevel, int oasBits) {
      * {@code 4 - ceil((64 - t0sz - 12) / 9)}.
      */
     public static int startLevel(int t0sz) {
-        int ia = 64 - t0sz;
-        return 4 - (ia - 12 + 8) / 9;
+        return Walker.startLevel(Granule.G4K, 64 - t0sz);
     }
 
     /** The bits of the input the start level's table resolves (its table has 2^bits entries). */
     public static int startBits(int t0sz) {
-        return (64 - t0sz) - (12 + 9 * (3 - startLevel(t0sz)));
+        return (64 - t0sz) - Granule.G4K.levelShift(startLevel(t0sz));
     }
 
     public int inputBits() {

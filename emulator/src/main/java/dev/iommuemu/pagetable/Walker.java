@@ -200,8 +200,7 @@ public final class Walker {
                 return fault(ctx, FaultType.TRANSLATION, 1, 0, FaultClass.IN, 0, -1);
             }
         }
-        int levels = ceilDiv(ia - g.pageShift(), g.stride());
-        int startLevel = 4 - levels;
+        int startLevel = startLevel(g, ia);
         int startBits = ia - g.levelShift(startLevel);
         if (startLevel < (c.ds() ? -1 : 0)) {
             return fault(ctx, FaultType.TRANSLATION, 1, 0, FaultClass.IN, 0, -1);
@@ -628,6 +627,14 @@ public final class Walker {
             log2 = 6;
         }
         return ttb & ~((1L << log2) - 1);
+    }
+
+    /**
+     * The level a stage 1 walk of an {@code ia}-bit input starts at with granule {@code g} (Arm ARM
+     * D8.2: each level resolves {@code g.stride()} bits above the page offset, the last is level 3).
+     */
+    static int startLevel(Granule g, int ia) {
+        return 4 - ceilDiv(ia - g.pageShift(), g.stride());
     }
 
     private static int ceilDiv(int a, int b) {

@@ -417,8 +417,10 @@ public final class SharedCache implements AutoCloseable {
         mem.write32(a + R_ENDPOINT, endpoint);
         mem.write64(a + R_TTB, r.ttb());
         mem.write32(a + R_KIND, KIND_AARCH64_4K_TTB0);
-        // the four bytes at 0x14..0x17: t0sz, start_level, oas, flags (little-endian u32)
-        mem.write32(a + R_T0SZ, r.t0sz() | r.startLevel() << 8 | r.oasBits() << 16 | RECIPE_UNPRIV << 24);
+        mem.write8(a + R_T0SZ, (byte) r.t0sz());
+        mem.write8(a + R_START_LEVEL, (byte) r.startLevel());
+        mem.write8(a + R_OAS, (byte) r.oasBits());
+        mem.write8(a + R_FLAGS, (byte) RECIPE_UNPRIV);
         VarHandle.releaseFence();
         mem.write32(a + R_SEQ, q + 1);
         recipeSeq[slot] = q + 1;

@@ -148,12 +148,15 @@ public final class SharedCacheView {
         int ep = mem.read32(a + SharedCache.R_ENDPOINT);
         long ttb = mem.read64(a + SharedCache.R_TTB);
         int kind = mem.read32(a + SharedCache.R_KIND);
-        int bytes = mem.read32(a + SharedCache.R_T0SZ); // t0sz, start_level, oas, flags: one byte each
+        int t0sz = mem.read8(a + SharedCache.R_T0SZ) & 0xff;
+        int level = mem.read8(a + SharedCache.R_START_LEVEL) & 0xff;
+        int oas = mem.read8(a + SharedCache.R_OAS) & 0xff;
+        int flags = mem.read8(a + SharedCache.R_FLAGS) & 0xff;
         VarHandle.loadLoadFence();
         if (mem.read32(a + SharedCache.R_SEQ) != seq) {
             return null;
         }
-        return new Recipe(seq, ep, ttb, kind, bytes & 0xff, (bytes >>> 8) & 0xff, (bytes >>> 16) & 0xff, bytes >>> 24);
+        return new Recipe(seq, ep, ttb, kind, t0sz, level, oas, flags);
     }
 
     /** The kind-1 recipe of {@code endpoint} the VMM may walk with, or null (then it asks the daemon). */
