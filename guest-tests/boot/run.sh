@@ -564,6 +564,13 @@ check_case() {
                 || fails+=("QEMU walked no recipe (recipes_published '${nrp:-}', walked_pages '${nwp:-}')") ;;
         esac
         [ "$profile" = "${profile%+strict}" ] || [ "${nrp:-0}" = 0 ] || fails+=("a strict profile published ${nrp} recipes")
+        # the command-queue hand-off (§4.12, version 13): QEMU consumed strict-mode TLBI + CMD_SYNC
+        # batches itself on the default profile; never on a "+strict" one (its detector sees them all)
+        local nhb; nhb=$(awk '$1 == "vmm_cmdq_batches" {print $2}' "$cdir/counters.txt")
+        case $name in smmuv3-7-default|smmuv3-7-io)
+            [ "${nhb:-0}" -gt 0 ] || fails+=("QEMU consumed no command batch itself (vmm_cmdq_batches '${nhb:-}')") ;;
+        esac
+        [ "$profile" = "${profile%+strict}" ] || [ "${nhb:-0}" = 0 ] || fails+=("QEMU consumed ${nhb} command batches on a strict profile")
         if [ "$iommu" = virtio ] && [ "$name" = "${name%-passthrough}" ]; then
             # virtio-iommu MAPs fill QEMU's shared cache before the first DMA (docs/protocol.md §4.8)
             local npf; npf=$(awk '$1 == "prefills" {print $2}' "$cdir/counters.txt")
