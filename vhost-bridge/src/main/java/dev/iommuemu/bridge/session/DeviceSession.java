@@ -699,7 +699,8 @@ public final class DeviceSession implements AutoCloseable {
 
     /**
      * IOMMU_SET_SHARED_CACHE with its {@code flags}: bit 0 RECIPES (§4.8 version 12) adds the walk
-     * recipe table; any other bit is refused (EINVAL).
+     * recipe table, bit 1 CMDQ (§4.12 version 13, with RECIPES, for a model with a command queue)
+     * the command-queue hand-off region; any other bit is refused (EINVAL).
      */
     public void setSharedCache(int fd, int sets, int ways, int flags) throws ProtocolException {
         if ((flags & ~dev.iommuemu.bridge.fastpath.SharedCache.FLAGS) != 0) {
@@ -762,7 +763,13 @@ public final class DeviceSession implements AutoCloseable {
         public void lock() {
             super.lock();
             if (getHoldCount() == 1) {
-                takeCommandHandOff();
+                try {
+                    takeCommandHandOff();
+                } catch (RuntimeException | InternalError e) {
+                    // never out of lock() with the lock held and no caller's finally to release it
+                    LOG.warning("session " + id + ": the VMM's command-queue log could not be drained (" + e
+                            + "); the device goes on");
+                }
             }
         }
 

@@ -126,6 +126,9 @@ final class VmmHandOff {
                             int num = (int) Command.TLBI_NUM.get(c);
                             int scale = (int) Command.TLBI_SCALE.get(c);
                             int ttl = (int) Command.TLBI_TTL.get(c);
+                            if (tg == 2 && ttl == 1) {
+                                ttl = 0; // §4.4.1.1: 16 KiB with TTL 1 needs SMMU_IDR5.DS; counts as 0
+                            }
                             if (num == 0 && scale == 0 && ttl == 0) {
                                 return Outcome.NOT_HANDLED; // Reserved: the daemon raises CERROR_ILL
                             }
