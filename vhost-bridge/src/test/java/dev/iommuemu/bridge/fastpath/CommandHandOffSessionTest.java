@@ -252,6 +252,34 @@ class CommandHandOffSessionTest {
     }
 
     @Test
+    void rangeInvalidationsAndTheReservedEncoding() throws Exception {
+        start("cmdq9", "max");
+        SharedCacheView view = vmm.sharedCacheWithCommandHandOff(16, 2);
+        VmmHandOff h = new VmmHandOff(view.memory(), 16, 2, mem);
+        translate();
+        assertNotNull(view.lookup(SID, IOVA));
+        // IHI 0070 §4.4.1.1, RIL: TG 1 (4 KiB), NUM 1, SCALE 0: 8 KiB from IOVA - 0x1000, covering IOVA
+        Command range = Command.build(Command.Op.CMD_TLBI_NH_VA).set(Command.TLBI_ASID, ASID)
+                .set(Command.TLBI_ADDR, (IOVA - 0x1000) >>> 12).set(Command.TLBI_TG, 1).set(Command.TLBI_NUM, 1).command();
+        queue(range);
+        queue(Command.build(Command.Op.CMD_SYNC).command());
+        assertEquals(VmmHandOff.Outcome.CONSUMED, h.onProdWrite(cmdProd, view.writesApplied(), l -> {}));
+        assertNull(view.lookup(SID, IOVA));
+        tables.map(ttb, IOVA, PA2, PageTables.S1_RW);
+        assertEquals(PA2 + 0x18, translate().output(), "the range reached the daemon's TLB");
+
+        // TG 2 (16 KiB) with TTL 1, NUM = SCALE = 0: TTL counts as 0 without IDR5.DS, so Reserved:
+        // the VMM posts it and the daemon raises CERROR_ILL
+        int at = cmdProd;
+        queue(Command.build(Command.Op.CMD_TLBI_NH_VA).set(Command.TLBI_ASID, ASID).set(Command.TLBI_ADDR, IOVA >>> 12)
+                .set(Command.TLBI_TG, 2).set(Command.TLBI_TTL, 1).command());
+        assertEquals(VmmHandOff.Outcome.NOT_HANDLED, h.onProdWrite(cmdProd, view.writesApplied(), l -> {}));
+        vmm.mmioWrite(CMDQ_PROD.offset(), 4, cmdProd);
+        assertEquals(at | (1 << 24), vmm.mmioRead(CMDQ_CONS.offset(), 4), "CERROR_ILL at the command");
+        assertEquals(0, h.ok());
+    }
+
+    @Test
     void theBatchesCountInTheJournalNotInWritesApplied() throws Exception {
         start("cmdq2", "max");
         SharedCacheView view = vmm.sharedCacheWithCommandHandOff(16, 2);
