@@ -577,6 +577,35 @@ public final class Smmuv3 implements IommuModel {
         return Optional.of(WalkRecipe.of(r.ttb(), r.tsz(), oas));
     }
 
+    /**
+     * The VMM's command-queue hand-off (docs/protocol.md §4.12): the commands it consumed itself
+     * ({@code count} commands of two words in {@code words}) executed as this SMMU's queue would
+     * have (CommandQueue#vmmConsumed: TLB and configuration cache invalidations, the VMM's cached
+     * translations; no CMD_SYNC signalled again, IHI 0070 §4.7.3), then SMMU_CMDQ_PROD and
+     * SMMU_CMDQ_CONS set to the VMM's values (§6.3.26, §6.3.27). Rejected commands are skipped and
+     * counted in the answer; nothing throws.
+     */
+    public CommandQueue.VmmBatch applyVmmConsumed(long[] words, int count, int prod, int cons) {
+        return cmdq.vmmConsumed(words, count, prod, cons);
+    }
+
+    /** What the VMM's command-queue hand-off needs from this SMMU now (docs/protocol.md §4.12). */
+    public record CommandHandOffState(boolean ok, long cmdqBase, int prod, int cons, boolean msi, boolean ril, int oasBits) {}
+
+    /**
+     * The command queue's state for the VMM's hand-off (docs/protocol.md §4.12). {@code ok} only
+     * while the queue consumes (SMMU_CR0ACK.CMDQEN = 1, GERROR.CMDQ_ERR inactive: IHI 0070 §6.3.9,
+     * §7.1), stage 1 is implemented (SMMU_IDR0.S1P, §6.3.1: the TLBI_NH_* the VMM handles), the SMMU
+     * is not in service failure mode (§12.3: no queue is consumed) and the profile is not strict
+     * (its coherency detector must see every invalidation when it happens). MSI is SMMU_IDR0.MSI,
+     * RIL SMMU_IDR3.RIL (§4.4.1.1 range invalidations), the OAS SMMU_IDR5.OAS in bits.
+     */
+    public CommandHandOffState commandHandOffState() {
+        CommandQueue.HandOff q = cmdq.handOff();
+        boolean ok = q.consuming() && profile.s1() && !serviceFailure && !options.strict();
+        return new CommandHandOffState(ok, q.base(), q.prod(), q.cons(), profile.msi(), profile.ril(), profile.oasBits());
+    }
+
     /** Whether the SMMU is in service failure mode ({@link #enterServiceFailureMode}). */
     public boolean serviceFailureMode() {
         return serviceFailure;

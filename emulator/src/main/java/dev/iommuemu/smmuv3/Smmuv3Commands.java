@@ -72,6 +72,12 @@ final class Smmuv3Commands implements CommandQueue.Executor {
         }
     }
 
+    /** docs/protocol.md §4.12: the VMM signalled the CMD_SYNC it consumed; its MSI is not written again. */
+    @Override
+    public void consumedByVmm() {
+        syncSignal = null;
+    }
+
     @Override
     public int execute(Command c) {
         syncSignal = null;

@@ -36,7 +36,19 @@ public final class CommandQueue {
 
         /** Called when processing stops (queue drained, or halted by an error). */
         default void endOfBatch() {}
+
+        /**
+         * The command just executed was consumed by the VMM, which signalled its completion itself
+         * (docs/protocol.md §4.12): nothing is signalled for it (a CMD_SYNC's MSI is not written again).
+         */
+        default void consumedByVmm() {}
     }
+
+    /**
+     * What {@link #vmmConsumed} did: the logged commands executed and those the model rejected
+     * (an unknown opcode, an absent feature, a CERROR: skipped, since the VMM completed the sync).
+     */
+    public record VmmBatch(int executed, int rejected) {}
 
     private final RegisterFile regs;
     private final GuestMemory mem;
@@ -97,10 +109,63 @@ public final class CommandQueue {
         if (w0.isEmpty() || w1.isEmpty()) {
             return CERROR_ABT; // §4.1.1: an abort fetching the command
         }
-        Command.Op op = Command.Op.of((int) Command.OPCODE.get(w0.getAsLong()));
+        return execute(w0.getAsLong(), w1.getAsLong());
+    }
+
+    private int execute(long w0, long w1) {
+        Command.Op op = Command.Op.of((int) Command.OPCODE.get(w0));
         if (op == null || !op.presentIn(profile)) {
             return CERROR_ILL; // §4.1.1: unknown opcode, or a command of an absent feature
         }
-        return executor.execute(new Command(op, w0.getAsLong(), w1.getAsLong()));
+        return executor.execute(new Command(op, w0, w1));
     }
+
+    /**
+     * Commands the VMM consumed from this queue itself (docs/protocol.md §4.12): {@code count}
+     * commands of two 64-bit words each in {@code words}, as they were in the queue, executed as
+     * {@link #process} would have (the TLB, the configuration cache, the VMM's cached translations,
+     * flushed at the end as after any batch) but without reading the queue memory and without
+     * signalling anything: the VMM completed each CMD_SYNC itself (IHI 0070 §4.7.3). A command this
+     * model rejects is skipped (the sync after it has completed already; no CERROR is raised, §4.1.1
+     * describes the SMMU's own consumption). Then SMMU_CMDQ_PROD and SMMU_CMDQ_CONS take the VMM's
+     * values (§6.3.26, §6.3.27: the index and wrap bit within the queue's 2^LOG2SIZE entries, and
+     * CONS.ERR as the VMM left it), as if the queue had consumed up to PROD.
+     */
+    public VmmBatch vmmConsumed(long[] words, int count, int prod, int cons) {
+        int n = Math.max(0, Math.min(count, words.length / 2));
+        int rejected = 0;
+        try {
+            for (int i = 0; i < n; i++) {
+                if (execute(words[2 * i], words[2 * i + 1]) != CERROR_NONE) {
+                    rejected++;
+                }
+                executor.consumedByVmm();
+            }
+        } finally {
+            executor.endOfBatch();
+        }
+        consumed += n - rejected;
+        QueueGeometry q = QueueGeometry.of(regs.get(Smmuv3Regs.CMDQ_BASE), profile.cmdqs(), Command.SIZE);
+        regs.set(Smmuv3Regs.CMDQ_PROD, Smmuv3Regs.Q_PTR.insert(regs.get(Smmuv3Regs.CMDQ_PROD), prod & q.pointerMask()));
+        long c = Smmuv3Regs.Q_PTR.insert(regs.get(Smmuv3Regs.CMDQ_CONS), cons & q.pointerMask());
+        regs.set(Smmuv3Regs.CMDQ_CONS, Smmuv3Regs.CMDQ_CONS_ERR.insert(c, Smmuv3Regs.CMDQ_CONS_ERR.get(cons & 0xffff_ffffL)));
+        return new VmmBatch(n - rejected, rejected);
+    }
+
+    /**
+     * What the VMM needs to consume commands itself (docs/protocol.md §4.12): SMMU_CMDQ_BASE as this
+     * queue uses it (the address aligned to the queue size, LOG2SIZE limited to IDR1.CMDQS, §6.3.24),
+     * SMMU_CMDQ_PROD, SMMU_CMDQ_CONS, and whether the queue consumes now: CR0ACK.CMDQEN = 1 and
+     * GERROR.CMDQ_ERR inactive (§7.1).
+     */
+    public HandOff handOff() {
+        QueueGeometry q = QueueGeometry.of(regs.get(Smmuv3Regs.CMDQ_BASE), profile.cmdqs(), Command.SIZE);
+        boolean consuming = Smmuv3Regs.CR0_CMDQEN.isSet(regs.get(Smmuv3Regs.CR0ACK))
+                && !irq.gerrorActive(Smmuv3Regs.GERROR_CMDQ_ERR);
+        return new HandOff(consuming, Smmuv3Regs.Q_BASE_LOG2SIZE.insert(q.base(), q.log2size()),
+                (int) regs.get(Smmuv3Regs.CMDQ_PROD), (int) regs.get(Smmuv3Regs.CMDQ_CONS));
+    }
+
+    /** {@link #handOff}'s answer. */
+    public record HandOff(boolean consuming, long base, int prod, int cons) {}
 }

@@ -406,6 +406,16 @@ public final class VmmClient implements AutoCloseable {
                 dev.iommuemu.bridge.fastpath.SharedCache.sizeWithRecipes(sets, ways));
     }
 
+    /**
+     * IOMMU_SET_SHARED_CACHE with the walk recipe table and the command-queue hand-off region (flags
+     * RECIPES | CMDQ, §4.12 version 13): the memfd is C0 + 16640 bytes.
+     */
+    public dev.iommuemu.bridge.fastpath.SharedCacheView sharedCacheWithCommandHandOff(int sets, int ways) throws IOException {
+        return sharedCache(sets, ways, dev.iommuemu.bridge.fastpath.SharedCache.FLAG_RECIPES
+                | dev.iommuemu.bridge.fastpath.SharedCache.FLAG_CMDQ,
+                dev.iommuemu.bridge.fastpath.SharedCache.sizeWithCommandHandOff(sets, ways));
+    }
+
     /** IOMMU_SET_SHARED_CACHE with {@code flags} and a memfd of {@code bytes} (tests give wrong ones on purpose). */
     public dev.iommuemu.bridge.fastpath.SharedCacheView sharedCache(int sets, int ways, int flags, long bytes) throws IOException {
         dev.iommuemu.bridge.memory.MappedRegion shm = dev.iommuemu.bridge.memory.MappedRegion.allocate("iommu-emu-vmm-cache", 0, bytes);

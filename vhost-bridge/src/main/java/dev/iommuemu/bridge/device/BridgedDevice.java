@@ -171,6 +171,29 @@ public interface BridgedDevice extends AutoCloseable {
     }
 
     /**
+     * The command queue's state for the VMM's command-queue hand-off (docs/protocol.md §4.12,
+     * version 13): {@code ok} (whether the VMM may consume commands itself), SMMU_CMDQ_BASE as the
+     * model uses it, SMMU_CMDQ_PROD, SMMU_CMDQ_CONS, {@code features} (bit 0 MSI, bit 1 RIL), the
+     * OAS in bits and the index of the line a CMD_SYNC with SIG_IRQ pulses (0xffffffff: none).
+     */
+    record CommandQueueState(boolean ok, long cmdqBase, int prod, int cons, int features, int oasBits, int syncLine) {}
+
+    /** The state above, or empty for a model without a command queue (virtio-iommu): no hand-off. */
+    default java.util.Optional<CommandQueueState> commandQueueState() {
+        return java.util.Optional.empty();
+    }
+
+    /**
+     * The commands the VMM consumed itself (§4.12), {@code count} of two words each in {@code words},
+     * executed as the model's queue would have without signalling any completion again, then
+     * SMMU_CMDQ_PROD and SMMU_CMDQ_CONS set to {@code prod} and {@code cons}. Returns how many
+     * commands the model rejected and skipped; never throws for what the commands hold.
+     */
+    default int applyVmmCommands(long[] words, int count, int prod, int cons) {
+        throw new UnsupportedOperationException(model() + " has no command queue the VMM could consume");
+    }
+
+    /**
      * System reset (IOMMU_SYSTEM_RESET: the machine was reset): the power-on state. The same as
      * {@link #reset()} unless the model keeps state across a device reset (virtio-iommu's config
      * bypass, which "SHOULD NOT change on device reset" but returns to its initial value here).

@@ -50,6 +50,13 @@ public final class SharedCache implements AutoCloseable {
     public static final int MAX_WAYS = 16;
     /** IOMMU_SET_SHARED_CACHE flags bit 0 (version 12): the memory holds the walk recipe table. */
     public static final int FLAG_RECIPES = 1;
+    /**
+     * IOMMU_SET_SHARED_CACHE flags bit 1 (version 13): the memory holds the command-queue hand-off
+     * region after the recipe table (§4.12); only with RECIPES, only for an SMMUv3.
+     */
+    public static final int FLAG_CMDQ = 2;
+    /** The flags this daemon knows. */
+    public static final int FLAGS = FLAG_RECIPES | FLAG_CMDQ;
     /** §4.8 walk recipes: 256 entries of 64 bytes after the cache entries; endpoint e at slot e & 255. */
     public static final int RECIPES = 256;
     public static final int RECIPE = 64;
@@ -98,10 +105,12 @@ public final class SharedCache implements AutoCloseable {
     private final int[] recipeSeq;
     private int liveRecipes;
     private long recipesPublished;
-    private long invGen;
+    /** The command-queue hand-off region (§4.12), or null without FLAG_CMDQ. */
+    private final CommandHandOff handOff;
 
-    private SharedCache(MappedRegion mem, int sets, int ways, boolean recipes) {
+    private SharedCache(MappedRegion mem, int sets, int ways, boolean recipes, boolean cmdq) {
         this.mem = mem;
+        this.handOff = cmdq ? new CommandHandOff(mem, commandRegion(sets, ways)) : null;
         this.sets = sets;
         this.ways = ways;
         this.recipe = recipes ? new WalkRecipe[RECIPES] : null;
@@ -126,6 +135,16 @@ public final class SharedCache implements AutoCloseable {
         return size(sets, ways) + (long) RECIPE * RECIPES;
     }
 
+    /** Bytes a cache of {@code sets} x {@code ways} with recipes and the command hand-off needs (§4.12: C0 + 16640). */
+    public static long sizeWithCommandHandOff(int sets, int ways) {
+        return commandRegion(sets, ways) + CommandHandOff.SIZE;
+    }
+
+    /** Where the command hand-off region starts (§4.12): C0 = R0 + 64 * 256. */
+    public static long commandRegion(int sets, int ways) {
+        return sizeWithRecipes(sets, ways);
+    }
+
     /** Where the recipe table starts: R0 = 4096 + 64 * sets * ways. */
     public static long recipeTable(int sets, int ways) {
         return size(sets, ways);
@@ -145,13 +164,39 @@ public final class SharedCache implements AutoCloseable {
      * (IllegalArgumentException, a sentence).
      */
     public static SharedCache map(int fd, int sets, int ways, boolean requireSeals, boolean recipes) throws IOException {
+        return map(fd, sets, ways, requireSeals, recipes ? FLAG_RECIPES : 0);
+    }
+
+    /**
+     * {@link #map(int, int, int, boolean)} with IOMMU_SET_SHARED_CACHE's {@code flags}: RECIPES
+     * (§4.8, version 12) adds the walk recipe table, CMDQ (§4.12, version 13) the command-queue
+     * hand-off region after it, which the daemon holds (lock = 2) from here until the session first
+     * lets go of it. Undefined bits, CMDQ without RECIPES and a memfd too small are refused
+     * (IllegalArgumentException, a sentence); whether the model has a command queue is the caller's.
+     */
+    public static SharedCache map(int fd, int sets, int ways, boolean requireSeals, int flags) throws IOException {
+        if ((flags & ~FLAGS) != 0) {
+            throw new IllegalArgumentException(String.format("IOMMU_SET_SHARED_CACHE: undefined flags 0x%x"
+                    + " (only bit 0, RECIPES, and bit 1, CMDQ, are defined)", flags));
+        }
+        boolean recipes = (flags & FLAG_RECIPES) != 0;
+        boolean cmdq = (flags & FLAG_CMDQ) != 0;
+        if (cmdq && !recipes) {
+            throw new IllegalArgumentException("IOMMU_SET_SHARED_CACHE: flag CMDQ (bit 1) needs RECIPES (bit 0) too:"
+                    + " the command hand-off region follows the recipe table (docs/protocol.md §4.12)");
+        }
         if (sets < 1 || sets > MAX_SETS || Integer.bitCount(sets) != 1) {
             throw new IllegalArgumentException("shared cache sets must be a power of two in 1.." + MAX_SETS + ": " + sets);
         }
         if (ways < 1 || ways > MAX_WAYS) {
             throw new IllegalArgumentException("shared cache ways must be in 1.." + MAX_WAYS + ": " + ways);
         }
-        long total = recipes ? sizeWithRecipes(sets, ways) : size(sets, ways);
+        long total = cmdq ? sizeWithCommandHandOff(sets, ways) : recipes ? sizeWithRecipes(sets, ways) : size(sets, ways);
+        if (cmdq && MappedRegion.fileSize(fd) < total) {
+            throw new IllegalArgumentException(String.format("the shared cache memfd holds %d bytes, but %d x %d entries with"
+                    + " walk recipes and the command hand-off need %d (C0 + 16640, C0 = 4096 + 64 * sets * ways + 64 * 256 = %d):"
+                    + " make it larger or leave out CMDQ", MappedRegion.fileSize(fd), sets, ways, total, commandRegion(sets, ways)));
+        }
         if (recipes && MappedRegion.fileSize(fd) < total) {
             throw new IllegalArgumentException(String.format("the shared cache memfd holds %d bytes, but %d x %d entries with"
                     + " walk recipes need %d (4096 + 64 * sets * ways + 64 * 256): make it larger or leave out RECIPES",
@@ -160,20 +205,24 @@ public final class SharedCache implements AutoCloseable {
         if (requireSeals) {
             MappedRegion.requireShrinkSeal(fd);
         }
-        SharedCache c = new SharedCache(MappedRegion.map(0, total, 0, 0, fd), sets, ways, recipes);
+        SharedCache c = new SharedCache(MappedRegion.map(0, total, 0, 0, fd), sets, ways, recipes, cmdq);
         // §4.8: whatever the memory held, every entry and recipe is empty (seq 0, perm 0 / kind 0)
-        // and no size is in use; the header's VMM words (notifiers, walked_pages) stay as it set them
+        // and no size is in use; the header's VMM words (notifiers, walked_pages) stay as it set them;
         byte[] zeros = new byte[64 * 1024];
         for (long at = HEADER; at < total; at += zeros.length) {
             c.mem.write(at, zeros, 0, (int) Math.min(zeros.length, total - at));
+        }
+        if (c.handOff != null) {
+            // §4.12: the hand-off region is cleared with the rest (ok = 0), its lock held by the
+            // daemon until the session first lets go of it, with the model's fields
+            c.handOff.holdWhileCleared();
         }
         c.mem.write32(OFF_MIRROR_COUNT, 0);
         c.clearAll();
         c.mem.write32(OFF_SETS, sets);
         c.mem.write32(OFF_WAYS, ways);
         c.mem.write64(OFF_WRITES_APPLIED, 0);
-        c.invGen = 0; // clearAll above counted one; a fresh memory starts at 0
-        c.mem.write64(OFF_INV_GEN, 0);
+        c.mem.write64(OFF_INV_GEN, 0); // clearAll above counted one; a fresh memory starts at 0
         VarHandle.fullFence();
         return c;
     }
@@ -462,21 +511,29 @@ public final class SharedCache implements AutoCloseable {
 
     /**
      * An invalidation is under way (§4.8 inv_gen): a VMM walk that read the guest's tables before
-     * this store and checks inv_gen after its reads sees the change and asks the daemon instead.
+     * this add and checks inv_gen after its reads sees the change and asks the daemon instead.
      * The fence orders it before what completes the invalidation (CMDQ_CONS in the mirror, the
-     * CMD_SYNC's MSI), since a table page may be freed and reused once the guest sees that.
+     * CMD_SYNC's MSI), since a table page may be freed and reused once the guest sees that. An
+     * atomic add: a VMM consuming commands itself adds to it too (§4.12).
      */
     private void bumpInvalidationGeneration() {
         if (recipe == null) {
             return;
         }
-        mem.write64(OFF_INV_GEN, ++invGen);
+        mem.getAndAdd64(OFF_INV_GEN, 1);
         VarHandle.fullFence();
     }
 
-    /** The header's inv_gen as this daemon last wrote it. */
+    /** The header's inv_gen now (the daemon's and the VMM's additions, §4.8, §4.12). */
     public long invalidationGeneration() {
-        return invGen;
+        long g = mem.read64(OFF_INV_GEN);
+        VarHandle.acquireFence();
+        return g;
+    }
+
+    /** The command-queue hand-off region (§4.12), or null when the VMM did not ask for it (flags CMDQ). */
+    public CommandHandOff commandHandOff() {
+        return handOff;
     }
 
     /** Whether {@code endpoint}'s slot holds a recipe of {@code endpoint} (the daemon's own copy). */

@@ -309,6 +309,37 @@ public final class MappedRegion implements GuestMemory.Region {
         return true;
     }
 
+    /**
+     * An atomic compare-and-set of the aligned little-endian word at {@code addr} (volatile
+     * semantics: a full barrier), for a lock shared with another process (docs/protocol.md §4.12).
+     */
+    public boolean compareAndSet32(long addr, int expect, int update) {
+        if ((addr & 3) != 0) {
+            throw new IllegalArgumentException("unaligned CAS at 0x" + Long.toHexString(addr));
+        }
+        long off = addr - gpa;
+        // The mapping is page-aligned and chunks are 1 GiB, so an aligned word never straddles.
+        if (!I32.compareAndSet(chunk(off), index(off), expect, update)) {
+            return false;
+        }
+        logged(addr, 4);
+        return true;
+    }
+
+    /**
+     * Atomically adds {@code delta} to the aligned little-endian doubleword at {@code addr} (volatile
+     * semantics) and returns its old value: a counter another process adds to as well (§4.8 inv_gen).
+     */
+    public long getAndAdd64(long addr, long delta) {
+        if ((addr & 7) != 0) {
+            throw new IllegalArgumentException("unaligned atomic add at 0x" + Long.toHexString(addr));
+        }
+        long off = addr - gpa;
+        long old = (long) I64.getAndAdd(chunk(off), index(off), delta);
+        logged(addr, 8);
+        return old;
+    }
+
     @Override
     public void read(long addr, byte[] dst, int off, int len) {
         long o = addr - gpa;

@@ -133,6 +133,21 @@ public final class RecordingDevice implements BridgedDevice {
         return d.walkRecipe(endpoint);
     }
 
+    /** Reads the command queue's registers only: nothing to record. */
+    @Override
+    public java.util.Optional<CommandQueueState> commandQueueState() {
+        return d.commandQueueState();
+    }
+
+    /**
+     * The VMM's consumed commands (docs/protocol.md §4.12) are no operation a recording holds: the
+     * session stops a recording before it applies them (DeviceSession), so this only passes them on.
+     */
+    @Override
+    public int applyVmmCommands(long[] words, int count, int prod, int cons) {
+        return d.applyVmmCommands(words, count, prod, cons);
+    }
+
     @Override
     public void mmioWrite(long offset, int size, long value) {
         if (!rec.active()) {

@@ -37,6 +37,10 @@ public enum Counter {
     DIRTY_LOG_PAGES("dirty_log_pages"),
     /** Guest page writes beyond the dirty log's bitmap, which it cannot record (§4.11). */
     DIRTY_LOG_OVERFLOWS("dirty_log_overflows"),
+    /** SMMU_CMDQ_PROD writes the VMM consumed itself and the daemon drained from its log (docs/protocol.md §4.12). */
+    VMM_CMDQ_BATCHES("vmm_cmdq_batches"),
+    /** Commands of those batches the daemon executed from the log (§4.12). */
+    VMM_CMDQ_COMMANDS("vmm_cmdq_commands"),
     QUEUE_KICKS("queue_kicks"),
     ATS_TRANSLATIONS("ats_translations"),
     PAGE_REQUESTS("page_requests"),

@@ -42,7 +42,7 @@ public final class DeviceSession implements AutoCloseable {
 
     private final long id;
     private final String origin;
-    private final ReentrantLock lock = new ReentrantLock();
+    private final ReentrantLock lock = new SessionLock();
     private final MappedGuestMemory memory = new MappedGuestMemory(Protocol.MAX_MEM_SLOTS);
     private final SessionHost host = new SessionHost(this);
     /** docs/recording.md: the model's memory and host as the recorder sees them (pass-through when not recording). */
@@ -60,6 +60,8 @@ public final class DeviceSession implements AutoCloseable {
     private DeviceFactory factory;
     /** The VMM's shared translation cache and register mirror (docs/protocol.md §4.8), or null; guarded by the lock. */
     private dev.iommuemu.bridge.fastpath.SharedCache shared;
+    /** The bound on waiting for the VMM's command-queue lock (docs/protocol.md §4.12; 5 s, settable for tests). */
+    private volatile long commandLockTimeoutNanos = dev.iommuemu.bridge.fastpath.CommandHandOff.DEFAULT_TIMEOUT_NANOS;
     /** The shared memory's walked_pages (§4.8 version 12) when last counted; guarded by the lock. */
     private long walkedSeen;
     /** The restart journal (docs/protocol.md §4.10), or null; and the MMIO writes applied since it was set. */
@@ -697,13 +699,14 @@ public final class DeviceSession implements AutoCloseable {
 
     /**
      * IOMMU_SET_SHARED_CACHE with its {@code flags}: bit 0 RECIPES (§4.8 version 12) adds the walk
-     * recipe table; any other bit is refused (EINVAL).
+     * recipe table, bit 1 CMDQ (§4.12 version 13, with RECIPES, for a model with a command queue)
+     * the command-queue hand-off region; any other bit is refused (EINVAL).
      */
     public void setSharedCache(int fd, int sets, int ways, int flags) throws ProtocolException {
-        if ((flags & ~dev.iommuemu.bridge.fastpath.SharedCache.FLAG_RECIPES) != 0) {
+        if ((flags & ~dev.iommuemu.bridge.fastpath.SharedCache.FLAGS) != 0) {
             LibC.closeQuietly(fd);
             throw ProtocolException.refused(ProtocolException.EINVAL, String.format("IOMMU_SET_SHARED_CACHE: undefined flags 0x%x"
-                    + " (only bit 0, RECIPES, is defined)", flags));
+                    + " (only bit 0, RECIPES, and bit 1, CMDQ, are defined)", flags));
         }
         lock.lock();
         try {
@@ -711,10 +714,16 @@ public final class DeviceSession implements AutoCloseable {
                 LibC.closeQuietly(fd);
                 throw ProtocolException.refused(ProtocolException.ENODEV, "session " + id + " is closed");
             }
+            if ((flags & dev.iommuemu.bridge.fastpath.SharedCache.FLAG_CMDQ) != 0 && device.commandQueueState().isEmpty()) {
+                // §4.12: only an SMMUv3 has a command queue the VMM could consume
+                LibC.closeQuietly(fd);
+                throw ProtocolException.refused(ProtocolException.EINVAL, "IOMMU_SET_SHARED_CACHE: flag CMDQ (bit 1) is for a"
+                        + " model with a command queue (smmuv3), but this session's model is " + device.model()
+                        + ": leave out CMDQ (docs/protocol.md §4.12)");
+            }
             dev.iommuemu.bridge.fastpath.SharedCache c;
             try {
-                c = dev.iommuemu.bridge.fastpath.SharedCache.map(fd, sets, ways, requireSeals,
-                        (flags & dev.iommuemu.bridge.fastpath.SharedCache.FLAG_RECIPES) != 0);
+                c = dev.iommuemu.bridge.fastpath.SharedCache.map(fd, sets, ways, requireSeals, flags);
             } catch (IllegalArgumentException e) {
                 LibC.closeQuietly(fd);
                 throw ProtocolException.refused(ProtocolException.EINVAL, e.getMessage());
@@ -724,14 +733,155 @@ public final class DeviceSession implements AutoCloseable {
             }
             if (shared != null) {
                 syncWalkedPages();
+                letGoOfCommandHandOff();
                 shared.close();
             }
             shared = c;
+            if (c.commandHandOff() != null) {
+                // held (lock = 2) since the memory was cleared: the session's unlock publishes the fields
+                c.commandHandOff().label("session " + id);
+                c.commandHandOff().timeout(commandLockTimeoutNanos);
+            }
             walkedSeen = c.hasRecipes() ? c.walkedPages() : 0;
             c.mirror(device.mirroredRegisters(), this::peek);
             LOG.fine(() -> "session " + id + ": shared translation cache of " + sets + " x " + ways + " entries");
         } finally {
             lock.unlock();
+        }
+    }
+
+    // ---- the VMM's command-queue hand-off (docs/protocol.md §4.12, version 13)
+
+    /**
+     * The session lock. With a shared memory holding the command-queue hand-off (§4.12) the daemon
+     * holds the region's lock whenever it holds this one: taken when the hold count goes from 0 to 1
+     * (and then the VMM's log drained into the model before anything else runs), given back, with
+     * the model's command-queue state written first, when it goes from 1 to 0.
+     */
+    private final class SessionLock extends ReentrantLock {
+        @Override
+        public void lock() {
+            super.lock();
+            if (getHoldCount() == 1) {
+                try {
+                    takeCommandHandOff();
+                } catch (RuntimeException | InternalError e) {
+                    // never out of lock() with the lock held and no caller's finally to release it
+                    LOG.warning("session " + id + ": the VMM's command-queue log could not be drained (" + e
+                            + "); the device goes on");
+                }
+            }
+        }
+
+        @Override
+        public void unlock() {
+            if (getHoldCount() == 1 && isHeldByCurrentThread()) {
+                try {
+                    giveCommandHandOff();
+                } finally {
+                    super.unlock();
+                }
+            } else {
+                super.unlock();
+            }
+        }
+
+        @Override
+        public boolean tryLock() {
+            // never waits for the VMM's lock: not used by the session, refused rather than half done
+            throw new UnsupportedOperationException("the session lock is taken with lock() (docs/protocol.md §4.12)");
+        }
+
+        @Override
+        public boolean tryLock(long timeout, java.util.concurrent.TimeUnit unit) {
+            throw new UnsupportedOperationException("the session lock is taken with lock() (docs/protocol.md §4.12)");
+        }
+
+        @Override
+        public void lockInterruptibly() {
+            throw new UnsupportedOperationException("the session lock is taken with lock() (docs/protocol.md §4.12)");
+        }
+    }
+
+    /**
+     * The bound on waiting for a command-queue lock the VMM holds (§4.12: 5 s), for this session's
+     * shared memories from now on and the current one.
+     */
+    public void commandLockTimeout(java.time.Duration bound) {
+        commandLockTimeoutNanos = bound.toNanos();
+        lock.lock();
+        try {
+            if (shared != null && shared.commandHandOff() != null) {
+                shared.commandHandOff().timeout(commandLockTimeoutNanos);
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Right after the session lock was taken (hold count 1): the region's lock, then the VMM's log
+     * (§4.12), executed by the model (the TLB, the configuration cache, the shared cache through
+     * DmaHost#invalidate), its PROD and CONS set, its batches counted among the journal's applied
+     * writes (§4.10; not in writes_applied, which counts the VMM's messages), the log zeroed; then
+     * the mirror and the journal, so whatever request follows sees the drained queue.
+     */
+    private void takeCommandHandOff() {
+        dev.iommuemu.bridge.fastpath.CommandHandOff h = shared == null ? null : shared.commandHandOff();
+        if (h == null || closed || !h.acquire()) {
+            return;
+        }
+        dev.iommuemu.bridge.fastpath.CommandHandOff.Log log = h.takeLog();
+        if (log == null) {
+            return;
+        }
+        int rejected = 0;
+        try {
+            if (device.commandQueueState().isPresent()) {
+                unrecordable("the VMM consumed commands itself (docs/protocol.md §4.12), which recordings do not hold");
+                rejected = device.applyVmmCommands(log.words(), log.count(), log.prod(), log.cons());
+            } else {
+                rejected = log.count();
+            }
+        } catch (RuntimeException | InternalError e) {
+            LOG.warning("session " + id + ": the commands the VMM consumed itself could not be applied (" + e
+                    + "); the device goes on");
+        }
+        if (rejected > 0) {
+            int r = rejected;
+            LOG.warning(() -> "session " + id + ": " + r + " of the " + log.count() + " commands the VMM consumed itself"
+                    + " (docs/protocol.md §4.12) are not commands this SMMU executes; they were skipped (the VMM completed"
+                    + " their CMD_SYNC already)");
+        }
+        journalWrites += log.batches();
+        counters.add(Counter.VMM_CMDQ_BATCHES, log.batches());
+        counters.add(Counter.VMM_CMDQ_COMMANDS, log.count());
+        refreshMirror();
+        journalNow();
+    }
+
+    /**
+     * Right before the session lock is given back (hold count 1): the model's command-queue state
+     * into the region (§4.12; ok = 0 for a model without one), then the region's lock.
+     */
+    private void giveCommandHandOff() {
+        dev.iommuemu.bridge.fastpath.CommandHandOff h = shared == null ? null : shared.commandHandOff();
+        if (h == null || !h.held()) {
+            return;
+        }
+        BridgedDevice.CommandQueueState s = null;
+        try {
+            s = closed ? null : device.commandQueueState().orElse(null);
+        } catch (RuntimeException e) {
+            LOG.warning("session " + id + ": the command queue's state could not be read (" + e + "); the VMM's hand-off is off");
+        }
+        h.release(s);
+    }
+
+    /** A shared memory being replaced or closed: the VMM may not consume commands with it any more (ok = 0). */
+    private void letGoOfCommandHandOff() {
+        if (shared != null && shared.commandHandOff() != null) {
+            shared.commandHandOff().release(null);
         }
     }
 
@@ -1340,6 +1490,7 @@ public final class DeviceSession implements AutoCloseable {
             } finally {
                 if (shared != null) {
                     syncWalkedPages();
+                    letGoOfCommandHandOff();
                     shared.close();
                     shared = null;
                 }

@@ -311,6 +311,12 @@ class SharedCacheTest {
         cache.clearAll();
         assertEquals(4, v.invalidationGeneration());
         assertEquals(4, cache.invalidationGeneration());
+        // §4.12: a VMM consuming commands itself adds to it too; the daemon's bumps add, never overwrite
+        vmmSide.getAndAdd64(SharedCache.OFF_INV_GEN, 10);
+        assertEquals(14, cache.invalidationGeneration());
+        cache.invalidate(5, 0x1000, 0x1000);
+        assertEquals(15, v.invalidationGeneration());
+        vmmSide.write64(SharedCache.OFF_INV_GEN, 4); // restored for the rest of this test
         cache.close();
         cache = SharedCache.map(LibC.dup(vmmSide.fd()), 4, 2, true, false);
         cache.invalidate(5, 0x1000, 0x1000);

@@ -259,7 +259,7 @@ class WalkRecipeSessionTest {
         }
         // undefined flag bits
         RequestRefusedException u = assertThrows(RequestRefusedException.class,
-                () -> vmm.sharedCache(16, 2, 2, SharedCache.sizeWithRecipes(16, 2)));
+                () -> vmm.sharedCache(16, 2, 4, SharedCache.sizeWithRecipes(16, 2)));
         assertEquals(ProtocolException.EINVAL, u.errno());
         // the connection goes on, and a right one is taken
         SharedCacheView view = vmm.sharedCacheWithRecipes(16, 2);

@@ -128,6 +128,26 @@ public final class Smmuv3Bridge implements BridgedDevice {
         return iommufd != null ? java.util.Optional.empty() : smmu.walkRecipe(endpoint);
     }
 
+    /**
+     * The command queue's state for the VMM's hand-off (docs/protocol.md §4.12; Smmuv3#commandHandOffState),
+     * never {@code ok} while this SMMU is a modelled host's physical IOMMU (docs/nesting.md: its queue
+     * is the host driver's). The sync line is "cmd-sync" of {@link #IRQ_LINES} (IHI 0070 §3.18).
+     */
+    @Override
+    public java.util.Optional<CommandQueueState> commandQueueState() {
+        Smmuv3.CommandHandOffState s = smmu.commandHandOffState();
+        int features = (s.msi() ? dev.iommuemu.bridge.fastpath.CommandHandOff.FEATURE_MSI : 0)
+                | (s.ril() ? dev.iommuemu.bridge.fastpath.CommandHandOff.FEATURE_RIL : 0);
+        return java.util.Optional.of(new CommandQueueState(s.ok() && iommufd == null, s.cmdqBase(), s.prod(), s.cons(),
+                features, s.oasBits(), IRQ_LINES.indexOf(dev.iommuemu.smmuv3.irq.Interrupts.CMD_SYNC)));
+    }
+
+    /** The VMM's consumed commands into the model (Smmuv3#applyVmmConsumed, docs/protocol.md §4.12). */
+    @Override
+    public int applyVmmCommands(long[] words, int count, int prod, int cons) {
+        return smmu.applyVmmConsumed(words, count, prod, cons).rejected();
+    }
+
     /** The model behind the seam (for tests). */
     public Smmuv3 smmu() {
         return smmu;
