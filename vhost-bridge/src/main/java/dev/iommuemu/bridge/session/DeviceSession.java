@@ -872,6 +872,13 @@ public final class DeviceSession implements AutoCloseable {
         BridgedDevice.CommandQueueState s = null;
         try {
             s = closed ? null : device.commandQueueState().orElse(null);
+            if (s != null && s.ok() && recording != null && recording.active()) {
+                // docs/recording.md: a recording holds every command the model executes, so while one
+                // runs the VMM posts its writes (ok = 0) instead of consuming commands the recording
+                // would not see
+                s = new BridgedDevice.CommandQueueState(false, s.cmdqBase(), s.prod(), s.cons(), s.features(), s.oasBits(),
+                        s.syncLine());
+            }
         } catch (RuntimeException e) {
             LOG.warning("session " + id + ": the command queue's state could not be read (" + e + "); the VMM's hand-off is off");
         }
