@@ -48,11 +48,13 @@ smmuv3-7-io          7    smmuv3 ours    default
 smmuv3-7-strict-io   7    smmuv3 ours    default+strict
 smmuv3-7-migrate     7    smmuv3 ours    default+strict
 smmuv3-7-max-migrate 7    smmuv3 ours    max+strict
+smmuv3-7-fast-migrate 7   smmuv3 ours    default
 smmuv3-7-mismatch-migrate 7 smmuv3 ours  default
 viommu-7-migrate     7    virtio ours    default
 smmuv3-7-restart     7    smmuv3 ours    default+strict
 smmuv3-7-gap-reboot  7    smmuv3 ours    default+strict
 smmuv3-7-max-restart 7    smmuv3 ours    max+strict
+smmuv3-7-fast-restart 7   smmuv3 ours    default
 viommu-7-restart     7    virtio ours    default
 builtin-viommu-7-io  7    virtio builtin -
 viommu-7-io          7    virtio ours    default
