@@ -136,19 +136,30 @@ public final class CommandQueue {
         int rejected = 0;
         try {
             for (int i = 0; i < n; i++) {
-                if (execute(words[2 * i], words[2 * i + 1]) != CERROR_NONE) {
+                int err;
+                try {
+                    err = execute(words[2 * i], words[2 * i + 1]);
+                } catch (RuntimeException e) {
+                    err = CERROR_ILL; // a command the model cannot take is skipped like a rejected one
+                }
+                if (err != CERROR_NONE) {
                     rejected++;
                 }
                 executor.consumedByVmm();
             }
         } finally {
-            executor.endOfBatch();
+            try {
+                executor.endOfBatch();
+            } finally {
+                // whatever happened above, the queue is where the VMM left it: a CONS left behind would
+                // go backwards in the guest's eyes and make the next CMDQ_PROD write run the batch again
+                QueueGeometry q = QueueGeometry.of(regs.get(Smmuv3Regs.CMDQ_BASE), profile.cmdqs(), Command.SIZE);
+                regs.set(Smmuv3Regs.CMDQ_PROD, Smmuv3Regs.Q_PTR.insert(regs.get(Smmuv3Regs.CMDQ_PROD), prod & q.pointerMask()));
+                long c = Smmuv3Regs.Q_PTR.insert(regs.get(Smmuv3Regs.CMDQ_CONS), cons & q.pointerMask());
+                regs.set(Smmuv3Regs.CMDQ_CONS, Smmuv3Regs.CMDQ_CONS_ERR.insert(c, Smmuv3Regs.CMDQ_CONS_ERR.get(cons & 0xffff_ffffL)));
+            }
         }
         consumed += n - rejected;
-        QueueGeometry q = QueueGeometry.of(regs.get(Smmuv3Regs.CMDQ_BASE), profile.cmdqs(), Command.SIZE);
-        regs.set(Smmuv3Regs.CMDQ_PROD, Smmuv3Regs.Q_PTR.insert(regs.get(Smmuv3Regs.CMDQ_PROD), prod & q.pointerMask()));
-        long c = Smmuv3Regs.Q_PTR.insert(regs.get(Smmuv3Regs.CMDQ_CONS), cons & q.pointerMask());
-        regs.set(Smmuv3Regs.CMDQ_CONS, Smmuv3Regs.CMDQ_CONS_ERR.insert(c, Smmuv3Regs.CMDQ_CONS_ERR.get(cons & 0xffff_ffffL)));
         return new VmmBatch(n - rejected, rejected);
     }
 

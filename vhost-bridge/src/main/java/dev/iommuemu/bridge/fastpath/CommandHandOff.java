@@ -15,8 +15,9 @@ import java.util.logging.Logger;
  *
  * <p>The daemon trusts nothing in the region beyond its bounds: a count above 1024 is read as 1024,
  * any command is handed to the model, which rejects what it does not know. A VMM that keeps the
- * lock longer than the bound (5 s) is broken: the daemon stops using the lock for good and
- * publishes {@code ok} = 0. Used under the session lock only (one daemon thread at a time).
+ * lock longer than the bound (5 s) is broken or stopped: the daemon writes {@code ok} = 0 and its
+ * session fails (the connection closes) rather than run the model without the lock. Used under
+ * the session lock only (one daemon thread at a time).
  */
 public final class CommandHandOff {
     private static final Logger LOG = Logger.getLogger(CommandHandOff.class.getName());
@@ -78,7 +79,7 @@ public final class CommandHandOff {
         this.timeoutNanos = Math.max(0, nanos);
     }
 
-    /** Whether the daemon gave up on the lock for good (a VMM held it too long). */
+    /** Whether the daemon gave up on the lock (a VMM held it too long): the session fails. */
     public boolean disabled() {
         return disabled;
     }
@@ -97,7 +98,7 @@ public final class CommandHandOff {
 
     /**
      * Takes the lock (compare-and-swap 0 to 2, acquire): spinning, then yielding, then parking,
-     * for at most the bound; past it the hand-off is off for good (a warning, {@code ok} = 0) and
+     * for at most the bound; past it the session must fail (a warning, {@code ok} = 0) and
      * this and {@link #release} do nothing any more. Returns whether the daemon holds the lock.
      */
     public boolean acquire() {
@@ -131,9 +132,10 @@ public final class CommandHandOff {
         disabled = true;
         mem.write32(c0 + OFF_OK, 0);
         VarHandle.fullFence();
-        LOG.warning(String.format("%s: the VMM held the command-queue lock (docs/protocol.md §4.12) for more than %d ms,"
-                + " so it is broken: the command-queue hand-off is off for this session (ok = 0) and the daemon no longer"
-                + " takes the lock; only this VMM's guest can suffer", label, TimeUnit.NANOSECONDS.toMillis(timeoutNanos)));
+        LOG.warning(String.format("%s: the VMM held the command-queue lock (docs/protocol.md §4.12) for more than %d ms"
+                + " (a VMM thread stopped inside a batch, or a broken VMM): the daemon closes the connection, since it must"
+                + " not run the model without the lock; a VMM that reconnects takes over from its restart journal",
+                label, TimeUnit.NANOSECONDS.toMillis(timeoutNanos)));
     }
 
     /**

@@ -99,6 +99,10 @@ public final class DeviceSession implements AutoCloseable {
     /** The nesting host the queue eventfds of {@link #setEventqFd} belong to, or null. */
     private dev.iommuemu.iommufd.Iommufd eventqOwner;
     private volatile String failure;
+    /** Wakes the connection thread after a failure off it (VhostUserConnection#shutdown). */
+    private volatile Runnable failWaker = () -> { };
+    /** close() is under way: the session lock no longer needs the VMM's command-queue lock. */
+    private volatile boolean closing;
     private volatile boolean closed;
     /** Whether shared memory must be a memfd sealed against shrinking (docs/daemon.md). */
     private volatile boolean requireSeals = true;
@@ -276,6 +280,22 @@ public final class DeviceSession implements AutoCloseable {
 
     void publish(String kind, String detail) {
         events.publish(BridgeEvent.now(id, kind, detail));
+    }
+
+    /**
+     * The session failed where no request could say so (docs/protocol.md §4.12: the VMM held the
+     * command-queue lock past the bound): whatever wanted the session lock gets this, with a
+     * sentence, and the connection closes.
+     */
+    public static final class Failed extends RuntimeException {
+        Failed(String why) {
+            super(why, null, false, false);
+        }
+    }
+
+    /** The connection's wake-up for failures off its thread (it then reads failure() and closes). */
+    void wakeOnFailure(Runnable waker) {
+        failWaker = waker;
     }
 
     /** Marks the session broken (e.g. the VMM stopped acknowledging invalidations); its connection closes. */
@@ -763,12 +783,18 @@ public final class DeviceSession implements AutoCloseable {
         public void lock() {
             super.lock();
             if (getHoldCount() == 1) {
+                boolean held;
                 try {
-                    takeCommandHandOff();
+                    held = takeCommandHandOff();
                 } catch (RuntimeException | InternalError e) {
                     // never out of lock() with the lock held and no caller's finally to release it
                     LOG.warning("session " + id + ": the VMM's command-queue log could not be drained (" + e
                             + "); the device goes on");
+                    held = true;
+                }
+                if (!held) {
+                    super.unlock();
+                    throw new Failed("session " + id + ": " + failure);
                 }
             }
         }
@@ -826,14 +852,22 @@ public final class DeviceSession implements AutoCloseable {
      * writes (§4.10; not in writes_applied, which counts the VMM's messages), the log zeroed; then
      * the mirror and the journal, so whatever request follows sees the drained queue.
      */
-    private void takeCommandHandOff() {
+    private boolean takeCommandHandOff() {
         dev.iommuemu.bridge.fastpath.CommandHandOff h = shared == null ? null : shared.commandHandOff();
-        if (h == null || closed || !h.acquire()) {
-            return;
+        if (h == null || closed || closing) {
+            return true;
+        }
+        if (!h.acquire()) {
+            // §4.12: nothing runs the model without the lock (the VMM may still be inside a batch whose
+            // log only a drain applies): the session fails, and a VMM that reconnects takes over from
+            // the restart journal, its handed-off batches replayed as queue positions (§4.10)
+            fail("the VMM held the command-queue lock (docs/protocol.md §4.12) past the bound");
+            failWaker.run();
+            return false;
         }
         dev.iommuemu.bridge.fastpath.CommandHandOff.Log log = h.takeLog();
         if (log == null) {
-            return;
+            return true;
         }
         int rejected = 0;
         try {
@@ -858,6 +892,7 @@ public final class DeviceSession implements AutoCloseable {
         counters.add(Counter.VMM_CMDQ_COMMANDS, log.count());
         refreshMirror();
         journalNow();
+        return true;
     }
 
     /**
@@ -1482,6 +1517,7 @@ public final class DeviceSession implements AutoCloseable {
     /** Tears down: the device, every mapping and every fd. Idempotent. */
     @Override
     public void close() {
+        closing = true; // even after the VMM kept the command-queue lock (§4.12), the session tears down
         lock.lock();
         try {
             if (closed) {

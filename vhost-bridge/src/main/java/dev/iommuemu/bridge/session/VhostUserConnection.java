@@ -74,6 +74,7 @@ public final class VhostUserConnection implements Runnable {
         this.registry = registry;
         this.limits = limits;
         this.onClose = onClose;
+        session.wakeOnFailure(this::shutdown);
     }
 
     public DeviceSession session() {
@@ -152,6 +153,9 @@ public final class VhostUserConnection implements Runnable {
             LOG.warning(who + ": bad frame, closing: " + why);
             session.counters().inc(Counter.PROTOCOL_ERRORS);
             session.publish(BridgeEvent.PROTOCOL_ERROR, why);
+        } catch (DeviceSession.Failed e) {
+            why = e.getMessage();
+            LOG.warning(who + ": closing: " + why);
         } catch (IOException | RuntimeException e) {
             why = e.toString();
             LOG.log(Level.WARNING, who + ": connection failed", e);
