@@ -84,6 +84,9 @@ class CommandHandOffSessionTest {
         public void close() {}
     };
 
+    /** The VMM's view of the shared memory (startWithHandOff). */
+    private SharedCacheView view;
+
     private void start(String tag, String profile) throws Exception {
         start(tag, new Smmuv3Bridge.Factory(), profile);
         tables = new PageTables(mem, 0x100_0000L);
@@ -112,6 +115,13 @@ class CommandHandOffSessionTest {
         vmm.addMemory(0, 0x400_0000L);
         mem = vmm.memory();
         Logger.getLogger(CommandHandOff.class.getName()).addHandler(capture);
+    }
+
+    /** A session of {@code profile} with a shared cache of 16 x 2 entries and the §4.12 region, and the VMM's side of it. */
+    private VmmHandOff startWithHandOff(String tag, String profile) throws Exception {
+        start(tag, profile);
+        view = vmm.sharedCacheWithCommandHandOff(16, 2);
+        return new VmmHandOff(view.memory(), 16, 2, mem);
     }
 
     private static long cr0(boolean cmdqen) {
@@ -185,9 +195,7 @@ class CommandHandOffSessionTest {
 
     @Test
     void aBatchTheVmmConsumedIsDrainedBeforeTheNextTranslation() throws Exception {
-        start("cmdq1", "max");
-        SharedCacheView view = vmm.sharedCacheWithCommandHandOff(16, 2);
-        VmmHandOff h = new VmmHandOff(view.memory(), 16, 2, mem);
+        VmmHandOff h = startWithHandOff("cmdq1", "max");
         assertEquals(PA + 0x18, translate().output());
         assertEquals(PA, view.lookup(SID, IOVA).output(), "the daemon cached it for the VMM (§4.8)");
 
@@ -253,9 +261,7 @@ class CommandHandOffSessionTest {
 
     @Test
     void rangeInvalidationsAndTheReservedEncoding() throws Exception {
-        start("cmdq9", "max");
-        SharedCacheView view = vmm.sharedCacheWithCommandHandOff(16, 2);
-        VmmHandOff h = new VmmHandOff(view.memory(), 16, 2, mem);
+        VmmHandOff h = startWithHandOff("cmdq9", "max");
         translate();
         assertNotNull(view.lookup(SID, IOVA));
         // IHI 0070 §4.4.1.1, RIL: TG 1 (4 KiB), NUM 1, SCALE 0: 8 KiB from IOVA - 0x1000, covering IOVA
@@ -305,9 +311,7 @@ class CommandHandOffSessionTest {
 
     @Test
     void okIsZeroWhileTheQueueDoesNotConsume() throws Exception {
-        start("cmdq3", "max");
-        SharedCacheView view = vmm.sharedCacheWithCommandHandOff(16, 2);
-        VmmHandOff h = new VmmHandOff(view.memory(), 16, 2, mem);
+        VmmHandOff h = startWithHandOff("cmdq3", "max");
         translate();
         assertEquals(1, h.ok());
 
@@ -347,9 +351,7 @@ class CommandHandOffSessionTest {
 
     @Test
     void okIsZeroForAStrictProfile() throws Exception {
-        start("cmdq4", "max+strict");
-        SharedCacheView view = vmm.sharedCacheWithCommandHandOff(16, 2);
-        VmmHandOff h = new VmmHandOff(view.memory(), 16, 2, mem);
+        VmmHandOff h = startWithHandOff("cmdq4", "max+strict");
         translate();
         assertEquals(0, h.ok(), "the coherency detector must see every invalidation");
         assertEquals(CMDQ | 4, h.cmdqBase(), "the other fields are written all the same");
@@ -359,9 +361,7 @@ class CommandHandOffSessionTest {
 
     @Test
     void aVmmHoldingTheLockTooLongFailsTheSessionRatherThanRunTheModelWithoutIt() throws Exception {
-        start("cmdq5", "max");
-        SharedCacheView view = vmm.sharedCacheWithCommandHandOff(16, 2);
-        VmmHandOff h = new VmmHandOff(view.memory(), 16, 2, mem);
+        VmmHandOff h = startWithHandOff("cmdq5", "max");
         DeviceSession s = session();
         s.commandLockTimeout(Duration.ofMillis(200));
         translate();
@@ -384,9 +384,7 @@ class CommandHandOffSessionTest {
 
     @Test
     void aScribblingVmmNeitherThrowsNorHangsTheDaemon() throws Exception {
-        start("cmdq6", "max");
-        SharedCacheView view = vmm.sharedCacheWithCommandHandOff(16, 2);
-        VmmHandOff h = new VmmHandOff(view.memory(), 16, 2, mem);
+        VmmHandOff h = startWithHandOff("cmdq6", "max");
         translate();
         assertTrue(h.tryLock());
         h.setCount(0xffff_ffff);
