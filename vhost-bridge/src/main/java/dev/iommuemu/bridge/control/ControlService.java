@@ -218,6 +218,11 @@ public final class ControlService {
         } catch (ProtocolException e) {
             r.clearResponse();
             r.setError(Error.newBuilder().setErrno(e.errno()).setMessage(e.getMessage() == null ? "" : e.getMessage()));
+        } catch (DeviceSession.Failed e) {
+            // §4.12: the session failed (its VMM kept the command-queue lock) and is closing
+            r.clearResponse();
+            r.setError(Error.newBuilder().setErrno(ProtocolException.ENODEV).setMessage(e.getMessage()
+                    + "; the session is closing"));
         } catch (RuntimeException e) {
             // A model bug must not take the control connection down with it; the details go to the
             // daemon's log, the client gets a sentence (no Java exception text).

@@ -127,6 +127,8 @@ final class TranslateRing implements AutoCloseable {
                 VarHandle.fullFence();
                 lastWork = System.nanoTime();
             }
+        } catch (DeviceSession.Failed e) {
+            LOG.warning("session " + session.id() + ": translation ring stopped: " + e.getMessage());
         } catch (RuntimeException e) {
             LOG.warning("session " + session.id() + ": translation ring stopped: " + e);
         } catch (InternalError e) {
