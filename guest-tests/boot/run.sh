@@ -573,6 +573,13 @@ check_case() {
             [ "${nhb:-0}" -gt 0 ] || fails+=("QEMU consumed no command batch itself (vmm_cmdq_batches '${nhb:-}')") ;;
         esac
         [ "$profile" = "${profile%+strict}" ] || [ "${nhb:-0}" = 0 ] || fails+=("QEMU consumed ${nhb} command batches on a strict profile")
+        # the request hand-off (§4.13, version 14): QEMU served MAP/UNMAP requests itself on the
+        # default profile; never on a "+strict" one (its detector sees every translation)
+        local nvr; nvr=$(awk '$1 == "vmm_requests" {print $2}' "$cdir/counters.txt")
+        case $name in viommu-7|viommu-7-io)
+            [ "${nvr:-0}" -gt 0 ] || fails+=("QEMU served no virtio-iommu request itself (vmm_requests '${nvr:-}')") ;;
+        esac
+        [ "$profile" = "${profile%+strict}" ] || [ "${nvr:-0}" = 0 ] || fails+=("QEMU served ${nvr} requests on a strict profile")
         if [ "$iommu" = virtio ] && [ "$name" = "${name%-passthrough}" ]; then
             # virtio-iommu MAPs fill QEMU's shared cache before the first DMA (docs/protocol.md §4.8)
             local npf; npf=$(awk '$1 == "prefills" {print $2}' "$cdir/counters.txt")
