@@ -924,6 +924,11 @@ final class DomainTable {
         changed.remove(id);
     }
 
+    /** Marks domain {@code id} changed: the VMM may have changed its mirror for a request the device refused (§4.13). */
+    void markChanged(int id) {
+        changed.add(id);
+    }
+
     /**
      * Domain {@code id} as §4.13 mirrors it, or {@code null} when it has no mirror: a MAP/UNMAP
      * domain (not bypass, not a table domain, docs/nesting.md §6) with at most

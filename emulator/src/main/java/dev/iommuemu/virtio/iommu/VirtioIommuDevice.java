@@ -588,6 +588,7 @@ public final class VirtioIommuDevice implements IommuModel {
             int status = requests.applyLogged(r);
             if (status != Status.OK) {
                 rejected++;
+                table.markChanged(r.domain());
             } else if (!before) {
                 table.unmarkChanged(r.domain());
             }

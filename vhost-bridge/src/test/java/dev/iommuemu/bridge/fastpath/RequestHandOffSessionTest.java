@@ -414,6 +414,7 @@ class RequestHandOffSessionTest {
         h.log(3, DOM, IOVA, IOVA + 0xfff, PA + 0x9000, RW); // overlaps: INVAL
         h.log(4, DOM, IOVA + 0x800, IOVA + 0x8ff, 0, 0); // would split: RANGE
         h.log(9, DOM, 0, 0, 0, 0); // no MAP or UNMAP
+        h.scribbleSlotCount(0, 0); // as if the VMM had removed the mapping for them
         h.unlock();
         assertEquals(PA, translate(IOVA, false).output(), "the model's mapping stands");
         assertEquals(3, counter("vmm_requests"));
@@ -422,6 +423,7 @@ class RequestHandOffSessionTest {
                 + " (docs/protocol.md §4.13) are not requests this device completes with S_OK")), warningTexts().toString());
         // the slot is rewritten from the model (the VMM may have changed it for them)
         assertEquals(1, h.mappingCountOfSlot(0));
+        assertArrayEquals(slot(8, DOM, new int[] {EP}, new long[][] {{IOVA, IOVA + 0xfff, PA, RW}}), h.slotBytes(0));
         // a scribbled count: read as 1024, the session goes on
         assertTrue(h.tryLock());
         h.setCount(-1);

@@ -89,6 +89,15 @@ final class VmmRequestHandOff {
     int slotSeq(int k) { return shm.read32(c0 + slotOffset(k) + S_SEQ); }
     int mappingCountOfSlot(int k) { return shm.read32(c0 + slotOffset(k) + S_COUNT); }
 
+    /** A slot change of the VMM's (under its lock): seq + 1, the count, seq + 2. */
+    void scribbleSlotCount(int k, int count) {
+        long a = c0 + slotOffset(k);
+        int seq = shm.read32(a + S_SEQ);
+        shm.write32(a + S_SEQ, seq + 1);
+        shm.write32(a + S_COUNT, count);
+        shm.write32(a + S_SEQ, seq + 2);
+    }
+
     /** The slot holding {@code domain} with state 1, or -1. */
     int slotOfDomain(int domain) {
         for (int k = 0; k < slots(); k++) {
