@@ -34,7 +34,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Supplier;
 import java.util.logging.Handler;
 import java.util.logging.Level;
@@ -106,11 +105,16 @@ class RequestHandOffSessionTest {
      * avail->flags ask for every notification), queue 0 running, and the VMM's side of it.
      */
     private void start(String tag, String profile, long without) throws Exception {
+        start(tag, profile, without | (1L << VirtqRing.F_EVENT_IDX), false);
+    }
+
+    private void start(String tag, String profile, long without, boolean eventIdx) throws Exception {
         connect(tag, new VirtioIommuBridge.Factory(), profile);
-        vmm.setFeatures((vmm.features() & ~(1L << VirtqRing.F_EVENT_IDX) & ~without) | (1L << Protocol.F_PROTOCOL_FEATURES));
+        vmm.setFeatures((vmm.features() & ~without) | (1L << Protocol.F_PROTOCOL_FEATURES));
         view = vmm.sharedCacheWithRequestHandOff(16, 2);
         h = new VmmRequestHandOff(view.memory(), 16, 2, mem);
         req = new DriverRing(mem, 16, RING);
+        req.setEventIdx(eventIdx);
         vmm.setVringNum(0, 16);
         vmm.setVringAddr(0, req.descAddr(), req.availAddr(), req.usedAddr());
         vmm.setVringBase(0, 0);
@@ -193,6 +197,15 @@ class RequestHandOffSessionTest {
      */
     private void settle() throws Exception {
         vmm.getConfig(0, 4);
+    }
+
+    /** Waits (at most 5 s) for the used ring's idx to reach {@code idx}: a completion without a notification. */
+    private void awaitUsedIdx(int idx) throws Exception {
+        long end = System.nanoTime() + 5_000_000_000L;
+        while (req.usedIdx() != idx && System.nanoTime() < end) {
+            Thread.sleep(1);
+        }
+        assertEquals(idx, req.usedIdx());
     }
 
     /** A request the VMM serves itself; its used element. */
@@ -349,26 +362,95 @@ class RequestHandOffSessionTest {
         return dev.iommuemu.virtio.iommu.Structs.toBytes(w, dev.iommuemu.virtio.iommu.Structs.Detach.READABLE);
     }
 
+    /**
+     * With EVENT_IDX (virtio 1.x §2.7.10) the VMM notifies for its own completions, and the daemon
+     * decides its next notification from the VMM's used_idx: used_event 2 was passed by the VMM's
+     * completions, so the daemon's completion at used index 3 -> 4 asks for none (deciding from the
+     * daemon's own last index, 1, it would send one).
+     */
+    @Test
+    void withEventIdxTheDaemonDecidesItsNextNotificationFromTheVmmsUsedIndex() throws Exception {
+        start("vreq14", "default", 0, true);
+        req.setUsedEvent(0);
+        daemonServes(RequestGuest.attach(DOM, EP));
+        assertEquals(RequestHandOff.RING_EVENT_IDX | RequestHandOff.RING_INDIRECT_DESC, h.ringFlags());
+        long availEvent = req.usedAddr() + VirtqRing.availEventOffset(16);
+        req.setUsedEvent(1);
+        vmmServes(RequestGuest.map(DOM, IOVA, IOVA + 0xfff, PA, RW));
+        assertEquals(1, h.notified(), "used_event 1 equals the old used_idx: the VMM notified");
+        assertEquals(2, mem.load(availEvent, 2).getAsLong(), "avail_event: the new next_avail");
+        vmmServes(RequestGuest.map(DOM, IOVA + 0x1000, IOVA + 0x1fff, PA, RW));
+        assertEquals(1, h.notified(), "used_event 1 was passed already");
+        req.setUsedEvent(2);
+        post(RequestGuest.map(DOM, IOVA + 0x2000, IOVA + 0x2fff, PA, RW));
+        VmmClient.signalEventFd(kick);
+        awaitUsedIdx(4); // the daemon served it in used slot 3
+        settle();
+        assertEquals(0, lastTail());
+        assertEquals(0, VmmClient.awaitEventFd(call, 300), "no notification: the VMM's completions passed used_event");
+        assertEquals(4, mem.load(availEvent, 2).getAsLong(), "the daemon's avail_event");
+        // and the next one the driver asks for comes
+        req.setUsedEvent(4);
+        daemonServes(RequestGuest.map(DOM, IOVA + 0x3000, IOVA + 0x3fff, PA, RW));
+        assertEquals(5, req.usedIdx());
+    }
+
+    @Test
+    void aDomainWithMoreThanEightEndpointsHasNoSlot() throws Exception {
+        start("vreq15");
+        for (int ep = 0; ep < 8; ep++) {
+            daemonServes(RequestGuest.attach(DOM, ep));
+        }
+        assertEquals(0, h.slotOfDomain(DOM));
+        daemonServes(RequestGuest.attach(DOM, 8));
+        assertEquals(-1, h.slotOfDomain(DOM), "nine endpoints: the slot emptied");
+        byte[] empty = new byte[RequestHandOff.S_MAPPINGS];
+        ByteBuffer.wrap(empty).order(ByteOrder.LITTLE_ENDIAN).putInt(0, h.slotSeq(0));
+        assertArrayEquals(empty, h.slotBytes(0));
+        assertEquals(0, h.slotSeq(0) & 1);
+        post(RequestGuest.map(DOM, IOVA, IOVA + 0xfff, PA, RW));
+        assertEquals(VmmRequestHandOff.Outcome.KICK, h.onNotify(false), "its requests go to the daemon");
+        VmmClient.signalEventFd(kick);
+        assertEquals(1, VmmClient.awaitEventFd(call, 5000));
+        settle();
+        assertEquals(0, lastTail());
+        daemonServes(detach(DOM, 8));
+        assertEquals(0, h.slotOfDomain(DOM), "eight again: mirrored");
+        assertEquals(1, h.mappingCountOfSlot(0));
+    }
+
+    /**
+     * §4.13: the slot no longer holds an UNMAP's mapping before the UNMAP completes. With notifiers
+     * present the daemon sends IOMMU_IOTLB_INVALIDATE (§5) in the middle of the UNMAP and waits for
+     * the ack; the VMM's back-end listener reads the slot then, before the used element exists.
+     */
     @Test
     void theSlotIsRewrittenBeforeADaemonServedUnmapCompletes() throws Exception {
         start("vreq4");
         daemonServes(RequestGuest.attach(DOM, EP));
         daemonServes(RequestGuest.map(DOM, IOVA, IOVA + 0xfff, PA, RW));
         assertEquals(1, h.mappingCountOfSlot(0));
-        // a watcher sees the UNMAP's used->idx the moment the daemon publishes it, and reads the slot then
-        AtomicReference<int[]> seen = new AtomicReference<>();
-        int idx = req.usedIdx();
-        Thread watcher = new Thread(() -> {
-            while (req.usedIdx() == idx) {
-                Thread.onSpinWait();
+        List<int[]> seen = new ArrayList<>();
+        vmm.serveBackend(new VmmClient.BackendListener() {
+            @Override
+            public long iotlbInvalidate(Payloads.IotlbInvalidate inv) {
+                synchronized (seen) {
+                    seen.add(new int[] {req.usedIdx(), h.mappingCountOfSlot(0), h.slotSeq(0)});
+                }
+                return 0;
             }
-            seen.set(new int[] {h.mappingCountOfSlot(0), h.slotSeq(0)});
         });
-        watcher.start();
+        view.setNotifiers(true);
+        int used = req.usedIdx();
         daemonServes(RequestGuest.unmap(DOM, IOVA, IOVA + 0xfff));
-        watcher.join(5000);
-        assertEquals(0, seen.get()[0], "no mapping in the slot once the UNMAP's used element is visible");
-        assertEquals(0, seen.get()[1] & 1, "and the slot not half written");
+        synchronized (seen) {
+            assertEquals(1, seen.size(), "one IOMMU_IOTLB_INVALIDATE, for the UNMAP's endpoint");
+            assertEquals(used, seen.get(0)[0], "sent before the UNMAP's used element");
+            assertEquals(0, seen.get(0)[1], "the slot holds no mapping by then");
+            assertEquals(6, seen.get(0)[2], "rewritten once more (seq 4 -> 6), and not half written");
+        }
+        assertEquals(used + 1, req.usedIdx());
+        assertEquals(0, lastTail());
     }
 
     @Test
