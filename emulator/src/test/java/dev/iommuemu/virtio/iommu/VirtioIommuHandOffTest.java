@@ -121,6 +121,20 @@ class VirtioIommuHandOffTest {
     }
 
     @Test
+    void aLoadedStateChangesEveryDomain() {
+        serve(RequestGuest.attach(1, 1));
+        serve(RequestGuest.map(1, 0x1000, 0x1fff, 0x7000, RW));
+        VirtioIommuState saved = d.saveState();
+        d.takeChangedDomains();
+        host.watch = false;
+        d.setQueueEnabled(0, false);
+        d.loadState(saved);
+        assertEquals(new ChangedDomains(true, Set.of()), d.takeChangedDomains());
+        assertEquals(List.of(new MirroredDomain(1, List.of(1), List.of(MSI), List.of(new Mapping(0x1000, 0x1fff, 0x7000, RW)))),
+                d.mirroredDomains());
+    }
+
+    @Test
     void theVmmsRequestsAreAppliedAsTheQueueWouldAndItsIndexesTaken() {
         serve(RequestGuest.attach(1, 1));
         d.takeChangedDomains();
