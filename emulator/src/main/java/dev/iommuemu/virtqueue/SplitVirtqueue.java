@@ -162,6 +162,39 @@ public final class SplitVirtqueue {
         nextAvail = idx & 0xffff;
     }
 
+    /**
+     * Another party served requests of this ring in the device's place and published their used
+     * elements (docs/protocol.md §4.13: the VMM's request hand-off): the device continues from
+     * {@code nextAvail} and {@code usedIdx}, and decides its next notification (§2.7.10 EVENT_IDX,
+     * or avail->flags) from {@code usedIdx}, since that party notified for what it published.
+     * Nothing when used elements of the device's own are waiting (they would land in the slots
+     * the other party used).
+     */
+    public boolean handOver(int nextAvail, int usedIdx) {
+        if (!completed.isEmpty()) {
+            return false;
+        }
+        this.nextAvail = nextAvail & 0xffff;
+        this.usedIdx = usedIdx & 0xffff;
+        this.usedAtLastDecision = this.usedIdx;
+        return true;
+    }
+
+    /** Whether the ring runs: enabled, no ring fault, not held (a loaded ring not started again). */
+    public boolean running() {
+        return live();
+    }
+
+    /** Whether VIRTIO_F_EVENT_IDX was negotiated for this ring. */
+    public boolean eventIdx() {
+        return eventIdx;
+    }
+
+    /** Whether VIRTIO_F_INDIRECT_DESC was negotiated for this ring. */
+    public boolean indirect() {
+        return indirect;
+    }
+
     /** The device's used index (what it last wrote to used->idx). */
     public int usedIdx() {
         return usedIdx;

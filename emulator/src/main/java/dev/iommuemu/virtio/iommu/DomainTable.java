@@ -79,6 +79,13 @@ final class DomainTable {
      * it never said: then every endpoint of {@link VirtioIommuConfig#endpointRanges()} exists.
      */
     private Set<Integer> topology;
+    /**
+     * Domains whose endpoints or mappings changed since {@link #takeChanged()} (docs/protocol.md
+     * §4.13: the daemon rewrites their mirror slots), or every domain when {@link #allChanged}.
+     * Recorded before the DmaHost#invalidate of the change, so a host that republishes there sees it.
+     */
+    private final Set<Integer> changed = new LinkedHashSet<>();
+    private boolean allChanged;
 
     DomainTable(VirtioIommuConfig cfg, DmaHost host, VirtioIommuCounters counters) {
         this(cfg, host, counters, null);
@@ -122,6 +129,7 @@ final class DomainTable {
         attached.clear();
         totalMappings = 0;
         negotiated = 0;
+        allChanged = true;
         invalidate(IotlbInvalidation.all());
     }
 
@@ -217,6 +225,7 @@ final class DomainTable {
         }
         d.endpoints.add(ep);
         attached.put(ep, d);
+        changed.add(domain);
         // Whatever the endpoint could reach before (bypass, another domain) is gone.
         invalidate(new IotlbInvalidation(ep, 0, -1L));
         return Status.OK;
@@ -250,6 +259,7 @@ final class DomainTable {
     }
 
     private void leave(Domain d, int ep) {
+        changed.add(d.id);
         d.endpoints.remove(ep);
         attached.remove(ep);
         if (d.endpoints.isEmpty()) {
@@ -308,6 +318,7 @@ final class DomainTable {
         }
         d.mappings.insert(virtStart, virtEnd, physStart, flags);
         totalMappings++;
+        changed.add(domain);
         prefill(d, virtStart, virtEnd, physStart, flags);
         return Status.OK;
     }
@@ -375,6 +386,7 @@ final class DomainTable {
         IntervalMap.Removed r = d.mappings.removeWithin(virtStart, virtEnd);
         if (r.count() > 0) {
             totalMappings -= r.count();
+            changed.add(domain);
             long size = r.last() - r.first() + 1; // 0 when the span is all of 2^64
             for (int ep : d.endpoints) {
                 invalidate(new IotlbInvalidation(ep, r.first(), size == 0 ? -1L : size));
@@ -888,7 +900,61 @@ final class DomainTable {
         negotiated = s.driverFeatures();
         bypassField = s.bypass();
         topology = s.topology() == null ? null : Set.copyOf(s.topology());
+        allChanged = true;
         invalidate(IotlbInvalidation.all());
+    }
+
+    // ---- the mirror of the VMM's request hand-off (docs/protocol.md §4.13) ----
+
+    /** The domains changed since the last call ({@code all}: every domain, after a reset or a load), then forgets them. */
+    ChangedDomains takeChanged() {
+        ChangedDomains c = new ChangedDomains(allChanged, Set.copyOf(changed));
+        changed.clear();
+        allChanged = false;
+        return c;
+    }
+
+    /** Whether domain {@code id} is marked changed (so a drain can tell a change of its own from one before it). */
+    boolean isChanged(int id) {
+        return allChanged || changed.contains(id);
+    }
+
+    /** Forgets that domain {@code id} changed: the VMM made the same change to its mirror (§4.13). */
+    void unmarkChanged(int id) {
+        changed.remove(id);
+    }
+
+    /** Marks domain {@code id} changed: the VMM may have changed its mirror for a request the device refused (§4.13). */
+    void markChanged(int id) {
+        changed.add(id);
+    }
+
+    /**
+     * Domain {@code id} as §4.13 mirrors it, or {@code null} when it has no mirror: a MAP/UNMAP
+     * domain (not bypass, not a table domain, docs/nesting.md §6) with at most
+     * {@link MirroredDomain#MAX_ENDPOINTS} endpoints, at most {@link MirroredDomain#MAX_RESV}
+     * distinct RESV_MEM regions over them ("Property RESV_MEM") and at most {@code maxMappings}
+     * mappings, those in ascending order.
+     */
+    MirroredDomain mirrored(int id, int maxMappings) {
+        Domain d = domains.get(id);
+        if (d == null || d.bypass || d.table() || d.endpoints.size() > MirroredDomain.MAX_ENDPOINTS
+                || d.mappingCount() > maxMappings) {
+            return null;
+        }
+        LinkedHashSet<ResvRegion> resv = new LinkedHashSet<>();
+        for (int ep : d.endpoints) {
+            resv.addAll(cfg.resvRegions(ep));
+        }
+        if (resv.size() > MirroredDomain.MAX_RESV) {
+            return null;
+        }
+        return new MirroredDomain(id, List.copyOf(d.endpoints), List.copyOf(resv), d.mappings.overlapping(0, -1L));
+    }
+
+    /** The ids of every domain now. */
+    List<Integer> domainIds() {
+        return List.copyOf(domains.keySet());
     }
 
     // ---- introspection (control API, tests) ----

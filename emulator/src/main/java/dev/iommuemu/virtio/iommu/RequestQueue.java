@@ -131,6 +131,26 @@ final class RequestQueue {
     }
 
     /**
+     * A MAP or UNMAP the VMM served itself (docs/protocol.md §4.13), applied through the same
+     * {@link DomainTable#map} / {@link DomainTable#unmap} as a chain of this queue and counted as one
+     * (its type among the requests, its status among the statuses), with no reply to write: the VMM
+     * wrote it. Another type is no request the hand-off serves: {@link Status#INVAL}, counted as an
+     * unknown type.
+     */
+    int applyLogged(VmmRequest r) {
+        if (r.type() != Structs.T_MAP && r.type() != Structs.T_UNMAP) {
+            counters.unknownType++;
+            return Status.INVAL;
+        }
+        counters.requests[r.type()]++;
+        int status = r.type() == Structs.T_MAP
+                ? table.map(r.domain(), r.virtStart(), r.virtEnd(), r.physStart(), r.flags())
+                : table.unmap(r.domain(), r.virtStart(), r.virtEnd(), r.flags());
+        counters.statuses[status]++;
+        return status;
+    }
+
+    /**
      * INVALIDATE (docs/nesting.md §6): {@code count} commands follow the 16-byte header. More than
      * {@link Invalidate#MAX_COMMANDS} is INVAL (nothing read or run); a readable part shorter than
      * the commands it announces is DEVERR. The reply holds {@code handled} before the tail.

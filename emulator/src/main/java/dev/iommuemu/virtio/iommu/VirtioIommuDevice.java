@@ -11,8 +11,10 @@ import dev.iommuemu.virtio.iommu.Structs.Config;
 import dev.iommuemu.virtqueue.DescriptorChain;
 import dev.iommuemu.virtqueue.SplitVirtqueue;
 import dev.iommuemu.virtqueue.VirtqRing;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.OptionalInt;
 
 /**
@@ -529,6 +531,70 @@ public final class VirtioIommuDevice implements IommuModel {
         int size = VirtioIommuFeatures.has(f, VirtioIommuFeatures.NESTING_SMMUV3) ? Structs.Fault.EXT_SIZE : Structs.Fault.SIZE;
         String why = events.refusal(s.pendingFaults(), size);
         return why != null ? why : table.refusal(s, restored);
+    }
+
+    // ---- the VMM's request hand-off (docs/protocol.md §4.13, version 14) ----
+
+    /** The request queue's state for the VMM's hand-off ({@link RequestQueueHandOff}). */
+    public synchronized RequestQueueHandOff requestQueueHandOff() {
+        SplitVirtqueue q = queues[REQUEST_QUEUE];
+        return new RequestQueueHandOff(q.running() && !q.resumable(), q.descAddr(), q.availAddr(), q.usedAddr(), q.size(),
+                q.nextAvail(), q.usedIdx(), q.eventIdx(), q.indirect(), VirtioIommuFeatures.has(negotiated,
+                VirtioIommuFeatures.MAP_UNMAP), cfg.inputStart(), cfg.inputEnd(),
+                cfg.granuleAlignedMaps() ? cfg.granule() - 1 : 0, table.totalMappings(), cfg.maxMappings(),
+                maxMirroredMappings(), nesting != null);
+    }
+
+    /** §4.13 max_per_domain: the device's bound on one domain's mappings, at most a slot's 1024. */
+    private int maxMirroredMappings() {
+        return Math.min(MirroredDomain.MAX_MAPPINGS, cfg.maxMappingsPerDomain());
+    }
+
+    /** Domain {@code id} as the hand-off mirrors it, or empty when it has no mirror ({@link DomainTable#mirrored}). */
+    public synchronized Optional<MirroredDomain> mirroredDomain(int id) {
+        return Optional.ofNullable(table.mirrored(id, maxMirroredMappings()));
+    }
+
+    /** Every domain the hand-off mirrors, in no particular order. */
+    public synchronized List<MirroredDomain> mirroredDomains() {
+        List<MirroredDomain> out = new ArrayList<>();
+        for (int id : table.domainIds()) {
+            MirroredDomain m = table.mirrored(id, maxMirroredMappings());
+            if (m != null) {
+                out.add(m);
+            }
+        }
+        return out;
+    }
+
+    /** The domains whose endpoints or mappings changed since the last call (then forgotten). */
+    public synchronized ChangedDomains takeChangedDomains() {
+        return table.takeChanged();
+    }
+
+    /**
+     * The requests the VMM served itself (§4.13), applied in order as the request queue would
+     * have ({@link RequestQueue#applyLogged}: the same MAP / UNMAP, the same counters); then queue
+     * 0 continues from {@code nextAvail} and {@code usedIdx}, the used index also being the one its
+     * next notification is decided from ({@link SplitVirtqueue#handOver}). Returns how many requests
+     * the device did not complete with S_OK: a VMM fault, after which the device's state stands. A
+     * domain changed only by requests the device accepted is not marked changed by them (the VMM
+     * made the same change to its mirror); one a rejected request named is, so its slot is rewritten.
+     */
+    public synchronized int applyVmmRequests(List<VmmRequest> log, int nextAvail, int usedIdx) {
+        int rejected = 0;
+        for (VmmRequest r : log) {
+            boolean before = table.isChanged(r.domain());
+            int status = requests.applyLogged(r);
+            if (status != Status.OK) {
+                rejected++;
+                table.markChanged(r.domain());
+            } else if (!before) {
+                table.unmarkChanged(r.domain());
+            }
+        }
+        queues[REQUEST_QUEUE].handOver(nextAvail, usedIdx);
+        return rejected;
     }
 
     // ---- introspection (control API, tests) ----

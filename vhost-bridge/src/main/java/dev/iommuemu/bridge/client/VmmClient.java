@@ -416,6 +416,16 @@ public final class VmmClient implements AutoCloseable {
                 dev.iommuemu.bridge.fastpath.SharedCache.sizeWithCommandHandOff(sets, ways));
     }
 
+    /**
+     * IOMMU_SET_SHARED_CACHE with the walk recipe table and the virtio-iommu request hand-off region
+     * (flags RECIPES | REQUESTS, §4.13 version 14): the memfd is C0 + 0x8D000 bytes.
+     */
+    public dev.iommuemu.bridge.fastpath.SharedCacheView sharedCacheWithRequestHandOff(int sets, int ways) throws IOException {
+        return sharedCache(sets, ways, dev.iommuemu.bridge.fastpath.SharedCache.FLAG_RECIPES
+                | dev.iommuemu.bridge.fastpath.SharedCache.FLAG_REQUESTS,
+                dev.iommuemu.bridge.fastpath.SharedCache.sizeWithRequestHandOff(sets, ways));
+    }
+
     /** IOMMU_SET_SHARED_CACHE with {@code flags} and a memfd of {@code bytes} (tests give wrong ones on purpose). */
     public dev.iommuemu.bridge.fastpath.SharedCacheView sharedCache(int sets, int ways, int flags, long bytes) throws IOException {
         dev.iommuemu.bridge.memory.MappedRegion shm = dev.iommuemu.bridge.memory.MappedRegion.allocate("iommu-emu-vmm-cache", 0, bytes);

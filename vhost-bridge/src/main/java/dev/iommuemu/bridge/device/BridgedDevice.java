@@ -194,6 +194,39 @@ public interface BridgedDevice extends AutoCloseable {
     }
 
     /**
+     * The request queue's state for the VMM's virtio-iommu request hand-off (docs/protocol.md
+     * §4.13, version 14), or empty for a model without one (SMMUv3): no hand-off.
+     */
+    default java.util.Optional<dev.iommuemu.virtio.iommu.RequestQueueHandOff> requestQueueHandOff() {
+        return java.util.Optional.empty();
+    }
+
+    /** Domain {@code id} as the §4.13 mirror holds it, or empty when it has no mirror. */
+    default java.util.Optional<dev.iommuemu.virtio.iommu.MirroredDomain> mirroredDomain(int id) {
+        return java.util.Optional.empty();
+    }
+
+    /** Every domain the §4.13 mirror holds. */
+    default List<dev.iommuemu.virtio.iommu.MirroredDomain> mirroredDomains() {
+        return List.of();
+    }
+
+    /** The domains whose mirror changed since the last call (§4.13), then forgotten. */
+    default dev.iommuemu.virtio.iommu.ChangedDomains takeChangedDomains() {
+        return dev.iommuemu.virtio.iommu.ChangedDomains.NONE;
+    }
+
+    /**
+     * The MAP and UNMAP requests the VMM served itself (§4.13), applied as the request queue would
+     * have, then queue 0's next available and used indexes set to {@code nextAvail} and
+     * {@code usedIdx}. Returns how many the model did not complete with S_OK; never throws for what
+     * the requests hold.
+     */
+    default int applyVmmRequests(List<dev.iommuemu.virtio.iommu.VmmRequest> log, int nextAvail, int usedIdx) {
+        throw new UnsupportedOperationException(model() + " has no request queue the VMM could serve");
+    }
+
+    /**
      * System reset (IOMMU_SYSTEM_RESET: the machine was reset): the power-on state. The same as
      * {@link #reset()} unless the model keeps state across a device reset (virtio-iommu's config
      * bypass, which "SHOULD NOT change on device reset" but returns to its initial value here).

@@ -2,9 +2,6 @@ package dev.iommuemu.bridge.fastpath;
 
 import dev.iommuemu.bridge.device.BridgedDevice;
 import dev.iommuemu.bridge.memory.MappedRegion;
-import java.lang.invoke.VarHandle;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.LockSupport;
 import java.util.logging.Logger;
 
 /**
@@ -22,9 +19,9 @@ import java.util.logging.Logger;
 public final class CommandHandOff {
     private static final Logger LOG = Logger.getLogger(CommandHandOff.class.getName());
 
-    /** §4.12 layout, offsets from C0. */
-    public static final int OFF_LOCK = 0x00;
-    public static final int OFF_OK = 0x04;
+    /** §4.12 layout, offsets from C0 (the lock and ok are {@link HandOffLock}'s). */
+    public static final int OFF_LOCK = HandOffLock.OFF_LOCK;
+    public static final int OFF_OK = HandOffLock.OFF_OK;
     public static final int OFF_CMDQ_BASE = 0x08;
     public static final int OFF_PROD = 0x10;
     public static final int OFF_CONS = 0x14;
@@ -39,103 +36,66 @@ public final class CommandHandOff {
     /** Bytes of the region: the log's end, 0x100 + 16 * 1024 = 16640. */
     public static final int SIZE = OFF_LOG + COMMAND * MAX_LOG;
     /** lock values: free, held by the VMM, held by the daemon. */
-    public static final int FREE = 0;
-    public static final int HELD_BY_VMM = 1;
-    public static final int HELD_BY_DAEMON = 2;
+    public static final int FREE = HandOffLock.FREE;
+    public static final int HELD_BY_VMM = HandOffLock.HELD_BY_VMM;
+    public static final int HELD_BY_DAEMON = HandOffLock.HELD_BY_DAEMON;
     /** features bit 0: SMMU_IDR0.MSI; bit 1: SMMU_IDR3.RIL. */
     public static final int FEATURE_MSI = 1;
     public static final int FEATURE_RIL = 2;
     /** sync_line when a CMD_SYNC with CS = SIG_IRQ pulses no line. */
     public static final int NO_LINE = 0xffff_ffff;
     /** How long the daemon waits for a lock the VMM holds before it gives up on it (§4.12). */
-    public static final long DEFAULT_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(5);
-    private static final int SPINS = 128;
-    private static final int YIELDS = 256;
-    private static final long PARK_NANOS = 50_000;
+    public static final long DEFAULT_TIMEOUT_NANOS = HandOffLock.DEFAULT_TIMEOUT_NANOS;
 
     /** What the VMM left in the log: {@code count} commands of two words, its batches, PROD and CONS. */
     public record Log(long[] words, int count, long batches, int prod, int cons) {}
 
     private final MappedRegion mem;
     private final long c0;
-    private long timeoutNanos = DEFAULT_TIMEOUT_NANOS;
+    private final HandOffLock lock;
     private String label = "the session";
-    private boolean held;
-    private boolean disabled;
     private boolean scribbleLogged;
 
     CommandHandOff(MappedRegion mem, long c0) {
         this.mem = mem;
         this.c0 = c0;
+        this.lock = new HandOffLock(mem, c0, LOG, "command-queue", "§4.12", "a batch");
+    }
+
+    /** The region's lock (taken and given back by the session). */
+    public HandOffLock lock() {
+        return lock;
     }
 
     /** The name of the session in log messages. */
     public void label(String who) {
         this.label = who;
+        lock.label(who);
     }
 
     /** The bound on waiting for a lock the VMM holds (5 s by default; tests shorten it). */
     public void timeout(long nanos) {
-        this.timeoutNanos = Math.max(0, nanos);
+        lock.timeout(nanos);
     }
 
     /** Whether the daemon gave up on the lock (a VMM held it too long): the session fails. */
     public boolean disabled() {
-        return disabled;
+        return lock.disabled();
     }
 
     /** Whether the daemon holds the lock now. */
     public boolean held() {
-        return held;
+        return lock.held();
     }
 
     /** The region was just cleared: the daemon holds its lock (2) until the session lets go. */
     void holdWhileCleared() {
-        mem.write32(c0 + OFF_LOCK, HELD_BY_DAEMON);
-        VarHandle.fullFence();
-        held = true;
+        lock.holdWhileCleared();
     }
 
-    /**
-     * Takes the lock (compare-and-swap 0 to 2, acquire): spinning, then yielding, then parking,
-     * for at most the bound; past it the session must fail (a warning, {@code ok} = 0) and
-     * this and {@link #release} do nothing any more. Returns whether the daemon holds the lock.
-     */
+    /** {@link HandOffLock#acquire}. */
     public boolean acquire() {
-        if (disabled || held) {
-            return held;
-        }
-        long at = c0 + OFF_LOCK;
-        long start = System.nanoTime();
-        for (int i = 0;; i++) {
-            if (mem.compareAndSet32(at, FREE, HELD_BY_DAEMON)) {
-                held = true;
-                return true;
-            }
-            if (i < SPINS) {
-                Thread.onSpinWait();
-                continue;
-            }
-            if (System.nanoTime() - start >= timeoutNanos) {
-                giveUp();
-                return false;
-            }
-            if (i < SPINS + YIELDS) {
-                Thread.yield();
-            } else {
-                LockSupport.parkNanos(PARK_NANOS);
-            }
-        }
-    }
-
-    private void giveUp() {
-        disabled = true;
-        mem.write32(c0 + OFF_OK, 0);
-        VarHandle.fullFence();
-        LOG.warning(String.format("%s: the VMM held the command-queue lock (docs/protocol.md §4.12) for more than %d ms"
-                + " (a VMM thread stopped inside a batch, or a broken VMM): the daemon closes the connection, since it must"
-                + " not run the model without the lock; a VMM that reconnects takes over from its restart journal",
-                label, TimeUnit.NANOSECONDS.toMillis(timeoutNanos)));
+        return lock.acquire();
     }
 
     /**
@@ -144,7 +104,7 @@ public final class CommandHandOff {
      * as 1024 (logged once).
      */
     public Log takeLog() {
-        if (!held) {
+        if (!lock.held()) {
             return null;
         }
         long count = Integer.toUnsignedLong(mem.read32(c0 + OFF_COUNT));
@@ -181,24 +141,17 @@ public final class CommandHandOff {
      * (a store of 0, release). Nothing when the daemon does not hold it.
      */
     public void release(BridgedDevice.CommandQueueState s) {
-        if (!held) {
+        if (!lock.held()) {
             return;
         }
-        long c = c0;
-        if (s == null) {
-            mem.write32(c + OFF_OK, 0);
-        } else {
-            mem.write32(c + OFF_OK, s.ok() ? 1 : 0);
-            mem.write64(c + OFF_CMDQ_BASE, s.cmdqBase());
-            mem.write32(c + OFF_PROD, s.prod());
-            mem.write32(c + OFF_CONS, s.cons());
-            mem.write32(c + OFF_FEATURES, s.features());
-            mem.write32(c + OFF_OAS, s.oasBits());
-            mem.write32(c + OFF_SYNC_LINE, s.syncLine());
+        if (s != null) {
+            mem.write64(c0 + OFF_CMDQ_BASE, s.cmdqBase());
+            mem.write32(c0 + OFF_PROD, s.prod());
+            mem.write32(c0 + OFF_CONS, s.cons());
+            mem.write32(c0 + OFF_FEATURES, s.features());
+            mem.write32(c0 + OFF_OAS, s.oasBits());
+            mem.write32(c0 + OFF_SYNC_LINE, s.syncLine());
         }
-        VarHandle.releaseFence();
-        mem.write32(c + OFF_LOCK, FREE);
-        VarHandle.fullFence(); // the store is visible before the daemon does anything else
-        held = false;
+        lock.release(s != null && s.ok());
     }
 }

@@ -55,8 +55,14 @@ public final class SharedCache implements AutoCloseable {
      * region after the recipe table (§4.12); only with RECIPES, only for an SMMUv3.
      */
     public static final int FLAG_CMDQ = 2;
+    /**
+     * IOMMU_SET_SHARED_CACHE flags bit 2 (version 14): the memory holds the virtio-iommu request
+     * hand-off region after the recipe table (§4.13); only with RECIPES, never with CMDQ, only for
+     * a virtio-iommu.
+     */
+    public static final int FLAG_REQUESTS = 4;
     /** The flags this daemon knows. */
-    public static final int FLAGS = FLAG_RECIPES | FLAG_CMDQ;
+    public static final int FLAGS = FLAG_RECIPES | FLAG_CMDQ | FLAG_REQUESTS;
     /** §4.8 walk recipes: 256 entries of 64 bytes after the cache entries; endpoint e at slot e & 255. */
     public static final int RECIPES = 256;
     public static final int RECIPE = 64;
@@ -107,10 +113,13 @@ public final class SharedCache implements AutoCloseable {
     private long recipesPublished;
     /** The command-queue hand-off region (§4.12), or null without FLAG_CMDQ. */
     private final CommandHandOff handOff;
+    /** The request hand-off region (§4.13), or null without FLAG_REQUESTS. */
+    private final RequestHandOff requestHandOff;
 
-    private SharedCache(MappedRegion mem, int sets, int ways, boolean recipes, boolean cmdq) {
+    private SharedCache(MappedRegion mem, int sets, int ways, boolean recipes, boolean cmdq, boolean requests) {
         this.mem = mem;
         this.handOff = cmdq ? new CommandHandOff(mem, commandRegion(sets, ways)) : null;
+        this.requestHandOff = requests ? new RequestHandOff(mem, commandRegion(sets, ways)) : null;
         this.sets = sets;
         this.ways = ways;
         this.recipe = recipes ? new WalkRecipe[RECIPES] : null;
@@ -140,7 +149,12 @@ public final class SharedCache implements AutoCloseable {
         return commandRegion(sets, ways) + CommandHandOff.SIZE;
     }
 
-    /** Where the command hand-off region starts (§4.12): C0 = R0 + 64 * 256. */
+    /** Bytes a cache of {@code sets} x {@code ways} with recipes and the request hand-off needs (§4.13: C0 + 0x8D000). */
+    public static long sizeWithRequestHandOff(int sets, int ways) {
+        return commandRegion(sets, ways) + RequestHandOff.SIZE;
+    }
+
+    /** Where the command (§4.12) or request (§4.13) hand-off region starts: C0 = R0 + 64 * 256. */
     public static long commandRegion(int sets, int ways) {
         return sizeWithRecipes(sets, ways);
     }
@@ -177,10 +191,19 @@ public final class SharedCache implements AutoCloseable {
     public static SharedCache map(int fd, int sets, int ways, boolean requireSeals, int flags) throws IOException {
         if ((flags & ~FLAGS) != 0) {
             throw new IllegalArgumentException(String.format("IOMMU_SET_SHARED_CACHE: undefined flags 0x%x"
-                    + " (only bit 0, RECIPES, and bit 1, CMDQ, are defined)", flags));
+                    + " (only bit 0, RECIPES, bit 1, CMDQ, and bit 2, REQUESTS, are defined)", flags));
         }
         boolean recipes = (flags & FLAG_RECIPES) != 0;
         boolean cmdq = (flags & FLAG_CMDQ) != 0;
+        boolean requests = (flags & FLAG_REQUESTS) != 0;
+        if (requests && cmdq) {
+            throw new IllegalArgumentException("IOMMU_SET_SHARED_CACHE: flags CMDQ (bit 1) and REQUESTS (bit 2) name two"
+                    + " hand-off regions at the same place, for two kinds of model: give one of them (docs/protocol.md §4.13)");
+        }
+        if (requests && !recipes) {
+            throw new IllegalArgumentException("IOMMU_SET_SHARED_CACHE: flag REQUESTS (bit 2) needs RECIPES (bit 0) too:"
+                    + " the request hand-off region follows the recipe table (docs/protocol.md §4.13)");
+        }
         if (cmdq && !recipes) {
             throw new IllegalArgumentException("IOMMU_SET_SHARED_CACHE: flag CMDQ (bit 1) needs RECIPES (bit 0) too:"
                     + " the command hand-off region follows the recipe table (docs/protocol.md §4.12)");
@@ -191,7 +214,14 @@ public final class SharedCache implements AutoCloseable {
         if (ways < 1 || ways > MAX_WAYS) {
             throw new IllegalArgumentException("shared cache ways must be in 1.." + MAX_WAYS + ": " + ways);
         }
-        long total = cmdq ? sizeWithCommandHandOff(sets, ways) : recipes ? sizeWithRecipes(sets, ways) : size(sets, ways);
+        long total = cmdq ? sizeWithCommandHandOff(sets, ways) : requests ? sizeWithRequestHandOff(sets, ways)
+                : recipes ? sizeWithRecipes(sets, ways) : size(sets, ways);
+        if (requests && MappedRegion.fileSize(fd) < total) {
+            throw new IllegalArgumentException(String.format("the shared cache memfd holds %d bytes, but %d x %d entries with"
+                    + " walk recipes and the request hand-off need %d (C0 + 0x8D000, C0 = 4096 + 64 * sets * ways + 64 * 256 = %d):"
+                    + " make it larger or leave out REQUESTS (docs/protocol.md §4.13)", MappedRegion.fileSize(fd), sets, ways, total,
+                    commandRegion(sets, ways)));
+        }
         if (cmdq && MappedRegion.fileSize(fd) < total) {
             throw new IllegalArgumentException(String.format("the shared cache memfd holds %d bytes, but %d x %d entries with"
                     + " walk recipes and the command hand-off need %d (C0 + 16640, C0 = 4096 + 64 * sets * ways + 64 * 256 = %d):"
@@ -205,7 +235,7 @@ public final class SharedCache implements AutoCloseable {
         if (requireSeals) {
             MappedRegion.requireShrinkSeal(fd);
         }
-        SharedCache c = new SharedCache(MappedRegion.map(0, total, 0, 0, fd), sets, ways, recipes, cmdq);
+        SharedCache c = new SharedCache(MappedRegion.map(0, total, 0, 0, fd), sets, ways, recipes, cmdq, requests);
         // §4.8: whatever the memory held, every entry and recipe is empty (seq 0, perm 0 / kind 0)
         // and no size is in use; the header's VMM words (notifiers, walked_pages) stay as it set them;
         byte[] zeros = new byte[64 * 1024];
@@ -216,6 +246,10 @@ public final class SharedCache implements AutoCloseable {
             // §4.12: the hand-off region is cleared with the rest (ok = 0), its lock held by the
             // daemon until the session first lets go of it, with the model's fields
             c.handOff.holdWhileCleared();
+        }
+        if (c.requestHandOff != null) {
+            // §4.13: likewise, every slot empty (seq 0, state 0) until the session publishes the domains
+            c.requestHandOff.holdWhileCleared();
         }
         c.mem.write32(OFF_MIRROR_COUNT, 0);
         c.clearAll();
@@ -534,6 +568,16 @@ public final class SharedCache implements AutoCloseable {
     /** The command-queue hand-off region (§4.12), or null when the VMM did not ask for it (flags CMDQ). */
     public CommandHandOff commandHandOff() {
         return handOff;
+    }
+
+    /** The request hand-off region (§4.13), or null when the VMM did not ask for it (flags REQUESTS). */
+    public RequestHandOff requestHandOff() {
+        return requestHandOff;
+    }
+
+    /** The lock of whichever hand-off region this memory holds (§4.12 or §4.13), or null. */
+    public HandOffLock handOffLock() {
+        return handOff != null ? handOff.lock() : requestHandOff != null ? requestHandOff.lock() : null;
     }
 
     /** Whether {@code endpoint}'s slot holds a recipe of {@code endpoint} (the daemon's own copy). */

@@ -5,7 +5,7 @@ public final class Protocol {
     private Protocol() {}
 
     /** Version of docs/protocol.md this code implements (reported by IOMMU_GET_INFO). */
-    public static final int VERSION = 13;
+    public static final int VERSION = 14;
 
     /** First request number of the IOMMU range, front-end and back-end channels alike. */
     public static final int IOMMU_BASE = 1024;

@@ -148,6 +148,39 @@ public final class RecordingDevice implements BridgedDevice {
         return d.applyVmmCommands(words, count, prod, cons);
     }
 
+    /** Reads the request queue's state only: nothing to record. */
+    @Override
+    public java.util.Optional<dev.iommuemu.virtio.iommu.RequestQueueHandOff> requestQueueHandOff() {
+        return d.requestQueueHandOff();
+    }
+
+    /** Reads the domain table only: nothing to record. */
+    @Override
+    public java.util.Optional<dev.iommuemu.virtio.iommu.MirroredDomain> mirroredDomain(int id) {
+        return d.mirroredDomain(id);
+    }
+
+    /** Reads the domain table only: nothing to record. */
+    @Override
+    public java.util.List<dev.iommuemu.virtio.iommu.MirroredDomain> mirroredDomains() {
+        return d.mirroredDomains();
+    }
+
+    /** Bookkeeping of the §4.13 mirror, no operation of the model: nothing to record. */
+    @Override
+    public dev.iommuemu.virtio.iommu.ChangedDomains takeChangedDomains() {
+        return d.takeChangedDomains();
+    }
+
+    /**
+     * The VMM's served requests (docs/protocol.md §4.13) are no operation a recording holds: the
+     * session stops a recording before it applies them (DeviceSession), so this only passes them on.
+     */
+    @Override
+    public int applyVmmRequests(java.util.List<dev.iommuemu.virtio.iommu.VmmRequest> log, int nextAvail, int usedIdx) {
+        return d.applyVmmRequests(log, nextAvail, usedIdx);
+    }
+
     @Override
     public void mmioWrite(long offset, int size, long value) {
         if (!rec.active()) {

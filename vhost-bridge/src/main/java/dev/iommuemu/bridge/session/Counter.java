@@ -41,6 +41,10 @@ public enum Counter {
     VMM_CMDQ_BATCHES("vmm_cmdq_batches"),
     /** Commands of those batches the daemon executed from the log (§4.12). */
     VMM_CMDQ_COMMANDS("vmm_cmdq_commands"),
+    /** virtio-iommu MAP / UNMAP requests the VMM served itself and the daemon drained from its log (§4.13). */
+    VMM_REQUESTS("vmm_requests"),
+    /** Of those, the ones the model did not complete with S_OK: a VMM fault (§4.13). */
+    VMM_REQUESTS_REJECTED("vmm_requests_rejected"),
     QUEUE_KICKS("queue_kicks"),
     ATS_TRANSLATIONS("ats_translations"),
     PAGE_REQUESTS("page_requests"),

@@ -67,6 +67,13 @@ public final class DeviceSession implements AutoCloseable {
     /** The restart journal (docs/protocol.md §4.10), or null; and the MMIO writes applied since it was set. */
     private dev.iommuemu.bridge.restart.StateJournal journal;
     private long journalWrites;
+    /**
+     * docs/protocol.md §4.13: every domain slot must be written afresh at the next release of the
+     * request hand-off's lock (a new shared memory, another model); guarded by the lock.
+     */
+    private boolean requestSlotsStale;
+    /** Whether the VMM's logged requests are being applied (their invalidations republish no slot). */
+    private boolean drainingRequests;
     /** The VMM's dirty log (docs/protocol.md §4.11), or null; guarded by the lock. */
     private dev.iommuemu.bridge.memory.DirtyLog dirtyLog;
     /** Its counts go into the session's counters (the log calls under the lock). */
@@ -140,6 +147,7 @@ public final class DeviceSession implements AutoCloseable {
         }
         factory = f;
         device = d;
+        requestSlotsStale = true;
         translationsChange = !d.translationsCheckpoint();
         findings.enable(d.reportFindings(findings::found));
         host.setLines(d.irqLines());
@@ -726,7 +734,7 @@ public final class DeviceSession implements AutoCloseable {
         if ((flags & ~dev.iommuemu.bridge.fastpath.SharedCache.FLAGS) != 0) {
             LibC.closeQuietly(fd);
             throw ProtocolException.refused(ProtocolException.EINVAL, String.format("IOMMU_SET_SHARED_CACHE: undefined flags 0x%x"
-                    + " (only bit 0, RECIPES, and bit 1, CMDQ, are defined)", flags));
+                    + " (only bit 0, RECIPES, bit 1, CMDQ, and bit 2, REQUESTS, are defined)", flags));
         }
         lock.lock();
         try {
@@ -741,6 +749,13 @@ public final class DeviceSession implements AutoCloseable {
                         + " model with a command queue (smmuv3), but this session's model is " + device.model()
                         + ": leave out CMDQ (docs/protocol.md §4.12)");
             }
+            if ((flags & dev.iommuemu.bridge.fastpath.SharedCache.FLAG_REQUESTS) != 0 && device.requestQueueHandOff().isEmpty()) {
+                // §4.13: only a virtio-iommu has a request queue the VMM could serve
+                LibC.closeQuietly(fd);
+                throw ProtocolException.refused(ProtocolException.EINVAL, "IOMMU_SET_SHARED_CACHE: flag REQUESTS (bit 2) is for a"
+                        + " model with a virtio-iommu request queue (virtio-iommu), but this session's model is " + device.model()
+                        + ": leave out REQUESTS (docs/protocol.md §4.13)");
+            }
             dev.iommuemu.bridge.fastpath.SharedCache c;
             try {
                 c = dev.iommuemu.bridge.fastpath.SharedCache.map(fd, sets, ways, requireSeals, flags);
@@ -753,14 +768,21 @@ public final class DeviceSession implements AutoCloseable {
             }
             if (shared != null) {
                 syncWalkedPages();
-                letGoOfCommandHandOff();
+                letGoOfHandOff();
                 shared.close();
             }
             shared = c;
             if (c.commandHandOff() != null) {
                 // held (lock = 2) since the memory was cleared: the session's unlock publishes the fields
                 c.commandHandOff().label("session " + id);
-                c.commandHandOff().timeout(commandLockTimeoutNanos);
+            }
+            if (c.requestHandOff() != null) {
+                // likewise (§4.13), and every domain's slot is written then
+                c.requestHandOff().label("session " + id);
+                requestSlotsStale = true;
+            }
+            if (c.handOffLock() != null) {
+                c.handOffLock().timeout(commandLockTimeoutNanos);
             }
             walkedSeen = c.hasRecipes() ? c.walkedPages() : 0;
             c.mirror(device.mirroredRegisters(), this::peek);
@@ -785,10 +807,10 @@ public final class DeviceSession implements AutoCloseable {
             if (getHoldCount() == 1) {
                 boolean held;
                 try {
-                    held = takeCommandHandOff();
+                    held = takeHandOff();
                 } catch (RuntimeException | InternalError e) {
                     // never out of lock() with the lock held and no caller's finally to release it
-                    LOG.warning("session " + id + ": the VMM's command-queue log could not be drained (" + e
+                    LOG.warning("session " + id + ": the VMM's hand-off log could not be drained (" + e
                             + "); the device goes on");
                     held = true;
                 }
@@ -803,7 +825,7 @@ public final class DeviceSession implements AutoCloseable {
         public void unlock() {
             if (getHoldCount() == 1 && isHeldByCurrentThread()) {
                 try {
-                    giveCommandHandOff();
+                    giveHandOff();
                 } finally {
                     super.unlock();
                 }
@@ -837,8 +859,8 @@ public final class DeviceSession implements AutoCloseable {
         commandLockTimeoutNanos = bound.toNanos();
         lock.lock();
         try {
-            if (shared != null && shared.commandHandOff() != null) {
-                shared.commandHandOff().timeout(commandLockTimeoutNanos);
+            if (shared != null && shared.handOffLock() != null) {
+                shared.handOffLock().timeout(commandLockTimeoutNanos);
             }
         } finally {
             lock.unlock();
@@ -852,20 +874,25 @@ public final class DeviceSession implements AutoCloseable {
      * writes (§4.10; not in writes_applied, which counts the VMM's messages), the log zeroed; then
      * the mirror and the journal, so whatever request follows sees the drained queue.
      */
-    private boolean takeCommandHandOff() {
-        dev.iommuemu.bridge.fastpath.CommandHandOff h = shared == null ? null : shared.commandHandOff();
-        if (h == null || closed || closing) {
+    private boolean takeHandOff() {
+        dev.iommuemu.bridge.fastpath.HandOffLock l = shared == null ? null : shared.handOffLock();
+        if (l == null || closed || closing) {
             return true;
         }
-        if (!h.acquire()) {
-            // §4.12: nothing runs the model without the lock (the VMM may still be inside a batch whose
-            // log only a drain applies): the session fails, and a VMM that reconnects takes over from
-            // the restart journal, its handed-off batches replayed as queue positions (§4.10)
-            fail("the VMM held the command-queue lock (docs/protocol.md §4.12) past the bound");
+        if (!l.acquire()) {
+            // §4.12, §4.13: nothing runs the model without the lock (the VMM may still be inside a batch
+            // whose log only a drain applies): the session fails, and a VMM that reconnects takes over
+            // from the restart journal, its handed-off batches replayed as queue positions (§4.10)
+            fail(shared.commandHandOff() != null ? "the VMM held the command-queue lock (docs/protocol.md §4.12) past the bound"
+                    : "the VMM held the request hand-off lock (docs/protocol.md §4.13) past the bound");
             failWaker.run();
             return false;
         }
-        dev.iommuemu.bridge.fastpath.CommandHandOff.Log log = h.takeLog();
+        if (shared.requestHandOff() != null) {
+            drainRequestHandOff(shared.requestHandOff());
+            return true;
+        }
+        dev.iommuemu.bridge.fastpath.CommandHandOff.Log log = shared.commandHandOff().takeLog();
         if (log == null) {
             return true;
         }
@@ -896,6 +923,100 @@ public final class DeviceSession implements AutoCloseable {
     }
 
     /**
+     * Right after the request hand-off's lock was taken (§4.13): the VMM's log applied to the model
+     * as the request queue would have (DomainTable#map / #unmap through BridgedDevice#applyVmmRequests;
+     * a request the model does not complete with S_OK is a VMM fault: logged, counted, the model's
+     * state stands), queue 0's indexes set to the VMM's, the requests counted among the journal's
+     * applied writes (§4.10; not in writes_applied), the log zeroed; then the journal.
+     */
+    private void drainRequestHandOff(dev.iommuemu.bridge.fastpath.RequestHandOff h) {
+        dev.iommuemu.bridge.fastpath.RequestHandOff.Log log = h.takeLog();
+        if (log == null) {
+            return;
+        }
+        int n = log.requests().size();
+        int rejected = n;
+        drainingRequests = true;
+        try {
+            if (device.requestQueueHandOff().isPresent()) {
+                unrecordable("the VMM served virtio-iommu requests itself (docs/protocol.md §4.13), which recordings do not hold");
+                rejected = device.applyVmmRequests(log.requests(), log.nextAvail(), log.usedIdx());
+            }
+        } catch (RuntimeException | InternalError e) {
+            LOG.warning("session " + id + ": the requests the VMM served itself could not be applied (" + e
+                    + "); the device goes on");
+        } finally {
+            drainingRequests = false;
+        }
+        if (rejected > 0) {
+            int r = rejected;
+            LOG.warning(() -> "session " + id + ": " + r + " of the " + n + " virtio-iommu requests the VMM served itself"
+                    + " (docs/protocol.md §4.13) are not requests this device completes with S_OK; the device's state"
+                    + " stands (the VMM completed them already: is it serving requests correctly?)");
+        }
+        journalWrites += n;
+        counters.add(Counter.VMM_REQUESTS, n);
+        counters.add(Counter.VMM_REQUESTS_REJECTED, rejected);
+        journalNow();
+    }
+
+    /** Right before the session lock is given back (hold count 1): whichever hand-off the shared memory has. */
+    private void giveHandOff() {
+        if (shared != null && shared.requestHandOff() != null) {
+            giveRequestHandOff(shared.requestHandOff());
+        } else {
+            giveCommandHandOff();
+        }
+    }
+
+    /**
+     * The domains' slots that changed (all of them after a new memory, a reset, a load or another
+     * model), the request queue's state and {@code ok} into the region (§4.13), then its lock. ok
+     * is 1 only when the model says the queue is servable (queue 0 running, MAP_UNMAP negotiated,
+     * no "+strict", no paravirtual nesting) and no recording runs (docs/recording.md: it holds
+     * every request the model handles).
+     */
+    private void giveRequestHandOff(dev.iommuemu.bridge.fastpath.RequestHandOff h) {
+        if (!h.held()) {
+            return;
+        }
+        dev.iommuemu.virtio.iommu.RequestQueueHandOff s = null;
+        boolean ok = false;
+        try {
+            s = closed ? null : device.requestQueueHandOff().orElse(null);
+            if (s != null) {
+                publishRequestSlots(h);
+            }
+            ok = s != null && s.servable() && !(recording != null && recording.active());
+        } catch (RuntimeException e) {
+            LOG.warning("session " + id + ": the request queue's state could not be read (" + e + "); the VMM's hand-off is off");
+            s = null;
+        }
+        h.release(s, ok);
+    }
+
+    /**
+     * §4.13: rewrites the slots of the domains that changed since the last publication (every slot
+     * when they are stale). Under the lock, with the hand-off's lock held: called before the lock is
+     * given back and from the model's invalidations (DmaHost#invalidate, {@link #invalidateShared}),
+     * which come before any request that removes a mapping or an endpoint completes.
+     */
+    private void publishRequestSlots(dev.iommuemu.bridge.fastpath.RequestHandOff h) {
+        if (!h.held()) {
+            return;
+        }
+        dev.iommuemu.virtio.iommu.ChangedDomains c = device.takeChangedDomains();
+        if (requestSlotsStale || c.all()) {
+            requestSlotsStale = false;
+            h.publishAll(device.mirroredDomains());
+            return;
+        }
+        for (int d : c.ids()) {
+            h.publish(d, device.mirroredDomain(d).orElse(null));
+        }
+    }
+
+    /**
      * Right before the session lock is given back (hold count 1): the model's command-queue state
      * into the region (§4.12; ok = 0 for a model without one), then the region's lock.
      */
@@ -920,10 +1041,13 @@ public final class DeviceSession implements AutoCloseable {
         h.release(s);
     }
 
-    /** A shared memory being replaced or closed: the VMM may not consume commands with it any more (ok = 0). */
-    private void letGoOfCommandHandOff() {
+    /** A shared memory being replaced or closed: the VMM may not consume commands or serve requests with it any more (ok = 0). */
+    private void letGoOfHandOff() {
         if (shared != null && shared.commandHandOff() != null) {
             shared.commandHandOff().release(null);
+        }
+        if (shared != null && shared.requestHandOff() != null) {
+            shared.requestHandOff().release(null, false);
         }
     }
 
@@ -1116,6 +1240,11 @@ public final class DeviceSession implements AutoCloseable {
                 return true;
             }
             shared.invalidate(inv.endpoint(), inv.iova(), inv.size());
+            if (shared.requestHandOff() != null && !drainingRequests) {
+                // §4.13: a request that removes a mapping or an endpoint from a domain (UNMAP, DETACH,
+                // ATTACH moving it, reset, topology) invalidates before it completes: its slot first
+                publishRequestSlots(shared.requestHandOff());
+            }
             return shared.notifiersPresent();
         } finally {
             lock.unlock();
@@ -1533,7 +1662,7 @@ public final class DeviceSession implements AutoCloseable {
             } finally {
                 if (shared != null) {
                     syncWalkedPages();
-                    letGoOfCommandHandOff();
+                    letGoOfHandOff();
                     shared.close();
                     shared = null;
                 }

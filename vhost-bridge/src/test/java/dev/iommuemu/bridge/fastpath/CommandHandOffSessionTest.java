@@ -450,7 +450,7 @@ class CommandHandOffSessionTest {
             small.unmap();
         }
         // undefined bits
-        RequestRefusedException u = assertThrows(RequestRefusedException.class, () -> vmm.sharedCache(16, 2, 4, need));
+        RequestRefusedException u = assertThrows(RequestRefusedException.class, () -> vmm.sharedCache(16, 2, 8, need));
         assertEquals(ProtocolException.EINVAL, u.errno());
         // the connection goes on; a right one is taken and the region cleared (lock free, ok set)
         MappedRegion dirty = MappedRegion.allocate("cmdq-dirty", 0, need);

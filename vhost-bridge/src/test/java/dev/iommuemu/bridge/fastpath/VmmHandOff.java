@@ -207,10 +207,21 @@ final class VmmHandOff {
 
     /** Every entry, of any endpoint, overlapping [first, last]: odd seq, cleared, seq old + 2 with bit 31 flipped. */
     private void dropEntries(long first, long last) {
-        for (int slot = 0; slot < sets * ways; slot++) {
+        dropEntries(shm, sets * ways, -1, first, last);
+    }
+
+    /**
+     * §4.12's removal of a cache entry (also §4.13's after an UNMAP): every one of {@code endpoint}
+     * (-1: any) of the {@code entries} overlapping [first, last].
+     */
+    static void dropEntries(MappedRegion shm, int entries, int endpoint, long first, long last) {
+        for (int slot = 0; slot < entries; slot++) {
             long at = SharedCache.HEADER + 64L * slot;
             int seq = shm.read32(at);
             if ((seq & 1) != 0 || shm.read32(at + SharedCache.E_PERM) == 0) {
+                continue;
+            }
+            if (endpoint != -1 && shm.read32(at + SharedCache.E_ENDPOINT) != endpoint) {
                 continue;
             }
             long lo = shm.read64(at + SharedCache.E_IOVA);

@@ -8,7 +8,11 @@ import dev.iommuemu.bridge.device.VmmProperties;
 import dev.iommuemu.bridge.state.NestingStateCodec;
 import dev.iommuemu.bridge.state.VirtioIommuStateCodec;
 import dev.iommuemu.domain.Errno;
+import dev.iommuemu.virtio.iommu.ChangedDomains;
 import dev.iommuemu.virtio.iommu.ResvRegion;
+import dev.iommuemu.virtio.iommu.MirroredDomain;
+import dev.iommuemu.virtio.iommu.RequestQueueHandOff;
+import dev.iommuemu.virtio.iommu.VmmRequest;
 import dev.iommuemu.dma.IommuModel;
 import dev.iommuemu.virtio.iommu.VirtioIommuConfig;
 import dev.iommuemu.virtio.iommu.VirtioIommuDevice;
@@ -96,6 +100,41 @@ public final class VirtioIommuBridge implements BridgedDevice {
     @Override
     public boolean translationsCheckpoint() {
         return true;
+    }
+
+    /**
+     * docs/protocol.md §4.13: the request queue's state, its hand-off refused (not servable) for a
+     * "+strict" profile, whose checks must see every request, as §4.12 refuses it.
+     */
+    @Override
+    public java.util.Optional<RequestQueueHandOff> requestQueueHandOff() {
+        RequestQueueHandOff s = device.requestQueueHandOff();
+        if (profile.endsWith("+strict")) {
+            s = new RequestQueueHandOff(false, s.desc(), s.avail(), s.used(), s.size(), s.nextAvail(), s.usedIdx(), s.eventIdx(),
+                    s.indirect(), s.mapUnmap(), s.inputStart(), s.inputEnd(), s.granuleMask(), s.mappings(), s.maxMappings(),
+                    s.maxPerDomain(), s.nesting());
+        }
+        return java.util.Optional.of(s);
+    }
+
+    @Override
+    public java.util.Optional<MirroredDomain> mirroredDomain(int id) {
+        return device.mirroredDomain(id);
+    }
+
+    @Override
+    public List<MirroredDomain> mirroredDomains() {
+        return device.mirroredDomains();
+    }
+
+    @Override
+    public ChangedDomains takeChangedDomains() {
+        return device.takeChangedDomains();
+    }
+
+    @Override
+    public int applyVmmRequests(List<VmmRequest> log, int nextAvail, int usedIdx) {
+        return device.applyVmmRequests(log, nextAvail, usedIdx);
     }
 
     @Override
