@@ -272,6 +272,15 @@ final class DomainTable {
     // ---- MAP ----
 
     int map(int domain, long virtStart, long virtEnd, long physStart, int flags) {
+        return map(domain, virtStart, virtEnd, physStart, flags, true);
+    }
+
+    /**
+     * MAP; {@code offer} false for a MAP the VMM served itself (docs/protocol.md §4.13): its log is
+     * drained after the fact, when a later UNMAP of the same log may already have completed, so its
+     * translations are not offered to the VMM's cache (the VMM translates it from the mirror).
+     */
+    int map(int domain, long virtStart, long virtEnd, long physStart, int flags, boolean offer) {
         // "MAP request", device requirements.
         if (!has(negotiated, VirtioIommuFeatures.MAP_UNMAP)) {
             return Status.UNSUPP;
@@ -319,7 +328,9 @@ final class DomainTable {
         d.mappings.insert(virtStart, virtEnd, physStart, flags);
         totalMappings++;
         changed.add(domain);
-        prefill(d, virtStart, virtEnd, physStart, flags);
+        if (offer) {
+            prefill(d, virtStart, virtEnd, physStart, flags);
+        }
         return Status.OK;
     }
 

@@ -144,7 +144,7 @@ final class RequestQueue {
         }
         counters.requests[r.type()]++;
         int status = r.type() == Structs.T_MAP
-                ? table.map(r.domain(), r.virtStart(), r.virtEnd(), r.physStart(), r.flags())
+                ? table.map(r.domain(), r.virtStart(), r.virtEnd(), r.physStart(), r.flags(), false)
                 : table.unmap(r.domain(), r.virtStart(), r.virtEnd(), r.flags());
         counters.statuses[status]++;
         return status;

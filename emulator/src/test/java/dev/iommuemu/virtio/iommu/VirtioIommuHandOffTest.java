@@ -33,6 +33,13 @@ class VirtioIommuHandOffTest {
         final List<ChangedDomains> atInvalidate = new ArrayList<>();
         /** Whether invalidations take the changed domains (the daemon's hook; off while a log drains). */
         boolean watch = true;
+        /** DmaHost#prefill calls: endpoint and iova. */
+        final List<String> prefills = new ArrayList<>();
+
+        @Override
+        public void prefill(int endpoint, dev.iommuemu.dma.IotlbEntry e) {
+            prefills.add(endpoint + " " + Long.toHexString(e.iova()));
+        }
 
         @Override
         public void raiseIrq(String line) {}
@@ -159,5 +166,23 @@ class VirtioIommuHandOffTest {
         assertEquals(6, s.nextAvail());
         assertEquals(6, s.usedIdx());
         assertEquals(0, s.mappings());
+    }
+
+    /**
+     * A MAP the VMM served offers nothing to the VMM's cache when the daemon drains it (§4.13): the
+     * UNMAP after it in the same log has completed already, and an entry offered between the two
+     * would be a stale hit. A MAP the queue serves offers its translation (§4.8).
+     */
+    @Test
+    void aLoggedMapOffersNoTranslationToTheCache() {
+        serve(RequestGuest.attach(1, 1));
+        host.watch = false;
+        host.prefills.clear();
+        assertEquals(0, d.applyVmmRequests(List.of(
+                new VmmRequest(MAP, 1, 0x1000, 0x1fff, 0x7000, RW),
+                new VmmRequest(UNMAP, 1, 0x1000, 0x1fff, 0, 0)), 1, 1)); // not from this ring: its position stays
+        assertEquals(List.of(), host.prefills);
+        serve(RequestGuest.map(1, 0x4000, 0x4fff, 0x9000, RW));
+        assertEquals(List.of("1 4000"), host.prefills);
     }
 }
