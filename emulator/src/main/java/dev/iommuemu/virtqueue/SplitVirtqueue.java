@@ -167,12 +167,18 @@ public final class SplitVirtqueue {
      * elements (docs/protocol.md §4.13: the VMM's request hand-off): the device continues from
      * {@code nextAvail} and {@code usedIdx}, and decides its next notification (§2.7.10 EVENT_IDX,
      * or avail->flags) from {@code usedIdx}, since that party notified for what it published.
-     * Nothing when used elements of the device's own are waiting (they would land in the slots
-     * the other party used).
+     * Used elements of the device's own still waiting refuse it (they would land in the slots the
+     * other party used), but for a ring loaded running with elements waiting (a restart, §4.10)
+     * whose {@code usedIdx} is past them: the dead device published them before the other party
+     * served after them, so they are dropped as {@link #resume} drops covered ones.
      */
     public boolean handOver(int nextAvail, int usedIdx) {
         if (!completed.isEmpty()) {
-            return false;
+            if (!held || ((usedIdx - this.usedIdx) & 0xffff) < completed.size()) {
+                return false;
+            }
+            completed.clear();
+            held = false;
         }
         this.nextAvail = nextAvail & 0xffff;
         this.usedIdx = usedIdx & 0xffff;

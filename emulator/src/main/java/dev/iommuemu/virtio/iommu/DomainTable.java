@@ -925,17 +925,7 @@ final class DomainTable {
         return c;
     }
 
-    /** Whether domain {@code id} is marked changed (so a drain can tell a change of its own from one before it). */
-    boolean isChanged(int id) {
-        return allChanged || changed.contains(id);
-    }
-
-    /** Forgets that domain {@code id} changed: the VMM made the same change to its mirror (§4.13). */
-    void unmarkChanged(int id) {
-        changed.remove(id);
-    }
-
-    /** Marks domain {@code id} changed: the VMM may have changed its mirror for a request the device refused (§4.13). */
+    /** Marks domain {@code id} changed: a request the VMM served names it (§4.13), so its slot is rewritten from here. */
     void markChanged(int id) {
         changed.add(id);
     }

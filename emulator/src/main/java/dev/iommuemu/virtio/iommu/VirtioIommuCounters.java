@@ -37,6 +37,8 @@ public final class VirtioIommuCounters {
     long faultsDropped;
     /** Event buffers returned unused: too small for a report, or malformed. */
     long eventBuffersRejected;
+    /** Ring positions of the VMM's served requests (§4.13) the request queue refused (SplitVirtqueue#handOver). */
+    long handOversRefused;
 
     public long status(int status) {
         return status >= 0 && status < statuses.length ? statuses[status] : 0;
@@ -126,6 +128,7 @@ public final class VirtioIommuCounters {
         m.put("faults_deferred", faultsDeferred);
         m.put("faults_dropped", faultsDropped);
         m.put("event_buffers_rejected", eventBuffersRejected);
+        m.put("vmm_positions_refused", handOversRefused);
         return m;
     }
 }

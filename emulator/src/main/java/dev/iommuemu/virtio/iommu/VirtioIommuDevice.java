@@ -577,23 +577,25 @@ public final class VirtioIommuDevice implements IommuModel {
      * have ({@link RequestQueue#applyLogged}: the same MAP / UNMAP, the same counters); then queue
      * 0 continues from {@code nextAvail} and {@code usedIdx}, the used index also being the one its
      * next notification is decided from ({@link SplitVirtqueue#handOver}). Returns how many requests
-     * the device did not complete with S_OK: a VMM fault, after which the device's state stands. A
-     * domain changed only by requests the device accepted is not marked changed by them (the VMM
-     * made the same change to its mirror); one a rejected request named is, so its slot is rewritten.
+     * the device did not complete with S_OK, plus 1 when the queue refused the positions: a VMM
+     * fault, after which the device's state stands. Every domain a logged request names is marked
+     * changed, so its slot is rewritten from the model before the lock is given back (after a
+     * restart the log is a replay the new daemon's slots never saw).
      */
     public synchronized int applyVmmRequests(List<VmmRequest> log, int nextAvail, int usedIdx) {
         int rejected = 0;
         for (VmmRequest r : log) {
-            boolean before = table.isChanged(r.domain());
-            int status = requests.applyLogged(r);
-            if (status != Status.OK) {
+            // every domain a logged request names is rewritten from the model: a log replayed after
+            // a restart (§4.10) changed mirrors the new daemon's memory never had
+            table.markChanged(r.domain());
+            if (requests.applyLogged(r) != Status.OK) {
                 rejected++;
-                table.markChanged(r.domain());
-            } else if (!before) {
-                table.unmarkChanged(r.domain());
             }
         }
-        queues[REQUEST_QUEUE].handOver(nextAvail, usedIdx);
+        if (!queues[REQUEST_QUEUE].handOver(nextAvail, usedIdx)) {
+            counters.handOversRefused++;
+            rejected++; // positions that would put the VMM's completions over the device's own
+        }
         return rejected;
     }
 

@@ -160,7 +160,8 @@ class VirtioIommuHandOffTest {
         assertEquals(new ChangedDomains(false, Set.of(1)), d.takeChangedDomains(),
                 "the refused requests' domain: the VMM may have changed its mirror for them");
         d.applyVmmRequests(List.of(new VmmRequest(UNMAP, 1, 0x1000, 0x1fff, 0, 0)), 6, 6);
-        assertEquals(ChangedDomains.NONE, d.takeChangedDomains(), "an accepted request is the VMM's own change of its mirror");
+        assertEquals(new ChangedDomains(false, Set.of(1)), d.takeChangedDomains(),
+                "an accepted request's domain too: after a restart the log is a replay the new memory's slot never saw");
         assertEquals(List.of(), d.mappings(1));
         RequestQueueHandOff s = d.requestQueueHandOff();
         assertEquals(6, s.nextAvail());

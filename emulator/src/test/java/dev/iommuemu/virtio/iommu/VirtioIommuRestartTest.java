@@ -463,4 +463,28 @@ class VirtioIommuRestartTest {
         DmaResult r = d.translate(ep, -1, iova, a);
         return assertInstanceOf(DmaResult.Translated.class, r, r.toString()).entry().translate(iova);
     }
+
+    /**
+     * docs/protocol.md §4.13 after a restart: the loaded ring holds the dead daemon's batch (three
+     * used elements waiting), and the VMM's replayed log says it served one more request after
+     * them (next available 5, used index 5): the batch was published, so the ring takes the VMM's
+     * positions and drops the waiting elements. A used index that does not cover them is refused
+     * (counted, the ring unchanged): the VMM's completions would lie over the device's own.
+     */
+    @Test
+    void aRestartedRingTakesTheVmmsPositionsOnlyPastItsWaitingElements() {
+        RequestGuest g = new RequestGuest();
+        JournalHost<VirtioIommuState> ha = new JournalHost<>();
+        killedMidBatch(g, ha);
+        VirtioIommuDevice b = new VirtioIommuDevice(VirtioIommuWorkload.config(), g.mem, new JournalHost<>());
+        b.loadState(ha.journal);
+        assertEquals(1, b.applyVmmRequests(List.of(), 5, 2), "used index 2 leaves two of the three elements uncovered");
+        assertEquals(1L, (long) b.counters().asMap().get("vmm_positions_refused"));
+        assertEquals(ha.journal.queues().get(0), b.saveState().queues().get(0), "the ring as loaded");
+        assertEquals(0, b.applyVmmRequests(List.of(), 5, 5));
+        SplitVirtqueue.State q = b.saveState().queues().get(0);
+        assertEquals(5, q.nextAvail());
+        assertEquals(5, q.usedIdx());
+        assertEquals(List.of(), q.pendingUsed());
+    }
 }
