@@ -32,9 +32,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Supplier;
-import java.util.logging.Handler;
-import java.util.logging.Level;
-import java.util.logging.LogRecord;
 import java.util.logging.Logger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -66,23 +63,7 @@ class CommandHandOffSessionTest {
     private PageTables tables;
     private long ttb;
     private int cmdProd;
-    private final List<LogRecord> warnings = new ArrayList<>();
-    private final Handler capture = new Handler() {
-        @Override
-        public void publish(LogRecord r) {
-            if (r.getLevel().intValue() >= Level.WARNING.intValue()) {
-                synchronized (warnings) {
-                    warnings.add(r);
-                }
-            }
-        }
-
-        @Override
-        public void flush() {}
-
-        @Override
-        public void close() {}
-    };
+    private final WarningCapture capture = new WarningCapture();
 
     /** The VMM's view of the shared memory (startWithHandOff). */
     private SharedCacheView view;
@@ -177,9 +158,7 @@ class CommandHandOffSessionTest {
     }
 
     private List<String> warningTexts() {
-        synchronized (warnings) {
-            return warnings.stream().map(LogRecord::getMessage).toList();
-        }
+        return capture.texts();
     }
 
     @AfterEach

@@ -35,9 +35,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Supplier;
-import java.util.logging.Handler;
-import java.util.logging.Level;
-import java.util.logging.LogRecord;
 import java.util.logging.Logger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -70,23 +67,7 @@ class RequestHandOffSessionTest {
     private int call = -1;
     private int kick = -1;
     private int sent;
-    private final List<LogRecord> warnings = new ArrayList<>();
-    private final Handler capture = new Handler() {
-        @Override
-        public void publish(LogRecord r) {
-            if (r.getLevel().intValue() >= Level.WARNING.intValue()) {
-                synchronized (warnings) {
-                    warnings.add(r);
-                }
-            }
-        }
-
-        @Override
-        public void flush() {}
-
-        @Override
-        public void close() {}
-    };
+    private final WarningCapture capture = new WarningCapture();
 
     private void connect(String tag, DeviceFactory factory, String profile) throws Exception {
         Path socket = FakeVmm.socketPath(tag);
@@ -160,9 +141,7 @@ class RequestHandOffSessionTest {
     }
 
     private List<String> warningTexts() {
-        synchronized (warnings) {
-            return warnings.stream().map(LogRecord::getMessage).toList();
-        }
+        return capture.texts();
     }
 
     /** The guest posts a request (its readable part, a 4-byte tail poisoned with 0xee); returns its head. */
