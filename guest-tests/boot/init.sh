@@ -77,6 +77,8 @@ if [ -n "$readers" ] && [ -n "$size" ]; then
     t1=$(cut -d' ' -f1 /proc/uptime)
     echo "T: readers-seconds $(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
 fi
+# The kernel's text symbols (kernel argument iommuemu.kallsyms), for spin-profile.sh.
+if grep -q iommuemu.kallsyms /proc/cmdline; then grep " [tT] " /proc/kallsyms | sed "s/^/K: /"; fi
 # An NVMe disk (kernel argument iommuemu.nvme): QEMU's nvme device DMAs its queues and data through
 # the IOMMU with no virtio flag.
 if grep -q iommuemu.nvme /proc/cmdline; then

@@ -129,6 +129,21 @@ public final class HandOffLock {
     }
 
     /**
+     * Gives the lock back with every field of the region as it is ({@code ok} included): the
+     * daemon changed none of them since {@link #acquire}, so the VMM goes on from its own values
+     * (§4.13: the daemon applies a long request log to its model without the lock). Nothing when
+     * the daemon does not hold it.
+     */
+    public void releaseUnchanged() {
+        if (!held) {
+            return;
+        }
+        mem.write32(c0 + OFF_LOCK, FREE);
+        VarHandle.fullFence(); // the store is visible before the daemon does anything else
+        held = false;
+    }
+
+    /**
      * Writes {@code ok} and gives the lock back (the region's other fields written by the caller
      * before, then a store of 0, release). Nothing when the daemon does not hold it.
      */

@@ -74,6 +74,10 @@ public final class DeviceSession implements AutoCloseable {
     private boolean requestSlotsStale;
     /** Whether the VMM's logged requests are being applied (their invalidations republish no slot). */
     private boolean drainingRequests;
+    /** Applying a request log with the region's lock given back (§4.13): the shared memory is the VMM's. */
+    private boolean applyingUnlocked;
+    /** A log at least this long is applied with the region's lock given back (§4.13; the VMM kicks at 512). */
+    public static final int APPLY_UNLOCKED = 64;
     /** The VMM's dirty log (docs/protocol.md §4.11), or null; guarded by the lock. */
     private dev.iommuemu.bridge.memory.DirtyLog dirtyLog;
     /** Its counts go into the session's counters (the log calls under the lock). */
@@ -889,7 +893,23 @@ public final class DeviceSession implements AutoCloseable {
             return false;
         }
         if (shared.requestHandOff() != null) {
-            drainRequestHandOff(shared.requestHandOff());
+            dev.iommuemu.bridge.fastpath.RequestHandOff h = shared.requestHandOff();
+            dev.iommuemu.bridge.fastpath.RequestHandOff.Log log = h.takeLog();
+            if (log != null && log.requests().size() >= APPLY_UNLOCKED && !requestSlotsStale) {
+                // §4.13: a long log goes into the model with the region's lock given back, so the
+                // VMM serves the guest meanwhile (its vCPU would otherwise wait for the daemon inside
+                // the guest's request lock); its slots already hold what the log did. Then the lock
+                // again, and what the VMM logged in between.
+                l.releaseUnchanged();
+                applyRequestLog(log, false);
+                if (!l.acquire()) {
+                    fail("the VMM held the request hand-off lock (docs/protocol.md §4.13) past the bound");
+                    failWaker.run();
+                    return false;
+                }
+                log = h.takeLog();
+            }
+            applyRequestLog(log, true);
             return true;
         }
         dev.iommuemu.bridge.fastpath.CommandHandOff.Log log = shared.commandHandOff().takeLog();
@@ -923,19 +943,20 @@ public final class DeviceSession implements AutoCloseable {
     }
 
     /**
-     * Right after the request hand-off's lock was taken (§4.13): the VMM's log applied to the model
-     * as the request queue would have (DomainTable#map / #unmap through BridgedDevice#applyVmmRequests;
-     * a request the model does not complete with S_OK is a VMM fault: logged, counted, the model's
-     * state stands), queue 0's indexes set to the VMM's, the requests counted among the journal's
-     * applied writes (§4.10; not in writes_applied), the log zeroed; then the journal.
+     * A log taken from the region right after its lock was taken (§4.13, {@code locked} false when
+     * the lock was given back meanwhile): applied to the model as the request queue would have
+     * (DomainTable#map / #unmap through BridgedDevice#applyVmmRequests; a request the model does
+     * not complete with S_OK is a VMM fault: logged, counted, the model's state stands), queue 0's
+     * indexes set to the VMM's, the requests counted among the journal's applied writes (§4.10; not
+     * in writes_applied); then the journal.
      */
-    private void drainRequestHandOff(dev.iommuemu.bridge.fastpath.RequestHandOff h) {
-        dev.iommuemu.bridge.fastpath.RequestHandOff.Log log = h.takeLog();
+    private void applyRequestLog(dev.iommuemu.bridge.fastpath.RequestHandOff.Log log, boolean locked) {
         if (log == null) {
             return;
         }
         int n = log.requests().size();
         int rejected = n;
+        applyingUnlocked = !locked;
         drainingRequests = true;
         try {
             if (device.requestQueueHandOff().isPresent()) {
@@ -947,6 +968,7 @@ public final class DeviceSession implements AutoCloseable {
                     + "); the device goes on");
         } finally {
             drainingRequests = false;
+            applyingUnlocked = false;
         }
         if (rejected > 0) {
             int r = rejected;
@@ -1239,7 +1261,11 @@ public final class DeviceSession implements AutoCloseable {
             if (shared == null) {
                 return true;
             }
-            shared.invalidate(inv.endpoint(), inv.iova(), inv.size());
+            if (!applyingUnlocked) {
+                // (a logged UNMAP applied without the region's lock: the VMM dropped its entries and
+                // bumped inv_gen when it served it, §4.13, and the daemon cached nothing since)
+                shared.invalidate(inv.endpoint(), inv.iova(), inv.size());
+            }
             if (shared.requestHandOff() != null && !drainingRequests) {
                 // §4.13: a request that removes a mapping or an endpoint from a domain (UNMAP, DETACH,
                 // ATTACH moving it, reset, topology) invalidates before it completes: its slot first
