@@ -138,6 +138,7 @@ public final class HandOffLock {
         if (!held) {
             return;
         }
+        VarHandle.releaseFence(); // the daemon's reads of the region before the store that frees it
         mem.write32(c0 + OFF_LOCK, FREE);
         VarHandle.fullFence(); // the store is visible before the daemon does anything else
         held = false;

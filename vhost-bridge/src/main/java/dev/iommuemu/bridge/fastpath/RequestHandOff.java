@@ -140,11 +140,24 @@ public final class RequestHandOff {
      * and zeroes {@code count}. A count above 1024 is read as 1024 (logged once).
      */
     public Log takeLog() {
+        return readLog(0, true);
+    }
+
+    /**
+     * Reads what the VMM logged from entry {@code from} on (under the lock), or null when nothing
+     * is there; zeroes {@code count} only when {@code take}. A log read without taking stays where
+     * the VMM appends after it, so the requests it has numbered for a takeover (§4.10) but the
+     * journal does not hold yet never pass the 1024 its write log keeps.
+     */
+    public Log readLog(int from, boolean take) {
         if (!lock.held()) {
             return null;
         }
         long count = Integer.toUnsignedLong(mem.read32(c0 + OFF_COUNT));
-        if (count == 0) {
+        if (count <= from) {
+            if (take && count != 0) {
+                mem.write32(c0 + OFF_COUNT, 0);
+            }
             return null;
         }
         if (count > MAX_LOG) {
@@ -157,15 +170,17 @@ public final class RequestHandOff {
             count = MAX_LOG;
         }
         int n = (int) count;
-        List<VmmRequest> out = new ArrayList<>(n);
-        for (int i = 0; i < n; i++) {
+        List<VmmRequest> out = new ArrayList<>(n - from);
+        for (int i = from; i < n; i++) {
             long a = c0 + OFF_LOG + (long) LOG_ENTRY * i;
             out.add(new VmmRequest(mem.read32(a + L_TYPE), mem.read32(a + L_DOMAIN), mem.read64(a + L_VIRT_START),
                     mem.read64(a + L_VIRT_END), mem.read64(a + L_PHYS_START), mem.read32(a + L_FLAGS)));
         }
         int nextAvail = mem.read16(c0 + OFF_NEXT_AVAIL) & 0xffff;
         int usedIdx = mem.read16(c0 + OFF_USED_IDX) & 0xffff;
-        mem.write32(c0 + OFF_COUNT, 0);
+        if (take) {
+            mem.write32(c0 + OFF_COUNT, 0);
+        }
         return new Log(List.copyOf(out), nextAvail, usedIdx);
     }
 

@@ -78,6 +78,13 @@ public final class DeviceSession implements AutoCloseable {
     private boolean applyingUnlocked;
     /** A log at least this long is applied with the region's lock given back (§4.13; the VMM kicks at 512). */
     public static final int APPLY_UNLOCKED = 64;
+    /** Tests only: runs after a log was applied with the region's lock given back, before it is taken again. */
+    private static volatile Runnable unlockedApplyHook;
+
+    /** Tests only (RequestHandOffSessionTest): what the VMM does while the daemon applies a long log unlocked. */
+    public static void unlockedApplyHook(Runnable r) {
+        unlockedApplyHook = r;
+    }
     /** The VMM's dirty log (docs/protocol.md §4.11), or null; guarded by the lock. */
     private dev.iommuemu.bridge.memory.DirtyLog dirtyLog;
     /** Its counts go into the session's counters (the log calls under the lock). */
@@ -816,7 +823,11 @@ public final class DeviceSession implements AutoCloseable {
                     // never out of lock() with the lock held and no caller's finally to release it
                     LOG.warning("session " + id + ": the VMM's hand-off log could not be drained (" + e
                             + "); the device goes on");
-                    held = true;
+                    // on only with the region's lock too (§4.12, §4.13), whatever the drain did
+                    held = shared == null || shared.handOffLock() == null || shared.handOffLock().held();
+                    if (!held && failure == null) {
+                        fail("the VMM's hand-off log could not be drained (" + e + ") and the region's lock is not held");
+                    }
                 }
                 if (!held) {
                     super.unlock();
@@ -894,22 +905,36 @@ public final class DeviceSession implements AutoCloseable {
         }
         if (shared.requestHandOff() != null) {
             dev.iommuemu.bridge.fastpath.RequestHandOff h = shared.requestHandOff();
-            dev.iommuemu.bridge.fastpath.RequestHandOff.Log log = h.takeLog();
+            dev.iommuemu.bridge.fastpath.RequestHandOff.Log log = h.readLog(0, false);
             if (log != null && log.requests().size() >= APPLY_UNLOCKED && !requestSlotsStale) {
                 // §4.13: a long log goes into the model with the region's lock given back, so the
                 // VMM serves the guest meanwhile (its vCPU would otherwise wait for the daemon inside
-                // the guest's request lock); its slots already hold what the log did. Then the lock
-                // again, and what the VMM logged in between.
+                // the guest's request lock); its slots already hold what the log did. The log stays
+                // (count untouched: the VMM appends after it, within the 1024 its §4.10 write log
+                // keeps); then the lock again, and what the VMM logged in between.
+                int applied = log.requests().size();
+                boolean again = false;
                 l.releaseUnchanged();
-                applyRequestLog(log, false);
-                if (!l.acquire()) {
-                    fail("the VMM held the request hand-off lock (docs/protocol.md §4.13) past the bound");
-                    failWaker.run();
+                try {
+                    applyRequestLog(log, false);
+                    if (unlockedApplyHook != null) {
+                        unlockedApplyHook.run();
+                    }
+                } finally {
+                    // never on with the session lock and not the region's (an error or not)
+                    again = l.acquire();
+                    if (!again) {
+                        fail("the VMM held the request hand-off lock (docs/protocol.md §4.13) past the bound");
+                        failWaker.run();
+                    }
+                }
+                if (!again) {
                     return false;
                 }
-                log = h.takeLog();
+                applyRequestLog(h.readLog(applied, true), true);
+                return true;
             }
-            applyRequestLog(log, true);
+            applyRequestLog(h.readLog(0, true), true);
             return true;
         }
         dev.iommuemu.bridge.fastpath.CommandHandOff.Log log = shared.commandHandOff().takeLog();

@@ -498,8 +498,9 @@ class RequestHandOffSessionTest {
 
     /**
      * §4.13: a log of at least DeviceSession.APPLY_UNLOCKED requests goes into the model with the
-     * region's lock given back (the VMM may serve meanwhile); the model, the slot, the region's
-     * header, the counters and the journal end as for a short log.
+     * region's lock given back, and the VMM serves meanwhile (three MAPs, appended after the log);
+     * then the daemon drains those too: the model, the slot, the region's header, the counters and
+     * the journal end holding all of them.
      */
     @Test
     void aLongLogAppliedWithTheLockGivenBackEndsAsAShortOne() throws Exception {
@@ -517,37 +518,61 @@ class RequestHandOffSessionTest {
         }
         assertTrue(maps + unmaps >= DeviceSession.APPLY_UNLOCKED, "the log is long enough to be applied unlocked");
         assertEquals(maps + unmaps, h.count());
-
-        // the daemon drains before it translates
-        Payloads.TranslateResult t = translate(IOVA + 0x1000L * 30 + 0x10, true);
+        int during = 3;
+        List<Integer> lockSeen = new ArrayList<>();
+        List<Integer> countSeen = new ArrayList<>();
+        DeviceSession.unlockedApplyHook(() -> {
+            lockSeen.add(h.lock());
+            countSeen.add(h.count());
+            for (int i = 0; i < during; i++) {
+                vmmServes(RequestGuest.map(DOM, IOVA + 0x80000L + 0x1000L * i, IOVA + 0x80fffL + 0x1000L * i,
+                        PA + 0x80000L + 0x1000L * i, RW));
+            }
+        });
+        Payloads.TranslateResult t;
+        try {
+            // the daemon drains before it translates
+            t = translate(IOVA + 0x1000L * 30 + 0x10, true);
+        } finally {
+            DeviceSession.unlockedApplyHook(null);
+        }
+        assertEquals(List.of(HandOffLock.FREE), lockSeen, "the lock given back while the daemon applied the log");
+        assertEquals(List.of(maps + unmaps), countSeen, "the log left in place: the VMM appends after it");
+        assertEquals(PA + 0x80000L + 0x1000L * 2 + 8, translate(IOVA + 0x80000L + 0x1000L * 2 + 8, false).output(),
+                "a MAP the VMM served meanwhile, drained after the lock was taken again");
         assertEquals(Payloads.TRANSLATED, t.status());
         assertEquals(PA + 0x2000L * 30 + 0x10, t.output());
         assertEquals(Payloads.ABORTED, translate(IOVA + 0x1000L * 5, false).status(), "unmapped in the model");
         assertEquals(0, h.count(), "the log zeroed");
         assertEquals(HandOffLock.FREE, h.lock(), "given back");
         assertEquals(1, h.ok());
-        assertEquals(maps + unmaps, counter("vmm_requests"));
+        assertEquals(maps + unmaps + during, counter("vmm_requests"));
         assertEquals(0, counter("vmm_requests_rejected"));
-        assertEquals(maps, counter("requests.map"));
+        assertEquals(maps + during, counter("requests.map"));
         assertEquals(unmaps, counter("requests.unmap"));
-        assertEquals(maps + unmaps, journal.get().writesApplied(), "each of them one of the VMM's numbered writes (§4.10)");
-        assertEquals(maps - unmaps, h.mappings());
-        assertEquals((long) (maps - unmaps),
-                (long) session().withDevice(d -> ((VirtioIommuBridge) unwrap(d)).device().mappingCount()));
+        assertEquals(maps + unmaps + during, journal.get().writesApplied(),
+                "each of them one of the VMM's numbered writes (§4.10)");
+        int left = maps - unmaps + during;
+        assertEquals(left, h.mappings());
+        assertEquals((long) left, (long) session().withDevice(d -> ((VirtioIommuBridge) unwrap(d)).device().mappingCount()));
         // the slot as the model has the domain (rewritten from it at the lock's release)
-        long[][] left = new long[maps - unmaps][];
+        long[][] expected = new long[left][];
         for (int i = unmaps; i < maps; i++) {
-            left[i - unmaps] = new long[] {IOVA + 0x1000L * i, IOVA + 0x1000L * i + 0xfff, PA + 0x2000L * i, RW};
+            expected[i - unmaps] = new long[] {IOVA + 0x1000L * i, IOVA + 0x1000L * i + 0xfff, PA + 0x2000L * i, RW};
+        }
+        for (int i = 0; i < during; i++) {
+            expected[maps - unmaps + i] = new long[] {IOVA + 0x80000L + 0x1000L * i, IOVA + 0x80fffL + 0x1000L * i,
+                    PA + 0x80000L + 0x1000L * i, RW};
         }
         byte[] actual = h.slotBytes(0);
         int seq = ByteBuffer.wrap(actual).order(ByteOrder.LITTLE_ENDIAN).getInt(0);
         assertEquals(0, seq & 1, "no change under way");
-        assertArrayEquals(slot(seq, DOM, new int[] {EP}, left), actual);
+        assertArrayEquals(slot(seq, DOM, new int[] {EP}, expected), actual);
         // and the ring goes on: the next request the VMM serves, then one the daemon serves
         vmmServes(RequestGuest.map(DOM, IOVA + 0x100000, IOVA + 0x100fff, PA, RW));
         daemonServes(RequestGuest.map(DOM, IOVA + 0x200000, IOVA + 0x200fff, PA, RW));
         assertEquals(0, lastTail());
-        assertEquals(maps + unmaps + 2 + 1, req.usedIdx());
+        assertEquals(maps + unmaps + during + 2 + 1, req.usedIdx());
     }
 
     @Test
