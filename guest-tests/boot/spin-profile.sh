@@ -76,7 +76,8 @@ for line in open(os.path.join(work, 'kallsyms.txt')):
 syms.sort()
 addrs = [a for a, _ in syms]
 def name(h):
-    # a kernel address with its pointer-authentication bits (Arm ARM D8.8, PAC) set back to ones
+    # a kernel return address with its pointer-authentication code (Arm ARM, FEAT_PAuth) in the
+    # bits above the virtual address set back to ones, as a TTBR1 (kernel) address has them
     a = int(h, 16) | 0xffff000000000000
     i = bisect.bisect_right(addrs, a) - 1
     return syms[i][1] if i >= 0 and a - addrs[i] < 0x10000 else hex(a)

@@ -826,7 +826,9 @@ public final class DeviceSession implements AutoCloseable {
                     // on only with the region's lock too (§4.12, §4.13), whatever the drain did
                     held = shared == null || shared.handOffLock() == null || shared.handOffLock().held();
                     if (!held && failure == null) {
-                        fail("the VMM's hand-off log could not be drained (" + e + ") and the region's lock is not held");
+                        fail("the VMM's hand-off log could not be drained and the daemon does not hold the region's lock"
+                                + " (docs/protocol.md §4.13): the connection closes; a VMM that reconnects takes over from its"
+                                + " restart journal");
                     }
                 }
                 if (!held) {
@@ -921,18 +923,17 @@ public final class DeviceSession implements AutoCloseable {
                         unlockedApplyHook.run();
                     }
                 } finally {
-                    // never on with the session lock and not the region's (an error or not)
+                    // never on with the session lock and not the region's (an error or not), and the
+                    // log taken (count zeroed) even after an error: its first part is in the model
                     again = l.acquire();
-                    if (!again) {
+                    if (again) {
+                        applyRequestLog(h.readLog(applied, true), true);
+                    } else {
                         fail("the VMM held the request hand-off lock (docs/protocol.md §4.13) past the bound");
                         failWaker.run();
                     }
                 }
-                if (!again) {
-                    return false;
-                }
-                applyRequestLog(h.readLog(applied, true), true);
-                return true;
+                return again;
             }
             applyRequestLog(h.readLog(0, true), true);
             return true;
