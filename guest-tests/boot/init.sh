@@ -68,6 +68,13 @@ echo "T: disk-read-seconds $(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
 readers=$(sed -n 's/.*iommuemu\.readers=\([0-9]*\).*/\1/p' /proc/cmdline)
 if [ -n "$readers" ] && [ -n "$size" ]; then
     part=$((size / 2048 / readers))  # MiB per reader
+    # The readers' IOMMU work, counted by the guest itself: hits of the kernel's iommu:map and
+    # iommu:unmap tracepoints (include/trace/events/iommu.h) through a hist trigger. How many
+    # MAP/UNMAP a reader's 1 MiB O_DIRECT read takes depends on how contiguous its buffer's pages
+    # happen to be, which varies between boots with any IOMMU (BENCHMARKS.md).
+    tr=/sys/kernel/tracing
+    mount -t tracefs tracefs "$tr" 2>/dev/null
+    for e in map unmap; do echo 'hist:keys=common_pid' > "$tr/events/iommu/$e/trigger" 2>/dev/null; done
     t0=$(cut -d' ' -f1 /proc/uptime)
     i=0; while [ $i -lt "$readers" ]; do
         ( echo "T: reader-md5 $i $(dd if=/dev/vda bs=1M skip=$((i * part)) count=$part iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)" ) &
@@ -76,6 +83,14 @@ if [ -n "$readers" ] && [ -n "$size" ]; then
     wait
     t1=$(cut -d' ' -f1 /proc/uptime)
     echo "T: readers-seconds $(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
+    calls=0
+    for e in map unmap; do
+        h=$(sed -n 's/^ *Hits: *\([0-9]*\)$/\1/p' "$tr/events/iommu/$e/hist" 2>/dev/null)
+        d=$(sed -n 's/^ *Dropped: *\([0-9]*\)$/\1/p' "$tr/events/iommu/$e/hist" 2>/dev/null)
+        if [ -n "$h" ] && [ "${d:-0}" = 0 ] && [ "$calls" != "?" ]; then calls=$((calls + h)); else calls="?"; fi
+        echo '!hist:keys=common_pid' > "$tr/events/iommu/$e/trigger" 2>/dev/null
+    done
+    echo "T: readers-iommu-calls $calls"
 fi
 # The kernel's text symbols (kernel argument iommuemu.kallsyms), for spin-profile.sh.
 if grep -q iommuemu.kallsyms /proc/cmdline; then grep " [tT] " /proc/kallsyms | sed "s/^/K: /"; fi

@@ -522,6 +522,14 @@ check_case() {
         done
         [ "$(t nvme-md5)" = "$nvme_md5" ] || fails+=("NVMe checksum '$(t nvme-md5)' != $nvme_md5")
         [ "$(t net-md5)" = "$blob_md5" ] || fails+=("e1000e TFTP transfer checksum '$(t net-md5)' != $blob_md5")
+        # the guest's own count of its IOMMU map/unmap calls in the readers (init.sh, the iommu:map
+        # and iommu:unmap tracepoints): each 1 MiB O_DIRECT read maps and unmaps its buffer, so at
+        # least 2 x 64 with an IOMMU; none without one
+        local calls; calls=$(t readers-iommu-calls)
+        case $calls in ''|*[!0-9]*) fails+=("the guest counted no IOMMU calls in the readers: '$calls'") ;;
+            *) if [ "$iommu" = none ]; then [ "$calls" = 0 ] || fails+=("$calls IOMMU calls in the readers without an IOMMU")
+               else [ "$calls" -ge 128 ] || fails+=("only $calls IOMMU map/unmap calls in the readers, want >= 128"); fi ;;
+        esac
         if [ "$iommu" != none ]; then
             grep -q '^T: pci .*vendor=0x8086 device=0x10d3 group=[0-9]' "$c" || fails+=("the e1000e is in no IOMMU group")
             grep -q '^T: pci .*vendor=0x1b36 device=0x0010 group=[0-9]' "$c" || fails+=("the NVMe controller is in no IOMMU group")
