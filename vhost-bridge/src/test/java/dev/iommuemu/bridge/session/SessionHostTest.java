@@ -7,9 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.sun.jna.Memory;
 import dev.iommuemu.bridge.testing.FakeDevice;
+import dev.iommuemu.bridge.unix.Descriptors;
 import dev.iommuemu.bridge.unix.LibC;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
 
@@ -67,8 +66,8 @@ class SessionHostTest {
         try {
             host.setCallFd(0, a);
             host.setCallFd(0, b);
-            assertFalse(Files.exists(Path.of("/proc/self/fd/" + a)) && Files.readSymbolicLink(Path.of("/proc/self/fd/" + a)).toString().contains("eventfd")
-                    && a != b && isOpen(a), "the replaced fd is closed");
+            // (Descriptors.kind: the number may be taken and given back by another JVM thread meanwhile)
+            assertFalse(Descriptors.isEventFd(a) && a != b && isOpen(a), "the replaced fd is closed");
             host.raiseIrq("vq0");
             assertEquals(1, read(b));
         } finally {
