@@ -526,7 +526,7 @@ check_case() {
         # and iommu:unmap tracepoints): each 1 MiB O_DIRECT read maps and unmaps its buffer, so at
         # least 2 x 64 with an IOMMU; none without one
         local calls; calls=$(t readers-iommu-calls)
-        case $calls in ''|*[!0-9]*) fails+=("the guest counted no IOMMU calls in the readers: '$calls'") ;;
+        case $calls in ''|*[!0-9]*) fails+=("the guest could not count its IOMMU calls in the readers (got '$calls': no tracefs, no hist triggers in its kernel, or the hist dropped entries)") ;;
             *) if [ "$iommu" = none ]; then [ "$calls" = 0 ] || fails+=("$calls IOMMU calls in the readers without an IOMMU")
                else [ "$calls" -ge 128 ] || fails+=("only $calls IOMMU map/unmap calls in the readers, want >= 128"); fi ;;
         esac
